@@ -1,0 +1,99 @@
+"""What travels inside a relay ``Envelope``: the sealed ratchet message and the plaintext payload
+types (design brief §4.3).
+
+``SealedEnvelope`` is what the relay sees: a ratchet header (public by design), an optional X3DH
+header while a session is new, and AES-GCM ciphertext. The plaintext is a tagged ``Payload``,
+PADMÉ-padded before encryption so its length leaks little.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated, Literal
+
+import msgspec
+
+from shared.device_list import Key32, Username
+from shared.errors import WireError
+from shared.padding import pad, unpad
+
+MAX_TEXT = 16_000
+MessageId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+
+
+class X3DHHeader(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    identity_key: Key32
+    ephemeral_key: Key32
+    signed_pre_key: Key32
+    one_time_pre_key: Key32 | None
+
+
+class SealedEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    x3dh: X3DHHeader | None
+    ratchet_pub: Key32
+    previous_chain_length: Annotated[int, msgspec.Meta(ge=0, lt=2**32)]
+    chain_length: Annotated[int, msgspec.Meta(ge=0, lt=2**32)]
+    ciphertext: Annotated[bytes, msgspec.Meta(min_length=16, max_length=60_000)]
+    v: Literal[1] = 1
+
+
+class _Payload(msgspec.Struct, tag_field="kind", forbid_unknown_fields=True, frozen=True,
+               kw_only=True):
+    v: Literal[1] = 1
+
+
+class Text(_Payload, tag="text"):
+    """A chat message. ``peer`` is the other party of the conversation from the sender's view,
+    so the sender's own other devices file it under the right thread."""
+
+    message_id: MessageId
+    peer: Username
+    sent_at: int
+    body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
+
+class Receipt(_Payload, tag="receipt"):
+    status: Literal["delivered", "read"]
+    message_ids: Annotated[list[MessageId], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+Payload = Text | Receipt
+
+_encoder = msgspec.msgpack.Encoder()
+_sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)
+_payload_decoder = msgspec.msgpack.Decoder(Payload)
+
+
+def encode_sealed(sealed: SealedEnvelope) -> bytes:
+    return _encoder.encode(sealed)
+
+
+def decode_sealed(data: bytes) -> SealedEnvelope:
+    try:
+        return _sealed_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise WireError(f"malformed envelope: {exc}") from None
+
+
+def encode_payload(payload: Payload) -> bytes:
+    return pad(_encoder.encode(payload))
+
+
+def decode_payload(data: bytes) -> Payload:
+    try:
+        return _payload_decoder.decode(unpad(data))
+    except msgspec.DecodeError as exc:
+        raise WireError(f"malformed payload: {exc}") from None
+
+
+def new_message_id(now_ms: int | None = None, entropy: bytes | None = None) -> bytes:
+    """A time-ordered 16-byte id (UUIDv7 layout: 48-bit milliseconds, then randomness).
+
+    Time order keeps SQLite's B-tree inserts sequential; randomness makes ids unguessable.
+    """
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = bytearray(os.urandom(10) if entropy is None else entropy)
+    rand[0] = 0x70 | (rand[0] & 0x0F)  # version 7
+    rand[2] = 0x80 | (rand[2] & 0x3F)  # RFC 9562 variant
+    return ms.to_bytes(6, "big") + bytes(rand)

@@ -1,0 +1,257 @@
+"""Frames between a device and the relay (MessagePack, one frame per websocket message).
+
+Every frame is a tagged msgspec Struct with a protocol version; decoding is strict (unknown
+fields, wrong types, oversized values and unknown tags are all rejected), so bad input is stopped
+at the edge. Requests carry a request id ``rid`` that the relay's answer repeats; ``Deliver`` and
+``Notice`` frames are pushed by the relay.
+
+Nothing in a frame is secret from the relay except envelope payloads, which are end-to-end
+encrypted (see ``shared.envelope``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from shared.device_list import DeviceId, DeviceName, Key32, Username
+from shared.errors import WireError
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 512 * 1024
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_PREKEYS_PER_UPLOAD = 200
+MAX_RECIPIENT_USERS = 8
+MAX_ENVELOPES_PER_USER = 64
+MAX_ACKS = 1000
+
+Rid = Annotated[int, msgspec.Meta(ge=0, lt=2**53)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
+Payload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLOAD_BYTES)]
+Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+SignedList = Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
+
+
+class Frame(msgspec.Struct, tag_field="t", forbid_unknown_fields=True, kw_only=True, frozen=True):
+    v: Literal[1] = 1
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+class DeviceRegistration(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    device_id: DeviceId
+    name: DeviceName
+    sign_public: Key32
+
+
+class PreKeyBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The public X3DH keys of one device, with at most one one-time pre-key."""
+
+    device_id: DeviceId
+    identity_key: Key32
+    signed_pre_key: Key32
+    signed_pre_key_sig: Signature
+    one_time_pre_key: Key32 | None
+
+
+class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    device_id: DeviceId
+    payload: Payload
+
+
+class RecipientEnvelopes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    username: Username
+    envelopes: Annotated[list[Envelope], msgspec.Meta(max_length=MAX_ENVELOPES_PER_USER)]
+
+
+class DeviceMismatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    username: Username
+    missing: list[DeviceId]
+    extra: list[DeviceId]
+
+
+class PendingDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    registration: DeviceRegistration
+    identity_key: Key32 | None
+    registered_at: int
+
+
+# ---------------------------------------------------------------- device -> relay
+
+
+class CreateAccount(Frame, tag="create_account"):
+    """First device of a new account: password, device key and the account master key."""
+
+    rid: Rid
+    username: Username
+    password: Password
+    device: DeviceRegistration
+    amk_public: Key32
+    signature: Signature  # over the relay's nonce (shared.auth)
+
+
+class AddDevice(Frame, tag="add_device"):
+    """Log in with the password on a new device. The device is pending until a signed list names it."""
+
+    rid: Rid
+    username: Username
+    password: Password
+    device: DeviceRegistration
+    signature: Signature
+
+
+class Resume(Frame, tag="resume"):
+    """Log in as a device the relay already knows, by signature alone."""
+
+    rid: Rid
+    username: Username
+    device_id: DeviceId
+    signature: Signature
+
+
+class PublishKeys(Frame, tag="publish_keys"):
+    rid: Rid
+    identity_key: Key32
+    signed_pre_key: Key32
+    signed_pre_key_sig: Signature
+    one_time_pre_keys: Annotated[list[Key32], msgspec.Meta(max_length=MAX_PREKEYS_PER_UPLOAD)]
+
+
+class PublishDeviceList(Frame, tag="publish_device_list"):
+    rid: Rid
+    signed_list: SignedList
+
+
+class FetchDeviceList(Frame, tag="fetch_device_list"):
+    rid: Rid
+    username: Username
+
+
+class FetchBundles(Frame, tag="fetch_bundles"):
+    rid: Rid
+    username: Username
+    device_ids: Annotated[list[DeviceId], msgspec.Meta(min_length=1, max_length=64)]
+
+
+class ListPendingDevices(Frame, tag="list_pending"):
+    rid: Rid
+
+
+class Send(Frame, tag="send"):
+    """One fan-out: for each named user, exactly one envelope per current device."""
+
+    rid: Rid
+    recipients: Annotated[
+        list[RecipientEnvelopes], msgspec.Meta(min_length=1, max_length=MAX_RECIPIENT_USERS)
+    ]
+
+
+class Ack(Frame, tag="ack"):
+    seqs: Annotated[list[Seq], msgspec.Meta(min_length=1, max_length=MAX_ACKS)]
+
+
+# ---------------------------------------------------------------- relay -> device
+
+
+class Challenge(Frame, tag="challenge"):
+    nonce: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+class Welcome(Frame, tag="welcome"):
+    rid: Rid
+    device_id: DeviceId
+    one_time_pre_keys_left: int
+
+
+class Ok(Frame, tag="ok"):
+    rid: Rid
+
+
+class Error(Frame, tag="error"):
+    """``rid`` is None when the frame that caused the error could not be decoded."""
+
+    rid: Rid | None
+    code: str
+    detail: str = ""
+
+
+class Accepted(Frame, tag="accepted"):
+    rid: Rid
+    server_ts: int
+
+
+class Mismatch(Frame, tag="mismatch"):
+    rid: Rid
+    users: list[DeviceMismatch]
+
+
+class DeviceListReply(Frame, tag="device_list"):
+    rid: Rid
+    signed_list: SignedList | None
+
+
+class Bundles(Frame, tag="bundles"):
+    rid: Rid
+    bundles: list[PreKeyBundle]
+
+
+class PendingDevices(Frame, tag="pending_devices"):
+    rid: Rid
+    devices: list[PendingDevice]
+
+
+class Deliver(Frame, tag="deliver"):
+    seq: Seq
+    sender_user: Username
+    sender_device: DeviceId
+    server_ts: int
+    payload: Payload
+
+
+class Notice(Frame, tag="notice"):
+    """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``."""
+
+    kind: Literal["device_list_changed", "prekeys_low"]
+    username: Username | None = None
+    count: int = 0
+
+
+ClientFrame = (
+    CreateAccount | AddDevice | Resume | PublishKeys | PublishDeviceList | FetchDeviceList
+    | FetchBundles | ListPendingDevices | Send | Ack
+)
+RelayFrame = (
+    Challenge | Welcome | Ok | Error | Accepted | Mismatch | DeviceListReply | Bundles
+    | PendingDevices | Deliver | Notice
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_client_decoder = msgspec.msgpack.Decoder(ClientFrame)
+_relay_decoder = msgspec.msgpack.Decoder(RelayFrame)
+
+
+def encode(frame: Frame) -> bytes:
+    return _encoder.encode(frame)
+
+
+def _decode(decoder: msgspec.msgpack.Decoder, data: bytes | str) -> Frame:
+    if isinstance(data, str):
+        raise WireError("text frames are not part of the protocol")
+    if len(data) > MAX_FRAME_BYTES:
+        raise WireError("frame too large")
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise WireError(str(exc)) from None
+
+
+def decode_client_frame(data: bytes | str) -> ClientFrame:
+    """Decode a frame sent by a device; raises :class:`WireError` on anything but a valid frame."""
+    return _decode(_client_decoder, data)  # type: ignore[return-value]
+
+
+def decode_relay_frame(data: bytes | str) -> RelayFrame:
+    return _decode(_relay_decoder, data)  # type: ignore[return-value]
