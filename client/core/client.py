@@ -1,0 +1,573 @@
+"""The client engine: one device of one account (design brief §4.1–4.4).
+
+:class:`AriadneClient` ties the pieces together and is the API the GUI and the tests use:
+
+- **Inbox.** Envelopes pushed by the relay are decrypted in order, in batches. For each batch the
+  ratchet steps, used one-time pre-keys and messages are committed in one transaction, and only
+  then acknowledged, so a crash at any point loses nothing (the relay redelivers what was not
+  acknowledged; duplicates are recognised by the ratchet and by message id).
+- **Outbox.** A composed message is stored first (state "sending"), then encrypted to every
+  device on the recipient's and on our own verified device lists; the advanced ratchets are
+  committed *before* the envelopes leave, so a message key is never used twice. If the relay says
+  the fan-out does not match the current devices, the signed lists are fetched again and the send
+  retried.
+- **Events.** Everything the user should see is an :mod:`client.core.events` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from client.core.directory import Directory, UnknownUser
+from client.core.events import (
+    ConnectionState,
+    ConnectionStateChanged,
+    DecryptionFailed,
+    DeliveryUpdated,
+    Event,
+    MessageQueued,
+    MessageReceived,
+    MessageStatus,
+    StoredMessage,
+)
+from client.core.link import Backoff, Offline, RelayError, RelayLink
+from client.core.sessions import SessionBook
+from client.core.storage import ProfileStore
+from shared import wire
+from shared.auth import sign_login
+from shared.device_list import (
+    DeviceEntry,
+    DeviceList,
+    first_device_list,
+    next_device_list,
+)
+from shared.envelope import (
+    MAX_TEXT,
+    Payload,
+    Receipt,
+    Text,
+    decode_payload,
+    decode_sealed,
+    encode_payload,
+    encode_sealed,
+    new_message_id,
+)
+from shared.errors import DecryptionError, DuplicateMessage, WireError
+from shared.identity import SigningKey, device_id_for
+from shared.session import dump_x3dh_state, load_x3dh_state, new_x3dh_state
+
+log = logging.getLogger("ariadne.client")
+
+PRE_KEY_BATCH = 100
+PRE_KEYS_LOW = 20
+INBOX_BATCH = 200
+SEND_ATTEMPTS = 4
+
+
+class RegistrationError(Exception):
+    """Creating an account or adding a device was refused (``code`` says why)."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(detail or code)
+        self.code = code
+
+
+class SendError(Exception):
+    """A message cannot be sent (no such user, or the relay's devices never match the signed list)."""
+
+
+class AriadneClient:
+    """One device profile, connected to its relay. Build with :meth:`create_account`,
+    :meth:`add_device` or :meth:`open`; call :meth:`close` when done."""
+
+    def __init__(self, profile_dir: Path, store: ProfileStore, backoff: Backoff | None = None,
+                 password: str | None = None) -> None:
+        self.profile_dir = profile_dir
+        self._store = store
+        self.username = str(store.get("username"))
+        self.device_id = str(store.get("device_id"))
+        self.device_name = str(store.get("device_name"))
+        self.relay_url = str(store.get("relay_url"))
+        self._sign_key = SigningKey(bytes(store.get("sign_seed")))  # type: ignore[arg-type]
+        amk_seed = store.get("amk_seed")
+        self._amk = SigningKey(amk_seed) if isinstance(amk_seed, bytes) else None
+        self._x3dh = load_x3dh_state(str(store.get("x3dh_state")))
+        self._password = password  # only until the relay accepted the registration
+        self._listeners: list[Callable[[Event], None]] = []
+        self.link = RelayLink(self.relay_url, self._login_frame, self._on_push,
+                              self._on_connection_state, self._on_login, backoff)
+        self.directory = Directory(store, self.link, self._emit)
+        self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
+        self._inbox: asyncio.Queue[wire.Deliver] = asyncio.Queue()
+        self._outbox_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[object]] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ construction
+
+    @staticmethod
+    def _new_profile(profile_dir: Path, relay_url: str, username: str, device_name: str,
+                     registration: str, with_amk: bool) -> ProfileStore:
+        if ProfileStore.exists(profile_dir):
+            raise FileExistsError(f"a profile already exists in {profile_dir}")
+        store = ProfileStore(profile_dir)
+        sign_key = SigningKey.generate()
+        x3dh = new_x3dh_state()
+        x3dh.generate_pre_keys(PRE_KEY_BATCH)
+        values: dict[str, object] = {
+            "username": username, "device_name": device_name, "relay_url": relay_url,
+            "device_id": device_id_for(sign_key.public), "sign_seed": sign_key.seed,
+            "x3dh_state": dump_x3dh_state(x3dh), "registration": registration,
+            "keys_published": 0,
+        }
+        if with_amk:
+            amk = SigningKey.generate()
+            values |= {"amk_seed": amk.seed, "amk_public": amk.public}
+        for key, value in values.items():
+            store.put(key, value)  # type: ignore[arg-type]
+        store.commit()
+        return store
+
+    @classmethod
+    async def create_account(
+        cls, profile_dir: Path, relay_url: str, username: str, password: str, device_name: str,
+        *, backoff: Backoff | None = None, timeout: float = 30.0,
+    ) -> AriadneClient:
+        """Create a new account with this as its first device (which holds the account master key)."""
+        store = cls._new_profile(profile_dir, relay_url, username, device_name, "create", True)
+        return await cls._register(profile_dir, store, password, backoff, timeout)
+
+    @classmethod
+    async def add_device(
+        cls, profile_dir: Path, relay_url: str, username: str, password: str, device_name: str,
+        *, backoff: Backoff | None = None, timeout: float = 30.0,
+    ) -> AriadneClient:
+        """Log in to an existing account from a new device. The device is *pending* (it receives
+        nothing) until one of the account's devices approves it."""
+        store = cls._new_profile(profile_dir, relay_url, username, device_name, "add", False)
+        return await cls._register(profile_dir, store, password, backoff, timeout)
+
+    @classmethod
+    async def _register(cls, profile_dir: Path, store: ProfileStore, password: str,
+                        backoff: Backoff | None, timeout: float) -> AriadneClient:
+        client = cls(profile_dir, store, backoff, password)
+        client.start()
+        try:
+            await client.wait_online(timeout)
+        except (TimeoutError, RegistrationError) as exc:
+            await client.close()
+            shutil.rmtree(profile_dir / "ariadne.sqlite3", ignore_errors=True)
+            for leftover in profile_dir.glob("ariadne.sqlite3*"):
+                leftover.unlink(missing_ok=True)
+            if isinstance(exc, RegistrationError):
+                raise
+            raise RegistrationError("unreachable", "the relay could not be reached") from None
+        return client
+
+    @classmethod
+    async def open(cls, profile_dir: Path, *, backoff: Backoff | None = None) -> AriadneClient:
+        """Open an existing profile and connect in the background."""
+        if not ProfileStore.exists(profile_dir):
+            raise FileNotFoundError(f"no profile in {profile_dir}")
+        client = cls(profile_dir, ProfileStore(profile_dir), backoff)
+        client.start()
+        return client
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._inbox_loop(), name="inbox"),
+                       asyncio.create_task(self._outbox_loop(), name="outbox")]
+        self.link.start()
+        self._outbox_wake.set()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.link.close()
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        for task in [*self._tasks, *self._background]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._store.close()
+
+    async def wait_online(self, timeout: float = 30.0) -> None:
+        """Wait until logged in; raises :class:`RegistrationError` if the relay refuses."""
+        async with asyncio.timeout(timeout):
+            while not self.link.online.is_set():
+                if self.link.state is ConnectionState.FAILED:
+                    error = self.link.login_error
+                    raise RegistrationError(error.code if error else "failed",
+                                            error.detail if error else "")
+                await asyncio.sleep(0.02)
+
+    # ------------------------------------------------------------------ events
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.remove(listener)
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed")
+
+    def _on_connection_state(self, state: ConnectionState, detail: str) -> None:
+        self._emit(ConnectionStateChanged(state, detail))
+
+    # ------------------------------------------------------------------ login and keys
+
+    def _login_frame(self, nonce: bytes, rid: int) -> wire.Frame:
+        signature = sign_login(self._sign_key, nonce, self.username, self.device_id)
+        registration = self._store.get("registration")
+        if registration == "done":
+            return wire.Resume(rid=rid, username=self.username, device_id=self.device_id,
+                               signature=signature)
+        if self._password is None:
+            raise RegistrationError("unfinished", "registration was interrupted; start again")
+        device = wire.DeviceRegistration(device_id=self.device_id, name=self.device_name,
+                                         sign_public=self._sign_key.public)
+        if registration == "create":
+            assert self._amk is not None
+            return wire.CreateAccount(rid=rid, username=self.username, password=self._password,
+                                      device=device, amk_public=self._amk.public,
+                                      signature=signature)
+        return wire.AddDevice(rid=rid, username=self.username, password=self._password,
+                              device=device, signature=signature)
+
+    async def _on_login(self, welcome: wire.Welcome) -> None:
+        if self._store.get("registration") != "done":
+            self._store.put("registration", "done")
+            self._store.commit()
+            self._password = None
+        if not self._store.get("keys_published"):
+            await self._publish_keys(top_up=False)
+        elif welcome.one_time_pre_keys_left < PRE_KEYS_LOW:
+            await self._publish_keys(top_up=True)
+        try:
+            await self.directory.refresh(self.username)
+        except UnknownUser:
+            if self._amk is None:
+                raise
+            await self._publish_first_device_list()
+        self._outbox_wake.set()
+
+    async def _publish_keys(self, top_up: bool) -> None:
+        before = self._x3dh.bundle.pre_keys if top_up else frozenset()
+        if top_up:
+            self._x3dh.generate_pre_keys(PRE_KEY_BATCH)
+            self._store.put("x3dh_state", dump_x3dh_state(self._x3dh))
+            self._store.commit()  # private halves are safe before the public ones leave
+        bundle = self._x3dh.bundle
+        await self.link.request(lambda rid: wire.PublishKeys(
+            rid=rid, identity_key=bundle.identity_key, signed_pre_key=bundle.signed_pre_key,
+            signed_pre_key_sig=bundle.signed_pre_key_sig,
+            one_time_pre_keys=sorted(bundle.pre_keys - before),
+        ))
+        self._store.put("keys_published", 1)
+        self._store.commit()
+
+    def _own_entry(self) -> DeviceEntry:
+        return DeviceEntry(device_id=self.device_id, name=self.device_name,
+                           sign_public=self._sign_key.public,
+                           identity_key=self._x3dh.bundle.identity_key, added_at=int(time.time()))
+
+    async def _publish_first_device_list(self) -> None:
+        assert self._amk is not None
+        signed = first_device_list(self._amk, self.username, self._own_entry())
+        await self.link.request(lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed))
+        self.directory.accept(self.username, signed)
+
+    # ------------------------------------------------------------------ devices
+
+    @property
+    def is_member(self) -> bool:
+        """Whether this device is on its account's verified device list (else it is pending)."""
+        own = self.directory.known(self.username)
+        return own is not None and own.entry(self.device_id) is not None
+
+    @property
+    def holds_account_key(self) -> bool:
+        return self._amk is not None
+
+    def own_devices(self) -> DeviceList | None:
+        return self.directory.known(self.username)
+
+    async def pending_devices(self) -> list[wire.PendingDevice]:
+        answer = await self.link.request(lambda rid: wire.ListPendingDevices(rid=rid))
+        assert isinstance(answer, wire.PendingDevices)
+        return answer.devices
+
+    async def approve_device(self, device_id: str) -> DeviceList:
+        """Add a pending device to the account's signed device list."""
+        if self._amk is None:
+            raise PermissionError("only a device holding the account key can approve devices")
+        pending = {p.registration.device_id: p for p in await self.pending_devices()}
+        request = pending.get(device_id)
+        if request is None:
+            raise LookupError("no such pending device")
+        if request.identity_key is None:
+            raise LookupError("the new device has not published its keys yet")
+        current = await self.directory.refresh(self.username)
+        signed = next_device_list(
+            self._amk, current, self.directory.signed(self.username) or b"",
+            add=DeviceEntry(device_id=device_id, name=request.registration.name,
+                            sign_public=request.registration.sign_public,
+                            identity_key=request.identity_key, added_at=int(time.time())),
+        )
+        await self.link.request(lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed))
+        accepted = self.directory.accept(self.username, signed)
+        assert accepted is not None
+        return accepted
+
+    # ------------------------------------------------------------------ reading
+
+    def messages(self, thread: str, limit: int | None = None,
+                 before: tuple[int, bytes] | None = None) -> list[StoredMessage]:
+        return self._store.thread_messages(thread, limit, before)
+
+    def threads(self) -> list[str]:
+        return self._store.threads()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send_text(self, peer: str, text: str) -> StoredMessage:
+        """Store a message to ``peer`` and queue it; it is sent as soon as the relay is reachable."""
+        if peer == self.username:
+            raise ValueError("notes to self are not supported")
+        if not text.strip() or len(text) > MAX_TEXT:
+            raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
+        message_id = new_message_id()
+        sent_at = int(time.time() * 1000)
+        payload = Text(message_id=message_id, peer=peer, sent_at=sent_at, body=text)
+        message = StoredMessage(message_id, peer, self.username, self.device_id, sent_at, None,
+                                text, MessageStatus.SENDING)
+        self._store.insert_message(message)
+        self._store.enqueue([peer, self.username], encode_payload(payload), message_id)
+        self._store.commit()
+        self._emit(MessageQueued(message))
+        self._outbox_wake.set()
+        return message
+
+    async def _outbox_loop(self) -> None:
+        while True:
+            await self._outbox_wake.wait()
+            await self.link.online.wait()
+            item = self._store.next_outgoing()
+            if item is None:
+                self._outbox_wake.clear()
+                continue
+            try:
+                server_ts = await self._fan_out(item.users, item.payload)
+            except Offline:
+                await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
+                continue
+            except SendError as exc:
+                log.warning("giving up on an outgoing item: %s", exc)
+                self._store.remove_outgoing(item.id)
+                if item.message_id is not None:
+                    self._set_status(item.message_id, MessageStatus.FAILED, None)
+                self._store.commit()
+                continue
+            self._store.remove_outgoing(item.id)
+            if item.message_id is not None:
+                self._set_status(item.message_id, MessageStatus.SENT, server_ts)
+            self._store.commit()
+
+    async def _fan_out(self, users: tuple[str, ...], payload: bytes) -> int:
+        """Encrypt ``payload`` to every current device of ``users`` (but this one) and send it as
+        one fan-out. Returns the relay's timestamp."""
+        for _attempt in range(SEND_ATTEMPTS):
+            recipients = []
+            for username in users:
+                try:
+                    devices = await self.directory.get(username)
+                except UnknownUser:
+                    raise SendError(f"there is no user {username}") from None
+                targets = [d for d in devices.devices if d.device_id != self.device_id]
+                envelopes = await self._encrypt_to(username, targets, payload)
+                recipients.append(wire.RecipientEnvelopes(username=username, envelopes=envelopes))
+            self._store.commit()  # the ratchets' new state is durable before anything leaves
+            try:
+                answer = await self.link.request(
+                    lambda rid, r=recipients: wire.Send(rid=rid, recipients=r))
+            except RelayError as exc:
+                if exc.code == "rate_limited":
+                    await asyncio.sleep(0.5)
+                    continue
+                raise SendError(str(exc)) from None
+            if isinstance(answer, wire.Accepted):
+                return answer.server_ts
+            assert isinstance(answer, wire.Mismatch)
+            for mismatch in answer.users:
+                await self.directory.refresh(mismatch.username)
+        raise SendError("the relay's device list does not match the signed one")
+
+    async def _encrypt_to(self, username: str, targets: list[DeviceEntry],
+                          payload: bytes) -> list[wire.Envelope]:
+        envelopes = []
+        new = [d for d in targets if not self.sessions.has_session(d.device_id)]
+        bundles: dict[str, wire.PreKeyBundle] = {}
+        if new:
+            answer = await self.link.request(lambda rid: wire.FetchBundles(
+                rid=rid, username=username, device_ids=[d.device_id for d in new]))
+            assert isinstance(answer, wire.Bundles)
+            bundles = {b.device_id: b for b in answer.bundles}
+        for device in targets:
+            async with self.sessions.locks[device.device_id]:
+                try:
+                    if self.sessions.has_session(device.device_id):
+                        sealed = await self.sessions.encrypt(device.device_id, payload)
+                    elif device.device_id in bundles:
+                        sealed = await self.sessions.start(
+                            username, device, bundles[device.device_id], payload)
+                    else:
+                        continue  # no keys for it yet: the relay's answer will tell
+                except DecryptionError as exc:
+                    log.warning("cannot start a session with %s: %s", device.device_id, exc)
+                    continue
+            envelopes.append(wire.Envelope(device_id=device.device_id,
+                                           payload=encode_sealed(sealed)))
+        return envelopes
+
+    def _set_status(self, message_id: bytes, status: MessageStatus,
+                    server_ts: int | None) -> None:
+        message = self._store.message(message_id)
+        if message is None:
+            return
+        if status is not MessageStatus.FAILED and status.rank <= message.status.rank:
+            return
+        self._store.set_status(message_id, status, server_ts)
+        self._emit(DeliveryUpdated(message_id, message.thread, status,
+                                   server_ts or message.server_ts))
+
+    # ------------------------------------------------------------------ receiving
+
+    def _on_push(self, frame: wire.Frame) -> None:
+        if isinstance(frame, wire.Deliver):
+            self._inbox.put_nowait(frame)
+        elif isinstance(frame, wire.Notice):
+            if frame.kind == "device_list_changed" and frame.username:
+                self._in_background(self.directory.refresh(frame.username))
+            elif frame.kind == "prekeys_low":
+                self._in_background(self._publish_keys(top_up=True))
+
+    def _in_background(self, coroutine) -> None:  # type: ignore[no-untyped-def]
+        async def guarded() -> None:
+            with contextlib.suppress(Offline, RelayError, UnknownUser):
+                await coroutine
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _inbox_loop(self) -> None:
+        while True:
+            batch = [await self._inbox.get()]
+            while len(batch) < INBOX_BATCH and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            done: list[int] = []
+            events: list[Event] = []
+            receipts: dict[str, list[bytes]] = {}
+            try:
+                for deliver in batch:
+                    events.extend(await self._open(deliver, receipts))
+                    done.append(deliver.seq)
+            except Offline:
+                pass  # what is not acknowledged is redelivered after reconnecting
+            for sender, message_ids in receipts.items():
+                self._store.enqueue([sender], encode_payload(
+                    Receipt(status="delivered", message_ids=message_ids)), None)
+            self._store.commit()  # ratchets, pre-keys, messages, receipts: then acknowledge
+            if done:
+                await self.link.send(wire.Ack(seqs=done))
+            for event in events:
+                self._emit(event)
+            if receipts:
+                self._outbox_wake.set()
+
+    async def _open(self, deliver: wire.Deliver, receipts: dict[str, list[bytes]]) -> list[Event]:
+        try:
+            sealed = decode_sealed(deliver.payload)
+        except WireError:
+            return self._undecryptable(deliver, "malformed envelope")
+        peer = await self._sender_entry(deliver.sender_user, deliver.sender_device)
+        if peer is None:
+            return self._undecryptable(deliver, "sender device is not on its signed device list")
+        async with self.sessions.locks[deliver.sender_device]:
+            try:
+                plaintext = await self.sessions.decrypt(deliver.sender_user, peer, sealed)
+            except DuplicateMessage:
+                log.debug("dropped a duplicate envelope %d", deliver.seq)
+                return []
+            except DecryptionError as exc:
+                return self._undecryptable(deliver, str(exc))
+        try:
+            payload = decode_payload(plaintext)
+        except WireError:
+            return self._undecryptable(deliver, "unreadable payload")
+        return self._apply(deliver, payload, receipts)
+
+    async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
+        known = self.directory.known(username)
+        if known is not None and (entry := known.entry(device_id)) is not None:
+            return entry
+        try:
+            fresh = await self.directory.refresh(username)
+        except (RelayError, UnknownUser):
+            return None
+        return fresh.entry(device_id)
+
+    def _apply(self, deliver: wire.Deliver, payload: Payload,
+               receipts: dict[str, list[bytes]]) -> list[Event]:
+        from_self = deliver.sender_user == self.username
+        if isinstance(payload, Text):
+            thread = payload.peer if from_self else deliver.sender_user
+            if from_self and thread == self.username:
+                return []
+            message = StoredMessage(
+                payload.message_id, thread, deliver.sender_user, deliver.sender_device,
+                payload.sent_at, deliver.server_ts, payload.body,
+                MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
+            )
+            if not self._store.insert_message(message):
+                return []  # a duplicate: already shown
+            if not from_self:
+                receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
+            return [MessageReceived(message)]
+        if isinstance(payload, Receipt) and not from_self:
+            status = MessageStatus(payload.status)
+            events: list[Event] = []
+            for message_id in payload.message_ids:
+                message = self._store.message(message_id)
+                if (message is None or message.sender_user != self.username
+                        or message.thread != deliver.sender_user
+                        or status.rank <= message.status.rank):
+                    continue
+                self._store.set_status(message_id, status)
+                events.append(DeliveryUpdated(message_id, message.thread, status,
+                                              message.server_ts))
+            return events
+        return []
+
+    def _undecryptable(self, deliver: wire.Deliver, reason: str) -> list[Event]:
+        log.info("could not decrypt envelope %d from %s: %s", deliver.seq,
+                 deliver.sender_device, reason)
+        placeholder = StoredMessage(
+            new_message_id(), deliver.sender_user, deliver.sender_user, deliver.sender_device,
+            deliver.server_ts // 1000, deliver.server_ts, "", MessageStatus.UNDECRYPTABLE,
+        )
+        self._store.insert_message(placeholder)
+        return [MessageReceived(placeholder),
+                DecryptionFailed(deliver.sender_user, deliver.sender_user,
+                                 deliver.sender_device, reason)]

@@ -1,0 +1,104 @@
+"""Verified device lists of users (design brief §4.2), as this device knows them.
+
+The first list seen for a user pins that user's account master key (AMK); every later list must
+be signed by the same key, must not go back in version, and must chain to the one it replaces.
+A list that fails any check is refused and the last verified list stays in force.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from client.core.events import DeviceListChanged, DeviceListRefused, Event
+from client.core.link import RelayLink
+from client.core.storage import ProfileStore
+from shared import wire
+from shared.device_list import DeviceList, check_successor, open_device_list
+from shared.errors import ProtocolError
+
+log = logging.getLogger("ariadne.client.directory")
+
+
+class UnknownUser(Exception):
+    """The relay has no device list for this username."""
+
+
+class Directory:
+    def __init__(
+        self, store: ProfileStore, link: RelayLink, emit: Callable[[Event], None]
+    ) -> None:
+        self._store = store
+        self._link = link
+        self._emit = emit
+        self._cache: dict[str, tuple[DeviceList, bytes]] = {}
+
+    def known(self, username: str) -> DeviceList | None:
+        """The last verified list, without asking the relay."""
+        if username not in self._cache:
+            stored = self._store.contact(username)
+            if stored is None:
+                return None
+            amk_public, signed, _ = stored
+            self._cache[username] = (open_device_list(signed, username, amk_public), signed)
+        return self._cache[username][0]
+
+    async def get(self, username: str) -> DeviceList:
+        """The verified list, fetched from the relay only if this device has none yet."""
+        return self.known(username) or await self.refresh(username)
+
+    async def refresh(self, username: str) -> DeviceList:
+        """Fetch the relay's current list and verify it against what this device already trusts.
+
+        Returns the list in force afterwards: the new one if it verified, else the previous one
+        (a :class:`DeviceListRefused` event says why). Raises :class:`UnknownUser` if there is no
+        list at all."""
+        answer = await self._link.request(
+            lambda rid: wire.FetchDeviceList(rid=rid, username=username)
+        )
+        assert isinstance(answer, wire.DeviceListReply)
+        current = self.known(username)
+        if answer.signed_list is None:
+            if current is None:
+                raise UnknownUser(username)
+            self._emit(DeviceListRefused(username, "the relay no longer serves a device list"))
+            return current
+        return self.accept(username, answer.signed_list) or current or self._unknown(username)
+
+    def accept(self, username: str, signed: bytes) -> DeviceList | None:
+        """Verify and store ``signed`` if it may replace the current list; None if refused."""
+        current = self.known(username)
+        current_signed = self._cache[username][1] if current else None
+        pinned = self._pinned_amk(username, current)
+        try:
+            new = open_device_list(signed, username, pinned)
+            if not check_successor(current, current_signed, new, signed):
+                return current
+        except ProtocolError as exc:
+            log.warning("refused a device list for %s: %s", username, exc)
+            self._emit(DeviceListRefused(username, str(exc)))
+            return None
+        self._store.save_contact(username, new.amk_public, signed, new.version)
+        self._store.commit()
+        self._cache[username] = (new, signed)
+        before = current.device_ids if current else frozenset()
+        self._emit(DeviceListChanged(
+            username, new.version, tuple(sorted(new.device_ids - before)),
+            tuple(sorted(before - new.device_ids)),
+        ))
+        return new
+
+    def _pinned_amk(self, username: str, current: DeviceList | None) -> bytes | None:
+        if current is not None:
+            return current.amk_public
+        own = self._store.get("amk_public")
+        if username == self._store.get("username") and isinstance(own, bytes):
+            return own
+        return None
+
+    def signed(self, username: str) -> bytes | None:
+        return self._cache[username][1] if self.known(username) else None
+
+    @staticmethod
+    def _unknown(username: str) -> DeviceList:
+        raise UnknownUser(username)

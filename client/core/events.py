@@ -1,0 +1,108 @@
+"""Events the client core emits. The GUI and the tests subscribe to the same stream."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ConnectionState(enum.Enum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"  # relay unreachable; retrying
+    FAILED = "failed"  # the relay refused this device's login; not retrying
+    CLOSED = "closed"
+
+
+class MessageStatus(enum.Enum):
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    RECEIVED = "received"
+    FAILED = "failed"
+    UNDECRYPTABLE = "undecryptable"
+
+    @property
+    def rank(self) -> int:
+        return _RANK.get(self, 0)
+
+
+_RANK = {MessageStatus.SENDING: 1, MessageStatus.SENT: 2, MessageStatus.DELIVERED: 3,
+         MessageStatus.READ: 4}
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    message_id: bytes
+    thread: str
+    sender_user: str
+    sender_device: str
+    sent_at: int  # sender's clock, milliseconds
+    server_ts: int | None  # relay's acceptance time, microseconds; None while unsent
+    body: str
+    status: MessageStatus
+
+    @property
+    def undecryptable(self) -> bool:
+        return self.status is MessageStatus.UNDECRYPTABLE
+
+
+@dataclass(frozen=True)
+class MessageQueued:
+    """This device composed a message; it is stored and will be sent when the relay is reachable."""
+
+    message: StoredMessage
+
+
+@dataclass(frozen=True)
+class MessageReceived:
+    """A message arrived: from a contact, or sent by another of this user's devices."""
+
+    message: StoredMessage
+
+
+@dataclass(frozen=True)
+class DeliveryUpdated:
+    message_id: bytes
+    thread: str
+    status: MessageStatus
+    server_ts: int | None
+
+
+@dataclass(frozen=True)
+class DecryptionFailed:
+    """An envelope could not be decrypted; it is shown in ``thread`` as undecryptable."""
+
+    thread: str
+    sender_user: str
+    sender_device: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeviceListChanged:
+    username: str
+    version: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeviceListRefused:
+    """The relay served a device list that failed verification (forged, rolled back, new AMK)."""
+
+    username: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConnectionStateChanged:
+    state: ConnectionState
+    detail: str = ""
+
+
+Event = (
+    MessageQueued | MessageReceived | DeliveryUpdated | DecryptionFailed | DeviceListChanged
+    | DeviceListRefused | ConnectionStateChanged
+)

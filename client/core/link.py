@@ -1,0 +1,204 @@
+"""The client's connection to the relay: connect, log in, reconnect with backoff.
+
+:class:`RelayLink` owns one websocket at a time. ``request`` sends a frame and waits for the frame
+that answers its ``rid``; pushed frames (``Deliver``, ``Notice``) go to the ``on_push`` callback
+without blocking the reader, so answers keep flowing while pushes are processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from client.core.events import ConnectionState
+from shared import wire
+from shared.errors import WireError
+
+log = logging.getLogger("ariadne.client.link")
+
+# Login refusals that retrying cannot fix.
+FATAL_LOGIN_ERRORS = frozenset({"username_taken", "bad_credentials", "unknown_device",
+                                "bad_device_id", "bad_signature"})
+
+
+class Offline(Exception):
+    """The relay is not reachable right now; try again after reconnecting."""
+
+
+class RelayError(Exception):
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first: float = 0.2
+    factor: float = 2.0
+    longest: float = 5.0
+
+    def delays(self):  # type: ignore[no-untyped-def]
+        delay = self.first
+        while True:
+            yield delay * random.uniform(0.8, 1.2)
+            delay = min(delay * self.factor, self.longest)
+
+
+LoginBuilder = Callable[[bytes, int], wire.Frame]
+"""Given the relay's nonce and a rid, the frame that logs this device in."""
+
+
+class RelayLink:
+    def __init__(
+        self,
+        url: str,
+        login: LoginBuilder,
+        on_push: Callable[[wire.Frame], None],
+        on_state: Callable[[ConnectionState, str], None],
+        on_login: Callable[[wire.Welcome], Awaitable[None]],
+        backoff: Backoff | None = None,
+        request_timeout: float = 15.0,
+    ) -> None:
+        self.url = url
+        self._login = login
+        self._on_push = on_push
+        self._on_state = on_state
+        self._on_login = on_login
+        self._backoff = backoff or Backoff()
+        self._timeout = request_timeout
+        self._ws: ClientConnection | None = None
+        self._rids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[wire.Frame]] = {}
+        self.online = asyncio.Event()
+        self.state = ConnectionState.CONNECTING
+        self.login_error: RelayError | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="relay-link")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._set_state(ConnectionState.CLOSED, "")
+
+    def _set_state(self, state: ConnectionState, detail: str) -> None:
+        if state is ConnectionState.ONLINE:
+            self.online.set()
+        else:
+            self.online.clear()
+        if state is not self.state or detail:
+            self.state = state
+            self._on_state(state, detail)
+
+    async def _run(self) -> None:
+        delays = self._backoff.delays()
+        while True:
+            self._set_state(ConnectionState.CONNECTING, "")
+            try:
+                async with connect(self.url, compression=None, max_size=wire.MAX_FRAME_BYTES,
+                                   open_timeout=10) as ws:
+                    self._ws = ws
+                    await self._session(ws)
+                    delays = self._backoff.delays()
+            except RelayError as refusal:
+                self.login_error = refusal
+                self._set_state(ConnectionState.FAILED, refusal.code)
+                return
+            except (OSError, websockets.WebSocketException, TimeoutError, WireError) as exc:
+                log.info("relay connection lost: %s", type(exc).__name__)
+            finally:
+                self._ws = None
+                for waiter in self._waiting.values():
+                    if not waiter.done():
+                        waiter.set_exception(Offline())
+                self._waiting.clear()
+            delay = next(delays)
+            self._set_state(ConnectionState.OFFLINE, f"retrying in {delay:.1f} s")
+            await asyncio.sleep(delay)
+
+    async def _session(self, ws: ClientConnection) -> None:
+        challenge = wire.decode_relay_frame(await ws.recv())
+        if not isinstance(challenge, wire.Challenge):
+            raise WireError("relay did not start with a challenge")
+        rid = next(self._rids)
+        await ws.send(wire.encode(self._login(challenge.nonce, rid)))
+        answer = wire.decode_relay_frame(await ws.recv())
+        if isinstance(answer, wire.Error):
+            if answer.code in FATAL_LOGIN_ERRORS:
+                raise RelayError(answer.code, answer.detail)
+            raise WireError(f"login failed: {answer.code}")
+        if not isinstance(answer, wire.Welcome):
+            raise WireError("unexpected answer to login")
+        reader = asyncio.create_task(self._read(ws))
+        try:
+            try:
+                await self._on_login(answer)
+            except (Offline, RelayError) as exc:
+                raise ConnectionError(f"setup after login failed: {exc}") from None
+            self._set_state(ConnectionState.ONLINE, "")
+            await reader
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+                await reader
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for data in ws:
+            try:
+                frame = wire.decode_relay_frame(data)
+            except WireError as exc:
+                log.warning("ignoring a malformed frame from the relay: %s", exc)
+                continue
+            rid = getattr(frame, "rid", None)
+            if isinstance(frame, wire.Deliver | wire.Notice):
+                self._on_push(frame)
+            elif rid is not None and rid in self._waiting:
+                waiter = self._waiting.pop(rid)
+                if not waiter.done():
+                    waiter.set_result(frame)
+            elif isinstance(frame, wire.Error):
+                log.warning("relay reported %s", frame.code)
+
+    async def request(self, make: Callable[[int], wire.Frame]) -> wire.Frame:
+        """Send the frame ``make(rid)`` and return the relay's answer.
+
+        Raises :class:`Offline` if there is no connection (or it drops meanwhile) and
+        :class:`RelayError` if the relay answers with an error."""
+        ws = self._ws
+        if ws is None:
+            raise Offline()
+        rid = next(self._rids)
+        waiter: asyncio.Future[wire.Frame] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = waiter
+        try:
+            await ws.send(wire.encode(make(rid)))
+            answer = await asyncio.wait_for(waiter, self._timeout)
+        except websockets.ConnectionClosed:
+            raise Offline() from None
+        except TimeoutError:
+            raise Offline() from None
+        finally:
+            self._waiting.pop(rid, None)
+        if isinstance(answer, wire.Error):
+            raise RelayError(answer.code, answer.detail)
+        return answer
+
+    async def send(self, frame: wire.Frame) -> None:
+        """Send a frame that has no answer (an ``Ack``). Silently dropped when offline: the relay
+        redelivers whatever was not acknowledged."""
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(wire.encode(frame))

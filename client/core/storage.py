@@ -1,0 +1,232 @@
+"""One device profile's SQLite database: identity, contacts, sessions, messages and the outbox.
+
+Writes go into an open transaction; callers group related writes (a ratchet step, the message it
+carried, the pre-key it used) and then :meth:`ProfileStore.commit` once, so a crash never leaves a
+ratchet ahead of, or behind, the message it produced.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from client.core.events import MessageStatus, StoredMessage
+
+SCHEMA_VERSION = 1
+DB_NAME = "ariadne.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profile (key TEXT PRIMARY KEY, value BLOB);
+CREATE TABLE IF NOT EXISTS contacts (
+    username TEXT PRIMARY KEY,
+    amk_public BLOB NOT NULL,
+    signed_list BLOB NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer_user TEXT NOT NULL,
+    peer_device TEXT NOT NULL,
+    ephemeral BLOB,
+    state BLOB NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_peer ON sessions(peer_device, last_used);
+CREATE TABLE IF NOT EXISTS messages (
+    message_id BLOB PRIMARY KEY,
+    thread TEXT NOT NULL,
+    sender_user TEXT NOT NULL,
+    sender_device TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    server_ts INTEGER,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_thread ON messages(thread, server_ts, message_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id BLOB,
+    users TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+"""
+
+_MESSAGE_COLUMNS = "message_id, thread, sender_user, sender_device, sent_at, server_ts, body, status"
+
+
+class SessionRow(NamedTuple):
+    id: int
+    peer_user: str
+    peer_device: str
+    ephemeral: bytes | None
+    state: bytes
+
+
+class OutboxItem(NamedTuple):
+    id: int
+    message_id: bytes | None
+    users: tuple[str, ...]
+    payload: bytes
+
+
+def _message(row: tuple) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                         MessageStatus(row[7]))
+
+
+class ProfileStore:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / DB_NAME
+        self._db = sqlite3.connect(self.path, isolation_level="DEFERRED")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise RuntimeError(f"profile database has schema {version}, expected {SCHEMA_VERSION}")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db.commit()
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (directory / DB_NAME).exists()
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.commit()
+        self._db.close()
+
+    # ------------------------------------------------------------------ profile values
+
+    def get(self, key: str) -> bytes | str | int | None:
+        row = self._db.execute("SELECT value FROM profile WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, key: str, value: bytes | str | int | None) -> None:
+        self._db.execute(
+            "INSERT INTO profile VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ------------------------------------------------------------------ contacts
+
+    def contact(self, username: str) -> tuple[bytes, bytes, int] | None:
+        row = self._db.execute(
+            "SELECT amk_public, signed_list, version FROM contacts WHERE username = ?", (username,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def save_contact(self, username: str, amk_public: bytes, signed_list: bytes, version: int) -> None:
+        self._db.execute(
+            "INSERT INTO contacts VALUES (?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET"
+            " amk_public = excluded.amk_public, signed_list = excluded.signed_list,"
+            " version = excluded.version",
+            (username, amk_public, signed_list, version),
+        )
+
+    # ------------------------------------------------------------------ sessions
+
+    def sessions_with(self, peer_device: str) -> list[SessionRow]:
+        """Newest-used first."""
+        rows = self._db.execute(
+            "SELECT id, peer_user, peer_device, ephemeral, state FROM sessions"
+            " WHERE peer_device = ? ORDER BY last_used DESC, id DESC",
+            (peer_device,),
+        ).fetchall()
+        return [SessionRow(*row) for row in rows]
+
+    def insert_session(
+        self, peer_user: str, peer_device: str, ephemeral: bytes | None, state: bytes, now: int
+    ) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO sessions (peer_user, peer_device, ephemeral, state, last_used)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (peer_user, peer_device, ephemeral, state, now),
+        )
+        return int(cursor.lastrowid)
+
+    def update_session(self, session_id: int, state: bytes, now: int) -> None:
+        self._db.execute(
+            "UPDATE sessions SET state = ?, last_used = ? WHERE id = ?", (state, now, session_id)
+        )
+
+    def delete_sessions(self, ids: Iterable[int]) -> None:
+        self._db.executemany("DELETE FROM sessions WHERE id = ?", ((i,) for i in ids))
+
+    def forget_device_sessions(self, peer_device: str) -> None:
+        self._db.execute("DELETE FROM sessions WHERE peer_device = ?", (peer_device,))
+
+    # ------------------------------------------------------------------ messages
+
+    def insert_message(self, message: StoredMessage) -> bool:
+        """False if a message with this id is already stored (a duplicate delivery)."""
+        cursor = self._db.execute(
+            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (message.message_id, message.thread, message.sender_user, message.sender_device,
+             message.sent_at, message.server_ts, message.body, message.status.value),
+        )
+        return cursor.rowcount == 1
+
+    def message(self, message_id: bytes) -> StoredMessage | None:
+        row = self._db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return _message(row) if row else None
+
+    def set_status(
+        self, message_id: bytes, status: MessageStatus, server_ts: int | None = None
+    ) -> None:
+        self._db.execute(
+            "UPDATE messages SET status = ?, server_ts = coalesce(?, server_ts)"
+            " WHERE message_id = ?",
+            (status.value, server_ts, message_id),
+        )
+
+    def thread_messages(
+        self, thread: str, limit: int | None = None, before: tuple[int, bytes] | None = None
+    ) -> list[StoredMessage]:
+        """Oldest first. Unsent messages (no relay time yet) sort after everything sent.
+
+        ``limit`` keeps the newest ``limit`` messages; ``before`` pages further back."""
+        order_key = "coalesce(server_ts, 9223372036854775807)"
+        where, params = "thread = ?", [thread]
+        if before is not None:
+            where += f" AND ({order_key}, message_id) < (?, ?)"
+            params += [before[0], before[1]]
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}" \
+              f" ORDER BY {order_key} DESC, message_id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._db.execute(sql, params).fetchall()
+        return [_message(row) for row in reversed(rows)]
+
+    def threads(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT thread FROM messages GROUP BY thread ORDER BY max(coalesce(server_ts, 0)) DESC"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    # ------------------------------------------------------------------ outbox
+
+    def enqueue(self, users: Iterable[str], payload: bytes, message_id: bytes | None) -> None:
+        self._db.execute(
+            "INSERT INTO outbox (message_id, users, payload) VALUES (?, ?, ?)",
+            (message_id, json.dumps(list(users)), payload),
+        )
+
+    def next_outgoing(self) -> OutboxItem | None:
+        row = self._db.execute(
+            "SELECT id, message_id, users, payload FROM outbox ORDER BY id LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return OutboxItem(row[0], row[1], tuple(json.loads(row[2])), row[3])
+
+    def remove_outgoing(self, item_id: int) -> None:
+        self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))

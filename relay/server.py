@@ -1,0 +1,479 @@
+"""The relay's websocket server: authentication, key directory, fan-out checks and delivery.
+
+Each connection is a small state machine: ``CHALLENGED`` (the relay sent a nonce and waits for a
+signed login) → ``AUTHENTICATED`` (frames are served) → ``CLOSED``. Every frame is decoded
+strictly by ``shared.wire``; a bad frame gets an ``Error`` frame, and a connection that keeps
+sending bad frames, or floods, is closed. No handler lets one connection's bad input reach the
+store or another connection.
+
+Delivery: envelopes are appended to each recipient device's durable queue and the sender gets
+``Accepted`` only after the group commit. A connected device gets envelopes pushed in queue order
+by its own writer task; it acknowledges after persisting, and the relay deletes on ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from shared import wire
+from shared.auth import NONCE_LENGTH, verify_login
+from shared.device_list import check_successor, open_device_list
+from shared.errors import ProtocolError, WireError
+from shared.identity import device_id_for
+from shared.password import check_password, hash_password
+from relay.ratelimit import TokenBucket
+from relay.store import DeviceRow, QueuedEnvelope, RelayStore
+
+log = logging.getLogger("ariadne.relay")
+
+PRE_KEYS_LOW = 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection limits. Frames beyond the rate get ``rate_limited``; a connection that keeps
+    at it, or sends ``max_bad_frames`` undecodable frames, is closed."""
+
+    frames_per_second: float = 2000.0
+    frame_burst: float = 4000.0
+    bundle_fetches_per_second: float = 2.0
+    bundle_fetch_burst: float = 60.0
+    max_bad_frames: int = 20
+    max_rate_violations: int = 200
+    login_timeout: float = 10.0
+    delivery_page: int = 256
+    live_backlog: int = 1024
+
+
+class ConnectionState(enum.Enum):
+    CHALLENGED = "challenged"
+    AUTHENTICATED = "authenticated"
+    CLOSED = "closed"
+
+
+class _Reject(Exception):
+    """Answer the current request with an error frame."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.detail = detail
+
+
+class Relay:
+    """The relay's state shared by all connections."""
+
+    def __init__(self, store: RelayStore, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        self.connections: dict[str, DeviceConnection] = {}
+        self._last_ts = 0
+
+    def next_timestamp(self) -> int:
+        """Microseconds; strictly increasing, so every fan-out has its own place in the order."""
+        self._last_ts = max(self._last_ts + 1, time.time_ns() // 1000)
+        return self._last_ts
+
+    async def handle(self, websocket: ServerConnection) -> None:
+        await DeviceConnection(self, websocket).run()
+
+    def notify_user(self, username: str, notice: wire.Notice) -> None:
+        for device_id in self.store.list_members(username) | {
+            d.device_id for d in self.store.devices_of(username)
+        }:
+            connection = self.connections.get(device_id)
+            if connection is not None:
+                connection.push_notice(notice)
+
+
+class DeviceConnection:
+    def __init__(self, relay: Relay, websocket: ServerConnection) -> None:
+        self.relay = relay
+        self.store = relay.store
+        self.limits = relay.limits
+        self.ws = websocket
+        self.state = ConnectionState.CHALLENGED
+        self.username = ""
+        self.device_id = ""
+        self._frames = TokenBucket(self.limits.frames_per_second, self.limits.frame_burst)
+        self._bundles = TokenBucket(
+            self.limits.bundle_fetches_per_second, self.limits.bundle_fetch_burst
+        )
+        self._bad_frames = 0
+        self._rate_violations = 0
+        # Delivery: a cursor over the queue, a backlog of live pushes, and a wake-up event.
+        self._cursor = 0
+        self._draining = True
+        self._live: deque[QueuedEnvelope] = deque()
+        self._notices: deque[wire.Notice] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        peer = self.ws.remote_address
+        try:
+            nonce = os.urandom(NONCE_LENGTH)
+            await self.ws.send(wire.encode(wire.Challenge(nonce=nonce)))
+            if not await self._login(nonce):
+                return
+            log.info("device %s of %s connected from %s", self.device_id, self.username, peer)
+            writer = asyncio.create_task(self._deliver())
+            try:
+                async for data in self.ws:
+                    await self._serve(data)
+            finally:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.state = ConnectionState.CLOSED
+            if self.relay.connections.get(self.device_id) is self:
+                del self.relay.connections[self.device_id]
+            for task in list(self._tasks):
+                task.cancel()
+            if self.device_id:
+                log.info("device %s disconnected", self.device_id)
+
+    async def _send(self, frame: wire.Frame) -> None:
+        await self.ws.send(wire.encode(frame))
+
+    async def _close(self, code: int, reason: str) -> None:
+        log.warning("closing connection of %s: %s", self.device_id or "unauthenticated", reason)
+        await self.ws.close(code, reason)
+
+    # ------------------------------------------------------------------ login
+
+    async def _login(self, nonce: bytes) -> bool:
+        try:
+            data = await asyncio.wait_for(self.ws.recv(), self.limits.login_timeout)
+        except TimeoutError:
+            await self._close(1008, "login timeout")
+            return False
+        try:
+            frame = wire.decode_client_frame(data)
+        except WireError as exc:
+            await self._send(wire.Error(rid=None, code="bad_frame", detail=str(exc)[:200]))
+            await self._close(1008, "bad login frame")
+            return False
+        rid = getattr(frame, "rid", None)
+        try:
+            match frame:
+                case wire.CreateAccount():
+                    await self._create_account(frame, nonce)
+                case wire.AddDevice():
+                    await self._add_device(frame, nonce)
+                case wire.Resume():
+                    self._resume(frame, nonce)
+                case _:
+                    raise _Reject("login_required", "log in first")
+        except _Reject as rejection:
+            log.info("login refused: %s", rejection.code)
+            await self._send(wire.Error(rid=rid, code=rejection.code, detail=rejection.detail))
+            await self._close(1008, "login refused")
+            return False
+        previous = self.relay.connections.get(self.device_id)
+        self.relay.connections[self.device_id] = self
+        if previous is not None:
+            task = asyncio.create_task(previous._close(4000, "replaced by a newer connection"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.state = ConnectionState.AUTHENTICATED
+        self.store.touch(self.device_id, int(time.time()))
+        await self._send(wire.Welcome(
+            rid=rid, device_id=self.device_id,
+            one_time_pre_keys_left=self.store.pre_key_count(self.device_id),
+        ))
+        return True
+
+    def _check_registration(self, registration: wire.DeviceRegistration) -> None:
+        if device_id_for(registration.sign_public) != registration.device_id:
+            raise _Reject("bad_device_id", "device id does not match its signing key")
+
+    async def _create_account(self, frame: wire.CreateAccount, nonce: bytes) -> None:
+        self._check_registration(frame.device)
+        if not verify_login(frame.device.sign_public, frame.signature, nonce, frame.username,
+                            frame.device.device_id):
+            raise _Reject("bad_signature")
+        password_hash = await asyncio.to_thread(hash_password, frame.password)
+        row = DeviceRow(frame.device.device_id, frame.username, frame.device.name,
+                        frame.device.sign_public, int(time.time()), None)
+        if not self.store.create_account(frame.username, password_hash, frame.amk_public, row):
+            raise _Reject("username_taken", "that username is taken")
+        await self.store.durable()
+        self.username, self.device_id = frame.username, frame.device.device_id
+
+    async def _add_device(self, frame: wire.AddDevice, nonce: bytes) -> None:
+        self._check_registration(frame.device)
+        if not verify_login(frame.device.sign_public, frame.signature, nonce, frame.username,
+                            frame.device.device_id):
+            raise _Reject("bad_signature")
+        stored = self.store.password_hash(frame.username)
+        # Hash even for an unknown user, so timing does not tell which usernames exist.
+        ok = await asyncio.to_thread(
+            check_password, frame.password, stored or hash_password("unknown-user-padding")
+        )
+        if stored is None or not ok:
+            raise _Reject("bad_credentials", "wrong username or password")
+        existing = self.store.device(frame.device.device_id)
+        if existing is None:
+            row = DeviceRow(frame.device.device_id, frame.username, frame.device.name,
+                            frame.device.sign_public, int(time.time()), None)
+            self.store.add_device(row)
+            await self.store.durable()
+        elif existing.username != frame.username:
+            raise _Reject("bad_credentials", "wrong username or password")
+        self.username, self.device_id = frame.username, frame.device.device_id
+        log.info("pending device %s registered for %s", self.device_id, self.username)
+        self.relay.notify_user(self.username, wire.Notice(kind="device_list_changed",
+                                                          username=self.username))
+
+    def _resume(self, frame: wire.Resume, nonce: bytes) -> None:
+        device = self.store.device(frame.device_id)
+        if device is None or device.username != frame.username:
+            raise _Reject("unknown_device", "this device is not registered (or was removed)")
+        if not verify_login(device.sign_public, frame.signature, nonce, frame.username,
+                            frame.device_id):
+            raise _Reject("bad_signature")
+        self.username, self.device_id = frame.username, frame.device_id
+
+    # ------------------------------------------------------------------ serving frames
+
+    async def _serve(self, data: bytes | str) -> None:
+        try:
+            frame = wire.decode_client_frame(data)
+        except WireError as exc:
+            self._bad_frames += 1
+            log.debug("bad frame from %s: %s", self.device_id, exc)
+            await self._send(wire.Error(rid=None, code="bad_frame", detail=str(exc)[:200]))
+            if self._bad_frames >= self.limits.max_bad_frames:
+                await self._close(1008, "too many bad frames")
+            return
+        rid = getattr(frame, "rid", None)
+        if not self._frames.take():
+            self._rate_violations += 1
+            if self._rate_violations > self.limits.max_rate_violations:
+                await self._close(1008, "rate limit")
+            else:
+                await self._send(wire.Error(rid=rid, code="rate_limited"))
+            return
+        try:
+            reply = await self._dispatch(frame)
+        except _Reject as rejection:
+            reply = wire.Error(rid=rid, code=rejection.code, detail=rejection.detail)
+        except Exception:
+            # A bug must cost one request, not the connection or the relay. The traceback names
+            # the frame type only; payloads never reach the log.
+            log.exception("internal error serving %s", type(frame).__name__)
+            reply = wire.Error(rid=rid, code="internal_error")
+        if reply is not None:
+            await self._send(reply)
+
+    async def _dispatch(self, frame: wire.ClientFrame) -> wire.Frame | None:
+        match frame:
+            case wire.Send():
+                return self._fan_out(frame)
+            case wire.Ack():
+                self.store.acknowledge(self.device_id, frame.seqs)
+                return None
+            case wire.FetchDeviceList():
+                stored = self.store.device_list(frame.username)
+                return wire.DeviceListReply(rid=frame.rid, signed_list=stored[1] if stored else None)
+            case wire.FetchBundles():
+                return self._fetch_bundles(frame)
+            case wire.PublishKeys():
+                self.store.set_keys(self.device_id, frame.identity_key, frame.signed_pre_key,
+                                    frame.signed_pre_key_sig, frame.one_time_pre_keys)
+                await self.store.durable()
+                return wire.Ok(rid=frame.rid)
+            case wire.PublishDeviceList():
+                await self._publish_device_list(frame)
+                return wire.Ok(rid=frame.rid)
+            case wire.ListPendingDevices():
+                return self._pending_devices(frame)
+            case wire.CreateAccount() | wire.AddDevice() | wire.Resume():
+                raise _Reject("already_logged_in")
+        raise _Reject("unsupported")  # pragma: no cover - the union is exhaustive
+
+    def _fan_out(self, frame: wire.Send) -> wire.Frame | None:
+        members = self.store.list_members(self.username)
+        if self.device_id not in members:
+            raise _Reject("pending_device", "this device is not on its account's device list")
+        mismatches = []
+        rows = []
+        seen_users: set[str] = set()
+        for recipient in frame.recipients:
+            if recipient.username in seen_users:
+                raise _Reject("bad_request", "a user appears twice")
+            seen_users.add(recipient.username)
+            expected = self.store.list_members(recipient.username)
+            if recipient.username == self.username:
+                expected = expected - {self.device_id}
+            got = [e.device_id for e in recipient.envelopes]
+            if len(set(got)) != len(got):
+                raise _Reject("bad_request", "a device appears twice")
+            if not expected and recipient.username != self.username:
+                raise _Reject("unknown_user", f"no user {recipient.username}")
+            if set(got) != expected:
+                mismatches.append(wire.DeviceMismatch(
+                    username=recipient.username, missing=sorted(expected - set(got)),
+                    extra=sorted(set(got) - expected),
+                ))
+            rows.extend((e.device_id, recipient.username, e.payload) for e in recipient.envelopes)
+        if mismatches:
+            return wire.Mismatch(rid=frame.rid, users=mismatches)
+        server_ts = self.relay.next_timestamp()
+        queued = self.store.enqueue([
+            (device_id, self.username, self.device_id, server_ts, payload)
+            for device_id, _, payload in rows
+        ])
+        log.debug("fan-out from %s: %d envelopes", self.device_id, len(queued))
+        task = asyncio.create_task(self._accept_when_durable(frame.rid, server_ts, queued))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _accept_when_durable(
+        self, rid: int, server_ts: int, queued: list[QueuedEnvelope]
+    ) -> None:
+        await self.store.durable()
+        for envelope in queued:
+            connection = self.relay.connections.get(envelope.device_id)
+            if connection is not None:
+                connection.push(envelope)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._send(wire.Accepted(rid=rid, server_ts=server_ts))
+
+    def _fetch_bundles(self, frame: wire.FetchBundles) -> wire.Frame:
+        if not self._bundles.take(len(frame.device_ids)):
+            raise _Reject("rate_limited", "too many pre-key requests")
+        members = self.store.list_members(frame.username)
+        bundles = []
+        for device_id in dict.fromkeys(frame.device_ids):
+            if device_id not in members:
+                continue  # pending or unknown devices get no sessions
+            row = self.store.take_bundle(device_id)
+            if row is None:
+                continue
+            bundles.append(wire.PreKeyBundle(
+                device_id=device_id, identity_key=row.identity_key,
+                signed_pre_key=row.signed_pre_key, signed_pre_key_sig=row.signed_pre_key_sig,
+                one_time_pre_key=row.one_time_pre_key,
+            ))
+            left = self.store.pre_key_count(device_id)
+            owner = self.relay.connections.get(device_id)
+            if left < PRE_KEYS_LOW and owner is not None:
+                owner.push_notice(wire.Notice(kind="prekeys_low", count=left))
+        return wire.Bundles(rid=frame.rid, bundles=bundles)
+
+    async def _publish_device_list(self, frame: wire.PublishDeviceList) -> None:
+        amk_public = self.store.amk_public(self.username)
+        try:
+            new = open_device_list(frame.signed_list, self.username, amk_public)
+            stored = self.store.device_list(self.username)
+            current = open_device_list(stored[1], self.username, amk_public) if stored else None
+            if not check_successor(current, stored[1] if stored else None, new,
+                                   frame.signed_list):
+                return
+        except ProtocolError as exc:
+            raise _Reject("bad_device_list", str(exc)) from None
+        if current is not None and new.version != current.version + 1:
+            raise _Reject("bad_device_list", "versions must go up one at a time")
+        for entry in new.devices:
+            registered = self.store.device(entry.device_id)
+            if registered is None or registered.username != self.username:
+                raise _Reject("bad_device_list", f"device {entry.device_id} is not registered")
+        removed = (current.device_ids if current else frozenset()) - new.device_ids
+        self.store.set_device_list(self.username, new.version, frame.signed_list, new.device_ids)
+        for device_id in removed:
+            self.store.forget_device(device_id)
+        await self.store.durable()
+        for device_id in removed:
+            connection = self.relay.connections.get(device_id)
+            if connection is not None:
+                await connection._close(4001, "device removed")
+        log.info("device list of %s is now version %d", self.username, new.version)
+        self.relay.notify_user(self.username, wire.Notice(kind="device_list_changed",
+                                                          username=self.username))
+
+    def _pending_devices(self, frame: wire.ListPendingDevices) -> wire.Frame:
+        members = self.store.list_members(self.username)
+        return wire.PendingDevices(rid=frame.rid, devices=[
+            wire.PendingDevice(
+                registration=wire.DeviceRegistration(
+                    device_id=d.device_id, name=d.name, sign_public=d.sign_public),
+                identity_key=d.identity_key, registered_at=d.registered_at,
+            )
+            for d in self.store.devices_of(self.username) if d.device_id not in members
+        ])
+
+    # ------------------------------------------------------------------ delivery
+
+    def push(self, envelope: QueuedEnvelope) -> None:
+        if self._draining:
+            return  # the writer reads the queue from the store and will find it there
+        if len(self._live) >= self.limits.live_backlog:
+            self._live.clear()
+            self._draining = True  # a slow reader: go back to paging from the store
+        else:
+            self._live.append(envelope)
+        self._wake.set()
+
+    def push_notice(self, notice: wire.Notice) -> None:
+        self._notices.append(notice)
+        self._wake.set()
+
+    async def _deliver(self) -> None:
+        """Send queued envelopes in order: page from the store until caught up, then live."""
+        while True:
+            while self._notices:
+                await self._send(self._notices.popleft())
+            if self._draining:
+                page = self.store.queued(self.device_id, self._cursor, self.limits.delivery_page)
+                if len(page) < self.limits.delivery_page:
+                    # Caught up. Nothing can be committed between this read and this line (one
+                    # thread), so from here on every new envelope arrives through push().
+                    self._draining = False
+                    self._live.clear()
+            else:
+                page = list(self._live)
+                self._live.clear()
+            for envelope in page:
+                if envelope.seq <= self._cursor:
+                    continue
+                self._cursor = envelope.seq
+                await self._send(wire.Deliver(
+                    seq=envelope.seq, sender_user=envelope.sender_user,
+                    sender_device=envelope.sender_device, server_ts=envelope.server_ts,
+                    payload=envelope.payload,
+                ))
+            if not page and not self._notices:
+                self._wake.clear()
+                await self._wake.wait()
+
+
+async def start_relay(
+    host: str, port: int, data_dir: Path, limits: Limits | None = None
+) -> tuple[Relay, Server]:
+    """Open the store in ``data_dir`` and start serving; returns when the socket listens."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    relay = Relay(RelayStore(data_dir / "relay.sqlite3"), limits)
+    server = await serve(
+        relay.handle, host, port, max_size=wire.MAX_FRAME_BYTES, compression=None,
+        max_queue=64,
+    )
+    return relay, server

@@ -1,0 +1,292 @@
+"""The relay's SQLite store: accounts, devices, key directory, device lists, delivery queues.
+
+One connection in WAL mode with ``synchronous=NORMAL``. Writes go into an open transaction and
+are committed in groups: :meth:`RelayStore.durable` returns a future that completes after the
+next commit, which runs once per event-loop turn. Under load many envelopes share one commit,
+which is what lets a durable queue keep up with a bare forwarder (see ../shared/NOTES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    amk_public BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    username TEXT NOT NULL REFERENCES accounts(username),
+    name TEXT NOT NULL,
+    sign_public BLOB NOT NULL,
+    registered_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    identity_key BLOB,
+    signed_pre_key BLOB,
+    signed_pre_key_sig BLOB
+);
+CREATE INDEX IF NOT EXISTS devices_by_user ON devices(username);
+CREATE TABLE IF NOT EXISTS one_time_pre_keys (
+    device_id TEXT NOT NULL,
+    pre_key BLOB NOT NULL,
+    PRIMARY KEY (device_id, pre_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_lists (
+    username TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    signed_list BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS list_members (
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (username, device_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    sender_user TEXT NOT NULL,
+    sender_device TEXT NOT NULL,
+    server_ts INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_by_device ON queue(device_id, seq);
+"""
+
+
+class QueuedEnvelope(NamedTuple):
+    seq: int
+    device_id: str
+    sender_user: str
+    sender_device: str
+    server_ts: int
+    payload: bytes
+
+
+class DeviceRow(NamedTuple):
+    device_id: str
+    username: str
+    name: str
+    sign_public: bytes
+    registered_at: int
+    identity_key: bytes | None
+
+
+class BundleRow(NamedTuple):
+    identity_key: bytes
+    signed_pre_key: bytes
+    signed_pre_key_sig: bytes
+    one_time_pre_key: bytes | None
+
+
+class RelayStore:
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db.commit()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._commit_scheduled = False
+
+    def close(self) -> None:
+        self._commit_now()
+        self._db.close()
+
+    # ------------------------------------------------------------------ group commit
+
+    def durable(self) -> asyncio.Future[None]:
+        """A future that completes once everything written so far is committed."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        self._schedule_commit()
+        return waiter
+
+    def _schedule_commit(self) -> None:
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit_now)
+
+    def _commit_now(self) -> None:
+        self._commit_scheduled = False
+        waiters, self._waiters = self._waiters, []
+        try:
+            self._db.commit()
+        except sqlite3.Error as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ accounts and devices
+
+    def create_account(
+        self, username: str, password_hash: str, amk_public: bytes, first: DeviceRow
+    ) -> bool:
+        try:
+            self._db.execute(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+                (username, password_hash, amk_public, first.registered_at),
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return self.add_device(first)
+
+    def password_hash(self, username: str) -> str | None:
+        row = self._db.execute(
+            "SELECT password_hash FROM accounts WHERE username = ?", (username,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def amk_public(self, username: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT amk_public FROM accounts WHERE username = ?", (username,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def add_device(self, device: DeviceRow) -> bool:
+        try:
+            self._db.execute(
+                "INSERT INTO devices (device_id, username, name, sign_public, registered_at,"
+                " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+                (device.device_id, device.username, device.name, device.sign_public,
+                 device.registered_at, device.registered_at),
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def device(self, device_id: str) -> DeviceRow | None:
+        row = self._db.execute(
+            "SELECT device_id, username, name, sign_public, registered_at, identity_key"
+            " FROM devices WHERE device_id = ?",
+            (device_id,),
+        ).fetchone()
+        return DeviceRow(*row) if row else None
+
+    def devices_of(self, username: str) -> list[DeviceRow]:
+        rows = self._db.execute(
+            "SELECT device_id, username, name, sign_public, registered_at, identity_key"
+            " FROM devices WHERE username = ? ORDER BY registered_at",
+            (username,),
+        ).fetchall()
+        return [DeviceRow(*row) for row in rows]
+
+    def touch(self, device_id: str, now: int) -> None:
+        self._db.execute("UPDATE devices SET last_seen = ? WHERE device_id = ?", (now, device_id))
+
+    def forget_device(self, device_id: str) -> None:
+        """Revocation on the relay's side: credentials, keys and queue go."""
+        self._db.execute("DELETE FROM queue WHERE device_id = ?", (device_id,))
+        self._db.execute("DELETE FROM one_time_pre_keys WHERE device_id = ?", (device_id,))
+        self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+
+    # ------------------------------------------------------------------ key directory
+
+    def set_keys(
+        self, device_id: str, identity_key: bytes, signed_pre_key: bytes, signature: bytes,
+        one_time_pre_keys: Iterable[bytes],
+    ) -> None:
+        self._db.execute(
+            "UPDATE devices SET identity_key = ?, signed_pre_key = ?, signed_pre_key_sig = ?"
+            " WHERE device_id = ?",
+            (identity_key, signed_pre_key, signature, device_id),
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO one_time_pre_keys VALUES (?, ?)",
+            ((device_id, key) for key in one_time_pre_keys),
+        )
+
+    def pre_key_count(self, device_id: str) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM one_time_pre_keys WHERE device_id = ?", (device_id,)
+        ).fetchone()[0]
+
+    def take_bundle(self, device_id: str) -> BundleRow | None:
+        """The device's bundle with one one-time pre-key, which is removed: each is handed out once."""
+        row = self._db.execute(
+            "SELECT identity_key, signed_pre_key, signed_pre_key_sig FROM devices"
+            " WHERE device_id = ? AND identity_key IS NOT NULL",
+            (device_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        pre_key = self._db.execute(
+            "DELETE FROM one_time_pre_keys WHERE device_id = ? AND pre_key = (SELECT pre_key"
+            " FROM one_time_pre_keys WHERE device_id = ? LIMIT 1) RETURNING pre_key",
+            (device_id, device_id),
+        ).fetchone()
+        return BundleRow(row[0], row[1], row[2], pre_key[0] if pre_key else None)
+
+    # ------------------------------------------------------------------ device lists
+
+    def device_list(self, username: str) -> tuple[int, bytes] | None:
+        row = self._db.execute(
+            "SELECT version, signed_list FROM device_lists WHERE username = ?", (username,)
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_device_list(
+        self, username: str, version: int, signed_list: bytes, members: Iterable[str]
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO device_lists VALUES (?, ?, ?) ON CONFLICT(username) DO UPDATE"
+            " SET version = excluded.version, signed_list = excluded.signed_list",
+            (username, version, signed_list),
+        )
+        self._db.execute("DELETE FROM list_members WHERE username = ?", (username,))
+        self._db.executemany(
+            "INSERT INTO list_members VALUES (?, ?)", ((username, d) for d in members)
+        )
+
+    def list_members(self, username: str) -> frozenset[str]:
+        rows = self._db.execute(
+            "SELECT device_id FROM list_members WHERE username = ?", (username,)
+        ).fetchall()
+        return frozenset(row[0] for row in rows)
+
+    # ------------------------------------------------------------------ delivery queues
+
+    def enqueue(self, rows: list[tuple[str, str, str, int, bytes]]) -> list[QueuedEnvelope]:
+        insert = (
+            "INSERT INTO queue (device_id, sender_user, sender_device, server_ts, payload)"
+            " VALUES (?, ?, ?, ?, ?)"
+        )
+        execute = self._db.execute
+        return [QueuedEnvelope(execute(insert, row).lastrowid, *row) for row in rows]
+
+    def queued(self, device_id: str, after_seq: int, limit: int) -> list[QueuedEnvelope]:
+        rows = self._db.execute(
+            "SELECT seq, device_id, sender_user, sender_device, server_ts, payload FROM queue"
+            " WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (device_id, after_seq, limit),
+        ).fetchall()
+        return [QueuedEnvelope(*row) for row in rows]
+
+    def acknowledge(self, device_id: str, seqs: list[int]) -> None:
+        self._db.executemany(
+            "DELETE FROM queue WHERE seq = ? AND device_id = ?", ((s, device_id) for s in seqs)
+        )
+        self._schedule_commit()
+
+    def queue_length(self, device_id: str) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM queue WHERE device_id = ?", (device_id,)
+        ).fetchone()[0]

@@ -1,0 +1,120 @@
+"""Fixtures shared by all test layers: a real relay on 127.0.0.1 with an ephemeral port, real
+client profiles in a temp dir, and waiting on conditions with deadlines (never fixed sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from client.core.client import AriadneClient
+from client.core.link import Backoff
+from relay.server import Limits, Relay, start_relay
+
+FAST = Backoff(first=0.05, factor=1.5, longest=0.3)
+PASSWORD = "correct horse battery"
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 20.0,
+                     message: str = "condition") -> None:
+    """Wait until ``condition()`` holds, polling the event loop; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class RunningRelay:
+    data_dir: Path
+    limits: Limits | None = None
+    port: int = 0
+    relay: Relay | None = None
+    server: object | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.relay, self.server = await start_relay("127.0.0.1", self.port, self.data_dir,
+                                                    self.limits)
+        self.port = self.server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        assert self.server is not None and self.relay is not None
+        self.server.close()  # type: ignore[attr-defined]
+        await self.server.wait_closed()  # type: ignore[attr-defined]
+        self.relay.store.close()
+        self.server = self.relay = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+
+@pytest.fixture
+async def relay(tmp_path: Path) -> AsyncIterator[RunningRelay]:
+    running = RunningRelay(tmp_path / "relay")
+    await running.start()
+    yield running
+    if running.server is not None:
+        await running.stop()
+
+
+@dataclass
+class Accounts:
+    """Makes real client profiles against the test relay and closes them at the end."""
+
+    relay: RunningRelay
+    root: Path
+    clients: list[AriadneClient] = field(default_factory=list)
+    _names: itertools.count = field(default_factory=itertools.count)
+
+    def _dir(self, label: str) -> Path:
+        return self.root / f"{label}-{next(self._names)}"
+
+    async def create(self, username: str, device: str = "Desktop") -> AriadneClient:
+        client = await AriadneClient.create_account(
+            self._dir(username), self.relay.url, username, PASSWORD, device, backoff=FAST)
+        self.clients.append(client)
+        await eventually(lambda: client.is_member, message=f"{username} on its device list")
+        return client
+
+    async def add_device(self, first: AriadneClient, device: str = "Laptop") -> AriadneClient:
+        """A second device of ``first``'s account, approved by ``first``."""
+        client = await AriadneClient.add_device(
+            self._dir(first.username), self.relay.url, first.username, PASSWORD, device,
+            backoff=FAST)
+        self.clients.append(client)
+        await first.approve_device(client.device_id)
+        await eventually(lambda: client.is_member, message="new device sees itself listed")
+        return client
+
+    async def reopen(self, client: AriadneClient) -> AriadneClient:
+        await client.close()
+        self.clients.remove(client)
+        again = await AriadneClient.open(client.profile_dir, backoff=FAST)
+        self.clients.append(again)
+        return again
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+
+@pytest.fixture
+async def accounts(relay: RunningRelay, tmp_path: Path) -> AsyncIterator[Accounts]:
+    made = Accounts(relay, tmp_path / "profiles")
+    yield made
+    await made.close()
+
+
+def conversation(client: AriadneClient, thread: str) -> list[tuple[bytes, str, str]]:
+    return [(m.message_id, m.sender_user, m.body) for m in client.messages(thread)]
