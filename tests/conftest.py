@@ -97,12 +97,20 @@ class Accounts:
         await eventually(lambda: client.is_member, message="new device sees itself listed")
         return client
 
-    async def reopen(self, client: AriadneClient) -> AriadneClient:
+    async def stop(self, client: AriadneClient) -> None:
+        """Take a device offline: its process ends, its profile stays."""
         await client.close()
         self.clients.remove(client)
+
+    async def start(self, client: AriadneClient) -> AriadneClient:
+        """Start a stopped device again from its profile."""
         again = await AriadneClient.open(client.profile_dir, backoff=FAST)
         self.clients.append(again)
         return again
+
+    async def reopen(self, client: AriadneClient) -> AriadneClient:
+        await self.stop(client)
+        return await self.start(client)
 
     async def close(self) -> None:
         for client in self.clients:

@@ -186,6 +186,10 @@ class AriadneClient:
         self.link.start()
         self._outbox_wake.set()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def close(self) -> None:
         if self._closed:
             return

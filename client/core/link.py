@@ -184,10 +184,11 @@ class RelayLink:
         self._waiting[rid] = waiter
         try:
             await ws.send(wire.encode(make(rid)))
-            answer = await asyncio.wait_for(waiter, self._timeout)
-        except websockets.ConnectionClosed:
-            raise Offline() from None
-        except TimeoutError:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races with the answer, and a closing client would never stop.
+            async with asyncio.timeout(self._timeout):
+                answer = await waiter
+        except (websockets.ConnectionClosed, TimeoutError):
             raise Offline() from None
         finally:
             self._waiting.pop(rid, None)
