@@ -1,0 +1,186 @@
+"""A malicious relay (the real relay, its database in the attacker's hands) cannot read, forge,
+replay, add devices or roll device lists back (design brief §5)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from client.core.events import DecryptionFailed, DeviceListRefused, MessageStatus
+from shared.device_list import DeviceEntry, DeviceList, SignedDeviceList, sign_device_list
+from shared.identity import SigningKey, device_id_for
+from tests.conftest import eventually
+
+
+class Attacker:
+    """Full control of the relay's store, through the relay's own connection."""
+
+    def __init__(self, relay) -> None:
+        self.db = relay.relay.store._db
+
+    def rows_for(self, device_id: str) -> list[tuple[int, str, str, int, bytes]]:
+        return self.db.execute(
+            "SELECT seq, sender_user, sender_device, server_ts, payload FROM queue"
+            " WHERE device_id = ? ORDER BY seq", (device_id,)).fetchall()
+
+    def replace_payload(self, seq: int, payload: bytes) -> None:
+        self.db.execute("UPDATE queue SET payload = ? WHERE seq = ?", (payload, seq))
+        self.db.commit()
+
+    def insert(self, device_id: str, row: tuple[int, str, str, int, bytes]) -> None:
+        self.db.execute("INSERT INTO queue (device_id, sender_user, sender_device, server_ts,"
+                        " payload) VALUES (?, ?, ?, ?, ?)", (device_id, *row[1:]))
+        self.db.commit()
+
+    def serve_device_list(self, username: str, signed: bytes, members: list[str]) -> None:
+        self.db.execute("UPDATE device_lists SET signed_list = ? WHERE username = ?",
+                        (signed, username))
+        self.db.execute("DELETE FROM list_members WHERE username = ?", (username,))
+        self.db.executemany("INSERT INTO list_members VALUES (?, ?)",
+                            [(username, m) for m in members])
+        self.db.commit()
+
+    def device_list(self, username: str) -> bytes:
+        return self.db.execute("SELECT signed_list FROM device_lists WHERE username = ?",
+                               (username,)).fetchone()[0]
+
+    def register_device(self, username: str, key: SigningKey) -> str:
+        device_id = device_id_for(key.public)
+        self.db.execute("INSERT INTO devices (device_id, username, name, sign_public,"
+                        " registered_at, last_seen, identity_key, signed_pre_key,"
+                        " signed_pre_key_sig) VALUES (?, ?, 'evil', ?, 0, 0, ?, ?, ?)",
+                        (device_id, username, key.public, bytes(32), bytes(32), bytes(64)))
+        self.db.commit()
+        return device_id
+
+
+def flip_bit(payload: bytes, bit: int) -> bytes:
+    data = bytearray(payload)
+    data[-1 - bit // 8] ^= 1 << (bit % 8)
+    return bytes(data)
+
+
+@pytest.fixture
+async def pair(accounts):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    await alice.send_text("bob", "hello")
+    await eventually(lambda: len(bob.messages("alice")) == 1)
+    await bob.send_text("alice", "hi")
+    await eventually(lambda: len(alice.messages("bob")) == 2)
+    return alice, bob
+
+
+async def test_flipped_bit_is_rejected_and_the_session_survives(pair, accounts, relay):
+    alice, bob = pair
+    await accounts.stop(bob)
+    await alice.send_text("bob", "tampered with")
+    await alice.send_text("bob", "intact")
+    attacker = Attacker(relay)
+    await eventually(lambda: len(attacker.rows_for(bob.device_id)) == 2)
+    first = attacker.rows_for(bob.device_id)[0]
+    attacker.replace_payload(first[0], flip_bit(first[4], bit=5))
+
+    bob = await accounts.start(bob)
+    failures = []
+    bob.add_listener(lambda e: failures.append(e) if isinstance(e, DecryptionFailed) else None)
+    await eventually(lambda: len(bob.messages("alice")) == 4)
+    shown = bob.messages("alice")
+    assert [m.status for m in shown[2:]] == [MessageStatus.UNDECRYPTABLE, MessageStatus.RECEIVED]
+    assert shown[3].body == "intact"
+    assert len(failures) == 1 and failures[0].sender_user == "alice"
+
+    await bob.send_text("alice", "still talking")
+    await eventually(lambda: alice.messages("bob")[-1].body == "still talking")
+
+
+async def test_every_bit_of_an_envelope_is_authenticated(pair, accounts, relay):
+    """Flip each of a sample of bit positions across the whole envelope: never a wrong plaintext."""
+    alice, bob = pair
+    await accounts.stop(bob)
+    positions = range(0, 8 * 120, 37)
+    for i in positions:
+        await alice.send_text("bob", f"probe {i}")
+    await alice.send_text("bob", "last")
+    attacker = Attacker(relay)
+    await eventually(lambda: len(attacker.rows_for(bob.device_id)) == len(positions) + 1)
+    for row, bit in zip(attacker.rows_for(bob.device_id), positions, strict=False):
+        attacker.replace_payload(row[0], flip_bit(row[4], bit))
+    bob = await accounts.start(bob)
+    await eventually(lambda: len(bob.messages("alice")) == 2 + len(positions) + 1)
+    received = bob.messages("alice")[2:]
+    assert all(m.undecryptable for m in received[:-1])
+    assert received[-1].body == "last"
+
+
+async def test_replayed_envelope_is_dropped(pair, accounts, relay):
+    alice, bob = pair
+    await accounts.stop(bob)
+    await alice.send_text("bob", "say it once")
+    attacker = Attacker(relay)
+    await eventually(lambda: len(attacker.rows_for(bob.device_id)) == 1)
+    recorded = attacker.rows_for(bob.device_id)[0]
+    bob = await accounts.start(bob)
+    await eventually(lambda: not attacker.rows_for(bob.device_id), message="acknowledged")
+    attacker.insert(bob.device_id, recorded)
+    bob = await accounts.reopen(bob)  # the replay is delivered on the next connection
+    await eventually(lambda: not attacker.rows_for(bob.device_id), message="replay consumed")
+    bodies = [m.body for m in bob.messages("alice")]
+    assert bodies.count("say it once") == 1
+    assert not [m for m in bob.messages("alice") if m.undecryptable]
+
+
+async def test_device_added_without_the_account_key_receives_nothing(pair, accounts, relay):
+    alice, bob = pair
+    attacker = Attacker(relay)
+    evil_key = SigningKey.generate()
+    evil_id = attacker.register_device("bob", evil_key)
+    genuine = msgspec.msgpack.decode(attacker.device_list("bob"), type=SignedDeviceList)
+    body = msgspec.msgpack.decode(genuine.body, type=DeviceList)
+    evil_entry = DeviceEntry(device_id=evil_id, name="Bob's new phone",
+                             sign_public=evil_key.public, identity_key=bytes(32), added_at=0)
+    injected = msgspec.structs.replace(body, version=body.version + 1,
+                                       devices=(*body.devices, evil_entry))
+    members = [d.device_id for d in injected.devices]
+    refused = []
+    alice.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
+
+    # 1. The genuine signature over a different body.
+    forged = msgspec.msgpack.encode(SignedDeviceList(
+        body=msgspec.msgpack.encode(injected), signature=genuine.signature))
+    attacker.serve_device_list("bob", forged, members)
+    message = await alice.send_text("bob", "for bob's eyes only")
+    await eventually(lambda: alice._store.message(message.message_id).status
+                     is MessageStatus.FAILED, message="send refused")
+    assert refused and "signature" in refused[-1].reason
+
+    # 2. A valid signature by a key that is not bob's account key.
+    other_amk = SigningKey.generate()
+    resigned = sign_device_list(other_amk, msgspec.structs.replace(
+        injected, amk_public=other_amk.public))
+    attacker.serve_device_list("bob", resigned, members)
+    message = await alice.send_text("bob", "still for bob only")
+    await eventually(lambda: alice._store.message(message.message_id).status
+                     is MessageStatus.FAILED, message="send refused again")
+    assert "different account key" in refused[-1].reason
+
+    assert attacker.rows_for(evil_id) == []
+    assert alice.directory.known("bob").device_ids == body.device_ids
+
+
+async def test_rolled_back_device_list_is_refused(accounts, relay):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    attacker = Attacker(relay)
+    version_1 = attacker.device_list("alice")
+    laptop = await accounts.add_device(alice, "Laptop")
+    await bob.send_text("alice", "hi both")
+    await eventually(lambda: len(laptop.messages("bob")) == 1)
+    assert len(bob.directory.known("alice").devices) == 2
+
+    attacker.serve_device_list("alice", version_1, [alice.device_id])
+    refused = []
+    bob.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
+    current = await bob.directory.refresh("alice")
+    assert current.version == 2 and laptop.device_id in current.device_ids
+    assert "rolled back" in refused[0].reason
