@@ -82,7 +82,7 @@ def open_device_list(signed: bytes, username: str, pinned_amk: bytes | None) -> 
     try:
         outer = _signed_decoder.decode(signed)
         inner = _body_decoder.decode(outer.body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"malformed device list: {exc}") from None
     if inner.v != 1:
         raise WireError(f"unsupported device list version {inner.v}")

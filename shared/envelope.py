@@ -72,7 +72,7 @@ def encode_sealed(sealed: SealedEnvelope) -> bytes:
 def decode_sealed(data: bytes) -> SealedEnvelope:
     try:
         return _sealed_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"malformed envelope: {exc}") from None
 
 
@@ -83,7 +83,7 @@ def encode_payload(payload: Payload) -> bytes:
 def decode_payload(data: bytes) -> Payload:
     try:
         return _payload_decoder.decode(unpad(data))
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"malformed payload: {exc}") from None
 
 

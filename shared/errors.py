@@ -10,7 +10,10 @@ class ProtocolError(Exception):
 
 
 class WireError(ProtocolError):
-    """Bytes from the network or from storage do not decode to the expected, versioned record."""
+    """Bytes from the network or from storage do not decode to the expected, versioned record.
+
+    (msgspec reports invalid UTF-8 as ``UnicodeDecodeError``, not ``DecodeError``: every decode
+    site catches both.)"""
 
 
 class VerificationError(ProtocolError):

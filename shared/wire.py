@@ -244,7 +244,7 @@ def _decode(decoder: msgspec.msgpack.Decoder, data: bytes | str) -> Frame:
         raise WireError("frame too large")
     try:
         return decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(str(exc)) from None
 
 
