@@ -1,0 +1,22 @@
+"""The README's run command works: the headless demo starts a relay process and tells the story."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).parents[2]
+
+
+def test_headless_chat_demo_runs_end_to_end(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "client.cli", "chat-demo", "--headless", "--workdir",
+         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "received in 'alice' from alice: Bring the map." in out
+    assert out.count("alice: Secret plans for Saturday  [") == 3  # shown on all three devices
+    relay_table = out.split("What does the relay hold?")[1].split("4. Bob comes back")[0]
+    assert "Secret" not in relay_table and relay_table.count("\n   1") >= 2
+    assert "Traceback" not in result.stderr

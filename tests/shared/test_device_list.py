@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from shared.device_list import (
+    DeviceEntry,
+    SignedDeviceList,
+    check_successor,
+    first_device_list,
+    next_device_list,
+    open_device_list,
+)
+from shared.errors import VerificationError, WireError
+from shared.identity import SigningKey, device_id_for
+
+
+def entry(name: str) -> DeviceEntry:
+    key = SigningKey.generate()
+    return DeviceEntry(device_id=device_id_for(key.public), name=name, sign_public=key.public,
+                       identity_key=bytes(32), added_at=1)
+
+
+def test_chain_of_lists_verifies_and_goes_forward_only():
+    amk = SigningKey.generate()
+    v1 = first_device_list(amk, "alice", entry("desktop"))
+    list1 = open_device_list(v1, "alice", amk.public)
+    v2 = next_device_list(amk, list1, v1, add=entry("laptop"))
+    list2 = open_device_list(v2, "alice", amk.public)
+    assert check_successor(list1, v1, list2, v2) is True
+    assert check_successor(list2, v2, list2, v2) is False
+    with pytest.raises(VerificationError, match="rolled back"):
+        check_successor(list2, v2, list1, v1)
+    fork = next_device_list(amk, list1, v1, add=entry("phone"))
+    with pytest.raises(VerificationError, match="same version"):
+        check_successor(list2, v2, open_device_list(fork, "alice", amk.public), fork)
+
+
+def test_list_not_chained_to_its_predecessor_is_refused():
+    amk = SigningKey.generate()
+    v1 = first_device_list(amk, "alice", entry("desktop"))
+    other = first_device_list(amk, "alice", entry("other"))
+    list1 = open_device_list(v1, "alice", amk.public)
+    unchained = next_device_list(amk, open_device_list(other, "alice", amk.public), other)
+    with pytest.raises(VerificationError, match="chain"):
+        check_successor(list1, v1, open_device_list(unchained, "alice", amk.public), unchained)
+
+
+def test_every_flipped_bit_of_a_signed_list_is_refused():
+    amk = SigningKey.generate()
+    signed = first_device_list(amk, "alice", entry("desktop"))
+    for bit in range(len(signed) * 8):
+        tampered = bytearray(signed)
+        tampered[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises((VerificationError, WireError)):
+            open_device_list(bytes(tampered), "alice", amk.public)
+
+
+def test_wrong_user_wrong_key_and_mismatched_device_id_are_refused():
+    amk = SigningKey.generate()
+    signed = first_device_list(amk, "alice", entry("desktop"))
+    with pytest.raises(VerificationError, match="another user"):
+        open_device_list(signed, "bob", amk.public)
+    with pytest.raises(VerificationError, match="different account key"):
+        open_device_list(signed, "alice", SigningKey.generate().public)
+    bad = msgspec.structs.replace(entry("x"), device_id="0" * 16)
+    forged = first_device_list(amk, "alice", bad)
+    with pytest.raises(VerificationError, match="signing key"):
+        open_device_list(forged, "alice", amk.public)
+    outer = msgspec.msgpack.decode(signed, type=SignedDeviceList)
+    assert outer.signature  # the format is what the relay stores
