@@ -78,7 +78,21 @@ class Relay:
         self.store = store
         self.limits = limits or Limits()
         self.connections: dict[str, DeviceConnection] = {}
+        self._members: dict[str, frozenset[str]] = {}
         self._last_ts = 0
+
+    def members(self, username: str) -> frozenset[str]:
+        """The devices on the user's current signed list (cached: read on every fan-out)."""
+        members = self._members.get(username)
+        if members is None:
+            members = self._members[username] = self.store.list_members(username)
+        return members
+
+    def forget_members(self, username: str | None = None) -> None:
+        if username is None:
+            self._members.clear()
+        else:
+            self._members.pop(username, None)
 
     def next_timestamp(self) -> int:
         """Microseconds; strictly increasing, so every fan-out has its own place in the order."""
@@ -89,12 +103,12 @@ class Relay:
         await DeviceConnection(self, websocket).run()
 
     def notify_user(self, username: str, notice: wire.Notice) -> None:
-        for device_id in self.store.list_members(username) | {
+        for device_id in self.members(username) | {
             d.device_id for d in self.store.devices_of(username)
         }:
             connection = self.connections.get(device_id)
             if connection is not None:
-                connection.push_notice(notice)
+                connection.push_frame(notice)
 
 
 class DeviceConnection:
@@ -116,7 +130,7 @@ class DeviceConnection:
         self._cursor = 0
         self._draining = True
         self._live: deque[QueuedEnvelope] = deque()
-        self._notices: deque[wire.Notice] = deque()
+        self._outgoing: deque[wire.Frame] = deque()  # answers and notices, sent by the writer
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -310,7 +324,7 @@ class DeviceConnection:
         raise _Reject("unsupported")  # pragma: no cover - the union is exhaustive
 
     def _fan_out(self, frame: wire.Send) -> wire.Frame | None:
-        members = self.store.list_members(self.username)
+        members = self.relay.members(self.username)
         if self.device_id not in members:
             raise _Reject("pending_device", "this device is not on its account's device list")
         mismatches = []
@@ -320,7 +334,7 @@ class DeviceConnection:
             if recipient.username in seen_users:
                 raise _Reject("bad_request", "a user appears twice")
             seen_users.add(recipient.username)
-            expected = self.store.list_members(recipient.username)
+            expected = self.relay.members(recipient.username)
             if recipient.username == self.username:
                 expected = expected - {self.device_id}
             got = [e.device_id for e in recipient.envelopes]
@@ -342,26 +356,26 @@ class DeviceConnection:
             for device_id, _, payload in rows
         ])
         log.debug("fan-out from %s: %d envelopes", self.device_id, len(queued))
-        task = asyncio.create_task(self._accept_when_durable(frame.rid, server_ts, queued))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.store.durable().add_done_callback(
+            lambda done: self._accepted(done, frame.rid, server_ts, queued))
         return None
 
-    async def _accept_when_durable(
-        self, rid: int, server_ts: int, queued: list[QueuedEnvelope]
-    ) -> None:
-        await self.store.durable()
+    def _accepted(self, done: asyncio.Future[None], rid: int, server_ts: int,
+                  queued: list[QueuedEnvelope]) -> None:
+        """Once the fan-out is committed: push it to connected recipients, answer the sender."""
+        if done.cancelled() or done.exception() is not None:
+            self.push_frame(wire.Error(rid=rid, code="internal_error", detail="not stored"))
+            return
         for envelope in queued:
             connection = self.relay.connections.get(envelope.device_id)
             if connection is not None:
                 connection.push(envelope)
-        with contextlib.suppress(websockets.ConnectionClosed):
-            await self._send(wire.Accepted(rid=rid, server_ts=server_ts))
+        self.push_frame(wire.Accepted(rid=rid, server_ts=server_ts))
 
     def _fetch_bundles(self, frame: wire.FetchBundles) -> wire.Frame:
         if not self._bundles.take(len(frame.device_ids)):
             raise _Reject("rate_limited", "too many pre-key requests")
-        members = self.store.list_members(frame.username)
+        members = self.relay.members(frame.username)
         bundles = []
         for device_id in dict.fromkeys(frame.device_ids):
             if device_id not in members:
@@ -377,7 +391,7 @@ class DeviceConnection:
             left = self.store.pre_key_count(device_id)
             owner = self.relay.connections.get(device_id)
             if left < PRE_KEYS_LOW and owner is not None:
-                owner.push_notice(wire.Notice(kind="prekeys_low", count=left))
+                owner.push_frame(wire.Notice(kind="prekeys_low", count=left))
         return wire.Bundles(rid=frame.rid, bundles=bundles)
 
     async def _publish_device_list(self, frame: wire.PublishDeviceList) -> None:
@@ -399,6 +413,7 @@ class DeviceConnection:
                 raise _Reject("bad_device_list", f"device {entry.device_id} is not registered")
         removed = (current.device_ids if current else frozenset()) - new.device_ids
         self.store.set_device_list(self.username, new.version, frame.signed_list, new.device_ids)
+        self.relay.forget_members(self.username)
         for device_id in removed:
             self.store.forget_device(device_id)
         await self.store.durable()
@@ -411,7 +426,7 @@ class DeviceConnection:
                                                           username=self.username))
 
     def _pending_devices(self, frame: wire.ListPendingDevices) -> wire.Frame:
-        members = self.store.list_members(self.username)
+        members = self.relay.members(self.username)
         return wire.PendingDevices(rid=frame.rid, devices=[
             wire.PendingDevice(
                 registration=wire.DeviceRegistration(
@@ -433,15 +448,16 @@ class DeviceConnection:
             self._live.append(envelope)
         self._wake.set()
 
-    def push_notice(self, notice: wire.Notice) -> None:
-        self._notices.append(notice)
+    def push_frame(self, frame: wire.Frame) -> None:
+        self._outgoing.append(frame)
         self._wake.set()
 
     async def _deliver(self) -> None:
-        """Send queued envelopes in order: page from the store until caught up, then live."""
+        """The connection's writer: answers and notices first, then queued envelopes in order,
+        paged from the store until caught up, then live, as many per frame as are ready."""
         while True:
-            while self._notices:
-                await self._send(self._notices.popleft())
+            while self._outgoing:
+                await self._send(self._outgoing.popleft())
             if self._draining:
                 page = self.store.queued(self.device_id, self._cursor, self.limits.delivery_page)
                 if len(page) < self.limits.delivery_page:
@@ -452,16 +468,16 @@ class DeviceConnection:
             else:
                 page = list(self._live)
                 self._live.clear()
-            for envelope in page:
-                if envelope.seq <= self._cursor:
-                    continue
-                self._cursor = envelope.seq
-                await self._send(wire.Deliver(
-                    seq=envelope.seq, sender_user=envelope.sender_user,
-                    sender_device=envelope.sender_device, server_ts=envelope.server_ts,
-                    payload=envelope.payload,
-                ))
-            if not page and not self._notices:
+            fresh = [e for e in page if e.seq > self._cursor]
+            for start in range(0, len(fresh), wire.MAX_DELIVER):
+                chunk = fresh[start : start + wire.MAX_DELIVER]
+                self._cursor = chunk[-1].seq
+                await self._send(wire.Deliver(envelopes=[
+                    wire.Delivered(seq=e.seq, sender_user=e.sender_user,
+                                   sender_device=e.sender_device, server_ts=e.server_ts,
+                                   payload=e.payload)
+                    for e in chunk]))
+            if not page and not self._outgoing:
                 self._wake.clear()
                 await self._wake.wait()
 

@@ -25,6 +25,7 @@ MAX_PREKEYS_PER_UPLOAD = 200
 MAX_RECIPIENT_USERS = 8
 MAX_ENVELOPES_PER_USER = 64
 MAX_ACKS = 1000
+MAX_DELIVER = 256
 
 Rid = Annotated[int, msgspec.Meta(ge=0, lt=2**53)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -203,12 +204,20 @@ class PendingDevices(Frame, tag="pending_devices"):
     devices: list[PendingDevice]
 
 
-class Deliver(Frame, tag="deliver"):
+class Delivered(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One queued envelope; ``seq`` is what the device acknowledges."""
+
     seq: Seq
     sender_user: Username
     sender_device: DeviceId
     server_ts: int
     payload: Payload
+
+
+class Deliver(Frame, tag="deliver"):
+    """Queued envelopes in queue order; as many as are ready, so a busy device gets few frames."""
+
+    envelopes: Annotated[list[Delivered], msgspec.Meta(min_length=1, max_length=MAX_DELIVER)]
 
 
 class Notice(Frame, tag="notice"):

@@ -104,7 +104,7 @@ class AriadneClient:
                               self._on_connection_state, self._on_login, backoff)
         self.directory = Directory(store, self.link, self._emit)
         self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
-        self._inbox: asyncio.Queue[wire.Deliver] = asyncio.Queue()
+        self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         self._outbox_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[object]] = set()
@@ -460,7 +460,8 @@ class AriadneClient:
 
     def _on_push(self, frame: wire.Frame) -> None:
         if isinstance(frame, wire.Deliver):
-            self._inbox.put_nowait(frame)
+            for envelope in frame.envelopes:
+                self._inbox.put_nowait(envelope)
         elif isinstance(frame, wire.Notice):
             if frame.kind == "device_list_changed" and frame.username:
                 self._in_background(self.directory.refresh(frame.username))
@@ -500,7 +501,7 @@ class AriadneClient:
             if receipts:
                 self._outbox_wake.set()
 
-    async def _open(self, deliver: wire.Deliver, receipts: dict[str, list[bytes]]) -> list[Event]:
+    async def _open(self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]) -> list[Event]:
         try:
             sealed = decode_sealed(deliver.payload)
         except WireError:
@@ -532,7 +533,7 @@ class AriadneClient:
             return None
         return fresh.entry(device_id)
 
-    def _apply(self, deliver: wire.Deliver, payload: Payload,
+    def _apply(self, deliver: wire.Delivered, payload: Payload,
                receipts: dict[str, list[bytes]]) -> list[Event]:
         from_self = deliver.sender_user == self.username
         if isinstance(payload, Text):
@@ -564,7 +565,7 @@ class AriadneClient:
             return events
         return []
 
-    def _undecryptable(self, deliver: wire.Deliver, reason: str) -> list[Event]:
+    def _undecryptable(self, deliver: wire.Delivered, reason: str) -> list[Event]:
         log.info("could not decrypt envelope %d from %s: %s", deliver.seq,
                  deliver.sender_device, reason)
         placeholder = StoredMessage(

@@ -16,6 +16,7 @@ class Attacker:
     """Full control of the relay's store, through the relay's own connection."""
 
     def __init__(self, relay) -> None:
+        self.relay = relay.relay
         self.db = relay.relay.store._db
 
     def rows_for(self, device_id: str) -> list[tuple[int, str, str, int, bytes]]:
@@ -39,6 +40,7 @@ class Attacker:
         self.db.executemany("INSERT INTO list_members VALUES (?, ?)",
                             [(username, m) for m in members])
         self.db.commit()
+        self.relay.forget_members(username)
 
     def device_list(self, username: str) -> bytes:
         return self.db.execute("SELECT signed_list FROM device_lists WHERE username = ?",

@@ -1,0 +1,302 @@
+"""Relay benchmark (design brief §7): forwarding throughput against a bare websockets forwarder
+measured in the same run, end-to-end latency through real clients, and the client's CPU cost to
+send one message to a user with three devices.
+
+    python tests/benchmarks/bench_relay.py [--seconds 5]
+
+Both servers run as their own processes (one core each at most); the load generator runs here.
+Ratios, not absolute numbers, are what compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.server import serve
+
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+from client.core.client import AriadneClient  # noqa: E402
+from client.core.events import MessageReceived  # noqa: E402
+from client.core.link import Backoff  # noqa: E402
+from shared import wire  # noqa: E402
+from shared.auth import sign_login  # noqa: E402
+from shared.device_list import DeviceEntry, first_device_list  # noqa: E402
+from shared.envelope import Text, encode_payload, new_message_id  # noqa: E402
+from shared.identity import SigningKey, device_id_for  # noqa: E402
+
+FAN_OUT = 3
+PAYLOAD = os.urandom(220)  # about the size of a padded short text envelope
+WINDOW = 16  # fan-outs in flight per sending connection
+
+
+# ---------------------------------------------------------------- the baseline: a bare forwarder
+
+
+class Forward(msgspec.Struct):
+    to: list[str]
+    payload: bytes
+
+
+async def bare_forwarder() -> None:
+    """Decode a small msgspec frame naming the targets and forward the payload to each."""
+    peers: dict[str, object] = {}
+    decoder = msgspec.msgpack.Decoder(Forward)
+
+    async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+        name = await ws.recv()
+        peers[name] = ws
+        with contextlib.suppress(ConnectionClosed):
+            async for data in ws:
+                frame = decoder.decode(data)
+                for target in frame.to:
+                    with contextlib.suppress(ConnectionClosed):
+                        await peers[target].send(frame.payload)  # type: ignore[attr-defined]
+                await ws.send(b"ok")
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Event().wait()
+
+
+# ---------------------------------------------------------------- load generation
+
+
+async def start_process(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[2])
+    assert process.stdout is not None
+    line = (await process.stdout.readline()).decode().strip()
+    return process, line
+
+
+async def drive(url_of_device, login, make_send, parse_delivered, ack, devices: int,  # type: ignore[no-untyped-def]
+                seconds: float) -> float:
+    """Every device sends fan-outs to FAN_OUT others and reads what it is sent; returns the number
+    of envelopes delivered per second in the measured window."""
+    delivered = 0
+    measuring = False
+    stop = asyncio.Event()
+    sockets = []
+    for i in range(devices):
+        ws = await connect(url_of_device(i), compression=None, max_queue=None)
+        await login(ws, i)
+        sockets.append(ws)
+
+    async def run(i: int, ws) -> None:  # type: ignore[no-untyped-def]
+        nonlocal delivered
+        credit = asyncio.Semaphore(WINDOW)
+        targets = [(i + k) % devices for k in range(1, FAN_OUT + 1)]
+
+        async def reader() -> None:
+            nonlocal delivered
+            with contextlib.suppress(ConnectionClosed):
+                await read_all()
+
+        async def read_all() -> None:
+            nonlocal delivered
+            async for data in ws:
+                seqs = parse_delivered(data)
+                if seqs is None:
+                    credit.release()
+                    continue
+                if measuring:
+                    delivered += len(seqs)
+                await ack(ws, seqs)  # once per frame, as the real client acks per batch
+
+        task = asyncio.create_task(reader())
+        while not stop.is_set():
+            await credit.acquire()
+            await ws.send(make_send(i, targets))
+        task.cancel()
+
+    runners = [asyncio.create_task(run(i, ws)) for i, ws in enumerate(sockets)]
+    await asyncio.sleep(1.0)  # warm up
+    measuring = True
+    start = time.perf_counter()
+    await asyncio.sleep(seconds)
+    measuring = False
+    rate = delivered / (time.perf_counter() - start)
+    stop.set()
+    for ws in sockets:
+        await ws.close()
+    for runner in runners:
+        runner.cancel()
+    return rate
+
+
+async def bare_rate(devices: int, seconds: float) -> float:
+    process, port = await start_process(__file__, "--forwarder")
+    encoder = msgspec.msgpack.Encoder()
+    try:
+        async def login(ws, i):  # type: ignore[no-untyped-def]
+            await ws.send(f"d{i}")
+
+        return await drive(
+            lambda i: f"ws://127.0.0.1:{port}", login,
+            lambda i, targets: encoder.encode(Forward([f"d{t}" for t in targets], PAYLOAD)),
+            lambda data: None if data == b"ok" else [0],
+            lambda ws, seqs: asyncio.sleep(0),
+            devices, seconds)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
+    """Accounts with one listed device each, created over the wire protocol."""
+    made = []
+    for i in range(count):
+        key, amk = SigningKey.generate(), SigningKey.generate()
+        username, device_id = f"user{i}", device_id_for(key.public)
+        async with connect(url, compression=None) as ws:
+            challenge = wire.decode_relay_frame(await ws.recv())
+            await ws.send(wire.encode(wire.CreateAccount(
+                rid=1, username=username, password="benchmark password",
+                device=wire.DeviceRegistration(device_id=device_id, name="d",
+                                               sign_public=key.public),
+                amk_public=amk.public,
+                signature=sign_login(key, challenge.nonce, username, device_id))))
+            assert isinstance(wire.decode_relay_frame(await ws.recv()), wire.Welcome)
+            signed = first_device_list(amk, username, DeviceEntry(
+                device_id=device_id, name="d", sign_public=key.public,
+                identity_key=os.urandom(32), added_at=0))
+            await ws.send(wire.encode(wire.PublishDeviceList(rid=2, signed_list=signed)))
+            assert isinstance(wire.decode_relay_frame(await ws.recv()), wire.Ok)
+        made.append((username, device_id, key))
+    return made
+
+
+async def relay_rate(devices: int, seconds: float) -> float:
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
+    process, line = await start_process("-m", "relay", "--port", "0", "--data-dir",
+                                        str(data_dir), "--log-level", "WARNING")
+    url = line.rsplit(" ", 1)[1]
+    try:
+        accounts = await register(url, devices)
+        decoder = msgspec.msgpack.Decoder(wire.RelayFrame)
+
+        async def login(ws, i):  # type: ignore[no-untyped-def]
+            username, device_id, key = accounts[i]
+            challenge = decoder.decode(await ws.recv())
+            await ws.send(wire.encode(wire.Resume(
+                rid=0, username=username, device_id=device_id,
+                signature=sign_login(key, challenge.nonce, username, device_id))))
+            assert isinstance(decoder.decode(await ws.recv()), wire.Welcome)
+
+        def make_send(i, targets):  # type: ignore[no-untyped-def]
+            return wire.encode(wire.Send(rid=1, recipients=[
+                wire.RecipientEnvelopes(username=accounts[t][0], envelopes=[
+                    wire.Envelope(device_id=accounts[t][1], payload=PAYLOAD)])
+                for t in targets]))
+
+        def parse(data):  # type: ignore[no-untyped-def]
+            frame = decoder.decode(data)
+            if isinstance(frame, wire.Deliver):
+                return [e.seq for e in frame.envelopes]
+            assert isinstance(frame, wire.Accepted), frame
+            return None
+
+        async def ack(ws, seqs):  # type: ignore[no-untyped-def]
+            await ws.send(wire.encode(wire.Ack(seqs=seqs)))
+
+        return await drive(lambda i: url, login, make_send, parse, ack, devices, seconds)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+# ---------------------------------------------------------------- latency and client CPU
+
+
+async def client_figures(messages: int = 200) -> tuple[list[float], float]:
+    root = Path(tempfile.mkdtemp(prefix="bench-clients-"))
+    process, line = await start_process("-m", "relay", "--port", "0", "--data-dir",
+                                        str(root / "relay"), "--log-level", "WARNING")
+    url = line.rsplit(" ", 1)[1]
+    quick = Backoff(0.05, 1.5, 0.3)
+    clients = []
+    try:
+        alice = await AriadneClient.create_account(root / "a", url, "alice", "password1", "A",
+                                                   backoff=quick)
+        bob = await AriadneClient.create_account(root / "b", url, "bob", "password1", "B1",
+                                                 backoff=quick)
+        clients += [alice, bob]
+        arrived: dict[bytes, asyncio.Event] = {}
+        bob.add_listener(lambda e: arrived.setdefault(e.message.message_id, asyncio.Event()).set()
+                         if isinstance(e, MessageReceived) else None)
+        await alice.send_text("bob", "warm up")  # the session exists before measuring
+        while len(bob.messages("alice")) < 1:
+            await asyncio.sleep(0.01)
+        latencies = []
+        for i in range(messages):
+            start = time.perf_counter()
+            sent = await alice.send_text("bob", f"latency probe {i}")
+            await arrived.setdefault(sent.message_id, asyncio.Event()).wait()
+            latencies.append(time.perf_counter() - start)
+            await asyncio.sleep(0.005)  # light load: let receipts settle between probes
+
+        for n in (2, 3):
+            extra = await AriadneClient.add_device(root / f"b{n}", url, "bob", "password1",
+                                                   f"B{n}", backoff=quick)
+            clients.append(extra)
+            await bob.approve_device(extra.device_id)
+        await alice.send_text("bob", "sessions with all three of bob's devices")
+        while len(clients[-1].messages("alice")) < 1:
+            await asyncio.sleep(0.01)
+
+        # CPU to encrypt one message to bob's three devices and store it (no network).
+        targets = list(alice.directory.known("bob").devices)
+        rounds = 500
+        cpu = time.process_time()
+        for i in range(rounds):
+            text = Text(message_id=new_message_id(), peer="bob", sent_at=0, body=f"cpu {i}")
+            await alice._encrypt_to("bob", targets, encode_payload(text))
+            alice._store.enqueue(["bob"], b"x", None)
+            alice._store.commit()
+        per_message = (time.process_time() - cpu) / rounds
+        return latencies, per_message
+    finally:
+        for client in clients:
+            await client.close()
+        process.terminate()
+        await process.wait()
+
+
+async def main(seconds: float) -> None:
+    print(f"Relay forwarding, fan-out {FAN_OUT}, {seconds:.0f} s per measurement "
+          f"({os.cpu_count()} cores)")
+    print(f"{'devices':>8} {'bare forwarder':>16} {'Ariadne relay':>15} {'ratio':>7}")
+    for devices in (20, 200):
+        bare = await bare_rate(devices, seconds)
+        relay = await relay_rate(devices, seconds)
+        print(f"{devices:>8} {bare:>11,.0f} env/s {relay:>10,.0f} env/s {relay / bare:>7.2f}")
+    latencies, cpu = await client_figures()
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    print(f"\nEnd-to-end latency (real clients, send_text -> received on bob's device), "
+          f"light load: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print(f"Client CPU to encrypt a message to 3 devices and store it: {cpu * 1000:.2f} ms "
+          f"(target < 2 ms)")
+
+
+if __name__ == "__main__":
+    if "--forwarder" in sys.argv:
+        asyncio.run(bare_forwarder())
+    else:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--seconds", type=float, default=5.0)
+        asyncio.run(main(parser.parse_args().seconds))
