@@ -15,8 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ariadne")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("chat-demo", help="start a relay and let Alice and Bob talk")
-    demo.add_argument("--headless", action="store_true",
-                      help="narrate in the terminal (the desktop demo arrives with the GUI)")
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="narrate in the terminal (the desktop demo arrives with the GUI)",
+    )
     demo.add_argument("--workdir", type=Path, help="keep profiles and relay data here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

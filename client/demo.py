@@ -35,8 +35,16 @@ QUICK = Backoff(first=0.1, factor=1.5, longest=1.0)
 async def relay_process(data_dir: Path) -> AsyncIterator[str]:
     """Start ``python -m relay`` on a free loopback port; yields its URL."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "relay", "--port", "0", "--data-dir", str(data_dir),
-        "--log-level", "WARNING", stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "relay",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
     )
     try:
         assert process.stdout is not None
@@ -63,8 +71,10 @@ def _narrate(client: AriadneClient, out) -> None:  # type: ignore[no-untyped-def
                 out(f"  [{who}] message to {thread} is now {status.value}")
             case DeviceListChanged(username=user, version=version, added=added):
                 plural = "s" if len(added) > 1 else ""
-                out(f"  [{who}] {user}'s device list is now version {version}"
-                    + (f" (+{len(added)} device{plural})" if added else ""))
+                out(
+                    f"  [{who}] {user}'s device list is now version {version}"
+                    + (f" (+{len(added)} device{plural})" if added else "")
+                )
             case ConnectionStateChanged(state=state, detail=detail):
                 out(f"  [{who}] relay: {state.value} {detail}".rstrip())
 
@@ -84,11 +94,14 @@ async def run_headless(workdir: Path | None = None, out=print) -> int:  # type: 
             out(f"Relay running at {url} (data in {root / 'relay'})\n")
             out("1. Alice and Bob create accounts; Alice adds and approves a laptop.")
             alice = await AriadneClient.create_account(
-                root / "alice-desktop", url, "alice", DEMO_PASSWORD, "Desktop", backoff=QUICK)
+                root / "alice-desktop", url, "alice", DEMO_PASSWORD, "Desktop", backoff=QUICK
+            )
             bob = await AriadneClient.create_account(
-                root / "bob-desktop", url, "bob", DEMO_PASSWORD, "Desktop", backoff=QUICK)
+                root / "bob-desktop", url, "bob", DEMO_PASSWORD, "Desktop", backoff=QUICK
+            )
             laptop = await AriadneClient.add_device(
-                root / "alice-laptop", url, "alice", DEMO_PASSWORD, "Laptop", backoff=QUICK)
+                root / "alice-laptop", url, "alice", DEMO_PASSWORD, "Laptop", backoff=QUICK
+            )
             clients = [alice, bob, laptop]
             for client in clients:
                 _narrate(client, out)
@@ -103,20 +116,28 @@ async def run_headless(workdir: Path | None = None, out=print) -> int:  # type: 
             await bob.send_text("alice", "Hi Alice, got it.")
             await _until(lambda: len(laptop.messages("bob")) == 2)
             await laptop.send_text("bob", "And this is from my laptop.")
-            await _until(lambda: len(bob.messages("alice")) == 3
-                         and len(alice.messages("bob")) == 3)
+            await _until(
+                lambda: len(bob.messages("alice")) == 3 and len(alice.messages("bob")) == 3
+            )
 
             out("\n3. Bob goes offline; Alice writes twice. What does the relay hold?")
             bob_dir = bob.profile_dir
             await bob.close()
-            secret = [await alice.send_text("bob", "Secret plans for Saturday"),
-                      await alice.send_text("bob", "Bring the map.")]
+            secret = [
+                await alice.send_text("bob", "Secret plans for Saturday"),
+                await alice.send_text("bob", "Bring the map."),
+            ]
             # "sent" means the relay committed the envelopes to its queues.
-            await _until(lambda: all(m.status is not MessageStatus.SENDING
-                                     for m in alice.messages("bob")[-2:]))
+            await _until(
+                lambda: all(
+                    m.status is not MessageStatus.SENDING for m in alice.messages("bob")[-2:]
+                )
+            )
             with sqlite3.connect(root / "relay" / "relay.sqlite3") as db:
-                rows = db.execute("SELECT seq, device_id, sender_device, length(payload),"
-                                  " payload FROM queue ORDER BY seq").fetchall()
+                rows = db.execute(
+                    "SELECT seq, device_id, sender_device, length(payload),"
+                    " payload FROM queue ORDER BY seq"
+                ).fetchall()
             out("   seq  for device        from device      bytes  ciphertext (first 24 bytes)")
             for seq, device, sender, size, payload in rows:
                 ciphertext = decode_sealed(payload).ciphertext

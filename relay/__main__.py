@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("relay-data"))
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     asyncio.run(_serve(args.host, args.port, args.data_dir))
 
 
@@ -26,8 +28,10 @@ async def _serve(host: str, port: int, data_dir: Path) -> None:
     relay, server = await start_relay(host, port, data_dir)
     for sock in server.sockets:
         # The demo and the tests read this line to learn the port when started with --port 0.
-        print(f"ariadne-relay listening on ws://{sock.getsockname()[0]}:{sock.getsockname()[1]}",
-              flush=True)
+        print(
+            f"ariadne-relay listening on ws://{sock.getsockname()[0]}:{sock.getsockname()[1]}",
+            flush=True,
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -26,14 +26,14 @@ from pathlib import Path
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from relay.ratelimit import TokenBucket
+from relay.store import DeviceRow, QueuedEnvelope, RelayStore
 from shared import wire
 from shared.auth import NONCE_LENGTH, verify_login
 from shared.device_list import check_successor, open_device_list
 from shared.errors import ProtocolError, WireError
 from shared.identity import device_id_for
 from shared.password import check_password, hash_password
-from relay.ratelimit import TokenBucket
-from relay.store import DeviceRow, QueuedEnvelope, RelayStore
 
 log = logging.getLogger("ariadne.relay")
 
@@ -208,10 +208,13 @@ class DeviceConnection:
             task.add_done_callback(self._tasks.discard)
         self.state = ConnectionState.AUTHENTICATED
         self.store.touch(self.device_id, int(time.time()))
-        await self._send(wire.Welcome(
-            rid=rid, device_id=self.device_id,
-            one_time_pre_keys_left=self.store.pre_key_count(self.device_id),
-        ))
+        await self._send(
+            wire.Welcome(
+                rid=rid,
+                device_id=self.device_id,
+                one_time_pre_keys_left=self.store.pre_key_count(self.device_id),
+            )
+        )
         return True
 
     def _check_registration(self, registration: wire.DeviceRegistration) -> None:
@@ -220,12 +223,19 @@ class DeviceConnection:
 
     async def _create_account(self, frame: wire.CreateAccount, nonce: bytes) -> None:
         self._check_registration(frame.device)
-        if not verify_login(frame.device.sign_public, frame.signature, nonce, frame.username,
-                            frame.device.device_id):
+        if not verify_login(
+            frame.device.sign_public, frame.signature, nonce, frame.username, frame.device.device_id
+        ):
             raise _Reject("bad_signature")
         password_hash = await asyncio.to_thread(hash_password, frame.password)
-        row = DeviceRow(frame.device.device_id, frame.username, frame.device.name,
-                        frame.device.sign_public, int(time.time()), None)
+        row = DeviceRow(
+            frame.device.device_id,
+            frame.username,
+            frame.device.name,
+            frame.device.sign_public,
+            int(time.time()),
+            None,
+        )
         if not self.store.create_account(frame.username, password_hash, frame.amk_public, row):
             raise _Reject("username_taken", "that username is taken")
         await self.store.durable()
@@ -233,8 +243,9 @@ class DeviceConnection:
 
     async def _add_device(self, frame: wire.AddDevice, nonce: bytes) -> None:
         self._check_registration(frame.device)
-        if not verify_login(frame.device.sign_public, frame.signature, nonce, frame.username,
-                            frame.device.device_id):
+        if not verify_login(
+            frame.device.sign_public, frame.signature, nonce, frame.username, frame.device.device_id
+        ):
             raise _Reject("bad_signature")
         stored = self.store.password_hash(frame.username)
         # Hash even for an unknown user, so timing does not tell which usernames exist.
@@ -245,23 +256,31 @@ class DeviceConnection:
             raise _Reject("bad_credentials", "wrong username or password")
         existing = self.store.device(frame.device.device_id)
         if existing is None:
-            row = DeviceRow(frame.device.device_id, frame.username, frame.device.name,
-                            frame.device.sign_public, int(time.time()), None)
+            row = DeviceRow(
+                frame.device.device_id,
+                frame.username,
+                frame.device.name,
+                frame.device.sign_public,
+                int(time.time()),
+                None,
+            )
             self.store.add_device(row)
             await self.store.durable()
         elif existing.username != frame.username:
             raise _Reject("bad_credentials", "wrong username or password")
         self.username, self.device_id = frame.username, frame.device.device_id
         log.info("pending device %s registered for %s", self.device_id, self.username)
-        self.relay.notify_user(self.username, wire.Notice(kind="device_list_changed",
-                                                          username=self.username))
+        self.relay.notify_user(
+            self.username, wire.Notice(kind="device_list_changed", username=self.username)
+        )
 
     def _resume(self, frame: wire.Resume, nonce: bytes) -> None:
         device = self.store.device(frame.device_id)
         if device is None or device.username != frame.username:
             raise _Reject("unknown_device", "this device is not registered (or was removed)")
-        if not verify_login(device.sign_public, frame.signature, nonce, frame.username,
-                            frame.device_id):
+        if not verify_login(
+            device.sign_public, frame.signature, nonce, frame.username, frame.device_id
+        ):
             raise _Reject("bad_signature")
         self.username, self.device_id = frame.username, frame.device_id
 
@@ -306,12 +325,19 @@ class DeviceConnection:
                 return None
             case wire.FetchDeviceList():
                 stored = self.store.device_list(frame.username)
-                return wire.DeviceListReply(rid=frame.rid, signed_list=stored[1] if stored else None)
+                return wire.DeviceListReply(
+                    rid=frame.rid, signed_list=stored[1] if stored else None
+                )
             case wire.FetchBundles():
                 return self._fetch_bundles(frame)
             case wire.PublishKeys():
-                self.store.set_keys(self.device_id, frame.identity_key, frame.signed_pre_key,
-                                    frame.signed_pre_key_sig, frame.one_time_pre_keys)
+                self.store.set_keys(
+                    self.device_id,
+                    frame.identity_key,
+                    frame.signed_pre_key,
+                    frame.signed_pre_key_sig,
+                    frame.one_time_pre_keys,
+                )
                 await self.store.durable()
                 return wire.Ok(rid=frame.rid)
             case wire.PublishDeviceList():
@@ -343,25 +369,32 @@ class DeviceConnection:
             if not expected and recipient.username != self.username:
                 raise _Reject("unknown_user", f"no user {recipient.username}")
             if set(got) != expected:
-                mismatches.append(wire.DeviceMismatch(
-                    username=recipient.username, missing=sorted(expected - set(got)),
-                    extra=sorted(set(got) - expected),
-                ))
+                mismatches.append(
+                    wire.DeviceMismatch(
+                        username=recipient.username,
+                        missing=sorted(expected - set(got)),
+                        extra=sorted(set(got) - expected),
+                    )
+                )
             rows.extend((e.device_id, recipient.username, e.payload) for e in recipient.envelopes)
         if mismatches:
             return wire.Mismatch(rid=frame.rid, users=mismatches)
         server_ts = self.relay.next_timestamp()
-        queued = self.store.enqueue([
-            (device_id, self.username, self.device_id, server_ts, payload)
-            for device_id, _, payload in rows
-        ])
+        queued = self.store.enqueue(
+            [
+                (device_id, self.username, self.device_id, server_ts, payload)
+                for device_id, _, payload in rows
+            ]
+        )
         log.debug("fan-out from %s: %d envelopes", self.device_id, len(queued))
         self.store.durable().add_done_callback(
-            lambda done: self._accepted(done, frame.rid, server_ts, queued))
+            lambda done: self._accepted(done, frame.rid, server_ts, queued)
+        )
         return None
 
-    def _accepted(self, done: asyncio.Future[None], rid: int, server_ts: int,
-                  queued: list[QueuedEnvelope]) -> None:
+    def _accepted(
+        self, done: asyncio.Future[None], rid: int, server_ts: int, queued: list[QueuedEnvelope]
+    ) -> None:
         """Once the fan-out is committed: push it to connected recipients, answer the sender."""
         if done.cancelled() or done.exception() is not None:
             self.push_frame(wire.Error(rid=rid, code="internal_error", detail="not stored"))
@@ -383,11 +416,15 @@ class DeviceConnection:
             row = self.store.take_bundle(device_id)
             if row is None:
                 continue
-            bundles.append(wire.PreKeyBundle(
-                device_id=device_id, identity_key=row.identity_key,
-                signed_pre_key=row.signed_pre_key, signed_pre_key_sig=row.signed_pre_key_sig,
-                one_time_pre_key=row.one_time_pre_key,
-            ))
+            bundles.append(
+                wire.PreKeyBundle(
+                    device_id=device_id,
+                    identity_key=row.identity_key,
+                    signed_pre_key=row.signed_pre_key,
+                    signed_pre_key_sig=row.signed_pre_key_sig,
+                    one_time_pre_key=row.one_time_pre_key,
+                )
+            )
             left = self.store.pre_key_count(device_id)
             owner = self.relay.connections.get(device_id)
             if left < PRE_KEYS_LOW and owner is not None:
@@ -400,8 +437,7 @@ class DeviceConnection:
             new = open_device_list(frame.signed_list, self.username, amk_public)
             stored = self.store.device_list(self.username)
             current = open_device_list(stored[1], self.username, amk_public) if stored else None
-            if not check_successor(current, stored[1] if stored else None, new,
-                                   frame.signed_list):
+            if not check_successor(current, stored[1] if stored else None, new, frame.signed_list):
                 return
         except ProtocolError as exc:
             raise _Reject("bad_device_list", str(exc)) from None
@@ -422,19 +458,26 @@ class DeviceConnection:
             if connection is not None:
                 await connection._close(4001, "device removed")
         log.info("device list of %s is now version %d", self.username, new.version)
-        self.relay.notify_user(self.username, wire.Notice(kind="device_list_changed",
-                                                          username=self.username))
+        self.relay.notify_user(
+            self.username, wire.Notice(kind="device_list_changed", username=self.username)
+        )
 
     def _pending_devices(self, frame: wire.ListPendingDevices) -> wire.Frame:
         members = self.relay.members(self.username)
-        return wire.PendingDevices(rid=frame.rid, devices=[
-            wire.PendingDevice(
-                registration=wire.DeviceRegistration(
-                    device_id=d.device_id, name=d.name, sign_public=d.sign_public),
-                identity_key=d.identity_key, registered_at=d.registered_at,
-            )
-            for d in self.store.devices_of(self.username) if d.device_id not in members
-        ])
+        return wire.PendingDevices(
+            rid=frame.rid,
+            devices=[
+                wire.PendingDevice(
+                    registration=wire.DeviceRegistration(
+                        device_id=d.device_id, name=d.name, sign_public=d.sign_public
+                    ),
+                    identity_key=d.identity_key,
+                    registered_at=d.registered_at,
+                )
+                for d in self.store.devices_of(self.username)
+                if d.device_id not in members
+            ],
+        )
 
     # ------------------------------------------------------------------ delivery
 
@@ -472,11 +515,20 @@ class DeviceConnection:
             for start in range(0, len(fresh), wire.MAX_DELIVER):
                 chunk = fresh[start : start + wire.MAX_DELIVER]
                 self._cursor = chunk[-1].seq
-                await self._send(wire.Deliver(envelopes=[
-                    wire.Delivered(seq=e.seq, sender_user=e.sender_user,
-                                   sender_device=e.sender_device, server_ts=e.server_ts,
-                                   payload=e.payload)
-                    for e in chunk]))
+                await self._send(
+                    wire.Deliver(
+                        envelopes=[
+                            wire.Delivered(
+                                seq=e.seq,
+                                sender_user=e.sender_user,
+                                sender_device=e.sender_device,
+                                server_ts=e.server_ts,
+                                payload=e.payload,
+                            )
+                            for e in chunk
+                        ]
+                    )
+                )
             if not page and not self._outgoing:
                 self._wake.clear()
                 await self._wake.wait()
@@ -489,7 +541,11 @@ async def start_relay(
     data_dir.mkdir(parents=True, exist_ok=True)
     relay = Relay(RelayStore(data_dir / "relay.sqlite3"), limits)
     server = await serve(
-        relay.handle, host, port, max_size=wire.MAX_FRAME_BYTES, compression=None,
+        relay.handle,
+        host,
+        port,
+        max_size=wire.MAX_FRAME_BYTES,
+        compression=None,
         max_queue=64,
     )
     return relay, server

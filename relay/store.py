@@ -166,8 +166,14 @@ class RelayStore:
             self._db.execute(
                 "INSERT INTO devices (device_id, username, name, sign_public, registered_at,"
                 " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
-                (device.device_id, device.username, device.name, device.sign_public,
-                 device.registered_at, device.registered_at),
+                (
+                    device.device_id,
+                    device.username,
+                    device.name,
+                    device.sign_public,
+                    device.registered_at,
+                    device.registered_at,
+                ),
             )
         except sqlite3.IntegrityError:
             return False
@@ -201,7 +207,11 @@ class RelayStore:
     # ------------------------------------------------------------------ key directory
 
     def set_keys(
-        self, device_id: str, identity_key: bytes, signed_pre_key: bytes, signature: bytes,
+        self,
+        device_id: str,
+        identity_key: bytes,
+        signed_pre_key: bytes,
+        signature: bytes,
         one_time_pre_keys: Iterable[bytes],
     ) -> None:
         self._db.execute(
@@ -220,7 +230,7 @@ class RelayStore:
         ).fetchone()[0]
 
     def take_bundle(self, device_id: str) -> BundleRow | None:
-        """The device's bundle with one one-time pre-key, which is removed: each is handed out once."""
+        """The device's bundle with one one-time pre-key, which is removed: each goes out once."""
         row = self._db.execute(
             "SELECT identity_key, signed_pre_key, signed_pre_key_sig FROM devices"
             " WHERE device_id = ? AND identity_key IS NOT NULL",

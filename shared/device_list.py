@@ -153,6 +153,7 @@ def next_device_list(
 def first_device_list(amk: SigningKey, username: str, first: DeviceEntry) -> bytes:
     return sign_device_list(
         amk,
-        DeviceList(username=username, version=1, prev_hash=b"", amk_public=amk.public,
-                   devices=(first,)),
+        DeviceList(
+            username=username, version=1, prev_hash=b"", amk_public=amk.public, devices=(first,)
+        ),
     )

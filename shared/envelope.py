@@ -38,8 +38,9 @@ class SealedEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     v: Literal[1] = 1
 
 
-class _Payload(msgspec.Struct, tag_field="kind", forbid_unknown_fields=True, frozen=True,
-               kw_only=True):
+class _Payload(
+    msgspec.Struct, tag_field="kind", forbid_unknown_fields=True, frozen=True, kw_only=True
+):
     v: Literal[1] = 1
 
 

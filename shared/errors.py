@@ -17,7 +17,7 @@ class WireError(ProtocolError):
 
 
 class VerificationError(ProtocolError):
-    """A signature, hash chain or version check failed: the data may have been forged or rolled back."""
+    """A signature, hash chain or version check failed: the data may be forged or rolled back."""
 
 
 class DecryptionError(ProtocolError):

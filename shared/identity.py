@@ -47,6 +47,6 @@ def verify(public: bytes, signature: bytes, domain: bytes, data: bytes) -> bool:
 
 
 def device_id_for(sign_public: bytes) -> str:
-    """A device's id is bound to its signing key, so the relay cannot re-assign an id to a new key."""
+    """A device's id is bound to its signing key: the relay cannot give an id to another key."""
     digest = hashlib.sha256(b"ariadne/device-id/v1\x00" + sign_public).hexdigest()
     return digest[:DEVICE_ID_LENGTH]

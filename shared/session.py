@@ -57,12 +57,16 @@ class X3DHState(x3dh.BaseState):
 
 
 def new_x3dh_state() -> X3DHState:
-    return X3DHState.create(x3dh.IdentityKeyFormat.CURVE_25519, x3dh.HashFunction.SHA_256, X3DH_INFO)
+    return X3DHState.create(
+        x3dh.IdentityKeyFormat.CURVE_25519, x3dh.HashFunction.SHA_256, X3DH_INFO
+    )
 
 
 def load_x3dh_state(serialized: str) -> X3DHState:
     state, _ = X3DHState.from_json(
-        json.loads(serialized), x3dh.IdentityKeyFormat.CURVE_25519, x3dh.HashFunction.SHA_256,
+        json.loads(serialized),
+        x3dh.IdentityKeyFormat.CURVE_25519,
+        x3dh.HashFunction.SHA_256,
         X3DH_INFO,
     )
     return state
@@ -114,7 +118,9 @@ class _DoubleRatchet(doubleratchet.DoubleRatchet):
     @staticmethod
     def _build_associated_data(associated_data: bytes, header: doubleratchet.Header) -> bytes:
         return (
-            struct.pack(">I", len(associated_data)) + associated_data + header.ratchet_pub
+            struct.pack(">I", len(associated_data))
+            + associated_data
+            + header.ratchet_pub
             + struct.pack(">II", header.previous_sending_chain_length, header.sending_chain_length)
         )
 
@@ -156,10 +162,13 @@ class Session:
         self.pending_header = pending_header
 
     def dump(self) -> bytes:
-        return _session_encoder.encode(_StoredSession(
-            ratchet=json.dumps(self.ratchet.json), associated_data=self.associated_data,
-            pending_header=self.pending_header,
-        ))
+        return _session_encoder.encode(
+            _StoredSession(
+                ratchet=json.dumps(self.ratchet.json),
+                associated_data=self.associated_data,
+                pending_header=self.pending_header,
+            )
+        )
 
     @classmethod
     def load(cls, data: bytes) -> Session:
@@ -245,12 +254,17 @@ async def initiate_session(
     except x3dh.KeyAgreementException as exc:
         raise DecryptionError(f"bad pre-key bundle: {exc}") from None
     ratchet, message = await _DoubleRatchet.encrypt_initial_message(
-        shared_secret=secret, recipient_ratchet_pub=signed_pre_key, message=first_plaintext,
-        associated_data=associated_data, **_CONFIG,
+        shared_secret=secret,
+        recipient_ratchet_pub=signed_pre_key,
+        message=first_plaintext,
+        associated_data=associated_data,
+        **_CONFIG,
     )
     pending = X3DHHeader(
-        identity_key=header.identity_key, ephemeral_key=header.ephemeral_key,
-        signed_pre_key=header.signed_pre_key, one_time_pre_key=header.pre_key,
+        identity_key=header.identity_key,
+        ephemeral_key=header.ephemeral_key,
+        signed_pre_key=header.signed_pre_key,
+        one_time_pre_key=header.pre_key,
     )
     return Session(ratchet, associated_data, pending), _seal(message, pending)
 
@@ -267,15 +281,20 @@ async def accept_session(
     try:
         secret, associated_data, signed_pre_key = await own.get_shared_secret_passive(
             x3dh.Header(
-                identity_key=header.identity_key, ephemeral_key=header.ephemeral_key,
-                signed_pre_key=header.signed_pre_key, pre_key=header.one_time_pre_key,
+                identity_key=header.identity_key,
+                ephemeral_key=header.ephemeral_key,
+                signed_pre_key=header.signed_pre_key,
+                pre_key=header.one_time_pre_key,
             ),
             binding,
             require_pre_key=False,
         )
         ratchet, plaintext = await _DoubleRatchet.decrypt_initial_message(
-            shared_secret=secret, own_ratchet_priv=signed_pre_key.priv, message=_open(sealed),
-            associated_data=associated_data, **_CONFIG,
+            shared_secret=secret,
+            own_ratchet_priv=signed_pre_key.priv,
+            message=_open(sealed),
+            associated_data=associated_data,
+            **_CONFIG,
         )
     except _BAD_INPUT as exc:
         raise DecryptionError(type(exc).__name__) from None

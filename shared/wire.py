@@ -95,7 +95,7 @@ class CreateAccount(Frame, tag="create_account"):
 
 
 class AddDevice(Frame, tag="add_device"):
-    """Log in with the password on a new device. The device is pending until a signed list names it."""
+    """Log in with the password on a new device; it is pending until a signed list names it."""
 
     rid: Rid
     username: Username
@@ -229,12 +229,29 @@ class Notice(Frame, tag="notice"):
 
 
 ClientFrame = (
-    CreateAccount | AddDevice | Resume | PublishKeys | PublishDeviceList | FetchDeviceList
-    | FetchBundles | ListPendingDevices | Send | Ack
+    CreateAccount
+    | AddDevice
+    | Resume
+    | PublishKeys
+    | PublishDeviceList
+    | FetchDeviceList
+    | FetchBundles
+    | ListPendingDevices
+    | Send
+    | Ack
 )
 RelayFrame = (
-    Challenge | Welcome | Ok | Error | Accepted | Mismatch | DeviceListReply | Bundles
-    | PendingDevices | Deliver | Notice
+    Challenge
+    | Welcome
+    | Ok
+    | Error
+    | Accepted
+    | Mismatch
+    | DeviceListReply
+    | Bundles
+    | PendingDevices
+    | Deliver
+    | Notice
 )
 
 _encoder = msgspec.msgpack.Encoder()

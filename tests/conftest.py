@@ -20,8 +20,9 @@ FAST = Backoff(first=0.05, factor=1.5, longest=0.3)
 PASSWORD = "correct horse battery"
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 20.0,
-                     message: str = "condition") -> None:
+async def eventually(
+    condition: Callable[[], bool], timeout: float = 20.0, message: str = "condition"
+) -> None:
     """Wait until ``condition()`` holds, polling the event loop; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -43,8 +44,9 @@ class RunningRelay:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.relay, self.server = await start_relay("127.0.0.1", self.port, self.data_dir,
-                                                    self.limits)
+        self.relay, self.server = await start_relay(
+            "127.0.0.1", self.port, self.data_dir, self.limits
+        )
         self.port = self.server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
@@ -82,7 +84,8 @@ class Accounts:
 
     async def create(self, username: str, device: str = "Desktop") -> AriadneClient:
         client = await AriadneClient.create_account(
-            self._dir(username), self.relay.url, username, PASSWORD, device, backoff=FAST)
+            self._dir(username), self.relay.url, username, PASSWORD, device, backoff=FAST
+        )
         self.clients.append(client)
         await eventually(lambda: client.is_member, message=f"{username} on its device list")
         return client
@@ -90,8 +93,13 @@ class Accounts:
     async def add_device(self, first: AriadneClient, device: str = "Laptop") -> AriadneClient:
         """A second device of ``first``'s account, approved by ``first``."""
         client = await AriadneClient.add_device(
-            self._dir(first.username), self.relay.url, first.username, PASSWORD, device,
-            backoff=FAST)
+            self._dir(first.username),
+            self.relay.url,
+            first.username,
+            PASSWORD,
+            device,
+            backoff=FAST,
+        )
         self.clients.append(client)
         await first.approve_device(client.device_id)
         await eventually(lambda: client.is_member, message="new device sees itself listed")

@@ -79,15 +79,20 @@ class RegistrationError(Exception):
 
 
 class SendError(Exception):
-    """A message cannot be sent (no such user, or the relay's devices never match the signed list)."""
+    """A message cannot be sent: no such user, or the relay's devices never match the signed one."""
 
 
 class AriadneClient:
     """One device profile, connected to its relay. Build with :meth:`create_account`,
     :meth:`add_device` or :meth:`open`; call :meth:`close` when done."""
 
-    def __init__(self, profile_dir: Path, store: ProfileStore, backoff: Backoff | None = None,
-                 password: str | None = None) -> None:
+    def __init__(
+        self,
+        profile_dir: Path,
+        store: ProfileStore,
+        backoff: Backoff | None = None,
+        password: str | None = None,
+    ) -> None:
         self.profile_dir = profile_dir
         self._store = store
         self.username = str(store.get("username"))
@@ -100,8 +105,14 @@ class AriadneClient:
         self._x3dh = load_x3dh_state(str(store.get("x3dh_state")))
         self._password = password  # only until the relay accepted the registration
         self._listeners: list[Callable[[Event], None]] = []
-        self.link = RelayLink(self.relay_url, self._login_frame, self._on_push,
-                              self._on_connection_state, self._on_login, backoff)
+        self.link = RelayLink(
+            self.relay_url,
+            self._login_frame,
+            self._on_push,
+            self._on_connection_state,
+            self._on_login,
+            backoff,
+        )
         self.directory = Directory(store, self.link, self._emit)
         self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
         self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
@@ -113,8 +124,14 @@ class AriadneClient:
     # ------------------------------------------------------------------ construction
 
     @staticmethod
-    def _new_profile(profile_dir: Path, relay_url: str, username: str, device_name: str,
-                     registration: str, with_amk: bool) -> ProfileStore:
+    def _new_profile(
+        profile_dir: Path,
+        relay_url: str,
+        username: str,
+        device_name: str,
+        registration: str,
+        with_amk: bool,
+    ) -> ProfileStore:
         if ProfileStore.exists(profile_dir):
             raise FileExistsError(f"a profile already exists in {profile_dir}")
         store = ProfileStore(profile_dir)
@@ -122,9 +139,13 @@ class AriadneClient:
         x3dh = new_x3dh_state()
         x3dh.generate_pre_keys(PRE_KEY_BATCH)
         values: dict[str, object] = {
-            "username": username, "device_name": device_name, "relay_url": relay_url,
-            "device_id": device_id_for(sign_key.public), "sign_seed": sign_key.seed,
-            "x3dh_state": dump_x3dh_state(x3dh), "registration": registration,
+            "username": username,
+            "device_name": device_name,
+            "relay_url": relay_url,
+            "device_id": device_id_for(sign_key.public),
+            "sign_seed": sign_key.seed,
+            "x3dh_state": dump_x3dh_state(x3dh),
+            "registration": registration,
             "keys_published": 0,
         }
         if with_amk:
@@ -137,17 +158,31 @@ class AriadneClient:
 
     @classmethod
     async def create_account(
-        cls, profile_dir: Path, relay_url: str, username: str, password: str, device_name: str,
-        *, backoff: Backoff | None = None, timeout: float = 30.0,
+        cls,
+        profile_dir: Path,
+        relay_url: str,
+        username: str,
+        password: str,
+        device_name: str,
+        *,
+        backoff: Backoff | None = None,
+        timeout: float = 30.0,
     ) -> AriadneClient:
-        """Create a new account with this as its first device (which holds the account master key)."""
+        """Create an account with this as its first device, which holds the account master key."""
         store = cls._new_profile(profile_dir, relay_url, username, device_name, "create", True)
         return await cls._register(profile_dir, store, password, backoff, timeout)
 
     @classmethod
     async def add_device(
-        cls, profile_dir: Path, relay_url: str, username: str, password: str, device_name: str,
-        *, backoff: Backoff | None = None, timeout: float = 30.0,
+        cls,
+        profile_dir: Path,
+        relay_url: str,
+        username: str,
+        password: str,
+        device_name: str,
+        *,
+        backoff: Backoff | None = None,
+        timeout: float = 30.0,
     ) -> AriadneClient:
         """Log in to an existing account from a new device. The device is *pending* (it receives
         nothing) until one of the account's devices approves it."""
@@ -155,8 +190,14 @@ class AriadneClient:
         return await cls._register(profile_dir, store, password, backoff, timeout)
 
     @classmethod
-    async def _register(cls, profile_dir: Path, store: ProfileStore, password: str,
-                        backoff: Backoff | None, timeout: float) -> AriadneClient:
+    async def _register(
+        cls,
+        profile_dir: Path,
+        store: ProfileStore,
+        password: str,
+        backoff: Backoff | None,
+        timeout: float,
+    ) -> AriadneClient:
         client = cls(profile_dir, store, backoff, password)
         client.start()
         try:
@@ -181,8 +222,10 @@ class AriadneClient:
         return client
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._inbox_loop(), name="inbox"),
-                       asyncio.create_task(self._outbox_loop(), name="outbox")]
+        self._tasks = [
+            asyncio.create_task(self._inbox_loop(), name="inbox"),
+            asyncio.create_task(self._outbox_loop(), name="outbox"),
+        ]
         self.link.start()
         self._outbox_wake.set()
 
@@ -208,8 +251,9 @@ class AriadneClient:
             while not self.link.online.is_set():
                 if self.link.state is ConnectionState.FAILED:
                     error = self.link.login_error
-                    raise RegistrationError(error.code if error else "failed",
-                                            error.detail if error else "")
+                    raise RegistrationError(
+                        error.code if error else "failed", error.detail if error else ""
+                    )
                 await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------------ events
@@ -236,19 +280,31 @@ class AriadneClient:
         signature = sign_login(self._sign_key, nonce, self.username, self.device_id)
         registration = self._store.get("registration")
         if registration == "done":
-            return wire.Resume(rid=rid, username=self.username, device_id=self.device_id,
-                               signature=signature)
+            return wire.Resume(
+                rid=rid, username=self.username, device_id=self.device_id, signature=signature
+            )
         if self._password is None:
             raise RegistrationError("unfinished", "registration was interrupted; start again")
-        device = wire.DeviceRegistration(device_id=self.device_id, name=self.device_name,
-                                         sign_public=self._sign_key.public)
+        device = wire.DeviceRegistration(
+            device_id=self.device_id, name=self.device_name, sign_public=self._sign_key.public
+        )
         if registration == "create":
             assert self._amk is not None
-            return wire.CreateAccount(rid=rid, username=self.username, password=self._password,
-                                      device=device, amk_public=self._amk.public,
-                                      signature=signature)
-        return wire.AddDevice(rid=rid, username=self.username, password=self._password,
-                              device=device, signature=signature)
+            return wire.CreateAccount(
+                rid=rid,
+                username=self.username,
+                password=self._password,
+                device=device,
+                amk_public=self._amk.public,
+                signature=signature,
+            )
+        return wire.AddDevice(
+            rid=rid,
+            username=self.username,
+            password=self._password,
+            device=device,
+            signature=signature,
+        )
 
     async def _on_login(self, welcome: wire.Welcome) -> None:
         if self._store.get("registration") != "done":
@@ -274,18 +330,26 @@ class AriadneClient:
             self._store.put("x3dh_state", dump_x3dh_state(self._x3dh))
             self._store.commit()  # private halves are safe before the public ones leave
         bundle = self._x3dh.bundle
-        await self.link.request(lambda rid: wire.PublishKeys(
-            rid=rid, identity_key=bundle.identity_key, signed_pre_key=bundle.signed_pre_key,
-            signed_pre_key_sig=bundle.signed_pre_key_sig,
-            one_time_pre_keys=sorted(bundle.pre_keys - before),
-        ))
+        await self.link.request(
+            lambda rid: wire.PublishKeys(
+                rid=rid,
+                identity_key=bundle.identity_key,
+                signed_pre_key=bundle.signed_pre_key,
+                signed_pre_key_sig=bundle.signed_pre_key_sig,
+                one_time_pre_keys=sorted(bundle.pre_keys - before),
+            )
+        )
         self._store.put("keys_published", 1)
         self._store.commit()
 
     def _own_entry(self) -> DeviceEntry:
-        return DeviceEntry(device_id=self.device_id, name=self.device_name,
-                           sign_public=self._sign_key.public,
-                           identity_key=self._x3dh.bundle.identity_key, added_at=int(time.time()))
+        return DeviceEntry(
+            device_id=self.device_id,
+            name=self.device_name,
+            sign_public=self._sign_key.public,
+            identity_key=self._x3dh.bundle.identity_key,
+            added_at=int(time.time()),
+        )
 
     async def _publish_first_device_list(self) -> None:
         assert self._amk is not None
@@ -325,10 +389,16 @@ class AriadneClient:
             raise LookupError("the new device has not published its keys yet")
         current = await self.directory.refresh(self.username)
         signed = next_device_list(
-            self._amk, current, self.directory.signed(self.username) or b"",
-            add=DeviceEntry(device_id=device_id, name=request.registration.name,
-                            sign_public=request.registration.sign_public,
-                            identity_key=request.identity_key, added_at=int(time.time())),
+            self._amk,
+            current,
+            self.directory.signed(self.username) or b"",
+            add=DeviceEntry(
+                device_id=device_id,
+                name=request.registration.name,
+                sign_public=request.registration.sign_public,
+                identity_key=request.identity_key,
+                added_at=int(time.time()),
+            ),
         )
         await self.link.request(lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed))
         accepted = self.directory.accept(self.username, signed)
@@ -337,8 +407,9 @@ class AriadneClient:
 
     # ------------------------------------------------------------------ reading
 
-    def messages(self, thread: str, limit: int | None = None,
-                 before: tuple[int, bytes] | None = None) -> list[StoredMessage]:
+    def messages(
+        self, thread: str, limit: int | None = None, before: tuple[int, bytes] | None = None
+    ) -> list[StoredMessage]:
         return self._store.thread_messages(thread, limit, before)
 
     def threads(self) -> list[str]:
@@ -347,7 +418,7 @@ class AriadneClient:
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
-        """Store a message to ``peer`` and queue it; it is sent as soon as the relay is reachable."""
+        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable."""
         if peer == self.username:
             raise ValueError("notes to self are not supported")
         if not text.strip() or len(text) > MAX_TEXT:
@@ -355,8 +426,16 @@ class AriadneClient:
         message_id = new_message_id()
         sent_at = int(time.time() * 1000)
         payload = Text(message_id=message_id, peer=peer, sent_at=sent_at, body=text)
-        message = StoredMessage(message_id, peer, self.username, self.device_id, sent_at, None,
-                                text, MessageStatus.SENDING)
+        message = StoredMessage(
+            message_id,
+            peer,
+            self.username,
+            self.device_id,
+            sent_at,
+            None,
+            text,
+            MessageStatus.SENDING,
+        )
         self._store.insert_message(message)
         self._store.enqueue([peer, self.username], encode_payload(payload), message_id)
         self._store.commit()
@@ -405,7 +484,8 @@ class AriadneClient:
             self._store.commit()  # the ratchets' new state is durable before anything leaves
             try:
                 answer = await self.link.request(
-                    lambda rid, r=recipients: wire.Send(rid=rid, recipients=r))
+                    lambda rid, r=recipients: wire.Send(rid=rid, recipients=r)
+                )
             except RelayError as exc:
                 if exc.code == "rate_limited":
                     await asyncio.sleep(0.5)
@@ -418,14 +498,18 @@ class AriadneClient:
                 await self.directory.refresh(mismatch.username)
         raise SendError("the relay's device list does not match the signed one")
 
-    async def _encrypt_to(self, username: str, targets: list[DeviceEntry],
-                          payload: bytes) -> list[wire.Envelope]:
+    async def _encrypt_to(
+        self, username: str, targets: list[DeviceEntry], payload: bytes
+    ) -> list[wire.Envelope]:
         envelopes = []
         new = [d for d in targets if not self.sessions.has_session(d.device_id)]
         bundles: dict[str, wire.PreKeyBundle] = {}
         if new:
-            answer = await self.link.request(lambda rid: wire.FetchBundles(
-                rid=rid, username=username, device_ids=[d.device_id for d in new]))
+            answer = await self.link.request(
+                lambda rid: wire.FetchBundles(
+                    rid=rid, username=username, device_ids=[d.device_id for d in new]
+                )
+            )
             assert isinstance(answer, wire.Bundles)
             bundles = {b.device_id: b for b in answer.bundles}
         for device in targets:
@@ -435,26 +519,28 @@ class AriadneClient:
                         sealed = await self.sessions.encrypt(device.device_id, payload)
                     elif device.device_id in bundles:
                         sealed = await self.sessions.start(
-                            username, device, bundles[device.device_id], payload)
+                            username, device, bundles[device.device_id], payload
+                        )
                     else:
                         continue  # no keys for it yet: the relay's answer will tell
                 except DecryptionError as exc:
                     log.warning("cannot start a session with %s: %s", device.device_id, exc)
                     continue
-            envelopes.append(wire.Envelope(device_id=device.device_id,
-                                           payload=encode_sealed(sealed)))
+            envelopes.append(
+                wire.Envelope(device_id=device.device_id, payload=encode_sealed(sealed))
+            )
         return envelopes
 
-    def _set_status(self, message_id: bytes, status: MessageStatus,
-                    server_ts: int | None) -> None:
+    def _set_status(self, message_id: bytes, status: MessageStatus, server_ts: int | None) -> None:
         message = self._store.message(message_id)
         if message is None:
             return
         if status is not MessageStatus.FAILED and status.rank <= message.status.rank:
             return
         self._store.set_status(message_id, status, server_ts)
-        self._emit(DeliveryUpdated(message_id, message.thread, status,
-                                   server_ts or message.server_ts))
+        self._emit(
+            DeliveryUpdated(message_id, message.thread, status, server_ts or message.server_ts)
+        )
 
     # ------------------------------------------------------------------ receiving
 
@@ -472,6 +558,7 @@ class AriadneClient:
         async def guarded() -> None:
             with contextlib.suppress(Offline, RelayError, UnknownUser):
                 await coroutine
+
         task = asyncio.create_task(guarded())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -491,8 +578,11 @@ class AriadneClient:
             except Offline:
                 pass  # what is not acknowledged is redelivered after reconnecting
             for sender, message_ids in receipts.items():
-                self._store.enqueue([sender], encode_payload(
-                    Receipt(status="delivered", message_ids=message_ids)), None)
+                self._store.enqueue(
+                    [sender],
+                    encode_payload(Receipt(status="delivered", message_ids=message_ids)),
+                    None,
+                )
             self._store.commit()  # ratchets, pre-keys, messages, receipts: then acknowledge
             if done:
                 await self.link.send(wire.Ack(seqs=done))
@@ -533,16 +623,22 @@ class AriadneClient:
             return None
         return fresh.entry(device_id)
 
-    def _apply(self, deliver: wire.Delivered, payload: Payload,
-               receipts: dict[str, list[bytes]]) -> list[Event]:
+    def _apply(
+        self, deliver: wire.Delivered, payload: Payload, receipts: dict[str, list[bytes]]
+    ) -> list[Event]:
         from_self = deliver.sender_user == self.username
         if isinstance(payload, Text):
             thread = payload.peer if from_self else deliver.sender_user
             if from_self and thread == self.username:
                 return []
             message = StoredMessage(
-                payload.message_id, thread, deliver.sender_user, deliver.sender_device,
-                payload.sent_at, deliver.server_ts, payload.body,
+                payload.message_id,
+                thread,
+                deliver.sender_user,
+                deliver.sender_device,
+                payload.sent_at,
+                deliver.server_ts,
+                payload.body,
                 MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
             )
             if not self._store.insert_message(message):
@@ -555,24 +651,38 @@ class AriadneClient:
             events: list[Event] = []
             for message_id in payload.message_ids:
                 message = self._store.message(message_id)
-                if (message is None or message.sender_user != self.username
-                        or message.thread != deliver.sender_user
-                        or status.rank <= message.status.rank):
+                if (
+                    message is None
+                    or message.sender_user != self.username
+                    or message.thread != deliver.sender_user
+                    or status.rank <= message.status.rank
+                ):
                     continue
                 self._store.set_status(message_id, status)
-                events.append(DeliveryUpdated(message_id, message.thread, status,
-                                              message.server_ts))
+                events.append(
+                    DeliveryUpdated(message_id, message.thread, status, message.server_ts)
+                )
             return events
         return []
 
     def _undecryptable(self, deliver: wire.Delivered, reason: str) -> list[Event]:
-        log.info("could not decrypt envelope %d from %s: %s", deliver.seq,
-                 deliver.sender_device, reason)
+        log.info(
+            "could not decrypt envelope %d from %s: %s", deliver.seq, deliver.sender_device, reason
+        )
         placeholder = StoredMessage(
-            new_message_id(), deliver.sender_user, deliver.sender_user, deliver.sender_device,
-            deliver.server_ts // 1000, deliver.server_ts, "", MessageStatus.UNDECRYPTABLE,
+            new_message_id(),
+            deliver.sender_user,
+            deliver.sender_user,
+            deliver.sender_device,
+            deliver.server_ts // 1000,
+            deliver.server_ts,
+            "",
+            MessageStatus.UNDECRYPTABLE,
         )
         self._store.insert_message(placeholder)
-        return [MessageReceived(placeholder),
-                DecryptionFailed(deliver.sender_user, deliver.sender_user,
-                                 deliver.sender_device, reason)]
+        return [
+            MessageReceived(placeholder),
+            DecryptionFailed(
+                deliver.sender_user, deliver.sender_user, deliver.sender_device, reason
+            ),
+        ]

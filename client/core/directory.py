@@ -25,9 +25,7 @@ class UnknownUser(Exception):
 
 
 class Directory:
-    def __init__(
-        self, store: ProfileStore, link: RelayLink, emit: Callable[[Event], None]
-    ) -> None:
+    def __init__(self, store: ProfileStore, link: RelayLink, emit: Callable[[Event], None]) -> None:
         self._store = store
         self._link = link
         self._emit = emit
@@ -82,10 +80,14 @@ class Directory:
         self._store.commit()
         self._cache[username] = (new, signed)
         before = current.device_ids if current else frozenset()
-        self._emit(DeviceListChanged(
-            username, new.version, tuple(sorted(new.device_ids - before)),
-            tuple(sorted(before - new.device_ids)),
-        ))
+        self._emit(
+            DeviceListChanged(
+                username,
+                new.version,
+                tuple(sorted(new.device_ids - before)),
+                tuple(sorted(before - new.device_ids)),
+            )
+        )
         return new
 
     def _pinned_amk(self, username: str, current: DeviceList | None) -> bytes | None:

@@ -28,8 +28,12 @@ class MessageStatus(enum.Enum):
         return _RANK.get(self, 0)
 
 
-_RANK = {MessageStatus.SENDING: 1, MessageStatus.SENT: 2, MessageStatus.DELIVERED: 3,
-         MessageStatus.READ: 4}
+_RANK = {
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.READ: 4,
+}
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,11 @@ class ConnectionStateChanged:
 
 
 Event = (
-    MessageQueued | MessageReceived | DeliveryUpdated | DecryptionFailed | DeviceListChanged
-    | DeviceListRefused | ConnectionStateChanged
+    MessageQueued
+    | MessageReceived
+    | DeliveryUpdated
+    | DecryptionFailed
+    | DeviceListChanged
+    | DeviceListRefused
+    | ConnectionStateChanged
 )

@@ -25,8 +25,9 @@ from shared.errors import WireError
 log = logging.getLogger("ariadne.client.link")
 
 # Login refusals that retrying cannot fix.
-FATAL_LOGIN_ERRORS = frozenset({"username_taken", "bad_credentials", "unknown_device",
-                                "bad_device_id", "bad_signature"})
+FATAL_LOGIN_ERRORS = frozenset(
+    {"username_taken", "bad_credentials", "unknown_device", "bad_device_id", "bad_signature"}
+)
 
 
 class Offline(Exception):
@@ -107,8 +108,9 @@ class RelayLink:
         while True:
             self._set_state(ConnectionState.CONNECTING, "")
             try:
-                async with connect(self.url, compression=None, max_size=wire.MAX_FRAME_BYTES,
-                                   open_timeout=10) as ws:
+                async with connect(
+                    self.url, compression=None, max_size=wire.MAX_FRAME_BYTES, open_timeout=10
+                ) as ws:
                     self._ws = ws
                     await self._session(ws)
                     delays = self._backoff.delays()

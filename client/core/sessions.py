@@ -64,11 +64,16 @@ class SessionBook:
     def _save(self, held: _Held) -> None:
         self._store.update_session(held.id, held.session.dump(), time.time_ns())
 
-    def _add(self, peer_user: str, peer_device: str, session: Session,
-             ephemeral: bytes | None) -> None:
-        held = _Held(self._store.insert_session(peer_user, peer_device, ephemeral,
-                                                session.dump(), time.time_ns()),
-                     session, ephemeral)
+    def _add(
+        self, peer_user: str, peer_device: str, session: Session, ephemeral: bytes | None
+    ) -> None:
+        held = _Held(
+            self._store.insert_session(
+                peer_user, peer_device, ephemeral, session.dump(), time.time_ns()
+            ),
+            session,
+            ephemeral,
+        )
         sessions = self._sessions(peer_device)
         sessions.insert(0, held)
         if len(sessions) > KEEP_SESSIONS_PER_DEVICE:
@@ -89,8 +94,12 @@ class SessionBook:
         if bundle.identity_key != peer.identity_key:
             raise DecryptionError("pre-key bundle does not match the signed device list")
         session, sealed = await initiate_session(
-            self._x3dh, bundle.identity_key, bundle.signed_pre_key, bundle.signed_pre_key_sig,
-            bundle.one_time_pre_key, session_binding(self._me, (peer_user, peer.device_id)),
+            self._x3dh,
+            bundle.identity_key,
+            bundle.signed_pre_key,
+            bundle.signed_pre_key_sig,
+            bundle.one_time_pre_key,
+            session_binding(self._me, (peer_user, peer.device_id)),
             plaintext,
         )
         self._add(peer_user, peer.device_id, session, None)

@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 """
 
-_MESSAGE_COLUMNS = "message_id, thread, sender_user, sender_device, sent_at, server_ts, body, status"
+_MESSAGE_COLUMNS = (
+    "message_id, thread, sender_user, sender_device, sent_at, server_ts, body, status"
+)
 
 
 class SessionRow(NamedTuple):
@@ -73,8 +75,9 @@ class OutboxItem(NamedTuple):
 
 
 def _message(row: tuple) -> StoredMessage:
-    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                         MessageStatus(row[7]))
+    return StoredMessage(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], MessageStatus(row[7])
+    )
 
 
 class ProfileStore:
@@ -110,7 +113,8 @@ class ProfileStore:
 
     def put(self, key: str, value: bytes | str | int | None) -> None:
         self._db.execute(
-            "INSERT INTO profile VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO profile VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
@@ -122,7 +126,9 @@ class ProfileStore:
         ).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
-    def save_contact(self, username: str, amk_public: bytes, signed_list: bytes, version: int) -> None:
+    def save_contact(
+        self, username: str, amk_public: bytes, signed_list: bytes, version: int
+    ) -> None:
         self._db.execute(
             "INSERT INTO contacts VALUES (?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET"
             " amk_public = excluded.amk_public, signed_list = excluded.signed_list,"
@@ -168,8 +174,16 @@ class ProfileStore:
         """False if a message with this id is already stored (a duplicate delivery)."""
         cursor = self._db.execute(
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (message.message_id, message.thread, message.sender_user, message.sender_device,
-             message.sent_at, message.server_ts, message.body, message.status.value),
+            (
+                message.message_id,
+                message.thread,
+                message.sender_user,
+                message.sender_device,
+                message.sent_at,
+                message.server_ts,
+                message.body,
+                message.status.value,
+            ),
         )
         return cursor.rowcount == 1
 
@@ -199,8 +213,10 @@ class ProfileStore:
         if before is not None:
             where += f" AND ({order_key}, message_id) < (?, ?)"
             params += [before[0], before[1]]
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}" \
-              f" ORDER BY {order_key} DESC, message_id DESC"
+        sql = (
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}"
+            f" ORDER BY {order_key} DESC, message_id DESC"
+        )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self._db.execute(sql, params).fetchall()

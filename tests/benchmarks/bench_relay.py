@@ -22,19 +22,19 @@ from pathlib import Path
 
 import msgspec
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
-from client.core.client import AriadneClient  # noqa: E402
-from client.core.events import MessageReceived  # noqa: E402
-from client.core.link import Backoff  # noqa: E402
-from shared import wire  # noqa: E402
-from shared.auth import sign_login  # noqa: E402
-from shared.device_list import DeviceEntry, first_device_list  # noqa: E402
-from shared.envelope import Text, encode_payload, new_message_id  # noqa: E402
-from shared.identity import SigningKey, device_id_for  # noqa: E402
+from client.core.client import AriadneClient
+from client.core.events import MessageReceived
+from client.core.link import Backoff
+from shared import wire
+from shared.auth import sign_login
+from shared.device_list import DeviceEntry, first_device_list
+from shared.envelope import Text, encode_payload, new_message_id
+from shared.identity import SigningKey, device_id_for
 
 FAN_OUT = 3
 PAYLOAD = os.urandom(220)  # about the size of a padded short text envelope
@@ -75,15 +75,22 @@ async def bare_forwarder() -> None:
 
 async def start_process(*args: str) -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE,
-        cwd=Path(__file__).parents[2])
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
     assert process.stdout is not None
     line = (await process.stdout.readline()).decode().strip()
     return process, line
 
 
-async def drive(url_of_device, login, make_send, parse_delivered, ack, devices: int,  # type: ignore[no-untyped-def]
-                seconds: float) -> float:
+async def drive(
+    url_of_device,
+    login,
+    make_send,
+    parse_delivered,
+    ack,
+    devices: int,  # type: ignore[no-untyped-def]
+    seconds: float,
+) -> float:
     """Every device sends fan-outs to FAN_OUT others and reads what it is sent; returns the number
     of envelopes delivered per second in the measured window."""
     delivered = 0
@@ -141,15 +148,19 @@ async def bare_rate(devices: int, seconds: float) -> float:
     process, port = await start_process(__file__, "--forwarder")
     encoder = msgspec.msgpack.Encoder()
     try:
+
         async def login(ws, i):  # type: ignore[no-untyped-def]
             await ws.send(f"d{i}")
 
         return await drive(
-            lambda i: f"ws://127.0.0.1:{port}", login,
+            lambda i: f"ws://127.0.0.1:{port}",
+            login,
             lambda i, targets: encoder.encode(Forward([f"d{t}" for t in targets], PAYLOAD)),
             lambda data: None if data == b"ok" else [0],
             lambda ws, seqs: asyncio.sleep(0),
-            devices, seconds)
+            devices,
+            seconds,
+        )
     finally:
         process.terminate()
         await process.wait()
@@ -163,16 +174,32 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
         username, device_id = f"user{i}", device_id_for(key.public)
         async with connect(url, compression=None) as ws:
             challenge = wire.decode_relay_frame(await ws.recv())
-            await ws.send(wire.encode(wire.CreateAccount(
-                rid=1, username=username, password="benchmark password",
-                device=wire.DeviceRegistration(device_id=device_id, name="d",
-                                               sign_public=key.public),
-                amk_public=amk.public,
-                signature=sign_login(key, challenge.nonce, username, device_id))))
+            await ws.send(
+                wire.encode(
+                    wire.CreateAccount(
+                        rid=1,
+                        username=username,
+                        password="benchmark password",
+                        device=wire.DeviceRegistration(
+                            device_id=device_id, name="d", sign_public=key.public
+                        ),
+                        amk_public=amk.public,
+                        signature=sign_login(key, challenge.nonce, username, device_id),
+                    )
+                )
+            )
             assert isinstance(wire.decode_relay_frame(await ws.recv()), wire.Welcome)
-            signed = first_device_list(amk, username, DeviceEntry(
-                device_id=device_id, name="d", sign_public=key.public,
-                identity_key=os.urandom(32), added_at=0))
+            signed = first_device_list(
+                amk,
+                username,
+                DeviceEntry(
+                    device_id=device_id,
+                    name="d",
+                    sign_public=key.public,
+                    identity_key=os.urandom(32),
+                    added_at=0,
+                ),
+            )
             await ws.send(wire.encode(wire.PublishDeviceList(rid=2, signed_list=signed)))
             assert isinstance(wire.decode_relay_frame(await ws.recv()), wire.Ok)
         made.append((username, device_id, key))
@@ -181,8 +208,9 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
 
 async def relay_rate(devices: int, seconds: float) -> float:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
-    process, line = await start_process("-m", "relay", "--port", "0", "--data-dir",
-                                        str(data_dir), "--log-level", "WARNING")
+    process, line = await start_process(
+        "-m", "relay", "--port", "0", "--data-dir", str(data_dir), "--log-level", "WARNING"
+    )
     url = line.rsplit(" ", 1)[1]
     try:
         accounts = await register(url, devices)
@@ -191,16 +219,31 @@ async def relay_rate(devices: int, seconds: float) -> float:
         async def login(ws, i):  # type: ignore[no-untyped-def]
             username, device_id, key = accounts[i]
             challenge = decoder.decode(await ws.recv())
-            await ws.send(wire.encode(wire.Resume(
-                rid=0, username=username, device_id=device_id,
-                signature=sign_login(key, challenge.nonce, username, device_id))))
+            await ws.send(
+                wire.encode(
+                    wire.Resume(
+                        rid=0,
+                        username=username,
+                        device_id=device_id,
+                        signature=sign_login(key, challenge.nonce, username, device_id),
+                    )
+                )
+            )
             assert isinstance(decoder.decode(await ws.recv()), wire.Welcome)
 
         def make_send(i, targets):  # type: ignore[no-untyped-def]
-            return wire.encode(wire.Send(rid=1, recipients=[
-                wire.RecipientEnvelopes(username=accounts[t][0], envelopes=[
-                    wire.Envelope(device_id=accounts[t][1], payload=PAYLOAD)])
-                for t in targets]))
+            return wire.encode(
+                wire.Send(
+                    rid=1,
+                    recipients=[
+                        wire.RecipientEnvelopes(
+                            username=accounts[t][0],
+                            envelopes=[wire.Envelope(device_id=accounts[t][1], payload=PAYLOAD)],
+                        )
+                        for t in targets
+                    ],
+                )
+            )
 
         def parse(data):  # type: ignore[no-untyped-def]
             frame = decoder.decode(data)
@@ -223,20 +266,28 @@ async def relay_rate(devices: int, seconds: float) -> float:
 
 async def client_figures(messages: int = 200) -> tuple[list[float], float]:
     root = Path(tempfile.mkdtemp(prefix="bench-clients-"))
-    process, line = await start_process("-m", "relay", "--port", "0", "--data-dir",
-                                        str(root / "relay"), "--log-level", "WARNING")
+    process, line = await start_process(
+        "-m", "relay", "--port", "0", "--data-dir", str(root / "relay"), "--log-level", "WARNING"
+    )
     url = line.rsplit(" ", 1)[1]
     quick = Backoff(0.05, 1.5, 0.3)
     clients = []
     try:
-        alice = await AriadneClient.create_account(root / "a", url, "alice", "password1", "A",
-                                                   backoff=quick)
-        bob = await AriadneClient.create_account(root / "b", url, "bob", "password1", "B1",
-                                                 backoff=quick)
+        alice = await AriadneClient.create_account(
+            root / "a", url, "alice", "password1", "A", backoff=quick
+        )
+        bob = await AriadneClient.create_account(
+            root / "b", url, "bob", "password1", "B1", backoff=quick
+        )
         clients += [alice, bob]
         arrived: dict[bytes, asyncio.Event] = {}
-        bob.add_listener(lambda e: arrived.setdefault(e.message.message_id, asyncio.Event()).set()
-                         if isinstance(e, MessageReceived) else None)
+        bob.add_listener(
+            lambda e: (
+                arrived.setdefault(e.message.message_id, asyncio.Event()).set()
+                if isinstance(e, MessageReceived)
+                else None
+            )
+        )
         await alice.send_text("bob", "warm up")  # the session exists before measuring
         while len(bob.messages("alice")) < 1:
             await asyncio.sleep(0.01)
@@ -249,8 +300,9 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
             await asyncio.sleep(0.005)  # light load: let receipts settle between probes
 
         for n in (2, 3):
-            extra = await AriadneClient.add_device(root / f"b{n}", url, "bob", "password1",
-                                                   f"B{n}", backoff=quick)
+            extra = await AriadneClient.add_device(
+                root / f"b{n}", url, "bob", "password1", f"B{n}", backoff=quick
+            )
             clients.append(extra)
             await bob.approve_device(extra.device_id)
         await alice.send_text("bob", "sessions with all three of bob's devices")
@@ -276,8 +328,10 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
 
 
 async def main(seconds: float) -> None:
-    print(f"Relay forwarding, fan-out {FAN_OUT}, {seconds:.0f} s per measurement "
-          f"({os.cpu_count()} cores)")
+    print(
+        f"Relay forwarding, fan-out {FAN_OUT}, {seconds:.0f} s per measurement "
+        f"({os.cpu_count()} cores)"
+    )
     print(f"{'devices':>8} {'bare forwarder':>16} {'Ariadne relay':>15} {'ratio':>7}")
     for devices in (20, 200):
         bare = await bare_rate(devices, seconds)
@@ -287,10 +341,14 @@ async def main(seconds: float) -> None:
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    print(f"\nEnd-to-end latency (real clients, send_text -> received on bob's device), "
-          f"light load: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
-    print(f"Client CPU to encrypt a message to 3 devices and store it: {cpu * 1000:.2f} ms "
-          f"(target < 2 ms)")
+    print(
+        f"\nEnd-to-end latency (real clients, send_text -> received on bob's device), "
+        f"light load: p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+    )
+    print(
+        f"Client CPU to encrypt a message to 3 devices and store it: {cpu * 1000:.2f} ms "
+        f"(target < 2 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ async def test_four_devices_agree_on_200_messages_with_devices_offline(accounts,
             await accounts.stop(alice_laptop)
         if i == 170:
             alice_laptop = await accounts.start(alice_laptop)
-        sender, peer = rng.choice([(alice, "bob"), (alice_laptop, "bob"), (bob, "alice"),
-                                   (bob_phone, "alice")])
+        sender, peer = rng.choice(
+            [(alice, "bob"), (alice_laptop, "bob"), (bob, "alice"), (bob_phone, "alice")]
+        )
         if sender.closed:
             sender, peer = (alice, "bob") if peer == "bob" else (bob, "alice")
         text = f"message {i} from {sender.device_name}: {rng.getrandbits(64):x}"
@@ -45,8 +46,11 @@ async def test_four_devices_agree_on_200_messages_with_devices_offline(accounts,
         "bob phone": lambda: conversation(bob_phone, "alice"),
     }
     for name, view in views.items():
-        await eventually(lambda v=view: len(v()) == MESSAGES, timeout=float(__import__("os").environ.get("T", 60)),
-                         message=f"{name} has all {MESSAGES} messages")
+        await eventually(
+            lambda v=view: len(v()) == MESSAGES,
+            timeout=float(__import__("os").environ.get("T", 60)),
+            message=f"{name} has all {MESSAGES} messages",
+        )
     reference = views["alice"]()
     for name, view in views.items():
         assert view() == reference, f"{name} differs"
@@ -58,9 +62,12 @@ async def test_four_devices_agree_on_200_messages_with_devices_offline(accounts,
     # acknowledged receipt.
     for device, thread in [(alice, "bob"), (bob, "alice")]:
         own = [m for m in device.messages(thread) if m.sender_device == device.device_id]
-        await eventually(lambda own=own, d=device, t=thread: all(
-            d._store.message(m.message_id).status is MessageStatus.DELIVERED for m in own),
-            message="delivered receipts")
+        await eventually(
+            lambda own=own, d=device, t=thread: all(
+                d._store.message(m.message_id).status is MessageStatus.DELIVERED for m in own
+            ),
+            message="delivered receipts",
+        )
 
     # Nothing the relay stored or either side logged contains a message text.
     await relay.stop()

@@ -11,8 +11,13 @@ REPO = Path(__file__).parents[2]
 
 def test_headless_chat_demo_runs_end_to_end(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "client.cli", "chat-demo", "--headless", "--workdir",
-         str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        [sys.executable, "-m", "client.cli", "chat-demo", "--headless", "--workdir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "received in 'alice' from alice: Bring the map." in out

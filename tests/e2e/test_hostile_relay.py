@@ -22,36 +22,46 @@ class Attacker:
     def rows_for(self, device_id: str) -> list[tuple[int, str, str, int, bytes]]:
         return self.db.execute(
             "SELECT seq, sender_user, sender_device, server_ts, payload FROM queue"
-            " WHERE device_id = ? ORDER BY seq", (device_id,)).fetchall()
+            " WHERE device_id = ? ORDER BY seq",
+            (device_id,),
+        ).fetchall()
 
     def replace_payload(self, seq: int, payload: bytes) -> None:
         self.db.execute("UPDATE queue SET payload = ? WHERE seq = ?", (payload, seq))
         self.db.commit()
 
     def insert(self, device_id: str, row: tuple[int, str, str, int, bytes]) -> None:
-        self.db.execute("INSERT INTO queue (device_id, sender_user, sender_device, server_ts,"
-                        " payload) VALUES (?, ?, ?, ?, ?)", (device_id, *row[1:]))
+        self.db.execute(
+            "INSERT INTO queue (device_id, sender_user, sender_device, server_ts,"
+            " payload) VALUES (?, ?, ?, ?, ?)",
+            (device_id, *row[1:]),
+        )
         self.db.commit()
 
     def serve_device_list(self, username: str, signed: bytes, members: list[str]) -> None:
-        self.db.execute("UPDATE device_lists SET signed_list = ? WHERE username = ?",
-                        (signed, username))
+        self.db.execute(
+            "UPDATE device_lists SET signed_list = ? WHERE username = ?", (signed, username)
+        )
         self.db.execute("DELETE FROM list_members WHERE username = ?", (username,))
-        self.db.executemany("INSERT INTO list_members VALUES (?, ?)",
-                            [(username, m) for m in members])
+        self.db.executemany(
+            "INSERT INTO list_members VALUES (?, ?)", [(username, m) for m in members]
+        )
         self.db.commit()
         self.relay.forget_members(username)
 
     def device_list(self, username: str) -> bytes:
-        return self.db.execute("SELECT signed_list FROM device_lists WHERE username = ?",
-                               (username,)).fetchone()[0]
+        return self.db.execute(
+            "SELECT signed_list FROM device_lists WHERE username = ?", (username,)
+        ).fetchone()[0]
 
     def register_device(self, username: str, key: SigningKey) -> str:
         device_id = device_id_for(key.public)
-        self.db.execute("INSERT INTO devices (device_id, username, name, sign_public,"
-                        " registered_at, last_seen, identity_key, signed_pre_key,"
-                        " signed_pre_key_sig) VALUES (?, ?, 'evil', ?, 0, 0, ?, ?, ?)",
-                        (device_id, username, key.public, bytes(32), bytes(32), bytes(64)))
+        self.db.execute(
+            "INSERT INTO devices (device_id, username, name, sign_public,"
+            " registered_at, last_seen, identity_key, signed_pre_key,"
+            " signed_pre_key_sig) VALUES (?, ?, 'evil', ?, 0, 0, ?, ?, ?)",
+            (device_id, username, key.public, bytes(32), bytes(32), bytes(64)),
+        )
         self.db.commit()
         return device_id
 
@@ -133,37 +143,49 @@ async def test_replayed_envelope_is_dropped(pair, accounts, relay):
 
 
 async def test_device_added_without_the_account_key_receives_nothing(pair, accounts, relay):
-    alice, bob = pair
+    alice, _bob = pair
     attacker = Attacker(relay)
     evil_key = SigningKey.generate()
     evil_id = attacker.register_device("bob", evil_key)
     genuine = msgspec.msgpack.decode(attacker.device_list("bob"), type=SignedDeviceList)
     body = msgspec.msgpack.decode(genuine.body, type=DeviceList)
-    evil_entry = DeviceEntry(device_id=evil_id, name="Bob's new phone",
-                             sign_public=evil_key.public, identity_key=bytes(32), added_at=0)
-    injected = msgspec.structs.replace(body, version=body.version + 1,
-                                       devices=(*body.devices, evil_entry))
+    evil_entry = DeviceEntry(
+        device_id=evil_id,
+        name="Bob's new phone",
+        sign_public=evil_key.public,
+        identity_key=bytes(32),
+        added_at=0,
+    )
+    injected = msgspec.structs.replace(
+        body, version=body.version + 1, devices=(*body.devices, evil_entry)
+    )
     members = [d.device_id for d in injected.devices]
     refused = []
     alice.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
 
     # 1. The genuine signature over a different body.
-    forged = msgspec.msgpack.encode(SignedDeviceList(
-        body=msgspec.msgpack.encode(injected), signature=genuine.signature))
+    forged = msgspec.msgpack.encode(
+        SignedDeviceList(body=msgspec.msgpack.encode(injected), signature=genuine.signature)
+    )
     attacker.serve_device_list("bob", forged, members)
     message = await alice.send_text("bob", "for bob's eyes only")
-    await eventually(lambda: alice._store.message(message.message_id).status
-                     is MessageStatus.FAILED, message="send refused")
+    await eventually(
+        lambda: alice._store.message(message.message_id).status is MessageStatus.FAILED,
+        message="send refused",
+    )
     assert refused and "signature" in refused[-1].reason
 
     # 2. A valid signature by a key that is not bob's account key.
     other_amk = SigningKey.generate()
-    resigned = sign_device_list(other_amk, msgspec.structs.replace(
-        injected, amk_public=other_amk.public))
+    resigned = sign_device_list(
+        other_amk, msgspec.structs.replace(injected, amk_public=other_amk.public)
+    )
     attacker.serve_device_list("bob", resigned, members)
     message = await alice.send_text("bob", "still for bob only")
-    await eventually(lambda: alice._store.message(message.message_id).status
-                     is MessageStatus.FAILED, message="send refused again")
+    await eventually(
+        lambda: alice._store.message(message.message_id).status is MessageStatus.FAILED,
+        message="send refused again",
+    )
     assert "different account key" in refused[-1].reason
 
     assert attacker.rows_for(evil_id) == []

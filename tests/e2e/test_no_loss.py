@@ -26,8 +26,9 @@ async def test_relay_restart_in_the_middle_of_a_stream(accounts, relay):
     for text in texts[60:]:
         await alice.send_text("bob", text)
     await bob.send_text("alice", "after the restart")
-    await eventually(lambda: len(bob.messages("alice")) == 121, timeout=30,
-                     message="bob has everything")
+    await eventually(
+        lambda: len(bob.messages("alice")) == 121, timeout=30, message="bob has everything"
+    )
     await eventually(lambda: len(alice.messages("bob")) == 121, message="alice has everything")
     from_alice = [body for _, sender, body in conversation(bob, "alice") if sender == "alice"]
     assert from_alice == texts  # in order, no gap, no duplicate
@@ -36,8 +37,9 @@ async def test_relay_restart_in_the_middle_of_a_stream(accounts, relay):
 
 def _queued_for(relay, device_id: str) -> int:
     with sqlite3.connect(relay.data_dir / "relay.sqlite3") as db:
-        return db.execute("SELECT count(*) FROM queue WHERE device_id = ?",
-                          (device_id,)).fetchone()[0]
+        return db.execute(
+            "SELECT count(*) FROM queue WHERE device_id = ?", (device_id,)
+        ).fetchone()[0]
 
 
 async def test_client_killed_between_persisting_and_acknowledging(accounts, relay):
@@ -54,8 +56,13 @@ async def test_client_killed_between_persisting_and_acknowledging(accounts, rela
 
     # Bob's process decrypts and commits the first batch, then dies before acknowledging it.
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(DEVICE_PROCESS), str(bob.profile_dir), "--die-before-ack", "1",
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        sys.executable,
+        str(DEVICE_PROCESS),
+        str(bob.profile_dir),
+        "--die-before-ack",
+        "1",
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert await asyncio.wait_for(process.wait(), 30) == -signal.SIGKILL
     with sqlite3.connect(bob.profile_dir / "ariadne.sqlite3") as db:

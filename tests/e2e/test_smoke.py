@@ -12,6 +12,8 @@ async def test_alice_and_bob_exchange_messages(accounts):
     assert bob.messages("alice")[0].body == "hello bob"
     await bob.send_text("alice", "hi alice")
     await eventually(lambda: len(alice.messages("bob")) == 2, message="alice receives")
-    await eventually(lambda: alice._store.message(sent.message_id).status
-                     is MessageStatus.DELIVERED, message="delivered")
+    await eventually(
+        lambda: alice._store.message(sent.message_id).status is MessageStatus.DELIVERED,
+        message="delivered",
+    )
     assert conversation(alice, "bob") == conversation(bob, "alice")

@@ -17,8 +17,13 @@ from shared.identity import SigningKey, device_id_for
 
 def entry(name: str) -> DeviceEntry:
     key = SigningKey.generate()
-    return DeviceEntry(device_id=device_id_for(key.public), name=name, sign_public=key.public,
-                       identity_key=bytes(32), added_at=1)
+    return DeviceEntry(
+        device_id=device_id_for(key.public),
+        name=name,
+        sign_public=key.public,
+        identity_key=bytes(32),
+        added_at=1,
+    )
 
 
 def test_chain_of_lists_verifies_and_goes_forward_only():

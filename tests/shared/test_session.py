@@ -27,8 +27,14 @@ async def start(bob_state=None):
     bundle = bob.bundle
     one_time = sorted(bundle.pre_keys)[0]
     session, sealed = await initiate_session(
-        alice, bundle.identity_key, bundle.signed_pre_key, bundle.signed_pre_key_sig, one_time,
-        session_binding(ALICE, BOB), b"first")
+        alice,
+        bundle.identity_key,
+        bundle.signed_pre_key,
+        bundle.signed_pre_key_sig,
+        one_time,
+        session_binding(ALICE, BOB),
+        b"first",
+    )
     return alice, bob, session, sealed, one_time
 
 
@@ -82,7 +88,7 @@ async def test_one_time_pre_key_survives_a_forged_first_message():
     with pytest.raises(DecryptionError):
         await accept_session(bob, forged, session_binding(ALICE, BOB))
     assert one_time in bob.bundle.pre_keys
-    bob_session, plaintext = await accept_session(bob, sealed, session_binding(ALICE, BOB))
+    _bob_session, plaintext = await accept_session(bob, sealed, session_binding(ALICE, BOB))
     assert plaintext == b"first"
 
 
