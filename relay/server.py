@@ -353,6 +353,13 @@ class DeviceConnection:
         members = self.relay.members(self.username)
         if self.device_id not in members:
             raise _Reject("pending_device", "this device is not on its account's device list")
+        earlier = self.store.fan_out_time(self.device_id, frame.send_id)
+        if earlier is not None:
+            # Stored before, but the answer was lost: answer again, queue nothing twice.
+            self.store.durable().add_done_callback(
+                lambda done: self._accepted(done, frame.rid, earlier, [])
+            )
+            return None
         mismatches = []
         rows = []
         seen_users: set[str] = set()
@@ -380,6 +387,7 @@ class DeviceConnection:
         if mismatches:
             return wire.Mismatch(rid=frame.rid, users=mismatches)
         server_ts = self.relay.next_timestamp()
+        self.store.record_fan_out(self.device_id, frame.send_id, server_ts)
         queued = self.store.enqueue(
             [
                 (device_id, self.username, self.device_id, server_ts, payload)
@@ -539,7 +547,9 @@ async def start_relay(
 ) -> tuple[Relay, Server]:
     """Open the store in ``data_dir`` and start serving; returns when the socket listens."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    relay = Relay(RelayStore(data_dir / "relay.sqlite3"), limits)
+    store = RelayStore(data_dir / "relay.sqlite3")
+    store.forget_old_fan_outs(time.time_ns() // 1000)
+    relay = Relay(store, limits)
     server = await serve(
         relay.handle,
         host,

@@ -59,7 +59,15 @@ CREATE TABLE IF NOT EXISTS queue (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_by_device ON queue(device_id, seq);
+CREATE TABLE IF NOT EXISTS fan_outs (
+    device_id TEXT NOT NULL,
+    send_id BLOB NOT NULL,
+    server_ts INTEGER NOT NULL,
+    PRIMARY KEY (device_id, send_id)
+) WITHOUT ROWID;
 """
+
+FAN_OUT_MEMORY_US = 7 * 24 * 3600 * 1_000_000  # how long a resend is recognised
 
 
 class QueuedEnvelope(NamedTuple):
@@ -202,6 +210,7 @@ class RelayStore:
         """Revocation on the relay's side: credentials, keys and queue go."""
         self._db.execute("DELETE FROM queue WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM one_time_pre_keys WHERE device_id = ?", (device_id,))
+        self._db.execute("DELETE FROM fan_outs WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
 
     # ------------------------------------------------------------------ key directory
@@ -281,6 +290,20 @@ class RelayStore:
         )
         execute = self._db.execute
         return [QueuedEnvelope(execute(insert, row).lastrowid, *row) for row in rows]
+
+    def fan_out_time(self, device_id: str, send_id: bytes) -> int | None:
+        """The timestamp of a fan-out this device already sent with ``send_id``, if any."""
+        row = self._db.execute(
+            "SELECT server_ts FROM fan_outs WHERE device_id = ? AND send_id = ?",
+            (device_id, send_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def record_fan_out(self, device_id: str, send_id: bytes, server_ts: int) -> None:
+        self._db.execute("INSERT INTO fan_outs VALUES (?, ?, ?)", (device_id, send_id, server_ts))
+
+    def forget_old_fan_outs(self, now_us: int) -> None:
+        self._db.execute("DELETE FROM fan_outs WHERE server_ts < ?", (now_us - FAN_OUT_MEMORY_US,))
 
     def queued(self, device_id: str, after_seq: int, limit: int) -> list[QueuedEnvelope]:
         rows = self._db.execute(

@@ -142,9 +142,13 @@ class ListPendingDevices(Frame, tag="list_pending"):
 
 
 class Send(Frame, tag="send"):
-    """One fan-out: for each named user, exactly one envelope per current device."""
+    """One fan-out: for each named user, exactly one envelope per current device.
+
+    ``send_id`` makes a resend idempotent: if the relay stored this fan-out but the answer was
+    lost, the resend gets the original ``Accepted`` and nothing is queued twice."""
 
     rid: Rid
+    send_id: Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
     recipients: Annotated[
         list[RecipientEnvelopes], msgspec.Meta(min_length=1, max_length=MAX_RECIPIENT_USERS)
     ]

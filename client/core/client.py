@@ -452,7 +452,7 @@ class AriadneClient:
                 self._outbox_wake.clear()
                 continue
             try:
-                server_ts = await self._fan_out(item.users, item.payload)
+                server_ts = await self._fan_out(item.send_id, item.users, item.payload)
             except Offline:
                 await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
                 continue
@@ -468,7 +468,7 @@ class AriadneClient:
                 self._set_status(item.message_id, MessageStatus.SENT, server_ts)
             self._store.commit()
 
-    async def _fan_out(self, users: tuple[str, ...], payload: bytes) -> int:
+    async def _fan_out(self, send_id: bytes, users: tuple[str, ...], payload: bytes) -> int:
         """Encrypt ``payload`` to every current device of ``users`` (but this one) and send it as
         one fan-out. Returns the relay's timestamp."""
         for _attempt in range(SEND_ATTEMPTS):
@@ -484,7 +484,7 @@ class AriadneClient:
             self._store.commit()  # the ratchets' new state is durable before anything leaves
             try:
                 answer = await self.link.request(
-                    lambda rid, r=recipients: wire.Send(rid=rid, recipients=r)
+                    lambda rid, r=recipients: wire.Send(rid=rid, send_id=send_id, recipients=r)
                 )
             except RelayError as exc:
                 if exc.code == "rate_limited":

@@ -8,6 +8,7 @@ ratchet ahead of, or behind, the message it produced.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_thread ON messages(thread, server_ts, message_id);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    send_id BLOB NOT NULL,
     message_id BLOB,
     users TEXT NOT NULL,
     payload BLOB NOT NULL
@@ -69,6 +71,7 @@ class SessionRow(NamedTuple):
 
 class OutboxItem(NamedTuple):
     id: int
+    send_id: bytes
     message_id: bytes | None
     users: tuple[str, ...]
     payload: bytes
@@ -232,17 +235,17 @@ class ProfileStore:
 
     def enqueue(self, users: Iterable[str], payload: bytes, message_id: bytes | None) -> None:
         self._db.execute(
-            "INSERT INTO outbox (message_id, users, payload) VALUES (?, ?, ?)",
-            (message_id, json.dumps(list(users)), payload),
+            "INSERT INTO outbox (send_id, message_id, users, payload) VALUES (?, ?, ?, ?)",
+            (os.urandom(16), message_id, json.dumps(list(users)), payload),
         )
 
     def next_outgoing(self) -> OutboxItem | None:
         row = self._db.execute(
-            "SELECT id, message_id, users, payload FROM outbox ORDER BY id LIMIT 1"
+            "SELECT id, send_id, message_id, users, payload FROM outbox ORDER BY id LIMIT 1"
         ).fetchone()
         if row is None:
             return None
-        return OutboxItem(row[0], row[1], tuple(json.loads(row[2])), row[3])
+        return OutboxItem(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4])
 
     def remove_outgoing(self, item_id: int) -> None:
         self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))

@@ -235,6 +235,7 @@ async def relay_rate(devices: int, seconds: float) -> float:
             return wire.encode(
                 wire.Send(
                     rid=1,
+                    send_id=os.urandom(16),
                     recipients=[
                         wire.RecipientEnvelopes(
                             username=accounts[t][0],

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from shared import wire
 from tests.conftest import conversation, eventually
 
 DEVICE_PROCESS = Path(__file__).with_name("device_process.py")
@@ -78,3 +79,28 @@ async def test_client_killed_between_persisting_and_acknowledging(accounts, rela
 
     await bob.send_text("alice", "sessions still work")
     await eventually(lambda: alice.messages("bob")[-1].body == "sessions still work")
+
+
+async def test_resent_fan_out_is_accepted_once(accounts, relay):
+    """If the relay stored a fan-out but its answer was lost, the resend gets the same answer and
+    nothing is queued twice (otherwise sender and recipients would order the message apart)."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    await accounts.stop(bob)
+
+    def send(rid: int) -> wire.Send:
+        return wire.Send(
+            rid=rid,
+            send_id=b"s" * 16,
+            recipients=[
+                wire.RecipientEnvelopes(
+                    username="bob", envelopes=[wire.Envelope(device_id=bob.device_id, payload=b"x")]
+                )
+            ],
+        )
+
+    first = await alice.link.request(send)
+    again = await alice.link.request(send)
+    assert isinstance(first, wire.Accepted) and isinstance(again, wire.Accepted)
+    assert again.server_ts == first.server_ts
+    assert _queued_for(relay, bob.device_id) == 1

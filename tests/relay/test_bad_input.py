@@ -38,6 +38,7 @@ def _valid_frames(rng: random.Random) -> list[bytes]:
             ),
             wire.Send(
                 rid=3,
+                send_id=bytes(16),
                 recipients=[
                     wire.RecipientEnvelopes(
                         username="bob", envelopes=[wire.Envelope(device_id="0" * 16, payload=b"x")]
