@@ -134,3 +134,10 @@ async def accounts(relay: RunningRelay, tmp_path: Path) -> AsyncIterator[Account
 
 def conversation(client: AriadneClient, thread: str) -> list[tuple[bytes, str, str]]:
     return [(m.message_id, m.sender_user, m.body) for m in client.messages(thread)]
+
+
+def settled(client: AriadneClient, thread: str, count: int) -> bool:
+    """``count`` messages, each with its place in the relay's order (none still "sending",
+    which sorts last until the relay accepts it)."""
+    messages = client.messages(thread)
+    return len(messages) == count and all(m.server_ts is not None for m in messages)

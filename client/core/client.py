@@ -532,15 +532,21 @@ class AriadneClient:
         return envelopes
 
     def _set_status(self, message_id: bytes, status: MessageStatus, server_ts: int | None) -> None:
+        """Record the relay's timestamp whenever it comes, and move the status only forward: a
+        receipt can overtake the relay's answer (after a reconnect), and must not hide it."""
         message = self._store.message(message_id)
         if message is None:
             return
-        if status is not MessageStatus.FAILED and status.rank <= message.status.rank:
+        if status is MessageStatus.FAILED:
+            forward = message.status is MessageStatus.SENDING
+        else:
+            forward = status.rank > message.status.rank
+        new_status = status if forward else message.status
+        new_ts = server_ts if server_ts is not None else message.server_ts
+        if new_status is message.status and new_ts == message.server_ts:
             return
-        self._store.set_status(message_id, status, server_ts)
-        self._emit(
-            DeliveryUpdated(message_id, message.thread, status, server_ts or message.server_ts)
-        )
+        self._store.set_status(message_id, new_status, new_ts)
+        self._emit(DeliveryUpdated(message_id, message.thread, new_status, new_ts))
 
     # ------------------------------------------------------------------ receiving
 

@@ -6,9 +6,9 @@ import logging
 import random
 
 from client.core.events import MessageStatus
-from tests.conftest import conversation, eventually
+from tests.conftest import conversation, eventually, settled
 
-MESSAGES = int(__import__("os").environ.get("N_MESSAGES", "200"))
+MESSAGES = 200
 
 
 async def test_four_devices_agree_on_200_messages_with_devices_offline(accounts, relay, caplog):
@@ -39,18 +39,19 @@ async def test_four_devices_agree_on_200_messages_with_devices_offline(accounts,
         texts.append(text)
         await sender.send_text(peer, text)
 
-    views = {
-        "alice": lambda: conversation(alice, "bob"),
-        "alice laptop": lambda: conversation(alice_laptop, "bob"),
-        "bob": lambda: conversation(bob, "alice"),
-        "bob phone": lambda: conversation(bob_phone, "alice"),
+    devices = {
+        "alice": (alice, "bob"),
+        "alice laptop": (alice_laptop, "bob"),
+        "bob": (bob, "alice"),
+        "bob phone": (bob_phone, "alice"),
     }
-    for name, view in views.items():
+    for name, (device, thread) in devices.items():
         await eventually(
-            lambda v=view: len(v()) == MESSAGES,
-            timeout=float(__import__("os").environ.get("T", 60)),
-            message=f"{name} has all {MESSAGES} messages",
+            lambda d=device, t=thread: settled(d, t, MESSAGES),
+            timeout=60,
+            message=f"{name} has all {MESSAGES} messages in the relay's order",
         )
+    views = {name: (lambda d=d, t=t: conversation(d, t)) for name, (d, t) in devices.items()}
     reference = views["alice"]()
     for name, view in views.items():
         assert view() == reference, f"{name} differs"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from shared import wire
-from tests.conftest import conversation, eventually
+from tests.conftest import conversation, eventually, settled
 
 DEVICE_PROCESS = Path(__file__).with_name("device_process.py")
 REPO = Path(__file__).parents[2]
@@ -27,10 +27,8 @@ async def test_relay_restart_in_the_middle_of_a_stream(accounts, relay):
     for text in texts[60:]:
         await alice.send_text("bob", text)
     await bob.send_text("alice", "after the restart")
-    await eventually(
-        lambda: len(bob.messages("alice")) == 121, timeout=30, message="bob has everything"
-    )
-    await eventually(lambda: len(alice.messages("bob")) == 121, message="alice has everything")
+    await eventually(lambda: settled(bob, "alice", 121), timeout=30, message="bob has everything")
+    await eventually(lambda: settled(alice, "bob", 121), message="alice has everything")
     from_alice = [body for _, sender, body in conversation(bob, "alice") if sender == "alice"]
     assert from_alice == texts  # in order, no gap, no duplicate
     assert conversation(alice, "bob") == conversation(bob, "alice")
