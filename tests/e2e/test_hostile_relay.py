@@ -74,12 +74,21 @@ def flip_bit(payload: bytes, bit: int) -> bytes:
 
 @pytest.fixture
 async def pair(accounts):
+    """Alice and Bob with sessions both ways and no receipt still in flight, so each queue holds
+    exactly what a test sends next."""
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
-    await alice.send_text("bob", "hello")
+    hello = await alice.send_text("bob", "hello")
     await eventually(lambda: len(bob.messages("alice")) == 1)
-    await bob.send_text("alice", "hi")
+    hi = await bob.send_text("alice", "hi")
     await eventually(lambda: len(alice.messages("bob")) == 2)
+    await eventually(
+        lambda: (
+            alice._store.message(hello.message_id).status is MessageStatus.DELIVERED
+            and bob._store.message(hi.message_id).status is MessageStatus.DELIVERED
+        ),
+        message="both receipts consumed",
+    )
     return alice, bob
 
 
