@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import os
 import time
@@ -54,6 +55,12 @@ class Limits:
     login_timeout: float = 10.0
     delivery_page: int = 256
     live_backlog: int = 1024
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """A hash to verify against when the username is unknown (made once, never matches)."""
+    return hash_password(os.urandom(16).hex())
 
 
 class ConnectionState(enum.Enum):
@@ -217,58 +224,47 @@ class DeviceConnection:
         )
         return True
 
-    def _check_registration(self, registration: wire.DeviceRegistration) -> None:
-        if device_id_for(registration.sign_public) != registration.device_id:
+    @staticmethod
+    def _registered_device(frame: wire.CreateAccount | wire.AddDevice, nonce: bytes) -> DeviceRow:
+        """Check that the new device's id matches its key and that it signed the challenge."""
+        device = frame.device
+        if device_id_for(device.sign_public) != device.device_id:
             raise _Reject("bad_device_id", "device id does not match its signing key")
-
-    async def _create_account(self, frame: wire.CreateAccount, nonce: bytes) -> None:
-        self._check_registration(frame.device)
         if not verify_login(
-            frame.device.sign_public, frame.signature, nonce, frame.username, frame.device.device_id
+            device.sign_public, frame.signature, nonce, frame.username, device.device_id
         ):
             raise _Reject("bad_signature")
-        password_hash = await asyncio.to_thread(hash_password, frame.password)
-        row = DeviceRow(
-            frame.device.device_id,
+        return DeviceRow(
+            device.device_id,
             frame.username,
-            frame.device.name,
-            frame.device.sign_public,
+            device.name,
+            device.sign_public,
             int(time.time()),
             None,
         )
+
+    async def _create_account(self, frame: wire.CreateAccount, nonce: bytes) -> None:
+        row = self._registered_device(frame, nonce)
+        password_hash = await asyncio.to_thread(hash_password, frame.password)
         if not self.store.create_account(frame.username, password_hash, frame.amk_public, row):
             raise _Reject("username_taken", "that username is taken")
         await self.store.durable()
-        self.username, self.device_id = frame.username, frame.device.device_id
+        self.username, self.device_id = frame.username, row.device_id
 
     async def _add_device(self, frame: wire.AddDevice, nonce: bytes) -> None:
-        self._check_registration(frame.device)
-        if not verify_login(
-            frame.device.sign_public, frame.signature, nonce, frame.username, frame.device.device_id
-        ):
-            raise _Reject("bad_signature")
+        row = self._registered_device(frame, nonce)
         stored = self.store.password_hash(frame.username)
-        # Hash even for an unknown user, so timing does not tell which usernames exist.
-        ok = await asyncio.to_thread(
-            check_password, frame.password, stored or hash_password("unknown-user-padding")
-        )
+        # One Argon2id verification whether or not the user exists: timing tells nothing.
+        ok = await asyncio.to_thread(check_password, frame.password, stored or _unknown_user_hash())
         if stored is None or not ok:
             raise _Reject("bad_credentials", "wrong username or password")
-        existing = self.store.device(frame.device.device_id)
+        existing = self.store.device(row.device_id)
         if existing is None:
-            row = DeviceRow(
-                frame.device.device_id,
-                frame.username,
-                frame.device.name,
-                frame.device.sign_public,
-                int(time.time()),
-                None,
-            )
             self.store.add_device(row)
             await self.store.durable()
         elif existing.username != frame.username:
             raise _Reject("bad_credentials", "wrong username or password")
-        self.username, self.device_id = frame.username, frame.device.device_id
+        self.username, self.device_id = frame.username, row.device_id
         log.info("pending device %s registered for %s", self.device_id, self.username)
         self.relay.notify_user(
             self.username, wire.Notice(kind="device_list_changed", username=self.username)

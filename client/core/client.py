@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,7 +203,6 @@ class AriadneClient:
             await client.wait_online(timeout)
         except (TimeoutError, RegistrationError) as exc:
             await client.close()
-            shutil.rmtree(profile_dir / "ariadne.sqlite3", ignore_errors=True)
             for leftover in profile_dir.glob("ariadne.sqlite3*"):
                 leftover.unlink(missing_ok=True)
             if isinstance(exc, RegistrationError):

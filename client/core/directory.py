@@ -61,7 +61,12 @@ class Directory:
                 raise UnknownUser(username)
             self._emit(DeviceListRefused(username, "the relay no longer serves a device list"))
             return current
-        return self.accept(username, answer.signed_list) or current or self._unknown(username)
+        accepted = self.accept(username, answer.signed_list)
+        if accepted is not None:
+            return accepted
+        if current is not None:
+            return current
+        raise UnknownUser(username)
 
     def accept(self, username: str, signed: bytes) -> DeviceList | None:
         """Verify and store ``signed`` if it may replace the current list; None if refused."""
@@ -100,7 +105,3 @@ class Directory:
 
     def signed(self, username: str) -> bytes | None:
         return self._cache[username][1] if self.known(username) else None
-
-    @staticmethod
-    def _unknown(username: str) -> DeviceList:
-        raise UnknownUser(username)

@@ -149,6 +149,10 @@ class RelayLink:
                 await self._on_login(answer)
             except (Offline, RelayError) as exc:
                 raise ConnectionError(f"setup after login failed: {exc}") from None
+            except Exception as exc:
+                # Keep the link alive (and retrying) whatever the setup step hit; say what it was.
+                log.exception("setup after login failed")
+                raise ConnectionError("setup after login failed") from exc
             self._set_state(ConnectionState.ONLINE, "")
             await reader
         finally:
