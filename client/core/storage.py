@@ -8,13 +8,13 @@ ratchet ahead of, or behind, the message it produced.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 from client.core.events import MessageStatus, StoredMessage
+from shared.envelope import new_message_id
 
 SCHEMA_VERSION = 1
 DB_NAME = "ariadne.sqlite3"
@@ -236,7 +236,7 @@ class ProfileStore:
     def enqueue(self, users: Iterable[str], payload: bytes, message_id: bytes | None) -> None:
         self._db.execute(
             "INSERT INTO outbox (send_id, message_id, users, payload) VALUES (?, ?, ?, ?)",
-            (os.urandom(16), message_id, json.dumps(list(users)), payload),
+            (new_message_id(), message_id, json.dumps(list(users)), payload),
         )
 
     def next_outgoing(self) -> OutboxItem | None:
