@@ -1,0 +1,47 @@
+"""Core events as Qt signals, so widgets subscribe the Qt way."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from client.core.client import AriadneClient
+from client.core.events import (
+    ConnectionStateChanged,
+    DecryptionFailed,
+    DeliveryUpdated,
+    DeviceListChanged,
+    Event,
+    MessageQueued,
+    MessageReceived,
+)
+
+
+class CoreBridge(QObject):
+    """Re-emits the core's events. Listeners run on the Qt thread: qasync runs asyncio there."""
+
+    message_added = Signal(object)  # StoredMessage
+    delivery_updated = Signal(object)  # DeliveryUpdated
+    connection_changed = Signal(object)  # ConnectionStateChanged
+    devices_changed = Signal(object)  # DeviceListChanged
+    decryption_failed = Signal(object)  # DecryptionFailed
+
+    def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        client.add_listener(self._on_event)
+
+    def detach(self) -> None:
+        self.client.remove_listener(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        match event:
+            case MessageQueued(message=message) | MessageReceived(message=message):
+                self.message_added.emit(message)
+            case DeliveryUpdated():
+                self.delivery_updated.emit(event)
+            case ConnectionStateChanged():
+                self.connection_changed.emit(event)
+            case DeviceListChanged():
+                self.devices_changed.emit(event)
+            case DecryptionFailed():
+                self.decryption_failed.emit(event)

@@ -1,0 +1,117 @@
+"""Paints a message as a chat bubble: own messages right, theirs left, with time and state."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
+from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
+
+from client.core.events import MessageStatus, StoredMessage
+from client.gui.conversation_model import MessageRole
+
+PAD = 10
+GAP = 4
+MAX_WIDTH = 0.72
+
+STATUS_TEXT = {
+    MessageStatus.SENDING: "sending…",
+    MessageStatus.SENT: "sent ✓",
+    MessageStatus.DELIVERED: "delivered ✓✓",
+    MessageStatus.READ: "read ✓✓",
+    MessageStatus.FAILED: "not sent",
+    MessageStatus.RECEIVED: "",
+    MessageStatus.UNDECRYPTABLE: "",
+}
+UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
+
+
+def _clock(message: StoredMessage) -> str:
+    millis = message.server_ts // 1000 if message.server_ts else message.sent_at
+    return time.strftime("%H:%M", time.localtime(millis / 1000))
+
+
+class BubbleDelegate(QStyledItemDelegate):
+    def __init__(self, own_username: str) -> None:
+        super().__init__()
+        self.own = own_username
+
+    def _lines(self, message: StoredMessage) -> tuple[str, str]:
+        body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
+        meta = _clock(message)
+        if message.sender_user == self.own:
+            meta = f"{meta}  {STATUS_TEXT[message.status]}".rstrip()
+        return body, meta
+
+    def _geometry(
+        self, option: QStyleOptionViewItem, message: StoredMessage
+    ) -> tuple[QRect, QRect, QRect]:
+        body, meta = self._lines(message)
+        width = max(120, int(option.rect.width() * MAX_WIDTH))
+        body_fm, meta_fm = QFontMetrics(option.font), QFontMetrics(self._small(option.font))
+        body_rect = body_fm.boundingRect(
+            QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, body
+        )
+        meta_w = meta_fm.horizontalAdvance(meta)
+        inner_w = max(body_rect.width(), meta_w)
+        bubble_w = inner_w + 2 * PAD
+        bubble_h = body_rect.height() + meta_fm.height() + 2 * PAD
+        left = (
+            option.rect.right() - bubble_w - PAD
+            if message.sender_user == self.own
+            else option.rect.left() + PAD
+        )
+        bubble = QRect(left, option.rect.top() + GAP, bubble_w, bubble_h)
+        text = QRect(bubble.left() + PAD, bubble.top() + PAD, inner_w, body_rect.height())
+        meta_rect = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_fm.height())
+        return bubble, text, meta_rect
+
+    @staticmethod
+    def _small(font: QFont) -> QFont:
+        small = QFont(font)
+        small.setPointSizeF(max(7.0, font.pointSizeF() * 0.8))
+        return small
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        message = index.data(MessageRole)
+        bubble, _, _ = self._geometry(option, message)
+        return QSize(option.rect.width(), bubble.height() + 2 * GAP)
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        message: StoredMessage = index.data(MessageRole)
+        bubble, text_rect, meta_rect = self._geometry(option, message)
+        own = message.sender_user == self.own
+        palette = option.palette
+        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+        if message.undecryptable:
+            fill, ink = QColor("#fde2e1"), QColor("#8a1c1c")
+        elif own:
+            fill, ink = QColor("#0a7cff"), QColor("white")
+        else:
+            fill = QColor("#3a3b3c") if dark else QColor("#e9e9eb")
+            ink = palette.color(QPalette.ColorRole.Text)
+        body, meta = self._lines(message)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(bubble, 14, 14)
+        painter.setPen(ink)
+        font = QFont(option.font)
+        font.setItalic(message.undecryptable)
+        painter.setFont(font)
+        painter.drawText(text_rect, Qt.TextFlag.TextWordWrap, body)
+        painter.setFont(self._small(option.font))
+        faded = QColor(ink)
+        faded.setAlpha(170)
+        painter.setPen(faded)
+        painter.drawText(meta_rect, Qt.AlignmentFlag.AlignRight, meta)
+        painter.restore()

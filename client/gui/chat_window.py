@@ -1,0 +1,192 @@
+"""The main window of one device: conversations on the left, the open conversation on the right,
+a composer at the bottom and the relay connection in the status bar."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QMainWindow,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from client.core.client import AriadneClient
+from client.core.events import (
+    ConnectionState,
+    ConnectionStateChanged,
+    DeliveryUpdated,
+    StoredMessage,
+)
+from client.gui.bridge import CoreBridge
+from client.gui.bubbles import BubbleDelegate
+from client.gui.conversation_model import ConversationModel
+
+CONNECTION_TEXT = {
+    ConnectionState.CONNECTING: "Connecting to the relay…",
+    ConnectionState.ONLINE: "Online",
+    ConnectionState.OFFLINE: "Relay unreachable — retrying",
+    ConnectionState.FAILED: "The relay refused this device",
+    ConnectionState.CLOSED: "Closed",
+}
+
+
+class Composer(QPlainTextEdit):
+    """Enter sends; Shift+Enter starts a new line."""
+
+    submitted = Signal(str)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if enter and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            text = self.toPlainText()
+            if text.strip():
+                self.submitted.emit(text)
+                self.clear()
+            return
+        super().keyPressEvent(event)
+
+
+class ChatWindow(QMainWindow):
+    closed = Signal()
+
+    def __init__(self, client: AriadneClient) -> None:
+        super().__init__()
+        self.client = client
+        self.bridge = CoreBridge(client, self)
+        self.setWindowTitle(f"Ariadne — {client.username} ({client.device_name})")
+        self.resize(760, 560)
+        self.model: ConversationModel | None = None
+        self._pending: set[asyncio.Future[object]] = set()
+
+        self.threads = QListWidget()
+        self.threads.currentTextChanged.connect(self.open_thread)
+        self.new_chat = QLineEdit(placeholderText="Start a chat with… (username)")
+        self.new_chat.returnPressed.connect(self._start_chat)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(6, 6, 6, 6)
+        left_layout.addWidget(self.new_chat)
+        left_layout.addWidget(self.threads)
+
+        self.header = QLabel("No conversation open")
+        self.header.setObjectName("header")
+        self.view = QListView()
+        self.view.setItemDelegate(BubbleDelegate(client.username))
+        self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.view.setUniformItemSizes(False)
+        self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
+        self.view.setWordWrap(True)
+        self.composer = Composer(placeholderText="Write a message — Enter sends")
+        self.composer.setFixedHeight(64)
+        self.composer.submitted.connect(self.send)
+        self.composer.setEnabled(False)
+        send_button = QPushButton("Send")
+        send_button.clicked.connect(lambda: self.send(self.composer.toPlainText()))
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.composer)
+        bottom.addWidget(send_button)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 6, 6)
+        right_layout.addWidget(self.header)
+        right_layout.addWidget(self.view)
+        right_layout.addLayout(bottom)
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([200, 560])
+        self.setCentralWidget(splitter)
+
+        self.connection = QLabel(CONNECTION_TEXT[client.link.state])
+        self.statusBar().addPermanentWidget(self.connection)
+        self.bridge.connection_changed.connect(self._on_connection)
+        self.bridge.message_added.connect(self._on_message)
+        self.bridge.delivery_updated.connect(self._on_delivery)
+        for thread in client.threads():
+            self.threads.addItem(thread)
+        if self.threads.count():
+            self.threads.setCurrentRow(0)
+
+    # ---------------------------------------------------------------- conversations
+
+    def open_thread(self, thread: str) -> None:
+        if not thread:
+            return
+        self.model = ConversationModel(self.client, thread)
+        self.view.setModel(self.model)
+        self.view.scrollToBottom()
+        self.header.setText(f"<b>{thread}</b>")
+        self.composer.setEnabled(True)
+        self.composer.setFocus()
+
+    def _start_chat(self) -> None:
+        username = self.new_chat.text().strip().lower()
+        if not username or username == self.client.username:
+            return
+        self.new_chat.clear()
+        self._ensure_thread(username)
+        self.threads.setCurrentRow(self._row_of_thread(username))
+
+    def _row_of_thread(self, thread: str) -> int:
+        matches = self.threads.findItems(thread, Qt.MatchFlag.MatchExactly)
+        return self.threads.row(matches[0]) if matches else -1
+
+    def _ensure_thread(self, thread: str) -> None:
+        if self._row_of_thread(thread) < 0:
+            self.threads.insertItem(0, thread)
+
+    # ---------------------------------------------------------------- sending
+
+    def send(self, text: str) -> None:
+        if self.model is None or not text.strip():
+            return
+        self.composer.clear()
+        future = asyncio.ensure_future(self.client.send_text(self.model.thread, text))
+        self._pending.add(future)
+        future.add_done_callback(self._sent)
+
+    def _sent(self, future: asyncio.Future[object]) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            self.statusBar().showMessage(f"Not sent: {future.exception()}", 5000)
+
+    # ---------------------------------------------------------------- core events
+
+    def _on_message(self, message: StoredMessage) -> None:
+        self._ensure_thread(message.thread)
+        if self.model is not None and message.thread == self.model.thread:
+            at_bottom = self._at_bottom()
+            self.model.add(message)
+            if at_bottom or message.sender_user == self.client.username:
+                self.view.scrollToBottom()
+
+    def _at_bottom(self) -> bool:
+        bar = self.view.verticalScrollBar()
+        return bar.value() >= bar.maximum() - 4
+
+    def _on_delivery(self, event: DeliveryUpdated) -> None:
+        if self.model is not None:
+            self.model.update(event)
+
+    def _on_connection(self, event: ConnectionStateChanged) -> None:
+        text = CONNECTION_TEXT[event.state]
+        if event.state is ConnectionState.OFFLINE and event.detail:
+            text = f"{text} ({event.detail})"
+        self.connection.setText(text)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.bridge.detach()
+        self.closed.emit()
+        super().closeEvent(event)

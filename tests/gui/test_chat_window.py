@@ -1,0 +1,70 @@
+"""Real chat windows, driven like a user would, through a real relay."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from client.core.events import MessageStatus
+from client.gui.chat_window import ChatWindow
+
+
+def open_window(qtbot, client) -> ChatWindow:
+    window = ChatWindow(client)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def shown(window: ChatWindow) -> list[tuple[str, str]]:
+    model = window.model
+    if model is None:
+        return []
+    return [
+        (model.message_at(r).sender_user, model.message_at(r).body) for r in range(model.rowCount())
+    ]
+
+
+def test_alice_types_enter_and_bobs_window_shows_it_delivered(qtbot, harness):
+    alice = harness.account("alice")
+    alice_laptop = harness.second_device(alice, "Laptop")
+    bob = harness.account("bob")
+    alice_window = open_window(qtbot, alice)
+    bob_window = open_window(qtbot, bob)
+    laptop_window = open_window(qtbot, alice_laptop)
+    qtbot.waitUntil(lambda: alice_window.connection.text() == "Online", timeout=10_000)
+
+    qtbot.keyClicks(alice_window.new_chat, "bob")
+    qtbot.keyClick(alice_window.new_chat, Qt.Key.Key_Return)
+    qtbot.keyClicks(alice_window.composer, "Hello Bob, from a real window")
+    qtbot.keyClick(alice_window.composer, Qt.Key.Key_Return)
+    assert alice_window.composer.toPlainText() == ""
+
+    qtbot.waitUntil(lambda: bob_window.threads.count() == 1, timeout=10_000)
+    bob_window.threads.setCurrentRow(0)
+    qtbot.waitUntil(
+        lambda: shown(bob_window) == [("alice", "Hello Bob, from a real window")], timeout=10_000
+    )
+    qtbot.waitUntil(
+        lambda: alice_window.model.message_at(0).status is MessageStatus.DELIVERED, timeout=10_000
+    )
+    # Alice's other device shows her own message too.
+    qtbot.waitUntil(lambda: laptop_window.threads.count() == 1, timeout=10_000)
+    laptop_window.threads.setCurrentRow(0)
+    qtbot.waitUntil(
+        lambda: shown(laptop_window) == [("alice", "Hello Bob, from a real window")], timeout=10_000
+    )
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(qtbot, harness):
+    alice = harness.account("alice")
+    harness.account("bob")
+    window = open_window(qtbot, alice)
+    qtbot.keyClicks(window.new_chat, "bob")
+    qtbot.keyClick(window.new_chat, Qt.Key.Key_Return)
+    qtbot.keyClicks(window.composer, "first line")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer, "second line")
+    assert window.composer.toPlainText() == "first line\nsecond line"
+    assert window.model.rowCount() == 0
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: shown(window) == [("alice", "first line\nsecond line")], timeout=5_000)
