@@ -1,6 +1,8 @@
 """``ariadne``: the client's command line.
 
-``ariadne chat-demo --headless`` runs the scripted demo in the terminal.
+- ``ariadne [--profile DIR] [--relay URL]``: the desktop client for one device profile.
+- ``ariadne demo``: a relay and two windows, Alice and Bob, side by side.
+- ``ariadne chat-demo --headless``: the scripted demo, narrated in the terminal.
 """
 
 from __future__ import annotations
@@ -13,21 +15,28 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ariadne")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("chat-demo", help="start a relay and let Alice and Bob talk")
-    demo.add_argument(
-        "--headless",
-        action="store_true",
-        help="narrate in the terminal (the desktop demo arrives with the GUI)",
-    )
-    demo.add_argument("--workdir", type=Path, help="keep profiles and relay data here")
+    parser.add_argument("--profile", type=Path, default=Path.home() / ".ariadne" / "profile")
+    parser.add_argument("--relay", help="relay URL, e.g. ws://127.0.0.1:8765")
+    parser.add_argument("--lifetime", type=float, help=argparse.SUPPRESS)  # for tests
+    commands = parser.add_subparsers(dest="command")
+    demo = commands.add_parser("demo", help="start a relay and open Alice's and Bob's windows")
+    demo.add_argument("--data-dir", type=Path, default=Path.home() / ".ariadne" / "demo")
+    demo.add_argument("--lifetime", type=float, help=argparse.SUPPRESS)
+    chat = commands.add_parser("chat-demo", help="a scripted conversation in the terminal")
+    chat.add_argument("--headless", action="store_true", help="narrate in the terminal")
+    chat.add_argument("--workdir", type=Path, help="keep profiles and relay data here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.command == "chat-demo":
         from client.demo import run_headless
 
         return asyncio.run(run_headless(args.workdir))
-    return 2
+    from client.gui.app import demo as run_demo
+    from client.gui.app import run_qt, single
+
+    if args.command == "demo":
+        return run_qt(lambda: run_demo(args.data_dir, args.lifetime))
+    return run_qt(lambda: single(args.profile, args.relay, args.lifetime))
 
 
 if __name__ == "__main__":

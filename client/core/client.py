@@ -211,11 +211,18 @@ class AriadneClient:
         return client
 
     @classmethod
-    async def open(cls, profile_dir: Path, *, backoff: Backoff | None = None) -> AriadneClient:
-        """Open an existing profile and connect in the background."""
+    async def open(
+        cls, profile_dir: Path, *, relay_url: str | None = None, backoff: Backoff | None = None
+    ) -> AriadneClient:
+        """Open an existing profile and connect in the background (to ``relay_url`` if given,
+        which is remembered; otherwise to the relay the profile was made with)."""
         if not ProfileStore.exists(profile_dir):
             raise FileNotFoundError(f"no profile in {profile_dir}")
-        client = cls(profile_dir, ProfileStore(profile_dir), backoff)
+        store = ProfileStore(profile_dir)
+        if relay_url is not None:
+            store.put("relay_url", relay_url)
+            store.commit()
+        client = cls(profile_dir, store, backoff)
         client.start()
         return client
 
@@ -412,6 +419,29 @@ class AriadneClient:
 
     def threads(self) -> list[str]:
         return self._store.threads()
+
+    def unread_count(self, thread: str) -> int:
+        return len(self._store.unread(thread))
+
+    def last_message(self, thread: str) -> StoredMessage | None:
+        return self._store.last_message(thread)
+
+    async def mark_read(self, thread: str) -> int:
+        """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
+        (read receipts) and so do this user's other devices (their unread counts clear too)."""
+        unread = self._store.unread(thread)
+        if not unread:
+            return 0
+        for message_id in unread:
+            self._set_status(message_id, MessageStatus.READ, None)
+        self._store.enqueue(
+            [thread, self.username],
+            encode_payload(Receipt(status="read", message_ids=unread)),
+            None,
+        )
+        self._store.commit()
+        self._outbox_wake.set()
+        return len(unread)
 
     # ------------------------------------------------------------------ sending
 
@@ -650,6 +680,19 @@ class AriadneClient:
             if not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
             return [MessageReceived(message)]
+        if isinstance(payload, Receipt) and from_self and payload.status == "read":
+            # Read on another of this user's devices: the same messages are read here too.
+            synced: list[Event] = []
+            for message_id in payload.message_ids:
+                message = self._store.message(message_id)
+                if message is not None and message.status is MessageStatus.RECEIVED:
+                    self._store.set_status(message_id, MessageStatus.READ)
+                    synced.append(
+                        DeliveryUpdated(
+                            message_id, message.thread, MessageStatus.READ, message.server_ts
+                        )
+                    )
+            return synced
         if isinstance(payload, Receipt) and not from_self:
             status = MessageStatus(payload.status)
             events: list[Event] = []

@@ -225,6 +225,18 @@ class ProfileStore:
         rows = self._db.execute(sql, params).fetchall()
         return [_message(row) for row in reversed(rows)]
 
+    def unread(self, thread: str) -> list[bytes]:
+        """Ids of messages from others in ``thread`` that this user has not read yet."""
+        rows = self._db.execute(
+            "SELECT message_id FROM messages WHERE thread = ? AND status = ?",
+            (thread, MessageStatus.RECEIVED.value),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def last_message(self, thread: str) -> StoredMessage | None:
+        messages = self.thread_messages(thread, limit=1)
+        return messages[0] if messages else None
+
     def threads(self) -> list[str]:
         rows = self._db.execute(
             "SELECT thread FROM messages GROUP BY thread ORDER BY max(coalesce(server_ts, 0)) DESC"

@@ -27,7 +27,7 @@ STATUS_TEXT = {
 UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
 
 
-def _clock(message: StoredMessage) -> str:
+def clock(message: StoredMessage) -> str:
     millis = message.server_ts // 1000 if message.server_ts else message.sent_at
     return time.strftime("%H:%M", time.localtime(millis / 1000))
 
@@ -39,7 +39,7 @@ class BubbleDelegate(QStyledItemDelegate):
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
-        meta = _clock(message)
+        meta = clock(message)
         if message.sender_user == self.own:
             meta = f"{meta}  {STATUS_TEXT[message.status]}".rstrip()
         return body, meta

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QPlainTextEdit,
     QPushButton,
@@ -29,8 +30,10 @@ from client.core.events import (
     StoredMessage,
 )
 from client.gui.bridge import CoreBridge
-from client.gui.bubbles import BubbleDelegate
+from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.conversation_model import ConversationModel
+
+THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 
 CONNECTION_TEXT = {
     ConnectionState.CONNECTING: "Connecting to the relay…",
@@ -70,7 +73,9 @@ class ChatWindow(QMainWindow):
         self._pending: set[asyncio.Future[object]] = set()
 
         self.threads = QListWidget()
-        self.threads.currentTextChanged.connect(self.open_thread)
+        self.threads.currentItemChanged.connect(
+            lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
+        )
         self.new_chat = QLineEdit(placeholderText="Start a chat with… (username)")
         self.new_chat.returnPressed.connect(self._start_chat)
         left = QWidget()
@@ -115,7 +120,7 @@ class ChatWindow(QMainWindow):
         self.bridge.message_added.connect(self._on_message)
         self.bridge.delivery_updated.connect(self._on_delivery)
         for thread in client.threads():
-            self.threads.addItem(thread)
+            self._ensure_thread(thread)
         if self.threads.count():
             self.threads.setCurrentRow(0)
 
@@ -130,22 +135,65 @@ class ChatWindow(QMainWindow):
         self.header.setText(f"<b>{thread}</b>")
         self.composer.setEnabled(True)
         self.composer.setFocus()
+        self._mark_read()
+
+    def _mark_read(self) -> None:
+        """What is on screen in a visible window has been read."""
+        if self.model is not None and self.isVisible() and not self.isMinimized():
+            thread = self.model.thread
+            if self.client.unread_count(thread):
+                future = asyncio.ensure_future(self.client.mark_read(thread))
+                self._pending.add(future)
+                future.add_done_callback(self._sent)
+            self._refresh_thread(thread)
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().showEvent(event)
+        self._mark_read()
+
+    def open_conversation(self, peer: str) -> None:
+        self._ensure_thread(peer)
+        self.threads.setCurrentRow(self._row_of_thread(peer))
 
     def _start_chat(self) -> None:
         username = self.new_chat.text().strip().lower()
         if not username or username == self.client.username:
             return
         self.new_chat.clear()
-        self._ensure_thread(username)
-        self.threads.setCurrentRow(self._row_of_thread(username))
+        self.open_conversation(username)
 
     def _row_of_thread(self, thread: str) -> int:
-        matches = self.threads.findItems(thread, Qt.MatchFlag.MatchExactly)
-        return self.threads.row(matches[0]) if matches else -1
+        for row in range(self.threads.count()):
+            if self.threads.item(row).data(THREAD_ROLE) == thread:
+                return row
+        return -1
 
     def _ensure_thread(self, thread: str) -> None:
         if self._row_of_thread(thread) < 0:
-            self.threads.insertItem(0, thread)
+            item = QListWidgetItem()
+            item.setData(THREAD_ROLE, thread)
+            self.threads.addItem(item)
+        self._refresh_thread(thread)
+
+    def _refresh_thread(self, thread: str) -> None:
+        """The list entry: name, unread count, last message and its time."""
+        row = self._row_of_thread(thread)
+        if row < 0:
+            return
+        unread = self.client.unread_count(thread)
+        last = self.client.last_message(thread)
+        title = f"{thread}  ({unread})" if unread else thread
+        if last is None:
+            preview = "No messages yet"
+        else:
+            body = "Couldn't decrypt" if last.undecryptable else last.body.splitlines()[0]
+            who = "You: " if last.sender_user == self.client.username else ""
+            preview = f"{who}{body[:40]}  · {clock(last)}"
+        item = self.threads.item(row)
+        item.setText(f"{title}\n{preview}")
+        font = item.font()
+        font.setBold(bool(unread))
+        item.setFont(font)
 
     # ---------------------------------------------------------------- sending
 
@@ -165,12 +213,13 @@ class ChatWindow(QMainWindow):
     # ---------------------------------------------------------------- core events
 
     def _on_message(self, message: StoredMessage) -> None:
-        self._ensure_thread(message.thread)
         if self.model is not None and message.thread == self.model.thread:
             at_bottom = self._at_bottom()
             self.model.add(message)
             if at_bottom or message.sender_user == self.client.username:
                 self.view.scrollToBottom()
+            self._mark_read()
+        self._ensure_thread(message.thread)
 
     def _at_bottom(self) -> bool:
         bar = self.view.verticalScrollBar()
@@ -179,6 +228,7 @@ class ChatWindow(QMainWindow):
     def _on_delivery(self, event: DeliveryUpdated) -> None:
         if self.model is not None:
             self.model.update(event)
+        self._refresh_thread(event.thread)
 
     def _on_connection(self, event: ConnectionStateChanged) -> None:
         text = CONNECTION_TEXT[event.state]

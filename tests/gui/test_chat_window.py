@@ -68,3 +68,24 @@ def test_shift_enter_adds_a_line_instead_of_sending(qtbot, harness):
     assert window.model.rowCount() == 0
     qtbot.keyClick(window.composer, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: shown(window) == [("alice", "first line\nsecond line")], timeout=5_000)
+
+
+def test_read_state_reaches_the_sender_and_the_readers_other_device(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    bob_phone = harness.second_device(bob, "Phone")
+    harness.run(alice.send_text("bob", "did you read this?"))
+    qtbot.waitUntil(lambda: bob_phone.unread_count("alice") == 1, timeout=10_000)
+    phone_window = ChatWindow(bob_phone)  # never shown: the phone stays in Bob's pocket
+    qtbot.addWidget(phone_window)
+    assert bob_phone.unread_count("alice") == 1
+    assert "(1)" in phone_window.threads.item(0).text()
+
+    bob_window = open_window(qtbot, bob)  # Bob looks at the conversation on his desktop
+    qtbot.waitUntil(lambda: shown(bob_window) == [("alice", "did you read this?")], timeout=10_000)
+    sent = alice.messages("bob")[0]
+    qtbot.waitUntil(
+        lambda: alice._store.message(sent.message_id).status is MessageStatus.READ, timeout=10_000
+    )
+    qtbot.waitUntil(lambda: bob_phone.unread_count("alice") == 0, timeout=10_000)
+    qtbot.waitUntil(lambda: "(1)" not in phone_window.threads.item(0).text(), timeout=10_000)

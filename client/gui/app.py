@@ -1,0 +1,103 @@
+"""Starting the desktop client: one profile (``ariadne``) or the two-window ``ariadne demo``.
+
+asyncio runs inside the Qt event loop (qasync). The application does not quit when the last window
+closes (that would stop the loop under pending work); it quits when its main coroutine ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import qasync
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from client.core.client import AriadneClient
+from client.core.link import Backoff
+from client.core.storage import ProfileStore
+from client.demo import DEMO_PASSWORD, relay_process
+from client.gui.chat_window import ChatWindow
+from client.gui.style import apply_style
+
+QUICK = Backoff(first=0.2, factor=1.6, longest=3.0)
+
+
+def run_qt(main: Callable[[], Awaitable[int]]) -> int:
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setQuitOnLastWindowClosed(False)
+    app.setApplicationName("Ariadne")
+    apply_style(app)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        return loop.run_until_complete(main())
+
+
+async def _until_closed(windows: list[ChatWindow], lifetime: float | None) -> None:
+    done = asyncio.Event()
+    open_windows = set(windows)
+
+    def closed(window: ChatWindow) -> None:
+        open_windows.discard(window)
+        if not open_windows:
+            done.set()
+
+    for window in windows:
+        window.closed.connect(lambda w=window: closed(w))
+    if lifetime is not None:
+        asyncio.get_running_loop().call_later(lifetime, done.set)
+    await done.wait()
+
+
+async def _open_or_create(profile: Path, url: str, username: str, device: str) -> AriadneClient:
+    if ProfileStore.exists(profile):
+        return await AriadneClient.open(profile, relay_url=url, backoff=QUICK)
+    return await AriadneClient.create_account(
+        profile, url, username, DEMO_PASSWORD, device, backoff=QUICK
+    )
+
+
+async def demo(data_dir: Path, lifetime: float | None = None) -> int:
+    """A relay on a free port, Alice and Bob (created once, reused after), side by side."""
+    async with relay_process(data_dir / "relay") as url:
+        print(f"relay: {url} (data in {data_dir})", flush=True)
+        alice = await _open_or_create(data_dir / "alice", url, "alice", "Alice's desktop")
+        bob = await _open_or_create(data_dir / "bob", url, "bob", "Bob's desktop")
+        windows = [ChatWindow(alice), ChatWindow(bob)]
+        windows[0].open_conversation("bob")
+        windows[1].open_conversation("alice")
+        screen = QGuiApplication.primaryScreen().availableGeometry()
+        width = min(760, screen.width() // 2)
+        for i, window in enumerate(windows):
+            window.resize(width, min(620, screen.height()))
+            window.move(screen.left() + i * width, screen.top())
+            window.show()
+            print(f"window: {window.windowTitle()}", flush=True)
+        await _until_closed(windows, lifetime)
+        for window in windows:
+            window.close()
+        for client in (alice, bob):
+            await client.close()
+    print("demo: closed cleanly", flush=True)
+    return 0
+
+
+async def single(profile: Path, relay_url: str | None, lifetime: float | None = None) -> int:
+    from client.gui.account_dialog import AccountDialog
+
+    if ProfileStore.exists(profile):
+        client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
+    else:
+        dialog = AccountDialog(profile, relay_url or "ws://127.0.0.1:8765")
+        dialog.show()
+        client = await dialog.result_client()
+        if client is None:
+            return 1
+    window = ChatWindow(client)
+    window.show()
+    await _until_closed([window], lifetime)
+    await client.close()
+    return 0
