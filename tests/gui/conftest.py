@@ -29,6 +29,9 @@ def qloop(qapp):
     asyncio.events._set_running_loop(loop)
     yield loop
     asyncio.events._set_running_loop(None)
+    # Closing shuts down the loop's executor threads (asyncio.to_thread runs Argon2 there);
+    # a QThread still running at interpreter exit aborts the whole test run.
+    loop.close()
     asyncio.set_event_loop(None)
     gc.collect()
 
