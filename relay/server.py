@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -39,6 +40,8 @@ from shared.password import check_password, hash_password
 log = logging.getLogger("ariadne.relay")
 
 PRE_KEYS_LOW = 20
+SEEN_PER_CONVERSATION = 500
+SEEN_EXCERPT = 48
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,28 @@ class Relay:
         self.connections: dict[str, DeviceConnection] = {}
         self._members: dict[str, frozenset[str]] = {}
         self._last_ts = 0
+        # What the relay saw of each conversation (keyed by the users of a fan-out), for the
+        # "server view". In memory and bounded: the relay keeps no longer metadata log than this.
+        self.seen: dict[frozenset[str], deque[wire.SeenEnvelope]] = {}
+
+    def record_seen(
+        self, users: frozenset[str], queued: list[QueuedEnvelope], recipient_of: dict[str, str]
+    ) -> None:
+        log_ = self.seen.setdefault(users, deque(maxlen=SEEN_PER_CONVERSATION))
+        for envelope in queued:
+            log_.append(
+                wire.SeenEnvelope(
+                    seq=envelope.seq,
+                    server_ts=envelope.server_ts,
+                    sender_user=envelope.sender_user,
+                    sender_device=envelope.sender_device,
+                    recipient_user=recipient_of[envelope.device_id],
+                    device_id=envelope.device_id,
+                    size=len(envelope.payload),
+                    excerpt=envelope.payload[:SEEN_EXCERPT],
+                    queued=True,
+                )
+            )
 
     def members(self, username: str) -> frozenset[str]:
         """The devices on the user's current signed list (cached: read on every fan-out)."""
@@ -341,6 +366,8 @@ class DeviceConnection:
                 return wire.Ok(rid=frame.rid)
             case wire.ListPendingDevices():
                 return self._pending_devices(frame)
+            case wire.Inspect():
+                return self._inspect(frame)
             case wire.CreateAccount() | wire.AddDevice() | wire.Resume():
                 raise _Reject("already_logged_in")
         raise _Reject("unsupported")  # pragma: no cover - the union is exhaustive
@@ -391,6 +418,11 @@ class DeviceConnection:
             ]
         )
         log.debug("fan-out from %s: %d envelopes", self.device_id, len(queued))
+        self.relay.record_seen(
+            frozenset(seen_users | {self.username}),
+            queued,
+            {device_id: username for device_id, username, _ in rows},
+        )
         self.store.durable().add_done_callback(
             lambda done: self._accepted(done, frame.rid, server_ts, queued)
         )
@@ -464,6 +496,15 @@ class DeviceConnection:
         log.info("device list of %s is now version %d", self.username, new.version)
         self.relay.notify_user(
             self.username, wire.Notice(kind="device_list_changed", username=self.username)
+        )
+
+    def _inspect(self, frame: wire.Inspect) -> wire.Frame:
+        """Only a conversation the asking user is part of; "queued" is read from the store."""
+        seen = self.relay.seen.get(frozenset({self.username, frame.peer}), ())
+        still_queued = self.store.still_queued([e.seq for e in seen])
+        return wire.Inspection(
+            rid=frame.rid,
+            envelopes=[msgspec.structs.replace(e, queued=e.seq in still_queued) for e in seen],
         )
 
     def _pending_devices(self, frame: wire.ListPendingDevices) -> wire.Frame:

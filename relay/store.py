@@ -323,6 +323,15 @@ class RelayStore:
         )
         self._schedule_commit()
 
+    def still_queued(self, seqs: list[int]) -> set[int]:
+        found: set[int] = set()
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT seq FROM queue WHERE seq IN ({marks})", chunk)
+            found.update(row[0] for row in rows)
+        return found
+
     def queue_length(self, device_id: str) -> int:
         return self._db.execute(
             "SELECT count(*) FROM queue WHERE device_id = ?", (device_id,)

@@ -154,6 +154,13 @@ class Send(Frame, tag="send"):
     ]
 
 
+class Inspect(Frame, tag="inspect"):
+    """Ask what the relay holds and has seen of this user's conversation with ``peer``."""
+
+    rid: Rid
+    peer: Username
+
+
 class Ack(Frame, tag="ack"):
     seqs: Annotated[list[Seq], msgspec.Meta(min_length=1, max_length=MAX_ACKS)]
 
@@ -224,6 +231,25 @@ class Deliver(Frame, tag="deliver"):
     envelopes: Annotated[list[Delivered], msgspec.Meta(min_length=1, max_length=MAX_DELIVER)]
 
 
+class SeenEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One envelope as the relay saw it: everything it knows about it, nothing more."""
+
+    seq: Seq
+    server_ts: int
+    sender_user: Username
+    sender_device: DeviceId
+    recipient_user: Username
+    device_id: DeviceId
+    size: int
+    excerpt: bytes  # the first bytes of what the relay holds, for an audience to look at
+    queued: bool  # still in the device's queue (not yet acknowledged)
+
+
+class Inspection(Frame, tag="inspection"):
+    rid: Rid
+    envelopes: list[SeenEnvelope]
+
+
 class Notice(Frame, tag="notice"):
     """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``."""
 
@@ -243,6 +269,7 @@ ClientFrame = (
     | ListPendingDevices
     | Send
     | Ack
+    | Inspect
 )
 RelayFrame = (
     Challenge
@@ -256,6 +283,7 @@ RelayFrame = (
     | PendingDevices
     | Deliver
     | Notice
+    | Inspection
 )
 
 _encoder = msgspec.msgpack.Encoder()

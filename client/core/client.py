@@ -410,6 +410,12 @@ class AriadneClient:
         assert accepted is not None
         return accepted
 
+    async def inspect(self, peer: str) -> list[wire.SeenEnvelope]:
+        """What the relay holds and has seen of the conversation with ``peer`` (server view)."""
+        answer = await self.link.request(lambda rid: wire.Inspect(rid=rid, peer=peer))
+        assert isinstance(answer, wire.Inspection)
+        return answer.envelopes
+
     # ------------------------------------------------------------------ reading
 
     def messages(

@@ -32,6 +32,7 @@ from client.core.events import (
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.conversation_model import ConversationModel
+from client.gui.server_view import ServerView
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -86,6 +87,13 @@ class ChatWindow(QMainWindow):
 
         self.header = QLabel("No conversation open")
         self.header.setObjectName("header")
+        self.server_button = QPushButton("What the relay sees")
+        self.server_button.setEnabled(False)
+        self.server_button.clicked.connect(self.show_server_view)
+        self.server_view: ServerView | None = None
+        header_row = QHBoxLayout()
+        header_row.addWidget(self.header, 1)
+        header_row.addWidget(self.server_button)
         self.view = QListView()
         self.view.setItemDelegate(BubbleDelegate(client.username))
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
@@ -104,7 +112,7 @@ class ChatWindow(QMainWindow):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
-        right_layout.addWidget(self.header)
+        right_layout.addLayout(header_row)
         right_layout.addWidget(self.view)
         right_layout.addLayout(bottom)
 
@@ -133,6 +141,7 @@ class ChatWindow(QMainWindow):
         self.view.setModel(self.model)
         self.view.scrollToBottom()
         self.header.setText(f"<b>{thread}</b>")
+        self.server_button.setEnabled(True)
         self.composer.setEnabled(True)
         self.composer.setFocus()
         self._mark_read()
@@ -154,6 +163,15 @@ class ChatWindow(QMainWindow):
     def open_conversation(self, peer: str) -> None:
         self._ensure_thread(peer)
         self.threads.setCurrentRow(self._row_of_thread(peer))
+
+    def show_server_view(self) -> ServerView | None:
+        if self.model is None:
+            return None
+        if self.server_view is not None:
+            self.server_view.close()
+        self.server_view = ServerView(self.client, self.model.thread)
+        self.server_view.show()
+        return self.server_view
 
     def _start_chat(self) -> None:
         username = self.new_chat.text().strip().lower()

@@ -73,3 +73,16 @@ async def test_user_sees_offline_then_online_when_the_relay_goes_away(accounts, 
         lambda: alice._store.message(queued.message_id).status.value == "failed",
         message="then the send is settled",
     )  # bob does not exist: a clear failure
+
+
+async def test_server_view_covers_only_the_askers_own_conversations(accounts):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    mallory = await accounts.create("mallory")
+    await alice.send_text("bob", "private")
+    await eventually(lambda: len(bob.messages("alice")) == 1)
+    seen = await alice.inspect("bob")
+    assert {e.device_id for e in seen} >= {bob.device_id}
+    assert all(b"private" not in e.excerpt for e in seen)
+    assert await mallory.inspect("bob") == []
+    assert await mallory.inspect("alice") == []

@@ -89,3 +89,30 @@ def test_read_state_reaches_the_sender_and_the_readers_other_device(qtbot, harne
     )
     qtbot.waitUntil(lambda: bob_phone.unread_count("alice") == 0, timeout=10_000)
     qtbot.waitUntil(lambda: "(1)" not in phone_window.threads.item(0).text(), timeout=10_000)
+
+
+def test_server_view_shows_the_envelopes_and_none_of_the_texts(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    texts = ["meet at the north gate", "bring the red thread", "don't tell the minotaur"]
+    for text in texts:
+        harness.run(alice.send_text("bob", text))
+    qtbot.waitUntil(lambda: len(bob.messages("alice")) == 3, timeout=10_000)
+    window = open_window(qtbot, alice)
+    window.open_conversation("bob")
+    qtbot.mouseClick(window.server_button, Qt.MouseButton.LeftButton)
+    view = window.server_view
+    qtbot.addWidget(view)
+    qtbot.waitUntil(view.loaded.is_set, timeout=10_000)
+    rows = view.table.rowCount()
+    assert rows >= 3 + 1  # three messages to bob's device, and bob's receipts back to alice
+    cells = " ".join(view.cell_texts())
+    assert bob.device_id in cells and alice.device_id in cells
+    for text in texts:
+        assert text not in cells
+        assert text.encode().hex(" ")[:20] not in cells
+    harness.run(alice.send_text("bob", "one more"))  # the view refreshes on demand
+    qtbot.waitUntil(lambda: len(bob.messages("alice")) == 4, timeout=10_000)
+    view.refresh()
+    qtbot.waitUntil(view.loaded.is_set, timeout=10_000)
+    assert view.table.rowCount() > rows
