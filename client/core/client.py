@@ -59,6 +59,7 @@ from shared.envelope import (
 )
 from shared.errors import DecryptionError, DuplicateMessage, WireError
 from shared.identity import SigningKey, device_id_for
+from shared.safety_number import safety_number
 from shared.session import dump_x3dh_state, load_x3dh_state, new_x3dh_state
 
 log = logging.getLogger("ariadne.client")
@@ -409,6 +410,15 @@ class AriadneClient:
         accepted = self.directory.accept(self.username, signed)
         assert accepted is not None
         return accepted
+
+    def safety_number(self, peer: str) -> str | None:
+        """The 60-digit number both users see for their pair of account keys (None until this
+        device has verified the peer's device list)."""
+        theirs = self.directory.known(peer)
+        mine = self.directory.known(self.username)
+        if theirs is None or mine is None:
+            return None
+        return safety_number(self.username, mine.amk_public, peer, theirs.amk_public)
 
     async def inspect(self, peer: str) -> list[wire.SeenEnvelope]:
         """What the relay holds and has seen of the conversation with ``peer`` (server view)."""

@@ -31,6 +31,7 @@ from client.core.events import (
 )
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
+from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
 from client.gui.server_view import ServerView
 
@@ -84,6 +85,9 @@ class ChatWindow(QMainWindow):
         left_layout.setContentsMargins(6, 6, 6, 6)
         left_layout.addWidget(self.new_chat)
         left_layout.addWidget(self.threads)
+        my_devices = QPushButton("My devices")
+        my_devices.clicked.connect(self.show_own_devices)
+        left_layout.addWidget(my_devices)
 
         self.header = QLabel("No conversation open")
         self.header.setObjectName("header")
@@ -91,8 +95,13 @@ class ChatWindow(QMainWindow):
         self.server_button.setEnabled(False)
         self.server_button.clicked.connect(self.show_server_view)
         self.server_view: ServerView | None = None
+        self.contact_button = QPushButton("Safety number")
+        self.contact_button.setEnabled(False)
+        self.contact_button.clicked.connect(self.show_contact)
+        self.panel: QWidget | None = None
         header_row = QHBoxLayout()
         header_row.addWidget(self.header, 1)
+        header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
         self.view.setItemDelegate(BubbleDelegate(client.username))
@@ -142,6 +151,7 @@ class ChatWindow(QMainWindow):
         self.view.scrollToBottom()
         self.header.setText(f"<b>{thread}</b>")
         self.server_button.setEnabled(True)
+        self.contact_button.setEnabled(True)
         self.composer.setEnabled(True)
         self.composer.setFocus()
         self._mark_read()
@@ -172,6 +182,21 @@ class ChatWindow(QMainWindow):
         self.server_view = ServerView(self.client, self.model.thread)
         self.server_view.show()
         return self.server_view
+
+    def _show_panel(self, panel: QWidget) -> QWidget:
+        if self.panel is not None:
+            self.panel.close()
+        self.panel = panel
+        panel.show()
+        return panel
+
+    def show_contact(self) -> QWidget | None:
+        if self.model is None:
+            return None
+        return self._show_panel(ContactPanel(self.client, self.model.thread))
+
+    def show_own_devices(self) -> QWidget:
+        return self._show_panel(OwnDevicesPanel(self.client))
 
     def _start_chat(self) -> None:
         username = self.new_chat.text().strip().lower()

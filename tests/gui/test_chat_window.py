@@ -116,3 +116,26 @@ def test_server_view_shows_the_envelopes_and_none_of_the_texts(qtbot, harness):
     view.refresh()
     qtbot.waitUntil(view.loaded.is_set, timeout=10_000)
     assert view.table.rowCount() > rows
+
+
+def test_safety_number_matches_on_both_sides_and_lists_devices(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    laptop = harness.second_device(bob, "Laptop")
+    harness.run(alice.send_text("bob", "hi"))
+    qtbot.waitUntil(lambda: len(bob.messages("alice")) == 1, timeout=10_000)
+    alice_window, bob_window = open_window(qtbot, alice), open_window(qtbot, bob)
+    alice_window.open_conversation("bob")
+    bob_window.open_conversation("alice")
+    alice_panel = alice_window.show_contact()
+    bob_panel = bob_window.show_contact()
+    qtbot.addWidget(alice_panel)
+    qtbot.addWidget(bob_panel)
+    assert len(alice_panel.groups) == 12 and alice_panel.groups == bob_panel.groups
+    listed = [alice_panel.devices.item(i).text() for i in range(alice_panel.devices.count())]
+    assert any(laptop.device_id in row and row.startswith("Laptop") for row in listed)
+    own = bob_window.show_own_devices()
+    qtbot.addWidget(own)
+    rows = [own.devices.item(i).text() for i in range(own.devices.count())]
+    assert any(bob.device_id in row and "this device" in row for row in rows)
+    assert any(laptop.device_id in row and "this device" not in row for row in rows)
