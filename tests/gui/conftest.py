@@ -86,6 +86,23 @@ class Harness:
         self.qtbot.waitUntil(lambda: client.is_member, timeout=10_000)
         return client
 
+    def stop_relay(self) -> None:
+        self.server.close()
+        self.run(self.server.wait_closed())
+        self.relay.store.close()
+        self.server = self.relay = None
+
+    def restart_relay(self) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+        self.relay, self.server = self.run(start_relay("127.0.0.1", port, self.root / "relay"))
+
+    def reopen(self, client: AriadneClient) -> AriadneClient:
+        self.run(client.close())
+        self.clients.remove(client)
+        again = self.run(AriadneClient.open(client.profile_dir, backoff=FAST))
+        self.clients.append(again)
+        return again
+
     def close(self) -> None:
         for client in self.clients:
             self.run(client.close())

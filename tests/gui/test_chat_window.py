@@ -139,3 +139,46 @@ def test_safety_number_matches_on_both_sides_and_lists_devices(qtbot, harness):
     rows = [own.devices.item(i).text() for i in range(own.devices.count())]
     assert any(bob.device_id in row and "this device" in row for row in rows)
     assert any(laptop.device_id in row and "this device" not in row for row in rows)
+
+
+def test_reopened_profile_shows_history_and_what_arrived_meanwhile(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    harness.run(alice.send_text("bob", "before closing"))
+    qtbot.waitUntil(lambda: len(bob.messages("alice")) == 1, timeout=10_000)
+    bob_window = open_window(qtbot, bob)
+    bob_window.close()
+    harness.run(bob.close())
+    harness.run(alice.send_text("bob", "while you were away"))
+    bob = harness.reopen(bob)
+    bob_window = open_window(qtbot, bob)
+    qtbot.waitUntil(
+        lambda: (
+            shown(bob_window) == [("alice", "before closing"), ("alice", "while you were away")]
+        ),
+        timeout=10_000,
+    )
+
+
+def test_offline_window_keeps_the_typed_message_and_delivers_it_later(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    window = open_window(qtbot, alice)
+    window.open_conversation("bob")
+    qtbot.waitUntil(lambda: window.connection.text() == "Online", timeout=10_000)
+    harness.stop_relay()
+    qtbot.waitUntil(
+        lambda: window.connection.text().startswith("Relay unreachable"), timeout=10_000
+    )
+    qtbot.keyClicks(window.composer, "sent while offline")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=5_000)
+    assert window.model.message_at(0).status is MessageStatus.SENDING
+    harness.restart_relay()
+    qtbot.waitUntil(lambda: window.connection.text() == "Online", timeout=15_000)
+    qtbot.waitUntil(
+        lambda: [m.body for m in bob.messages("alice")] == ["sent while offline"], timeout=15_000
+    )
+    qtbot.waitUntil(
+        lambda: window.model.message_at(0).status is MessageStatus.DELIVERED, timeout=10_000
+    )
