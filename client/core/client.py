@@ -433,6 +433,11 @@ class AriadneClient:
     ) -> list[StoredMessage]:
         return self._store.thread_messages(thread, limit, before)
 
+    def messages_after(
+        self, thread: str, after: tuple[int, bytes], limit: int
+    ) -> list[StoredMessage]:
+        return self._store.thread_messages_after(thread, after, limit)
+
     def threads(self) -> list[str]:
         return self._store.threads()
 

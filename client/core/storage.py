@@ -46,7 +46,11 @@ CREATE TABLE IF NOT EXISTS messages (
     body TEXT NOT NULL,
     status TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_by_thread ON messages(thread, server_ts, message_id);
+-- The conversation order, as an expression index: unsent messages (no relay time) sort last.
+-- Queries must spell ORDER_KEY exactly like this to use it.
+CREATE INDEX IF NOT EXISTS messages_in_order
+    ON messages(thread, coalesce(server_ts, 9223372036854775807), message_id);
+CREATE INDEX IF NOT EXISTS messages_by_status ON messages(thread, status);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     send_id BLOB NOT NULL,
@@ -214,8 +218,9 @@ class ProfileStore:
         order_key = "coalesce(server_ts, 9223372036854775807)"
         where, params = "thread = ?", [thread]
         if before is not None:
-            where += f" AND ({order_key}, message_id) < (?, ?)"
-            params += [before[0], before[1]]
+            # The first term lets SQLite seek in the index; the row value makes it exact.
+            where += f" AND {order_key} <= ? AND ({order_key}, message_id) < (?, ?)"
+            params += [before[0], before[0], before[1]]
         sql = (
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}"
             f" ORDER BY {order_key} DESC, message_id DESC"
@@ -236,6 +241,19 @@ class ProfileStore:
     def last_message(self, thread: str) -> StoredMessage | None:
         messages = self.thread_messages(thread, limit=1)
         return messages[0] if messages else None
+
+    def thread_messages_after(
+        self, thread: str, after: tuple[int, bytes], limit: int
+    ) -> list[StoredMessage]:
+        """The ``limit`` messages that follow ``after`` in the thread's order, oldest first."""
+        order_key = "coalesce(server_ts, 9223372036854775807)"
+        rows = self._db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread = ?"
+            f" AND {order_key} >= ? AND ({order_key}, message_id) > (?, ?)"
+            f" ORDER BY {order_key}, message_id LIMIT {int(limit)}",
+            (thread, after[0], after[0], after[1]),
+        ).fetchall()
+        return [_message(row) for row in rows]
 
     def threads(self) -> list[str]:
         rows = self._db.execute(

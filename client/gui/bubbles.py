@@ -36,6 +36,9 @@ class BubbleDelegate(QStyledItemDelegate):
     def __init__(self, own_username: str) -> None:
         super().__init__()
         self.own = own_username
+        # Wrapped-text measurement is the costly part of a layout pass: remember each message's
+        # height per view width (statuses change, heights do not).
+        self._heights: dict[tuple[bytes, int], int] = {}
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
@@ -77,8 +80,14 @@ class BubbleDelegate(QStyledItemDelegate):
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
         message = index.data(MessageRole)
-        bubble, _, _ = self._geometry(option, message)
-        return QSize(option.rect.width(), bubble.height() + 2 * GAP)
+        key = (message.message_id, option.rect.width())
+        height = self._heights.get(key)
+        if height is None:
+            if len(self._heights) > 20_000:
+                self._heights.clear()
+            bubble, _, _ = self._geometry(option, message)
+            height = self._heights[key] = bubble.height() + 2 * GAP
+        return QSize(option.rect.width(), height)
 
     def paint(
         self,

@@ -109,6 +109,7 @@ class ChatWindow(QMainWindow):
         self.view.setUniformItemSizes(False)
         self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
         self.view.setWordWrap(True)
+        self.view.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
         self.composer = Composer(placeholderText="Write a message — Enter sends")
         self.composer.setFixedHeight(64)
         self.composer.submitted.connect(self.send)
@@ -263,6 +264,34 @@ class ChatWindow(QMainWindow):
                 self.view.scrollToBottom()
             self._mark_read()
         self._ensure_thread(message.thread)
+
+    def _maybe_load_older(self, value: int) -> None:
+        """Slide the model's window at either end, keeping the message on screen where it is.
+        (Qt's own fetchMore fires only at the bottom; a chat's history grows upward.)"""
+        model = self.model
+        if model is None:
+            return
+        bar = self.view.verticalScrollBar()
+        if value == 0 and model.can_fetch_older():
+            corner, fetch, hint = (
+                self.view.viewport().rect().topLeft(),
+                model.fetch_older,
+                QListView.ScrollHint.PositionAtTop,
+            )
+        elif value == bar.maximum() and model.has_newer:
+            corner, fetch, hint = (
+                self.view.viewport().rect().bottomLeft(),
+                model.fetch_newer,
+                QListView.ScrollHint.PositionAtBottom,
+            )
+        else:
+            return
+        anchor = self.view.indexAt(corner)
+        anchor_id = model.message_at(anchor.row()).message_id if anchor.isValid() else None
+        if fetch() and anchor_id is not None:
+            row = model.row_of(anchor_id)
+            if row is not None:
+                self.view.scrollTo(model.index(row), hint)
 
     def _at_bottom(self) -> bool:
         bar = self.view.verticalScrollBar()

@@ -1,7 +1,10 @@
-"""One conversation as a Qt list model: the newest page first, older pages as the user scrolls up.
+"""One conversation as a Qt list model over a sliding window of the history.
 
-Opening a conversation reads one page from the profile database, never the whole history;
-``fetchMore`` (driven by the view when the user reaches the top) prepends the page before it.
+Opening a conversation reads one page (the newest) from the profile database, never the whole
+history. Scrolling up prepends the page before the window (:meth:`fetch_older`); the window holds
+at most ``WINDOW`` rows, so the newest page is dropped again and fetched back when the user
+scrolls down (:meth:`fetch_newer`). Layout work and memory therefore stay the same for 100 or
+100,000 messages.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from client.core.client import AriadneClient
 from client.core.events import DeliveryUpdated, StoredMessage
 
 PAGE = 200
+WINDOW = 3 * PAGE
 MessageRole = Qt.ItemDataRole.UserRole + 1
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -30,6 +34,7 @@ class ConversationModel(QAbstractListModel):
         self._row_of: dict[bytes, int] = {}
         self._reindex()
         self._exhausted = len(self._messages) < PAGE
+        self.has_newer = False  # rows after the window exist (dropped while scrolled up)
 
     def _reindex(self) -> None:
         self._row_of = {m.message_id: row for row, m in enumerate(self._messages)}
@@ -50,16 +55,20 @@ class ConversationModel(QAbstractListModel):
     def message_at(self, row: int) -> StoredMessage:
         return self._messages[row]
 
+    def row_of(self, message_id: bytes) -> int | None:
+        return self._row_of.get(message_id)
+
     # ---------------------------------------------------------------- lazy history
 
-    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and not self._exhausted and bool(self._messages)
+    def can_fetch_older(self) -> bool:
+        return not self._exhausted and bool(self._messages)
 
-    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008
+    def fetch_older(self) -> int:
+        """Prepend the page before the window; returns how many rows came in."""
         oldest = self._messages[0]
         if oldest.server_ts is None:
             self._exhausted = True
-            return
+            return 0
         older = self.client.messages(
             self.thread, limit=PAGE, before=(oldest.server_ts, oldest.message_id)
         )
@@ -67,14 +76,50 @@ class ConversationModel(QAbstractListModel):
         if older:
             self.beginInsertRows(QModelIndex(), 0, len(older) - 1)
             self._messages[:0] = older
-            self._reindex()
             self.endInsertRows()
+            self._trim(keep_top=True)
+            self._reindex()
+        return len(older)
+
+    def fetch_newer(self) -> int:
+        """Append the page after the window (after scrolling back down); returns the count."""
+        if not self.has_newer or not self._messages:
+            return 0
+        newest = self._messages[-1]
+        newer = self.client.messages_after(self.thread, _order(newest), PAGE)
+        self.has_newer = len(newer) == PAGE
+        if newer:
+            first = len(self._messages)
+            self.beginInsertRows(QModelIndex(), first, first + len(newer) - 1)
+            self._messages.extend(newer)
+            self.endInsertRows()
+            self._trim(keep_top=False)
+            self._reindex()
+        return len(newer)
+
+    def _trim(self, keep_top: bool) -> None:
+        excess = len(self._messages) - WINDOW
+        if excess <= 0:
+            return
+        if keep_top:  # drop the newest rows; they come back through fetch_newer
+            start = len(self._messages) - excess
+            self.beginRemoveRows(QModelIndex(), start, len(self._messages) - 1)
+            del self._messages[start:]
+            self.endRemoveRows()
+            self.has_newer = True
+        else:  # drop the oldest rows; they come back through fetch_older
+            self.beginRemoveRows(QModelIndex(), 0, excess - 1)
+            del self._messages[:excess]
+            self.endRemoveRows()
+            self._exhausted = False
 
     # ---------------------------------------------------------------- live updates
 
     def add(self, message: StoredMessage) -> None:
         if message.thread != self.thread or message.message_id in self._row_of:
             return
+        if self.has_newer and self._messages and _order(message) > _order(self._messages[-1]):
+            return  # beyond the window: it is read back with the newer pages
         key = _order(message)
         row = len(self._messages)
         while row > 0 and _order(self._messages[row - 1]) > key:

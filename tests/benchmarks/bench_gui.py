@@ -1,0 +1,125 @@
+"""GUI benchmark (issue 3, design brief §7): a conversation of 100,000 stored messages against one
+of 100, in the same run. Reports the time from opening to the first painted screen, the longest
+event-loop stall while scrolling all the way to the top, and the process's resident memory.
+
+    QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_gui.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication
+
+from client.core.client import AriadneClient
+from client.core.events import MessageStatus, StoredMessage
+from client.gui.chat_window import ChatWindow
+from shared.envelope import new_message_id
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class FirstPaint(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: float | None = None
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and self.at is None:
+            self.at = time.perf_counter()
+        return False
+
+
+def measure(count: int, app: QApplication) -> dict[str, float]:
+    root = Path(tempfile.mkdtemp(prefix=f"bench-gui-{count}-"))
+    store = AriadneClient._new_profile(
+        root, "ws://127.0.0.1:9", "alice", "Desktop", "done", with_amk=True
+    )
+    base = 1_700_000_000_000_000
+    for i in range(count):
+        sender = "alice" if i % 3 else "bob"
+        store.insert_message(
+            StoredMessage(
+                new_message_id(now_ms=base // 1000 + i),
+                "bob",
+                sender,
+                "0" * 16,
+                base // 1000 + i,
+                base + i * 1000,
+                f"message {i} " + "lorem ipsum " * (i % 7),
+                MessageStatus.DELIVERED if sender == "alice" else MessageStatus.READ,
+            )
+        )
+    store.commit()
+    # The client is not started: no relay, no network tasks; the window reads the profile.
+    client = AriadneClient(root, store)
+    before = rss_mib()
+
+    start = time.perf_counter()
+    window = ChatWindow(client)
+    painted = FirstPaint()
+    window.view.viewport().installEventFilter(painted)
+    window.resize(760, 600)
+    window.show()
+    window.open_conversation("bob")
+    while painted.at is None:
+        app.processEvents()
+    first_paint = painted.at - start
+
+    bar = window.view.verticalScrollBar()
+    longest, steps = 0.0, 0
+    while True:
+        step = time.perf_counter()
+        bar.setValue(0)
+        app.processEvents()
+        longest = max(longest, time.perf_counter() - step)
+        steps += 1
+        if not window.model.can_fetch_older() and bar.value() == 0:
+            break
+    loaded = window.model.rowCount()
+    window.close()
+    store.close()
+    return {
+        "first_paint_ms": first_paint * 1000,
+        "longest_stall_ms": longest * 1000,
+        "steps": steps,
+        "loaded": loaded,
+        "rss_mib": rss_mib(),
+        "rss_growth": rss_mib() - before,
+    }
+
+
+def main(app: QApplication) -> None:
+    small = measure(100, app)
+    large = measure(100_000, app)
+    print(f"{'':28} {'100 messages':>14} {'100,000 messages':>18} {'ratio':>7}")
+    for key, label in [
+        ("first_paint_ms", "open → first paint (ms)"),
+        ("longest_stall_ms", "longest stall scrolling (ms)"),
+        ("rss_growth", "memory for the window (MiB)"),
+    ]:
+        print(
+            f"{label:28} {small[key]:>14.1f} {large[key]:>18.1f} "
+            f"{large[key] / max(small[key], 1e-9):>7.1f}"
+        )
+    print(
+        f"scrolled to the top of 100,000 in {large['steps']} steps, "
+        f"{large['loaded']:,} rows loaded page by page; process RSS {large['rss_mib']:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main(QApplication(sys.argv))
