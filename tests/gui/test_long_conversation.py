@@ -1,4 +1,4 @@
-"""A long conversation opens on its newest page and scrolls through all of it in a bounded window."""
+"""A long conversation opens on its newest page and scrolls through it in a bounded window."""
 
 from __future__ import annotations
 
