@@ -108,7 +108,7 @@ class Relay:
                     recipient_user=recipient_of[envelope.device_id],
                     device_id=envelope.device_id,
                     size=len(envelope.payload),
-                    excerpt=envelope.payload[:SEEN_EXCERPT],
+                    excerpt=envelope.payload[-SEEN_EXCERPT:],
                     queued=True,
                 )
             )

@@ -241,7 +241,7 @@ class SeenEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     recipient_user: Username
     device_id: DeviceId
     size: int
-    excerpt: bytes  # the first bytes of what the relay holds, for an audience to look at
+    excerpt: bytes  # the last bytes of what the relay holds (mostly ciphertext), to look at
     queued: bool  # still in the device's queue (not yet acknowledged)
 
 

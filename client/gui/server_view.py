@@ -2,7 +2,7 @@
 
 Fetched from the relay itself (an ``Inspect`` request), so an audience can check that the server
 never holds plaintext: device ids, sizes, times, whether an envelope is still queued, and the
-first bytes of each envelope as the relay stores them.
+last bytes of each envelope as the relay stores them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from PySide6.QtWidgets import (
 from client.core.client import AriadneClient
 from client.core.link import Offline, RelayError
 
-COLUMNS = ["relay time", "from", "to", "bytes", "state", "what the relay holds (hex)"]
+COLUMNS = [
+    "relay time",
+    "from",
+    "to",
+    "bytes",
+    "state",
+    "what the relay holds: last 48 bytes (hex)",
+]
 
 
 class ServerView(QWidget):
@@ -73,7 +80,7 @@ class ServerView(QWidget):
                 f"{envelope.recipient_user} · {envelope.device_id}",
                 str(envelope.size),
                 "queued" if envelope.queued else "delivered, deleted",
-                envelope.excerpt.hex(" ") + " …",
+                "… " + envelope.excerpt.hex(" "),
             ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)

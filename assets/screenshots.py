@@ -1,0 +1,117 @@
+"""Regenerates the screenshots in this folder from the real app, through a real relay.
+
+QT_QPA_PLATFORM=offscreen python assets/screenshots.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+
+import qasync  # noqa: E402
+from PySide6.QtGui import QPainter, QPixmap  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+
+from client.core.client import AriadneClient  # noqa: E402
+from client.core.link import Backoff  # noqa: E402
+from client.gui.chat_window import ChatWindow  # noqa: E402
+from client.gui.style import apply_style  # noqa: E402
+from relay.server import start_relay  # noqa: E402
+
+CONVERSATION = [
+    ("alice", "Hi Bob! Are we still on for Saturday?"),
+    ("bob", "Yes! I'll bring the map."),
+    (
+        "alice",
+        "Great. Everything we write is end-to-end encrypted: the relay only ever holds ciphertext.",
+    ),
+    ("bob", "Even the relay's operator can't read it. Open 'What the relay sees' to check."),
+    ("alice", "Shown in both our windows, in the same order, with delivery ticks."),
+]
+
+
+async def settle(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def side_by_side(widgets: list[QWidget], path: Path) -> None:
+    shots = [w.grab() for w in widgets]
+    canvas = QPixmap(
+        sum(s.width() for s in shots) + 12 * (len(shots) - 1), max(s.height() for s in shots)
+    )
+    canvas.fill()
+    painter = QPainter(canvas)
+    x = 0
+    for shot in shots:
+        painter.drawPixmap(x, 0, shot)
+        x += shot.width() + 12
+    painter.end()
+    canvas.save(str(path))
+
+
+async def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="ariadne-shots-"))
+    relay, server = await start_relay("127.0.0.1", 0, root / "relay")
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    quick = Backoff(0.05, 1.5, 0.3)
+    alice = await AriadneClient.create_account(
+        root / "a", url, "alice", "password1", "Alice's desktop", backoff=quick
+    )
+    bob = await AriadneClient.create_account(
+        root / "b", url, "bob", "password1", "Bob's desktop", backoff=quick
+    )
+    users = {"alice": alice, "bob": bob}
+    for sender, text in CONVERSATION:
+        peer = "bob" if sender == "alice" else "alice"
+        await users[sender].send_text(peer, text)
+        await settle(
+            lambda p=peer, s=sender: (
+                len(users[p].messages(s)) >= 1 and users[p].messages(s)[-1].body == text
+            )
+        )
+    windows = [ChatWindow(alice), ChatWindow(bob)]
+    for window, peer in zip(windows, ["bob", "alice"], strict=True):
+        window.resize(640, 520)
+        window.show()
+        window.open_conversation(peer)
+    await settle(
+        lambda: all(
+            m.status.value == "read" for m in alice.messages("bob") if m.sender_user == "alice"
+        )
+    )
+    await asyncio.sleep(0.3)  # let the last status repaint; this is a picture, not a test
+    side_by_side(windows, HERE / "screenshot-chat.png")
+
+    view = windows[0].show_server_view()
+    view.resize(980, 360)
+    await settle(view.loaded.is_set)
+    view.grab().save(str(HERE / "screenshot-server-view.png"))
+    panel = windows[0].show_contact()
+    panel.resize(420, 560)
+    await asyncio.sleep(0.1)
+    panel.grab().save(str(HERE / "screenshot-safety-number.png"))
+    for window in windows:
+        window.close()
+    for client in (alice, bob):
+        await client.close()
+    server.close()
+    await server.wait_closed()
+    relay.store.close()
+
+
+if __name__ == "__main__":
+    app = QApplication(sys.argv)
+    apply_style(app, dark=False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        loop.run_until_complete(main())
