@@ -74,8 +74,8 @@ async def main() -> None:
         peer = "bob" if sender == "alice" else "alice"
         await users[sender].send_text(peer, text)
         await settle(
-            lambda p=peer, s=sender: (
-                len(users[p].messages(s)) >= 1 and users[p].messages(s)[-1].body == text
+            lambda p=peer, s=sender, t=text: (
+                len(users[p].messages(s)) >= 1 and users[p].messages(s)[-1].body == t
             )
         )
     windows = [ChatWindow(alice), ChatWindow(bob)]

@@ -113,7 +113,7 @@ class AriadneClient:
             self._on_login,
             backoff,
         )
-        self.directory = Directory(store, self.link, self._emit)
+        self.directory = Directory(store, self.link, self._emit, self._device_list_changed)
         self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
         self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         self._outbox_wake = asyncio.Event()
@@ -364,6 +364,36 @@ class AriadneClient:
         self.directory.accept(self.username, signed)
 
     # ------------------------------------------------------------------ devices
+
+    def _device_list_changed(self, old: DeviceList | None, new: DeviceList) -> None:
+        """Everyone sees when a user's devices change: a system line in the conversations
+        concerned (with that user, or all of one's own when it is one's own list)."""
+        if old is None:
+            return  # first contact: nothing changed from the user's point of view
+        who = "You" if new.username == self.username else new.username
+        lines = [
+            f"{who} added a device '{d.name}'"
+            for d in new.devices
+            if d.device_id not in old.device_ids
+        ]
+        lines += [
+            f"{who} removed a device '{d.name}'"
+            for d in old.devices
+            if d.device_id not in new.device_ids
+        ]
+        threads = (
+            self._store.threads()
+            if new.username == self.username
+            else ([new.username] if new.username in self._store.threads() else [])
+        )
+        now = time.time_ns() // 1000
+        for thread in threads:
+            for line in lines:
+                message = StoredMessage(
+                    new_message_id(), thread, "", "", now // 1000, now, line, MessageStatus.SYSTEM
+                )
+                self._store.insert_message(message)
+                self._emit(MessageReceived(message))
 
     @property
     def is_member(self) -> bool:

@@ -25,10 +25,17 @@ class UnknownUser(Exception):
 
 
 class Directory:
-    def __init__(self, store: ProfileStore, link: RelayLink, emit: Callable[[Event], None]) -> None:
+    def __init__(
+        self,
+        store: ProfileStore,
+        link: RelayLink,
+        emit: Callable[[Event], None],
+        on_change: Callable[[DeviceList | None, DeviceList], None] | None = None,
+    ) -> None:
         self._store = store
         self._link = link
         self._emit = emit
+        self._on_change = on_change
         self._cache: dict[str, tuple[DeviceList, bytes]] = {}
 
     def known(self, username: str) -> DeviceList | None:
@@ -81,6 +88,8 @@ class Directory:
             log.warning("refused a device list for %s: %s", username, exc)
             self._emit(DeviceListRefused(username, str(exc)))
             return None
+        if self._on_change is not None:
+            self._on_change(current, new)
         self._store.save_contact(username, new.amk_public, signed, new.version)
         self._store.commit()
         self._cache[username] = (new, signed)

@@ -22,6 +22,7 @@ class MessageStatus(enum.Enum):
     RECEIVED = "received"
     FAILED = "failed"
     UNDECRYPTABLE = "undecryptable"
+    SYSTEM = "system"  # a line about the conversation itself, e.g. "bob added a device"
 
     @property
     def rank(self) -> int:
@@ -50,6 +51,10 @@ class StoredMessage:
     @property
     def undecryptable(self) -> bool:
         return self.status is MessageStatus.UNDECRYPTABLE
+
+    @property
+    def system(self) -> bool:
+        return self.status is MessageStatus.SYSTEM
 
 
 @dataclass(frozen=True)

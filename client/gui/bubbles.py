@@ -27,9 +27,30 @@ STATUS_TEXT = {
 UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
 
 
-def clock(message: StoredMessage) -> str:
+def _local(message: StoredMessage) -> time.struct_time:
     millis = message.server_ts // 1000 if message.server_ts else message.sent_at
-    return time.strftime("%H:%M", time.localtime(millis / 1000))
+    return time.localtime(millis / 1000)
+
+
+def clock(message: StoredMessage) -> str:
+    return time.strftime("%H:%M", _local(message))
+
+
+def day(message: StoredMessage) -> str:
+    stamp = _local(message)
+    today = time.localtime()
+    if stamp[:3] == today[:3]:
+        return "Today"
+    return time.strftime("%A %d %B %Y", stamp)
+
+
+def separator(index: QModelIndex | QPersistentModelIndex) -> str | None:
+    """The day label drawn above a message: above the first row, and where the day changes."""
+    message: StoredMessage = index.data(MessageRole)
+    previous = index.siblingAtRow(index.row() - 1)
+    if previous.isValid() and _local(previous.data(MessageRole))[:3] == _local(message)[:3]:
+        return None
+    return day(message)
 
 
 class BubbleDelegate(QStyledItemDelegate):
@@ -80,14 +101,35 @@ class BubbleDelegate(QStyledItemDelegate):
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
         message = index.data(MessageRole)
-        key = (message.message_id, option.rect.width())
+        label = separator(index)
+        key = (message.message_id, option.rect.width(), label is not None)
         height = self._heights.get(key)
         if height is None:
             if len(self._heights) > 20_000:
                 self._heights.clear()
-            bubble, _, _ = self._geometry(option, message)
-            height = self._heights[key] = bubble.height() + 2 * GAP
+            height = self._line_height(option) if label else 0
+            if message.system:
+                height += self._line_height(option)
+            else:
+                bubble, _, _ = self._geometry(option, message)
+                height += bubble.height() + 2 * GAP
+            self._heights[key] = height
         return QSize(option.rect.width(), height)
+
+    def _line_height(self, option: QStyleOptionViewItem) -> int:
+        return QFontMetrics(self._small(option.font)).height() + 3 * GAP
+
+    def _paint_centred(
+        self, painter: QPainter, option: QStyleOptionViewItem, top: int, text: str, italic: bool
+    ) -> None:
+        font = self._small(option.font)
+        font.setItalic(italic)
+        painter.setFont(font)
+        faded = QColor(option.palette.color(QPalette.ColorRole.Text))
+        faded.setAlpha(140)
+        painter.setPen(faded)
+        rect = QRect(option.rect.left(), top, option.rect.width(), self._line_height(option))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
     def paint(
         self,
@@ -96,6 +138,23 @@ class BubbleDelegate(QStyledItemDelegate):
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
         message: StoredMessage = index.data(MessageRole)
+        label = separator(index)
+        top = option.rect.top()
+        if label is not None or message.system:
+            painter.save()
+            if label is not None:
+                self._paint_centred(painter, option, top, label, italic=False)
+                top += self._line_height(option)
+            if message.system:
+                self._paint_centred(painter, option, top, message.body, italic=True)
+            painter.restore()
+        if message.system:
+            return
+        shifted = QStyleOptionViewItem(option)
+        shifted.rect = QRect(
+            option.rect.left(), top, option.rect.width(), option.rect.bottom() - top
+        )
+        option = shifted
         bubble, text_rect, meta_rect = self._geometry(option, message)
         own = message.sender_user == self.own
         palette = option.palette
