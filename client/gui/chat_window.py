@@ -75,6 +75,9 @@ class ChatWindow(QMainWindow):
         self._pending: set[asyncio.Future[object]] = set()
 
         self.threads = QListWidget()
+        self.threads.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.threads.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.threads.setMinimumWidth(170)
         self.threads.currentItemChanged.connect(
             lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
         )

@@ -53,6 +53,14 @@ def test_alice_types_enter_and_bobs_window_shows_it_delivered(qtbot, harness):
     qtbot.waitUntil(
         lambda: shown(laptop_window) == [("alice", "Hello Bob, from a real window")], timeout=10_000
     )
+    # Bob's window is open on the conversation, so he has read it: both of Alice's devices
+    # show "read".
+    qtbot.waitUntil(
+        lambda: alice_window.model.message_at(0).status is MessageStatus.READ, timeout=10_000
+    )
+    qtbot.waitUntil(
+        lambda: laptop_window.model.message_at(0).status is MessageStatus.READ, timeout=10_000
+    )
 
 
 def test_shift_enter_adds_a_line_instead_of_sending(qtbot, harness):
