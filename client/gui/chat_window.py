@@ -167,7 +167,7 @@ class ChatWindow(QMainWindow):
             if self.client.unread_count(thread):
                 future = asyncio.ensure_future(self.client.mark_read(thread))
                 self._pending.add(future)
-                future.add_done_callback(self._sent)
+                future.add_done_callback(self._report_failure)
             self._refresh_thread(thread)
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
@@ -250,12 +250,12 @@ class ChatWindow(QMainWindow):
         self.composer.clear()
         future = asyncio.ensure_future(self.client.send_text(self.model.thread, text))
         self._pending.add(future)
-        future.add_done_callback(self._sent)
+        future.add_done_callback(self._report_failure)
 
-    def _sent(self, future: asyncio.Future[object]) -> None:
+    def _report_failure(self, future: asyncio.Future[object]) -> None:
         self._pending.discard(future)
         if not future.cancelled() and future.exception() is not None:
-            self.statusBar().showMessage(f"Not sent: {future.exception()}", 5000)
+            self.statusBar().showMessage(f"That did not work: {future.exception()}", 5000)
 
     # ---------------------------------------------------------------- core events
 
