@@ -59,7 +59,8 @@ class BubbleDelegate(QStyledItemDelegate):
         self.own = own_username
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
-        self._heights: dict[tuple[bytes, int], int] = {}
+        self._heights: dict[tuple[bytes, int, bool], int] = {}
+        self._dates: dict[bytes, tuple[int, int, int]] = {}
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
@@ -101,12 +102,13 @@ class BubbleDelegate(QStyledItemDelegate):
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
         message = index.data(MessageRole)
-        label = separator(index)
+        label = self._separator(index, message)
         key = (message.message_id, option.rect.width(), label is not None)
         height = self._heights.get(key)
         if height is None:
             if len(self._heights) > 20_000:
                 self._heights.clear()
+                self._dates.clear()
             height = self._line_height(option) if label else 0
             if message.system:
                 height += self._line_height(option)
@@ -115,6 +117,22 @@ class BubbleDelegate(QStyledItemDelegate):
                 height += bubble.height() + 2 * GAP
             self._heights[key] = height
         return QSize(option.rect.width(), height)
+
+    def _date(self, message: StoredMessage) -> tuple[int, int, int]:
+        date = self._dates.get(message.message_id)
+        if date is None:
+            date = self._dates[message.message_id] = tuple(_local(message)[:3])  # type: ignore[assignment]
+        return date  # type: ignore[return-value]
+
+    def _separator(
+        self, index: QModelIndex | QPersistentModelIndex, message: StoredMessage
+    ) -> str | None:
+        """Like :func:`separator`, with each message read once and its date remembered: this
+        runs for every row on every layout pass."""
+        previous = index.siblingAtRow(index.row() - 1)
+        if previous.isValid() and self._date(previous.data(MessageRole)) == self._date(message):
+            return None
+        return day(message)
 
     def _line_height(self, option: QStyleOptionViewItem) -> int:
         return QFontMetrics(self._small(option.font)).height() + 3 * GAP
@@ -138,7 +156,7 @@ class BubbleDelegate(QStyledItemDelegate):
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
         message: StoredMessage = index.data(MessageRole)
-        label = separator(index)
+        label = self._separator(index, message)
         top = option.rect.top()
         if label is not None or message.system:
             painter.save()

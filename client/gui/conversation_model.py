@@ -14,8 +14,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from client.core.client import AriadneClient
 from client.core.events import DeliveryUpdated, StoredMessage
 
-PAGE = 200
-WINDOW = 3 * PAGE
+PAGE = 100
+WINDOW = 4 * PAGE
 MessageRole = Qt.ItemDataRole.UserRole + 1
 
 _Index = QModelIndex | QPersistentModelIndex
