@@ -41,6 +41,7 @@ log = logging.getLogger("ariadne.relay")
 
 PRE_KEYS_LOW = 20
 SEEN_PER_CONVERSATION = 500
+SEEN_CONVERSATIONS = 10_000
 SEEN_EXCERPT = 48
 
 
@@ -97,7 +98,10 @@ class Relay:
     def record_seen(
         self, users: frozenset[str], queued: list[QueuedEnvelope], recipient_of: dict[str, str]
     ) -> None:
-        log_ = self.seen.setdefault(users, deque(maxlen=SEEN_PER_CONVERSATION))
+        log_ = self.seen.pop(users, None) or deque(maxlen=SEEN_PER_CONVERSATION)
+        self.seen[users] = log_  # most recently active last
+        while len(self.seen) > SEEN_CONVERSATIONS:
+            del self.seen[next(iter(self.seen))]
         for envelope in queued:
             log_.append(
                 wire.SeenEnvelope(
@@ -491,8 +495,10 @@ class DeviceConnection:
         await self.store.durable()
         for device_id in removed:
             connection = self.relay.connections.get(device_id)
-            if connection is not None:
-                await connection._close(4001, "device removed")
+            if connection is not None:  # in the background: a close handshake can take seconds
+                task = asyncio.create_task(connection._close(4001, "device removed"))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         log.info("device list of %s is now version %d", self.username, new.version)
         self.relay.notify_user(
             self.username, wire.Notice(kind="device_list_changed", username=self.username)

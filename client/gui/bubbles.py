@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
@@ -44,11 +45,21 @@ def day(message: StoredMessage) -> str:
     return time.strftime("%A %d %B %Y", stamp)
 
 
-def separator(index: QModelIndex | QPersistentModelIndex) -> str | None:
-    """The day label drawn above a message: above the first row, and where the day changes."""
-    message: StoredMessage = index.data(MessageRole)
+def _date_of(message: StoredMessage) -> tuple[int, int, int]:
+    return tuple(_local(message)[:3])  # type: ignore[return-value]
+
+
+def separator(
+    index: QModelIndex | QPersistentModelIndex,
+    message: StoredMessage | None = None,
+    date_of: Callable[[StoredMessage], tuple[int, int, int]] = _date_of,
+) -> str | None:
+    """The day label drawn above a message: above the first row, and where the day changes.
+    (The delegate passes the message it already read and a cached ``date_of``: this runs for
+    every row on every layout pass.)"""
+    message = message if message is not None else index.data(MessageRole)
     previous = index.siblingAtRow(index.row() - 1)
-    if previous.isValid() and _local(previous.data(MessageRole))[:3] == _local(message)[:3]:
+    if previous.isValid() and date_of(previous.data(MessageRole)) == date_of(message):
         return None
     return day(message)
 
@@ -102,7 +113,7 @@ class BubbleDelegate(QStyledItemDelegate):
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
         message = index.data(MessageRole)
-        label = self._separator(index, message)
+        label = separator(index, message, self._date)
         key = (message.message_id, option.rect.width(), label is not None)
         height = self._heights.get(key)
         if height is None:
@@ -121,18 +132,8 @@ class BubbleDelegate(QStyledItemDelegate):
     def _date(self, message: StoredMessage) -> tuple[int, int, int]:
         date = self._dates.get(message.message_id)
         if date is None:
-            date = self._dates[message.message_id] = tuple(_local(message)[:3])  # type: ignore[assignment]
-        return date  # type: ignore[return-value]
-
-    def _separator(
-        self, index: QModelIndex | QPersistentModelIndex, message: StoredMessage
-    ) -> str | None:
-        """Like :func:`separator`, with each message read once and its date remembered: this
-        runs for every row on every layout pass."""
-        previous = index.siblingAtRow(index.row() - 1)
-        if previous.isValid() and self._date(previous.data(MessageRole)) == self._date(message):
-            return None
-        return day(message)
+            date = self._dates[message.message_id] = _date_of(message)
+        return date
 
     def _line_height(self, option: QStyleOptionViewItem) -> int:
         return QFontMetrics(self._small(option.font)).height() + 3 * GAP
@@ -156,7 +157,7 @@ class BubbleDelegate(QStyledItemDelegate):
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
         message: StoredMessage = index.data(MessageRole)
-        label = self._separator(index, message)
+        label = separator(index, message, self._date)
         top = option.rect.top()
         if label is not None or message.system:
             painter.save()
