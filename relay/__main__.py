@@ -39,7 +39,7 @@ async def _serve(host: str, port: int, data_dir: Path) -> None:
     await stop.wait()
     server.close()
     await server.wait_closed()
-    relay.store.close()
+    relay.close()
 
 
 if __name__ == "__main__":

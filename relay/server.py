@@ -29,13 +29,16 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from relay.ratelimit import TokenBucket
-from relay.store import DeviceRow, QueuedEnvelope, RelayStore
+from relay.store import DeviceRow, EpochRow, QueuedEnvelope, RelayStore
+from relay.vault import Vault
 from shared import wire
 from shared.auth import NONCE_LENGTH, verify_login
-from shared.device_list import check_successor, open_device_list
+from shared.device_list import DeviceList, check_successor, list_hash, open_device_list
+from shared.epoch import EpochHead, head_hash, open_head
 from shared.errors import ProtocolError, WireError
 from shared.identity import device_id_for
 from shared.password import check_password, hash_password
+from shared.recovery_code import check_membership_proof
 
 log = logging.getLogger("ariadne.relay")
 
@@ -54,6 +57,8 @@ class Limits:
     frame_burst: float = 4000.0
     bundle_fetches_per_second: float = 2.0
     bundle_fetch_burst: float = 60.0
+    vault_calls_per_second: float = 1.0
+    vault_call_burst: float = 20.0
     max_bad_frames: int = 20
     max_rate_violations: int = 200
     login_timeout: float = 10.0
@@ -85,8 +90,11 @@ class _Reject(Exception):
 class Relay:
     """The relay's state shared by all connections."""
 
-    def __init__(self, store: RelayStore, limits: Limits | None = None) -> None:
+    def __init__(
+        self, store: RelayStore, limits: Limits | None = None, vault: Vault | None = None
+    ) -> None:
         self.store = store
+        self.vault = vault
         self.limits = limits or Limits()
         self.connections: dict[str, DeviceConnection] = {}
         self._members: dict[str, frozenset[str]] = {}
@@ -116,6 +124,11 @@ class Relay:
                     queued=True,
                 )
             )
+
+    def close(self) -> None:
+        self.store.close()
+        if self.vault is not None:
+            self.vault.close()
 
     def members(self, username: str) -> frozenset[str]:
         """The devices on the user's current signed list (cached: read on every fan-out)."""
@@ -159,6 +172,9 @@ class DeviceConnection:
         self._frames = TokenBucket(self.limits.frames_per_second, self.limits.frame_burst)
         self._bundles = TokenBucket(
             self.limits.bundle_fetches_per_second, self.limits.bundle_fetch_burst
+        )
+        self._vault_calls = TokenBucket(
+            self.limits.vault_calls_per_second, self.limits.vault_call_burst
         )
         self._bad_frames = 0
         self._rate_violations = 0
@@ -268,6 +284,7 @@ class DeviceConnection:
             frame.username,
             device.name,
             device.sign_public,
+            device.storage_key,
             int(time.time()),
             None,
         )
@@ -372,6 +389,23 @@ class DeviceConnection:
                 return self._pending_devices(frame)
             case wire.Inspect():
                 return self._inspect(frame)
+            case wire.PublishEpoch():
+                await self._publish_epoch(frame)
+                return wire.Ok(rid=frame.rid)
+            case wire.FetchEpochs():
+                return self._fetch_epochs(frame)
+            case wire.SaveMessages():
+                return await self._save_messages(frame)
+            case wire.FetchMailbox():
+                return self._fetch_mailbox(frame)
+            case wire.ListMailboxThreads():
+                return self._mailbox_threads(frame)
+            case wire.FetchVaultKey():
+                if self.relay.vault is None:
+                    raise _Reject("no_vault", "this relay runs without a PIN vault")
+                return wire.VaultKey(rid=frame.rid, public=self.relay.vault.public_key)
+            case wire.VaultCall():
+                return self._vault_call(frame)
             case wire.CreateAccount() | wire.AddDevice() | wire.Resume():
                 raise _Reject("already_logged_in")
         raise _Reject("unsupported")  # pragma: no cover - the union is exhaustive
@@ -487,8 +521,12 @@ class DeviceConnection:
             registered = self.store.device(entry.device_id)
             if registered is None or registered.username != self.username:
                 raise _Reject("bad_device_list", f"device {entry.device_id} is not registered")
+        epoch = self._checked_epoch(frame.epoch, new, frame.signed_list)
         removed = (current.device_ids if current else frozenset()) - new.device_ids
         self.store.set_device_list(self.username, new.version, frame.signed_list, new.device_ids)
+        self.store.add_epoch(
+            self.username, epoch, ((g.member_id, g.sealed) for g in frame.epoch.grants)
+        )
         self.relay.forget_members(self.username)
         for device_id in removed:
             self.store.forget_device(device_id)
@@ -503,6 +541,135 @@ class DeviceConnection:
         self.relay.notify_user(
             self.username, wire.Notice(kind="device_list_changed", username=self.username)
         )
+        self.relay.notify_user(self.username, wire.Notice(kind="epoch_changed"))
+
+    async def _publish_epoch(self, frame: wire.PublishEpoch) -> None:
+        if self.device_id not in self.relay.members(self.username):
+            raise _Reject("not_a_member", "only a device on the device list opens epochs")
+        stored = self.store.device_list(self.username)
+        if stored is None:
+            raise _Reject("bad_epoch", "the account has no device list yet")
+        listed = open_device_list(stored[1], self.username, None)
+        epoch = self._checked_epoch(frame.epoch, listed, stored[1])
+        self.store.add_epoch(
+            self.username, epoch, ((g.member_id, g.sealed) for g in frame.epoch.grants)
+        )
+        await self.store.durable()
+        self.relay.notify_user(self.username, wire.Notice(kind="epoch_changed"))
+
+    def _checked_epoch(
+        self, upload: wire.EpochUpload, device_list: DeviceList, signed_list: bytes
+    ) -> EpochRow:
+        """The relay checks what it can of a new epoch so that no client has to deal with a
+        malformed one: AMK signature, next in the chain, opened for this device list, its device
+        members exactly the listed devices (with their storage keys), one grant per member."""
+        amk_public = self.store.amk_public(self.username) or b""
+        try:
+            head = open_head(upload.signed_head, self.username, amk_public)
+        except ProtocolError as exc:
+            raise _Reject("bad_epoch", str(exc)) from None
+        latest = self.store.latest_epoch(self.username)
+        if head.seq != (latest.seq + 1 if latest else 1):
+            raise _Reject("bad_epoch", "epochs must go up one at a time")
+        if latest is not None and head.prev_head_hash != head_hash(latest.signed_head):
+            raise _Reject("bad_epoch", "epoch does not chain to the previous one")
+        if head.device_list_hash != list_hash(signed_list):
+            raise _Reject("bad_epoch", "epoch is not for this device list")
+        if not _members_match(head, device_list):
+            raise _Reject("bad_epoch", "epoch members are not the listed devices")
+        granted = [g.member_id for g in upload.grants]
+        if len(set(granted)) != len(granted) or set(granted) != {m.member_id for m in head.members}:
+            raise _Reject("bad_epoch", "one grant per member, no more")
+        if (head.seq == 1) != (upload.prev_root_box == b""):
+            raise _Reject("bad_epoch", "previous-root box missing or unexpected")
+        return EpochRow(head.seq, upload.signed_head, upload.prev_root_box, upload.account_box)
+
+    def _fetch_epochs(self, frame: wire.FetchEpochs) -> wire.Frame:
+        """Epoch records go to any device of the account (they are signed, and sealed); a grant
+        only to its member: the device itself, or a device proving it holds a virtual device's
+        key (the recovery code) with a signature the signed head lets the relay check."""
+        member_id = frame.member_id or self.device_id
+        amk_public = self.store.amk_public(self.username) or b""
+        epochs = self.store.epochs_after(self.username, frame.since)
+        allowed = member_id == self.device_id
+        if not allowed and frame.proof is not None and epochs:
+            head = open_head(epochs[-1].signed_head, self.username, amk_public)
+            member = head.member(member_id)
+            allowed = (
+                member is not None
+                and member.virtual
+                and member.sign_public is not None
+                and check_membership_proof(
+                    member.sign_public, frame.proof, self.username, self.device_id
+                )
+            )
+        if not allowed:
+            raise _Reject("not_a_member", "grants go only to their member")
+        grants = self.store.grants_for(self.username, member_id, frame.since)
+        return wire.Epochs(
+            rid=frame.rid,
+            epochs=[
+                wire.EpochData(
+                    signed_head=e.signed_head,
+                    prev_root_box=e.prev_root_box,
+                    account_box=e.account_box,
+                    grant=grants.get(e.seq),
+                )
+                for e in epochs
+            ],
+        )
+
+    def _require_member(self) -> None:
+        if self.device_id not in self.relay.members(self.username):
+            raise _Reject("pending_device", "this device is not on its account's device list")
+
+    async def _save_messages(self, frame: wire.SaveMessages) -> wire.Frame:
+        self._require_member()
+        latest = self.store.latest_epoch(self.username)
+        if latest is None or any(item.epoch != latest.seq for item in frame.items):
+            # Saving under an older epoch would let a removed device read it: refuse.
+            raise _Reject("stale_epoch", f"save under epoch {latest.seq if latest else 0}")
+        self.store.save_to_mailbox(
+            self.username,
+            ((i.thread_id, i.ts, i.message_id, i.epoch, i.sealed) for i in frame.items),
+        )
+        await self.store.durable()
+        return wire.Ok(rid=frame.rid)
+
+    def _fetch_mailbox(self, frame: wire.FetchMailbox) -> wire.Frame:
+        self._require_member()
+        if (frame.before_ts is None) != (frame.before_id is None):
+            raise _Reject("bad_request", "before_ts and before_id go together")
+        before = (frame.before_ts, frame.before_id) if frame.before_ts is not None else None
+        rows = self.store.mailbox_page(self.username, frame.thread_id, before, frame.limit)
+        return wire.MailboxPage(
+            rid=frame.rid,
+            items=[
+                wire.MailboxItem(thread_id=r[0], message_id=r[1], ts=r[2], epoch=r[3], sealed=r[4])
+                for r in rows
+            ],
+        )
+
+    def _mailbox_threads(self, frame: wire.ListMailboxThreads) -> wire.Frame:
+        self._require_member()
+        threads = []
+        for thread_id, count in self.store.mailbox_threads(self.username):
+            r = self.store.mailbox_page(self.username, thread_id, None, 1)[0]
+            newest = wire.MailboxItem(
+                thread_id=r[0], message_id=r[1], ts=r[2], epoch=r[3], sealed=r[4]
+            )
+            threads.append(wire.MailboxThread(thread_id=thread_id, count=count, newest=newest))
+        return wire.MailboxThreads(rid=frame.rid, threads=threads)
+
+    def _vault_call(self, frame: wire.VaultCall) -> wire.Frame:
+        if self.relay.vault is None:
+            raise _Reject("no_vault", "this relay runs without a PIN vault")
+        if not self._vault_calls.take():
+            raise _Reject("rate_limited", "too many vault requests")
+        answer = self.relay.vault.handle(self.username, frame.sealed)
+        if answer is None:
+            raise _Reject("vault_refused", "the vault could not open the request")
+        return wire.VaultReply(rid=frame.rid, sealed=answer)
 
     def _inspect(self, frame: wire.Inspect) -> wire.Frame:
         """Only a conversation the asking user is part of; "queued" is read from the store."""
@@ -520,7 +687,10 @@ class DeviceConnection:
             devices=[
                 wire.PendingDevice(
                     registration=wire.DeviceRegistration(
-                        device_id=d.device_id, name=d.name, sign_public=d.sign_public
+                        device_id=d.device_id,
+                        name=d.name,
+                        sign_public=d.sign_public,
+                        storage_key=d.storage_key,
                     ),
                     identity_key=d.identity_key,
                     registered_at=d.registered_at,
@@ -585,14 +755,31 @@ class DeviceConnection:
                 await self._wake.wait()
 
 
+def _members_match(head: EpochHead, device_list: DeviceList) -> bool:
+    devices = {m.member_id: m for m in head.members if not m.virtual}
+    if set(devices) != device_list.device_ids:
+        return False
+    for entry in device_list.devices:
+        if devices[entry.device_id].storage_key != entry.storage_key:
+            return False
+    return all(
+        m.sign_public is not None
+        and m.endorsement is not None
+        and device_id_for(m.sign_public) == m.member_id
+        for m in head.virtual_members
+    )
+
+
 async def start_relay(
-    host: str, port: int, data_dir: Path, limits: Limits | None = None
+    host: str, port: int, data_dir: Path, limits: Limits | None = None, *, vault: bool = True
 ) -> tuple[Relay, Server]:
-    """Open the store in ``data_dir`` and start serving; returns when the socket listens."""
+    """Open the store in ``data_dir`` and start serving; returns when the socket listens.
+    The PIN vault is started beside it (in ``data_dir/vault``, with its own key and storage)
+    unless ``vault`` is False."""
     data_dir.mkdir(parents=True, exist_ok=True)
     store = RelayStore(data_dir / "relay.sqlite3")
     store.forget_old_fan_outs(time.time_ns() // 1000)
-    relay = Relay(store, limits)
+    relay = Relay(store, limits, Vault(data_dir / "vault") if vault else None)
     server = await serve(
         relay.handle,
         host,

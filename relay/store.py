@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS devices (
     username TEXT NOT NULL REFERENCES accounts(username),
     name TEXT NOT NULL,
     sign_public BLOB NOT NULL,
+    storage_key BLOB NOT NULL,
     registered_at INTEGER NOT NULL,
     last_seen INTEGER NOT NULL,
     identity_key BLOB,
@@ -59,6 +60,32 @@ CREATE TABLE IF NOT EXISTS queue (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_by_device ON queue(device_id, seq);
+-- Labyrinth: epochs (signed heads and the boxes sealed under their roots), each member's grant,
+-- and the mailbox of sealed messages, indexed by (mailbox, thread, time) and nothing else.
+CREATE TABLE IF NOT EXISTS epochs (
+    username TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    signed_head BLOB NOT NULL,
+    prev_root_box BLOB NOT NULL,
+    account_box BLOB NOT NULL,
+    PRIMARY KEY (username, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS grants (
+    username TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (username, member_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailbox (
+    username TEXT NOT NULL,
+    thread_id BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    message_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (username, thread_id, ts, message_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fan_outs (
     device_id TEXT NOT NULL,
     send_id BLOB NOT NULL,
@@ -84,8 +111,19 @@ class DeviceRow(NamedTuple):
     username: str
     name: str
     sign_public: bytes
+    storage_key: bytes
     registered_at: int
     identity_key: bytes | None
+
+
+class EpochRow(NamedTuple):
+    seq: int
+    signed_head: bytes
+    prev_root_box: bytes
+    account_box: bytes
+
+
+_DEVICE_COLUMNS = "device_id, username, name, sign_public, storage_key, registered_at, identity_key"
 
 
 class BundleRow(NamedTuple):
@@ -173,13 +211,14 @@ class RelayStore:
     def add_device(self, device: DeviceRow) -> bool:
         try:
             self._db.execute(
-                "INSERT INTO devices (device_id, username, name, sign_public, registered_at,"
-                " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO devices (device_id, username, name, sign_public, storage_key,"
+                " registered_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     device.device_id,
                     device.username,
                     device.name,
                     device.sign_public,
+                    device.storage_key,
                     device.registered_at,
                     device.registered_at,
                 ),
@@ -190,16 +229,14 @@ class RelayStore:
 
     def device(self, device_id: str) -> DeviceRow | None:
         row = self._db.execute(
-            "SELECT device_id, username, name, sign_public, registered_at, identity_key"
-            " FROM devices WHERE device_id = ?",
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE device_id = ?",
             (device_id,),
         ).fetchone()
         return DeviceRow(*row) if row else None
 
     def devices_of(self, username: str) -> list[DeviceRow]:
         rows = self._db.execute(
-            "SELECT device_id, username, name, sign_public, registered_at, identity_key"
-            " FROM devices WHERE username = ? ORDER BY registered_at",
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE username = ? ORDER BY registered_at",
             (username,),
         ).fetchall()
         return [DeviceRow(*row) for row in rows]
@@ -281,6 +318,73 @@ class RelayStore:
             "SELECT device_id FROM list_members WHERE username = ?", (username,)
         ).fetchall()
         return frozenset(row[0] for row in rows)
+
+    # ------------------------------------------------------------------ epochs
+
+    def latest_epoch(self, username: str) -> EpochRow | None:
+        row = self._db.execute(
+            "SELECT seq, signed_head, prev_root_box, account_box FROM epochs WHERE username = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (username,),
+        ).fetchone()
+        return EpochRow(*row) if row else None
+
+    def epochs_after(self, username: str, since: int) -> list[EpochRow]:
+        rows = self._db.execute(
+            "SELECT seq, signed_head, prev_root_box, account_box FROM epochs"
+            " WHERE username = ? AND seq > ? ORDER BY seq",
+            (username, since),
+        ).fetchall()
+        return [EpochRow(*row) for row in rows]
+
+    def add_epoch(
+        self, username: str, epoch: EpochRow, grants: Iterable[tuple[str, bytes]]
+    ) -> None:
+        self._db.execute("INSERT INTO epochs VALUES (?, ?, ?, ?, ?)", (username, *epoch))
+        self._db.executemany(
+            "INSERT INTO grants VALUES (?, ?, ?, ?)",
+            ((username, member_id, epoch.seq, sealed) for member_id, sealed in grants),
+        )
+
+    def grants_for(self, username: str, member_id: str, since: int) -> dict[int, bytes]:
+        rows = self._db.execute(
+            "SELECT seq, sealed FROM grants WHERE username = ? AND member_id = ? AND seq > ?",
+            (username, member_id, since),
+        ).fetchall()
+        return dict(rows)
+
+    # ------------------------------------------------------------------ mailbox
+
+    def save_to_mailbox(
+        self, username: str, items: Iterable[tuple[bytes, int, bytes, int, bytes]]
+    ) -> None:
+        """Items are (thread_id, ts, message_id, epoch, sealed); a message saved twice (every
+        device of the user saves what it sees) is kept once."""
+        self._db.executemany(
+            "INSERT OR IGNORE INTO mailbox VALUES (?, ?, ?, ?, ?, ?)",
+            ((username, *item) for item in items),
+        )
+
+    def mailbox_page(
+        self, username: str, thread_id: bytes, before: tuple[int, bytes] | None, limit: int
+    ) -> list[tuple[bytes, bytes, int, int, bytes]]:
+        """Newest first: (thread_id, message_id, ts, epoch, sealed)."""
+        sql = (
+            "SELECT thread_id, message_id, ts, epoch, sealed FROM mailbox"
+            " WHERE username = ? AND thread_id = ?"
+        )
+        params: list[object] = [username, thread_id]
+        if before is not None:
+            sql += " AND ts <= ? AND (ts, message_id) < (?, ?)"
+            params += [before[0], before[0], before[1]]
+        sql += " ORDER BY ts DESC, message_id DESC LIMIT ?"
+        return self._db.execute(sql, [*params, limit]).fetchall()
+
+    def mailbox_threads(self, username: str) -> list[tuple[bytes, int]]:
+        return self._db.execute(
+            "SELECT thread_id, count(*) FROM mailbox WHERE username = ? GROUP BY thread_id",
+            (username,),
+        ).fetchall()
 
     # ------------------------------------------------------------------ delivery queues
 

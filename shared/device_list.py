@@ -31,6 +31,7 @@ class DeviceEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: DeviceName
     sign_public: Key32
     identity_key: Key32  # the device's X3DH identity key (Curve25519)
+    storage_key: Key32  # the device's epoch-storage key (X25519, shared.epoch)
     added_at: int
 
 

@@ -33,6 +33,9 @@ Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
 Payload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLOAD_BYTES)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 SignedList = Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
+ThreadId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+MessageId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+MAX_MAILBOX_PAGE = 500
 
 
 class Frame(msgspec.Struct, tag_field="t", forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -46,6 +49,7 @@ class DeviceRegistration(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     device_id: DeviceId
     name: DeviceName
     sign_public: Key32
+    storage_key: Key32  # X25519: receives epoch grants once the device is a member
 
 
 class PreKeyBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -72,6 +76,43 @@ class DeviceMismatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     username: Username
     missing: list[DeviceId]
     extra: list[DeviceId]
+
+
+class Grant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    member_id: DeviceId
+    sealed: Annotated[bytes, msgspec.Meta(max_length=512)]
+
+
+class EpochUpload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A new epoch (shared.epoch): signed head, boxes under its root, one grant per member."""
+
+    signed_head: Annotated[bytes, msgspec.Meta(max_length=16 * 1024)]
+    prev_root_box: Annotated[bytes, msgspec.Meta(max_length=128)]
+    account_box: Annotated[bytes, msgspec.Meta(max_length=512)]
+    grants: Annotated[list[Grant], msgspec.Meta(min_length=1, max_length=80)]
+
+
+class EpochData(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One stored epoch, with the asking member's grant if it has one."""
+
+    signed_head: bytes
+    prev_root_box: bytes
+    account_box: bytes
+    grant: bytes | None
+
+
+class MailboxItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
+    thread_id: ThreadId
+    message_id: MessageId
+    ts: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    epoch: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+    sealed: Annotated[bytes, msgspec.Meta(min_length=28, max_length=MAX_PAYLOAD_BYTES)]
+
+
+class MailboxThread(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    thread_id: ThreadId
+    count: int
+    newest: MailboxItem
 
 
 class PendingDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -122,8 +163,61 @@ class PublishKeys(Frame, tag="publish_keys"):
 
 
 class PublishDeviceList(Frame, tag="publish_device_list"):
+    """A new device list always comes with the epoch opened for it, stored in one transaction."""
+
     rid: Rid
     signed_list: SignedList
+    epoch: EpochUpload
+
+
+class PublishEpoch(Frame, tag="publish_epoch"):
+    """A new epoch for the same device list (e.g. a new recovery code, a new virtual device)."""
+
+    rid: Rid
+    epoch: EpochUpload
+
+
+class FetchEpochs(Frame, tag="fetch_epochs"):
+    """Epochs after ``since``, with ``member_id``'s grants. A device asks for its own; a device
+    restoring with a recovery code asks for the virtual device's and shows the virtual device's
+    signature over (user, asking device) as its membership ``proof``."""
+
+    rid: Rid
+    since: Annotated[int, msgspec.Meta(ge=0)]
+    member_id: DeviceId | None = None
+    proof: Signature | None = None
+
+
+class SaveMessages(Frame, tag="save_messages"):
+    """Items for this user's mailbox, all sealed under the newest epoch."""
+
+    rid: Rid
+    items: Annotated[list[MailboxItem], msgspec.Meta(min_length=1, max_length=MAX_MAILBOX_PAGE)]
+
+
+class FetchMailbox(Frame, tag="fetch_mailbox"):
+    """A page of one thread, newest first, strictly before ``(before_ts, before_id)`` if given."""
+
+    rid: Rid
+    thread_id: ThreadId
+    before_ts: int | None = None
+    before_id: MessageId | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_MAILBOX_PAGE)] = 100
+
+
+class ListMailboxThreads(Frame, tag="list_mailbox_threads"):
+    rid: Rid
+
+
+class FetchVaultKey(Frame, tag="fetch_vault_key"):
+    rid: Rid
+
+
+class VaultCall(Frame, tag="vault_call"):
+    """An opaque request for the vault (shared.pin), sealed to the vault's key."""
+
+    rid: Rid
+    sealed: Annotated[bytes, msgspec.Meta(max_length=2048)]
 
 
 class FetchDeviceList(Frame, tag="fetch_device_list"):
@@ -250,10 +344,36 @@ class Inspection(Frame, tag="inspection"):
     envelopes: list[SeenEnvelope]
 
 
-class Notice(Frame, tag="notice"):
-    """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``."""
+class Epochs(Frame, tag="epochs"):
+    rid: Rid
+    epochs: list[EpochData]
 
-    kind: Literal["device_list_changed", "prekeys_low"]
+
+class MailboxPage(Frame, tag="mailbox_page"):
+    rid: Rid
+    items: list[MailboxItem]
+
+
+class MailboxThreads(Frame, tag="mailbox_threads"):
+    rid: Rid
+    threads: list[MailboxThread]
+
+
+class VaultKey(Frame, tag="vault_key"):
+    rid: Rid
+    public: Key32
+
+
+class VaultReply(Frame, tag="vault_reply"):
+    rid: Rid
+    sealed: bytes
+
+
+class Notice(Frame, tag="notice"):
+    """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``,
+    ``epoch_changed`` (this user's account opened a new epoch)."""
+
+    kind: Literal["device_list_changed", "prekeys_low", "epoch_changed"]
     username: Username | None = None
     count: int = 0
 
@@ -270,6 +390,13 @@ ClientFrame = (
     | Send
     | Ack
     | Inspect
+    | PublishEpoch
+    | FetchEpochs
+    | SaveMessages
+    | FetchMailbox
+    | ListMailboxThreads
+    | FetchVaultKey
+    | VaultCall
 )
 RelayFrame = (
     Challenge
@@ -284,6 +411,11 @@ RelayFrame = (
     | Deliver
     | Notice
     | Inspection
+    | Epochs
+    | MailboxPage
+    | MailboxThreads
+    | VaultKey
+    | VaultReply
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -53,7 +53,7 @@ class RunningRelay:
         assert self.server is not None and self.relay is not None
         self.server.close()  # type: ignore[attr-defined]
         await self.server.wait_closed()  # type: ignore[attr-defined]
-        self.relay.store.close()
+        self.relay.close()
         self.server = self.relay = None
 
     async def restart(self) -> None:

@@ -19,16 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from client.core import recovery
 from client.core.directory import Directory, UnknownUser
+from client.core.epochs import EpochBook, upload
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
     DecryptionFailed,
     DeliveryUpdated,
+    EpochChainRefused,
     Event,
     MessageQueued,
     MessageReceived,
@@ -36,15 +40,18 @@ from client.core.events import (
     StoredMessage,
 )
 from client.core.link import Backoff, Offline, RelayError, RelayLink
+from client.core.mailbox import Mailbox
 from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.auth import sign_login
+from shared.boxes import StorageKey
 from shared.device_list import (
     DeviceEntry,
     DeviceList,
     first_device_list,
     next_device_list,
+    open_device_list,
 )
 from shared.envelope import (
     MAX_TEXT,
@@ -57,8 +64,12 @@ from shared.envelope import (
     encode_sealed,
     new_message_id,
 )
-from shared.errors import DecryptionError, DuplicateMessage, WireError
+from shared.epoch import AccountSecrets, EpochMember
+from shared.errors import DecryptionError, DuplicateMessage, VerificationError, WireError
 from shared.identity import SigningKey, device_id_for
+from shared.pin import check_pin
+from shared.recovery_code import generate as generate_recovery_code
+from shared.recovery_code import virtual_device
 from shared.safety_number import safety_number
 from shared.session import dump_x3dh_state, load_x3dh_state, new_x3dh_state
 
@@ -100,6 +111,7 @@ class AriadneClient:
         self.device_name = str(store.get("device_name"))
         self.relay_url = str(store.get("relay_url"))
         self._sign_key = SigningKey(bytes(store.get("sign_seed")))  # type: ignore[arg-type]
+        self._storage_key = StorageKey(bytes(store.get("storage_seed")))  # type: ignore[arg-type]
         amk_seed = store.get("amk_seed")
         self._amk = SigningKey(amk_seed) if isinstance(amk_seed, bytes) else None
         self._x3dh = load_x3dh_state(str(store.get("x3dh_state")))
@@ -115,8 +127,14 @@ class AriadneClient:
         )
         self.directory = Directory(store, self.link, self._emit, self._device_list_changed)
         self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
+        self.epochs = EpochBook(
+            store, self.link, self.username, self.device_id, self._storage_key, self._on_secrets
+        )
+        self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self._emit)
         self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         self._outbox_wake = asyncio.Event()
+        self._mailbox_wake = asyncio.Event()
+        self._epoch_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[object]] = set()
         self._closed = False
@@ -144,13 +162,18 @@ class AriadneClient:
             "relay_url": relay_url,
             "device_id": device_id_for(sign_key.public),
             "sign_seed": sign_key.seed,
+            "storage_seed": StorageKey.generate().private,
             "x3dh_state": dump_x3dh_state(x3dh),
             "registration": registration,
             "keys_published": 0,
         }
         if with_amk:
             amk = SigningKey.generate()
-            values |= {"amk_seed": amk.seed, "amk_public": amk.public}
+            values |= {
+                "amk_seed": amk.seed,
+                "amk_public": amk.public,
+                "thread_key": os.urandom(32),
+            }
         for key, value in values.items():
             store.put(key, value)  # type: ignore[arg-type]
         store.commit()
@@ -231,9 +254,11 @@ class AriadneClient:
         self._tasks = [
             asyncio.create_task(self._inbox_loop(), name="inbox"),
             asyncio.create_task(self._outbox_loop(), name="outbox"),
+            asyncio.create_task(self._mailbox_loop(), name="mailbox"),
         ]
         self.link.start()
         self._outbox_wake.set()
+        self._mailbox_wake.set()
 
     @property
     def closed(self) -> bool:
@@ -292,7 +317,10 @@ class AriadneClient:
         if self._password is None:
             raise RegistrationError("unfinished", "registration was interrupted; start again")
         device = wire.DeviceRegistration(
-            device_id=self.device_id, name=self.device_name, sign_public=self._sign_key.public
+            device_id=self.device_id,
+            name=self.device_name,
+            sign_public=self._sign_key.public,
+            storage_key=self._storage_key.public,
         )
         if registration == "create":
             assert self._amk is not None
@@ -327,7 +355,10 @@ class AriadneClient:
             if self._amk is None:
                 raise
             await self._publish_first_device_list()
+        if self.is_member:
+            await self._refresh_epochs()
         self._outbox_wake.set()
+        self._mailbox_wake.set()
 
     async def _publish_keys(self, top_up: bool) -> None:
         before = self._x3dh.bundle.pre_keys if top_up else frozenset()
@@ -354,14 +385,186 @@ class AriadneClient:
             name=self.device_name,
             sign_public=self._sign_key.public,
             identity_key=self._x3dh.bundle.identity_key,
+            storage_key=self._storage_key.public,
             added_at=int(time.time()),
         )
 
     async def _publish_first_device_list(self) -> None:
         assert self._amk is not None
         signed = first_device_list(self._amk, self.username, self._own_entry())
-        await self.link.request(lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed))
-        self.directory.accept(self.username, signed)
+        await self._publish_device_list(signed)
+
+    async def _publish_device_list(
+        self, signed: bytes, virtual: list[EpochMember] | None = None
+    ) -> DeviceList:
+        """Publish a new own device list together with the epoch opened for it (its devices
+        and virtual devices are the members), and take both into use."""
+        assert self._amk is not None
+        device_list = open_device_list(signed, self.username, self._amk.public)
+        epoch = self.epochs.next_epoch(
+            self._amk, device_list, signed, self._account_secrets(), virtual
+        )
+        await self.link.request(
+            lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed, epoch=upload(epoch))
+        )
+        accepted = self.directory.accept(self.username, signed)
+        assert accepted is not None
+        self.epochs.opened(epoch)
+        self._mailbox_wake.set()
+        return accepted
+
+    # ------------------------------------------------------------------ epochs and history
+
+    def _account_secrets(self) -> AccountSecrets:
+        thread_key = self._store.get("thread_key")
+        assert self._amk is not None and isinstance(thread_key, bytes)
+        return AccountSecrets(amk_seed=self._amk.seed, thread_key=thread_key)
+
+    def _on_secrets(self, secrets: AccountSecrets) -> None:
+        """An epoch's account box opened: this device now holds the account key (it became a
+        full member) and the thread key. Committed with the epoch by the caller."""
+        if self._amk is None:
+            self._amk = SigningKey(secrets.amk_seed)
+            self._store.put("amk_seed", secrets.amk_seed)
+            self._store.put("amk_public", self._amk.public)
+        if self._store.get("thread_key") is None:
+            self._store.put("thread_key", secrets.thread_key)
+
+    async def _refresh_own(self) -> None:
+        """The account's device list or epochs changed: learn both (a device just approved
+        becomes a member here, and opens its grant)."""
+        await self.directory.refresh(self.username)
+        if self.is_member:
+            await self._refresh_epochs()
+
+    async def _refresh_epochs(self) -> None:
+        """Learn new epochs. A chain that does not end at the newest own device list may just be
+        a race with a change in progress: refetch the list and try once more before refusing."""
+        async with self._epoch_lock:
+            await self._refresh_epochs_locked()
+
+    async def _refresh_epochs_locked(self) -> None:
+        for attempt in range(2):
+            try:
+                if await self.epochs.refresh(self.directory.signed(self.username)):
+                    self._mailbox_wake.set()
+                return
+            except VerificationError as exc:
+                if attempt == 0:
+                    await self.directory.refresh(self.username)
+                    continue
+                log.warning("refused the relay's epoch chain: %s", exc)
+                self._emit(EpochChainRefused(str(exc)))
+
+    async def _mailbox_loop(self) -> None:
+        while True:
+            await self._mailbox_wake.wait()
+            await self.link.online.wait()
+            self._mailbox_wake.clear()
+            try:
+                await self.mailbox.save_pending()
+            except Offline:
+                await asyncio.sleep(0.05)
+                self._mailbox_wake.set()
+            except RelayError as exc:
+                if exc.code == "stale_epoch":
+                    before = self.epochs.latest_seq()
+                    with contextlib.suppress(Offline, RelayError):
+                        await self._refresh_epochs()
+                    if self.epochs.latest_seq() > before:
+                        self._mailbox_wake.set()
+                else:
+                    log.warning("saving to the mailbox failed: %s", exc.code)
+
+    async def setup_recovery(self, pin: str | None = None) -> str:
+        """Make a new recovery code (and, with ``pin``, back it up in the vault) and return it,
+        to be shown once: it is stored nowhere. The code is a new virtual device, made a member
+        by opening a new epoch; an earlier code's virtual device is dropped (rotation)."""
+        if self._amk is None or not self.is_member:
+            raise PermissionError("only a full member device can set up recovery")
+        if pin is not None:
+            check_pin(pin)
+        code = generate_recovery_code(int(self._store.get("codes_made") or 0))
+        virtual = virtual_device(code)
+        member = EpochMember(
+            member_id=virtual.member_id,
+            storage_key=virtual.storage.public,
+            virtual=True,
+            sign_public=virtual.signing.public,
+            endorsement=virtual.endorse(self._amk.public),
+        )
+        if pin is not None:
+            await recovery.back_up_pin(self.link, self._store, self.username, pin, code)
+        own = self.directory.known(self.username)
+        signed = self.directory.signed(self.username)
+        assert own is not None and signed is not None
+        epoch = self.epochs.next_epoch(self._amk, own, signed, self._account_secrets(), [member])
+        await self.link.request(lambda rid: wire.PublishEpoch(rid=rid, epoch=upload(epoch)))
+        self.epochs.opened(epoch)
+        self._store.put("codes_made", int(self._store.get("codes_made") or 0) + 1)
+        self._store.commit()
+        return code
+
+    async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
+        """Make this pending device a full member with the recovery code (or the PIN, which gets
+        the code from the vault), then load the first page of every conversation. Returns the
+        conversations found; :meth:`backfill` loads the rest.
+
+        Raises :class:`~shared.recovery_code.InvalidRecoveryCode`,
+        :class:`~client.core.recovery.WrongRecoveryCode`, :class:`~shared.pin.WrongPin`,
+        :class:`~shared.pin.VaultLocked`, :class:`~shared.pin.NoBackup`, or
+        :class:`~shared.errors.VerificationError` if the relay's data is forged."""
+        if self.is_member:
+            raise PermissionError("this device is already a member of its account")
+        if (code is None) == (pin is None):
+            raise ValueError("restore with a recovery code or a PIN")
+        if pin is not None:
+            code = await recovery.code_from_vault(self.link, self._store, self.username, pin)
+        assert code is not None
+        recovered = await recovery.recover(self.link, self.username, self.device_id, code)
+        amk = SigningKey(recovered.secrets.amk_seed)
+        pinned = self._store.get("amk_public")
+        known = self.directory.known(self.username)
+        if known is not None and known.amk_public != amk.public:
+            raise VerificationError("the relay showed this device a different account key")
+        if pinned is None:
+            self._store.put("amk_public", amk.public)
+        own = await self.directory.refresh(self.username)
+        own_signed = self.directory.signed(self.username)
+        self.epochs.accept(recovered.epochs, own_signed, 0)
+        self._store.set_epoch_root(self.epochs.latest_seq(), recovered.root)
+        self._on_secrets(recovered.secrets)
+        self._store.commit()
+        signed = next_device_list(amk, own, own_signed or b"", add=self._own_entry())
+        await self._publish_device_list(signed)
+        return await self.load_conversations()
+
+    async def load_conversations(self) -> list[str]:
+        """Learn the conversations the mailbox holds and load each one's newest page."""
+        cursors = await self.mailbox.sync_threads()
+        for cursor in cursors:
+            if cursor.loaded == 0:
+                await self.mailbox.load_page(cursor.thread)
+        return [c.thread for c in cursors]
+
+    async def load_older(self, thread: str, limit: int = 100) -> int:
+        """Fetch one more page of ``thread`` from the mailbox (when scrolling up past what this
+        device holds). Returns how many messages were new here."""
+        return await self.mailbox.load_page(thread, limit)
+
+    def has_older(self, thread: str) -> bool:
+        return self.mailbox.has_older(thread)
+
+    async def backfill(self) -> int:
+        """Load all remaining history, page by page (``HistoryLoaded`` events report progress)."""
+        return await self.mailbox.backfill()
+
+    async def wait_saved(self, timeout: float = 30.0) -> None:
+        """Wait until every message this device stored has been saved to the mailbox."""
+        async with asyncio.timeout(timeout):
+            while self._store.unsaved_count():
+                self._mailbox_wake.set()
+                await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------------ devices
 
@@ -433,13 +636,11 @@ class AriadneClient:
                 name=request.registration.name,
                 sign_public=request.registration.sign_public,
                 identity_key=request.identity_key,
+                storage_key=request.registration.storage_key,
                 added_at=int(time.time()),
             ),
         )
-        await self.link.request(lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed))
-        accepted = self.directory.accept(self.username, signed)
-        assert accepted is not None
-        return accepted
+        return await self._publish_device_list(signed)
 
     def safety_number(self, peer: str) -> str | None:
         """The 60-digit number both users see for their pair of account keys (None until this
@@ -545,6 +746,8 @@ class AriadneClient:
             self._store.remove_outgoing(item.id)
             if item.message_id is not None:
                 self._set_status(item.message_id, MessageStatus.SENT, server_ts)
+                self._store.save_later([item.message_id])
+                self._mailbox_wake.set()
             self._store.commit()
 
     async def _fan_out(self, send_id: bytes, users: tuple[str, ...], payload: bytes) -> int:
@@ -634,8 +837,12 @@ class AriadneClient:
             for envelope in frame.envelopes:
                 self._inbox.put_nowait(envelope)
         elif isinstance(frame, wire.Notice):
-            if frame.kind == "device_list_changed" and frame.username:
+            if frame.kind == "device_list_changed" and frame.username == self.username:
+                self._in_background(self._refresh_own())
+            elif frame.kind == "device_list_changed" and frame.username:
                 self._in_background(self.directory.refresh(frame.username))
+            elif frame.kind == "epoch_changed":
+                self._in_background(self._refresh_own())
             elif frame.kind == "prekeys_low":
                 self._in_background(self._publish_keys(top_up=True))
 
@@ -728,6 +935,8 @@ class AriadneClient:
             )
             if not self._store.insert_message(message):
                 return []  # a duplicate: already shown
+            self._store.save_later([message.message_id])
+            self._mailbox_wake.set()
             if not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
             return [MessageReceived(message)]

@@ -106,6 +106,25 @@ class DeviceListRefused:
 
 
 @dataclass(frozen=True)
+class HistoryLoaded:
+    """A page of ``thread``'s history came from the mailbox (``loaded`` of ``total`` so far)."""
+
+    thread: str
+    added: int
+    loaded: int
+    total: int
+    done: bool
+
+
+@dataclass(frozen=True)
+class EpochChainRefused:
+    """The relay served an epoch chain that does not verify (forked, rolled back, truncated):
+    nothing is saved to the mailbox until it does."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class ConnectionStateChanged:
     state: ConnectionState
     detail: str = ""
@@ -118,5 +137,7 @@ Event = (
     | DecryptionFailed
     | DeviceListChanged
     | DeviceListRefused
+    | HistoryLoaded
+    | EpochChainRefused
     | ConnectionStateChanged
 )

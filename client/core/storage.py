@@ -16,7 +16,7 @@ from typing import NamedTuple
 from client.core.events import MessageStatus, StoredMessage
 from shared.envelope import new_message_id
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "ariadne.sqlite3"
 
 _SCHEMA = """
@@ -51,6 +51,25 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_in_order
     ON messages(thread, coalesce(server_ts, 9223372036854775807), message_id);
 CREATE INDEX IF NOT EXISTS messages_by_status ON messages(thread, status);
+-- Labyrinth: the account's verified epochs and the roots this device knows; messages waiting to
+-- be saved to the mailbox; and per thread, how far back the mailbox has been read.
+CREATE TABLE IF NOT EXISTS epochs (
+    seq INTEGER PRIMARY KEY,
+    signed_head BLOB NOT NULL,
+    prev_root_box BLOB NOT NULL,
+    account_box BLOB NOT NULL,
+    root BLOB
+);
+CREATE TABLE IF NOT EXISTS mailbox_pending (message_id BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS mailbox_threads (
+    thread TEXT PRIMARY KEY,
+    thread_id BLOB NOT NULL,
+    total INTEGER NOT NULL,
+    loaded INTEGER NOT NULL DEFAULT 0,
+    oldest_ts INTEGER,
+    oldest_id BLOB,
+    done INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     send_id BLOB NOT NULL,
@@ -71,6 +90,23 @@ class SessionRow(NamedTuple):
     peer_device: str
     ephemeral: bytes | None
     state: bytes
+
+
+class EpochRow(NamedTuple):
+    seq: int
+    signed_head: bytes
+    prev_root_box: bytes
+    account_box: bytes
+    root: bytes | None
+
+
+class MailboxCursor(NamedTuple):
+    thread: str
+    thread_id: bytes
+    total: int
+    loaded: int
+    oldest: tuple[int, bytes] | None
+    done: bool
 
 
 class OutboxItem(NamedTuple):
@@ -279,3 +315,107 @@ class ProfileStore:
 
     def remove_outgoing(self, item_id: int) -> None:
         self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    # ------------------------------------------------------------------ epochs
+
+    def latest_epoch_seq(self) -> int:
+        return self._db.execute("SELECT coalesce(max(seq), 0) FROM epochs").fetchone()[0]
+
+    def epoch(self, seq: int) -> EpochRow | None:
+        row = self._db.execute(
+            "SELECT seq, signed_head, prev_root_box, account_box, root FROM epochs WHERE seq = ?",
+            (seq,),
+        ).fetchone()
+        return EpochRow(*row) if row else None
+
+    def add_epoch(
+        self,
+        seq: int,
+        signed_head: bytes,
+        prev_root_box: bytes,
+        account_box: bytes,
+        root: bytes | None,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO epochs VALUES (?, ?, ?, ?, ?) ON CONFLICT(seq) DO UPDATE"
+            " SET root = coalesce(epochs.root, excluded.root)",
+            (seq, signed_head, prev_root_box, account_box, root),
+        )
+
+    def set_epoch_root(self, seq: int, root: bytes) -> None:
+        self._db.execute("UPDATE epochs SET root = ? WHERE seq = ?", (root, seq))
+
+    # ------------------------------------------------------------------ mailbox
+
+    def save_later(self, message_ids: Iterable[bytes]) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO mailbox_pending VALUES (?)", ((m,) for m in message_ids)
+        )
+
+    def unsaved(self, limit: int) -> list[StoredMessage]:
+        rows = self._db.execute(
+            f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))}"
+            " FROM mailbox_pending p JOIN messages m USING (message_id) LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
+    def saved(self, message_ids: Iterable[bytes]) -> None:
+        self._db.executemany(
+            "DELETE FROM mailbox_pending WHERE message_id = ?", ((m,) for m in message_ids)
+        )
+
+    def unsaved_count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM mailbox_pending").fetchone()[0]
+
+    def mailbox_cursor(self, thread: str) -> MailboxCursor | None:
+        row = self._db.execute(
+            "SELECT thread, thread_id, total, loaded, oldest_ts, oldest_id, done"
+            " FROM mailbox_threads WHERE thread = ?",
+            (thread,),
+        ).fetchone()
+        if row is None:
+            return None
+        oldest = (row[4], row[5]) if row[4] is not None else None
+        return MailboxCursor(row[0], row[1], row[2], row[3], oldest, bool(row[6]))
+
+    def mailbox_cursors(self) -> list[MailboxCursor]:
+        threads = self._db.execute("SELECT thread FROM mailbox_threads").fetchall()
+        return [c for (t,) in threads if (c := self.mailbox_cursor(t)) is not None]
+
+    def set_mailbox_cursor(self, cursor: MailboxCursor) -> None:
+        self._db.execute(
+            "INSERT INTO mailbox_threads VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(thread) DO UPDATE"
+            " SET thread_id = excluded.thread_id, total = excluded.total, loaded = excluded.loaded,"
+            " oldest_ts = excluded.oldest_ts, oldest_id = excluded.oldest_id, done = excluded.done",
+            (
+                cursor.thread,
+                cursor.thread_id,
+                cursor.total,
+                cursor.loaded,
+                cursor.oldest[0] if cursor.oldest else None,
+                cursor.oldest[1] if cursor.oldest else None,
+                int(cursor.done),
+            ),
+        )
+
+    def insert_messages(self, messages: list[StoredMessage]) -> int:
+        """Many at once (restoring history); returns how many were new."""
+        before = self._db.total_changes
+        self._db.executemany(
+            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    m.message_id,
+                    m.thread,
+                    m.sender_user,
+                    m.sender_device,
+                    m.sent_at,
+                    m.server_ts,
+                    m.body,
+                    m.status.value,
+                )
+                for m in messages
+            ),
+        )
+        return self._db.total_changes - before

@@ -57,10 +57,10 @@ class Attacker:
     def register_device(self, username: str, key: SigningKey) -> str:
         device_id = device_id_for(key.public)
         self.db.execute(
-            "INSERT INTO devices (device_id, username, name, sign_public,"
+            "INSERT INTO devices (device_id, username, name, sign_public, storage_key,"
             " registered_at, last_seen, identity_key, signed_pre_key,"
-            " signed_pre_key_sig) VALUES (?, ?, 'evil', ?, 0, 0, ?, ?, ?)",
-            (device_id, username, key.public, bytes(32), bytes(32), bytes(64)),
+            " signed_pre_key_sig) VALUES (?, ?, 'evil', ?, ?, 0, 0, ?, ?, ?)",
+            (device_id, username, key.public, bytes(32), bytes(32), bytes(32), bytes(64)),
         )
         self.db.commit()
         return device_id
@@ -163,6 +163,7 @@ async def test_device_added_without_the_account_key_receives_nothing(pair, accou
         name="Bob's new phone",
         sign_public=evil_key.public,
         identity_key=bytes(32),
+        storage_key=bytes(32),
         added_at=0,
     )
     injected = msgspec.structs.replace(

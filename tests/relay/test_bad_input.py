@@ -27,7 +27,10 @@ PROBE = 2**40
 def _valid_frames(rng: random.Random) -> list[bytes]:
     key = SigningKey.generate()
     device = wire.DeviceRegistration(
-        device_id=device_id_for(key.public), name="x", sign_public=key.public
+        device_id=device_id_for(key.public),
+        name="x",
+        sign_public=key.public,
+        storage_key=key.public,
     )
     return [
         wire.encode(f)

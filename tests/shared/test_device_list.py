@@ -22,6 +22,7 @@ def entry(name: str) -> DeviceEntry:
         name=name,
         sign_public=key.public,
         identity_key=bytes(32),
+        storage_key=bytes(32),
         added_at=1,
     )
 

@@ -1,0 +1,195 @@
+"""This device's side of the mailbox (Labyrinth §"Saving messages", §"Loading messages").
+
+**Saving.** Every message this device sends or receives is marked to be saved in the same
+transaction that stores it; the save loop seals marked messages under the newest epoch and uploads
+them in batches, and unmarks them once the relay has committed them. The relay refuses items
+sealed under an older epoch (``stale_epoch``): the device then learns the new epoch and seals
+again, so nothing written after a revocation is readable with an older root.
+
+**Loading.** Lazy and newest first: :meth:`Mailbox.load_page` fetches and decrypts one page of one
+thread, before the oldest item loaded so far. Opening a conversation on a new device costs one
+page, whatever the size of the history; the rest comes when the user scrolls up, or in the
+background (:meth:`Mailbox.backfill`) with progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from client.core.epochs import EpochBook
+from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
+from client.core.link import RelayLink
+from client.core.storage import MailboxCursor, ProfileStore
+from shared import wire
+from shared.errors import ProtocolError
+from shared.mailbox import SavedMessage, open_message, seal_message, thread_id
+
+log = logging.getLogger("ariadne.client.mailbox")
+
+SAVE_BATCH = 200
+PAGE = 100
+BACKFILL_PAGE = 500
+
+
+class Mailbox:
+    def __init__(
+        self,
+        store: ProfileStore,
+        link: RelayLink,
+        epochs: EpochBook,
+        username: str,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self._store = store
+        self._link = link
+        self._epochs = epochs
+        self.username = username
+        self._emit = emit
+
+    def thread_id(self, thread: str) -> bytes:
+        key = self._store.get("thread_key")
+        assert isinstance(key, bytes), "the account's thread key is not known yet"
+        return thread_id(key, thread)
+
+    # ------------------------------------------------------------------ saving
+
+    async def save_pending(self) -> int:
+        """Upload what is marked to be saved; returns how many were saved. Raises
+        :class:`~client.core.link.RelayError` (``stale_epoch``) if the relay has a newer epoch."""
+        saved = 0
+        while True:
+            latest = self._epochs.latest()
+            if latest is None or not isinstance(self._store.get("thread_key"), bytes):
+                return saved  # not a member with a root yet: keep them marked
+            seq = latest[0].seq
+            key = self._epochs.mailbox_key(seq)
+            batch = self._store.unsaved(SAVE_BATCH)
+            if not batch:
+                return saved
+            items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
+            if items:
+                await self._link.request(lambda rid, i=items: wire.SaveMessages(rid=rid, items=i))
+            self._store.saved(m.message_id for m in batch)
+            self._store.commit()
+            saved += len(items)
+
+    def _seal(self, key: bytes, seq: int, message: StoredMessage) -> wire.MailboxItem:
+        assert message.server_ts is not None
+        tid = self.thread_id(message.thread)
+        record = SavedMessage(
+            thread=message.thread,
+            sender_user=message.sender_user,
+            sender_device=message.sender_device,
+            sent_at=message.sent_at,
+            server_ts=message.server_ts,
+            body=message.body,
+        )
+        return wire.MailboxItem(
+            thread_id=tid,
+            message_id=message.message_id,
+            ts=message.server_ts,
+            epoch=seq,
+            sealed=seal_message(key, self.username, tid, message.message_id, seq, record),
+        )
+
+    # ------------------------------------------------------------------ loading
+
+    async def sync_threads(self) -> list[MailboxCursor]:
+        """Learn which threads the mailbox holds (names come from each thread's newest item)."""
+        answer = await self._link.request(lambda rid: wire.ListMailboxThreads(rid=rid))
+        assert isinstance(answer, wire.MailboxThreads)
+        cursors = []
+        for entry in answer.threads:
+            newest = self._open(entry.newest, None)
+            if newest.undecryptable:
+                log.warning("a mailbox thread's newest item does not open; skipped")
+                continue
+            cursor = self._store.mailbox_cursor(newest.thread)
+            if cursor is None:
+                cursor = MailboxCursor(newest.thread, entry.thread_id, entry.count, 0, None, False)
+            else:
+                cursor = cursor._replace(total=entry.count)
+            self._store.set_mailbox_cursor(cursor)
+            cursors.append(cursor)
+        self._store.commit()
+        return cursors
+
+    def has_older(self, thread: str) -> bool:
+        cursor = self._store.mailbox_cursor(thread)
+        return cursor is not None and not cursor.done
+
+    async def load_page(self, thread: str, limit: int = PAGE) -> int:
+        """Fetch and decrypt the page of ``thread`` before what is loaded; returns how many
+        messages were new here."""
+        cursor = self._store.mailbox_cursor(thread)
+        if cursor is None or cursor.done:
+            return 0
+        before = cursor.oldest
+        answer = await self._link.request(
+            lambda rid: wire.FetchMailbox(
+                rid=rid,
+                thread_id=cursor.thread_id,
+                before_ts=before[0] if before else None,
+                before_id=before[1] if before else None,
+                limit=limit,
+            )
+        )
+        assert isinstance(answer, wire.MailboxPage)
+        messages = [self._open(item, thread) for item in answer.items]
+        added = self._store.insert_messages(messages)
+        last = answer.items[-1] if answer.items else None
+        cursor = cursor._replace(
+            loaded=cursor.loaded + len(answer.items),
+            oldest=(last.ts, last.message_id) if last else cursor.oldest,
+            done=len(answer.items) < limit,
+        )
+        self._store.set_mailbox_cursor(cursor)
+        self._store.commit()
+        self._emit(HistoryLoaded(thread, added, cursor.loaded, cursor.total, cursor.done))
+        return added
+
+    async def backfill(self, page: int = BACKFILL_PAGE) -> int:
+        """Load every thread's history to the end, page by page (each emits progress)."""
+        total = 0
+        for cursor in self._store.mailbox_cursors():
+            while not cursor.done:
+                total += await self.load_page(cursor.thread, page)
+                cursor = self._store.mailbox_cursor(cursor.thread)  # type: ignore[assignment]
+        return total
+
+    def _open(self, item: wire.MailboxItem, thread: str | None) -> StoredMessage:
+        """Decrypt one item; one that does not open (tampered, moved, unknown epoch) becomes a
+        "couldn't decrypt" line instead of stopping the page."""
+        try:
+            key = self._epochs.mailbox_key(item.epoch)
+            saved = open_message(
+                key, self.username, item.thread_id, item.message_id, item.epoch, item.sealed
+            )
+            if self.thread_id(saved.thread) != item.thread_id or (
+                thread and saved.thread != thread
+            ):
+                raise ProtocolError("record names another thread")
+        except (ProtocolError, LookupError) as exc:
+            log.info("a mailbox item did not open: %s", exc)
+            return StoredMessage(
+                item.message_id,
+                thread or "",
+                "",
+                "",
+                item.ts // 1000,
+                item.ts,
+                "",
+                MessageStatus.UNDECRYPTABLE,
+            )
+        own = saved.sender_user == self.username
+        return StoredMessage(
+            item.message_id,
+            saved.thread,
+            saved.sender_user,
+            saved.sender_device,
+            saved.sent_at,
+            saved.server_ts,
+            saved.body,
+            MessageStatus.SENT if own else MessageStatus.READ,
+        )

@@ -1,0 +1,148 @@
+"""Recovery: the recovery code, the PIN, and restoring on a new device (Labyrinth §"Recovery
+codes", §"Virtual devices", §"Adding a device"; design brief §4.5).
+
+- :func:`back_up_pin` seals the recovery code, wrapped under the stretched PIN, to the vault.
+- :func:`code_from_vault` asks the vault for it with a PIN.
+- :func:`recover` turns a recovery code into what makes a device a member: the account secrets
+  (AMK seed, thread key), the verified epoch chain and the newest root. The code's virtual device
+  proves its membership to the relay to get its grant; its endorsement in the signed head proves
+  the AMK is the account's; the chain is verified from the first epoch to the newest device list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from client.core.link import RelayError, RelayLink
+from client.core.storage import ProfileStore
+from shared import wire
+from shared.epoch import (
+    AccountSecrets,
+    claimed_amk,
+    open_account_secrets,
+    open_grant,
+    open_head,
+    verify_chain,
+)
+from shared.errors import ProtocolError, VerificationError
+from shared.pin import NoBackup, VaultLocked, WrongPin, backup_request, recover_request, stretch
+from shared.recovery_code import InvalidRecoveryCode, VirtualDevice, candidates, virtual_device
+
+
+class WrongRecoveryCode(ProtocolError):
+    """The code is well formed but is not one of this account's recovery codes."""
+
+
+@dataclass(frozen=True)
+class Recovered:
+    secrets: AccountSecrets
+    epochs: list[wire.EpochData]
+    root: bytes
+    virtual: VirtualDevice
+
+
+async def _vault_key(link: RelayLink, store: ProfileStore) -> bytes:
+    """The vault's key, pinned on first use (a real deployment ships it in the app)."""
+    answer = await link.request(lambda rid: wire.FetchVaultKey(rid=rid))
+    assert isinstance(answer, wire.VaultKey)
+    pinned = store.get("vault_public")
+    if isinstance(pinned, bytes) and pinned != answer.public:
+        raise VerificationError("the relay presents a different vault key than before")
+    if pinned is None:
+        store.put("vault_public", answer.public)
+        store.commit()
+    return answer.public
+
+
+async def _call_vault(link: RelayLink, sealed: bytes) -> bytes:
+    answer = await link.request(lambda rid: wire.VaultCall(rid=rid, sealed=sealed))
+    assert isinstance(answer, wire.VaultReply)
+    return answer.sealed
+
+
+async def back_up_pin(
+    link: RelayLink, store: ProfileStore, username: str, pin: str, code: str
+) -> int:
+    """Give the vault the code, wrapped under the PIN. Returns the tries left (a re-backup
+    keeps the count of wrong guesses)."""
+    vault_public = await _vault_key(link, store)
+    stretched = await asyncio.to_thread(stretch, pin, username)
+    request = backup_request(vault_public, username, stretched, code)
+    answer = request.open_answer(await _call_vault(link, request.sealed))
+    if answer.status == "locked":
+        raise VaultLocked("the vault locked this account's PIN after too many wrong guesses")
+    if answer.status != "ok":
+        raise ProtocolError(f"the vault refused the backup: {answer.status}")
+    return answer.tries_left
+
+
+async def code_from_vault(link: RelayLink, store: ProfileStore, username: str, pin: str) -> str:
+    vault_public = await _vault_key(link, store)
+    stretched = await asyncio.to_thread(stretch, pin, username)
+    request = recover_request(vault_public, username, stretched)
+    answer = request.open_answer(await _call_vault(link, request.sealed))
+    if answer.status == "wrong_pin":
+        raise WrongPin(answer.tries_left)
+    if answer.status == "locked":
+        raise VaultLocked("too many wrong PINs: the vault deleted the backup")
+    if answer.status == "no_backup":
+        raise NoBackup("there is no PIN backup for this account")
+    if answer.status != "ok" or answer.wrapped is None:
+        raise ProtocolError(f"the vault answered {answer.status}")
+    return request.unwrap(answer.wrapped)
+
+
+async def recover(link: RelayLink, username: str, device_id: str, code_text: str) -> Recovered:
+    """Open the account's newest epoch with a recovery code (trying the corrections of a
+    mistyped code until one is a member). Raises :class:`InvalidRecoveryCode` or
+    :class:`WrongRecoveryCode`, or :class:`VerificationError` if the relay's data is forged."""
+    for code in candidates(code_text):
+        virtual = virtual_device(code)
+        try:
+            answer = await link.request(
+                lambda rid, v=virtual: wire.FetchEpochs(
+                    rid=rid,
+                    since=0,
+                    member_id=v.member_id,
+                    proof=v.membership_proof(username, device_id),
+                )
+            )
+        except RelayError as exc:
+            if exc.code == "not_a_member":
+                continue
+            raise
+        assert isinstance(answer, wire.Epochs)
+        if not answer.epochs or answer.epochs[-1].grant is None:
+            continue
+        newest = answer.epochs[-1]
+        claimed = open_head(newest.signed_head, username, claimed_amk(newest.signed_head))
+        member = claimed.member(virtual.member_id)
+        if member is None or member.endorsement is None:
+            continue
+        if not virtual.endorses(claimed.amk_public, member.endorsement):
+            raise VerificationError("the account key is not the one this recovery code endorsed")
+        verify_chain(
+            [e.signed_head for e in answer.epochs],
+            username,
+            claimed.amk_public,
+            known=None,
+            device_list_hash=None,
+        )
+        root = open_grant(newest.grant, virtual.storage, claimed, virtual.member_id, None)
+        secrets = open_account_secrets(root, claimed, newest.account_box)
+        return Recovered(secrets, answer.epochs, root, virtual)
+    raise WrongRecoveryCode("this recovery code does not belong to this account")
+
+
+__all__ = [
+    "InvalidRecoveryCode",
+    "NoBackup",
+    "Recovered",
+    "VaultLocked",
+    "WrongPin",
+    "WrongRecoveryCode",
+    "back_up_pin",
+    "code_from_vault",
+    "recover",
+]
