@@ -105,6 +105,14 @@ class Accounts:
         await eventually(lambda: client.is_member, message="new device sees itself listed")
         return client
 
+    async def pending(self, username: str, device: str = "New laptop") -> AriadneClient:
+        """A new device logged in with the password: pending until approved or restored."""
+        client = await AriadneClient.add_device(
+            self._dir(username), self.relay.url, username, PASSWORD, device, backoff=FAST
+        )
+        self.clients.append(client)
+        return client
+
     async def stop(self, client: AriadneClient) -> None:
         """Take a device offline: its process ends, its profile stays."""
         await client.close()
@@ -134,6 +142,11 @@ async def accounts(relay: RunningRelay, tmp_path: Path) -> AsyncIterator[Account
 
 def conversation(client: AriadneClient, thread: str) -> list[tuple[bytes, str, str]]:
     return [(m.message_id, m.sender_user, m.body) for m in client.messages(thread)]
+
+
+def history(client: AriadneClient, thread: str) -> list[tuple[bytes, str, str]]:
+    """The conversation as the user reads it (without local system lines)."""
+    return [(m.message_id, m.sender_user, m.body) for m in client.messages(thread) if not m.system]
 
 
 def settled(client: AriadneClient, thread: str, count: int) -> bool:

@@ -128,13 +128,20 @@ class AriadneClient:
         self.directory = Directory(store, self.link, self._emit, self._device_list_changed)
         self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
         self.epochs = EpochBook(
-            store, self.link, self.username, self.device_id, self._storage_key, self._on_secrets
+            store,
+            self.link,
+            self.username,
+            self.device_id,
+            self._storage_key,
+            self._account_public,
+            self._on_secrets,
         )
         self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self._emit)
         self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         self._outbox_wake = asyncio.Event()
         self._mailbox_wake = asyncio.Event()
         self._epoch_lock = asyncio.Lock()
+        self._became_full = False  # set when an approved device opens its first grant
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[object]] = set()
         self._closed = False
@@ -415,6 +422,15 @@ class AriadneClient:
 
     # ------------------------------------------------------------------ epochs and history
 
+    def _account_public(self) -> bytes | None:
+        """The account key this device trusts: its own if it holds it, else the one its verified
+        own device list is signed with."""
+        pinned = self._store.get("amk_public")
+        if isinstance(pinned, bytes):
+            return pinned
+        own = self.directory.known(self.username)
+        return own.amk_public if own else None
+
     def _account_secrets(self) -> AccountSecrets:
         thread_key = self._store.get("thread_key")
         assert self._amk is not None and isinstance(thread_key, bytes)
@@ -427,6 +443,7 @@ class AriadneClient:
             self._amk = SigningKey(secrets.amk_seed)
             self._store.put("amk_seed", secrets.amk_seed)
             self._store.put("amk_public", self._amk.public)
+            self._became_full = True
         if self._store.get("thread_key") is None:
             self._store.put("thread_key", secrets.thread_key)
 
@@ -442,6 +459,10 @@ class AriadneClient:
         a race with a change in progress: refetch the list and try once more before refusing."""
         async with self._epoch_lock:
             await self._refresh_epochs_locked()
+        if self._became_full:
+            # Approved by another device: this device now holds the root, so the history.
+            self._became_full = False
+            self._in_background(self.load_conversations())
 
     async def _refresh_epochs_locked(self) -> None:
         for attempt in range(2):
@@ -473,6 +494,8 @@ class AriadneClient:
                         await self._refresh_epochs()
                     if self.epochs.latest_seq() > before:
                         self._mailbox_wake.set()
+                    else:  # the relay calls our newest epoch stale yet shows none newer
+                        self._emit(EpochChainRefused("the relay no longer serves the newest epoch"))
                 else:
                     log.warning("saving to the mailbox failed: %s", exc.code)
 

@@ -46,6 +46,7 @@ class EpochBook:
         username: str,
         device_id: str,
         storage: StorageKey,
+        account_key: Callable[[], bytes | None],
         on_secrets: Callable[[AccountSecrets], None],
     ) -> None:
         self._store = store
@@ -53,6 +54,7 @@ class EpochBook:
         self.username = username
         self.device_id = device_id
         self._storage = storage
+        self._account_key = account_key
         self._on_secrets = on_secrets
         self._heads: dict[int, EpochHead] = {}
         self._mailbox_keys: dict[int, bytes] = {}
@@ -68,8 +70,8 @@ class EpochBook:
             row = self._store.epoch(seq)
             if row is None:
                 raise LookupError(f"epoch {seq} is not known here")
-            amk_public = self._store.get("amk_public")
-            assert isinstance(amk_public, bytes)
+            amk_public = self._account_key()
+            assert amk_public is not None
             head = self._heads[seq] = open_head(row.signed_head, self.username, amk_public)
         return head
 
@@ -115,8 +117,8 @@ class EpochBook:
     def accept(
         self, epochs: list[wire.EpochData], own_list_signed: bytes | None, known_seq: int
     ) -> bool:
-        amk_public = self._store.get("amk_public")
-        if not isinstance(amk_public, bytes):
+        amk_public = self._account_key()
+        if amk_public is None:
             raise VerificationError("this device does not know its account key yet")
         known = None
         if known_seq:

@@ -115,6 +115,10 @@ class Mailbox:
         self._store.commit()
         return cursors
 
+    def cursor(self, thread: str) -> MailboxCursor | None:
+        """How far back ``thread`` has been loaded from the mailbox (None: never looked)."""
+        return self._store.mailbox_cursor(thread)
+
     def has_older(self, thread: str) -> bool:
         cursor = self._store.mailbox_cursor(thread)
         return cursor is not None and not cursor.done

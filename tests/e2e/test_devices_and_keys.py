@@ -32,9 +32,9 @@ async def test_pending_device_receives_nothing_until_approved(accounts, relay, t
     await eventually(
         lambda: (
             [m.body for m in pending.messages("alice") if m.sender_user == "alice"]
-            == ["after approval"]
+            == ["before approval", "after approval"]
         ),
-        message="the approved device receives",
+        message="the approved device receives, and restores what came before from the mailbox",
     )
 
 
