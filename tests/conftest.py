@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from client.core.client import AriadneClient
+from client.core.events import MessageStatus, StoredMessage
 from client.core.link import Backoff
 from relay.server import Limits, Relay, start_relay
+from shared.envelope import new_message_id
 
 FAST = Backoff(first=0.05, factor=1.5, longest=0.3)
 PASSWORD = "correct horse battery"
@@ -147,6 +149,30 @@ def conversation(client: AriadneClient, thread: str) -> list[tuple[bytes, str, s
 def history(client: AriadneClient, thread: str) -> list[tuple[bytes, str, str]]:
     """The conversation as the user reads it (without local system lines)."""
     return [(m.message_id, m.sender_user, m.body) for m in client.messages(thread) if not m.system]
+
+
+def seed_history(
+    client: AriadneClient, peer: str, peer_device: str, count: int, after: int
+) -> None:
+    """Store ``count`` old messages from ``peer`` (relay times after ``after``) on ``client`` and
+    mark them to be saved: the client's real mailbox path seals and uploads them. A fast way to
+    a long history that skips only the ratchet delivery, which other tests cover."""
+    messages = [
+        StoredMessage(
+            new_message_id(),
+            peer,
+            peer,
+            peer_device,
+            after // 1000 + i,
+            after + 1 + i,
+            f"old {i}",
+            MessageStatus.READ,
+        )
+        for i in range(count)
+    ]
+    client._store.insert_messages(messages)
+    client._store.save_later(m.message_id for m in messages)
+    client._store.commit()
 
 
 def settled(client: AriadneClient, thread: str, count: int) -> bool:

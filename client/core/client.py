@@ -300,7 +300,8 @@ class AriadneClient:
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[Event], None]) -> None:
-        self._listeners.remove(listener)
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):
@@ -577,6 +578,14 @@ class AriadneClient:
 
     def has_older(self, thread: str) -> bool:
         return self.mailbox.has_older(thread)
+
+    def has_history_to_load(self) -> bool:
+        return any(not c.done for c in self._store.mailbox_cursors())
+
+    def history_progress(self) -> tuple[int, int]:
+        """(messages loaded from the mailbox, messages it holds) over all conversations."""
+        cursors = self._store.mailbox_cursors()
+        return sum(c.loaded for c in cursors), sum(c.total for c in cursors)
 
     async def backfill(self) -> int:
         """Load all remaining history, page by page (``HistoryLoaded`` events report progress)."""

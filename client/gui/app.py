@@ -85,6 +85,18 @@ async def demo(data_dir: Path, lifetime: float | None = None) -> int:
     return 0
 
 
+async def _first_steps(client: AriadneClient) -> None:
+    """Right after registering: a new account is offered its recovery code; a new device of an
+    existing account is offered to restore its history (or waits for approval)."""
+    from client.gui.recovery_dialog import RecoveryCodeDialog, RestoreDialog
+
+    dialog = RecoveryCodeDialog(client) if client.holds_account_key else RestoreDialog(client)
+    finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    dialog.finished.connect(lambda code: finished.done() or finished.set_result(code))
+    dialog.show()
+    await finished
+
+
 async def single(profile: Path, relay_url: str | None, lifetime: float | None = None) -> int:
     from client.gui.account_dialog import AccountDialog
 
@@ -96,8 +108,11 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
         client = await dialog.result_client()
         if client is None:
             return 1
+        await _first_steps(client)
     window = ChatWindow(client)
     window.show()
+    if client.has_history_to_load():
+        window.start_backfill()
     await _until_closed([window], lifetime)
     await client.close()
     return 0

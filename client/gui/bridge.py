@@ -11,6 +11,7 @@ from client.core.events import (
     DeliveryUpdated,
     DeviceListChanged,
     Event,
+    HistoryLoaded,
     MessageQueued,
     MessageReceived,
 )
@@ -24,6 +25,7 @@ class CoreBridge(QObject):
     connection_changed = Signal(object)  # ConnectionStateChanged
     devices_changed = Signal(object)  # DeviceListChanged
     decryption_failed = Signal(object)  # DecryptionFailed
+    history_loaded = Signal(object)  # HistoryLoaded
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -45,3 +47,5 @@ class CoreBridge(QObject):
                 self.devices_changed.emit(event)
             case DecryptionFailed():
                 self.decryption_failed.emit(event)
+            case HistoryLoaded():
+                self.history_loaded.emit(event)

@@ -27,6 +27,7 @@ from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
     DeliveryUpdated,
+    HistoryLoaded,
     StoredMessage,
 )
 from client.gui.bridge import CoreBridge
@@ -91,6 +92,10 @@ class ChatWindow(QMainWindow):
         my_devices = QPushButton("My devices")
         my_devices.clicked.connect(self.show_own_devices)
         left_layout.addWidget(my_devices)
+        self.recovery_button = QPushButton("New recovery code…")
+        self.recovery_button.clicked.connect(self.show_recovery)
+        self.recovery_button.setEnabled(client.holds_account_key)
+        left_layout.addWidget(self.recovery_button)
 
         self.header = QLabel("No conversation open")
         self.header.setObjectName("header")
@@ -140,6 +145,11 @@ class ChatWindow(QMainWindow):
         self.bridge.connection_changed.connect(self._on_connection)
         self.bridge.message_added.connect(self._on_message)
         self.bridge.delivery_updated.connect(self._on_delivery)
+        self.bridge.history_loaded.connect(self._on_history)
+        self.progress = QLabel("")
+        self.statusBar().addWidget(self.progress)
+        self._loading_older: asyncio.Future[int] | None = None
+        self._backfill: asyncio.Future[int] | None = None
         for thread in client.threads():
             self._ensure_thread(thread)
         if self.threads.count():
@@ -201,6 +211,37 @@ class ChatWindow(QMainWindow):
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
+
+    def show_recovery(self) -> QWidget:
+        from client.gui.recovery_dialog import RecoveryCodeDialog
+
+        return self._show_panel(RecoveryCodeDialog(self.client))
+
+    # ---------------------------------------------------------------- history from the mailbox
+
+    def start_backfill(self) -> None:
+        """Load the rest of the history in the background (after a restore), with progress."""
+        if self._backfill is None or self._backfill.done():
+            self._backfill = asyncio.ensure_future(self.client.backfill())
+            self._pending.add(self._backfill)
+            self._backfill.add_done_callback(self._report_failure)
+
+    def _on_history(self, event: HistoryLoaded) -> None:
+        loaded, total = self.client.history_progress()
+        if loaded < total:
+            self.progress.setText(f"Restoring history… {loaded:,} of {total:,} messages")
+        else:
+            self.progress.setText(f"History restored: {total:,} messages")
+        self._ensure_thread(event.thread)
+        if self.threads.currentRow() < 0:
+            self.threads.setCurrentRow(self._row_of_thread(event.thread))
+        elif self.model is not None and event.thread == self.model.thread and event.added:
+            if self.model.rowCount() == 0:
+                self.open_thread(event.thread)
+            else:
+                self.model.older_available()
+                if self.view.verticalScrollBar().value() == 0:
+                    self._maybe_load_older(0)
 
     def _start_chat(self) -> None:
         username = self.new_chat.text().strip().lower()
@@ -275,6 +316,9 @@ class ChatWindow(QMainWindow):
         if model is None:
             return
         bar = self.view.verticalScrollBar()
+        if value == 0 and not model.can_fetch_older() and self.client.has_older(model.thread):
+            self._load_from_mailbox(model.thread)
+            return
         if value == 0 and model.can_fetch_older():
             corner, fetch, hint = (
                 self.view.viewport().rect().topLeft(),
@@ -291,10 +335,23 @@ class ChatWindow(QMainWindow):
             return
         anchor = self.view.indexAt(corner)
         anchor_id = model.message_at(anchor.row()).message_id if anchor.isValid() else None
-        if fetch() and anchor_id is not None:
+        fetched = fetch()
+        if not fetched and value == 0 and self.client.has_older(model.thread):
+            self._load_from_mailbox(model.thread)
+        if fetched and anchor_id is not None:
             row = model.row_of(anchor_id)
             if row is not None:
                 self.view.scrollTo(model.index(row), hint)
+
+    def _load_from_mailbox(self, thread: str) -> None:
+        """Past what this device holds: fetch the next page from the mailbox (once at a time);
+        its HistoryLoaded event brings it into the view."""
+        if self._loading_older is not None and not self._loading_older.done():
+            return
+        self.progress.setText("Loading older messages…")
+        self._loading_older = asyncio.ensure_future(self.client.load_older(thread))
+        self._pending.add(self._loading_older)
+        self._loading_older.add_done_callback(self._report_failure)
 
     def _at_bottom(self) -> bool:
         bar = self.view.verticalScrollBar()

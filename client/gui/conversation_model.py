@@ -63,6 +63,10 @@ class ConversationModel(QAbstractListModel):
     def can_fetch_older(self) -> bool:
         return not self._exhausted and bool(self._messages)
 
+    def older_available(self) -> None:
+        """Older messages were stored meanwhile (loaded from the mailbox): look again."""
+        self._exhausted = False
+
     def fetch_older(self) -> int:
         """Prepend the page before the window; returns how many rows came in."""
         oldest = self._messages[0]

@@ -7,13 +7,12 @@ import logging
 
 import pytest
 
-from client.core.events import EpochChainRefused, MessageStatus, StoredMessage
+from client.core.events import EpochChainRefused
 from client.core.recovery import WrongRecoveryCode
-from shared.envelope import new_message_id
 from shared.errors import VerificationError
 from shared.pin import VaultLocked, WrongPin
 from shared.recovery_code import InvalidRecoveryCode
-from tests.conftest import eventually, history
+from tests.conftest import eventually, history, seed_history
 
 PIN = "2468"
 
@@ -139,23 +138,7 @@ async def test_opening_a_long_conversation_fetches_one_page_not_all(accounts):
     code = await alice.setup_recovery()
     await _chat(alice, bob, "live", 1)
     # 10,000 stored messages, saved through the real mailbox path (sealed, uploaded in batches).
-    base = alice.messages("bob")[-1].server_ts
-    stored = [
-        StoredMessage(
-            new_message_id(),
-            "bob",
-            "bob",
-            bob.device_id,
-            base // 1000 + i,
-            base + 1 + i,
-            f"old {i}",
-            MessageStatus.READ,
-        )
-        for i in range(10_000)
-    ]
-    alice._store.insert_messages(stored)
-    alice._store.save_later(m.message_id for m in stored)
-    alice._store.commit()
+    seed_history(alice, "bob", bob.device_id, 10_000, alice.messages("bob")[-1].server_ts)
     await alice.wait_saved(timeout=120)
 
     device = await accounts.pending("alice")

@@ -89,7 +89,7 @@ class Harness:
     def stop_relay(self) -> None:
         self.server.close()
         self.run(self.server.wait_closed())
-        self.relay.store.close()
+        self.relay.close()
         self.server = self.relay = None
 
     def restart_relay(self) -> None:
@@ -109,7 +109,7 @@ class Harness:
         if self.server is not None:
             self.server.close()
             self.run(self.server.wait_closed())
-            self.relay.store.close()
+            self.relay.close()
 
 
 @pytest.fixture
