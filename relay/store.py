@@ -86,6 +86,17 @@ CREATE TABLE IF NOT EXISTS mailbox (
     sealed BLOB NOT NULL,
     PRIMARY KEY (username, thread_id, ts, message_id)
 ) WITHOUT ROWID;
+-- Items per thread, kept by a trigger so listing threads never scans a mailbox.
+CREATE TABLE IF NOT EXISTS mailbox_counts (
+    username TEXT NOT NULL,
+    thread_id BLOB NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (username, thread_id)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS mailbox_counted AFTER INSERT ON mailbox BEGIN
+    INSERT INTO mailbox_counts VALUES (new.username, new.thread_id, 1)
+        ON CONFLICT (username, thread_id) DO UPDATE SET count = count + 1;
+END;
 CREATE TABLE IF NOT EXISTS fan_outs (
     device_id TEXT NOT NULL,
     send_id BLOB NOT NULL,
@@ -382,7 +393,7 @@ class RelayStore:
 
     def mailbox_threads(self, username: str) -> list[tuple[bytes, int]]:
         return self._db.execute(
-            "SELECT thread_id, count(*) FROM mailbox WHERE username = ? GROUP BY thread_id",
+            "SELECT thread_id, count FROM mailbox_counts WHERE username = ?",
             (username,),
         ).fetchall()
 

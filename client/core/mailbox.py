@@ -46,11 +46,15 @@ class Mailbox:
         self._epochs = epochs
         self.username = username
         self._emit = emit
+        self._thread_ids: dict[str, bytes] = {}
 
     def thread_id(self, thread: str) -> bytes:
-        key = self._store.get("thread_key")
-        assert isinstance(key, bytes), "the account's thread key is not known yet"
-        return thread_id(key, thread)
+        tid = self._thread_ids.get(thread)
+        if tid is None:
+            key = self._store.get("thread_key")
+            assert isinstance(key, bytes), "the account's thread key is not known yet"
+            tid = self._thread_ids[thread] = thread_id(key, thread)
+        return tid
 
     # ------------------------------------------------------------------ saving
 
