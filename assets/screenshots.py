@@ -20,10 +20,13 @@ from PySide6.QtGui import QPainter, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from client.core.client import AriadneClient  # noqa: E402
+from client.core.events import MessageStatus, StoredMessage  # noqa: E402
 from client.core.link import Backoff  # noqa: E402
 from client.gui.chat_window import ChatWindow  # noqa: E402
+from client.gui.recovery_dialog import RecoveryCodeDialog, RestoreDialog  # noqa: E402
 from client.gui.style import apply_style  # noqa: E402
 from relay.server import start_relay  # noqa: E402
+from shared.envelope import new_message_id  # noqa: E402
 
 CONVERSATION = [
     ("alice", "Hi Bob! Are we still on for Saturday?"),
@@ -99,13 +102,72 @@ async def main() -> None:
     panel.resize(420, 560)
     await asyncio.sleep(0.1)
     panel.grab().save(str(HERE / "screenshot-safety-number.png"))
+
+    # The recovery code, shown once (with a PIN).
+    dialog = RecoveryCodeDialog(alice)
+    dialog.show()
+    dialog.pin.setText("2468")
+    dialog.pin_again.setText("2468")
+    dialog.make.click()
+    await settle(lambda: dialog.code != "", timeout=20)
+    await asyncio.sleep(0.1)
+    dialog.grab().save(str(HERE / "screenshot-recovery-code.png"))
+    dialog.close()
+
+    # A new laptop: a wrong PIN first, then the code; its window fills page by page.
+    older = alice.messages("bob")[0].server_ts - 10_000_000
+    seed = [
+        StoredMessage(
+            new_message_id(now_ms=older // 1000 + i),
+            "bob",
+            "bob" if i % 2 else "alice",
+            bob.device_id if i % 2 else alice.device_id,
+            older // 1000 + i,
+            older + i * 1000,
+            f"Earlier message {i}",
+            MessageStatus.READ,
+        )
+        for i in range(3000)
+    ]
+    alice._store.insert_messages(seed)
+    alice._store.save_later(m.message_id for m in seed)
+    alice._store.commit()
+    await alice.wait_saved(timeout=60)
+    laptop = await AriadneClient.add_device(
+        root / "l", url, "alice", "password1", "Alice's laptop", backoff=quick
+    )
+    restore = RestoreDialog(laptop)
+    restore.resize(560, 260)
+    restore.show()
+    restore.pin.setText("1111")
+    restore.with_pin.click()
+    await settle(lambda: "Wrong PIN" in restore.status.text(), timeout=20)
+    await asyncio.sleep(0.1)
+    restore_shot = restore.grab()
+    restore.code.setText(dialog.code)
+    restore.with_code.click()
+    await settle(lambda: laptop.is_member and restore.isHidden(), timeout=20)
+    laptop_window = ChatWindow(laptop)
+    laptop_window.resize(640, 520)
+    laptop_window.show()
+    await laptop.load_older("bob")
+    await settle(lambda: "Restoring history" in laptop_window.progress.text())
+    await asyncio.sleep(0.2)
+    canvas = QPixmap(restore_shot.width() + 12 + 640, 520)
+    canvas.fill()
+    painter = QPainter(canvas)
+    painter.drawPixmap(0, 0, restore_shot)
+    painter.drawPixmap(restore_shot.width() + 12, 0, laptop_window.grab())
+    painter.end()
+    canvas.save(str(HERE / "screenshot-restore.png"))
+    laptop_window.close()
     for window in windows:
         window.close()
-    for client in (alice, bob):
+    for client in (alice, bob, laptop):
         await client.close()
     server.close()
     await server.wait_closed()
-    relay.store.close()
+    relay.close()
 
 
 if __name__ == "__main__":
