@@ -23,6 +23,7 @@ from client.core.events import (
     Event,
     MessageReceived,
     MessageStatus,
+    PairingCodeShown,
 )
 from client.core.link import Backoff
 from shared.envelope import decode_sealed
@@ -107,6 +108,14 @@ async def run_headless(workdir: Path | None = None, out=print) -> int:  # type: 
                 _narrate(client, out)
             await _until(lambda: alice.is_member and bob.is_member)
             out(f"  laptop pending: {not laptop.is_member}")
+            shown: list[str] = []
+            laptop.add_listener(
+                lambda e: shown.append(e.code) if isinstance(e, PairingCodeShown) else None
+            )
+            await laptop.offer_pairing()
+            code = await alice.pairing_code(laptop.device_id)
+            await _until(lambda: bool(shown))
+            out(f"  pairing code on the desktop: {code}   on the laptop: {shown[-1]}")
             await alice.approve_device(laptop.device_id)
             await _until(lambda: laptop.is_member)
 

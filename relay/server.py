@@ -43,6 +43,7 @@ from shared.recovery_code import check_membership_proof
 log = logging.getLogger("ariadne.relay")
 
 PRE_KEYS_LOW = 20
+PAIRING_OFFER_SECONDS = 600  # a pairing offer not answered within this expires
 SEEN_PER_CONVERSATION = 500
 SEEN_CONVERSATIONS = 10_000
 SEEN_EXCERPT = 48
@@ -385,8 +386,14 @@ class DeviceConnection:
             case wire.PublishDeviceList():
                 await self._publish_device_list(frame)
                 return wire.Ok(rid=frame.rid)
-            case wire.ListPendingDevices():
-                return self._pending_devices(frame)
+            case wire.ListDevices():
+                return self._list_devices(frame)
+            case wire.OfferPairing():
+                return await self._offer_pairing(frame)
+            case wire.PairingSend():
+                return self._pairing_send(frame)
+            case wire.RejectDevice():
+                return await self._reject_device(frame)
             case wire.Inspect():
                 return self._inspect(frame)
             case wire.PublishEpoch():
@@ -680,12 +687,13 @@ class DeviceConnection:
             envelopes=[msgspec.structs.replace(e, queued=e.seq in still_queued) for e in seen],
         )
 
-    def _pending_devices(self, frame: wire.ListPendingDevices) -> wire.Frame:
+    def _list_devices(self, frame: wire.ListDevices) -> wire.Frame:
         members = self.relay.members(self.username)
-        return wire.PendingDevices(
+        fresh_after = int(time.time()) - PAIRING_OFFER_SECONDS
+        return wire.Devices(
             rid=frame.rid,
             devices=[
-                wire.PendingDevice(
+                wire.RegisteredDevice(
                     registration=wire.DeviceRegistration(
                         device_id=d.device_id,
                         name=d.name,
@@ -694,11 +702,55 @@ class DeviceConnection:
                     ),
                     identity_key=d.identity_key,
                     registered_at=d.registered_at,
+                    last_seen=d.last_seen,
+                    member=d.device_id in members,
+                    pairing_commitment=(
+                        d.pairing_commitment
+                        if d.device_id not in members and (d.pairing_at or 0) >= fresh_after
+                        else None
+                    ),
                 )
                 for d in self.store.devices_of(self.username)
-                if d.device_id not in members
             ],
         )
+
+    async def _offer_pairing(self, frame: wire.OfferPairing) -> wire.Frame:
+        if self.device_id in self.relay.members(self.username):
+            raise _Reject("already_member", "this device is already on the device list")
+        self.store.offer_pairing(self.device_id, frame.commitment, int(time.time()))
+        await self.store.durable()
+        self.relay.notify_user(
+            self.username, wire.Notice(kind="pairing_offer", username=self.username)
+        )
+        return wire.Ok(rid=frame.rid)
+
+    def _pairing_send(self, frame: wire.PairingSend) -> wire.Frame:
+        """Forward an opaque pairing message between two devices of the same account."""
+        target = self.store.device(frame.to_device)
+        if target is None or target.username != self.username:
+            raise _Reject("unknown_device", "no such device on this account")
+        connection = self.relay.connections.get(frame.to_device)
+        if connection is None:
+            raise _Reject("not_connected", "that device is not online")
+        connection.push_frame(wire.PairingPush(from_device=self.device_id, payload=frame.payload))
+        return wire.Ok(rid=frame.rid)
+
+    async def _reject_device(self, frame: wire.RejectDevice) -> wire.Frame:
+        self._require_member()
+        target = self.store.device(frame.device_id)
+        if target is None or target.username != self.username:
+            raise _Reject("unknown_device", "no such device on this account")
+        if frame.device_id in self.relay.members(self.username):
+            raise _Reject("is_member", "remove a listed device with a new device list")
+        self.store.forget_device(frame.device_id)
+        await self.store.durable()
+        connection = self.relay.connections.get(frame.device_id)
+        if connection is not None:
+            task = asyncio.create_task(connection._close(4002, "device rejected"))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        log.info("pending device %s rejected", frame.device_id)
+        return wire.Ok(rid=frame.rid)
 
     # ------------------------------------------------------------------ delivery
 

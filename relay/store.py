@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS devices (
     last_seen INTEGER NOT NULL,
     identity_key BLOB,
     signed_pre_key BLOB,
-    signed_pre_key_sig BLOB
+    signed_pre_key_sig BLOB,
+    pairing_commitment BLOB,
+    pairing_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS devices_by_user ON devices(username);
 CREATE TABLE IF NOT EXISTS one_time_pre_keys (
@@ -125,6 +127,9 @@ class DeviceRow(NamedTuple):
     storage_key: bytes
     registered_at: int
     identity_key: bytes | None
+    last_seen: int = 0
+    pairing_commitment: bytes | None = None
+    pairing_at: int | None = None
 
 
 class EpochRow(NamedTuple):
@@ -134,7 +139,10 @@ class EpochRow(NamedTuple):
     account_box: bytes
 
 
-_DEVICE_COLUMNS = "device_id, username, name, sign_public, storage_key, registered_at, identity_key"
+_DEVICE_COLUMNS = (
+    "device_id, username, name, sign_public, storage_key, registered_at, identity_key,"
+    " last_seen, pairing_commitment, pairing_at"
+)
 
 
 class BundleRow(NamedTuple):
@@ -251,6 +259,12 @@ class RelayStore:
             (username,),
         ).fetchall()
         return [DeviceRow(*row) for row in rows]
+
+    def offer_pairing(self, device_id: str, commitment: bytes, now: int) -> None:
+        self._db.execute(
+            "UPDATE devices SET pairing_commitment = ?, pairing_at = ? WHERE device_id = ?",
+            (commitment, now, device_id),
+        )
 
     def touch(self, device_id: str, now: int) -> None:
         self._db.execute("UPDATE devices SET last_seen = ? WHERE device_id = ?", (now, device_id))

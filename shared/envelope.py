@@ -59,7 +59,14 @@ class Receipt(_Payload, tag="receipt"):
     message_ids: Annotated[list[MessageId], msgspec.Meta(min_length=1, max_length=1000)]
 
 
-Payload = Text | Receipt
+class DeviceListUpdate(_Payload, tag="device_list"):
+    """The sender's new signed device list, sent to its contacts right after a change, so that
+    a relay cannot keep them encrypting to a removed device by serving them an older list."""
+
+    signed_list: Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
+
+
+Payload = Text | Receipt | DeviceListUpdate
 
 _encoder = msgspec.msgpack.Encoder()
 _sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)

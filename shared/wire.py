@@ -115,10 +115,16 @@ class MailboxThread(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     newest: MailboxItem
 
 
-class PendingDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class RegisteredDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A device the relay knows for the account: a member (on the signed list) or pending, with
+    its pairing offer's commitment while the offer is fresh."""
+
     registration: DeviceRegistration
     identity_key: Key32 | None
     registered_at: int
+    last_seen: int
+    member: bool
+    pairing_commitment: Key32 | None = None
 
 
 # ---------------------------------------------------------------- device -> relay
@@ -231,8 +237,30 @@ class FetchBundles(Frame, tag="fetch_bundles"):
     device_ids: Annotated[list[DeviceId], msgspec.Meta(min_length=1, max_length=64)]
 
 
-class ListPendingDevices(Frame, tag="list_pending"):
+class ListDevices(Frame, tag="list_devices"):
     rid: Rid
+
+
+class OfferPairing(Frame, tag="offer_pairing"):
+    """A pending device asks to be approved, committing to its pairing nonce (shared.pairing)."""
+
+    rid: Rid
+    commitment: Key32
+
+
+class PairingSend(Frame, tag="pairing_send"):
+    """A pairing message for another device of the same account (both may be pending)."""
+
+    rid: Rid
+    to_device: DeviceId
+    payload: Annotated[bytes, msgspec.Meta(max_length=1024)]
+
+
+class RejectDevice(Frame, tag="reject_device"):
+    """A member device discards a pending device's registration."""
+
+    rid: Rid
+    device_id: DeviceId
 
 
 class Send(Frame, tag="send"):
@@ -304,9 +332,14 @@ class Bundles(Frame, tag="bundles"):
     bundles: list[PreKeyBundle]
 
 
-class PendingDevices(Frame, tag="pending_devices"):
+class Devices(Frame, tag="devices"):
     rid: Rid
-    devices: list[PendingDevice]
+    devices: list[RegisteredDevice]
+
+
+class PairingPush(Frame, tag="pairing_push"):
+    from_device: DeviceId
+    payload: bytes
 
 
 class Delivered(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -373,7 +406,7 @@ class Notice(Frame, tag="notice"):
     """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``,
     ``epoch_changed`` (this user's account opened a new epoch)."""
 
-    kind: Literal["device_list_changed", "prekeys_low", "epoch_changed"]
+    kind: Literal["device_list_changed", "prekeys_low", "epoch_changed", "pairing_offer"]
     username: Username | None = None
     count: int = 0
 
@@ -386,7 +419,10 @@ ClientFrame = (
     | PublishDeviceList
     | FetchDeviceList
     | FetchBundles
-    | ListPendingDevices
+    | ListDevices
+    | OfferPairing
+    | PairingSend
+    | RejectDevice
     | Send
     | Ack
     | Inspect
@@ -407,7 +443,8 @@ RelayFrame = (
     | Mismatch
     | DeviceListReply
     | Bundles
-    | PendingDevices
+    | Devices
+    | PairingPush
     | Deliver
     | Notice
     | Inspection

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from client.core.client import AriadneClient
-from client.core.events import MessageStatus, StoredMessage
+from client.core.events import MessageStatus, PairingCodeShown, StoredMessage
 from client.core.link import Backoff
 from relay.server import Limits, Relay, start_relay
 from shared.envelope import new_message_id
@@ -72,6 +72,19 @@ async def relay(tmp_path: Path) -> AsyncIterator[RunningRelay]:
         await running.stop()
 
 
+async def approve(first: AriadneClient, new: AriadneClient) -> str:
+    """The approval flow as a user runs it: the new device offers, the approver starts, both
+    show a code, the user sees they match and approves. Returns the code."""
+    shown: list[str] = []
+    new.add_listener(lambda e: shown.append(e.code) if isinstance(e, PairingCodeShown) else None)
+    await new.offer_pairing()
+    code = await first.pairing_code(new.device_id)
+    await eventually(lambda: shown, message="the new device shows its code")
+    assert shown[-1] == code, "the two screens show different codes"
+    await first.approve_device(new.device_id)
+    return code
+
+
 @dataclass
 class Accounts:
     """Makes real client profiles against the test relay and closes them at the end."""
@@ -103,7 +116,7 @@ class Accounts:
             backoff=FAST,
         )
         self.clients.append(client)
-        await first.approve_device(client.device_id)
+        await approve(first, client)
         await eventually(lambda: client.is_member, message="new device sees itself listed")
         return client
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,18 +33,21 @@ from client.core.events import (
     ConnectionStateChanged,
     DecryptionFailed,
     DeliveryUpdated,
+    DeviceRemoved,
     EpochChainRefused,
     Event,
     MessageQueued,
     MessageReceived,
     MessageStatus,
+    PairingRequested,
     StoredMessage,
 )
 from client.core.link import Backoff, Offline, RelayError, RelayLink
 from client.core.mailbox import Mailbox
+from client.core.pairing import Pairing
 from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
-from shared import wire
+from shared import pairing, wire
 from shared.auth import sign_login
 from shared.boxes import StorageKey
 from shared.device_list import (
@@ -55,6 +59,7 @@ from shared.device_list import (
 )
 from shared.envelope import (
     MAX_TEXT,
+    DeviceListUpdate,
     Payload,
     Receipt,
     Text,
@@ -65,7 +70,13 @@ from shared.envelope import (
     new_message_id,
 )
 from shared.epoch import AccountSecrets, EpochMember
-from shared.errors import DecryptionError, DuplicateMessage, VerificationError, WireError
+from shared.errors import (
+    DecryptionError,
+    DuplicateMessage,
+    ProtocolError,
+    VerificationError,
+    WireError,
+)
 from shared.identity import SigningKey, device_id_for
 from shared.pin import check_pin
 from shared.recovery_code import generate as generate_recovery_code
@@ -91,6 +102,10 @@ class RegistrationError(Exception):
 
 class SendError(Exception):
     """A message cannot be sent: no such user, or the relay's devices never match the signed one."""
+
+
+class SendBlocked(SendError):
+    """The contact's account key changed: sending waits for the user's acknowledgement."""
 
 
 class AriadneClient:
@@ -137,6 +152,7 @@ class AriadneClient:
             self._on_secrets,
         )
         self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self._emit)
+        self.pairing = Pairing(self.link, self._emit, self._pairing_keys, self._approver_seen)
         self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         self._outbox_wake = asyncio.Event()
         self._mailbox_wake = asyncio.Event()
@@ -312,6 +328,30 @@ class AriadneClient:
 
     def _on_connection_state(self, state: ConnectionState, detail: str) -> None:
         self._emit(ConnectionStateChanged(state, detail))
+        error = self.link.login_error
+        if (
+            state is ConnectionState.FAILED
+            and error is not None
+            and error.code == "unknown_device"
+            and self._store.get("was_member")
+        ):
+            self._mark_removed()
+
+    def _mark_removed(self) -> None:
+        if not self._store.get("removed"):
+            self._store.put("removed", 1)
+            self._store.commit()
+            self._emit(DeviceRemoved(self.username))
+
+    @property
+    def removed(self) -> bool:
+        """This device was removed from its account (it cannot read anything new)."""
+        return bool(self._store.get("removed"))
+
+    async def delete_local_data(self) -> None:
+        """Close and delete this profile: messages, keys, everything this device held."""
+        await self.close()
+        shutil.rmtree(self.profile_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ login and keys
 
@@ -603,8 +643,17 @@ class AriadneClient:
     def _device_list_changed(self, old: DeviceList | None, new: DeviceList) -> None:
         """Everyone sees when a user's devices change: a system line in the conversations
         concerned (with that user, or all of one's own when it is one's own list)."""
+        if new.username == self.username:
+            if new.entry(self.device_id) is not None:
+                self._store.put("was_member", 1)
+            elif old is not None and old.entry(self.device_id) is not None:
+                self._mark_removed()
         if old is None:
             return  # first contact: nothing changed from the user's point of view
+        if old.amk_public != new.amk_public:
+            line = f"{new.username}'s safety number changed"
+            self._system_line([new.username], line)
+            return
         who = "You" if new.username == self.username else new.username
         lines = [
             f"{who} added a device '{d.name}'"
@@ -621,14 +670,17 @@ class AriadneClient:
             if new.username == self.username
             else ([new.username] if new.username in self._store.threads() else [])
         )
+        for line in lines:
+            self._system_line(threads, line)
+
+    def _system_line(self, threads: list[str], line: str) -> None:
         now = time.time_ns() // 1000
         for thread in threads:
-            for line in lines:
-                message = StoredMessage(
-                    new_message_id(), thread, "", "", now // 1000, now, line, MessageStatus.SYSTEM
-                )
-                self._store.insert_message(message)
-                self._emit(MessageReceived(message))
+            message = StoredMessage(
+                new_message_id(), thread, "", "", now // 1000, now, line, MessageStatus.SYSTEM
+            )
+            self._store.insert_message(message)
+            self._emit(MessageReceived(message))
 
     @property
     def is_member(self) -> bool:
@@ -643,21 +695,79 @@ class AriadneClient:
     def own_devices(self) -> DeviceList | None:
         return self.directory.known(self.username)
 
-    async def pending_devices(self) -> list[wire.PendingDevice]:
-        answer = await self.link.request(lambda rid: wire.ListPendingDevices(rid=rid))
-        assert isinstance(answer, wire.PendingDevices)
+    async def devices(self) -> list[wire.RegisteredDevice]:
+        """Every device the relay knows for this account: members (with when they were last
+        seen) and pending ones (with a fresh pairing request, if any)."""
+        answer = await self.link.request(lambda rid: wire.ListDevices(rid=rid))
+        assert isinstance(answer, wire.Devices)
         return answer.devices
 
+    async def pending_devices(self) -> list[wire.RegisteredDevice]:
+        return [d for d in await self.devices() if not d.member]
+
+    # ------------------------------------------------------------------ approving devices
+
+    def _pairing_keys(self) -> pairing.NewDeviceKeys:
+        return pairing.NewDeviceKeys(
+            device_id=self.device_id,
+            sign_public=self._sign_key.public,
+            storage_key=self._storage_key.public,
+            identity_key=self._x3dh.bundle.identity_key,
+        )
+
+    def _approver_seen(self, approver: pairing.ApproverKeys) -> None:
+        """A new device learns its account key from the pairing exchange (the code the user
+        compares covers it), not from what the relay showed at login."""
+        if self.is_member:
+            return
+        known = self.directory.known(self.username)
+        if known is not None and known.amk_public != approver.amk_public:
+            log.warning("the relay showed this device another account key at login")
+            self.directory.forget(self.username)
+        self._store.put("amk_public", approver.amk_public)
+        self._store.commit()
+
+    async def offer_pairing(self) -> None:
+        """(New device) ask the account's other devices to approve this one. The code to
+        compare arrives as a ``PairingCodeShown`` event when one of them starts."""
+        if self.is_member:
+            raise PermissionError("this device is already a member of its account")
+        await self.pairing.offer()
+
+    async def _announce_pairing_offers(self) -> None:
+        if self._amk is None or not self.is_member:
+            return
+        for device in await self.pending_devices():
+            if device.pairing_commitment is not None:
+                registration = device.registration
+                self._emit(PairingRequested(registration.device_id, registration.name))
+
+    async def pairing_code(self, device_id: str, timeout: float = 30.0) -> str:
+        """(Approver) run the pairing exchange with a pending device; returns the six-digit code
+        the user compares with the one on the new device before approving."""
+        if self._amk is None or not self.is_member:
+            raise PermissionError("only a device holding the account key can approve devices")
+        pending = {d.registration.device_id: d for d in await self.pending_devices()}
+        if device_id not in pending:
+            raise LookupError("no such pending device")
+        approver = pairing.ApproverKeys(
+            device_id=self.device_id, sign_public=self._sign_key.public, amk_public=self._amk.public
+        )
+        return await self.pairing.start(pending[device_id], approver, timeout)
+
     async def approve_device(self, device_id: str) -> DeviceList:
-        """Add a pending device to the account's signed device list."""
+        """Add a pending device whose pairing code the user compared: publish the signed list
+        with it and the epoch opened for it (its grant carries the root and, in the account box,
+        the AMK), and tell the contacts."""
         if self._amk is None:
             raise PermissionError("only a device holding the account key can approve devices")
-        pending = {p.registration.device_id: p for p in await self.pending_devices()}
-        request = pending.get(device_id)
-        if request is None:
+        keys = self.pairing.compared(device_id)
+        if keys is None:
+            raise PermissionError("compare the pairing code with the new device first")
+        pending = await self.pending_devices()
+        names = {d.registration.device_id: d.registration.name for d in pending}
+        if device_id not in names:
             raise LookupError("no such pending device")
-        if request.identity_key is None:
-            raise LookupError("the new device has not published its keys yet")
         current = await self.directory.refresh(self.username)
         signed = next_device_list(
             self._amk,
@@ -665,14 +775,77 @@ class AriadneClient:
             self.directory.signed(self.username) or b"",
             add=DeviceEntry(
                 device_id=device_id,
-                name=request.registration.name,
-                sign_public=request.registration.sign_public,
-                identity_key=request.identity_key,
-                storage_key=request.registration.storage_key,
+                name=names[device_id],
+                sign_public=keys.sign_public,
+                identity_key=keys.identity_key,
+                storage_key=keys.storage_key,
                 added_at=int(time.time()),
             ),
         )
-        return await self._publish_device_list(signed)
+        self.pairing.forget(device_id)
+        accepted = await self._publish_device_list(signed)
+        self._tell_contacts(signed)
+        return accepted
+
+    async def reject_device(self, device_id: str) -> None:
+        """Discard a pending device's request: it is told, and the relay forgets it."""
+        self.pairing.forget(device_id)
+        with contextlib.suppress(RelayError):
+            await self.pairing.tell_rejected(device_id)
+        await self.link.request(lambda rid: wire.RejectDevice(rid=rid, device_id=device_id))
+
+    async def remove_device(self, device_id: str) -> DeviceList:
+        """Revocation: a new signed list without the device and a new epoch whose entropy goes
+        only to the remaining devices (and the recovery code's virtual device). The relay drops
+        the device's credentials, queue and pre-keys; contacts get the new list end to end."""
+        if self._amk is None:
+            raise PermissionError("only a device holding the account key can remove devices")
+        if device_id == self.device_id:
+            raise ValueError("remove this device from another one")
+        current = await self.directory.refresh(self.username)
+        if current.entry(device_id) is None:
+            raise LookupError("that device is not on the account's device list")
+        signed = next_device_list(
+            self._amk, current, self.directory.signed(self.username) or b"", remove=device_id
+        )
+        accepted = await self._publish_device_list(signed)
+        self.sessions.forget(device_id)
+        self._tell_contacts(signed)
+        return accepted
+
+    def _tell_contacts(self, signed: bytes) -> None:
+        """Send the new list to every contact, end to end (a relay cannot hold it back from
+        them without holding back everything from this user)."""
+        contacts = [t for t in self._store.threads() if t != self.username]
+        for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
+            self._store.enqueue(
+                contacts[start : start + wire.MAX_RECIPIENT_USERS],
+                encode_payload(DeviceListUpdate(signed_list=signed)),
+                None,
+            )
+        self._store.commit()
+        self._outbox_wake.set()
+
+    # ------------------------------------------------------------------ safety numbers
+
+    def is_verified(self, peer: str) -> bool:
+        return self._store.verified(peer)
+
+    def mark_verified(self, peer: str, verified: bool = True) -> None:
+        """The user compared the safety number with ``peer`` (digits or QR code)."""
+        if self.directory.known(peer) is None:
+            raise LookupError(f"no verified device list for {peer} yet")
+        self._store.set_verified(peer, verified)
+        self._store.commit()
+
+    def key_changed(self, peer: str) -> bool:
+        """``peer``'s account key changed and the user has not acknowledged it yet."""
+        return self.directory.key_changed(peer)
+
+    def acknowledge_key_change(self, peer: str) -> None:
+        """Accept ``peer``'s new account key: sending resumes; the verified mark is cleared."""
+        self.directory.accept_key_change(peer)
+        self._outbox_wake.set()
 
     def safety_number(self, peer: str) -> str | None:
         """The 60-digit number both users see for their pair of account keys (None until this
@@ -730,7 +903,10 @@ class AriadneClient:
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
-        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable."""
+        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
+        Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
+        if self.directory.key_changed(peer):
+            raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
         if peer == self.username:
             raise ValueError("notes to self are not supported")
         if not text.strip() or len(text) > MAX_TEXT:
@@ -788,6 +964,8 @@ class AriadneClient:
         for _attempt in range(SEND_ATTEMPTS):
             recipients = []
             for username in users:
+                if self.directory.key_changed(username):
+                    raise SendBlocked(f"{username}'s safety number changed")
                 try:
                     devices = await self.directory.get(username)
                 except UnknownUser:
@@ -875,8 +1053,12 @@ class AriadneClient:
                 self._in_background(self.directory.refresh(frame.username))
             elif frame.kind == "epoch_changed":
                 self._in_background(self._refresh_own())
+            elif frame.kind == "pairing_offer":
+                self._in_background(self._announce_pairing_offers())
             elif frame.kind == "prekeys_low":
                 self._in_background(self._publish_keys(top_up=True))
+        elif isinstance(frame, wire.PairingPush):
+            self.pairing.on_push(frame)
 
     def _in_background(self, coroutine) -> None:  # type: ignore[no-untyped-def]
         async def guarded() -> None:
@@ -972,6 +1154,12 @@ class AriadneClient:
             if not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
             return [MessageReceived(message)]
+        if isinstance(payload, DeviceListUpdate):
+            # Verified like any list (pinned key, version, chain); only the sender's own.
+            with contextlib.suppress(ProtocolError):
+                if open_device_list(payload.signed_list, deliver.sender_user, None):
+                    self.directory.accept(deliver.sender_user, payload.signed_list)
+            return []
         if isinstance(payload, Receipt) and from_self and payload.status == "read":
             # Read on another of this user's devices: the same messages are read here too.
             synced: list[Event] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from client.core.events import DeviceListChanged, DeviceListRefused, Event
+from client.core.events import ContactKeyChanged, DeviceListChanged, DeviceListRefused, Event
 from client.core.link import RelayLink
 from client.core.storage import ProfileStore
 from shared import wire
@@ -76,10 +76,27 @@ class Directory:
         raise UnknownUser(username)
 
     def accept(self, username: str, signed: bytes) -> DeviceList | None:
-        """Verify and store ``signed`` if it may replace the current list; None if refused."""
+        """Verify and store ``signed`` if it may replace the current list; None if refused.
+
+        A contact's list signed by a *new* account key is not refused outright: it is kept aside
+        (``ContactKeyChanged``), sending to the contact pauses, and the user decides
+        (:meth:`accept_key_change`). One's own account key never changes."""
         current = self.known(username)
         current_signed = self._cache[username][1] if current else None
         pinned = self._pinned_amk(username, current)
+        if current is not None and username != self._store.get("username"):
+            try:
+                claimed = open_device_list(signed, username, None)
+            except ProtocolError as exc:
+                self._emit(DeviceListRefused(username, str(exc)))
+                return None
+            if claimed.amk_public != current.amk_public:
+                if self._store.key_change(username) != signed:
+                    log.warning("the account key of %s changed; sending is paused", username)
+                    self._store.set_key_change(username, signed)
+                    self._store.commit()
+                    self._emit(ContactKeyChanged(username))
+                return None
         try:
             new = open_device_list(signed, username, pinned)
             if not check_successor(current, current_signed, new, signed):
@@ -103,6 +120,32 @@ class Directory:
             )
         )
         return new
+
+    def key_changed(self, username: str) -> bool:
+        return self._store.key_change(username) is not None
+
+    def accept_key_change(self, username: str) -> DeviceList:
+        """The user acknowledged a contact's new account key: pin it, clear "verified"."""
+        signed = self._store.key_change(username)
+        if signed is None:
+            raise LookupError(f"no key change pending for {username}")
+        current = self.known(username)
+        new = open_device_list(signed, username, None)
+        if self._on_change is not None:
+            self._on_change(current, new)
+        self._store.save_contact(username, new.amk_public, signed, new.version)
+        self._store.set_verified(username, False)
+        self._store.set_key_change(username, None)
+        self._store.commit()
+        self._cache[username] = (new, signed)
+        return new
+
+    def forget(self, username: str) -> None:
+        """Drop what this device trusted for ``username`` (a pending device that learnt its
+        account key from a pairing code drops the list the relay showed it at login)."""
+        self._cache.pop(username, None)
+        self._store.forget_contact(username)
+        self._store.commit()
 
     def _pinned_amk(self, username: str, current: DeviceList | None) -> bytes | None:
         if current is not None:

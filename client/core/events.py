@@ -125,6 +125,43 @@ class EpochChainRefused:
 
 
 @dataclass(frozen=True)
+class PairingRequested:
+    """A new device of this account asks to be approved (approver side)."""
+
+    device_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PairingCodeShown:
+    """An approver started pairing with this (new) device: compare ``code`` on both screens."""
+
+    approver_device: str
+    code: str
+
+
+@dataclass(frozen=True)
+class PairingRejected:
+    approver_device: str
+
+
+@dataclass(frozen=True)
+class DeviceRemoved:
+    """This device was removed from its account: it receives nothing more and cannot read what
+    is written from now on. Its local data stays until the user deletes it."""
+
+    username: str
+
+
+@dataclass(frozen=True)
+class ContactKeyChanged:
+    """A contact's account key changed: sending to them is paused until the user acknowledges
+    (and their safety number is no longer marked verified)."""
+
+    username: str
+
+
+@dataclass(frozen=True)
 class ConnectionStateChanged:
     state: ConnectionState
     detail: str = ""
@@ -139,5 +176,10 @@ Event = (
     | DeviceListRefused
     | HistoryLoaded
     | EpochChainRefused
+    | PairingRequested
+    | PairingCodeShown
+    | PairingRejected
+    | DeviceRemoved
+    | ContactKeyChanged
     | ConnectionStateChanged
 )

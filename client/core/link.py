@@ -1,7 +1,7 @@
 """The client's connection to the relay: connect, log in, reconnect with backoff.
 
 :class:`RelayLink` owns one websocket at a time. ``request`` sends a frame and waits for the frame
-that answers its ``rid``; pushed frames (``Deliver``, ``Notice``) go to the ``on_push`` callback
+that answers its ``rid``; pushed frames (``Deliver``, ``Notice``, ``PairingPush``) go to ``on_push``
 without blocking the reader, so answers keep flowing while pushes are processed.
 """
 
@@ -168,7 +168,7 @@ class RelayLink:
                 log.warning("ignoring a malformed frame from the relay: %s", exc)
                 continue
             rid = getattr(frame, "rid", None)
-            if isinstance(frame, wire.Deliver | wire.Notice):
+            if isinstance(frame, wire.Deliver | wire.Notice | wire.PairingPush):
                 self._on_push(frame)
             elif rid is not None and rid in self._waiting:
                 waiter = self._waiting.pop(rid)

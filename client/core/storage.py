@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS contacts (
     username TEXT PRIMARY KEY,
     amk_public BLOB NOT NULL,
     signed_list BLOB NOT NULL,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    verified INTEGER NOT NULL DEFAULT 0,  -- the user compared the safety number
+    changed_list BLOB  -- a list signed by a new account key, waiting for the user's acknowledgement
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -173,10 +175,36 @@ class ProfileStore:
         self, username: str, amk_public: bytes, signed_list: bytes, version: int
     ) -> None:
         self._db.execute(
-            "INSERT INTO contacts VALUES (?, ?, ?, ?) ON CONFLICT(username) DO UPDATE SET"
+            "INSERT INTO contacts (username, amk_public, signed_list, version) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(username) DO UPDATE SET"
             " amk_public = excluded.amk_public, signed_list = excluded.signed_list,"
             " version = excluded.version",
             (username, amk_public, signed_list, version),
+        )
+
+    def forget_contact(self, username: str) -> None:
+        self._db.execute("DELETE FROM contacts WHERE username = ?", (username,))
+
+    def verified(self, username: str) -> bool:
+        row = self._db.execute(
+            "SELECT verified FROM contacts WHERE username = ?", (username,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def set_verified(self, username: str, verified: bool) -> None:
+        self._db.execute(
+            "UPDATE contacts SET verified = ? WHERE username = ?", (int(verified), username)
+        )
+
+    def key_change(self, username: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT changed_list FROM contacts WHERE username = ?", (username,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_key_change(self, username: str, signed_list: bytes | None) -> None:
+        self._db.execute(
+            "UPDATE contacts SET changed_list = ? WHERE username = ?", (signed_list, username)
         )
 
     # ------------------------------------------------------------------ sessions

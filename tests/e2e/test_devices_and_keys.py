@@ -5,7 +5,7 @@ from __future__ import annotations
 from client.core.client import AriadneClient
 from client.core.events import ConnectionState, ConnectionStateChanged
 from shared import wire
-from tests.conftest import FAST, PASSWORD, eventually
+from tests.conftest import FAST, PASSWORD, approve, eventually
 
 
 async def test_pending_device_receives_nothing_until_approved(accounts, relay, tmp_path):
@@ -26,7 +26,7 @@ async def test_pending_device_receives_nothing_until_approved(accounts, relay, t
     await eventually(lambda: pending._store.message(sent.message_id).status.value == "failed")
     assert alice.messages("bob")[-1].body == "before approval"
 
-    await bob.approve_device(pending.device_id)
+    await approve(bob, pending)
     await eventually(lambda: pending.is_member, message="approval reaches the new device")
     await alice.send_text("bob", "after approval")
     await eventually(

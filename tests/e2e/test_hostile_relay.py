@@ -6,7 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from client.core.events import DecryptionFailed, DeviceListRefused, MessageStatus
+from client.core.client import SendBlocked
+from client.core.events import ContactKeyChanged, DecryptionFailed, DeviceListRefused, MessageStatus
 from shared.device_list import DeviceEntry, DeviceList, SignedDeviceList, sign_device_list
 from shared.identity import SigningKey, device_id_for
 from tests.conftest import eventually
@@ -185,18 +186,20 @@ async def test_device_added_without_the_account_key_receives_nothing(pair, accou
     )
     assert refused and "signature" in refused[-1].reason
 
-    # 2. A valid signature by a key that is not bob's account key.
+    # 2. A whole new chain signed by a key that is not bob's account key: to alice this is
+    # bob's account key changing. Sending to bob pauses until she acknowledges it.
     other_amk = SigningKey.generate()
     resigned = sign_device_list(
-        other_amk, msgspec.structs.replace(injected, amk_public=other_amk.public)
+        other_amk,
+        msgspec.structs.replace(injected, amk_public=other_amk.public, version=1, prev_hash=b""),
     )
     attacker.serve_device_list("bob", resigned, members)
-    message = await alice.send_text("bob", "still for bob only")
-    await eventually(
-        lambda: alice._store.message(message.message_id).status is MessageStatus.FAILED,
-        message="send refused again",
-    )
-    assert "different account key" in refused[-1].reason
+    changed = []
+    alice.add_listener(lambda e: changed.append(e) if isinstance(e, ContactKeyChanged) else None)
+    await alice.directory.refresh("bob")
+    assert changed and changed[0].username == "bob" and alice.key_changed("bob")
+    with pytest.raises(SendBlocked):
+        await alice.send_text("bob", "still for bob only")
 
     assert attacker.rows_for(evil_id) == []
     assert alice.directory.known("bob").device_ids == body.device_ids

@@ -19,7 +19,7 @@ qasync = pytest.importorskip("qasync")
 
 from client.core.client import AriadneClient  # noqa: E402
 from relay.server import start_relay  # noqa: E402
-from tests.conftest import FAST, PASSWORD  # noqa: E402
+from tests.conftest import FAST, PASSWORD, approve  # noqa: E402
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ class Harness:
             )
         )
         self.clients.append(client)
-        self.run(first.approve_device(client.device_id))
+        self.run(approve(first, client))
         self.qtbot.waitUntil(lambda: client.is_member, timeout=10_000)
         return client
 

@@ -57,7 +57,7 @@ def _valid_frames(rng: random.Random) -> list[bytes]:
                 signed_pre_key_sig=bytes(64),
                 one_time_pre_keys=[bytes(32)],
             ),
-            wire.ListPendingDevices(rid=6),
+            wire.ListDevices(rid=6),
         ]
     ]
 
@@ -130,7 +130,7 @@ async def _hammer(url: str, frames: list[bytes | str], device=None) -> dict[str,
                         outcome["errors"] += isinstance(reply, wire.Error)
                         continue
                     # Some valid frames have no answer: a probe marks the end of the answers.
-                    await ws.send(wire.encode(wire.ListPendingDevices(rid=PROBE)))
+                    await ws.send(wire.encode(wire.ListDevices(rid=PROBE)))
                     while True:
                         reply = wire.decode_relay_frame(await asyncio.wait_for(ws.recv(), 10))
                         if getattr(reply, "rid", None) == PROBE:
@@ -191,7 +191,7 @@ async def test_unauthenticated_connection_can_do_nothing(accounts, relay):
     for frame in [
         wire.FetchBundles(rid=1, username="bob", device_ids=[bob.device_id]),
         wire.Ack(seqs=[1]),
-        wire.ListPendingDevices(rid=1),
+        wire.ListDevices(rid=1),
         wire.FetchDeviceList(rid=1, username="bob"),
     ]:
         answer = await first_answer(frame)
