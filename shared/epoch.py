@@ -131,7 +131,7 @@ def root_commitment(root: bytes, username: str, seq: int) -> bytes:
     )
 
 
-def _grant_info(username: str, seq: int, member: EpochMember) -> bytes:
+def grant_context(username: str, seq: int, member: EpochMember) -> bytes:
     return (
         b"ariadne/epoch-grant/v1\x00"
         + _context(username, seq)
@@ -173,7 +173,7 @@ def open_epoch(
         carry = prev_root if member.member_id not in before else None
         grant = _encoder.encode(Grant(entropy=entropy, prev_root=carry))
         grants[member.member_id] = seal_to(
-            member.storage_key, grant, _grant_info(username, seq, member)
+            member.storage_key, grant, grant_context(username, seq, member)
         )
     ctx = _context(username, seq)
     prev_root_box = (
@@ -256,7 +256,7 @@ def open_grant(
         raise VerificationError("not a member of this epoch")
     try:
         grant = _grant_decoder.decode(
-            key.open(sealed, _grant_info(head.username, head.seq, member))
+            key.open(sealed, grant_context(head.username, head.seq, member))
         )
     except (msgspec.DecodeError, UnicodeDecodeError):
         raise DecryptionError("malformed grant") from None

@@ -816,7 +816,9 @@ class AriadneClient:
     def _tell_contacts(self, signed: bytes) -> None:
         """Send the new list to every contact, end to end (a relay cannot hold it back from
         them without holding back everything from this user)."""
-        contacts = [t for t in self._store.threads() if t != self.username]
+        # Own other devices too: one that was offline learns the change from this, even if the
+        # relay hides the new list and epoch from it.
+        contacts = [self.username] + [t for t in self._store.threads() if t != self.username]
         for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
             self._store.enqueue(
                 contacts[start : start + wire.MAX_RECIPIENT_USERS],
