@@ -31,6 +31,7 @@ class Compared:
     keys: pairing.NewDeviceKeys
     code: str
     at: float
+    commitment: bytes  # of the offer it answered: a new offer needs a new exchange
 
 
 class Pairing:
@@ -49,6 +50,7 @@ class Pairing:
         self._starts: dict[bytes, tuple[wire.RegisteredDevice, pairing.ApproverKeys, bytes]] = {}
         self._reveals: dict[bytes, asyncio.Future[bytes]] = {}
         self._compared: dict[str, Compared] = {}
+        self._running: dict[str, asyncio.Future[str]] = {}
 
     # ------------------------------------------------------------------ the new device
 
@@ -63,7 +65,26 @@ class Pairing:
     async def start(
         self, device: wire.RegisteredDevice, approver: pairing.ApproverKeys, timeout: float = 30.0
     ) -> str:
-        """Run the exchange with a pending device; returns the code to compare."""
+        """Run the exchange with a pending device; returns the code to compare. One exchange per
+        device at a time: a second caller (say, the approval dialog and a test) shares it, so the
+        new device never shows a code other than the one shown here."""
+        device_id = device.registration.device_id
+        done = self._compared.get(device_id)
+        if (
+            done is not None
+            and done.commitment == device.pairing_commitment
+            and time.monotonic() - done.at <= PAIRING_SECONDS
+        ):
+            return done.code
+        running = self._running.get(device_id)
+        if running is None or running.done():
+            running = asyncio.ensure_future(self._exchange(device, approver, timeout))
+            self._running[device_id] = running
+        return await asyncio.shield(running)
+
+    async def _exchange(
+        self, device: wire.RegisteredDevice, approver: pairing.ApproverKeys, timeout: float
+    ) -> str:
         if device.pairing_commitment is None or device.identity_key is None:
             raise LookupError("that device has not asked to be approved (or its request expired)")
         session = os.urandom(16)
@@ -91,7 +112,9 @@ class Pairing:
         )
         pairing.check_commitment(device.pairing_commitment, their_nonce, keys)
         code = pairing.code(keys, approver, their_nonce, nonce)
-        self._compared[keys.device_id] = Compared(keys, code, time.monotonic())
+        self._compared[keys.device_id] = Compared(
+            keys, code, time.monotonic(), device.pairing_commitment
+        )
         return code
 
     def compared(self, device_id: str) -> pairing.NewDeviceKeys | None:

@@ -7,13 +7,16 @@ from PySide6.QtCore import QObject, Signal
 from client.core.client import AriadneClient
 from client.core.events import (
     ConnectionStateChanged,
+    ContactKeyChanged,
     DecryptionFailed,
     DeliveryUpdated,
     DeviceListChanged,
+    DeviceRemoved,
     Event,
     HistoryLoaded,
     MessageQueued,
     MessageReceived,
+    PairingRequested,
 )
 
 
@@ -26,6 +29,9 @@ class CoreBridge(QObject):
     devices_changed = Signal(object)  # DeviceListChanged
     decryption_failed = Signal(object)  # DecryptionFailed
     history_loaded = Signal(object)  # HistoryLoaded
+    pairing_requested = Signal(object)  # PairingRequested
+    device_removed = Signal(object)  # DeviceRemoved
+    contact_key_changed = Signal(object)  # ContactKeyChanged
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -49,3 +55,9 @@ class CoreBridge(QObject):
                 self.decryption_failed.emit(event)
             case HistoryLoaded():
                 self.history_loaded.emit(event)
+            case PairingRequested():
+                self.pairing_requested.emit(event)
+            case DeviceRemoved():
+                self.device_removed.emit(event)
+            case ContactKeyChanged():
+                self.contact_key_changed.emit(event)

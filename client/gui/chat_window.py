@@ -131,6 +131,21 @@ class ChatWindow(QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addLayout(header_row)
+        self.banner = QLabel("")
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(
+            "QLabel#banner { background: #fff3cd; color: #5c4400; padding: 8px;"
+            " border-radius: 6px; }"
+        )
+        self.banner_button = QPushButton("")
+        self.banner_button.clicked.connect(self._banner_action)
+        banner_row = QHBoxLayout()
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.banner_button)
+        self.banner.setVisible(False)
+        self.banner_button.setVisible(False)
+        right_layout.addLayout(banner_row)
         right_layout.addWidget(self.view)
         right_layout.addLayout(bottom)
 
@@ -146,6 +161,10 @@ class ChatWindow(QMainWindow):
         self.bridge.message_added.connect(self._on_message)
         self.bridge.delivery_updated.connect(self._on_delivery)
         self.bridge.history_loaded.connect(self._on_history)
+        self.bridge.pairing_requested.connect(self._on_pairing_request)
+        self.bridge.device_removed.connect(lambda _event: self._show_removed())
+        self.bridge.contact_key_changed.connect(lambda _event: self._update_banner())
+        self.approvals: dict[str, QWidget] = {}
         self.progress = QLabel("")
         self.statusBar().addWidget(self.progress)
         self._loading_older: asyncio.Future[int] | None = None
@@ -154,6 +173,8 @@ class ChatWindow(QMainWindow):
             self._ensure_thread(thread)
         if self.threads.count():
             self.threads.setCurrentRow(0)
+        if client.removed:
+            self._show_removed()
 
     # ---------------------------------------------------------------- conversations
 
@@ -166,8 +187,9 @@ class ChatWindow(QMainWindow):
         self.header.setText(f"<b>{thread}</b>")
         self.server_button.setEnabled(True)
         self.contact_button.setEnabled(True)
-        self.composer.setEnabled(True)
+        self.composer.setEnabled(not self.client.removed)
         self.composer.setFocus()
+        self._update_banner()
         self._mark_read()
 
     def _mark_read(self) -> None:
@@ -211,6 +233,67 @@ class ChatWindow(QMainWindow):
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
+
+    # ---------------------------------------------------------------- device control
+
+    def _on_pairing_request(self, event) -> None:  # type: ignore[no-untyped-def]
+        from client.gui.pairing_dialog import ApprovalDialog
+
+        open_dialog = self.approvals.get(event.device_id)
+        if open_dialog is not None and open_dialog.isVisible():
+            return
+        dialog = ApprovalDialog(self.client, event.device_id, event.name)
+        self.approvals[event.device_id] = dialog
+        dialog.show()
+
+    def _show_removed(self) -> None:
+        self.banner.setText(
+            f"This device was removed from {self.client.username}'s account. It receives "
+            "nothing any more and cannot read anything written from now on."
+        )
+        self.banner_button.setText("Delete local data…")
+        self.banner.setVisible(True)
+        self.banner_button.setVisible(True)
+        self.composer.setEnabled(False)
+        self.recovery_button.setEnabled(False)
+        self.connection.setText("Device removed")
+
+    def _update_banner(self) -> None:
+        if self.client.removed:
+            return
+        peer = self.model.thread if self.model is not None else None
+        changed = peer is not None and self.client.key_changed(peer)
+        if changed:
+            self.banner.setText(
+                f"{peer}'s safety number changed: their account key is new. Sending is paused "
+                "until you acknowledge it — compare the new safety number first."
+            )
+            self.banner_button.setText("Acknowledge")
+        self.banner.setVisible(changed)
+        self.banner_button.setVisible(changed)
+        self.composer.setEnabled(self.model is not None and not changed)
+
+    def _banner_action(self) -> None:
+        if self.client.removed:
+            self.delete_local_data()
+        elif self.model is not None and self.client.key_changed(self.model.thread):
+            self.client.acknowledge_key_change(self.model.thread)
+            self.open_thread(self.model.thread)
+
+    def delete_local_data(self, confirm: bool = True) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        if confirm:
+            answer = QMessageBox.question(
+                self,
+                "Delete local data",
+                "Delete every message and key this device holds? This cannot be undone.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        future = asyncio.ensure_future(self.client.delete_local_data())
+        self._pending.add(future)
+        future.add_done_callback(lambda _f: self.close())
 
     def show_recovery(self) -> QWidget:
         from client.gui.recovery_dialog import RecoveryCodeDialog

@@ -3,12 +3,23 @@ a user's verified device list. The same panel lists one's own devices, this one 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import segno
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
-from PySide6.QtWidgets import QGridLayout, QLabel, QListWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from client.core.client import AriadneClient
 
@@ -53,6 +64,8 @@ def _device_rows(client: AriadneClient, username: str) -> list[str]:
 class ContactPanel(QWidget):
     def __init__(self, client: AriadneClient, peer: str) -> None:
         super().__init__()
+        self.client = client
+        self.peer = peer
         self.setWindowTitle(f"{peer} — safety number and devices")
         layout = QVBoxLayout(self)
         number = client.safety_number(peer)
@@ -78,18 +91,115 @@ class ContactPanel(QWidget):
             )
             hint.setWordWrap(True)
             layout.addWidget(hint)
+            self.verify = QPushButton()
+            self.verify.setCheckable(True)
+            self.verify.setChecked(client.is_verified(peer))
+            self.verify.toggled.connect(lambda on: self._set_verified(on))
+            layout.addWidget(self.verify, alignment=Qt.AlignmentFlag.AlignHCenter)
+            self._set_verified(client.is_verified(peer))
         layout.addWidget(QLabel(f"<b>{peer}'s devices</b>"))
         self.devices = QListWidget()
         self.devices.addItems(_device_rows(client, peer))
         layout.addWidget(self.devices)
 
+    def _set_verified(self, on: bool) -> None:
+        self.client.mark_verified(self.peer, on)
+        self.verify.setText("Verified ✓ (click to clear)" if on else "Mark as verified")
+
+
+def _when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds)) if seconds else "never"
+
 
 class OwnDevicesPanel(QWidget):
+    """Each device of the account: name, when added, when last seen (the relay's record), and
+    Remove. Removing asks first, and offers a new recovery code."""
+
     def __init__(self, client: AriadneClient) -> None:
         super().__init__()
+        self.client = client
         self.setWindowTitle(f"{client.username} — my devices")
+        self.resize(560, 320)
+        self.rows = QVBoxLayout()
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Devices that can read your conversations</b>"))
-        self.devices = QListWidget()
-        self.devices.addItems(_device_rows(client, client.username))
-        layout.addWidget(self.devices)
+        layout.addLayout(self.rows)
+        layout.addStretch(1)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.remove_buttons: dict[str, QPushButton] = {}
+        self._tasks: set[asyncio.Future[object]] = set()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Fill from the verified list at once, then add last-seen times from the relay."""
+        while self.rows.count():
+            item = self.rows.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.remove_buttons.clear()
+        own = self.client.own_devices()
+        for entry in own.devices if own else ():
+            row = QWidget()
+            line = QHBoxLayout(row)
+            line.setContentsMargins(0, 0, 0, 0)
+            label = QLabel(f"<b>{entry.name}</b><br>added {_when(entry.added_at)}")
+            label.setObjectName(entry.device_id)
+            line.addWidget(label, 1)
+            if entry.device_id == self.client.device_id:
+                line.addWidget(QLabel("this device"))
+            elif self.client.holds_account_key:
+                remove = QPushButton("Remove")
+                remove.clicked.connect(
+                    lambda _=False, e=entry: self.ask_remove(e.device_id, e.name)
+                )
+                line.addWidget(remove)
+                self.remove_buttons[entry.device_id] = remove
+            self.rows.addWidget(row)
+        self._run(self._last_seen())
+
+    async def _last_seen(self) -> None:
+        seen = {d.registration.device_id: d.last_seen for d in await self.client.devices()}
+        for label in self.findChildren(QLabel):
+            if label.objectName() in seen:
+                label.setText(f"{label.text()} · last seen {_when(seen[label.objectName()])}")
+
+    def ask_remove(self, device_id: str, name: str, confirm: bool = True) -> None:
+        new_code = QCheckBox("Also make a new recovery code (the old one stops working)")
+        if confirm:
+            box = QMessageBox(self)
+            box.setWindowTitle("Remove device")
+            box.setText(
+                f"Remove '{name}'? It will be signed out, and it will not be able to read "
+                "anything written from now on — even with a copy of the relay's data."
+            )
+            box.setCheckBox(new_code)
+            box.setStandardButtons(
+                QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Ok
+            )
+            if box.exec() != QMessageBox.StandardButton.Ok:
+                return
+        self.status.setText(f"Removing '{name}'…")
+        self._run(self.remove(device_id, name, new_code.isChecked()))
+
+    async def remove(self, device_id: str, name: str, new_code: bool = False) -> None:
+        await self.client.remove_device(device_id)
+        self.status.setText(f"'{name}' was removed. A new epoch keeps it out of what comes next.")
+        self.refresh()
+        if new_code:
+            from client.gui.recovery_dialog import RecoveryCodeDialog
+
+            self.code_dialog = RecoveryCodeDialog(self.client)
+            self.code_dialog.show()
+
+    def _run(self, coroutine) -> None:  # type: ignore[no-untyped-def]
+        future = asyncio.ensure_future(coroutine)
+        self._tasks.add(future)
+
+        def done(f: asyncio.Future[object]) -> None:
+            self._tasks.discard(f)
+            if not f.cancelled() and f.exception() is not None:
+                self.status.setText(f"That did not work: {f.exception()}")
+
+        future.add_done_callback(done)

@@ -21,7 +21,13 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.client import AriadneClient
-from client.core.events import DeviceListChanged, Event, HistoryLoaded
+from client.core.events import (
+    DeviceListChanged,
+    Event,
+    HistoryLoaded,
+    PairingCodeShown,
+    PairingRejected,
+)
 from client.core.link import Offline, RelayError
 from client.core.recovery import WrongRecoveryCode
 from shared.errors import ProtocolError, VerificationError
@@ -210,6 +216,18 @@ class RestoreDialog(QDialog):
         pin_row.addWidget(self.with_pin)
         form.addRow("Recovery code", code_row)
         form.addRow("PIN", pin_row)
+        self.pairing = QLabel("Or approve it from a device you use: it will ask you to.")
+        self.pairing.setWordWrap(True)
+        self.pairing_code = QLabel("")
+        mono = QFont("monospace")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        mono.setPointSize(mono.pointSize() * 2)
+        mono.setBold(True)
+        self.pairing_code.setFont(mono)
+        self.pairing_code.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.ask_again = QPushButton("Ask again")
+        self.ask_again.setVisible(False)
+        self.ask_again.clicked.connect(self.offer)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
@@ -219,11 +237,31 @@ class RestoreDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
+        layout.addWidget(self.pairing)
+        layout.addWidget(self.pairing_code)
+        layout.addWidget(self.ask_again, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self.status)
         layout.addWidget(self.progress)
         layout.addWidget(later, 0, Qt.AlignmentFlag.AlignRight)
         self._task: asyncio.Task[None] | None = None
+        self._offer: asyncio.Future[None] | None = None
         client.add_listener(self._on_event)
+        self.offer()
+
+    def offer(self) -> None:
+        """Ask the account's devices to approve this one (they show a dialog)."""
+        self.ask_again.setVisible(False)
+        self.pairing_code.setText("")
+        self.pairing.setStyleSheet("")
+        self.pairing.setText("Or approve it from a device you use: it will ask you to.")
+        self._offer = asyncio.ensure_future(self.client.offer_pairing())
+        self._offer.add_done_callback(
+            lambda f: (
+                f.cancelled()
+                or f.exception() is None
+                or self.pairing.setText("Approval from another device is not available right now.")
+            )
+        )
 
     def _go(self, code: str | None = None, pin: str | None = None) -> None:
         if not (code or pin):
@@ -249,7 +287,17 @@ class RestoreDialog(QDialog):
         self.accept()
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, HistoryLoaded):
+        if isinstance(event, PairingCodeShown):
+            self.pairing.setText(
+                "Your other device asks to approve this one. Approve there only if it shows:"
+            )
+            self.pairing_code.setText(event.code)
+        elif isinstance(event, PairingRejected):
+            self.pairing_code.setText("")
+            self.pairing.setStyleSheet(ERROR_STYLE)
+            self.pairing.setText("Your other device rejected this request.")
+            self.ask_again.setVisible(True)
+        elif isinstance(event, HistoryLoaded):
             loaded, total = self.client.history_progress()
             self.progress.setVisible(True)
             self.progress.setMaximum(max(total, 1))

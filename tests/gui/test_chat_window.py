@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 
 from client.core.events import MessageStatus
 from client.gui.chat_window import ChatWindow
@@ -142,11 +143,15 @@ def test_safety_number_matches_on_both_sides_and_lists_devices(qtbot, harness):
     assert len(alice_panel.groups) == 12 and alice_panel.groups == bob_panel.groups
     listed = [alice_panel.devices.item(i).text() for i in range(alice_panel.devices.count())]
     assert any(laptop.device_id in row and row.startswith("Laptop") for row in listed)
+    assert alice_panel.verify.text() == "Mark as verified" and not alice.is_verified("bob")
+    alice_panel.verify.click()
+    assert alice.is_verified("bob") and alice_panel.verify.text().startswith("Verified")
     own = bob_window.show_own_devices()
     qtbot.addWidget(own)
-    rows = [own.devices.item(i).text() for i in range(own.devices.count())]
-    assert any(bob.device_id in row and "this device" in row for row in rows)
-    assert any(laptop.device_id in row and "this device" not in row for row in rows)
+    assert list(own.remove_buttons) == [laptop.device_id]  # every device but this one
+    labels = {label.objectName(): label for label in own.findChildren(QLabel) if label.objectName()}
+    assert set(labels) == {bob.device_id, laptop.device_id}
+    qtbot.waitUntil(lambda: "last seen" in labels[laptop.device_id].text(), timeout=10_000)
 
 
 def test_reopened_profile_shows_history_and_what_arrived_meanwhile(qtbot, harness):
