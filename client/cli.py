@@ -1,7 +1,8 @@
 """``ariadne``: the client's command line.
 
 - ``ariadne [--profile DIR] [--relay URL]``: the desktop client for one device profile.
-- ``ariadne demo``: a relay and two windows, Alice and Bob, side by side.
+- ``ariadne demo [--laptop]``: a relay and two windows, Alice and Bob, side by side; with
+  ``--laptop`` also Alice's laptop, to approve and then revoke a device in front of an audience.
 - ``ariadne chat-demo --headless``: the scripted demo, narrated in the terminal.
 """
 
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="start a relay and open Alice's and Bob's windows")
     demo.add_argument("--data-dir", type=Path, default=Path.home() / ".ariadne" / "demo")
+    demo.add_argument(
+        "--laptop",
+        action="store_true",
+        help="also open Alice's laptop, to approve it (compare codes) and then revoke it",
+    )
     demo.add_argument("--lifetime", type=float, help=argparse.SUPPRESS)
     chat = commands.add_parser("chat-demo", help="a scripted conversation in the terminal")
     chat.add_argument("--headless", action="store_true", help="narrate in the terminal")
@@ -35,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from client.gui.app import run_qt, single
 
     if args.command == "demo":
-        return run_qt(lambda: run_demo(args.data_dir, args.lifetime))
+        return run_qt(lambda: run_demo(args.data_dir, args.lifetime, args.laptop))
     return run_qt(lambda: single(args.profile, args.relay, args.lifetime))
 
 

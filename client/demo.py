@@ -20,6 +20,7 @@ from client.core.events import (
     ConnectionStateChanged,
     DeliveryUpdated,
     DeviceListChanged,
+    DeviceRemoved,
     Event,
     MessageReceived,
     MessageStatus,
@@ -64,6 +65,8 @@ def _narrate(client: AriadneClient, out) -> None:  # type: ignore[no-untyped-def
 
     def on_event(event: Event) -> None:
         match event:
+            case MessageReceived(message=m) if m.system:
+                out(f"  [{who}] — {m.body}")
             case MessageReceived(message=m) if m.undecryptable:
                 out(f"  [{who}] could not decrypt a message from {m.sender_user}")
             case MessageReceived(message=m):
@@ -76,6 +79,10 @@ def _narrate(client: AriadneClient, out) -> None:  # type: ignore[no-untyped-def
                     f"  [{who}] {user}'s device list is now version {version}"
                     + (f" (+{len(added)} device{plural})" if added else "")
                 )
+            case DeviceRemoved(username=user):
+                out(f"  [{who}] this device was removed from {user}'s account")
+            case ConnectionStateChanged(state=state) if client.removed:
+                pass  # said above
             case ConnectionStateChanged(state=state, detail=detail):
                 out(f"  [{who}] relay: {state.value} {detail}".rstrip())
 
@@ -166,6 +173,17 @@ async def run_headless(workdir: Path | None = None, out=print) -> int:  # type: 
                 out(f"  {client.username}/{client.device_name}:")
                 for m in client.messages(thread):
                     out(f"    {m.sender_user:>5}: {m.body}  [{m.status.value}]")
+
+            out("\n6. Alice removes her laptop: new device list, new epoch without it.")
+            await alice.remove_device(laptop.device_id)
+            await _until(lambda: laptop.removed)
+            await alice.send_text("bob", "The laptop is gone; it cannot read this.")
+            await _until(lambda: bob.messages("alice")[-1].body.startswith("The laptop is gone"))
+            listed = bob.directory.known("alice")
+            assert listed is not None and laptop.device_id not in listed.device_ids
+            out(f"  the laptop says it was removed: {laptop.removed}")
+            out(f"  Bob's client encrypts to Alice's: {[d.name for d in listed.devices]}")
+            out(f"  the laptop's last message: {laptop.messages('bob')[-1].body!r}")
             for client in clients:
                 await client.close()
         return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import qasync
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from client.core.client import AriadneClient
 from client.core.link import Backoff
@@ -60,8 +60,70 @@ async def _open_or_create(profile: Path, url: str, username: str, device: str) -
     )
 
 
-async def demo(data_dir: Path, lifetime: float | None = None) -> int:
-    """A relay on a free port, Alice and Bob (created once, reused after), side by side."""
+class LaptopStep:
+    """The demo's third device: Alice's laptop, logged in with her password, so pending. Its
+    dialog asks for approval (Alice's desktop pops up the request with the same code); once
+    approved its window opens and loads the history. Removing it from "My devices" on the
+    desktop shows what revocation looks like. A removed laptop is replaced on the next run."""
+
+    def __init__(self, profile: Path, url: str) -> None:
+        self.profile = profile
+        self.url = url
+        self.client: AriadneClient | None = None
+        self.dialog: QWidget | None = None
+        self.window: ChatWindow | None = None
+
+    async def start(self) -> None:
+        from client.gui.recovery_dialog import RestoreDialog
+
+        if ProfileStore.exists(self.profile):
+            client = await AriadneClient.open(self.profile, relay_url=self.url, backoff=QUICK)
+            if not client.removed:
+                self.client = client
+                self._open_window()
+                return
+            await client.delete_local_data()
+        self.client = await AriadneClient.add_device(
+            self.profile, self.url, "alice", DEMO_PASSWORD, "Alice's laptop", backoff=QUICK
+        )
+        dialog = RestoreDialog(self.client)
+        dialog.accepted.connect(self._open_window)
+        self.dialog = dialog
+        dialog.show()
+        print(
+            "laptop: waiting for approval — Alice's desktop shows the request and a code",
+            flush=True,
+        )
+
+    def _open_window(self) -> None:
+        assert self.client is not None
+        self.window = ChatWindow(self.client)
+        self.window.resize(640, 520)
+        self.window.show()
+        if self.client.has_history_to_load():
+            self.window.start_backfill()
+        print(f"window: {self.window.windowTitle()}", flush=True)
+        print(
+            "laptop: to revoke it, open 'My devices' on Alice's desktop and press Remove",
+            flush=True,
+        )
+
+    async def close(self) -> None:
+        for widget in (self.dialog, self.window):
+            if widget is not None:
+                widget.close()
+        if self.client is not None:
+            await self.client.close()
+
+
+async def demo(
+    data_dir: Path,
+    lifetime: float | None = None,
+    laptop: bool = False,
+    on_ready: Callable[[list[ChatWindow], LaptopStep | None], None] | None = None,
+) -> int:
+    """A relay on a free port, Alice and Bob (created once, reused after), side by side; with
+    ``laptop``, Alice's laptop too, to walk through approving and then revoking a device."""
     async with relay_process(data_dir / "relay") as url:
         print(f"relay: {url} (data in {data_dir})", flush=True)
         alice = await _open_or_create(data_dir / "alice", url, "alice", "Alice's desktop")
@@ -76,9 +138,17 @@ async def demo(data_dir: Path, lifetime: float | None = None) -> int:
             window.move(screen.left() + i * width, screen.top())
             window.show()
             print(f"window: {window.windowTitle()}", flush=True)
+        step = None
+        if laptop:
+            step = LaptopStep(data_dir / "alice-laptop", url)
+            await step.start()
+        if on_ready is not None:
+            on_ready(windows, step)
         await _until_closed(windows, lifetime)
         for window in windows:
             window.close()
+        if step is not None:
+            await step.close()
         for client in (alice, bob):
             await client.close()
     print("demo: closed cleanly", flush=True)

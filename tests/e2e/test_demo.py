@@ -25,4 +25,7 @@ def test_headless_chat_demo_runs_end_to_end(tmp_path):
     relay_table = out.split("ciphertext (first 24 bytes)")[1].split("No plaintext")[0]
     rows = relay_table.strip().splitlines()
     assert len(rows) == 2 and "Secret" not in relay_table
+    assert "the laptop says it was removed: True" in out
+    assert "Bob's client encrypts to Alice's: ['Desktop']" in out
+    assert "The laptop is gone" not in out.split("the laptop's last message")[1]
     assert "Traceback" not in result.stderr

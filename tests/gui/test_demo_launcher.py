@@ -40,3 +40,34 @@ def test_demo_opens_two_windows_and_closes_cleanly_twice(tmp_path):
         assert "demo: closed cleanly" in result.stdout
         assert "Traceback" not in result.stderr
     assert (tmp_path / "relay" / "relay.sqlite3").exists()
+
+
+def test_demo_walks_through_approving_and_then_revoking_alices_laptop(qtbot, qloop, tmp_path):
+    import asyncio
+
+    from client.gui.app import demo
+
+    ready: dict[str, object] = {}
+    run = asyncio.ensure_future(
+        demo(tmp_path, laptop=True, on_ready=lambda w, s: ready.update(windows=w, step=s))
+    )
+    qtbot.waitUntil(lambda: "step" in ready or run.done(), timeout=60_000)
+    desktop, bob_window = ready["windows"]
+    step = ready["step"]
+    laptop = step.client
+    qtbot.waitUntil(lambda: laptop.device_id in desktop.approvals, timeout=15_000)
+    approval = desktop.approvals[laptop.device_id]
+    qtbot.waitUntil(lambda: approval.approve.isEnabled(), timeout=15_000)
+    qtbot.waitUntil(lambda: step.dialog.pairing_code.text() == approval.code.text(), timeout=15_000)
+    approval.approve.click()
+    qtbot.waitUntil(lambda: step.window is not None, timeout=15_000)
+    assert step.window.windowTitle() == "Ariadne — alice (Alice's laptop)"
+
+    panel = desktop.show_own_devices()
+    panel.ask_remove(laptop.device_id, "Alice's laptop", confirm=False)
+    qtbot.waitUntil(lambda: laptop.removed and step.window.banner.isVisible(), timeout=15_000)
+    panel.close()
+    for window in (desktop, bob_window):
+        window.close()
+    qtbot.waitUntil(run.done, timeout=30_000)
+    assert run.result() == 0
