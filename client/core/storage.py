@@ -53,6 +53,16 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_in_order
     ON messages(thread, coalesce(server_ts, 9223372036854775807), message_id);
 CREATE INDEX IF NOT EXISTS messages_by_status ON messages(thread, status);
+-- Conversations and their latest activity, kept by triggers: listing them never scans history.
+CREATE TABLE IF NOT EXISTS threads (thread TEXT PRIMARY KEY, last_ts INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS thread_on_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO threads VALUES (new.thread, coalesce(new.server_ts, 0))
+        ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts);
+END;
+CREATE TRIGGER IF NOT EXISTS thread_on_time AFTER UPDATE OF server_ts ON messages
+    WHEN new.server_ts IS NOT NULL BEGIN
+    UPDATE threads SET last_ts = max(last_ts, new.server_ts) WHERE thread = new.thread;
+END;
 -- Labyrinth: the account's verified epochs and the roots this device knows; messages waiting to
 -- be saved to the mailbox; and per thread, how far back the mailbox has been read.
 CREATE TABLE IF NOT EXISTS epochs (
@@ -320,9 +330,7 @@ class ProfileStore:
         return [_message(row) for row in rows]
 
     def threads(self) -> list[str]:
-        rows = self._db.execute(
-            "SELECT thread FROM messages GROUP BY thread ORDER BY max(coalesce(server_ts, 0)) DESC"
-        ).fetchall()
+        rows = self._db.execute("SELECT thread FROM threads ORDER BY last_ts DESC").fetchall()
         return [row[0] for row in rows]
 
     # ------------------------------------------------------------------ outbox
