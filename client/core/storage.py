@@ -437,8 +437,7 @@ class ProfileStore:
 
     def insert_messages(self, messages: list[StoredMessage]) -> int:
         """Many at once (restoring history); returns how many were new."""
-        before = self._db.total_changes
-        self._db.executemany(
+        cursor = self._db.executemany(
             f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
@@ -454,4 +453,4 @@ class ProfileStore:
                 for m in messages
             ),
         )
-        return self._db.total_changes - before
+        return cursor.rowcount  # (changes() counts rows of this statement, not of triggers)
