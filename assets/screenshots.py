@@ -161,9 +161,38 @@ async def main() -> None:
     painter.end()
     canvas.save(str(HERE / "screenshot-restore.png"))
     laptop_window.close()
+
+    # Approving a tablet: both screens show the same code.
+    tablet = await AriadneClient.add_device(
+        root / "t", url, "alice", "password1", "Alice's tablet", backoff=quick
+    )
+    waiting = RestoreDialog(tablet)
+    waiting.resize(560, 330)
+    waiting.show()
+    await settle(lambda: tablet.device_id in windows[0].approvals, timeout=20)
+    approval = windows[0].approvals[tablet.device_id]
+    approval.resize(440, 260)
+    await settle(lambda: approval.approve.isEnabled() and waiting.pairing_code.text() != "")
+    await asyncio.sleep(0.2)
+    side_by_side([approval, waiting], HERE / "screenshot-approval.png")
+    approval.approve.click()
+    await settle(lambda: tablet.is_member, timeout=20)
+
+    # Revoking the tablet: the desktop's device list, the tablet's window.
+    tablet_window = ChatWindow(tablet)
+    tablet_window.resize(640, 420)
+    tablet_window.show()
+    panel = windows[0].show_own_devices()
+    await asyncio.sleep(0.3)
+    panel.ask_remove(tablet.device_id, "Alice's tablet", confirm=False)
+    await settle(lambda: tablet.removed and tablet_window.banner.isVisible(), timeout=20)
+    await asyncio.sleep(0.3)
+    side_by_side([panel, tablet_window], HERE / "screenshot-revoked.png")
+    for widget in (tablet_window, panel):
+        widget.close()
     for window in windows:
         window.close()
-    for client in (alice, bob, laptop):
+    for client in (alice, bob, laptop, tablet):
         await client.close()
     server.close()
     await server.wait_closed()

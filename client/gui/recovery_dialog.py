@@ -251,6 +251,7 @@ class RestoreDialog(QDialog):
     def offer(self) -> None:
         """Ask the account's devices to approve this one (they show a dialog)."""
         self.ask_again.setVisible(False)
+        self.codes: dict[str, str] = {}
         self.pairing_code.setText("")
         self.pairing.setStyleSheet("")
         self.pairing.setText("Or approve it from a device you use: it will ask you to.")
@@ -288,11 +289,23 @@ class RestoreDialog(QDialog):
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PairingCodeShown):
+            # Each of the account's devices may ask; each has its own code.
+            own = self.client.own_devices()
+            entry = own.entry(event.approver_device) if own else None
+            self.codes[entry.name if entry else event.approver_device] = event.code
             self.pairing.setText(
                 "Your other device asks to approve this one. Approve there only if it shows:"
+                if len(self.codes) == 1
+                else "Your other devices ask to approve this one. Approve on one of them only "
+                "if it shows the code next to its name:"
             )
-            self.pairing_code.setText(event.code)
+            self.pairing_code.setText(
+                next(iter(self.codes.values()))
+                if len(self.codes) == 1
+                else "\n".join(f"{name}: {code}" for name, code in self.codes.items())
+            )
         elif isinstance(event, PairingRejected):
+            self.codes.clear()
             self.pairing_code.setText("")
             self.pairing.setStyleSheet(ERROR_STYLE)
             self.pairing.setText("Your other device rejected this request.")

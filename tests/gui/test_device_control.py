@@ -88,3 +88,33 @@ def test_rejecting_tells_the_new_device(qtbot, harness):
     approval.reject_button.click()
     qtbot.waitUntil(lambda: "rejected" in waiting.pairing.text(), timeout=10_000)
     assert waiting.ask_again.isVisible()
+
+
+def test_with_two_approving_devices_the_new_one_shows_each_code_by_name(qtbot, harness):
+    alice = harness.account("alice", "Desktop")
+    phone = harness.second_device(alice, "Phone")
+    windows = []
+    for client in (alice, phone):
+        window = ChatWindow(client)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+    tablet = harness.run(
+        AriadneClient.add_device(harness.root / "tablet", harness.url, "alice", PASSWORD, "Tablet")
+    )
+    harness.clients.append(tablet)
+    waiting = RestoreDialog(tablet)
+    qtbot.addWidget(waiting)
+    waiting.show()
+    approvals = []
+    for window in windows:
+        qtbot.waitUntil(lambda w=window: tablet.device_id in w.approvals, timeout=10_000)
+        approval = window.approvals[tablet.device_id]
+        qtbot.addWidget(approval)
+        qtbot.waitUntil(lambda a=approval: a.approve.isEnabled(), timeout=10_000)
+        approvals.append(approval)
+    qtbot.waitUntil(lambda: len(waiting.codes) == 2, timeout=10_000)
+    assert waiting.codes == {"Desktop": approvals[0].code.text(), "Phone": approvals[1].code.text()}
+    assert f"Phone: {approvals[1].code.text()}" in waiting.pairing_code.text()
+    approvals[1].approve.click()
+    qtbot.waitUntil(lambda: tablet.is_member, timeout=15_000)
