@@ -97,7 +97,7 @@ class LaptopStep:
 
     def _open_window(self) -> None:
         assert self.client is not None
-        self.window = ChatWindow(self.client)
+        self.window = ChatWindow(self.client, restoring=True)
         self.window.resize(640, 520)
         self.window.show()
         if self.client.has_history_to_load():
@@ -170,7 +170,8 @@ async def _first_steps(client: AriadneClient) -> None:
 async def single(profile: Path, relay_url: str | None, lifetime: float | None = None) -> int:
     from client.gui.account_dialog import AccountDialog
 
-    if ProfileStore.exists(profile):
+    new_device = not ProfileStore.exists(profile)
+    if not new_device:
         client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
     else:
         dialog = AccountDialog(profile, relay_url or "ws://127.0.0.1:8765")
@@ -179,7 +180,7 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
         if client is None:
             return 1
         await _first_steps(client)
-    window = ChatWindow(client)
+    window = ChatWindow(client, restoring=new_device)
     window.show()
     if client.has_history_to_load():
         window.start_backfill()

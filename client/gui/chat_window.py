@@ -66,9 +66,12 @@ class Composer(QPlainTextEdit):
 class ChatWindow(QMainWindow):
     closed = Signal()
 
-    def __init__(self, client: AriadneClient) -> None:
+    def __init__(self, client: AriadneClient, restoring: bool = False) -> None:
+        """``restoring``: this device is new to its history (restored or just approved), so
+        load all of it in the background as soon as the mailbox shows what there is."""
         super().__init__()
         self.client = client
+        self._restoring = restoring
         self.bridge = CoreBridge(client, self)
         self.setWindowTitle(f"Ariadne — {client.username} ({client.device_name})")
         self.resize(760, 560)
@@ -311,6 +314,8 @@ class ChatWindow(QMainWindow):
 
     def _on_history(self, event: HistoryLoaded) -> None:
         loaded, total = self.client.history_progress()
+        if self._restoring and loaded < total:
+            self.start_backfill()
         if loaded < total:
             self.progress.setText(f"Restoring history… {loaded:,} of {total:,} messages")
         else:
