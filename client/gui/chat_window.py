@@ -457,6 +457,8 @@ class ChatWindow(QMainWindow):
         self.connection.setText(text)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        for dialog in self.approvals.values():
+            dialog.close()  # (cancels an exchange in progress)
         self.bridge.detach()
         self.closed.emit()
         super().closeEvent(event)
