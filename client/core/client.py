@@ -587,12 +587,13 @@ class AriadneClient:
         assert code is not None
         recovered = await recovery.recover(self.link, self.username, self.device_id, code)
         amk = SigningKey(recovered.secrets.amk_seed)
-        pinned = self._store.get("amk_public")
+        # The code's endorsement authenticates this key: it overrides what the relay showed at
+        # login (or what an unconfirmed pairing request claimed).
         known = self.directory.known(self.username)
         if known is not None and known.amk_public != amk.public:
-            raise VerificationError("the relay showed this device a different account key")
-        if pinned is None:
-            self._store.put("amk_public", amk.public)
+            log.warning("the relay showed this device another account key; using the code's")
+            self.directory.forget(self.username)
+        self._store.put("amk_public", amk.public)
         own = await self.directory.refresh(self.username)
         own_signed = self.directory.signed(self.username)
         self.epochs.accept(recovered.epochs, own_signed, 0)

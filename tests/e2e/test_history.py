@@ -245,3 +245,41 @@ async def test_a_device_without_membership_gets_no_entropy(accounts, relay):
             )
     with pytest.raises(RelayError, match="pending_device"):
         await pending.link.request(lambda rid: wire.ListMailboxThreads(rid=rid))
+
+
+async def test_the_code_not_the_relay_decides_the_account_key_of_a_restored_device(accounts, relay):
+    from shared.device_list import DeviceEntry, first_device_list
+    from shared.identity import SigningKey, device_id_for
+
+    alice = await accounts.create("alice")
+    code = await alice.setup_recovery()
+    db = relay.relay.store._db
+    genuine = db.execute(
+        "SELECT version, signed_list FROM device_lists WHERE username = 'alice'"
+    ).fetchone()
+    # At the new device's login the relay shows a list under an account key of its own.
+    evil, evil_device = SigningKey.generate(), SigningKey.generate()
+    fake = first_device_list(
+        evil,
+        "alice",
+        DeviceEntry(
+            device_id=device_id_for(evil_device.public),
+            name="Desktop",
+            sign_public=evil_device.public,
+            identity_key=bytes(32),
+            storage_key=bytes(32),
+            added_at=0,
+        ),
+    )
+    db.execute(
+        "UPDATE device_lists SET version = 1, signed_list = ? WHERE username = 'alice'", (fake,)
+    )
+    db.commit()
+    device = await accounts.pending("alice")
+    assert device.directory.known("alice").amk_public == evil.public  # what the relay showed
+    db.execute(
+        "UPDATE device_lists SET version = ?, signed_list = ? WHERE username = 'alice'", genuine
+    )
+    db.commit()
+    await device.restore(code=code)
+    assert device.is_member and device.own_devices().amk_public == alice.own_devices().amk_public
