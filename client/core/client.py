@@ -599,6 +599,7 @@ class AriadneClient:
         self.epochs.accept(recovered.epochs, own_signed, 0)
         self._store.set_epoch_root(self.epochs.latest_seq(), recovered.root)
         self._on_secrets(recovered.secrets)
+        self._became_full = False  # the history is loaded below, not in the background
         self._store.commit()
         signed = next_device_list(amk, own, own_signed or b"", add=self._own_entry())
         await self._publish_device_list(signed)

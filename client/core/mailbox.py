@@ -107,8 +107,12 @@ class Mailbox:
         for entry in answer.threads:
             newest = self._open(entry.newest, None)
             if newest.undecryptable:
-                log.warning("a mailbox thread's newest item does not open; skipped")
-                continue
+                # A tampered newest item must not hide the whole thread: name it from the
+                # newest item of its first page that opens.
+                newest = await self._first_readable(entry.thread_id)
+                if newest is None:
+                    log.warning("no item of a mailbox thread opens; skipped")
+                    continue
             cursor = self._store.mailbox_cursor(newest.thread)
             if cursor is None:
                 cursor = MailboxCursor(newest.thread, entry.thread_id, entry.count, 0, None, False)
@@ -118,6 +122,14 @@ class Mailbox:
             cursors.append(cursor)
         self._store.commit()
         return cursors
+
+    async def _first_readable(self, tid: bytes) -> StoredMessage | None:
+        answer = await self._link.request(
+            lambda rid: wire.FetchMailbox(rid=rid, thread_id=tid, limit=PAGE)
+        )
+        assert isinstance(answer, wire.MailboxPage)
+        opened = (self._open(item, None) for item in answer.items)
+        return next((m for m in opened if not m.undecryptable), None)
 
     def cursor(self, thread: str) -> MailboxCursor | None:
         """How far back ``thread`` has been loaded from the mailbox (None: never looked)."""

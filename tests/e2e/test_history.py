@@ -169,18 +169,25 @@ async def test_hostile_relay_moves_ciphertexts_truncates_and_rolls_back_epochs(a
     db.execute("UPDATE mailbox SET thread_id = ? WHERE message_id = ?", (carol_tid, moved[2]))
     db.execute("UPDATE mailbox SET message_id = ? WHERE message_id = ?", (b"\x01" * 16, renamed[2]))
     db.execute("UPDATE mailbox SET epoch = 1 WHERE message_id = ?", (relabelled[2],))
+    carol_newest = max((r for r in rows if r[0] == carol_tid), key=lambda r: r[1])
+    sealed = db.execute("SELECT sealed FROM mailbox WHERE message_id = ?", (carol_newest[2],))
+    flipped = bytearray(sealed.fetchone()[0])
+    flipped[-1] ^= 1  # carol's newest item no longer opens: her thread must not vanish
+    db.execute(
+        "UPDATE mailbox SET sealed = ? WHERE message_id = ?", (bytes(flipped), carol_newest[2])
+    )
     db.commit()
 
     device = await accounts.pending("alice")
     await device.restore(code=code)
     await device.backfill()
     undecryptable = [m for t in ("bob", "carol") for m in device.messages(t) if m.undecryptable]
-    assert len(undecryptable) == 3
+    assert len(undecryptable) == 4
     genuine = {m[0] for t in ("bob", "carol") for m in history(alice, t)}
     readable = {
         m.message_id for t in ("bob", "carol") for m in device.messages(t) if not m.undecryptable
     }
-    assert readable == genuine - {moved[2], renamed[2], relabelled[2]}
+    assert readable == genuine - {moved[2], renamed[2], relabelled[2], carol_newest[2]}
 
     # Truncation: the relay hides the newest epoch (the one the restore just opened).
     refused = []
