@@ -32,9 +32,12 @@ from client.core.events import MessageReceived
 from client.core.link import Backoff
 from shared import wire
 from shared.auth import sign_login
-from shared.device_list import DeviceEntry, first_device_list
+from shared.boxes import StorageKey
+from shared.device_list import DeviceEntry, first_device_list, list_hash
 from shared.envelope import Text, encode_payload, new_message_id
+from shared.epoch import AccountSecrets, EpochMember, open_epoch
 from shared.identity import SigningKey, device_id_for
+from tests.conftest import approve
 
 FAN_OUT = 3
 PAYLOAD = os.urandom(220)  # about the size of a padded short text envelope
@@ -175,7 +178,7 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
     """Accounts with one listed device each, created over the wire protocol."""
     made = []
     for i in range(count):
-        key, amk = SigningKey.generate(), SigningKey.generate()
+        key, amk, storage = SigningKey.generate(), SigningKey.generate(), StorageKey.generate()
         username, device_id = f"user{i}", device_id_for(key.public)
         async with connect(url, compression=None) as ws:
             challenge = wire.decode_relay_frame(await ws.recv())
@@ -186,7 +189,10 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
                         username=username,
                         password="benchmark password",
                         device=wire.DeviceRegistration(
-                            device_id=device_id, name="d", sign_public=key.public
+                            device_id=device_id,
+                            name="d",
+                            sign_public=key.public,
+                            storage_key=storage.public,
                         ),
                         amk_public=amk.public,
                         signature=sign_login(key, challenge.nonce, username, device_id),
@@ -202,10 +208,27 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
                     name="d",
                     sign_public=key.public,
                     identity_key=os.urandom(32),
+                    storage_key=storage.public,
                     added_at=0,
                 ),
             )
-            await ws.send(wire.encode(wire.PublishDeviceList(rid=2, signed_list=signed)))
+            epoch = open_epoch(
+                amk,
+                username,
+                previous=None,
+                members=[EpochMember(member_id=device_id, storage_key=storage.public)],
+                device_list_hash=list_hash(signed),
+                secrets=AccountSecrets(amk_seed=amk.seed, thread_key=os.urandom(32)),
+            )
+            upload = wire.EpochUpload(
+                signed_head=epoch.signed_head,
+                prev_root_box=epoch.prev_root_box,
+                account_box=epoch.account_box,
+                grants=[wire.Grant(member_id=m, sealed=g) for m, g in epoch.grants.items()],
+            )
+            await ws.send(
+                wire.encode(wire.PublishDeviceList(rid=2, signed_list=signed, epoch=upload))
+            )
             assert isinstance(wire.decode_relay_frame(await ws.recv()), wire.Ok)
         made.append((username, device_id, key))
     return made
@@ -310,7 +333,7 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
                 root / f"b{n}", url, "bob", "password1", f"B{n}", backoff=quick
             )
             clients.append(extra)
-            await bob.approve_device(extra.device_id)
+            await approve(bob, extra)
         await alice.send_text("bob", "sessions with all three of bob's devices")
         while len(clients[-1].messages("alice")) < 1:
             await asyncio.sleep(0.01)
