@@ -53,7 +53,7 @@ def explain(exc: BaseException) -> str:
             return "That recovery code does not belong to this account."
         case VerificationError():
             return f"The relay's data does not verify, so nothing was restored ({exc})."
-        case Offline():
+        case Offline() | TimeoutError():
             return "The relay is unreachable — try again when it is back."
         case RelayError() | ProtocolError() | ValueError() | PermissionError():
             return f"That did not work: {exc}"
@@ -255,7 +255,7 @@ class RestoreDialog(QDialog):
         self.pairing_code.setText("")
         self.pairing.setStyleSheet("")
         self.pairing.setText("Or approve it from a device you use: it will ask you to.")
-        self._offer = asyncio.ensure_future(self.client.offer_pairing())
+        self._offer = asyncio.ensure_future(self._offer_when_online())
         self._offer.add_done_callback(
             lambda f: (
                 f.cancelled()
@@ -263,6 +263,10 @@ class RestoreDialog(QDialog):
                 or self.pairing.setText("Approval from another device is not available right now.")
             )
         )
+
+    async def _offer_when_online(self) -> None:
+        await self.client.wait_online(timeout=60)
+        await self.client.offer_pairing()
 
     def _go(self, code: str | None = None, pin: str | None = None) -> None:
         if not (code or pin):
@@ -275,6 +279,7 @@ class RestoreDialog(QDialog):
 
     async def _restore(self, code: str | None, pin: str | None) -> None:
         try:
+            await self.client.wait_online(timeout=15)
             threads = await self.client.restore(code=code, pin=pin)
         except Exception as exc:  # shown to the user, as a sentence
             self.status.setStyleSheet(ERROR_STYLE)

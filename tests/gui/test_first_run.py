@@ -54,6 +54,12 @@ def test_first_run_creates_an_account_offers_the_code_then_a_new_device_restores
     account.device.setText("Laptop")
     account.login.click()
     qtbot.waitUntil(lambda: shown(RestoreDialog) is not None, timeout=15_000)
+    shown(RestoreDialog).reject()  # "Not now": the window opens, the device still pending
+    qtbot.waitUntil(lambda: shown(ChatWindow) is not None, timeout=10_000)
+    shown(ChatWindow).close()
+    qtbot.waitUntil(run.done, timeout=10_000)
+    run = asyncio.ensure_future(single(harness.root / "alice-laptop", harness.url))
+    qtbot.waitUntil(lambda: shown(RestoreDialog) is not None, timeout=15_000)  # offered again
     restore = shown(RestoreDialog)
     restore.code.setText(code)
     restore.with_code.click()
