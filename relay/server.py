@@ -545,10 +545,10 @@ class DeviceConnection:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         log.info("device list of %s is now version %d", self.username, new.version)
+        # One notice: a device that refreshes its own list also refreshes the epochs.
         self.relay.notify_user(
             self.username, wire.Notice(kind="device_list_changed", username=self.username)
         )
-        self.relay.notify_user(self.username, wire.Notice(kind="epoch_changed"))
 
     async def _publish_epoch(self, frame: wire.PublishEpoch) -> None:
         if self.device_id not in self.relay.members(self.username):

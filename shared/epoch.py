@@ -188,19 +188,20 @@ def open_epoch(
 def claimed_amk(signed: bytes) -> bytes:
     """The AMK a head *names*, unverified: for a device that does not know its account key yet
     and must check it some other way (a recovery code's endorsement) before trusting it."""
+    return _decode_head(signed)[1].amk_public
+
+
+def _decode_head(signed: bytes) -> tuple[SignedHead, EpochHead]:
     try:
-        return _head_decoder.decode(_signed_decoder.decode(signed).body).amk_public
+        outer = _signed_decoder.decode(signed)
+        return outer, _head_decoder.decode(outer.body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"malformed epoch head: {exc}") from None
 
 
 def open_head(signed: bytes, username: str, amk_public: bytes) -> EpochHead:
     """Decode a signed head and check it is ``username``'s, signed by ``amk_public``."""
-    try:
-        outer = _signed_decoder.decode(signed)
-        head = _head_decoder.decode(outer.body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed epoch head: {exc}") from None
+    outer, head = _decode_head(signed)
     if head.v != 1:
         raise WireError(f"unsupported epoch head version {head.v}")
     if head.username != username:

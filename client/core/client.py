@@ -73,7 +73,6 @@ from shared.epoch import AccountSecrets, EpochMember
 from shared.errors import (
     DecryptionError,
     DuplicateMessage,
-    ProtocolError,
     VerificationError,
     WireError,
 )
@@ -786,7 +785,7 @@ class AriadneClient:
         )
         self.pairing.forget(device_id)
         accepted = await self._publish_device_list(signed)
-        self._tell_contacts(signed)
+        self._share_device_list(signed)
         return accepted
 
     async def reject_device(self, device_id: str) -> None:
@@ -812,14 +811,13 @@ class AriadneClient:
         )
         accepted = await self._publish_device_list(signed)
         self.sessions.forget(device_id)
-        self._tell_contacts(signed)
+        self._share_device_list(signed)
         return accepted
 
-    def _tell_contacts(self, signed: bytes) -> None:
-        """Send the new list to every contact, end to end (a relay cannot hold it back from
-        them without holding back everything from this user)."""
-        # Own other devices too: one that was offline learns the change from this, even if the
-        # relay hides the new list and epoch from it.
+    def _share_device_list(self, signed: bytes) -> None:
+        """Send the new list end to end to this user's other devices and every contact: a relay
+        cannot hold it back from them (and serve them the older list) without holding back
+        everything this user sends."""
         contacts = [self.username] + [t for t in self._store.threads() if t != self.username]
         for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
             self._store.enqueue(
@@ -1159,10 +1157,8 @@ class AriadneClient:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
             return [MessageReceived(message)]
         if isinstance(payload, DeviceListUpdate):
-            # Verified like any list (pinned key, version, chain); only the sender's own.
-            with contextlib.suppress(ProtocolError):
-                if open_device_list(payload.signed_list, deliver.sender_user, None):
-                    self.directory.accept(deliver.sender_user, payload.signed_list)
+            # Verified like any list (the sender's own, pinned key, version, chain).
+            self.directory.accept(deliver.sender_user, payload.signed_list)
             return []
         if isinstance(payload, Receipt) and from_self and payload.status == "read":
             # Read on another of this user's devices: the same messages are read here too.

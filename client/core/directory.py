@@ -15,7 +15,7 @@ from client.core.link import RelayLink
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.device_list import DeviceList, check_successor, open_device_list
-from shared.errors import ProtocolError
+from shared.errors import ProtocolError, VerificationError
 
 log = logging.getLogger("ariadne.client.directory")
 
@@ -84,21 +84,12 @@ class Directory:
         current = self.known(username)
         current_signed = self._cache[username][1] if current else None
         pinned = self._pinned_amk(username, current)
-        if current is not None and username != self._store.get("username"):
-            try:
-                claimed = open_device_list(signed, username, None)
-            except ProtocolError as exc:
-                self._emit(DeviceListRefused(username, str(exc)))
-                return None
-            if claimed.amk_public != current.amk_public:
-                if self._store.key_change(username) != signed:
-                    log.warning("the account key of %s changed; sending is paused", username)
-                    self._store.set_key_change(username, signed)
-                    self._store.commit()
-                    self._emit(ContactKeyChanged(username))
-                return None
         try:
-            new = open_device_list(signed, username, pinned)
+            new = open_device_list(signed, username, None)  # signed by the key it names
+            if pinned is not None and new.amk_public != pinned:
+                if username != self._store.get("username"):
+                    return self._hold_key_change(username, signed)
+                raise VerificationError("device list is signed by a different account key")
             if not check_successor(current, current_signed, new, signed):
                 return current
         except ProtocolError as exc:
@@ -120,6 +111,13 @@ class Directory:
             )
         )
         return new
+
+    def _hold_key_change(self, username: str, signed: bytes) -> None:
+        if self._store.key_change(username) != signed:
+            log.warning("the account key of %s changed; sending is paused", username)
+            self._store.set_key_change(username, signed)
+            self._store.commit()
+            self._emit(ContactKeyChanged(username))
 
     def key_changed(self, username: str) -> bool:
         return self._store.key_change(username) is not None

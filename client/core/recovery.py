@@ -22,7 +22,6 @@ from shared.epoch import (
     claimed_amk,
     open_account_secrets,
     open_grant,
-    open_head,
     verify_chain,
 )
 from shared.errors import ProtocolError, VerificationError
@@ -116,19 +115,20 @@ async def recover(link: RelayLink, username: str, device_id: str, code_text: str
         if not answer.epochs or answer.epochs[-1].grant is None:
             continue
         newest = answer.epochs[-1]
-        claimed = open_head(newest.signed_head, username, claimed_amk(newest.signed_head))
+        # Verified under the key the heads name, which is trusted only once the code's
+        # endorsement of it checks out just below.
+        claimed = verify_chain(
+            [e.signed_head for e in answer.epochs],
+            username,
+            claimed_amk(newest.signed_head),
+            known=None,
+            device_list_hash=None,
+        )[-1]
         member = claimed.member(virtual.member_id)
         if member is None or member.endorsement is None:
             continue
         if not virtual.endorses(claimed.amk_public, member.endorsement):
             raise VerificationError("the account key is not the one this recovery code endorsed")
-        verify_chain(
-            [e.signed_head for e in answer.epochs],
-            username,
-            claimed.amk_public,
-            known=None,
-            device_list_hash=None,
-        )
         root = open_grant(newest.grant, virtual.storage, claimed, virtual.member_id, None)
         secrets = open_account_secrets(root, claimed, newest.account_box)
         return Recovered(secrets, answer.epochs, root, virtual)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.client import AriadneClient, RegistrationError
+from client.gui.style import ERROR_STYLE
 
 ERRORS = {
     "username_taken": "That username is taken.",
@@ -42,7 +43,7 @@ class AccountDialog(QDialog):
         form.addRow("Password", self.password)
         form.addRow("This device", self.device)
         self.error = QLabel("")
-        self.error.setStyleSheet("color: #c62828")
+        self.error.setStyleSheet(ERROR_STYLE)
         self.create = QPushButton("Create account")
         self.login = QPushButton("Log in on this device")
         self.create.clicked.connect(lambda: self._go(create=True))

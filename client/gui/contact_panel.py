@@ -8,7 +8,7 @@ import time
 
 import segno
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.client import AriadneClient
+from client.gui.style import code_font
 
 
 class QrCode(QWidget):
@@ -76,9 +77,7 @@ class ContactPanel(QWidget):
         else:
             self.groups = [number[i : i + 5] for i in range(0, 60, 5)]
             grid = QGridLayout()
-            mono = QFont("monospace")
-            mono.setStyleHint(QFont.StyleHint.Monospace)
-            mono.setPointSizeF(mono.pointSizeF() * 1.3)
+            mono = code_font(1.3)
             for i, group in enumerate(self.groups):
                 label = QLabel(group)
                 label.setFont(mono)

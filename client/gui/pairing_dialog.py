@@ -6,20 +6,11 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from client.core.client import AriadneClient
-from client.gui.recovery_dialog import ERROR_STYLE
+from client.gui.style import ERROR_STYLE, code_font
 from shared.errors import VerificationError
-
-
-def big_code_font() -> QFont:
-    font = QFont("monospace")
-    font.setStyleHint(QFont.StyleHint.Monospace)
-    font.setPointSize(font.pointSize() * 2)
-    font.setBold(True)
-    return font
 
 
 class ApprovalDialog(QDialog):
@@ -35,7 +26,7 @@ class ApprovalDialog(QDialog):
         )
         intro.setWordWrap(True)
         self.code = QLabel("…")
-        self.code.setFont(big_code_font())
+        self.code.setFont(code_font(2, bold=True))
         self.code.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.status = QLabel("Exchanging keys with the new device…")
         self.status.setWordWrap(True)

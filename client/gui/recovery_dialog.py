@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -30,11 +30,10 @@ from client.core.events import (
 )
 from client.core.link import Offline, RelayError
 from client.core.recovery import WrongRecoveryCode
+from client.gui.style import ERROR_STYLE, code_font
 from shared.errors import ProtocolError, VerificationError
 from shared.pin import MIN_PIN, NoBackup, VaultLocked, WrongPin
 from shared.recovery_code import InvalidRecoveryCode, groups
-
-ERROR_STYLE = "color: #c62828"
 
 
 def explain(exc: BaseException) -> str:
@@ -84,10 +83,7 @@ class RecoveryCodeDialog(QDialog):
         self.make.clicked.connect(self._make)
         self.code_label = QLabel("")
         self.code_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        mono.setPointSize(mono.pointSize() + 3)
-        self.code_label.setFont(mono)
+        self.code_label.setFont(code_font(1.3))
         self.code_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.note = QLabel("")
         self.note.setWordWrap(True)
@@ -219,11 +215,7 @@ class RestoreDialog(QDialog):
         self.pairing = QLabel("Or approve it from a device you use: it will ask you to.")
         self.pairing.setWordWrap(True)
         self.pairing_code = QLabel("")
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        mono.setPointSize(mono.pointSize() * 2)
-        mono.setBold(True)
-        self.pairing_code.setFont(mono)
+        self.pairing_code.setFont(code_font(2, bold=True))
         self.pairing_code.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.ask_again = QPushButton("Ask again")
         self.ask_again.setVisible(False)

@@ -5,10 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtGui import QFont, QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ERROR_STYLE = "color: #c62828"  # a label that says what went wrong
+
+
+def code_font(scale: float, bold: bool = False) -> QFont:
+    """Monospace, ``scale`` times the default size: codes and numbers people compare."""
+    font = QFont("monospace")
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    font.setPointSizeF(font.pointSizeF() * scale)
+    font.setBold(bold)
+    return font
+
 
 _COMMON = """
 QLabel#header { font-size: 15px; padding: 4px 2px; }

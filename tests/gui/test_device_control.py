@@ -10,6 +10,19 @@ from client.gui.recovery_dialog import RestoreDialog
 from tests.conftest import PASSWORD
 
 
+def new_device(qtbot, harness, name: str) -> tuple[AriadneClient, RestoreDialog]:
+    """A device logged in with the password, showing its first screen (which asks the
+    account's devices for approval)."""
+    client = harness.run(
+        AriadneClient.add_device(harness.root / name, harness.url, "alice", PASSWORD, name)
+    )
+    harness.clients.append(client)
+    dialog = RestoreDialog(client)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return client, dialog
+
+
 def test_approve_a_new_device_with_matching_codes_then_revoke_it(qtbot, harness):
     alice = harness.account("alice")
     bob = harness.account("bob")
@@ -20,13 +33,7 @@ def test_approve_a_new_device_with_matching_codes_then_revoke_it(qtbot, harness)
     qtbot.addWidget(desktop)
     desktop.show()
 
-    laptop = harness.run(
-        AriadneClient.add_device(harness.root / "laptop", harness.url, "alice", PASSWORD, "Laptop")
-    )
-    harness.clients.append(laptop)
-    waiting = RestoreDialog(laptop)  # the new device's first screen; it asks for approval
-    qtbot.addWidget(waiting)
-    waiting.show()
+    laptop, waiting = new_device(qtbot, harness, "Laptop")
 
     qtbot.waitUntil(lambda: laptop.device_id in desktop.approvals, timeout=10_000)
     approval = desktop.approvals[laptop.device_id]
@@ -74,13 +81,7 @@ def test_rejecting_tells_the_new_device(qtbot, harness):
     desktop = ChatWindow(alice)
     qtbot.addWidget(desktop)
     desktop.show()
-    laptop = harness.run(
-        AriadneClient.add_device(harness.root / "laptop", harness.url, "alice", PASSWORD, "Laptop")
-    )
-    harness.clients.append(laptop)
-    waiting = RestoreDialog(laptop)
-    qtbot.addWidget(waiting)
-    waiting.show()
+    laptop, waiting = new_device(qtbot, harness, "Laptop")
     qtbot.waitUntil(lambda: laptop.device_id in desktop.approvals, timeout=10_000)
     approval = desktop.approvals[laptop.device_id]
     qtbot.addWidget(approval)
@@ -99,13 +100,7 @@ def test_with_two_approving_devices_the_new_one_shows_each_code_by_name(qtbot, h
         qtbot.addWidget(window)
         window.show()
         windows.append(window)
-    tablet = harness.run(
-        AriadneClient.add_device(harness.root / "tablet", harness.url, "alice", PASSWORD, "Tablet")
-    )
-    harness.clients.append(tablet)
-    waiting = RestoreDialog(tablet)
-    qtbot.addWidget(waiting)
-    waiting.show()
+    tablet, waiting = new_device(qtbot, harness, "Tablet")
     approvals = []
     for window in windows:
         qtbot.waitUntil(lambda w=window: tablet.device_id in w.approvals, timeout=10_000)
