@@ -221,3 +221,28 @@ async def test_rolled_back_device_list_is_refused(accounts, relay):
     current = await bob.directory.refresh("alice")
     assert current.version == 2 and laptop.device_id in current.device_ids
     assert "rolled back" in refused[0].reason
+
+
+async def test_acknowledging_a_new_account_key_resumes_sending_and_clears_verified(pair, relay):
+    alice, _bob = pair
+    alice.mark_verified("bob")
+    attacker = Attacker(relay)
+    genuine = msgspec.msgpack.decode(attacker.device_list("bob"), type=SignedDeviceList)
+    body = msgspec.msgpack.decode(genuine.body, type=DeviceList)
+    new_amk = SigningKey.generate()  # as if bob had started over with a new account key
+    renewed = sign_device_list(
+        new_amk,
+        msgspec.structs.replace(body, amk_public=new_amk.public, version=1, prev_hash=b""),
+    )
+    attacker.serve_device_list("bob", renewed, [d.device_id for d in body.devices])
+    before = alice.safety_number("bob")
+    await alice.directory.refresh("bob")
+    assert alice.key_changed("bob") and alice.safety_number("bob") == before
+    with pytest.raises(SendBlocked):
+        await alice.send_text("bob", "paused")
+
+    alice.acknowledge_key_change("bob")
+    assert not alice.key_changed("bob") and not alice.is_verified("bob")
+    assert alice.safety_number("bob") != before
+    assert alice.messages("bob")[-1].body == "bob's safety number changed"
+    await alice.send_text("bob", "sending again")  # no longer blocked
