@@ -62,9 +62,10 @@ async def _open_or_create(profile: Path, url: str, username: str, device: str) -
 
 class LaptopStep:
     """The demo's third device: Alice's laptop, logged in with her password, so pending. Its
-    dialog asks for approval (Alice's desktop pops up the request with the same code); once
-    approved its window opens and loads the history. Removing it from "My devices" on the
-    desktop shows what revocation looks like. A removed laptop is replaced on the next run."""
+    dialog asks for approval (Alice's desktop pops up the request with the same code); once the
+    user confirmed the code on it and approved on the desktop, its window opens and loads the
+    history. Removing it from "My devices" on the desktop shows what revocation looks like. A
+    removed laptop is replaced on the next run."""
 
     def __init__(self, profile: Path, url: str) -> None:
         self.profile = profile
@@ -91,7 +92,8 @@ class LaptopStep:
         self.dialog = dialog
         dialog.show()
         print(
-            "laptop: waiting for approval — Alice's desktop shows the request and a code",
+            "laptop: waiting for approval — Alice's desktop shows the request and a code;"
+            " if both screens match, press 'The codes match' on the laptop and approve",
             flush=True,
         )
 
