@@ -771,7 +771,6 @@ class DeviceConnection:
         if frame.device_id in self.relay.members(self.username):
             raise _Reject("is_member", "remove a listed device with a new device list")
         self.store.forget_device(frame.device_id)
-        self.relay.pairing_started.pop(frame.device_id, None)
         await self.store.durable()
         connection = self.relay.connections.get(frame.device_id)
         if connection is not None:

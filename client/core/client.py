@@ -723,12 +723,7 @@ class AriadneClient:
         exchange, and only of that one. Until then this device trusts no list of its own account
         (what the relay showed at login counts for nothing), so an unsolicited Start or a list
         signed by another key changes nothing."""
-        if self.is_member:
-            raise PermissionError("this device is already a member of its account")
         approver = self.pairing.confirm()
-        known = self.directory.known(self.username)
-        if known is not None and known.amk_public != approver.amk_public:
-            self.directory.forget(self.username)
         self._store.put("amk_public", approver.amk_public)
         self._store.commit()
         with contextlib.suppress(UnknownUser):
@@ -738,11 +733,6 @@ class AriadneClient:
     def own_fingerprint(self) -> str:
         """This device's keys as the approver sees them next to its request."""
         return pairing.fingerprint(self._pairing_keys())
-
-    def pairing_fingerprint(self, device_id: str) -> str | None:
-        """(Approver) the fingerprint of the keys the compared code covered for ``device_id``."""
-        keys = self.pairing.compared(device_id)
-        return pairing.fingerprint(keys) if keys is not None else None
 
     async def offer_pairing(self) -> None:
         """(New device) ask the account's other devices to approve this one. The code to

@@ -187,9 +187,7 @@ class Pairing:
                         waiter.set_result(message.nonce)
                 else:
                     log.info("ignored a reveal for no exchange of this device")
-            case pairing.Outcome(approved=False) if self.offered is not None and (
-                self.shown is None or self.shown.approver_device == push.from_device
-            ):
+            case pairing.Outcome(approved=False) if self.offered is not None:
                 self.offered = self.shown = None
                 self._emit(PairingRejected(push.from_device))
             case _:

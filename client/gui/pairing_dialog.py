@@ -99,10 +99,6 @@ class ApprovalDialog(QDialog):
         except Exception as exc:  # shown as a sentence
             self._error(f"Could not reach the new device ({exc}). Is it still open?")
             return
-        # The fingerprint of the keys this code covered (the request's, unless the relay changed
-        # them meanwhile — then the two screens' fingerprints differ).
-        self.fingerprint = self.client.pairing_fingerprint(self.device_id) or self.fingerprint
-        self._show_identity()
         self.code.setText(code)
         self.status.setText(
             "Does the new device show exactly this code, and this fingerprint for itself?"
