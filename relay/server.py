@@ -740,11 +740,7 @@ class DeviceConnection:
         members = self.relay.members(self.username)
         if self.device_id in members:
             fresh_after = int(time.time()) - PAIRING_OFFER_SECONDS
-            if (
-                frame.to_device in members
-                or target.pairing_commitment is None
-                or (target.pairing_at or 0) < fresh_after
-            ):
+            if frame.to_device in members or (target.pairing_at or 0) < fresh_after:
                 raise _Reject("no_offer", "that device has no open request to be approved")
             offer = (target.pairing_commitment, self.device_id)
             started = self.relay.pairing_started.get(frame.to_device, offer)

@@ -282,6 +282,8 @@ async def test_an_approved_device_joins_the_account_its_code_covered_not_the_one
 
     monkeypatch.setattr(DeviceConnection, "_dispatch", fake_list)
     laptop = await accounts.pending("alice", "Laptop")
+    with pytest.raises(UnknownUser):  # asked outright, it still trusts nothing it is shown
+        await laptop.directory.refresh("alice")
     assert laptop.directory.known("alice") is None and not laptop.is_member
     shown = codes_on(laptop)
     await laptop.offer_pairing()
