@@ -175,7 +175,8 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
     new_device = not ProfileStore.exists(profile)
     if not new_device:
         client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
-        if client.own_devices() is not None and not client.is_member and not client.removed:
+        pending = not (client.is_member or client.holds_account_key or client.removed)
+        if pending:
             # Closed while still pending: offer to restore (or to be approved) again.
             new_device = True
             await _first_steps(client)
