@@ -48,7 +48,6 @@ FILE_MODE = 0o600
 _PLAIN_HEADER = b"SQLite format 3\x00"
 
 
-
 def _quiet_sqlcipher() -> None:
     """SQLCipher logs a failed page check (a wrong key) to stderr; ProfileLocked says it better.
     The log level is process-wide, so it is set on a connection of its own."""
@@ -118,8 +117,7 @@ def _read_record(directory: Path) -> KeyRecord | None:
             _key_from_hex(record.key)
     except (msgspec.DecodeError, ValueError):
         raise ProfileLocked(
-            f"The key record of this profile ({path}) is damaged, so its database cannot be "
-            "opened."
+            f"The key record of this profile ({path}) is damaged, so its database cannot be opened."
         ) from None
     return record
 

@@ -39,6 +39,11 @@ def test_recovery_code_dialog_checks_the_pin_and_saves_the_code(qtbot, harness, 
     saved = dialog.save_to(tmp_path / "code.txt")
     assert dialog.code.replace(" ", "") in saved.read_text().replace(" ", "")
     assert saved.stat().st_mode & 0o777 == 0o600
+    readable = tmp_path / "readable.txt"  # saved over a file others may read
+    readable.write_text("old notes")
+    readable.chmod(0o644)
+    dialog.save_to(readable)
+    assert readable.stat().st_mode & 0o777 == 0o600 and "old notes" not in readable.read_text()
     # Stored nowhere on the device: not in the database as it decrypts, nor in any raw file.
     alice._store.commit()
     stored = profile_contents(alice._store)
