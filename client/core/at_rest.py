@@ -90,9 +90,9 @@ def private_folder(directory: Path) -> None:
 
 
 def _private_file(path: Path) -> None:
-    """Create ``path`` 0600 if it does not exist (whatever the umask), and make it 0600."""
+    """Create ``path`` 0600 if it does not exist (a umask only removes bits). An existing file
+    was made 0600 by :func:`private_folder`."""
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
-    path.chmod(FILE_MODE)
 
 
 def _has_database(path: Path) -> bool:
@@ -313,5 +313,3 @@ def _encrypt_plain(path: Path, key: bytes) -> None:
             old.write(zeros)
         old.flush()
         os.fsync(old.fileno())
-    for name in (path.name + "-wal", path.name + "-shm"):
-        path.with_name(name).unlink(missing_ok=True)

@@ -25,7 +25,7 @@ import pytest
 import sqlcipher3
 
 from client.core.at_rest import KEY_RECORD, SERVICE, KeyPlace, KeyRecord, ProfileLocked
-from client.core.client import AriadneClient
+from client.core.client import AriadneClient, RegistrationError
 from client.core.storage import DB_NAME, ProfileStore
 from tests.conftest import eventually, profile_contents
 
@@ -55,6 +55,11 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
 
 class NotRecommendedKeyring(MemoryKeyring):
     priority = 0.5  # as keyrings.alt's plaintext file
+
+
+class ForgetfulKeyring(MemoryKeyring):
+    def set_password(self, service: str, username: str, password: str) -> None:
+        pass  # accepts, keeps nothing (a keyring whose storage is not writable, say)
 
 
 class RefusingKeyring(MemoryKeyring):
@@ -225,7 +230,25 @@ def test_a_keyring_that_refuses_the_key_leaves_it_beside_the_database(tmp_path):
     assert ProfileStore(tmp_path / "p").get("username") == "alice"
 
 
-def test_a_wrong_or_missing_key_is_a_clear_error_and_changes_nothing(tmp_path):
+def test_a_keyring_that_does_not_keep_the_key_is_not_relied_on(tmp_path):
+    keyring.set_keyring(ForgetfulKeyring({}))
+    store = new_profile(tmp_path / "p")
+    assert store.key_place is KeyPlace.FILE
+    store.close()
+    assert ProfileStore(tmp_path / "p").get("username") == "alice"
+
+
+def test_a_record_left_by_an_interrupted_creation_does_not_block_a_new_profile(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    stale = KeyRecord(KeyPlace.KEYRING, entry="profile-gone")
+    (folder / KEY_RECORD).write_bytes(msgspec.json.encode(stale))
+    no_keyring()
+    store = new_profile(folder)
+    assert store.key_place is KeyPlace.FILE and store.get("username") == "alice"
+
+
+def test_a_wrong_or_missing_key_is_a_clear_error_and_changes_nothing(tmp_path, capfd):
     no_keyring()
     folder = tmp_path / "p"
     new_profile(folder).close()
@@ -235,6 +258,11 @@ def test_a_wrong_or_missing_key_is_a_clear_error_and_changes_nothing(tmp_path):
     wrong = KeyRecord(KeyPlace.FILE, key=os.urandom(32).hex())
     (folder / KEY_RECORD).write_bytes(msgspec.json.encode(wrong))
     with pytest.raises(ProfileLocked, match="does not open with its key"):
+        ProfileStore(folder)
+    assert "hmac check failed" not in capfd.readouterr().err  # said once, by ProfileLocked
+    short = KeyRecord(KeyPlace.FILE, key=os.urandom(16).hex())
+    (folder / KEY_RECORD).write_bytes(msgspec.json.encode(short))
+    with pytest.raises(ProfileLocked, match="damaged"):
         ProfileStore(folder)
     (folder / KEY_RECORD).write_bytes(b"{not json")
     with pytest.raises(ProfileLocked, match="damaged"):
@@ -284,15 +312,28 @@ def test_a_plain_profile_is_encrypted_when_opened(tmp_path):
     os.replace(plain, folder / DB_NAME)
     (folder / KEY_RECORD).unlink()
     assert b"the old plaintext" in (folder / DB_NAME).read_bytes()
+    old_blocks = tmp_path / "same-inode"  # a second name for the plain file's blocks
+    os.link(folder / DB_NAME, old_blocks)
 
     store = ProfileStore(folder)
     assert store.key_place is KeyPlace.FILE
     assert store.message(b"\x01" * 16).body == "the old plaintext"  # type: ignore[union-attr]
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == version
     store.close()
+    assert b"the old plaintext" not in old_blocks.read_bytes()  # overwritten once replaced
     assert sorted(p.name for p in folder.iterdir()) == [KEY_RECORD, DB_NAME]
     assert b"the old plaintext" not in (folder / DB_NAME).read_bytes()
     assert not (folder / DB_NAME).read_bytes().startswith(b"SQLite format 3")
     assert ProfileStore(folder).get("username") == "alice"
+
+
+async def test_a_refused_registration_leaves_no_key_behind(accounts, relay, os_keyring):
+    await accounts.create("alice")
+    folder = accounts.root / "second-alice"
+    with pytest.raises(RegistrationError):
+        await AriadneClient.create_account(folder, relay.url, "alice", "x" * 12, "Desktop")
+    assert len(os_keyring.entries) == 1  # only the first alice's
+    assert not (folder / KEY_RECORD).exists() and not ProfileStore.exists(folder)
 
 
 async def test_deleting_local_data_deletes_the_key_in_the_keyring(accounts, os_keyring):
