@@ -80,8 +80,8 @@ class ProfileLocked(Exception):
 
 def private_folder(directory: Path) -> None:
     """Make ``directory`` (0700) or tighten it and everything in it (folders 0700, files 0600)."""
-    directory.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
-    directory.chmod(FOLDER_MODE)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(FOLDER_MODE)  # (before anything is written in it)
     for root, folders, files in os.walk(directory):
         for name in folders:
             Path(root, name).chmod(FOLDER_MODE)

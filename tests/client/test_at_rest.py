@@ -24,7 +24,14 @@ import msgspec
 import pytest
 import sqlcipher3
 
-from client.core.at_rest import KEY_RECORD, SERVICE, KeyPlace, KeyRecord, ProfileLocked
+from client.core.at_rest import (
+    KEY_RECORD,
+    SERVICE,
+    KeyPlace,
+    KeyRecord,
+    ProfileLocked,
+    open_database,
+)
 from client.core.client import AriadneClient, RegistrationError
 from client.core.storage import DB_NAME, ProfileStore
 from tests.conftest import eventually, profile_contents
@@ -262,10 +269,10 @@ def test_a_wrong_or_missing_key_is_a_clear_error_and_changes_nothing(tmp_path, c
     assert "hmac check failed" not in capfd.readouterr().err  # said once, by ProfileLocked
     short = KeyRecord(KeyPlace.FILE, key=os.urandom(16).hex())
     (folder / KEY_RECORD).write_bytes(msgspec.json.encode(short))
-    with pytest.raises(ProfileLocked, match="damaged"):
+    with pytest.raises(ProfileLocked, match=r"key record of this profile .* is damaged"):
         ProfileStore(folder)
     (folder / KEY_RECORD).write_bytes(b"{not json")
-    with pytest.raises(ProfileLocked, match="damaged"):
+    with pytest.raises(ProfileLocked, match=r"key record of this profile .* is damaged"):
         ProfileStore(folder)
     (folder / KEY_RECORD).unlink()
     with pytest.raises(ProfileLocked, match=r"key record .* is missing"):
@@ -315,10 +322,12 @@ def test_a_plain_profile_is_encrypted_when_opened(tmp_path):
     old_blocks = tmp_path / "same-inode"  # a second name for the plain file's blocks
     os.link(folder / DB_NAME, old_blocks)
 
+    db, place = open_database(folder, folder / DB_NAME)  # what ProfileStore is given
+    assert place is KeyPlace.FILE and db.execute("PRAGMA user_version").fetchone()[0] == version
+    db.close()
     store = ProfileStore(folder)
     assert store.key_place is KeyPlace.FILE
     assert store.message(b"\x01" * 16).body == "the old plaintext"  # type: ignore[union-attr]
-    assert store._db.execute("PRAGMA user_version").fetchone()[0] == version
     store.close()
     assert b"the old plaintext" not in old_blocks.read_bytes()  # overwritten once replaced
     assert sorted(p.name for p in folder.iterdir()) == [KEY_RECORD, DB_NAME]
