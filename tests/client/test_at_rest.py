@@ -351,3 +351,17 @@ async def test_deleting_local_data_deletes_the_key_in_the_keyring(accounts, os_k
     accounts.clients.remove(alice)
     await alice.delete_local_data()
     assert os_keyring.entries == {} and not alice.profile_dir.exists()
+
+
+async def test_devices_with_keys_in_the_os_keyring_talk_and_reopen(accounts, os_keyring):
+    alice, bob, texts = await talk(accounts)
+    assert alice.database_key_place is bob.database_key_place is KeyPlace.KEYRING
+    keys = list(os_keyring.entries.values())
+    assert len(keys) == 2
+    for client in (alice, bob):
+        for name, data in files(client.profile_dir).items():
+            assert not any(k.encode() in data or bytes.fromhex(k) in data for k in keys), name
+    bob = await accounts.reopen(bob)
+    assert [m.body for m in bob.messages("alice")] == texts
+    await bob.send_text("alice", "reopened from the keyring")
+    await eventually(lambda: alice.messages("bob")[-1].body == "reopened from the keyring")
