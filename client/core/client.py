@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client.core import recovery
+from client.core.at_rest import KeyPlace, forget_key
 from client.core.directory import Directory, UnknownUser
 from client.core.epochs import EpochBook, upload
 from client.core.events import (
@@ -171,10 +172,11 @@ class AriadneClient:
         device_name: str,
         registration: str,
         with_amk: bool,
+        encrypt: bool = True,
     ) -> ProfileStore:
         if ProfileStore.exists(profile_dir):
             raise FileExistsError(f"a profile already exists in {profile_dir}")
-        store = ProfileStore(profile_dir)
+        store = ProfileStore(profile_dir, encrypt=encrypt)
         sign_key = SigningKey.generate()
         x3dh = new_x3dh_state()
         x3dh.generate_pre_keys(PRE_KEY_BATCH)
@@ -251,6 +253,7 @@ class AriadneClient:
             await client.close()
             for leftover in profile_dir.glob("ariadne.sqlite3*"):
                 leftover.unlink(missing_ok=True)
+            forget_key(profile_dir)
             if isinstance(exc, RegistrationError):
                 raise
             raise RegistrationError("unreachable", "the relay could not be reached") from None
@@ -343,6 +346,11 @@ class AriadneClient:
             self._emit(DeviceRemoved(self.username))
 
     @property
+    def database_key_place(self) -> KeyPlace:
+        """Where this profile's database key is kept (the OS keyring, or a file beside it)."""
+        return self._store.key_place
+
+    @property
     def removed(self) -> bool:
         """This device was removed from its account (it cannot read anything new)."""
         return bool(self._store.get("removed"))
@@ -350,6 +358,7 @@ class AriadneClient:
     async def delete_local_data(self) -> None:
         """Close and delete this profile: messages, keys, everything this device held."""
         await self.close()
+        forget_key(self.profile_dir)
         shutil.rmtree(self.profile_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ login and keys

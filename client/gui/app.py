@@ -13,8 +13,9 @@ from pathlib import Path
 
 import qasync
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from client.core.at_rest import ProfileLocked
 from client.core.client import AriadneClient
 from client.core.link import Backoff
 from client.core.storage import ProfileStore
@@ -169,12 +170,27 @@ async def _first_steps(client: AriadneClient) -> None:
     await finished
 
 
+async def _cannot_open(profile: Path, error: ProfileLocked) -> int:
+    """The profile's database does not open (its key is gone or wrong): say so, change nothing."""
+    print(f"ariadne: {profile}: {error}", file=sys.stderr, flush=True)
+    box = QMessageBox(QMessageBox.Icon.Critical, "Ariadne — this profile cannot be opened", "")
+    box.setText(f"{error}\n\nProfile: {profile}")
+    finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    box.finished.connect(lambda code: finished.done() or finished.set_result(code))
+    box.show()
+    await finished
+    return 1
+
+
 async def single(profile: Path, relay_url: str | None, lifetime: float | None = None) -> int:
     from client.gui.account_dialog import AccountDialog
 
     new_device = not ProfileStore.exists(profile)
     if not new_device:
-        client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
+        try:
+            client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
+        except ProfileLocked as error:
+            return await _cannot_open(profile, error)
         pending = not (client.is_member or client.holds_account_key or client.removed)
         if pending:
             # Closed while still pending: offer to restore (or to be approved) again.

@@ -4,6 +4,7 @@ history on a new device with the code or the PIN. The cryptography happens in th
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -167,10 +168,12 @@ class RecoveryCodeDialog(QDialog):
             if not name:
                 return None
             path = Path(name)
-        path.write_text(
-            f"Ariadne recovery code for {self.client.username}\n\n{groups(self.code)}\n"
-        )
-        path.chmod(0o600)
+        # 0600 from the moment it exists (not written first and tightened after); an existing
+        # file is tightened before the code is written into it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"Ariadne recovery code for {self.client.username}\n\n{groups(self.code)}\n")
         self.note.setText(f"Saved to {path}.")
         return path
 
