@@ -50,12 +50,13 @@ def inject(relay, to_device: str, from_device: str, message: pairing.PairingMess
     )
 
 
-def relay_approver(claimed_device: str) -> tuple[pairing.ApproverKeys, SigningKey]:
-    amk = SigningKey.generate()
-    keys = pairing.ApproverKeys(
-        device_id=claimed_device, sign_public=SigningKey.generate().public, amk_public=amk.public
+def relay_approver(claimed_device: str) -> pairing.ApproverKeys:
+    """Approver keys of the relay's making: its own device key and account key."""
+    return pairing.ApproverKeys(
+        device_id=claimed_device,
+        sign_public=SigningKey.generate().public,
+        amk_public=SigningKey.generate().public,
     )
-    return keys, amk
 
 
 def ignored_starts(caplog) -> int:
@@ -72,7 +73,7 @@ async def test_an_offer_is_revealed_once_so_a_dummy_start_cannot_be_followed_by_
     reveals = recorded_sends(monkeypatch, laptop.device_id)
     await laptop.offer_pairing()
     # 1. A dummy Start from the relay, labelled as alice's desktop: it learns the nonce.
-    fake, _ = relay_approver(alice.device_id)
+    fake = relay_approver(alice.device_id)
     dummy = pairing.Start(session=os.urandom(16), approver=fake, nonce=os.urandom(pairing.NONCE))
     inject(relay, laptop.device_id, alice.device_id, dummy)
     await eventually(lambda: len(reveals) == 1, message="the laptop reveals to the first Start")
@@ -103,7 +104,7 @@ async def test_an_unsolicited_start_changes_nothing_on_the_new_device(accounts, 
     alice = await accounts.create("alice")
     laptop = await accounts.pending("alice", "Laptop")
     shown = codes_on(laptop)
-    fake, _ = relay_approver(alice.device_id)
+    fake = relay_approver(alice.device_id)
 
     def start() -> pairing.Start:
         return pairing.Start(session=os.urandom(16), approver=fake, nonce=os.urandom(32))
@@ -133,7 +134,7 @@ async def test_a_start_naming_another_device_than_its_sender_is_ignored(accounts
     laptop = await accounts.pending("alice", "Laptop")
     shown = codes_on(laptop)
     await laptop.offer_pairing()
-    fake, _ = relay_approver(device_id_for(SigningKey.generate().public))
+    fake = relay_approver(device_id_for(SigningKey.generate().public))
     inject(
         relay,
         laptop.device_id,
@@ -175,7 +176,7 @@ async def test_only_a_member_may_start_and_only_with_a_device_that_offered(accou
     message = pairing.encode(
         pairing.Start(
             session=os.urandom(16),
-            approver=relay_approver(intruder.device_id)[0],
+            approver=relay_approver(intruder.device_id),
             nonce=os.urandom(32),
         )
     )
