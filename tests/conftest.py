@@ -75,13 +75,15 @@ async def relay(tmp_path: Path) -> AsyncIterator[RunningRelay]:
 
 async def approve(first: AriadneClient, new: AriadneClient) -> str:
     """The approval flow as a user runs it: the new device offers, the approver starts, both
-    show a code, the user sees they match and approves. Returns the code."""
+    show a code, the user sees they match, confirms on the new device and approves on the other.
+    Returns the code."""
     shown: list[str] = []
     new.add_listener(lambda e: shown.append(e.code) if isinstance(e, PairingCodeShown) else None)
     await new.offer_pairing()
     code = await first.pairing_code(new.device_id)
     await eventually(lambda: shown, message="the new device shows its code")
     assert shown[-1] == code, "the two screens show different codes"
+    await new.confirm_pairing()
     await first.approve_device(new.device_id)
     return code
 

@@ -63,9 +63,10 @@ async def _open_or_create(profile: Path, url: str, username: str, device: str) -
 
 class LaptopStep:
     """The demo's third device: Alice's laptop, logged in with her password, so pending. Its
-    dialog asks for approval (Alice's desktop pops up the request with the same code); once
-    approved its window opens and loads the history. Removing it from "My devices" on the
-    desktop shows what revocation looks like. A removed laptop is replaced on the next run."""
+    dialog asks for approval (Alice's desktop pops up the request with the same code); once the
+    user confirmed the code on it and approved on the desktop, its window opens and loads the
+    history. Removing it from "My devices" on the desktop shows what revocation looks like. A
+    removed laptop is replaced on the next run."""
 
     def __init__(self, profile: Path, url: str) -> None:
         self.profile = profile
@@ -92,7 +93,8 @@ class LaptopStep:
         self.dialog = dialog
         dialog.show()
         print(
-            "laptop: waiting for approval — Alice's desktop shows the request and a code",
+            "laptop: waiting for approval — Alice's desktop shows the request and a code;"
+            " if both screens match, press 'The codes match' on the laptop and approve",
             flush=True,
         )
 
@@ -189,7 +191,8 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
             client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
         except ProfileLocked as error:
             return await _cannot_open(profile, error)
-        if client.own_devices() is not None and not client.is_member and not client.removed:
+        pending = not (client.is_member or client.holds_account_key or client.removed)
+        if pending:
             # Closed while still pending: offer to restore (or to be approved) again.
             new_device = True
             await _first_steps(client)

@@ -266,7 +266,9 @@ class ChatWindow(QMainWindow):
         open_dialog = self.approvals.get(event.device_id)
         if open_dialog is not None and open_dialog.isVisible():
             return
-        dialog = ApprovalDialog(self.client, event.device_id, event.name)
+        dialog = ApprovalDialog(
+            self.client, event.device_id, event.name, event.fingerprint, event.asked_at
+        )
         self.approvals[event.device_id] = dialog
         dialog.show()
 
