@@ -3,7 +3,8 @@ types (design brief §4.3).
 
 ``SealedEnvelope`` is what the relay sees: a ratchet header (public by design), an optional X3DH
 header while a session is new, and AES-GCM ciphertext. The plaintext is a tagged ``Payload``,
-PADMÉ-padded before encryption so its length leaks little.
+PADMÉ-padded before encryption so its length leaks little. Every payload names its sender
+(``Origin``): the relay's label on an envelope is only a routing hint, checked against it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.device_list import Key32, Username
+from shared.device_list import DeviceId, Key32, Username
 from shared.errors import WireError
 from shared.padding import pad, unpad
 
@@ -38,10 +39,21 @@ class SealedEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     v: Literal[1] = 1
 
 
+class Origin(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
+    """Who sent a payload, as the sending device states it under the encryption. The receiver
+    compares ``user`` and ``device`` with the relay's label on the envelope, and orders a device's
+    messages by ``counter``, which goes up by one with every payload that device sends."""
+
+    user: Username
+    device: DeviceId
+    counter: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
 class _Payload(
     msgspec.Struct, tag_field="kind", forbid_unknown_fields=True, frozen=True, kw_only=True
 ):
-    v: Literal[1] = 1
+    origin: Origin
+    v: Literal[2] = 2
 
 
 class Text(_Payload, tag="text"):
