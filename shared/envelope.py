@@ -89,11 +89,26 @@ def encode_sealed(sealed: SealedEnvelope) -> bytes:
     return _encoder.encode(sealed)
 
 
+_CURVE25519_P = 2**255 - 19
+
+
 def decode_sealed(data: bytes) -> SealedEnvelope:
+    """Decode an envelope whose public keys are all in canonical form. X25519 ignores a key's top
+    bit (and reduces modulo p), so one key has several spellings; the X3DH ephemeral key is used
+    only in Diffie-Hellman, so a respelt one would still decrypt: a relay could replay a session
+    start as a "new" one. Only the canonical spelling is accepted."""
     try:
-        return _sealed_decoder.decode(data)
+        sealed = _sealed_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"malformed envelope: {exc}") from None
+    keys = [sealed.ratchet_pub]
+    if sealed.x3dh is not None:
+        header = sealed.x3dh
+        keys += [header.identity_key, header.ephemeral_key, header.signed_pre_key]
+        keys += [header.one_time_pre_key] if header.one_time_pre_key is not None else []
+    if any(int.from_bytes(key, "little") >= _CURVE25519_P for key in keys):
+        raise WireError("malformed envelope: a public key is not in canonical form")
+    return sealed
 
 
 def encode_payload(payload: Payload) -> bytes:
