@@ -24,6 +24,7 @@ from shared.envelope import (
     encode_sealed,
     new_message_id,
 )
+from shared.errors import VerificationError
 from shared.identity import SigningKey, device_id_for
 from shared.session import initiate_session, load_x3dh_state, new_x3dh_state, session_binding
 from tests.conftest import eventually
@@ -137,8 +138,8 @@ async def test_a_client_refuses_a_list_naming_another_users_device(talking, rela
     alice, bob = talking
     attacker = Attacker(relay)
     bob_device = alice.directory.known("bob").entry(bob.device_id)
-    if claim == "device id":
-        claimed = bob_device
+    if claim == "device id":  # Bob's device, with an identity key of its own
+        claimed = msgspec.structs.replace(bob_device, identity_key=bytes(31) + b"\x01")
     else:  # a device of its own, with Bob's identity key
         key = SigningKey.generate()
         claimed = msgspec.structs.replace(
@@ -302,3 +303,30 @@ async def test_a_forged_first_message_does_not_burn_the_one_time_pre_key(account
     await bob.send_text("alice", "the real first message")
     await eventually(lambda: alice.messages("bob")[-1].body == "the real first message")
     assert bundle.one_time_pre_key not in alice._x3dh.bundle.pre_keys
+
+
+async def test_acknowledging_a_key_change_refuses_a_device_another_user_now_holds(talking, relay):
+    """Bob's list under a new account key waits for Alice's acknowledgement; meanwhile another
+    account's list claims its device. Acknowledging it then must not give the device two users."""
+    alice, bob = talking
+    attacker = Attacker(relay)
+    key = SigningKey.generate()
+    new_device = msgspec.structs.replace(
+        alice.directory.known("bob").entry(bob.device_id),
+        device_id=device_id_for(key.public),
+        sign_public=key.public,
+        identity_key=bytes(31) + b"\x02",
+    )
+    new_amk = SigningKey.generate()
+    attacker.db.execute(
+        "UPDATE device_lists SET signed_list = ? WHERE username = 'bob'",
+        (first_device_list(new_amk, "bob", new_device),),
+    )
+    attacker.db.commit()
+    await alice.directory.refresh("bob")
+    assert alice.key_changed("bob")
+    attacker.make_account("mallory", [new_device])
+    assert (await alice.directory.refresh("mallory")).entry(new_device.device_id) is not None
+    with pytest.raises(VerificationError, match="mallory's device list"):
+        alice.acknowledge_key_change("bob")
+    assert alice.directory.known("bob").entry(bob.device_id) is not None

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from client.core.client import AriadneClient
-from client.core.events import Event, OutOfOrderDelivery
+from client.core.events import DeliveryUpdated, Event, MessageReceived, OutOfOrderDelivery
 from tests.conftest import eventually, history
 
 LINE = "the relay delivered bob's messages out of order; they are shown in the order bob sent them"
@@ -19,6 +19,20 @@ LINE = "the relay delivered bob's messages out of order; they are shown in the o
 def watch(client: AriadneClient) -> list[Event]:
     seen: list[Event] = []
     client.add_listener(lambda e: seen.append(e) if isinstance(e, OutOfOrderDelivery) else None)
+    return seen
+
+
+def places(client: AriadneClient) -> dict[bytes, int | None]:
+    """Each message's place in the order as the events announce it, latest last."""
+    seen: dict[bytes, int | None] = {}
+
+    def note(event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            seen[event.message.message_id] = event.message.server_ts
+        elif isinstance(event, DeliveryUpdated):
+            seen[event.message_id] = event.server_ts
+
+    client.add_listener(note)
     return seen
 
 
@@ -59,6 +73,7 @@ async def test_a_reordering_relay_is_caught_and_the_senders_order_shown(
 
     alice = await accounts.start(alice)
     caught = watch(alice)
+    announced = places(alice)
     await eventually(lambda: len(history(alice, "bob")) == 2 + len(sent))
     assert [body for _, _, body in history(alice, "bob")] == ["hello", "hi", *sent]
     assert caught and {(e.thread, e.sender_user, e.sender_device) for e in caught} == {
@@ -67,6 +82,9 @@ async def test_a_reordering_relay_is_caught_and_the_senders_order_shown(
     assert LINE in lines(alice, "bob")
     times = [m.server_ts for m in alice.messages("bob") if not m.system]
     assert sorted(times[2:]) == sorted(ts for _, ts, _ in rows)  # the relay's times, re-dealt
+    # The events tell a view (the GUI's) every message's final place.
+    final = {m.message_id: m.server_ts for m in alice.messages("bob")[2:] if not m.system}
+    assert {message_id: announced.get(message_id) for message_id in final} == final
 
     # Nothing more is reported while the relay behaves.
     reported = (len(caught), lines(alice, "bob"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 
+import msgspec
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -110,9 +111,9 @@ async def test_a_member_cannot_list_another_accounts_device(accounts):
     mallory = await accounts.create("mallory")
     bobs = await mallory.directory.get("bob")
     own = mallory.directory.known("mallory")
-    signed = next_device_list(
-        mallory._amk, own, mallory.directory.signed("mallory"), add=bobs.entry(bob.device_id)
-    )
+    claimed = bobs.entry(bob.device_id)  # Bob's device, with an identity key of its own
+    claimed = msgspec.structs.replace(claimed, identity_key=bytes(31) + b"\x01")
+    signed = next_device_list(mallory._amk, own, mallory.directory.signed("mallory"), add=claimed)
     with pytest.raises(RelayError) as refused:
         await mallory._publish_device_list(signed)
     assert refused.value.code == "bad_device_list"

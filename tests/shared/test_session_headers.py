@@ -31,9 +31,6 @@ def test_every_ratchet_header_field_is_in_the_associated_data():
     changed = [header(pub=bytes(range(1, 33))), header(pn=4), header(n=6)]
     built = {_DoubleRatchet._build_associated_data(b"session", h) for h in changed}
     assert len(built) == 3 and base not in built
-    # The session's own associated data is length-prefixed: it cannot borrow header bytes.
-    assert _DoubleRatchet._build_associated_data(b"session\x00", header()) != base
-    assert not base.startswith(_DoubleRatchet._build_associated_data(b"sessio", header()))
 
 
 async def test_a_changed_previous_chain_length_does_not_decrypt():
