@@ -296,6 +296,8 @@ class DeviceConnection:
     async def _create_account(self, frame: wire.CreateAccount, nonce: bytes) -> None:
         row = self._registered_device(frame, nonce)
         password_hash = await asyncio.to_thread(hash_password, frame.password)
+        if self.store.device(row.device_id) is not None:  # checked after the await: no race
+            raise _Reject("device_taken", "this device is registered to another account")
         if not self.store.create_account(frame.username, password_hash, frame.amk_public, row):
             raise _Reject("username_taken", "that username is taken")
         await self.store.durable()
@@ -313,7 +315,7 @@ class DeviceConnection:
             self.store.add_device(row)
             await self.store.durable()
         elif existing.username != frame.username:
-            raise _Reject("bad_credentials", "wrong username or password")
+            raise _Reject("device_taken", "this device is registered to another account")
         self.username, self.device_id = frame.username, row.device_id
         log.info("pending device %s registered for %s", self.device_id, self.username)
         self.relay.notify_user(
@@ -377,6 +379,8 @@ class DeviceConnection:
             case wire.FetchBundles():
                 return self._fetch_bundles(frame)
             case wire.PublishKeys():
+                if self.store.identity_key_owners(frame.identity_key) - {self.device_id}:
+                    raise _Reject("identity_key_taken", "another device uses this identity key")
                 self.store.set_keys(
                     self.device_id,
                     frame.identity_key,
@@ -531,6 +535,8 @@ class DeviceConnection:
             registered = self.store.device(entry.device_id)
             if registered is None or registered.username != self.username:
                 raise _Reject("bad_device_list", f"device {entry.device_id} is not registered")
+            if self.store.identity_key_owners(entry.identity_key) - {entry.device_id}:
+                raise _Reject("bad_device_list", "an identity key on the list is another device's")
         epoch = self._checked_epoch(frame.epoch, new, frame.signed_list)
         removed = (current.device_ids if current else frozenset()) - new.device_ids
         self.store.set_device_list(self.username, new.version, frame.signed_list, new.device_ids)

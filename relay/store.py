@@ -106,6 +106,8 @@ CREATE TABLE IF NOT EXISTS fan_outs (
     server_ts INTEGER NOT NULL,
     PRIMARY KEY (device_id, send_id)
 ) WITHOUT ROWID;
+-- A device's identity key belongs to it alone: looked up to refuse another device claiming it.
+CREATE INDEX IF NOT EXISTS devices_by_identity_key ON devices(identity_key);
 """
 
 FAN_OUT_MEMORY_US = 7 * 24 * 3600 * 1_000_000  # how long a resend is recognised
@@ -296,6 +298,13 @@ class RelayStore:
             "INSERT OR IGNORE INTO one_time_pre_keys VALUES (?, ?)",
             ((device_id, key) for key in one_time_pre_keys),
         )
+
+    def identity_key_owners(self, identity_key: bytes) -> set[str]:
+        """The devices that published ``identity_key``."""
+        rows = self._db.execute(
+            "SELECT device_id FROM devices WHERE identity_key = ?", (identity_key,)
+        ).fetchall()
+        return {row[0] for row in rows}
 
     def pre_key_count(self, device_id: str) -> int:
         return self._db.execute(

@@ -3,7 +3,8 @@ types (design brief §4.3).
 
 ``SealedEnvelope`` is what the relay sees: a ratchet header (public by design), an optional X3DH
 header while a session is new, and AES-GCM ciphertext. The plaintext is a tagged ``Payload``,
-PADMÉ-padded before encryption so its length leaks little.
+PADMÉ-padded before encryption so its length leaks little. Every payload names its sender
+(``Origin``): the relay's label on an envelope is only a routing hint, checked against it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.device_list import Key32, Username
+from shared.device_list import DeviceId, Key32, Username
 from shared.errors import WireError
 from shared.padding import pad, unpad
 
@@ -38,10 +39,21 @@ class SealedEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     v: Literal[1] = 1
 
 
+class Origin(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
+    """Who sent a payload, as the sending device states it under the encryption. The receiver
+    compares ``user`` and ``device`` with the relay's label on the envelope, and orders a device's
+    messages by ``counter``, which goes up by one with every payload that device sends."""
+
+    user: Username
+    device: DeviceId
+    counter: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
 class _Payload(
     msgspec.Struct, tag_field="kind", forbid_unknown_fields=True, frozen=True, kw_only=True
 ):
-    v: Literal[1] = 1
+    origin: Origin
+    v: Literal[2] = 2
 
 
 class Text(_Payload, tag="text"):
@@ -77,11 +89,26 @@ def encode_sealed(sealed: SealedEnvelope) -> bytes:
     return _encoder.encode(sealed)
 
 
+_CURVE25519_P = 2**255 - 19
+
+
 def decode_sealed(data: bytes) -> SealedEnvelope:
+    """Decode an envelope whose public keys are all in canonical form. X25519 ignores a key's top
+    bit (and reduces modulo p), so one key has several spellings; the X3DH ephemeral key is used
+    only in Diffie-Hellman, so a respelt one would still decrypt: a relay could replay a session
+    start as a "new" one. Only the canonical spelling is accepted."""
     try:
-        return _sealed_decoder.decode(data)
+        sealed = _sealed_decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise WireError(f"malformed envelope: {exc}") from None
+    keys = [sealed.ratchet_pub]
+    if sealed.x3dh is not None:
+        header = sealed.x3dh
+        keys += [header.identity_key, header.ephemeral_key, header.signed_pre_key]
+        keys += [header.one_time_pre_key] if header.one_time_pre_key is not None else []
+    if any(int.from_bytes(key, "little") >= _CURVE25519_P for key in keys):
+        raise WireError("malformed envelope: a public key is not in canonical form")
+    return sealed
 
 
 def encode_payload(payload: Payload) -> bytes:

@@ -150,16 +150,22 @@ _BAD_INPUT = (
 
 class Session:
     """One Double Ratchet session with one peer device, plus what the libraries do not keep:
-    the X3DH associated data and, until the peer first answers, the X3DH header to resend."""
+    the X3DH associated data; until the peer first answers, the X3DH header to resend; and for a
+    session the peer started, the header it started with (its resends must repeat it exactly)."""
 
-    __slots__ = ("associated_data", "pending_header", "ratchet")
+    __slots__ = ("associated_data", "pending_header", "ratchet", "started_by")
 
     def __init__(
-        self, ratchet: _DoubleRatchet, associated_data: bytes, pending_header: X3DHHeader | None
+        self,
+        ratchet: _DoubleRatchet,
+        associated_data: bytes,
+        pending_header: X3DHHeader | None,
+        started_by: X3DHHeader | None = None,
     ) -> None:
         self.ratchet = ratchet
         self.associated_data = associated_data
         self.pending_header = pending_header
+        self.started_by = started_by
 
     def dump(self) -> bytes:
         return _session_encoder.encode(
@@ -167,6 +173,7 @@ class Session:
                 ratchet=json.dumps(self.ratchet.json),
                 associated_data=self.associated_data,
                 pending_header=self.pending_header,
+                started_by=self.started_by,
             )
         )
 
@@ -174,7 +181,7 @@ class Session:
     def load(cls, data: bytes) -> Session:
         stored = _session_decoder.decode(data)
         ratchet = _DoubleRatchet.from_json(json.loads(stored.ratchet), **_CONFIG)
-        return cls(ratchet, stored.associated_data, stored.pending_header)
+        return cls(ratchet, stored.associated_data, stored.pending_header, stored.started_by)
 
     async def encrypt(self, plaintext: bytes) -> SealedEnvelope:
         message = await self.ratchet.encrypt_message(plaintext, self.associated_data)
@@ -182,7 +189,11 @@ class Session:
 
     async def decrypt(self, sealed: SealedEnvelope) -> bytes:
         """Decrypt; the ratchet state changes only on success. Any reply proves the peer has the
-        session, so the X3DH header need no longer be sent."""
+        session, so the X3DH header need no longer be sent. An X3DH header that is not the one
+        this session started from is refused: only its ephemeral key picks the session, and the
+        ratchet does not authenticate the rest of it."""
+        if sealed.x3dh is not None and sealed.x3dh != self.started_by:
+            raise DecryptionError("session start header does not match this session")
         try:
             plaintext = await self.ratchet.decrypt_message(_open(sealed), self.associated_data)
         except doubleratchet.diffie_hellman_ratchet.DuplicateMessageException:
@@ -198,6 +209,7 @@ class _StoredSession(msgspec.Struct, frozen=True):
     associated_data: bytes
     pending_header: X3DHHeader | None
     v: int = 1
+    started_by: X3DHHeader | None = None
 
 
 _session_encoder = msgspec.msgpack.Encoder()
@@ -298,4 +310,4 @@ async def accept_session(
         )
     except _BAD_INPUT as exc:
         raise DecryptionError(type(exc).__name__) from None
-    return Session(ratchet, associated_data, None), plaintext
+    return Session(ratchet, associated_data, None, header), plaintext

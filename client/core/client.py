@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from client.core import recovery
@@ -40,11 +41,13 @@ from client.core.events import (
     MessageQueued,
     MessageReceived,
     MessageStatus,
+    OutOfOrderDelivery,
     PairingRequested,
     StoredMessage,
 )
 from client.core.link import Backoff, Offline, RelayError, RelayLink
 from client.core.mailbox import Mailbox
+from client.core.ordering import place
 from client.core.pairing import Pairing
 from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
@@ -61,6 +64,7 @@ from shared.device_list import (
 from shared.envelope import (
     MAX_TEXT,
     DeviceListUpdate,
+    Origin,
     Payload,
     Receipt,
     Text,
@@ -839,7 +843,7 @@ class AriadneClient:
             self._amk, current, self.directory.signed(self.username) or b"", remove=device_id
         )
         accepted = await self._publish_device_list(signed)
-        self.sessions.forget(device_id)
+        self.sessions.forget((self.username, device_id))
         self._share_device_list(signed)
         return accepted
 
@@ -851,7 +855,7 @@ class AriadneClient:
         for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
             self._store.enqueue(
                 contacts[start : start + wire.MAX_RECIPIENT_USERS],
-                encode_payload(DeviceListUpdate(signed_list=signed)),
+                encode_payload(DeviceListUpdate(origin=self._origin(), signed_list=signed)),
                 None,
             )
         self._store.commit()
@@ -924,7 +928,7 @@ class AriadneClient:
             self._set_status(message_id, MessageStatus.READ, None)
         self._store.enqueue(
             [thread, self.username],
-            encode_payload(Receipt(status="read", message_ids=unread)),
+            encode_payload(Receipt(origin=self._origin(), status="read", message_ids=unread)),
             None,
         )
         self._store.commit()
@@ -944,7 +948,8 @@ class AriadneClient:
             raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
         message_id = new_message_id()
         sent_at = int(time.time() * 1000)
-        payload = Text(message_id=message_id, peer=peer, sent_at=sent_at, body=text)
+        origin = self._origin()
+        payload = Text(origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text)
         message = StoredMessage(
             message_id,
             peer,
@@ -956,6 +961,9 @@ class AriadneClient:
             MessageStatus.SENDING,
         )
         self._store.insert_message(message)
+        self._store.record_sender_order(
+            message_id, peer, self.username, self.device_id, origin.counter
+        )
         self._store.enqueue([peer, self.username], encode_payload(payload), message_id)
         self._store.commit()
         self._emit(MessageQueued(message))
@@ -984,10 +992,74 @@ class AriadneClient:
                 continue
             self._store.remove_outgoing(item.id)
             if item.message_id is not None:
+                server_ts = self._sent_in_order(item.message_id, server_ts)
                 self._set_status(item.message_id, MessageStatus.SENT, server_ts)
                 self._store.save_later([item.message_id])
                 self._mailbox_wake.set()
             self._store.commit()
+
+    def _origin(self) -> Origin:
+        """This device as the sender of its next payload. The counter goes up by one per payload
+        in the order payloads enter the outbox, which sends them in that order (committed by the
+        caller together with the outbox entry)."""
+        counter = int(self._store.get("send_counter") or 0) + 1
+        self._store.put("send_counter", counter)
+        return Origin(user=self.username, device=self.device_id, counter=counter)
+
+    def _sent_in_order(self, message_id: bytes, server_ts: int) -> int:
+        """The relay accepted one of this device's messages at ``server_ts``: place it in this
+        device's own order (the relay's answer could contradict it too)."""
+        message = self._store.message(message_id)
+        counter = self._store.sender_counter(message_id)
+        if message is None or counter is None:
+            return server_ts
+        placed, reordered = self._in_sender_order(message, counter, server_ts)
+        for event in reordered:
+            self._emit(event)
+        self._report_reordering(reordered)
+        return placed
+
+    def _in_sender_order(
+        self, message: StoredMessage, counter: int, server_ts: int
+    ) -> tuple[int, list[Event]]:
+        """Place a stored message in its sending device's order; returns its time and, if the
+        relay's times contradicted that order, the events for the messages that moved."""
+        placement = place(
+            self._store,
+            message.thread,
+            message.sender_user,
+            message.sender_device,
+            message.message_id,
+            counter,
+            server_ts,
+        )
+        if not placement.contradicted:
+            return placement.server_ts, []
+        log.warning(
+            "relay times contradict the order of device %s: %d messages moved",
+            message.sender_device,
+            len(placement.moved),
+        )
+        events: list[Event] = []
+        for moved_id, moved_ts in placement.moved:
+            moved = self._store.message(moved_id)
+            if moved is not None:
+                events.append(DeliveryUpdated(moved_id, moved.thread, moved.status, moved_ts))
+        events.append(
+            OutOfOrderDelivery(message.thread, message.sender_user, message.sender_device)
+        )
+        return placement.server_ts, events
+
+    def _report_reordering(self, events: Iterable[Event]) -> None:
+        """One system line per conversation and sender whose order the relay contradicted."""
+        reported = [(e.thread, e.sender_user) for e in events if isinstance(e, OutOfOrderDelivery)]
+        for thread, user in dict.fromkeys(reported):
+            whose, who = ("your", "you") if user == self.username else (f"{user}'s", user)
+            self._system_line(
+                [thread],
+                f"the relay delivered {whose} messages out of order;"
+                f" they are shown in the order {who} sent them",
+            )
 
     async def _fan_out(self, send_id: bytes, users: tuple[str, ...], payload: bytes) -> int:
         """Encrypt ``payload`` to every current device of ``users`` (but this one) and send it as
@@ -1025,7 +1097,7 @@ class AriadneClient:
         self, username: str, targets: list[DeviceEntry], payload: bytes
     ) -> list[wire.Envelope]:
         envelopes = []
-        new = [d for d in targets if not self.sessions.has_session(d.device_id)]
+        new = [d for d in targets if not self.sessions.has_session((username, d.device_id))]
         bundles: dict[str, wire.PreKeyBundle] = {}
         if new:
             answer = await self.link.request(
@@ -1036,10 +1108,11 @@ class AriadneClient:
             assert isinstance(answer, wire.Bundles)
             bundles = {b.device_id: b for b in answer.bundles}
         for device in targets:
-            async with self.sessions.locks[device.device_id]:
+            peer = (username, device.device_id)
+            async with self.sessions.locks[peer]:
                 try:
-                    if self.sessions.has_session(device.device_id):
-                        sealed = await self.sessions.encrypt(device.device_id, payload)
+                    if self.sessions.has_session(peer):
+                        sealed = await self.sessions.encrypt(peer, payload)
                     elif device.device_id in bundles:
                         sealed = await self.sessions.start(
                             username, device, bundles[device.device_id], payload
@@ -1117,9 +1190,12 @@ class AriadneClient:
             for sender, message_ids in receipts.items():
                 self._store.enqueue(
                     [sender],
-                    encode_payload(Receipt(status="delivered", message_ids=message_ids)),
+                    encode_payload(
+                        Receipt(origin=self._origin(), status="delivered", message_ids=message_ids)
+                    ),
                     None,
                 )
+            self._report_reordering(events)
             self._store.commit()  # ratchets, pre-keys, messages, receipts: then acknowledge
             if done:
                 await self.link.send(wire.Ack(seqs=done))
@@ -1136,7 +1212,7 @@ class AriadneClient:
         peer = await self._sender_entry(deliver.sender_user, deliver.sender_device)
         if peer is None:
             return self._undecryptable(deliver, "sender device is not on its signed device list")
-        async with self.sessions.locks[deliver.sender_device]:
+        async with self.sessions.locks[(deliver.sender_user, deliver.sender_device)]:
             try:
                 plaintext = await self.sessions.decrypt(deliver.sender_user, peer, sealed)
             except DuplicateMessage:
@@ -1148,6 +1224,13 @@ class AriadneClient:
             payload = decode_payload(plaintext)
         except WireError:
             return self._undecryptable(deliver, "unreadable payload")
+        origin = payload.origin
+        if (origin.user, origin.device) != (deliver.sender_user, deliver.sender_device):
+            return self._undecryptable(
+                deliver,
+                f"the relay says {deliver.sender_user}'s device {deliver.sender_device} sent"
+                f" this, the message says {origin.user}'s device {origin.device}",
+            )
         return self._apply(deliver, payload, receipts)
 
     async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
@@ -1180,11 +1263,17 @@ class AriadneClient:
             )
             if not self._store.insert_message(message):
                 return []  # a duplicate: already shown
+            counter = payload.origin.counter
+            self._store.record_sender_order(
+                message.message_id, thread, deliver.sender_user, deliver.sender_device, counter
+            )
+            server_ts, reordered = self._in_sender_order(message, counter, deliver.server_ts)
+            message = dataclasses.replace(message, server_ts=server_ts)
             self._store.save_later([message.message_id])
             self._mailbox_wake.set()
             if not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
-            return [MessageReceived(message)]
+            return [*reordered, MessageReceived(message)]
         if isinstance(payload, DeviceListUpdate):
             # Verified like any list (the sender's own, pinned key, version, chain).
             self.directory.accept(deliver.sender_user, payload.signed_list)

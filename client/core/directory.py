@@ -2,7 +2,10 @@
 
 The first list seen for a user pins that user's account master key (AMK); every later list must
 be signed by the same key, must not go back in version, and must chain to the one it replaces.
-A list that fails any check is refused and the last verified list stays in force.
+A device (its id or its identity key) belongs to one account only: a list naming a device that
+another user's verified list holds is refused, so no account can claim another's device and have
+its messages shown under its own name. A list that fails any check is refused and the last
+verified list stays in force.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class Directory:
             return None
         try:
             new = open_device_list(signed, username, None)  # signed by the key it names
+            self._check_devices_are_theirs(new)
             if pinned is not None and new.amk_public != pinned:
                 if username != self._store.get("username"):
                     return self._hold_key_change(username, signed)
@@ -104,6 +108,9 @@ class Directory:
         if self._on_change is not None:
             self._on_change(current, new)
         self._store.save_contact(username, new.amk_public, signed, new.version)
+        self._store.set_contact_devices(
+            username, ((d.device_id, d.identity_key) for d in new.devices)
+        )
         self._store.commit()
         self._cache[username] = (new, signed)
         before = current.device_ids if current else frozenset()
@@ -116,6 +123,16 @@ class Directory:
             )
         )
         return new
+
+    def _check_devices_are_theirs(self, new: DeviceList) -> None:
+        for device in new.devices:
+            others = self._store.device_holders(device.device_id, device.identity_key)
+            others.discard(new.username)
+            if others:
+                raise VerificationError(
+                    f"device {device.device_id} of {new.username}'s list (or its identity key)"
+                    f" is on {min(others)}'s device list"
+                )
 
     def _hold_key_change(self, username: str, signed: bytes) -> None:
         if self._store.key_change(username) != signed:
@@ -134,9 +151,13 @@ class Directory:
             raise LookupError(f"no key change pending for {username}")
         current = self.known(username)
         new = open_device_list(signed, username, None)
+        self._check_devices_are_theirs(new)
         if self._on_change is not None:
             self._on_change(current, new)
         self._store.save_contact(username, new.amk_public, signed, new.version)
+        self._store.set_contact_devices(
+            username, ((d.device_id, d.identity_key) for d in new.devices)
+        )
         self._store.set_verified(username, False)
         self._store.set_key_change(username, None)
         self._store.commit()

@@ -90,6 +90,17 @@ class DecryptionFailed:
 
 
 @dataclass(frozen=True)
+class OutOfOrderDelivery:
+    """The relay's timestamps put a sending device's messages in ``thread`` in another order than
+    the one that device authenticated: the conversation shows the sender's order (the moved
+    messages get ``DeliveryUpdated`` with their new place) and a system line says so."""
+
+    thread: str
+    sender_user: str
+    sender_device: str
+
+
+@dataclass(frozen=True)
 class DeviceListChanged:
     username: str
     version: int
@@ -175,6 +186,7 @@ Event = (
     | MessageReceived
     | DeliveryUpdated
     | DecryptionFailed
+    | OutOfOrderDelivery
     | DeviceListChanged
     | DeviceListRefused
     | HistoryLoaded

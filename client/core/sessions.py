@@ -5,6 +5,10 @@ each side keeps both and decrypts with whichever matches; the one that last decr
 one we send with. Sessions live in memory once loaded and are written to the profile store in the
 caller's transaction. One lock per peer device: the ratchet libraries are not safe under
 concurrent use.
+
+A peer is a (user, device) pair, never a device id alone: the user is bound into the session when
+it starts, and a session is only ever found again under the same pair, so a relay that labels an
+envelope with another user's name finds no session to decrypt it with.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from shared.wire import PreKeyBundle
 
 KEEP_SESSIONS_PER_DEVICE = 4
 
+Peer = tuple[str, str]  # (user, device id)
+
 
 @dataclass
 class _Held:
@@ -43,23 +49,23 @@ class SessionBook:
         self._store = store
         self._x3dh = x3dh
         self._me = me
-        self._held: dict[str, list[_Held]] = {}
-        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._held: dict[Peer, list[_Held]] = {}
+        self.locks: defaultdict[Peer, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    def _sessions(self, peer_device: str) -> list[_Held]:
-        if peer_device not in self._held:
-            self._held[peer_device] = [
+    def _sessions(self, peer: Peer) -> list[_Held]:
+        if peer not in self._held:
+            self._held[peer] = [
                 _Held(row.id, Session.load(row.state), row.ephemeral)
-                for row in self._store.sessions_with(peer_device)
+                for row in self._store.sessions_with(*peer)
             ]
-        return self._held[peer_device]
+        return self._held[peer]
 
-    def has_session(self, peer_device: str) -> bool:
-        return bool(self._sessions(peer_device))
+    def has_session(self, peer: Peer) -> bool:
+        return bool(self._sessions(peer))
 
-    def forget(self, peer_device: str) -> None:
-        self._held.pop(peer_device, None)
-        self._store.forget_device_sessions(peer_device)
+    def forget(self, peer: Peer) -> None:
+        self._held.pop(peer, None)
+        self._store.forget_device_sessions(*peer)
 
     def _save(self, held: _Held) -> None:
         self._store.update_session(held.id, held.session.dump(), time.time_ns())
@@ -74,15 +80,15 @@ class SessionBook:
             session,
             ephemeral,
         )
-        sessions = self._sessions(peer_device)
+        sessions = self._sessions((peer_user, peer_device))
         sessions.insert(0, held)
         if len(sessions) > KEEP_SESSIONS_PER_DEVICE:
             self._store.delete_sessions(h.id for h in sessions[KEEP_SESSIONS_PER_DEVICE:])
             del sessions[KEEP_SESSIONS_PER_DEVICE:]
 
-    async def encrypt(self, peer_device: str, plaintext: bytes) -> SealedEnvelope:
+    async def encrypt(self, peer: Peer, plaintext: bytes) -> SealedEnvelope:
         """Encrypt with the active session (the caller checked :meth:`has_session`)."""
-        held = self._sessions(peer_device)[0]
+        held = self._sessions(peer)[0]
         sealed = await held.session.encrypt(plaintext)
         self._save(held)
         return sealed
@@ -110,7 +116,7 @@ class SessionBook:
 
         Raises :class:`DuplicateMessage` for a message already decrypted, and
         :class:`DecryptionError` for anything that does not authenticate."""
-        sessions = self._sessions(peer.device_id)
+        sessions = self._sessions((peer_user, peer.device_id))
         header = sealed.x3dh
         if header is not None:
             if header.identity_key != peer.identity_key:

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     state BLOB NOT NULL,
     last_used INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS sessions_by_peer ON sessions(peer_device, last_used);
+DROP INDEX IF EXISTS sessions_by_peer;
+CREATE INDEX IF NOT EXISTS sessions_by_user_device ON sessions(peer_user, peer_device, last_used);
 CREATE TABLE IF NOT EXISTS messages (
     message_id BLOB PRIMARY KEY,
     thread TEXT NOT NULL,
@@ -89,6 +90,27 @@ CREATE TABLE IF NOT EXISTS outbox (
     users TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+-- Which user's verified device list holds each device id and identity key: a device belongs to
+-- one account only, so a list naming a device another user's list holds is refused.
+CREATE TABLE IF NOT EXISTS contact_devices (
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    identity_key BLOB NOT NULL,
+    PRIMARY KEY (username, device_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contact_devices_by_id ON contact_devices(device_id);
+CREATE INDEX IF NOT EXISTS contact_devices_by_identity ON contact_devices(identity_key);
+-- Each message's place in its sending device's own order (the counter the sender authenticated),
+-- to tell when the relay's timestamps contradict it.
+CREATE TABLE IF NOT EXISTS sender_order (
+    message_id BLOB PRIMARY KEY,
+    thread TEXT NOT NULL,
+    sender_user TEXT NOT NULL,
+    sender_device TEXT NOT NULL,
+    counter INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sender_order_by_device
+    ON sender_order(thread, sender_user, sender_device, counter);
 """
 
 _MESSAGE_COLUMNS = (
@@ -197,6 +219,24 @@ class ProfileStore:
 
     def forget_contact(self, username: str) -> None:
         self._db.execute("DELETE FROM contacts WHERE username = ?", (username,))
+        self._db.execute("DELETE FROM contact_devices WHERE username = ?", (username,))
+
+    def set_contact_devices(self, username: str, devices: Iterable[tuple[str, bytes]]) -> None:
+        """The (device id, identity key) pairs of ``username``'s verified list, replacing any."""
+        self._db.execute("DELETE FROM contact_devices WHERE username = ?", (username,))
+        self._db.executemany(
+            "INSERT INTO contact_devices VALUES (?, ?, ?)",
+            ((username, device_id, key) for device_id, key in devices),
+        )
+
+    def device_holders(self, device_id: str, identity_key: bytes) -> set[str]:
+        """Users whose verified list names this device id or this identity key."""
+        rows = self._db.execute(
+            "SELECT username FROM contact_devices WHERE device_id = ?"
+            " UNION SELECT username FROM contact_devices WHERE identity_key = ?",
+            (device_id, identity_key),
+        ).fetchall()
+        return {row[0] for row in rows}
 
     def verified(self, username: str) -> bool:
         row = self._db.execute(
@@ -222,12 +262,12 @@ class ProfileStore:
 
     # ------------------------------------------------------------------ sessions
 
-    def sessions_with(self, peer_device: str) -> list[SessionRow]:
+    def sessions_with(self, peer_user: str, peer_device: str) -> list[SessionRow]:
         """Newest-used first."""
         rows = self._db.execute(
             "SELECT id, peer_user, peer_device, ephemeral, state FROM sessions"
-            " WHERE peer_device = ? ORDER BY last_used DESC, id DESC",
-            (peer_device,),
+            " WHERE peer_user = ? AND peer_device = ? ORDER BY last_used DESC, id DESC",
+            (peer_user, peer_device),
         ).fetchall()
         return [SessionRow(*row) for row in rows]
 
@@ -249,8 +289,10 @@ class ProfileStore:
     def delete_sessions(self, ids: Iterable[int]) -> None:
         self._db.executemany("DELETE FROM sessions WHERE id = ?", ((i,) for i in ids))
 
-    def forget_device_sessions(self, peer_device: str) -> None:
-        self._db.execute("DELETE FROM sessions WHERE peer_device = ?", (peer_device,))
+    def forget_device_sessions(self, peer_user: str, peer_device: str) -> None:
+        self._db.execute(
+            "DELETE FROM sessions WHERE peer_user = ? AND peer_device = ?", (peer_user, peer_device)
+        )
 
     # ------------------------------------------------------------------ messages
 
@@ -284,6 +326,40 @@ class ProfileStore:
             "UPDATE messages SET status = ?, server_ts = coalesce(?, server_ts)"
             " WHERE message_id = ?",
             (status.value, server_ts, message_id),
+        )
+
+    def set_server_ts(self, message_id: bytes, server_ts: int) -> None:
+        self._db.execute(
+            "UPDATE messages SET server_ts = ? WHERE message_id = ?", (server_ts, message_id)
+        )
+
+    def record_sender_order(
+        self, message_id: bytes, thread: str, sender_user: str, sender_device: str, counter: int
+    ) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO sender_order VALUES (?, ?, ?, ?, ?)",
+            (message_id, thread, sender_user, sender_device, counter),
+        )
+
+    def sender_counter(self, message_id: bytes) -> int | None:
+        row = self._db.execute(
+            "SELECT counter FROM sender_order WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def sender_neighbours(
+        self, thread: str, sender_user: str, sender_device: str, counter: int, later: bool
+    ) -> sqlite3.Cursor:
+        """(counter, message id, relay time) of the sending device's placed messages in
+        ``thread`` after ``counter`` (``later``) or before it, nearest first, read lazily."""
+        comparison, direction = (">", "ASC") if later else ("<", "DESC")
+        return self._db.execute(
+            "SELECT o.counter, o.message_id, m.server_ts FROM sender_order o"
+            " JOIN messages m USING (message_id)"
+            " WHERE o.thread = ? AND o.sender_user = ? AND o.sender_device = ?"
+            f" AND o.counter {comparison} ? AND m.server_ts IS NOT NULL"
+            f" ORDER BY o.counter {direction}",
+            (thread, sender_user, sender_device, counter),
         )
 
     def thread_messages(

@@ -5,7 +5,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.auth import sign_login, verify_login
-from shared.envelope import Receipt, Text, decode_payload, encode_payload, new_message_id
+from shared.envelope import (
+    Origin,
+    Receipt,
+    Text,
+    decode_payload,
+    encode_payload,
+    new_message_id,
+)
 from shared.errors import WireError
 from shared.identity import SigningKey
 from shared.padding import pad, padme_length, unpad
@@ -38,9 +45,10 @@ def test_message_ids_are_time_ordered_and_unique():
 
 
 def test_payloads_round_trip_and_reject_unknown_kinds():
-    text = Text(message_id=new_message_id(), peer="bob", sent_at=1, body="hé")
+    origin = Origin(user="alice", device="a" * 16, counter=1)
+    text = Text(origin=origin, message_id=new_message_id(), peer="bob", sent_at=1, body="hé")
     assert decode_payload(encode_payload(text)) == text
-    receipt = Receipt(status="read", message_ids=[text.message_id])
+    receipt = Receipt(origin=origin, status="read", message_ids=[text.message_id])
     assert decode_payload(encode_payload(receipt)) == receipt
     with pytest.raises(WireError):
         decode_payload(pad(b"\x81\xa4kind\xa4nope"))
