@@ -1,8 +1,9 @@
 """Verified device lists of users (design brief §4.2), as this device knows them.
 
 The first list seen for a user pins that user's account master key (AMK); every later list must
-be signed by the same key, must not go back in version, and must chain to the one it replaces.
-A list that fails any check is refused and the last verified list stays in force.
+be signed by the same key, must not go back in version, must chain to the one it replaces, and
+must be made (and signed) by a device on the list this device holds, or by that list's recovery
+code. A list that fails any check is refused and the last verified list stays in force.
 """
 
 from __future__ import annotations
@@ -58,11 +59,23 @@ class Directory:
         Returns the list in force afterwards: the new one if it verified, else the previous one
         (a :class:`DeviceListRefused` event says why). Raises :class:`UnknownUser` if there is no
         list at all."""
-        answer = await self._link.request(
-            lambda rid: wire.FetchDeviceList(rid=rid, username=username)
-        )
-        assert isinstance(answer, wire.DeviceListReply)
         current = self.known(username)
+        while True:
+            since = current.version if current else None
+            answer = await self._link.request(
+                lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s)
+            )
+            assert isinstance(answer, wire.DeviceListReply)
+            # The lists this device missed, each checked against the one before (its author
+            # must be on it), then the current one.
+            for signed in answer.between:
+                if self.accept(username, signed) is None:
+                    break
+            current = self.known(username)
+            if len(answer.between) < wire.MAX_LISTS_BETWEEN or current is None:
+                break
+            if current.version == since:
+                break
         if answer.signed_list is None:
             if current is None:
                 raise UnknownUser(username)

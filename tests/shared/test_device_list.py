@@ -14,9 +14,11 @@ from shared.device_list import (
 from shared.errors import VerificationError, WireError
 from shared.identity import SigningKey, device_id_for
 
+KEYS: dict[str, SigningKey] = {}
+
 
 def entry(name: str) -> DeviceEntry:
-    key = SigningKey.generate()
+    key = KEYS[name] = SigningKey.generate()
     return DeviceEntry(
         device_id=device_id_for(key.public),
         name=name,
@@ -29,32 +31,34 @@ def entry(name: str) -> DeviceEntry:
 
 def test_chain_of_lists_verifies_and_goes_forward_only():
     amk = SigningKey.generate()
-    v1 = first_device_list(amk, "alice", entry("desktop"))
+    v1 = first_device_list(amk, "alice", entry("desktop"), KEYS["desktop"])
     list1 = open_device_list(v1, "alice", amk.public)
-    v2 = next_device_list(amk, list1, v1, add=entry("laptop"))
+    v2 = next_device_list(amk, KEYS["desktop"], list1, v1, add=entry("laptop"))
     list2 = open_device_list(v2, "alice", amk.public)
     assert check_successor(list1, v1, list2, v2) is True
     assert check_successor(list2, v2, list2, v2) is False
     with pytest.raises(VerificationError, match="rolled back"):
         check_successor(list2, v2, list1, v1)
-    fork = next_device_list(amk, list1, v1, add=entry("phone"))
+    fork = next_device_list(amk, KEYS["desktop"], list1, v1, add=entry("phone"))
     with pytest.raises(VerificationError, match="same version"):
         check_successor(list2, v2, open_device_list(fork, "alice", amk.public), fork)
 
 
 def test_list_not_chained_to_its_predecessor_is_refused():
     amk = SigningKey.generate()
-    v1 = first_device_list(amk, "alice", entry("desktop"))
-    other = first_device_list(amk, "alice", entry("other"))
+    v1 = first_device_list(amk, "alice", entry("desktop"), KEYS["desktop"])
+    other = first_device_list(amk, "alice", entry("other"), KEYS["other"])
     list1 = open_device_list(v1, "alice", amk.public)
-    unchained = next_device_list(amk, open_device_list(other, "alice", amk.public), other)
+    unchained = next_device_list(
+        amk, KEYS["desktop"], open_device_list(other, "alice", amk.public), other
+    )
     with pytest.raises(VerificationError, match="chain"):
         check_successor(list1, v1, open_device_list(unchained, "alice", amk.public), unchained)
 
 
 def test_every_flipped_bit_of_a_signed_list_is_refused():
     amk = SigningKey.generate()
-    signed = first_device_list(amk, "alice", entry("desktop"))
+    signed = first_device_list(amk, "alice", entry("desktop"), KEYS["desktop"])
     for bit in range(len(signed) * 8):
         tampered = bytearray(signed)
         tampered[bit // 8] ^= 1 << (bit % 8)
@@ -64,13 +68,13 @@ def test_every_flipped_bit_of_a_signed_list_is_refused():
 
 def test_wrong_user_wrong_key_and_mismatched_device_id_are_refused():
     amk = SigningKey.generate()
-    signed = first_device_list(amk, "alice", entry("desktop"))
+    signed = first_device_list(amk, "alice", entry("desktop"), KEYS["desktop"])
     with pytest.raises(VerificationError, match="another user"):
         open_device_list(signed, "bob", amk.public)
     with pytest.raises(VerificationError, match="different account key"):
         open_device_list(signed, "alice", SigningKey.generate().public)
     bad = msgspec.structs.replace(entry("x"), device_id="0" * 16)
-    forged = first_device_list(amk, "alice", bad)
+    forged = first_device_list(amk, "alice", bad, KEYS["x"])
     with pytest.raises(VerificationError, match="signing key"):
         open_device_list(forged, "alice", amk.public)
     outer = msgspec.msgpack.decode(signed, type=SignedDeviceList)
