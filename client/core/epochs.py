@@ -155,7 +155,10 @@ class EpochBook:
                 except DecryptionError as exc:
                     log.warning("could not open the grant of epoch %d: %s", head.seq, exc)
             if root is not None and prev_head is not None:
-                previous_root(root, head, prev_head, data.prev_root_box)
+                try:
+                    previous_root(root, head, prev_head, data.prev_root_box)
+                except DecryptionError:
+                    raise VerificationError("the previous-root box does not open") from None
             roots.append(root)
             prev_root, prev_head = root, head
         for data, head, root in zip(epochs, heads, roots, strict=True):

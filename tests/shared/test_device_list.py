@@ -10,6 +10,7 @@ from shared.device_list import (
     first_device_list,
     next_device_list,
     open_device_list,
+    sign_device_list,
 )
 from shared.errors import VerificationError, WireError
 from shared.identity import SigningKey, device_id_for
@@ -79,3 +80,43 @@ def test_wrong_user_wrong_key_and_mismatched_device_id_are_refused():
         open_device_list(forged, "alice", amk.public)
     outer = msgspec.msgpack.decode(signed, type=SignedDeviceList)
     assert outer.signature  # the format is what the relay stores
+
+
+def test_a_change_is_valid_only_from_an_author_on_the_list_it_replaces():
+    amk = SigningKey.generate()
+    v1 = first_device_list(amk, "alice", entry("desktop"), KEYS["desktop"])
+    list1 = open_device_list(v1, "alice", amk.public)
+    v2 = next_device_list(amk, KEYS["desktop"], list1, v1, add=entry("laptop"))
+    list2 = open_device_list(v2, "alice", amk.public)
+    assert list2.author == list1.devices[0].device_id
+    # The laptop is removed; with the account key it kept, it signs itself back on.
+    v3 = next_device_list(amk, KEYS["desktop"], list2, v2, remove=list2.devices[1].device_id)
+    list3 = open_device_list(v3, "alice", amk.public)
+    comeback = next_device_list(amk, KEYS["laptop"], list3, v3, add=list2.devices[1])
+    with pytest.raises(VerificationError, match="not on the list it replaces"):
+        check_successor(list3, v3, open_device_list(comeback, "alice", amk.public), comeback)
+    # Naming the desktop as its author, it cannot make the desktop's signature.
+    body = msgspec.structs.replace(
+        open_device_list(comeback, "alice", amk.public), author=list1.devices[0].device_id
+    )
+    posing = sign_device_list(amk, KEYS["laptop"], body)
+    with pytest.raises(VerificationError, match="author's signature"):
+        check_successor(list3, v3, body, posing)
+    # A first list is made by its only device.
+    lonely = first_device_list(amk, "alice", entry("other"), KEYS["desktop"])
+    with pytest.raises(VerificationError, match="author's signature"):
+        open_device_list(lonely, "alice", amk.public)
+
+
+def test_the_recovery_code_named_by_a_list_may_author_the_next_one():
+    amk, code = SigningKey.generate(), SigningKey.generate()
+    v1 = first_device_list(amk, "alice", entry("desktop"), KEYS["desktop"])
+    list1 = open_device_list(v1, "alice", amk.public)
+    v2 = next_device_list(amk, KEYS["desktop"], list1, v1, recovery_key=code.public)
+    list2 = open_device_list(v2, "alice", amk.public)
+    restored = next_device_list(amk, code, list2, v2, add=entry("restored"))
+    assert check_successor(list2, v2, open_device_list(restored, "alice", amk.public), restored)
+    # Before the list named the code, the code was nobody.
+    early = next_device_list(amk, code, list1, v1, add=entry("early"))
+    with pytest.raises(VerificationError, match="not on the list it replaces"):
+        check_successor(list1, v1, open_device_list(early, "alice", amk.public), early)
