@@ -149,9 +149,8 @@ class EpochBook:
             root = None
             if data.grant is not None and head.member(self.device_id) is not None:
                 try:
-                    root = open_grant(
-                        data.grant, self._storage, head, self.device_id, prev_root, prev_head
-                    )
+                    # (A previous root the grant brings is checked through the box below.)
+                    root = open_grant(data.grant, self._storage, head, self.device_id, prev_root)
                 except DecryptionError as exc:
                     log.warning("could not open the grant of epoch %d: %s", head.seq, exc)
             if root is not None and prev_head is not None:

@@ -310,8 +310,34 @@ async def test_a_previous_root_box_that_is_not_the_previous_epochs_is_refused(ac
     _store_epoch(relay, dataclasses.replace(opened, prev_root_box=box))
     refused = _listen(phone, EpochChainRefused)
     await phone._refresh_epochs()
-    assert refused and "previous-root box" in refused[-1].reason
+    assert refused and "previous-root box does not match" in refused[-1].reason
     assert phone.epochs.latest_seq() == seq
+    # A box that does not even open is refused the same way.
+    db = relay.relay.store._db
+    db.execute("UPDATE epochs SET prev_root_box = ? WHERE seq = ?", (os.urandom(60), opened.seq))
+    db.commit()
+    await phone._refresh_epochs()
+    assert "previous-root box does not open" in refused[-1].reason
+    assert phone.epochs.latest_seq() == seq
+
+
+async def test_a_restoring_device_refuses_a_previous_root_that_is_not_the_previous_epochs(
+    accounts, relay
+):
+    alice = await accounts.create("alice")
+    code = await alice.setup_recovery()
+    # The next epoch, signed with the account key, whose grant to the code's virtual device
+    # brings a previous root of the signer's choosing.
+    _store_epoch(
+        relay,
+        _next_epoch_by_the_account_key(
+            alice, prev_root=os.urandom(32), every_grant_carries_it=False
+        ),
+    )
+    device = await accounts.pending("alice")
+    with pytest.raises(VerificationError, match="not the previous epoch's"):
+        await device.restore(code=code)
+    assert not device.is_member and not device.holds_account_key
 
 
 async def test_an_epoch_head_with_one_flipped_signature_bit_is_refused(accounts, relay):

@@ -5,6 +5,7 @@ import pytest
 
 from shared.device_list import (
     DeviceEntry,
+    DeviceList,
     SignedDeviceList,
     check_successor,
     first_device_list,
@@ -120,3 +121,33 @@ def test_the_recovery_code_named_by_a_list_may_author_the_next_one():
     early = next_device_list(amk, code, list1, v1, add=entry("early"))
     with pytest.raises(VerificationError, match="not on the list it replaces"):
         check_successor(list1, v1, open_device_list(early, "alice", amk.public), early)
+
+
+def test_a_first_list_names_one_device_its_author_and_a_code_signs_only_as_itself():
+    amk, code = SigningKey.generate(), SigningKey.generate()
+    desktop, laptop = entry("desktop"), entry("laptop")
+    two = DeviceList(
+        username="alice",
+        version=1,
+        prev_hash=b"",
+        amk_public=amk.public,
+        devices=(desktop, laptop),
+        author=desktop.device_id,
+    )
+    with pytest.raises(VerificationError, match="only device"):
+        open_device_list(sign_device_list(amk, KEYS["desktop"], two), "alice", amk.public)
+    # A list the code signed names the code as its author, not a device it makes up.
+    v1 = first_device_list(amk, "alice", desktop, KEYS["desktop"])
+    v2 = next_device_list(
+        amk,
+        KEYS["desktop"],
+        open_device_list(v1, "alice", amk.public),
+        v1,
+        recovery_key=code.public,
+    )
+    list2 = open_device_list(v2, "alice", amk.public)
+    restored = entry("restored")
+    body = open_device_list(next_device_list(amk, code, list2, v2, add=restored), "alice", None)
+    posing = sign_device_list(amk, code, msgspec.structs.replace(body, author=restored.device_id))
+    with pytest.raises(VerificationError, match="not on the list it replaces"):
+        check_successor(list2, v2, open_device_list(posing, "alice", amk.public), posing)
