@@ -303,7 +303,9 @@ class DeviceConnection:
         stored = self.store.password_hash(frame.username)
         # One Argon2id verification whether or not the user exists: timing tells nothing.
         ok = await asyncio.to_thread(check_password, frame.password, stored or _unknown_user_hash())
-        if stored is None or not ok:
+        # (The password may have changed while this one was checked: a login made with the old
+        # one must not outlive the change.)
+        if stored is None or not ok or self.store.password_hash(frame.username) != stored:
             raise _Reject("bad_credentials", "wrong username or password")
         existing = self.store.device(row.device_id)
         if existing is None:
