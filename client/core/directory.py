@@ -72,9 +72,8 @@ class Directory:
                 if self.accept(username, signed) is None:
                     break
             current = self.known(username)
-            if len(answer.between) < wire.MAX_LISTS_BETWEEN or current is None:
-                break
-            if current.version == since:
+            done = len(answer.between) < wire.MAX_LISTS_BETWEEN
+            if done or current is None or current.version == since:  # all, or no progress
                 break
         if answer.signed_list is None:
             if current is None:
