@@ -567,6 +567,7 @@ class AriadneClient:
             self._amk, self._sign_key, own, signed, recovery_key=virtual.signing.public
         )
         await self._publish_device_list(signed, [member])
+        self._share_device_list(signed)
         self._store.put("codes_made", int(self._store.get("codes_made") or 0) + 1)
         self._store.commit()
         return code

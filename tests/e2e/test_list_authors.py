@@ -497,3 +497,26 @@ async def test_a_login_checked_while_the_password_changes_is_refused(accounts, r
         await accounts.pending("alice", "Racing")
     assert refused.value.code == "bad_credentials"
     assert [d.device_id for d in relay.relay.store.devices_of("alice")] == [alice.device_id]
+
+
+async def test_a_new_recovery_codes_list_reaches_the_other_devices_end_to_end(accounts, relay):
+    alice = await accounts.create("alice")
+    phone = await accounts.add_device(alice, "Phone")
+    phone = await accounts.reopen(phone)
+    await accounts.stop(phone)
+    db = relay.relay.store._db
+    old = db.execute("SELECT version, signed_list FROM device_lists WHERE username = 'alice'")
+    old = old.fetchone()
+    await alice.setup_recovery()  # a list naming the code's key, while the phone is away
+    # The relay hides it: it serves the older list and forgets the newer one.
+    db.execute("UPDATE device_lists SET version = ?, signed_list = ? WHERE username = 'alice'", old)
+    db.execute("DELETE FROM device_list_history WHERE username = 'alice' AND version > ?", old[:1])
+    db.commit()
+    phone = await accounts.start(phone)
+    await eventually(
+        lambda: (
+            phone.directory.known("alice") is not None
+            and phone.directory.known("alice").recovery_key is not None
+        ),
+        message="the phone learns the code's list from the desktop itself",
+    )
