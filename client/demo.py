@@ -123,6 +123,7 @@ async def run_headless(workdir: Path | None = None, out=print) -> int:  # type: 
             code = await alice.pairing_code(laptop.device_id)
             await _until(lambda: bool(shown))
             out(f"  pairing code on the desktop: {code}   on the laptop: {shown[-1]}")
+            await laptop.confirm_pairing()  # the user saw the codes match, on the laptop too
             await alice.approve_device(laptop.device_id)
             await _until(lambda: laptop.is_member)
 

@@ -103,6 +103,9 @@ class Relay:
         # What the relay saw of each conversation (keyed by the users of a fan-out), for the
         # "server view". In memory and bounded: the relay keeps no longer metadata log than this.
         self.seen: dict[frozenset[str], deque[wire.SeenEnvelope]] = {}
+        # Who started pairing with each pending device's current offer (its commitment): the
+        # only device its reveal may go to. In memory: a restart only means asking again.
+        self.pairing_started: dict[str, tuple[bytes, str]] = {}
 
     def record_seen(
         self, users: frozenset[str], queued: list[QueuedEnvelope], recipient_of: dict[str, str]
@@ -758,6 +761,7 @@ class DeviceConnection:
                         if d.device_id not in members and (d.pairing_at or 0) >= fresh_after
                         else None
                     ),
+                    pairing_at=d.pairing_at if d.device_id not in members else None,
                 )
                 for d in self.store.devices_of(self.username)
             ],
@@ -767,6 +771,7 @@ class DeviceConnection:
         if self.device_id in self.relay.members(self.username):
             raise _Reject("already_member", "this device is already on the device list")
         self.store.offer_pairing(self.device_id, frame.commitment, int(time.time()))
+        self.relay.pairing_started.pop(self.device_id, None)
         await self.store.durable()
         self.relay.notify_user(
             self.username, wire.Notice(kind="pairing_offer", username=self.username)
@@ -774,13 +779,32 @@ class DeviceConnection:
         return wire.Ok(rid=frame.rid)
 
     def _pairing_send(self, frame: wire.PairingSend) -> wire.Frame:
-        """Forward an opaque pairing message between two devices of the same account."""
+        """Forward an opaque pairing message between two devices of the same account: from a
+        member only to a pending device with a fresh offer (the first member to do so starts the
+        exchange for that offer), and from a pending device only to the member that started the
+        exchange for its current offer."""
         target = self.store.device(frame.to_device)
         if target is None or target.username != self.username:
             raise _Reject("unknown_device", "no such device on this account")
+        members = self.relay.members(self.username)
+        if self.device_id in members:
+            fresh_after = int(time.time()) - PAIRING_OFFER_SECONDS
+            if frame.to_device in members or (target.pairing_at or 0) < fresh_after:
+                raise _Reject("no_offer", "that device has no open request to be approved")
+            offer = (target.pairing_commitment, self.device_id)
+            started = self.relay.pairing_started.get(frame.to_device, offer)
+            if started != offer:
+                raise _Reject("pairing_busy", "another device is already approving that one")
+        else:
+            own = self.store.device(self.device_id)
+            started = self.relay.pairing_started.get(self.device_id)
+            if own is None or started != (own.pairing_commitment, frame.to_device):
+                raise _Reject("not_started", "no approval of this device was started by that one")
         connection = self.relay.connections.get(frame.to_device)
         if connection is None:
             raise _Reject("not_connected", "that device is not online")
+        if self.device_id in members:
+            self.relay.pairing_started[frame.to_device] = offer
         connection.push_frame(wire.PairingPush(from_device=self.device_id, payload=frame.payload))
         return wire.Ok(rid=frame.rid)
 

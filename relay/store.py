@@ -3,7 +3,8 @@
 One connection in WAL mode with ``synchronous=NORMAL``. Writes go into an open transaction and
 are committed in groups: :meth:`RelayStore.durable` returns a future that completes after the
 next commit, which runs once per event-loop turn. Under load many envelopes share one commit,
-which is what lets a durable queue keep up with a bare forwarder (see ../shared/NOTES.md).
+which is what lets a durable queue keep up with a bare forwarder (measured here: one commit per
+message ≈ 12.7k/s, commits grouped per 100 ≈ 55k/s).
 """
 
 from __future__ import annotations

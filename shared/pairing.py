@@ -6,11 +6,16 @@ code from *the keys each of them sees* — the new device's keys and the approve
 account key — and two nonces; the user approves only if the codes match.
 
 The nonces make the code unpredictable to the relay, and the order makes it unsteerable: the new
-device first publishes a **commitment** to its nonce (with its pairing offer), the approver then
-sends its nonce, and only then does the new device reveal its own. By the time the relay learns
-either nonce it is bound to what it passed on, so it cannot search for substitute keys that give
-matching codes (1 chance in a million per attempt, and each attempt is a new request the user
-sees).
+device first publishes a **commitment** to its keys and nonce (with its pairing offer), the
+approver then sends its nonce, and only then does the new device reveal its own. Each party's
+nonce is fixed before it sees the other's, so whatever the relay substitutes on either side, the
+last honest nonce makes that side's code uniform: 1 chance in a million per exchange. An offer is
+**single use**: the new device reveals its nonce once, and a further exchange needs a new offer
+with a new nonce and commitment (a reused nonce, once revealed, would let the relay grind its own
+nonce until the codes match). PROTOCOL.md §7 gives the argument.
+
+:func:`fingerprint` tells two pending devices apart (same name, say): both the approver and the
+new device show it, computed over the same keys the code covers.
 """
 
 from __future__ import annotations
@@ -106,3 +111,13 @@ def code(
     ).digest()
     number = int.from_bytes(digest[:8], "big") % 1_000_000
     return f"{number // 1000:03d} {number % 1000:03d}"
+
+
+def fingerprint(keys: NewDeviceKeys) -> str:
+    """Twelve digits in three groups ("0412 7730 1985") naming a new device's keys: shown next
+    to its request on the approver and on the new device's own screen, so two requests never
+    look alike. 40 bits: finding other keys with the same fingerprint takes ~10^12 key pairs."""
+    digest = hashlib.sha256(b"ariadne/device-fingerprint/v1\x00" + _encoder.encode(keys)).digest()
+    number = int.from_bytes(digest[:8], "big") % 10**12
+    text = f"{number:012d}"
+    return " ".join(text[i : i + 4] for i in range(0, 12, 4))

@@ -127,6 +127,7 @@ class RegisteredDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     last_seen: int
     member: bool
     pairing_commitment: Key32 | None = None
+    pairing_at: int | None = None  # when the fresh offer was made (tells two requests apart)
 
 
 # ---------------------------------------------------------------- device -> relay

@@ -15,6 +15,7 @@ import pytest
 from client.core.client import AriadneClient
 from client.core.events import MessageStatus, PairingCodeShown, StoredMessage
 from client.core.link import Backoff
+from client.core.storage import ProfileStore
 from relay.server import Limits, Relay, start_relay
 from shared.envelope import new_message_id
 
@@ -74,13 +75,15 @@ async def relay(tmp_path: Path) -> AsyncIterator[RunningRelay]:
 
 async def approve(first: AriadneClient, new: AriadneClient) -> str:
     """The approval flow as a user runs it: the new device offers, the approver starts, both
-    show a code, the user sees they match and approves. Returns the code."""
+    show a code, the user sees they match, confirms on the new device and approves on the other.
+    Returns the code."""
     shown: list[str] = []
     new.add_listener(lambda e: shown.append(e.code) if isinstance(e, PairingCodeShown) else None)
     await new.offer_pairing()
     code = await first.pairing_code(new.device_id)
     await eventually(lambda: shown, message="the new device shows its code")
     assert shown[-1] == code, "the two screens show different codes"
+    await new.confirm_pairing()
     await first.approve_device(new.device_id)
     return code
 
@@ -193,3 +196,16 @@ def settled(client: AriadneClient, thread: str, count: int) -> bool:
     which sorts last until the relay accepts it)."""
     messages = client.messages(thread)
     return len(messages) == count and all(m.server_ts is not None for m in messages)
+
+
+def profile_contents(store: ProfileStore) -> bytes:
+    """Every value in every table of a profile database, as it decrypts: what someone holding
+    the database and its key reads (the raw files are encrypted)."""
+    tables = store._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    values = [
+        value
+        for (table,) in tables
+        for row in store._db.execute(f'SELECT * FROM "{table}"')
+        for value in row
+    ]
+    return b"\n".join(v if isinstance(v, bytes) else str(v).encode() for v in values)

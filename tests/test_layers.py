@@ -9,7 +9,17 @@ ROOT = Path(__file__).parents[1]
 
 CRYPTO = {"cryptography", "x3dh", "doubleratchet", "xeddsa", "hashlib", "hmac", "secrets"}
 QT = {"PySide6", "qasync", "shiboken6"}
-IO = {"socket", "asyncio", "websockets", "sqlite3", "aiosqlite", "ssl", "http", "urllib"}
+IO = {
+    "socket",
+    "asyncio",
+    "websockets",
+    "sqlite3",
+    "sqlcipher3",
+    "aiosqlite",
+    "ssl",
+    "http",
+    "urllib",
+}
 
 RULES: dict[str, set[str]] = {
     "shared": IO | QT | {"relay", "client"},

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client.core import recovery
+from client.core.at_rest import KeyPlace, forget_key
 from client.core.directory import Directory, UnknownUser
 from client.core.epochs import EpochBook, upload
 from client.core.events import (
@@ -151,7 +152,7 @@ class AriadneClient:
             self._on_secrets,
         )
         self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self._emit)
-        self.pairing = Pairing(self.link, self._emit, self._pairing_keys, self._approver_seen)
+        self.pairing = Pairing(self.link, self._emit, self._pairing_keys)
         self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         self._outbox_wake = asyncio.Event()
         self._mailbox_wake = asyncio.Event()
@@ -171,10 +172,11 @@ class AriadneClient:
         device_name: str,
         registration: str,
         with_amk: bool,
+        encrypt: bool = True,
     ) -> ProfileStore:
         if ProfileStore.exists(profile_dir):
             raise FileExistsError(f"a profile already exists in {profile_dir}")
-        store = ProfileStore(profile_dir)
+        store = ProfileStore(profile_dir, encrypt=encrypt)
         sign_key = SigningKey.generate()
         x3dh = new_x3dh_state()
         x3dh.generate_pre_keys(PRE_KEY_BATCH)
@@ -251,6 +253,7 @@ class AriadneClient:
             await client.close()
             for leftover in profile_dir.glob("ariadne.sqlite3*"):
                 leftover.unlink(missing_ok=True)
+            forget_key(profile_dir)
             if isinstance(exc, RegistrationError):
                 raise
             raise RegistrationError("unreachable", "the relay could not be reached") from None
@@ -343,6 +346,11 @@ class AriadneClient:
             self._emit(DeviceRemoved(self.username))
 
     @property
+    def database_key_place(self) -> KeyPlace:
+        """Where this profile's database key is kept (the OS keyring, or a file beside it)."""
+        return self._store.key_place
+
+    @property
     def removed(self) -> bool:
         """This device was removed from its account (it cannot read anything new)."""
         return bool(self._store.get("removed"))
@@ -350,6 +358,7 @@ class AriadneClient:
     async def delete_local_data(self) -> None:
         """Close and delete this profile: messages, keys, everything this device held."""
         await self.close()
+        forget_key(self.profile_dir)
         shutil.rmtree(self.profile_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ login and keys
@@ -396,12 +405,14 @@ class AriadneClient:
             await self._publish_keys(top_up=False)
         elif welcome.one_time_pre_keys_left < PRE_KEYS_LOW:
             await self._publish_keys(top_up=True)
-        try:
-            await self.directory.refresh(self.username)
-        except UnknownUser:
-            if self._amk is None:
-                raise
-            await self._publish_first_device_list()
+        # A new device trusts no list of its own account before it confirms a pairing code.
+        if self._account_public() is not None:
+            try:
+                await self.directory.refresh(self.username)
+            except UnknownUser:
+                if self._amk is None:
+                    raise
+                await self._publish_first_device_list()
         if self.is_member:
             await self._refresh_epochs()
         self._outbox_wake.set()
@@ -735,17 +746,21 @@ class AriadneClient:
             identity_key=self._x3dh.bundle.identity_key,
         )
 
-    def _approver_seen(self, approver: pairing.ApproverKeys) -> None:
-        """A new device learns its account key from the pairing exchange (the code the user
-        compares covers it), not from what the relay showed at login."""
-        if self.is_member:
-            return
-        known = self.directory.known(self.username)
-        if known is not None and known.amk_public != approver.amk_public:
-            log.warning("the relay showed this device another account key at login")
-            self.directory.forget(self.username)
+    async def confirm_pairing(self) -> None:
+        """(New device) the user saw the same code on both screens: pin the account key of that
+        exchange, and only of that one. Until then this device trusts no list of its own account
+        (what the relay showed at login counts for nothing), so an unsolicited Start or a list
+        signed by another key changes nothing."""
+        approver = self.pairing.confirm()
         self._store.put("amk_public", approver.amk_public)
         self._store.commit()
+        with contextlib.suppress(UnknownUser):
+            await self._refresh_own()  # the approval may already be there
+
+    @property
+    def own_fingerprint(self) -> str:
+        """This device's keys as the approver sees them next to its request."""
+        return pairing.fingerprint(self._pairing_keys())
 
     async def offer_pairing(self) -> None:
         """(New device) ask the account's other devices to approve this one. The code to
@@ -758,9 +773,22 @@ class AriadneClient:
         if self._amk is None or not self.is_member:
             return
         for device in await self.pending_devices():
-            if device.pairing_commitment is not None:
+            if device.pairing_commitment is not None and device.identity_key is not None:
                 registration = device.registration
-                self._emit(PairingRequested(registration.device_id, registration.name))
+                keys = pairing.NewDeviceKeys(
+                    device_id=registration.device_id,
+                    sign_public=registration.sign_public,
+                    storage_key=registration.storage_key,
+                    identity_key=device.identity_key,
+                )
+                self._emit(
+                    PairingRequested(
+                        registration.device_id,
+                        registration.name,
+                        pairing.fingerprint(keys),
+                        device.pairing_at or device.registered_at,
+                    )
+                )
 
     async def pairing_code(self, device_id: str, timeout: float = 30.0) -> str:
         """(Approver) run the pairing exchange with a pending device; returns the six-digit code
@@ -784,10 +812,11 @@ class AriadneClient:
         keys = self.pairing.compared(device_id)
         if keys is None:
             raise PermissionError("compare the pairing code with the new device first")
-        pending = await self.pending_devices()
-        names = {d.registration.device_id: d.registration.name for d in pending}
-        if device_id not in names:
+        pending = {d.registration.device_id: d for d in await self.pending_devices()}
+        if device_id not in pending:
             raise LookupError("no such pending device")
+        # The entry carries the keys the compared code covered, whatever the relay lists now.
+        registration = pending[device_id].registration
         current = await self.directory.refresh(self.username)
         signed = next_device_list(
             self._amk,
@@ -796,7 +825,7 @@ class AriadneClient:
             self.directory.signed(self.username) or b"",
             add=DeviceEntry(
                 device_id=device_id,
-                name=names[device_id],
+                name=registration.name,
                 sign_public=keys.sign_public,
                 identity_key=keys.identity_key,
                 storage_key=keys.storage_key,

@@ -96,6 +96,11 @@ class Directory:
         current = self.known(username)
         current_signed = self._cache[username][1] if current else None
         pinned = self._pinned_amk(username, current)
+        if pinned is None and username == self._store.get("username"):
+            # A new device's own account key comes from the pairing code the user confirmed
+            # (or the recovery code), never from whatever list the relay shows it first.
+            log.info("not trusting a list of this device's own account before its key is known")
+            return None
         try:
             new = open_device_list(signed, username, None)  # signed by the key it names
             if pinned is not None and new.amk_public != pinned:

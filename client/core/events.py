@@ -126,10 +126,13 @@ class EpochChainRefused:
 
 @dataclass(frozen=True)
 class PairingRequested:
-    """A new device of this account asks to be approved (approver side)."""
+    """A new device of this account asks to be approved (approver side). Two requests never look
+    alike: each has its keys' fingerprint and when it asked (Unix seconds, as the relay says)."""
 
     device_id: str
     name: str
+    fingerprint: str = ""
+    asked_at: int = 0
 
 
 @dataclass(frozen=True)

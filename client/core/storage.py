@@ -8,11 +8,11 @@ ratchet ahead of, or behind, the message it produced.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from client.core.at_rest import KeyPlace, open_database
 from client.core.events import MessageStatus, StoredMessage
 from shared.envelope import new_message_id
 
@@ -136,10 +136,13 @@ def _message(row: tuple) -> StoredMessage:
 
 
 class ProfileStore:
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
+        """Open or create the profile in ``directory``: a private folder and an encrypted
+        database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database
+        cannot be opened). ``encrypt=False`` keeps a new profile plain, for benchmarks."""
         self.path = directory / DB_NAME
-        self._db = sqlite3.connect(self.path, isolation_level="DEFERRED")
+        self.key_place: KeyPlace  # where the database key is kept
+        self._db, self.key_place = open_database(directory, self.path, encrypt)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import qasync
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from client.core.at_rest import ProfileLocked
 from client.core.client import AriadneClient
 from client.core.link import Backoff
 from client.core.storage import ProfileStore
@@ -62,9 +63,10 @@ async def _open_or_create(profile: Path, url: str, username: str, device: str) -
 
 class LaptopStep:
     """The demo's third device: Alice's laptop, logged in with her password, so pending. Its
-    dialog asks for approval (Alice's desktop pops up the request with the same code); once
-    approved its window opens and loads the history. Removing it from "My devices" on the
-    desktop shows what revocation looks like. A removed laptop is replaced on the next run."""
+    dialog asks for approval (Alice's desktop pops up the request with the same code); once the
+    user confirmed the code on it and approved on the desktop, its window opens and loads the
+    history. Removing it from "My devices" on the desktop shows what revocation looks like. A
+    removed laptop is replaced on the next run."""
 
     def __init__(self, profile: Path, url: str) -> None:
         self.profile = profile
@@ -91,7 +93,8 @@ class LaptopStep:
         self.dialog = dialog
         dialog.show()
         print(
-            "laptop: waiting for approval — Alice's desktop shows the request and a code",
+            "laptop: waiting for approval — Alice's desktop shows the request and a code;"
+            " if both screens match, press 'The codes match' on the laptop and approve",
             flush=True,
         )
 
@@ -167,13 +170,29 @@ async def _first_steps(client: AriadneClient) -> None:
     await finished
 
 
+async def _cannot_open(profile: Path, error: ProfileLocked) -> int:
+    """The profile's database does not open (its key is gone or wrong): say so, change nothing."""
+    print(f"ariadne: {profile}: {error}", file=sys.stderr, flush=True)
+    box = QMessageBox(QMessageBox.Icon.Critical, "Ariadne — this profile cannot be opened", "")
+    box.setText(f"{error}\n\nProfile: {profile}")
+    finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    box.finished.connect(lambda code: finished.done() or finished.set_result(code))
+    box.show()
+    await finished
+    return 1
+
+
 async def single(profile: Path, relay_url: str | None, lifetime: float | None = None) -> int:
     from client.gui.account_dialog import AccountDialog
 
     new_device = not ProfileStore.exists(profile)
     if not new_device:
-        client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
-        if client.own_devices() is not None and not client.is_member and not client.removed:
+        try:
+            client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
+        except ProfileLocked as error:
+            return await _cannot_open(profile, error)
+        pending = not (client.is_member or client.holds_account_key or client.removed)
+        if pending:
             # Closed while still pending: offer to restore (or to be approved) again.
             new_device = True
             await _first_steps(client)

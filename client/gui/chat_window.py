@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient
 from client.core.events import (
     ConnectionState,
@@ -44,6 +45,23 @@ CONNECTION_TEXT = {
     ConnectionState.OFFLINE: "Relay unreachable — retrying",
     ConnectionState.FAILED: "The relay refused this device",
     ConnectionState.CLOSED: "Closed",
+}
+
+# What the status bar says about this device's data at rest (the tooltip says why).
+AT_REST_TEXT = {
+    KeyPlace.KEYRING: (
+        "Encrypted on this device",
+        "Messages and keys on this device are encrypted; the key is in the system keyring.",
+    ),
+    KeyPlace.FILE: (
+        "⚠ Encryption key stored beside the data",
+        "No system keyring was found, so the key that encrypts this device's messages and keys "
+        "is stored in the same folder: they are protected only by that folder's permissions.",
+    ),
+    KeyPlace.NONE: (
+        "⚠ Not encrypted on this device",
+        "Messages and keys on this device are stored unencrypted.",
+    ),
 }
 
 
@@ -160,6 +178,9 @@ class ChatWindow(QMainWindow):
 
         self.connection = QLabel(CONNECTION_TEXT[client.link.state])
         self.statusBar().addPermanentWidget(self.connection)
+        text, explanation = AT_REST_TEXT[client.database_key_place]
+        self.at_rest = QLabel(text, toolTip=explanation)
+        self.statusBar().addPermanentWidget(self.at_rest)
         self.bridge.connection_changed.connect(self._on_connection)
         self.bridge.message_added.connect(self._on_message)
         self.bridge.delivery_updated.connect(self._on_delivery)
@@ -245,7 +266,9 @@ class ChatWindow(QMainWindow):
         open_dialog = self.approvals.get(event.device_id)
         if open_dialog is not None and open_dialog.isVisible():
             return
-        dialog = ApprovalDialog(self.client, event.device_id, event.name)
+        dialog = ApprovalDialog(
+            self.client, event.device_id, event.name, event.fingerprint, event.asked_at
+        )
         self.approvals[event.device_id] = dialog
         dialog.show()
 

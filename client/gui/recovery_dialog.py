@@ -4,9 +4,10 @@ history on a new device with the code or the PIN. The cryptography happens in th
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -30,6 +31,7 @@ from client.core.events import (
 )
 from client.core.link import Offline, RelayError
 from client.core.recovery import WrongRecoveryCode
+from client.gui.pairing_dialog import REFRESH_MS, asked_ago
 from client.gui.style import ERROR_STYLE, code_font
 from shared.errors import ProtocolError, VerificationError
 from shared.pin import MIN_PIN, NoBackup, VaultLocked, WrongPin
@@ -166,10 +168,12 @@ class RecoveryCodeDialog(QDialog):
             if not name:
                 return None
             path = Path(name)
-        path.write_text(
-            f"Ariadne recovery code for {self.client.username}\n\n{groups(self.code)}\n"
-        )
-        path.chmod(0o600)
+        # 0600 from the moment it exists (not written first and tightened after); an existing
+        # file is tightened before the code is written into it.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"Ariadne recovery code for {self.client.username}\n\n{groups(self.code)}\n")
         self.note.setText(f"Saved to {path}.")
         return path
 
@@ -184,8 +188,11 @@ def _two_lines(code: str) -> str:
 
 
 class RestoreDialog(QDialog):
-    """A new device (pending): restore with the recovery code or the PIN, with progress.
-    Closes by itself if another device approves this one meanwhile."""
+    """A new device (pending): restore with the recovery code or the PIN, with progress; or be
+    approved from another device: it shows this device's fingerprint and when it asked (as the
+    approver's dialog does), the code of the one exchange its request allows, and "The codes
+    match" to confirm it (only then does it trust that exchange's account key). Closes by itself
+    once approved."""
 
     def __init__(self, client: AriadneClient) -> None:
         super().__init__()
@@ -217,6 +224,14 @@ class RestoreDialog(QDialog):
         self.pairing_code = QLabel("")
         self.pairing_code.setFont(code_font(2, bold=True))
         self.pairing_code.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.identity = QLabel("")
+        self.identity.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._clock = QTimer(self, interval=REFRESH_MS)
+        self._clock.timeout.connect(self._show_identity)
+        self._clock.start()
+        self.confirm = QPushButton("The codes match")
+        self.confirm.setVisible(False)
+        self.confirm.clicked.connect(self._confirm)
         self.ask_again = QPushButton("Ask again")
         self.ask_again.setVisible(False)
         self.ask_again.clicked.connect(self.offer)
@@ -230,20 +245,24 @@ class RestoreDialog(QDialog):
         layout.addWidget(intro)
         layout.addLayout(form)
         layout.addWidget(self.pairing)
+        layout.addWidget(self.identity)
         layout.addWidget(self.pairing_code)
+        layout.addWidget(self.confirm, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self.ask_again, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self.status)
         layout.addWidget(self.progress)
         layout.addWidget(later, 0, Qt.AlignmentFlag.AlignRight)
         self._task: asyncio.Task[None] | None = None
         self._offer: asyncio.Future[None] | None = None
+        self._confirming: asyncio.Future[None] | None = None
         client.add_listener(self._on_event)
         self.offer()
 
     def offer(self) -> None:
-        """Ask the account's devices to approve this one (they show a dialog)."""
+        """Ask the account's devices to approve this one (they show a dialog). Each time is a
+        new request: a code shown for the previous one is void."""
         self.ask_again.setVisible(False)
-        self.codes: dict[str, str] = {}
+        self.confirm.setVisible(False)
         self.pairing_code.setText("")
         self.pairing.setStyleSheet("")
         self.pairing.setText("Or approve it from a device you use: it will ask you to.")
@@ -259,6 +278,34 @@ class RestoreDialog(QDialog):
     async def _offer_when_online(self) -> None:
         await self.client.wait_online(timeout=60)
         await self.client.offer_pairing()
+        self._show_identity()
+
+    def _show_identity(self) -> None:
+        offered = self.client.pairing.offered
+        if offered is None:
+            self.identity.setText("")
+            return
+        self.identity.setText(
+            f"This device: fingerprint {self.client.own_fingerprint} · {asked_ago(offered.at)}"
+        )
+
+    def _confirm(self) -> None:
+        self.confirm.setEnabled(False)
+        self._confirming = asyncio.ensure_future(self._confirmed())
+
+    async def _confirmed(self) -> None:
+        try:
+            await self.client.confirm_pairing()
+        except Exception as exc:  # shown to the user, as a sentence
+            self.pairing.setStyleSheet(ERROR_STYLE)
+            self.pairing.setText(explain(exc))
+            self.confirm.setVisible(False)
+            self.ask_again.setVisible(True)
+            return
+        self.confirm.setVisible(False)
+        self.ask_again.setVisible(False)
+        if not self.client.is_member:
+            self.pairing.setText("Confirmed. Now approve this device on your other device.")
 
     def _go(self, code: str | None = None, pin: str | None = None) -> None:
         if not (code or pin):
@@ -286,23 +333,18 @@ class RestoreDialog(QDialog):
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, PairingCodeShown):
-            # Each of the account's devices may ask; each has its own code.
-            own = self.client.own_devices()
-            entry = own.entry(event.approver_device) if own else None
-            self.codes[entry.name if entry else event.approver_device] = event.code
+            # One exchange per request: this code, and no other, can be confirmed.
+            self.pairing.setStyleSheet("")
             self.pairing.setText(
-                "Your other device asks to approve this one. Approve there only if it shows:"
-                if len(self.codes) == 1
-                else "Your other devices ask to approve this one. Approve on one of them only "
-                "if it shows the code next to its name:"
+                "Your other device asks to approve this one. Press “The codes match” only if "
+                "it shows this code, and this device's fingerprint above:"
             )
-            self.pairing_code.setText(
-                next(iter(self.codes.values()))
-                if len(self.codes) == 1
-                else "\n".join(f"{name}: {code}" for name, code in self.codes.items())
-            )
+            self.pairing_code.setText(event.code)
+            self.confirm.setEnabled(True)
+            self.confirm.setVisible(True)
+            self.ask_again.setVisible(True)  # the codes differ: a new request, a new exchange
         elif isinstance(event, PairingRejected):
-            self.codes.clear()
+            self.confirm.setVisible(False)
             self.pairing_code.setText("")
             self.pairing.setStyleSheet(ERROR_STYLE)
             self.pairing.setText("Your other device rejected this request.")

@@ -9,6 +9,9 @@ Reports, per size:
 - **baseline**: a bare loop over the *same* sealed items — AES-256-GCM decrypt and one SQLite
   insert each, keys computed before the clock starts — and our rate as a ratio of it.
 
+Each size is measured twice in the same run: the restoring device's profile encrypted at rest
+(SQLCipher, as every profile is) and plain SQLite, to show what the encryption costs.
+
     python tests/benchmarks/bench_restore.py            # 10,000 and 100,000
     python tests/benchmarks/bench_restore.py 10000
 """
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient
 from client.core.events import HistoryLoaded
 from client.demo import relay_process
@@ -73,22 +77,27 @@ def baseline(relay_db: Path, username: str, root_of, count: int) -> float:  # ty
     return len(prepared) / elapsed
 
 
-async def measure(url: str, relay_dir: Path, count: int, root: Path) -> dict[str, float]:
-    user = f"user{count}"
+async def measure(
+    url: str, relay_dir: Path, count: int, root: Path, encrypt: bool
+) -> dict[str, float]:
+    user = f"user{count}{'c' if encrypt else 'p'}"
     alice = await AriadneClient.create_account(
         root / f"{user}-a", url, user, PASSWORD, "Desktop", backoff=FAST
     )
     peer = await AriadneClient.create_account(
-        root / f"{user}-b", url, f"peer{count}", PASSWORD, "Desktop", backoff=FAST
+        root / f"{user}-b", url, f"peer{user}", PASSWORD, "Desktop", backoff=FAST
     )
     await wait_for(lambda: alice.is_member and peer.is_member)
     code = await alice.setup_recovery()
     seed_history(alice, peer.username, peer.device_id, count, 1_700_000_000_000_000)
     await alice.wait_saved(timeout=600)
 
-    device = await AriadneClient.add_device(
-        root / f"{user}-new", url, user, PASSWORD, "New laptop", backoff=FAST
+    # AriadneClient.add_device, with the choice of an encrypted or a plain profile:
+    store = AriadneClient._new_profile(
+        root / f"{user}-new", url, user, "New laptop", "add", False, encrypt=encrypt
     )
+    device = await AriadneClient._register(root / f"{user}-new", store, PASSWORD, FAST, 30)
+    assert device.database_key_place is (KeyPlace.FILE if encrypt else KeyPlace.NONE)
     first_page: list[float] = []
     device.add_listener(
         lambda e: (
@@ -122,15 +131,28 @@ async def measure(url: str, relay_dir: Path, count: int, root: Path) -> dict[str
 async def main(sizes: list[int]) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-restore-"))
     async with relay_process(root / "relay") as url:
-        results = {n: await measure(url, root / "relay", n, root) for n in sizes}
+        results = {
+            (n, encrypt): await measure(url, root / "relay", n, root, encrypt)
+            for n in sizes
+            for encrypt in (True, False)
+        }
     print(
-        f"{'messages':>9} | {'restore() to first page':>24} | {'page fetch':>10} | "
-        f"{'restore msg/s':>13} | {'bare AES-GCM+SQLite msg/s':>25} | {'ratio':>5}"
+        f"{'messages':>9} | {'profile':>9} | {'restore() to first page':>24} | "
+        f"{'page fetch':>10} | {'restore msg/s':>13} | {'bare AES-GCM+SQLite msg/s':>25} | "
+        f"{'ratio':>5}"
     )
-    for n, r in results.items():
+    for (n, encrypt), r in results.items():
         print(
-            f"{n:>9,} | {r['first'] * 1000:>21.1f} ms | {r['page'] * 1000:>7.1f} ms | "
-            f"{r['rate']:>13,.0f} | {r['bare']:>25,.0f} | {r['rate'] / r['bare']:>5.2f}"
+            f"{n:>9,} | {'SQLCipher' if encrypt else 'plain':>9} | {r['first'] * 1000:>21.1f} ms"
+            f" | {r['page'] * 1000:>7.1f} ms | {r['rate']:>13,.0f} | {r['bare']:>25,.0f} | "
+            f"{r['rate'] / r['bare']:>5.2f}"
+        )
+    print("SQLCipher / plain:")
+    for n in sizes:
+        on, off = results[(n, True)], results[(n, False)]
+        print(
+            f"{n:>9,} | first page ×{on['first'] / off['first']:.2f} | page fetch "
+            f"×{on['page'] / off['page']:.2f} | restore rate ×{on['rate'] / off['rate']:.2f}"
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from client.core.client import AriadneClient
-from client.core.events import ConnectionState, ConnectionStateChanged
+from client.core.events import ConnectionState, ConnectionStateChanged, MessageStatus
 from shared import wire
 from tests.conftest import FAST, PASSWORD, approve, eventually
 
@@ -60,19 +60,41 @@ async def test_device_tops_up_one_time_pre_keys_when_the_relay_runs_low(accounts
 
 async def test_user_sees_offline_then_online_when_the_relay_goes_away(accounts, relay):
     alice = await accounts.create("alice")
-    states = []
+    bob = await accounts.create("bob")
+    states: list[ConnectionStateChanged] = []
     alice.add_listener(
-        lambda e: states.append(e.state) if isinstance(e, ConnectionStateChanged) else None
+        lambda e: states.append(e) if isinstance(e, ConnectionStateChanged) else None
     )
+    assert alice.link.state is ConnectionState.ONLINE
     await relay.stop()
-    await eventually(lambda: ConnectionState.OFFLINE in states, message="offline shown")
-    queued = await alice.send_text("bob", "typed while offline")
-    await relay.start()
-    await eventually(lambda: states[-1] is ConnectionState.ONLINE, message="back online")
     await eventually(
-        lambda: alice._store.message(queued.message_id).status.value == "failed",
-        message="then the send is settled",
-    )  # bob does not exist: a clear failure
+        lambda: any(e.state is ConnectionState.OFFLINE for e in states), message="offline shown"
+    )
+    offline = next(e for e in states if e.state is ConnectionState.OFFLINE)
+    assert offline.detail.startswith("retrying in ")  # the user sees that it retries
+    assert ConnectionState.ONLINE not in [e.state for e in states]
+    queued = await alice.send_text("bob", "typed while offline")
+    unknown = await alice.send_text("nobody", "to a user who does not exist")
+    assert alice._store.message(queued.message_id).status is MessageStatus.SENDING
+    assert bob.messages("alice") == []
+
+    await relay.start()
+    await eventually(lambda: states[-1].state is ConnectionState.ONLINE, message="back online")
+    after = [e.state for e in states[states.index(offline) :]]
+    assert after[-2:] == [ConnectionState.CONNECTING, ConnectionState.ONLINE]
+    assert ConnectionState.FAILED not in after
+    await eventually(
+        lambda: alice._store.message(queued.message_id).status is MessageStatus.DELIVERED,
+        message="the queued message is delivered once the relay is back",
+    )
+    assert [(m.sender_user, m.body) for m in bob.messages("alice")] == [
+        ("alice", "typed while offline")
+    ]
+    await eventually(
+        lambda: alice._store.message(unknown.message_id).status is MessageStatus.FAILED,
+        message="a send to nobody is settled as failed, not left sending",
+    )
+    assert alice.messages("bob")[-1].server_ts is not None
 
 
 async def test_server_view_covers_only_the_askers_own_conversations(accounts):

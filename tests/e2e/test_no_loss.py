@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from client.core.storage import ProfileStore
 from shared import wire
 from tests.conftest import conversation, eventually, settled
 
@@ -64,8 +65,9 @@ async def test_client_killed_between_persisting_and_acknowledging(accounts, rela
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert await asyncio.wait_for(process.wait(), 30) == -signal.SIGKILL
-    with sqlite3.connect(bob.profile_dir / "ariadne.sqlite3") as db:
-        persisted = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    killed = ProfileStore(bob.profile_dir)  # what the killed process left on disk
+    persisted = len(killed.thread_messages("alice"))
+    killed.close()
     assert persisted > 1, "the killed process had persisted messages"
     assert _queued_for(relay, bob.device_id) == 80, "but acknowledged none of them"
 

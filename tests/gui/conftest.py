@@ -1,7 +1,7 @@
 """GUI test harness: real windows (offscreen), a qasync loop that pytest-qt drives, a real relay.
 
 Tests stay synchronous. Coroutines are scheduled on the qasync loop and awaited with
-``qtbot.waitUntil`` (see ../shared/NOTES.md for why: a coroutine calling waitUntil deadlocks).
+``qtbot.waitUntil`` (a coroutine that itself called waitUntil would deadlock the loop).
 """
 
 from __future__ import annotations

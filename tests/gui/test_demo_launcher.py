@@ -59,6 +59,7 @@ def test_demo_walks_through_approving_and_then_revoking_alices_laptop(qtbot, qlo
     approval = desktop.approvals[laptop.device_id]
     qtbot.waitUntil(lambda: approval.approve.isEnabled(), timeout=15_000)
     qtbot.waitUntil(lambda: step.dialog.pairing_code.text() == approval.code.text(), timeout=15_000)
+    step.dialog.confirm.click()
     approval.approve.click()
     qtbot.waitUntil(lambda: step.window is not None, timeout=15_000)
     assert step.window.windowTitle() == "Ariadne — alice (Alice's laptop)"

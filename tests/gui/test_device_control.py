@@ -4,17 +4,24 @@ local data."""
 
 from __future__ import annotations
 
+import time
+
 from client.core.client import AriadneClient
+from client.core.pairing import PAIRING_SECONDS
 from client.gui.chat_window import ChatWindow
 from client.gui.recovery_dialog import RestoreDialog
 from tests.conftest import PASSWORD
 
 
-def new_device(qtbot, harness, name: str) -> tuple[AriadneClient, RestoreDialog]:
+def new_device(
+    qtbot, harness, name: str, folder: str | None = None
+) -> tuple[AriadneClient, RestoreDialog]:
     """A device logged in with the password, showing its first screen (which asks the
     account's devices for approval)."""
     client = harness.run(
-        AriadneClient.add_device(harness.root / name, harness.url, "alice", PASSWORD, name)
+        AriadneClient.add_device(
+            harness.root / (folder or name), harness.url, "alice", PASSWORD, name
+        )
     )
     harness.clients.append(client)
     dialog = RestoreDialog(client)
@@ -41,6 +48,11 @@ def test_approve_a_new_device_with_matching_codes_then_revoke_it(qtbot, harness)
     qtbot.waitUntil(lambda: approval.approve.isEnabled(), timeout=10_000)
     qtbot.waitUntil(lambda: waiting.pairing_code.text() != "", timeout=10_000)
     assert approval.code.text() == waiting.pairing_code.text()  # the user compares: equal
+    assert laptop.own_fingerprint in approval.identity.text()
+    assert laptop.own_fingerprint in waiting.identity.text()
+    assert not laptop.is_member
+    waiting.confirm.click()
+    qtbot.waitUntil(lambda: "Confirmed" in waiting.pairing.text(), timeout=10_000)
     approval.approve.click()
     qtbot.waitUntil(lambda: laptop.is_member and waiting.isHidden(), timeout=15_000)
     assert "approved" in waiting.status.text()
@@ -91,7 +103,7 @@ def test_rejecting_tells_the_new_device(qtbot, harness):
     assert waiting.ask_again.isVisible()
 
 
-def test_with_two_approving_devices_the_new_one_shows_each_code_by_name(qtbot, harness):
+def test_with_two_approving_devices_one_runs_the_exchange_and_the_other_says_so(qtbot, harness):
     alice = harness.account("alice", "Desktop")
     phone = harness.second_device(alice, "Phone")
     windows = []
@@ -106,10 +118,63 @@ def test_with_two_approving_devices_the_new_one_shows_each_code_by_name(qtbot, h
         qtbot.waitUntil(lambda w=window: tablet.device_id in w.approvals, timeout=10_000)
         approval = window.approvals[tablet.device_id]
         qtbot.addWidget(approval)
-        qtbot.waitUntil(lambda a=approval: a.approve.isEnabled(), timeout=10_000)
         approvals.append(approval)
-    qtbot.waitUntil(lambda: len(waiting.codes) == 2, timeout=10_000)
-    assert waiting.codes == {"Desktop": approvals[0].code.text(), "Phone": approvals[1].code.text()}
-    assert f"Phone: {approvals[1].code.text()}" in waiting.pairing_code.text()
-    approvals[1].approve.click()
+    qtbot.waitUntil(
+        lambda: (
+            sum(a.approve.isEnabled() for a in approvals) == 1
+            and any("Another of your devices" in a.status.text() for a in approvals)
+        ),
+        timeout=10_000,
+    )
+    running = next(a for a in approvals if a.approve.isEnabled())
+    qtbot.waitUntil(lambda: waiting.pairing_code.text() == running.code.text(), timeout=10_000)
+    running.approve.click()
+    waiting.confirm.click()
     qtbot.waitUntil(lambda: tablet.is_member, timeout=15_000)
+
+
+def test_two_requests_of_the_same_name_show_their_fingerprints_and_times(qtbot, harness):
+    alice = harness.account("alice")
+    desktop = ChatWindow(alice)
+    qtbot.addWidget(desktop)
+    desktop.show()
+    laptop, waiting = new_device(qtbot, harness, "Laptop")
+    other, other_waiting = new_device(qtbot, harness, "Laptop", "intruder")
+    for device in (laptop, other):
+        qtbot.waitUntil(lambda d=device: d.device_id in desktop.approvals, timeout=10_000)
+    real, fake = desktop.approvals[laptop.device_id], desktop.approvals[other.device_id]
+    for dialog in (real, fake):
+        qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: "Asked just now" in real.identity.text(), timeout=10_000)
+    assert laptop.own_fingerprint in real.identity.text()
+    assert other.own_fingerprint in fake.identity.text()
+    assert laptop.own_fingerprint != other.own_fingerprint
+    assert "Asked just now" in fake.identity.text()
+    qtbot.waitUntil(lambda: laptop.own_fingerprint in waiting.identity.text(), timeout=10_000)
+    assert "asked just now" in waiting.identity.text()
+    qtbot.waitUntil(lambda: other.own_fingerprint in other_waiting.identity.text(), timeout=10_000)
+    # The code on each new device belongs to its own request only.
+    qtbot.waitUntil(lambda: real.approve.isEnabled() and fake.approve.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: bool(waiting.pairing_code.text() and other_waiting.pairing_code.text()),
+        timeout=10_000,
+    )
+    assert waiting.pairing_code.text() == real.code.text()
+    assert other_waiting.pairing_code.text() == fake.code.text()
+
+
+def test_confirming_after_the_code_expired_is_refused_and_asks_again(qtbot, harness):
+    alice = harness.account("alice")
+    desktop = ChatWindow(alice)
+    qtbot.addWidget(desktop)
+    desktop.show()
+    laptop, waiting = new_device(qtbot, harness, "Laptop")
+    qtbot.waitUntil(lambda: laptop.device_id in desktop.approvals, timeout=10_000)
+    qtbot.addWidget(desktop.approvals[laptop.device_id])
+    qtbot.waitUntil(lambda: waiting.confirm.isVisible(), timeout=10_000)
+    later = time.monotonic() + PAIRING_SECONDS + 1
+    laptop.pairing.clock = lambda: later
+    waiting.confirm.click()
+    qtbot.waitUntil(lambda: "expired" in waiting.pairing.text(), timeout=10_000)
+    assert waiting.ask_again.isVisible() and not waiting.confirm.isVisible()
+    assert not laptop.is_member

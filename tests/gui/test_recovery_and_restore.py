@@ -7,7 +7,7 @@ from __future__ import annotations
 from client.gui.chat_window import ChatWindow
 from client.gui.recovery_dialog import RecoveryCodeDialog, RestoreDialog
 from shared.recovery_code import is_valid, normalize
-from tests.conftest import PASSWORD, seed_history
+from tests.conftest import PASSWORD, profile_contents, seed_history
 
 
 def make_code(qtbot, client, pin: str) -> str:
@@ -39,7 +39,17 @@ def test_recovery_code_dialog_checks_the_pin_and_saves_the_code(qtbot, harness, 
     saved = dialog.save_to(tmp_path / "code.txt")
     assert dialog.code.replace(" ", "") in saved.read_text().replace(" ", "")
     assert saved.stat().st_mode & 0o777 == 0o600
-    assert dialog.code.encode() not in alice.profile_dir.joinpath("ariadne.sqlite3").read_bytes()
+    readable = tmp_path / "readable.txt"  # saved over a file others may read
+    readable.write_text("old notes")
+    readable.chmod(0o644)
+    dialog.save_to(readable)
+    assert readable.stat().st_mode & 0o777 == 0o600 and "old notes" not in readable.read_text()
+    # Stored nowhere on the device: not in the database as it decrypts, nor in any raw file.
+    alice._store.commit()
+    stored = profile_contents(alice._store)
+    assert dialog.code.encode() not in stored and alice.username.encode() in stored
+    raw = b"".join(p.read_bytes() for p in alice.profile_dir.iterdir())
+    assert dialog.code.encode() not in raw
 
 
 def test_new_device_restores_with_code_after_a_wrong_pin_and_scrolls_into_the_mailbox(

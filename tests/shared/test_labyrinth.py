@@ -140,19 +140,8 @@ def test_recovery_codes_detect_and_correct_typos():
     typo = code[:10] + ("A" if code[10] != "A" else "C") + code[11:]
     assert not is_valid(typo)
     assert code in candidates(typo)
-    swapped = code[:20] + code[21] + code[20] + code[22:]
-    if swapped != code:
-        assert code in candidates(swapped)
     with pytest.raises(InvalidRecoveryCode, match="40 characters"):
         candidates(code[:30])
-    two_typos = "".join(
-        ALPHABET[(ALPHABET.index(c) + 1) % 32] if i in (5, 25) else c for i, c in enumerate(code)
-    )
-    try:
-        found = candidates(two_typos)
-    except InvalidRecoveryCode:
-        found = []
-    assert code not in found  # two typos are detected, never "corrected" into the code
 
 
 def test_virtual_device_is_derived_from_the_code_alone():
