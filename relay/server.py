@@ -308,7 +308,9 @@ class DeviceConnection:
         stored = self.store.password_hash(frame.username)
         # One Argon2id verification whether or not the user exists: timing tells nothing.
         ok = await asyncio.to_thread(check_password, frame.password, stored or _unknown_user_hash())
-        if stored is None or not ok:
+        # (The password may have changed while this one was checked: a login made with the old
+        # one must not outlive the change.)
+        if stored is None or not ok or self.store.password_hash(frame.username) != stored:
             raise _Reject("bad_credentials", "wrong username or password")
         existing = self.store.device(row.device_id)
         if existing is None:
@@ -372,10 +374,7 @@ class DeviceConnection:
                 self.store.acknowledge(self.device_id, frame.seqs)
                 return None
             case wire.FetchDeviceList():
-                stored = self.store.device_list(frame.username)
-                return wire.DeviceListReply(
-                    rid=frame.rid, signed_list=stored[1] if stored else None
-                )
+                return self._fetch_device_list(frame)
             case wire.FetchBundles():
                 return self._fetch_bundles(frame)
             case wire.PublishKeys():
@@ -403,6 +402,8 @@ class DeviceConnection:
                 return await self._reject_device(frame)
             case wire.Inspect():
                 return self._inspect(frame)
+            case wire.ChangePassword():
+                return await self._change_password(frame)
             case wire.PublishEpoch():
                 await self._publish_epoch(frame)
                 return wire.Ok(rid=frame.rid)
@@ -531,6 +532,17 @@ class DeviceConnection:
             raise _Reject("bad_device_list", str(exc)) from None
         if current is not None and new.version != current.version + 1:
             raise _Reject("bad_device_list", "versions must go up one at a time")
+        # check_successor checked that the author is on the current list (or is its recovery
+        # code) and signed; a device may publish only what it made itself, so a pending device
+        # holding the account key (a removed one) cannot put itself back. A device restoring
+        # with the code publishes a list its code made: the code's signature is the proof.
+        restoring = (
+            current is not None
+            and current.recovery_key is not None
+            and new.author == device_id_for(current.recovery_key)
+        )
+        if new.author != self.device_id and not restoring:
+            raise _Reject("not_a_member", "a device list is published by its author")
         for entry in new.devices:
             registered = self.store.device(entry.device_id)
             if registered is None or registered.username != self.username:
@@ -635,6 +647,40 @@ class DeviceConnection:
             ],
         )
 
+    def _fetch_device_list(self, frame: wire.FetchDeviceList) -> wire.Frame:
+        stored = self.store.device_list(frame.username)
+        between = []
+        if stored is not None and frame.since is not None:
+            between = self.store.device_lists_between(
+                frame.username, frame.since, stored[0], wire.MAX_LISTS_BETWEEN
+            )
+        return wire.DeviceListReply(
+            rid=frame.rid, signed_list=stored[1] if stored else None, between=between
+        )
+
+    async def _change_password(self, frame: wire.ChangePassword) -> wire.Frame:
+        """A member sets a new password. Logins made with the old one end: pending devices
+        (registered with it) are forgotten and disconnected; members log in by their keys."""
+        self._require_member()
+        password_hash = await asyncio.to_thread(hash_password, frame.password)
+        self.store.set_password_hash(self.username, password_hash)
+        members = self.relay.members(self.username)
+        pending = [d.device_id for d in self.store.devices_of(self.username)]
+        pending = [d for d in pending if d not in members]
+        for device_id in pending:
+            self.store.forget_device(device_id)
+        await self.store.durable()
+        for device_id in pending:
+            connection = self.relay.connections.get(device_id)
+            if connection is not None:
+                task = asyncio.create_task(connection._close(4003, "password changed"))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        log.info(
+            "password of %s changed; %d pending devices forgotten", self.username, len(pending)
+        )
+        return wire.Ok(rid=frame.rid)
+
     def _require_member(self) -> None:
         if self.device_id not in self.relay.members(self.username):
             raise _Reject("pending_device", "this device is not on its account's device list")
@@ -688,7 +734,10 @@ class DeviceConnection:
         return wire.VaultReply(rid=frame.rid, sealed=answer)
 
     def _inspect(self, frame: wire.Inspect) -> wire.Frame:
-        """Only a conversation the asking user is part of; "queued" is read from the store."""
+        """Only a conversation the asking user is part of, and only for a device on the user's
+        list (a pending device could be anyone who knows the password); "queued" is read from
+        the store."""
+        self._require_member()
         seen = self.relay.seen.get(frozenset({self.username, frame.peer}), ())
         still_queued = self.store.still_queued([e.seq for e in seen])
         return wire.Inspection(

@@ -108,6 +108,14 @@ CREATE TABLE IF NOT EXISTS fan_outs (
 ) WITHOUT ROWID;
 -- A device's identity key belongs to it alone: looked up to refuse another device claiming it.
 CREATE INDEX IF NOT EXISTS devices_by_identity_key ON devices(identity_key);
+-- Every device list an account published: a device that missed some fetches the ones between,
+-- to check each change's author against the list before it.
+CREATE TABLE IF NOT EXISTS device_list_history (
+    username TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    signed_list BLOB NOT NULL,
+    PRIMARY KEY (username, version)
+) WITHOUT ROWID;
 """
 
 FAN_OUT_MEMORY_US = 7 * 24 * 3600 * 1_000_000  # how long a resend is recognised
@@ -223,6 +231,11 @@ class RelayStore:
             "SELECT password_hash FROM accounts WHERE username = ?", (username,)
         ).fetchone()
         return row[0] if row else None
+
+    def set_password_hash(self, username: str, password_hash: str) -> None:
+        self._db.execute(
+            "UPDATE accounts SET password_hash = ? WHERE username = ?", (password_hash, username)
+        )
 
     def amk_public(self, username: str) -> bytes | None:
         row = self._db.execute(
@@ -347,6 +360,21 @@ class RelayStore:
         self._db.executemany(
             "INSERT INTO list_members VALUES (?, ?)", ((username, d) for d in members)
         )
+        self._db.execute(
+            "INSERT OR REPLACE INTO device_list_history VALUES (?, ?, ?)",
+            (username, version, signed_list),
+        )
+
+    def device_lists_between(
+        self, username: str, since: int, before: int, limit: int
+    ) -> list[bytes]:
+        """The user's lists with ``since < version < before``, oldest first."""
+        rows = self._db.execute(
+            "SELECT signed_list FROM device_list_history WHERE username = ? AND version > ?"
+            " AND version < ? ORDER BY version LIMIT ?",
+            (username, since, before, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def list_members(self, username: str) -> frozenset[str]:
         rows = self._db.execute(

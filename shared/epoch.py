@@ -249,9 +249,19 @@ def verify_chain(
 
 
 def open_grant(
-    sealed: bytes, key: StorageKey, head: EpochHead, member_id: str, prev_root: bytes | None
+    sealed: bytes,
+    key: StorageKey,
+    head: EpochHead,
+    member_id: str,
+    prev_root: bytes | None,
+    prev_head: EpochHead | None = None,
 ) -> bytes:
-    """Open a member's grant and return the epoch's root, checked against the signed head."""
+    """Open a member's grant and return the epoch's root, checked against the signed head.
+
+    ``prev_root`` is the previous epoch's root if this device holds it (a continuing member):
+    a grant that names another one is refused, since whoever signed the head could otherwise
+    choose the root's ancestry. A previous root the grant brings (a new member) is checked
+    against ``prev_head``'s commitment when the caller has that head."""
     member = head.member(member_id)
     if member is None or member.storage_key != key.public:
         raise VerificationError("not a member of this epoch")
@@ -262,7 +272,16 @@ def open_grant(
     except (msgspec.DecodeError, UnicodeDecodeError):
         raise DecryptionError("malformed grant") from None
     if head.seq > 1:
-        prev_root = grant.prev_root or prev_root
+        if grant.prev_root is not None and prev_root is not None:
+            if not hmac.compare_digest(grant.prev_root, prev_root):
+                raise VerificationError(
+                    "the grant gives another previous root than the one this device holds"
+                )
+        elif grant.prev_root is not None and prev_head is not None:
+            expected = root_commitment(grant.prev_root, prev_head.username, prev_head.seq)
+            if not hmac.compare_digest(expected, prev_head.root_commitment):
+                raise VerificationError("the grant's previous root is not the previous epoch's")
+        prev_root = prev_root or grant.prev_root
         if prev_root is None:
             raise DecryptionError("the grant needs the previous root, which this device lacks")
     else:

@@ -29,7 +29,9 @@ MAX_DELIVER = 256
 
 Rid = Annotated[int, msgspec.Meta(ge=0, lt=2**53)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-Password = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256
+Password = Annotated[str, msgspec.Meta(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
 Payload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLOAD_BYTES)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 SignedList = Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
@@ -228,8 +230,12 @@ class VaultCall(Frame, tag="vault_call"):
 
 
 class FetchDeviceList(Frame, tag="fetch_device_list"):
+    """The user's current list; with ``since`` (the version the asking device holds) also the
+    lists between, so that the asking device can check each change's author in turn."""
+
     rid: Rid
     username: Username
+    since: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class FetchBundles(Frame, tag="fetch_bundles"):
@@ -275,6 +281,14 @@ class Send(Frame, tag="send"):
     recipients: Annotated[
         list[RecipientEnvelopes], msgspec.Meta(min_length=1, max_length=MAX_RECIPIENT_USERS)
     ]
+
+
+class ChangePassword(Frame, tag="change_password"):
+    """A member device sets the account's new password. Every login made with the old one ends:
+    the relay forgets the account's pending devices and closes their connections."""
+
+    rid: Rid
+    password: Password
 
 
 class Inspect(Frame, tag="inspect"):
@@ -323,9 +337,15 @@ class Mismatch(Frame, tag="mismatch"):
     users: list[DeviceMismatch]
 
 
+MAX_LISTS_BETWEEN = 32
+
+
 class DeviceListReply(Frame, tag="device_list"):
     rid: Rid
     signed_list: SignedList | None
+    # The lists after the asked ``since`` and before ``signed_list``, oldest first (at most
+    # MAX_LISTS_BETWEEN: the asking device asks again from the last one for more).
+    between: Annotated[list[SignedList], msgspec.Meta(max_length=MAX_LISTS_BETWEEN)] = []
 
 
 class Bundles(Frame, tag="bundles"):
@@ -427,6 +447,7 @@ ClientFrame = (
     | Send
     | Ack
     | Inspect
+    | ChangePassword
     | PublishEpoch
     | FetchEpochs
     | SaveMessages

@@ -453,7 +453,7 @@ class AriadneClient:
 
     async def _publish_first_device_list(self) -> None:
         assert self._amk is not None
-        signed = first_device_list(self._amk, self.username, self._own_entry())
+        signed = first_device_list(self._amk, self.username, self._own_entry(), self._sign_key)
         await self._publish_device_list(signed)
 
     async def _publish_device_list(
@@ -576,9 +576,13 @@ class AriadneClient:
         own = self.directory.known(self.username)
         signed = self.directory.signed(self.username)
         assert own is not None and signed is not None
-        epoch = self.epochs.next_epoch(self._amk, own, signed, self._account_secrets(), [member])
-        await self.link.request(lambda rid: wire.PublishEpoch(rid=rid, epoch=upload(epoch)))
-        self.epochs.opened(epoch)
+        # The new list names the code's key: a device restoring with the code may then author
+        # the next list, which is how it puts itself on a list it is not yet on.
+        signed = next_device_list(
+            self._amk, self._sign_key, own, signed, recovery_key=virtual.signing.public
+        )
+        await self._publish_device_list(signed, [member])
+        self._share_device_list(signed)
         self._store.put("codes_made", int(self._store.get("codes_made") or 0) + 1)
         self._store.commit()
         return code
@@ -615,7 +619,11 @@ class AriadneClient:
         self._on_secrets(recovered.secrets)
         self._became_full = False  # the history is loaded below, not in the background
         self._store.commit()
-        signed = next_device_list(amk, own, own_signed or b"", add=self._own_entry())
+        # Authored by the code's virtual device, which the current list names: the only author
+        # a device that is on no list yet can show.
+        signed = next_device_list(
+            amk, recovered.virtual.signing, own, own_signed or b"", add=self._own_entry()
+        )
         await self._publish_device_list(signed)
         return await self.load_conversations()
 
@@ -670,7 +678,7 @@ class AriadneClient:
             line = f"{new.username}'s safety number changed"
             self._system_line([new.username], line)
             return
-        who = "You" if new.username == self.username else new.username
+        who = self._change_author(old, new)
         lines = [
             f"{who} added a device '{d.name}'"
             for d in new.devices
@@ -688,6 +696,17 @@ class AriadneClient:
         )
         for line in lines:
             self._system_line(threads, line)
+
+    def _change_author(self, old: DeviceList, new: DeviceList) -> str:
+        """Who made a change, as a system line names them: a contact by name; on one's own
+        account the device that made it ("Desktop"), "You" for this one, or the recovery code.
+        The author was verified (a device of the previous list, or its recovery code)."""
+        if new.username != self.username:
+            return new.username
+        if new.author == self.device_id:
+            return "You"
+        entry = old.entry(new.author)
+        return entry.name if entry is not None else "The recovery code"
 
     def _system_line(self, threads: list[str], line: str) -> None:
         now = time.time_ns() // 1000
@@ -805,6 +824,7 @@ class AriadneClient:
         current = await self.directory.refresh(self.username)
         signed = next_device_list(
             self._amk,
+            self._sign_key,
             current,
             self.directory.signed(self.username) or b"",
             add=DeviceEntry(
@@ -840,12 +860,27 @@ class AriadneClient:
         if current.entry(device_id) is None:
             raise LookupError("that device is not on the account's device list")
         signed = next_device_list(
-            self._amk, current, self.directory.signed(self.username) or b"", remove=device_id
+            self._amk,
+            self._sign_key,
+            current,
+            self.directory.signed(self.username) or b"",
+            remove=device_id,
         )
         accepted = await self._publish_device_list(signed)
         self.sessions.forget((self.username, device_id))
         self._share_device_list(signed)
         return accepted
+
+    async def change_password(self, password: str) -> None:
+        """Set the account's new password (a member device only). Every login made with the old
+        one ends: the relay forgets the account's pending devices and closes their connections,
+        and the old password registers nothing any more. Offered with removing a device, which
+        may know the password."""
+        if not wire.MIN_PASSWORD <= len(password) <= wire.MAX_PASSWORD:
+            raise ValueError(
+                f"a password has {wire.MIN_PASSWORD} to {wire.MAX_PASSWORD} characters"
+            )
+        await self.link.request(lambda rid: wire.ChangePassword(rid=rid, password=password))
 
     def _share_device_list(self, signed: bytes) -> None:
         """Send the new list end to end to this user's other devices and every contact: a relay

@@ -1,10 +1,11 @@
 """Verified device lists of users (design brief §4.2), as this device knows them.
 
 The first list seen for a user pins that user's account master key (AMK); every later list must
-be signed by the same key, must not go back in version, and must chain to the one it replaces.
-A device (its id or its identity key) belongs to one account only: a list naming a device that
-another user's verified list holds is refused, so no account can claim another's device and have
-its messages shown under its own name. A list that fails any check is refused and the last
+be signed by the same key, must not go back in version, must chain to the one it replaces, and
+must be made (and signed) by a device on the list this device holds, or by that list's recovery
+code. A device (its id or its identity key) belongs to one account only: a list naming a device
+that another user's verified list holds is refused, so no account can claim another's device and
+have its messages shown under its own name. A list that fails any check is refused and the last
 verified list stays in force.
 """
 
@@ -61,11 +62,22 @@ class Directory:
         Returns the list in force afterwards: the new one if it verified, else the previous one
         (a :class:`DeviceListRefused` event says why). Raises :class:`UnknownUser` if there is no
         list at all."""
-        answer = await self._link.request(
-            lambda rid: wire.FetchDeviceList(rid=rid, username=username)
-        )
-        assert isinstance(answer, wire.DeviceListReply)
         current = self.known(username)
+        while True:
+            since = current.version if current else None
+            answer = await self._link.request(
+                lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s)
+            )
+            assert isinstance(answer, wire.DeviceListReply)
+            # The lists this device missed, each checked against the one before (its author
+            # must be on it), then the current one.
+            for signed in answer.between:
+                if self.accept(username, signed) is None:
+                    break
+            current = self.known(username)
+            done = len(answer.between) < wire.MAX_LISTS_BETWEEN
+            if done or current is None or current.version == since:  # all, or no progress
+                break
         if answer.signed_list is None:
             if current is None:
                 raise UnknownUser(username)

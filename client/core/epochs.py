@@ -31,7 +31,7 @@ from shared.epoch import (
     previous_root,
     verify_chain,
 )
-from shared.errors import ProtocolError, VerificationError
+from shared.errors import DecryptionError, VerificationError
 from shared.identity import SigningKey
 from shared.mailbox import epoch_mailbox_key
 
@@ -140,20 +140,33 @@ class EpochBook:
         ):
             raise VerificationError("the relay hides the epoch of the newest device list")
         prev_root = self._store.epoch(known_seq).root if known_seq else None  # type: ignore[union-attr]
+        prev_head = self.head(known_seq) if known_seq else None
+        roots: list[bytes | None] = []
+        # Everything is checked before anything is stored: a grant naming another previous root
+        # than the one held, or a previous-root box that does not open to the previous epoch's
+        # committed root, refuses the whole answer (VerificationError), not one epoch.
         for data, head in zip(epochs, heads, strict=True):
             root = None
             if data.grant is not None and head.member(self.device_id) is not None:
                 try:
+                    # (A previous root the grant brings is checked through the box below.)
                     root = open_grant(data.grant, self._storage, head, self.device_id, prev_root)
-                except ProtocolError as exc:
+                except DecryptionError as exc:
                     log.warning("could not open the grant of epoch %d: %s", head.seq, exc)
+            if root is not None and prev_head is not None:
+                try:
+                    previous_root(root, head, prev_head, data.prev_root_box)
+                except DecryptionError:
+                    raise VerificationError("the previous-root box does not open") from None
+            roots.append(root)
+            prev_root, prev_head = root, head
+        for data, head, root in zip(epochs, heads, roots, strict=True):
             self._store.add_epoch(
                 head.seq, data.signed_head, data.prev_root_box, data.account_box, root
             )
             self._heads[head.seq] = head
             if root is not None:
                 self._on_secrets(open_account_secrets(root, head, data.account_box))
-            prev_root = root
         self._store.commit()
         return bool(epochs)
 

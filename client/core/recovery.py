@@ -117,19 +117,21 @@ async def recover(link: RelayLink, username: str, device_id: str, code_text: str
         newest = answer.epochs[-1]
         # Verified under the key the heads name, which is trusted only once the code's
         # endorsement of it checks out just below.
-        claimed = verify_chain(
+        chain = verify_chain(
             [e.signed_head for e in answer.epochs],
             username,
             claimed_amk(newest.signed_head),
             known=None,
             device_list_hash=None,
-        )[-1]
+        )
+        claimed = chain[-1]
+        before = chain[-2] if len(chain) > 1 else None
         member = claimed.member(virtual.member_id)
         if member is None or member.endorsement is None:
             continue
         if not virtual.endorses(claimed.amk_public, member.endorsement):
             raise VerificationError("the account key is not the one this recovery code endorsed")
-        root = open_grant(newest.grant, virtual.storage, claimed, virtual.member_id, None)
+        root = open_grant(newest.grant, virtual.storage, claimed, virtual.member_id, None, before)
         secrets = open_account_secrets(root, claimed, newest.account_box)
         return Recovered(secrets, answer.epochs, root, virtual)
     raise WrongRecoveryCode("this recovery code does not belong to this account")

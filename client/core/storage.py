@@ -8,7 +8,7 @@ ratchet ahead of, or behind, the message it produced.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -349,7 +349,7 @@ class ProfileStore:
 
     def sender_neighbours(
         self, thread: str, sender_user: str, sender_device: str, counter: int, later: bool
-    ) -> sqlite3.Cursor:
+    ) -> Iterator[tuple[int, bytes, int]]:
         """(counter, message id, relay time) of the sending device's placed messages in
         ``thread`` after ``counter`` (``later``) or before it, nearest first, read lazily."""
         comparison, direction = (">", "ASC") if later else ("<", "DESC")

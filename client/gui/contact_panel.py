@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QMessageBox,
     QPushButton,
@@ -112,7 +113,7 @@ def _when(seconds: int) -> str:
 
 class OwnDevicesPanel(QWidget):
     """Each device of the account: name, when added, when last seen (the relay's record), and
-    Remove. Removing asks first, and offers a new recovery code."""
+    Remove. Removing asks first, and offers a new recovery code and a new account password."""
 
     def __init__(self, client: AriadneClient) -> None:
         super().__init__()
@@ -164,7 +165,11 @@ class OwnDevicesPanel(QWidget):
             if label.objectName() in seen:
                 label.setText(f"{label.text()} · last seen {_when(seen[label.objectName()])}")
 
-    def ask_remove(self, device_id: str, name: str, confirm: bool = True) -> None:
+    def ask_remove(
+        self, device_id: str, name: str, confirm: bool = True, new_password: str = ""
+    ) -> None:
+        """Ask, then remove. The removed device may know the account password (it logged in
+        with it), so the same question offers a new one, which ends every login made with it."""
         new_code = QCheckBox("Also make a new recovery code (the old one stops working)")
         if confirm:
             box = QMessageBox(self)
@@ -174,17 +179,37 @@ class OwnDevicesPanel(QWidget):
                 "anything written from now on — even with a copy of the relay's data."
             )
             box.setCheckBox(new_code)
+            password = QLineEdit()
+            password.setEchoMode(QLineEdit.EchoMode.Password)
+            password.setPlaceholderText("new password (optional)")
+            extra = QWidget()
+            row = QVBoxLayout(extra)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.addWidget(QLabel(f"Also change the account password ('{name}' may know it):"))
+            row.addWidget(password)
+            grid = box.layout()
+            assert isinstance(grid, QGridLayout)
+            grid.addWidget(extra, grid.rowCount(), 0, 1, grid.columnCount())
             box.setStandardButtons(
                 QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Ok
             )
             if box.exec() != QMessageBox.StandardButton.Ok:
                 return
+            new_password = password.text()
         self.status.setText(f"Removing '{name}'…")
-        self._run(self.remove(device_id, name, new_code.isChecked()))
+        self._run(self.remove(device_id, name, new_code.isChecked(), new_password or None))
 
-    async def remove(self, device_id: str, name: str, new_code: bool = False) -> None:
+    async def remove(
+        self, device_id: str, name: str, new_code: bool = False, new_password: str | None = None
+    ) -> None:
+        if new_password is not None:
+            # First, so that a password the relay refuses leaves the device where it was.
+            await self.client.change_password(new_password)
         await self.client.remove_device(device_id)
-        self.status.setText(f"'{name}' was removed. A new epoch keeps it out of what comes next.")
+        done = f"'{name}' was removed. A new epoch keeps it out of what comes next."
+        if new_password is not None:
+            done += " The password changed: every login made with the old one has ended."
+        self.status.setText(done)
         self.refresh()
         if new_code:
             from client.gui.recovery_dialog import RecoveryCodeDialog

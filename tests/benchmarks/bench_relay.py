@@ -211,6 +211,7 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
                     storage_key=storage.public,
                     added_at=0,
                 ),
+                key,
             )
             epoch = open_epoch(
                 amk,

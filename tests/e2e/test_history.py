@@ -281,6 +281,7 @@ async def test_the_code_not_the_relay_decides_the_account_key_of_a_restored_devi
             storage_key=bytes(32),
             added_at=0,
         ),
+        evil_device,
     )
     db.execute(
         "UPDATE device_lists SET version = 1, signed_list = ? WHERE username = 'alice'", (fake,)

@@ -215,7 +215,11 @@ async def test_device_added_without_the_account_key_receives_nothing(pair, accou
 
     # 1. The genuine signature over a different body.
     forged = msgspec.msgpack.encode(
-        SignedDeviceList(body=msgspec.msgpack.encode(injected), signature=genuine.signature)
+        SignedDeviceList(
+            body=msgspec.msgpack.encode(injected),
+            signature=genuine.signature,
+            author_signature=genuine.author_signature,
+        )
     )
     attacker.serve_device_list("bob", forged, members)
     message = await alice.send_text("bob", "for bob's eyes only")
@@ -230,7 +234,15 @@ async def test_device_added_without_the_account_key_receives_nothing(pair, accou
     other_amk = SigningKey.generate()
     resigned = sign_device_list(
         other_amk,
-        msgspec.structs.replace(injected, amk_public=other_amk.public, version=1, prev_hash=b""),
+        evil_key,
+        msgspec.structs.replace(
+            injected,
+            amk_public=other_amk.public,
+            version=1,
+            prev_hash=b"",
+            devices=(evil_entry,),
+            author=evil_id,
+        ),
     )
     attacker.serve_device_list("bob", resigned, members)
     changed = []
@@ -271,7 +283,10 @@ async def test_acknowledging_a_new_account_key_resumes_sending_and_clears_verifi
     new_amk = SigningKey.generate()  # as if bob had started over with a new account key
     renewed = sign_device_list(
         new_amk,
-        msgspec.structs.replace(body, amk_public=new_amk.public, version=1, prev_hash=b""),
+        _bob._sign_key,
+        msgspec.structs.replace(
+            body, amk_public=new_amk.public, version=1, prev_hash=b"", author=_bob.device_id
+        ),
     )
     attacker.serve_device_list("bob", renewed, [d.device_id for d in body.devices])
     before = alice.safety_number("bob")

@@ -277,7 +277,10 @@ async def test_an_approved_device_joins_the_account_its_code_covered_not_the_one
                     (row.sign_public, row.name, row.identity_key or bytes(32), row.storage_key),
                 )
             )
-            signed = sign_device_list(evil, DeviceList("alice", 1, b"", evil.public, devices))
+            listed = DeviceList(
+                "alice", 2, bytes(32), evil.public, devices, device_id_for(evil_desktop.public)
+            )
+            signed = sign_device_list(evil, evil_desktop, listed)
             return wire.DeviceListReply(rid=frame.rid, signed_list=signed)
         return await dispatch(self, frame)
 

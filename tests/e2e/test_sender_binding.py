@@ -15,7 +15,7 @@ import pytest
 from client.core.client import AriadneClient
 from client.core.directory import UnknownUser
 from client.core.events import DecryptionFailed, DeviceListRefused, MessageStatus
-from shared.device_list import DeviceEntry, first_device_list
+from shared.device_list import DeviceEntry, first_device_list, next_device_list, open_device_list
 from shared.envelope import (
     Origin,
     Text,
@@ -59,18 +59,38 @@ class Attacker:
         )
         self.db.commit()
 
-    def make_account(self, username: str, devices: list[DeviceEntry]) -> None:
-        """An account the relay made up, with a list signed by its own account key."""
+    def make_account(
+        self, username: str, device: DeviceEntry, key: SigningKey | None = None
+    ) -> None:
+        """An account the relay made up, with lists signed by its own account key. With the
+        claimed device's signing ``key`` the device authors the first list alone; without it (a
+        device of someone else's) a device of the relay's own authors the first list and then a
+        second one adding the claimed device."""
         amk = SigningKey.generate()
-        signed = first_device_list(amk, username, devices[0])
-        if len(devices) > 1:
-            raise ValueError("one device is enough here")
+        if key is not None:
+            signed = first_device_list(amk, username, device, key)
+            members = [device.device_id]
+        else:
+            own_key = SigningKey.generate()
+            own = msgspec.structs.replace(
+                device,
+                device_id=device_id_for(own_key.public),
+                name="Relay's own",
+                sign_public=own_key.public,
+                identity_key=bytes(31) + b"\x03",
+            )
+            first = first_device_list(amk, username, own, own_key)
+            signed = next_device_list(
+                amk, own_key, open_device_list(first, username, amk.public), first, add=device
+            )
+            members = [own.device_id, device.device_id]
+        version = open_device_list(signed, username, amk.public).version
         self.db.execute(
             "INSERT INTO accounts VALUES (?, 'not a hash', ?, 0)", (username, amk.public)
         )
-        self.db.execute("INSERT INTO device_lists VALUES (?, 1, ?)", (username, signed))
+        self.db.execute("INSERT INTO device_lists VALUES (?, ?, ?)", (username, version, signed))
         self.db.executemany(
-            "INSERT INTO list_members VALUES (?, ?)", [(username, d.device_id) for d in devices]
+            "INSERT INTO list_members VALUES (?, ?)", [(username, m) for m in members]
         )
         self.db.commit()
         self.relay.forget_members(username)
@@ -116,7 +136,7 @@ async def test_an_account_the_relay_made_with_bobs_device_does_not_get_bobs_mess
     alice, bob = talking
     attacker = Attacker(relay)
     bob_device = alice.directory.known("bob").entry(bob.device_id)
-    attacker.make_account("mallory", [bob_device])
+    attacker.make_account("mallory", bob_device)
     await accounts.stop(alice)
     await bob.send_text("alice", "only bob wrote this")
     await eventually(lambda: len(attacker.queued_for(alice.device_id)) == 1)
@@ -140,12 +160,13 @@ async def test_a_client_refuses_a_list_naming_another_users_device(talking, rela
     bob_device = alice.directory.known("bob").entry(bob.device_id)
     if claim == "device id":  # Bob's device, with an identity key of its own
         claimed = msgspec.structs.replace(bob_device, identity_key=bytes(31) + b"\x01")
+        key = None
     else:  # a device of its own, with Bob's identity key
         key = SigningKey.generate()
         claimed = msgspec.structs.replace(
             bob_device, device_id=device_id_for(key.public), sign_public=key.public
         )
-    attacker.make_account("mallory", [claimed])
+    attacker.make_account("mallory", claimed, key)
     refused = refusals_of(alice)
     with pytest.raises(UnknownUser):
         await alice.directory.refresh("mallory")
@@ -320,12 +341,12 @@ async def test_acknowledging_a_key_change_refuses_a_device_another_user_now_hold
     new_amk = SigningKey.generate()
     attacker.db.execute(
         "UPDATE device_lists SET signed_list = ? WHERE username = 'bob'",
-        (first_device_list(new_amk, "bob", new_device),),
+        (first_device_list(new_amk, "bob", new_device, key),),
     )
     attacker.db.commit()
     await alice.directory.refresh("bob")
     assert alice.key_changed("bob")
-    attacker.make_account("mallory", [new_device])
+    attacker.make_account("mallory", new_device, key)
     assert (await alice.directory.refresh("mallory")).entry(new_device.device_id) is not None
     with pytest.raises(VerificationError, match="mallory's device list"):
         alice.acknowledge_key_change("bob")

@@ -113,7 +113,9 @@ async def test_a_member_cannot_list_another_accounts_device(accounts):
     own = mallory.directory.known("mallory")
     claimed = bobs.entry(bob.device_id)  # Bob's device, with an identity key of its own
     claimed = msgspec.structs.replace(claimed, identity_key=bytes(31) + b"\x01")
-    signed = next_device_list(mallory._amk, own, mallory.directory.signed("mallory"), add=claimed)
+    signed = next_device_list(
+        mallory._amk, mallory._sign_key, own, mallory.directory.signed("mallory"), add=claimed
+    )
     with pytest.raises(RelayError) as refused:
         await mallory._publish_device_list(signed)
     assert refused.value.code == "bad_device_list"
@@ -139,7 +141,9 @@ async def test_a_member_cannot_list_its_own_device_with_another_devices_identity
         storage_key=pending._storage_key.public,
         added_at=int(time.time()),
     )
-    signed = next_device_list(mallory._amk, own, mallory.directory.signed("mallory"), add=entry)
+    signed = next_device_list(
+        mallory._amk, mallory._sign_key, own, mallory.directory.signed("mallory"), add=entry
+    )
     with pytest.raises(RelayError) as refused:
         await mallory._publish_device_list(signed)
     assert refused.value.code == "bad_device_list"

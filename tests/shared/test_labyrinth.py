@@ -9,6 +9,7 @@ from shared.boxes import StorageKey
 from shared.epoch import (
     AccountSecrets,
     EpochMember,
+    SignedHead,
     head_hash,
     open_account_secrets,
     open_epoch,
@@ -170,3 +171,39 @@ def test_a_mailbox_record_opens_only_in_its_place():
     other_epoch_key = epoch_mailbox_key(bytes(range(32)), "alice", 3)
     with pytest.raises(DecryptionError):
         open_message(other_epoch_key, "alice", thread, message_id, 3, sealed)
+
+
+def test_a_grant_must_agree_with_the_previous_root_held_and_the_previous_commitment():
+    amk = SigningKey.generate()
+    desk, laptop = _device(1), _device(2)
+    first = _chain(amk, [desk], 1)[0]
+    members = [EpochMember(member_id=m, storage_key=k.public) for m, k in (desk, laptop)]
+    # Whoever signs the head (any holder of the account key) names another previous root, and
+    # gives it to everyone in their grants, as if nobody had been a member before.
+    nobody_before = msgspec.structs.replace(first.head, members=())
+    forged = open_epoch(
+        amk,
+        "alice",
+        previous=(nobody_before, first.signed_head, bytes(range(32))),
+        members=members,
+        device_list_hash=LIST_HASH,
+        secrets=AccountSecrets(amk_seed=amk.seed, thread_key=bytes(32)),
+    )
+    with pytest.raises(VerificationError, match="another previous root"):
+        open_grant(forged.grants[desk[0]], desk[1], forged.head, desk[0], first.root)
+    with pytest.raises(VerificationError, match="not the previous epoch's"):
+        open_grant(forged.grants[laptop[0]], laptop[1], forged.head, laptop[0], None, first.head)
+
+
+def test_every_flipped_bit_of_an_epoch_heads_signature_is_refused():
+    amk = SigningKey.generate()
+    signed = _chain(amk, [_device(1)], 1)[0].signed_head
+    outer = msgspec.msgpack.decode(signed, type=SignedHead)
+    for bit in range(len(outer.signature) * 8):
+        signature = bytearray(outer.signature)
+        signature[bit // 8] ^= 1 << (bit % 8)
+        tampered = msgspec.msgpack.encode(
+            msgspec.structs.replace(outer, signature=bytes(signature))
+        )
+        with pytest.raises(VerificationError, match="not signed"):
+            open_head(tampered, "alice", amk.public)
