@@ -96,6 +96,9 @@ class ApprovalDialog(QDialog):
         except RelayError as exc:
             self._error(_busy.get(exc.code, f"Could not reach the new device ({exc})."))
             return
+        except LookupError:  # no longer pending: approved, rejected or gone meanwhile
+            self._error(_busy["no_offer"])
+            return
         except Exception as exc:  # shown as a sentence
             self._error(f"Could not reach the new device ({exc}). Is it still open?")
             return
@@ -129,6 +132,8 @@ class ApprovalDialog(QDialog):
         self.identity.setText(text[:1].upper() + text[1:])
 
     def _error(self, text: str) -> None:
+        if self.code.text() == "…":
+            self.code.setText("")  # no exchange, no code (not "…" as if one were coming)
         self.status.setStyleSheet(ERROR_STYLE)
         self.status.setText(text)
 
