@@ -241,12 +241,14 @@ async def main(theme: str) -> None:
     )
     await carol.send_text("bob", "Hi Bob, it's Carol.")
     await settle(lambda: len(bob.messages("carol")) == 1)
+    # (Bob's receipt first, so that carol's queue holds his three messages and nothing else.)
+    await settle(lambda: carol.messages("bob")[-1].status is MessageStatus.DELIVERED)
     await carol.close()
     sent = ["First: the tickets are booked.", "Second: the train leaves at 9.", "Third: see you!"]
     for text in sent:
         await bob.send_text("carol", text)
     db = relay.store._db
-    await settle(lambda: len(queued(db, carol.device_id)) == len(sent))
+    await settle(lambda: len(queued(db, carol.device_id)) == len(sent), timeout=20)
     rows = queued(db, carol.device_id)
     for (seq, _), (_, ts) in zip(rows, reversed(rows), strict=True):
         db.execute("UPDATE queue SET server_ts = ? WHERE seq = ?", (ts, seq))

@@ -304,6 +304,7 @@ class RestoreDialog(QDialog):
             self.pairing.setText(explain(exc))
             self.confirm.setVisible(False)
             self.ask_again.setVisible(True)
+            self._fit()
             return
         self.confirm.setVisible(False)
         self.ask_again.setVisible(False)
@@ -328,6 +329,7 @@ class RestoreDialog(QDialog):
             self.status.setText(explain(exc))
             self.with_code.setEnabled(True)
             self.with_pin.setEnabled(True)
+            self._fit()
             return
         self.status.setText(
             f"This device is now one of yours. {len(threads)} conversation(s) found."
@@ -365,6 +367,18 @@ class RestoreDialog(QDialog):
         ):
             self.status.setText("Another of your devices approved this one.")
             self.accept()
+            return
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow (never shrink) to show what was just added: wrapped labels do not raise a
+        window's minimum height by themselves, so a new code or error would be squeezed."""
+        layout = self.layout()
+        needed = max(
+            layout.totalHeightForWidth(self.width()), layout.totalMinimumSize().height()
+        )
+        if needed > self.height():
+            self.resize(self.width(), needed)
 
     def done(self, result: int) -> None:
         self.client.remove_listener(self._on_event)
