@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLa
 
 from client.core.client import AriadneClient
 from client.core.link import RelayError
-from client.gui.style import ERROR_STYLE, code_font
+from client.gui.style import ERROR_STYLE, code_font, fit_height
 from shared.errors import VerificationError
 
 REFRESH_MS = 15_000  # how often "asked … ago" is brought up to date
@@ -107,6 +107,7 @@ class ApprovalDialog(QDialog):
             "Does the new device show exactly this code, and this fingerprint for itself?"
         )
         self.approve.setEnabled(True)
+        fit_height(self)
 
     async def _approve(self) -> None:
         self.approve.setEnabled(False)
@@ -136,6 +137,7 @@ class ApprovalDialog(QDialog):
             self.code.setText("")  # no exchange, no code (not "…" as if one were coming)
         self.status.setStyleSheet(ERROR_STYLE)
         self.status.setText(text)
+        fit_height(self)
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         if self._task is not None and not self._task.done():

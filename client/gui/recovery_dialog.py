@@ -32,7 +32,7 @@ from client.core.events import (
 from client.core.link import Offline, RelayError
 from client.core.recovery import WrongRecoveryCode
 from client.gui.pairing_dialog import REFRESH_MS, asked_ago
-from client.gui.style import ERROR_STYLE, code_font
+from client.gui.style import ERROR_STYLE, code_font, fit_height
 from shared.errors import ProtocolError, VerificationError
 from shared.pin import MIN_PIN, NoBackup, VaultLocked, WrongPin
 from shared.recovery_code import InvalidRecoveryCode, groups
@@ -304,7 +304,7 @@ class RestoreDialog(QDialog):
             self.pairing.setText(explain(exc))
             self.confirm.setVisible(False)
             self.ask_again.setVisible(True)
-            self._fit()
+            fit_height(self)
             return
         self.confirm.setVisible(False)
         self.ask_again.setVisible(False)
@@ -329,7 +329,7 @@ class RestoreDialog(QDialog):
             self.status.setText(explain(exc))
             self.with_code.setEnabled(True)
             self.with_pin.setEnabled(True)
-            self._fit()
+            fit_height(self)
             return
         self.status.setText(
             f"This device is now one of yours. {len(threads)} conversation(s) found."
@@ -368,17 +368,7 @@ class RestoreDialog(QDialog):
             self.status.setText("Another of your devices approved this one.")
             self.accept()
             return
-        self._fit()
-
-    def _fit(self) -> None:
-        """Grow (never shrink) to show what was just added: wrapped labels do not raise a
-        window's minimum height by themselves, so a new code or error would be squeezed."""
-        layout = self.layout()
-        needed = max(
-            layout.totalHeightForWidth(self.width()), layout.totalMinimumSize().height()
-        )
-        if needed > self.height():
-            self.resize(self.width(), needed)
+        fit_height(self)
 
     def done(self, result: int) -> None:
         self.client.remove_listener(self._on_event)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 THEME_VARIABLE = "ARIADNE_THEME"
@@ -75,6 +75,15 @@ DARK_PALETTE = {
     QPalette.ColorRole.ToolTipText: "#e4e6eb",
     QPalette.ColorRole.Link: "#4ea1ff",
 }
+
+
+def fit_height(window: QWidget) -> None:
+    """Grow a window (never shrink it) to the height its text needs now: labels that wrap do not
+    raise a window's minimum height, so a longer status or a new code would be squeezed or cut."""
+    layout = window.layout()
+    needed = max(layout.totalHeightForWidth(window.width()), layout.totalMinimumSize().height())
+    if needed > window.height():
+        window.resize(window.width(), needed)
 
 
 def is_dark() -> bool:

@@ -114,5 +114,7 @@ def test_the_new_device_screen_grows_for_the_code_and_a_late_dialog_says_it_is_a
     late = ApprovalDialog(alice, tablet.device_id, "Tablet", approval.fingerprint, int(time.time()))
     qtbot.addWidget(late)
     late.show()
+    late.resize(440, 100)
     qtbot.waitUntil(lambda: "already answered" in late.status.text(), timeout=10_000)
+    assert late.height() >= late.layout().totalHeightForWidth(late.width())
     assert late.code.text() == "" and not late.approve.isEnabled()
