@@ -1,6 +1,7 @@
-"""Regenerates the screenshots in this folder from the real app, through a real relay.
+"""Regenerates the screenshots in this folder from the real app, through a real relay: every
+screen twice, ``screenshot-<screen>-light.png`` and ``screenshot-<screen>-dark.png``.
 
-QT_QPA_PLATFORM=offscreen python assets/screenshots.py
+QT_QPA_PLATFORM=offscreen python assets/screenshots.py [light|dark]
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
 import qasync  # noqa: E402
+from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtGui import QPainter, QPixmap  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget  # noqa: E402
 
 from client.core.client import AriadneClient  # noqa: E402
 from client.core.events import MessageStatus, StoredMessage  # noqa: E402
 from client.core.link import Backoff  # noqa: E402
 from client.gui.chat_window import ChatWindow  # noqa: E402
+from client.gui.pairing_dialog import ApprovalDialog  # noqa: E402
 from client.gui.recovery_dialog import RecoveryCodeDialog, RestoreDialog  # noqa: E402
 from client.gui.style import apply_style  # noqa: E402
 from relay.server import start_relay  # noqa: E402
@@ -46,12 +49,12 @@ async def settle(condition, timeout: float = 10.0) -> None:  # type: ignore[no-u
             await asyncio.sleep(0.05)
 
 
-def side_by_side(widgets: list[QWidget], path: Path) -> None:
-    shots = [w.grab() for w in widgets]
+def side_by_side(widgets: list[QWidget | QPixmap], path: Path) -> None:
+    shots = [w if isinstance(w, QPixmap) else w.grab() for w in widgets]
     canvas = QPixmap(
         sum(s.width() for s in shots) + 12 * (len(shots) - 1), max(s.height() for s in shots)
     )
-    canvas.fill()
+    canvas.fill(QApplication.palette().window().color())
     painter = QPainter(canvas)
     x = 0
     for shot in shots:
@@ -61,7 +64,10 @@ def side_by_side(widgets: list[QWidget], path: Path) -> None:
     canvas.save(str(path))
 
 
-async def main() -> None:
+async def main(theme: str) -> None:
+    def shot(screen: str) -> Path:
+        return HERE / f"screenshot-{screen}-{theme}.png"
+
     root = Path(tempfile.mkdtemp(prefix="ariadne-shots-"))
     relay, server = await start_relay("127.0.0.1", 0, root / "relay")
     url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -92,16 +98,16 @@ async def main() -> None:
         )
     )
     await asyncio.sleep(0.3)  # let the last status repaint; this is a picture, not a test
-    side_by_side(windows, HERE / "screenshot-chat.png")
+    side_by_side(windows, shot("chat"))
 
     view = windows[0].show_server_view()
     view.resize(980, 360)
     await settle(view.loaded.is_set)
-    view.grab().save(str(HERE / "screenshot-server-view.png"))
+    view.grab().save(str(shot("server-view")))
     panel = windows[0].show_contact()
     panel.resize(420, 560)
     await asyncio.sleep(0.1)
-    panel.grab().save(str(HERE / "screenshot-safety-number.png"))
+    panel.grab().save(str(shot("safety-number")))
 
     # The recovery code, shown once (with a PIN).
     dialog = RecoveryCodeDialog(alice)
@@ -111,7 +117,7 @@ async def main() -> None:
     dialog.make.click()
     await settle(lambda: dialog.code != "", timeout=20)
     await asyncio.sleep(0.1)
-    dialog.grab().save(str(HERE / "screenshot-recovery-code.png"))
+    dialog.grab().save(str(shot("recovery-code")))
     dialog.close()
 
     # A new laptop: a wrong PIN first, then the code; its window fills page by page.
@@ -137,7 +143,7 @@ async def main() -> None:
         root / "l", url, "alice", "password1", "Alice's laptop", backoff=quick
     )
     restore = RestoreDialog(laptop)
-    restore.resize(560, 260)
+    restore.resize(560, restore.sizeHint().height())
     restore.show()
     restore.pin.setText("1111")
     restore.with_pin.click()
@@ -153,30 +159,45 @@ async def main() -> None:
     await laptop.load_older("bob")
     await settle(lambda: "Restoring history" in laptop_window.progress.text())
     await asyncio.sleep(0.2)
-    canvas = QPixmap(restore_shot.width() + 12 + 640, 520)
-    canvas.fill()
-    painter = QPainter(canvas)
-    painter.drawPixmap(0, 0, restore_shot)
-    painter.drawPixmap(restore_shot.width() + 12, 0, laptop_window.grab())
-    painter.end()
-    canvas.save(str(HERE / "screenshot-restore.png"))
-    laptop_window.close()
+    side_by_side([restore_shot, laptop_window], shot("restore"))
 
     # Approving a tablet: both screens show the same code.
     tablet = await AriadneClient.add_device(
         root / "t", url, "alice", "password1", "Alice's tablet", backoff=quick
     )
     waiting = RestoreDialog(tablet)
-    waiting.resize(560, 330)
+    waiting.resize(560, waiting.sizeHint().height() + 60)  # room for the code to come
     waiting.show()
-    await settle(lambda: tablet.device_id in windows[0].approvals, timeout=20)
-    approval = windows[0].approvals[tablet.device_id]
-    approval.resize(440, 260)
-    await settle(lambda: approval.approve.isEnabled() and waiting.pairing_code.text() != "")
+    # The desktop and the laptop are both asked; the first to answer runs the exchange, the
+    # other is told it is busy.
+    approvers = [windows[0], laptop_window]
+    await settle(lambda: all(tablet.device_id in w.approvals for w in approvers), timeout=20)
+    dialogs = [w.approvals[tablet.device_id] for w in approvers]
+    for dialog_ in dialogs:
+        dialog_.resize(440, 300)
+    await settle(
+        lambda: any(d.approve.isEnabled() for d in dialogs) and waiting.pairing_code.text() != "",
+        timeout=20,
+    )
+    approval = next(d for d in dialogs if d.approve.isEnabled())
+    busy = next(d for d in dialogs if d is not approval)
+    await settle(lambda: "Another of your devices" in busy.status.text(), timeout=20)
     await asyncio.sleep(0.2)
-    side_by_side([approval, waiting], HERE / "screenshot-approval.png")
+    side_by_side([approval, waiting], shot("approval"))
+    waiting.confirm.click()
     approval.approve.click()
     await settle(lambda: tablet.is_member, timeout=20)
+    # A request already answered: what a late dialog says.
+    late = ApprovalDialog(
+        alice, tablet.device_id, "Alice's tablet", busy.fingerprint, busy.asked_at
+    )
+    late.resize(440, 300)
+    late.show()
+    await settle(lambda: "already answered" in late.status.text(), timeout=20)
+    await asyncio.sleep(0.1)
+    side_by_side([busy, late], shot("approval-busy-closed"))
+    for dialog_ in (busy, late):
+        dialog_.close()
 
     # Revoking the tablet: the desktop's device list, the tablet's window.
     tablet_window = ChatWindow(tablet)
@@ -184,25 +205,90 @@ async def main() -> None:
     tablet_window.show()
     panel = windows[0].show_own_devices()
     await asyncio.sleep(0.3)
+    # The confirmation is modal: open it from the event loop, picture it, cancel it.
+    asked = asyncio.Event()
+
+    def picture_and_cancel() -> None:
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox)
+        box.grab().save(str(shot("remove-confirm")))
+        box.button(QMessageBox.StandardButton.Cancel).click()
+        asked.set()
+
+    QTimer.singleShot(0, lambda: panel.ask_remove(tablet.device_id, "Alice's tablet"))
+    QTimer.singleShot(600, picture_and_cancel)
+    await asked.wait()
     panel.ask_remove(tablet.device_id, "Alice's tablet", confirm=False)
     await settle(lambda: tablet.removed and tablet_window.banner.isVisible(), timeout=20)
     await asyncio.sleep(0.3)
-    side_by_side([panel, tablet_window], HERE / "screenshot-revoked.png")
+    side_by_side([panel, tablet_window], shot("revoked"))
     for widget in (tablet_window, panel):
         widget.close()
+
+    # On the laptop, who changed the account's devices.
+    laptop_window.open_conversation("bob")
+    await settle(
+        lambda: any("removed a device" in m.body for m in laptop.messages("bob") if m.system)
+    )
+    laptop_window.view.scrollToBottom()
+    await asyncio.sleep(0.3)
+    laptop_window.grab().save(str(shot("device-lines")))
+    laptop_window.close()
+
+    # A relay that reorders bob's messages to carol: carol's window says so.
+    carol = await AriadneClient.create_account(
+        root / "c", url, "carol", "password1", "Carol's desktop", backoff=quick
+    )
+    await carol.send_text("bob", "Hi Bob, it's Carol.")
+    await settle(lambda: len(bob.messages("carol")) == 1)
+    # (Bob's receipt first, so that carol's queue holds his three messages and nothing else.)
+    await settle(lambda: carol.messages("bob")[-1].status is MessageStatus.DELIVERED)
+    await carol.close()
+    sent = ["First: the tickets are booked.", "Second: the train leaves at 9.", "Third: see you!"]
+    for text in sent:
+        await bob.send_text("carol", text)
+    db = relay.store._db
+    await settle(lambda: len(queued(db, carol.device_id)) == len(sent), timeout=20)
+    rows = queued(db, carol.device_id)
+    for (seq, _), (_, ts) in zip(rows, reversed(rows), strict=True):
+        db.execute("UPDATE queue SET server_ts = ? WHERE seq = ?", (ts, seq))
+    db.commit()
+    carol = await AriadneClient.open(root / "c", relay_url=url, backoff=quick)
+    carol_window = ChatWindow(carol)
+    carol_window.resize(640, 420)
+    carol_window.show()
+    carol_window.open_conversation("bob")
+    await settle(
+        lambda: any("out of order" in m.body for m in carol.messages("bob") if m.system),
+        timeout=20,
+    )
+    await asyncio.sleep(0.3)
+    carol_window.view.scrollToBottom()
+    await asyncio.sleep(0.1)
+    carol_window.grab().save(str(shot("out-of-order")))
+    carol_window.close()
+
     for window in windows:
         window.close()
-    for client in (alice, bob, laptop, tablet):
+    for client in (alice, bob, laptop, tablet, carol):
         await client.close()
     server.close()
     await server.wait_closed()
     relay.close()
 
 
+def queued(db, device_id: str) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """A device's queue on the relay, in arrival order: (seq, server_ts)."""
+    return db.execute(
+        "SELECT seq, server_ts FROM queue WHERE device_id = ? ORDER BY seq", (device_id,)
+    ).fetchall()
+
+
 if __name__ == "__main__":
     app = QApplication(sys.argv)
-    apply_style(app, dark=False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
-        loop.run_until_complete(main())
+        for theme in sys.argv[1:] or ["light", "dark"]:
+            apply_style(app, dark=theme == "dark")
+            loop.run_until_complete(main(theme))

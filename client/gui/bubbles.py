@@ -122,7 +122,7 @@ class BubbleDelegate(QStyledItemDelegate):
                 self._dates.clear()
             height = self._line_height(option) if label else 0
             if message.system:
-                height += self._line_height(option)
+                height += self._line_height(option, message.body)
             else:
                 bubble, _, _ = self._geometry(option, message)
                 height += bubble.height() + 2 * GAP
@@ -135,8 +135,16 @@ class BubbleDelegate(QStyledItemDelegate):
             date = self._dates[message.message_id] = _date_of(message)
         return date
 
-    def _line_height(self, option: QStyleOptionViewItem) -> int:
-        return QFontMetrics(self._small(option.font)).height() + 3 * GAP
+    def _line_height(self, option: QStyleOptionViewItem, text: str = "") -> int:
+        """A day label's height, or a system line's: wrapped (in italics) to the view's width."""
+        font = self._small(option.font)
+        font.setItalic(bool(text))
+        wrapped = QFontMetrics(font).boundingRect(
+            QRect(0, 0, max(1, option.rect.width() - 2 * PAD), 100_000),
+            Qt.TextFlag.TextWordWrap,
+            text or "Today",
+        )
+        return wrapped.height() + 3 * GAP
 
     def _paint_centred(
         self, painter: QPainter, option: QStyleOptionViewItem, top: int, text: str, italic: bool
@@ -147,8 +155,9 @@ class BubbleDelegate(QStyledItemDelegate):
         faded = QColor(option.palette.color(QPalette.ColorRole.Text))
         faded.setAlpha(140)
         painter.setPen(faded)
-        rect = QRect(option.rect.left(), top, option.rect.width(), self._line_height(option))
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        height = self._line_height(option, text if italic else "")
+        rect = QRect(option.rect.left() + PAD, top, option.rect.width() - 2 * PAD, height)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
 
     def paint(
         self,

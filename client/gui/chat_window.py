@@ -271,6 +271,9 @@ class ChatWindow(QMainWindow):
         )
         self.approvals[event.device_id] = dialog
         dialog.show()
+        # Over the window of the device that asks (not the middle of the screen, where the new
+        # device's own screen, with the code to compare, may be).
+        dialog.move(self.frameGeometry().center() - dialog.rect().center())
 
     def _show_removed(self) -> None:
         self.banner.setText(

@@ -11,6 +11,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
+    QDialogButtonBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -187,12 +188,17 @@ class OwnDevicesPanel(QWidget):
             row.setContentsMargins(0, 0, 0, 0)
             row.addWidget(QLabel(f"Also change the account password ('{name}' may know it):"))
             row.addWidget(password)
-            grid = box.layout()
-            assert isinstance(grid, QGridLayout)
-            grid.addWidget(extra, grid.rowCount(), 0, 1, grid.columnCount())
             box.setStandardButtons(
                 QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Ok
             )
+            grid = box.layout()
+            assert isinstance(grid, QGridLayout)
+            # Above OK / Cancel (the box puts its buttons in the last row): the buttons move down.
+            buttons = box.findChild(QDialogButtonBox)
+            row = grid.getItemPosition(grid.indexOf(buttons))[0]
+            grid.removeWidget(buttons)
+            grid.addWidget(extra, row, 0, 1, grid.columnCount())
+            grid.addWidget(buttons, row + 1, 0, 1, grid.columnCount())
             if box.exec() != QMessageBox.StandardButton.Ok:
                 return
             new_password = password.text()

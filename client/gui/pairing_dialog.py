@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLa
 
 from client.core.client import AriadneClient
 from client.core.link import RelayError
-from client.gui.style import ERROR_STYLE, code_font
+from client.gui.style import ERROR_STYLE, code_font, fit_height
 from shared.errors import VerificationError
 
 REFRESH_MS = 15_000  # how often "asked … ago" is brought up to date
@@ -96,6 +96,9 @@ class ApprovalDialog(QDialog):
         except RelayError as exc:
             self._error(_busy.get(exc.code, f"Could not reach the new device ({exc})."))
             return
+        except LookupError:  # no longer pending: approved, rejected or gone meanwhile
+            self._error(_busy["no_offer"])
+            return
         except Exception as exc:  # shown as a sentence
             self._error(f"Could not reach the new device ({exc}). Is it still open?")
             return
@@ -104,6 +107,7 @@ class ApprovalDialog(QDialog):
             "Does the new device show exactly this code, and this fingerprint for itself?"
         )
         self.approve.setEnabled(True)
+        fit_height(self)
 
     async def _approve(self) -> None:
         self.approve.setEnabled(False)
@@ -129,8 +133,11 @@ class ApprovalDialog(QDialog):
         self.identity.setText(text[:1].upper() + text[1:])
 
     def _error(self, text: str) -> None:
+        if self.code.text() == "…":
+            self.code.setText("")  # no exchange, no code (not "…" as if one were coming)
         self.status.setStyleSheet(ERROR_STYLE)
         self.status.setText(text)
+        fit_height(self)
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         if self._task is not None and not self._task.done():

@@ -32,7 +32,7 @@ from client.core.events import (
 from client.core.link import Offline, RelayError
 from client.core.recovery import WrongRecoveryCode
 from client.gui.pairing_dialog import REFRESH_MS, asked_ago
-from client.gui.style import ERROR_STYLE, code_font
+from client.gui.style import ERROR_STYLE, code_font, fit_height
 from shared.errors import ProtocolError, VerificationError
 from shared.pin import MIN_PIN, NoBackup, VaultLocked, WrongPin
 from shared.recovery_code import InvalidRecoveryCode, groups
@@ -247,8 +247,11 @@ class RestoreDialog(QDialog):
         layout.addWidget(self.pairing)
         layout.addWidget(self.identity)
         layout.addWidget(self.pairing_code)
-        layout.addWidget(self.confirm, 0, Qt.AlignmentFlag.AlignRight)
-        layout.addWidget(self.ask_again, 0, Qt.AlignmentFlag.AlignRight)
+        answer = QHBoxLayout()
+        answer.addStretch(1)
+        answer.addWidget(self.ask_again)
+        answer.addWidget(self.confirm)
+        layout.addLayout(answer)
         layout.addWidget(self.status)
         layout.addWidget(self.progress)
         layout.addWidget(later, 0, Qt.AlignmentFlag.AlignRight)
@@ -301,6 +304,7 @@ class RestoreDialog(QDialog):
             self.pairing.setText(explain(exc))
             self.confirm.setVisible(False)
             self.ask_again.setVisible(True)
+            fit_height(self)
             return
         self.confirm.setVisible(False)
         self.ask_again.setVisible(False)
@@ -325,6 +329,7 @@ class RestoreDialog(QDialog):
             self.status.setText(explain(exc))
             self.with_code.setEnabled(True)
             self.with_pin.setEnabled(True)
+            fit_height(self)
             return
         self.status.setText(
             f"This device is now one of yours. {len(threads)} conversation(s) found."
@@ -362,6 +367,8 @@ class RestoreDialog(QDialog):
         ):
             self.status.setText("Another of your devices approved this one.")
             self.accept()
+            return
+        fit_height(self)
 
     def done(self, result: int) -> None:
         self.client.remove_listener(self._on_event)

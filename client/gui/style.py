@@ -1,15 +1,22 @@
-"""Light and dark looks, and the app icon (from ``assets/`` when running from a checkout)."""
+"""Light and dark looks, and the app icon (from ``assets/`` when running from a checkout).
+
+The look follows the system's colour scheme; ``ARIADNE_THEME=dark`` (or ``light``) overrides it,
+for a system that does not say, and for screenshots."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QGuiApplication, QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-ERROR_STYLE = "color: #c62828"  # a label that says what went wrong
+THEME_VARIABLE = "ARIADNE_THEME"
+# A label that says what went wrong. One red for both looks (set before the look is known): about
+# 4.2:1 against the light and the dark background alike.
+ERROR_STYLE = "color: #e0443a"
 
 
 def code_font(scale: float, bold: bool = False) -> QFont:
@@ -45,16 +52,63 @@ QLabel { color: #e4e6eb; }
 QListWidget { background: #242526; color: #e4e6eb; }
 QPlainTextEdit, QLineEdit { background: #3a3b3c; border: 1px solid #3e4042; color: #e4e6eb; }
 QListView { background: #18191a; border: none; }
+QPushButton:disabled { background: #27405e; color: #8b9bb0; }
 """
 )
 
 
+# The palette behind the style sheet: what the sheet does not name (check boxes, message boxes,
+# plain panels, the status bar, painted bubbles) takes its colours from here.
+DARK_PALETTE = {
+    QPalette.ColorRole.Window: "#18191a",
+    QPalette.ColorRole.WindowText: "#e4e6eb",
+    QPalette.ColorRole.Base: "#242526",
+    QPalette.ColorRole.AlternateBase: "#2f3031",
+    QPalette.ColorRole.Text: "#e4e6eb",
+    QPalette.ColorRole.PlaceholderText: "#8a8d91",
+    QPalette.ColorRole.Button: "#3a3b3c",
+    QPalette.ColorRole.ButtonText: "#e4e6eb",
+    QPalette.ColorRole.BrightText: "#ffffff",
+    QPalette.ColorRole.Highlight: "#0a7cff",
+    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.ToolTipBase: "#3a3b3c",
+    QPalette.ColorRole.ToolTipText: "#e4e6eb",
+    QPalette.ColorRole.Link: "#4ea1ff",
+}
+
+
+def fit_height(window: QWidget) -> None:
+    """Grow a window (never shrink it) to the height its text needs now: labels that wrap do not
+    raise a window's minimum height, so a longer status or a new code would be squeezed or cut."""
+    layout = window.layout()
+    needed = max(layout.totalHeightForWidth(window.width()), layout.totalMinimumSize().height())
+    if needed > window.height():
+        window.resize(window.width(), needed)
+
+
 def is_dark() -> bool:
+    chosen = os.environ.get(THEME_VARIABLE, "").lower()
+    if chosen in ("dark", "light"):
+        return chosen == "dark"
     return QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
 
 
+def _palette(dark: bool) -> QPalette:
+    palette = QApplication.style().standardPalette()
+    if dark:
+        for role, colour in DARK_PALETTE.items():
+            palette.setColor(role, QColor(colour))
+        palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6b6e72"))
+        palette.setColor(
+            QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#6b6e72")
+        )
+    return palette
+
+
 def apply_style(app: QApplication, dark: bool | None = None) -> None:
-    app.setStyleSheet(DARK if (is_dark() if dark is None else dark) else LIGHT)
+    dark = is_dark() if dark is None else dark
+    app.setPalette(_palette(dark))
+    app.setStyleSheet(DARK if dark else LIGHT)
     icon = ASSETS / "ariadne.svg"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
