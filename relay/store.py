@@ -105,6 +105,27 @@ CREATE TABLE IF NOT EXISTS fan_outs (
     server_ts INTEGER NOT NULL,
     PRIMARY KEY (device_id, send_id)
 ) WITHOUT ROWID;
+-- Bytes held per device queue and per mailbox, kept by triggers so that a quota check is one
+-- lookup, not a scan (recounted at open: see RelayStore.__init__).
+CREATE TABLE IF NOT EXISTS queue_bytes (
+    device_id TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS queue_bytes_added AFTER INSERT ON queue BEGIN
+    INSERT INTO queue_bytes VALUES (new.device_id, length(new.payload))
+        ON CONFLICT (device_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS queue_bytes_removed AFTER DELETE ON queue BEGIN
+    UPDATE queue_bytes SET bytes = bytes - length(old.payload) WHERE device_id = old.device_id;
+END;
+CREATE TABLE IF NOT EXISTS mailbox_bytes (
+    username TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS mailbox_bytes_added AFTER INSERT ON mailbox BEGIN
+    INSERT INTO mailbox_bytes VALUES (new.username, length(new.sealed))
+        ON CONFLICT (username) DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
 """
 
 FAN_OUT_MEMORY_US = 7 * 24 * 3600 * 1_000_000  # how long a resend is recognised
@@ -164,6 +185,7 @@ class RelayStore:
             raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._recount_quotas()
         self._db.commit()
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
@@ -171,6 +193,20 @@ class RelayStore:
     def close(self) -> None:
         self._commit_now()
         self._db.close()
+
+    def _recount_quotas(self) -> None:
+        """Count the bytes held from the rows themselves: a store written before the counting
+        triggers existed (or edited by hand) starts with the right figures."""
+        self._db.execute("DELETE FROM queue_bytes")
+        self._db.execute(
+            "INSERT INTO queue_bytes SELECT device_id, sum(length(payload)) FROM queue"
+            " GROUP BY device_id"
+        )
+        self._db.execute("DELETE FROM mailbox_bytes")
+        self._db.execute(
+            "INSERT INTO mailbox_bytes SELECT username, sum(length(sealed)) FROM mailbox"
+            " GROUP BY username"
+        )
 
     # ------------------------------------------------------------------ group commit
 
@@ -275,6 +311,7 @@ class RelayStore:
         self._db.execute("DELETE FROM one_time_pre_keys WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM fan_outs WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+        self._db.execute("DELETE FROM queue_bytes WHERE device_id = ?", (device_id,))
 
     # ------------------------------------------------------------------ key directory
 
@@ -301,8 +338,9 @@ class RelayStore:
             "SELECT count(*) FROM one_time_pre_keys WHERE device_id = ?", (device_id,)
         ).fetchone()[0]
 
-    def take_bundle(self, device_id: str) -> BundleRow | None:
-        """The device's bundle with one one-time pre-key, which is removed: each goes out once."""
+    def take_bundle(self, device_id: str, with_pre_key: bool = True) -> BundleRow | None:
+        """The device's bundle with one one-time pre-key, which is removed: each goes out once.
+        Without ``with_pre_key``, the bundle goes without one and none is used up."""
         row = self._db.execute(
             "SELECT identity_key, signed_pre_key, signed_pre_key_sig FROM devices"
             " WHERE device_id = ? AND identity_key IS NOT NULL",
@@ -310,6 +348,8 @@ class RelayStore:
         ).fetchone()
         if row is None:
             return None
+        if not with_pre_key:
+            return BundleRow(row[0], row[1], row[2], None)
         pre_key = self._db.execute(
             "DELETE FROM one_time_pre_keys WHERE device_id = ? AND pre_key = (SELECT pre_key"
             " FROM one_time_pre_keys WHERE device_id = ? LIMIT 1) RETURNING pre_key",
@@ -460,6 +500,18 @@ class RelayStore:
             rows = self._db.execute(f"SELECT seq FROM queue WHERE seq IN ({marks})", chunk)
             found.update(row[0] for row in rows)
         return found
+
+    def queue_bytes(self, device_id: str) -> int:
+        row = self._db.execute(
+            "SELECT bytes FROM queue_bytes WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return row[0] if row else 0
+
+    def mailbox_bytes(self, username: str) -> int:
+        row = self._db.execute(
+            "SELECT bytes FROM mailbox_bytes WHERE username = ?", (username,)
+        ).fetchone()
+        return row[0] if row else 0
 
     def queue_length(self, device_id: str) -> int:
         return self._db.execute(

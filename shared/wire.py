@@ -310,6 +310,7 @@ class Error(Frame, tag="error"):
     rid: Rid | None
     code: str
     detail: str = ""
+    retry_after: float | None = None  # seconds, for a limit that lifts by itself
 
 
 class Accepted(Frame, tag="accepted"):
