@@ -396,16 +396,22 @@ class DeviceConnection:
 
     def _expire_pending(self, username: str) -> None:
         """Forget the account's devices that stayed unapproved too long (credentials, keys and
-        queue, as a rejection would)."""
+        queue) and hang up on them, as a rejection would. Run where it matters: before a new
+        device is counted against the quota, and before the approver sees the list."""
         cutoff = int(time.time()) - self.limits.pending_device_seconds
         members = self.relay.members(username)
         for device in self.store.devices_of(username):
             if device.device_id not in members and device.registered_at < cutoff:
                 self.store.forget_device(device.device_id)
                 log.info("pending device %s expired", device.device_id)
+                connection = self.relay.connections.get(device.device_id)
+                if connection is not None:
+                    # Held by that connection: this one may end first (a refused login).
+                    task = asyncio.create_task(connection._close(4003, "pending device expired"))
+                    connection._tasks.add(task)
+                    task.add_done_callback(connection._tasks.discard)
 
     def _resume(self, frame: wire.Resume, nonce: bytes) -> None:
-        self._expire_pending(frame.username)
         device = self.store.device(frame.device_id)
         if device is None or device.username != frame.username:
             raise _Reject("unknown_device", "this device is not registered (or was removed)")

@@ -311,7 +311,6 @@ class RelayStore:
         self._db.execute("DELETE FROM one_time_pre_keys WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM fan_outs WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
-        self._db.execute("DELETE FROM queue_bytes WHERE device_id = ?", (device_id,))
 
     # ------------------------------------------------------------------ key directory
 

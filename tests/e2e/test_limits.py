@@ -382,3 +382,56 @@ async def test_a_pending_device_gets_no_mailbox_no_bundles_for_it_and_no_backup(
     )
     assert [b.device_id for b in answer.bundles] == [alice.device_id]
     assert relay.relay.store.pre_key_count(pending.device_id) == keys
+
+
+@limits(
+    free_login_failures_per_account=2,
+    free_login_failures_per_source=100,
+    login_wait_first=30.0,
+)
+async def test_the_right_password_clears_the_accounts_failures(limited):
+    await limited.create("alice")
+    url = limited.relay.url
+    answers = [code_of(await add_device(url, "alice", "wrong password")) for _ in range(2)]
+    answers.append(code_of(await add_device(url, "alice", PASSWORD)))
+    answers += [code_of(await add_device(url, "alice", "wrong password")) for _ in range(2)]
+    assert answers == ["bad_credentials"] * 2 + ["Welcome"] + ["bad_credentials"] * 2
+
+
+@limits(pending_device_seconds=1)
+async def test_an_expired_pending_device_leaves_the_approvers_list_and_is_hung_up_on(limited):
+    alice = await limited.create("alice")
+    stranger = await limited.pending("alice", "Stranger")
+
+    async def listed() -> list[str]:
+        answer = await alice.link.request(lambda rid: wire.ListDevices(rid=rid))
+        assert isinstance(answer, wire.Devices)
+        return [d.registration.device_id for d in answer.devices]
+
+    assert stranger.device_id in await listed()
+    deadline = time.monotonic() + 10
+    while stranger.device_id in await listed():
+        assert time.monotonic() < deadline, "the pending device never expired"
+        await asyncio.sleep(0.2)
+    assert limited.relay.relay.store.device(stranger.device_id) is None
+    # Its connection was closed; logging in again, it learns it is gone.
+    await eventually(lambda: stranger.link.state is ConnectionState.FAILED)
+    assert stranger.link.login_error is not None
+    assert stranger.link.login_error.code == "unknown_device"
+
+
+@limits(bundle_fetch_burst=1.0, bundle_fetches_per_second=0.5)
+async def test_a_send_that_needs_more_bundles_than_allowed_waits_and_goes(limited):
+    alice = await limited.create("alice")
+    bob = await limited.create("bob")
+    carol = await limited.create("carol")
+    deferred: list[SendDeferred] = []
+    alice.add_listener(lambda e: deferred.append(e) if isinstance(e, SendDeferred) else None)
+    await alice.send_text("bob", "one new session")
+    message = await alice.send_text("carol", "and another one at once")
+    await eventually(lambda: deferred, message="the second session waits for the limit")
+    assert deferred[0].message_id == message.message_id
+    assert deferred[0].reason == "Too many new conversations at once — try later"
+    await eventually(lambda: [m.body for m in carol.messages("alice")] == [message.body])
+    assert [m.body for m in bob.messages("alice")] == ["one new session"]
+    assert message.message_id not in alice.send_notes
