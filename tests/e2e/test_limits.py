@@ -435,3 +435,13 @@ async def test_a_send_that_needs_more_bundles_than_allowed_waits_and_goes(limite
     await eventually(lambda: [m.body for m in carol.messages("alice")] == [message.body])
     assert [m.body for m in bob.messages("alice")] == ["one new session"]
     assert message.message_id not in alice.send_notes
+
+
+@limits(vault_call_burst=2.0, vault_calls_per_second=0.001)
+async def test_reconnecting_does_not_refill_an_accounts_vault_calls(limited):
+    alice = await limited.create("alice")
+    answers = []
+    for _ in range(3):  # a new connection for every call (PIN guesses, at the relay's pace)
+        async with logged_in(limited.relay.url, alice) as ws:
+            answers.append(code_of(await ask(ws, wire.VaultCall(rid=5, sealed=b"not sealed"))))
+    assert answers == ["vault_refused", "vault_refused", "rate_limited"]
