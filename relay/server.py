@@ -20,7 +20,7 @@ import functools
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +86,7 @@ class Limits:
     pending_devices: int = 5  # per account
     pending_device_seconds: int = 7 * 24 * 3600  # an unapproved device is forgotten after this
     unauthenticated_connections: int = 256  # connections that have not logged in yet
+    unauthenticated_per_source: int = 16  # of those, from one address
 
 
 @functools.cache
@@ -139,6 +140,7 @@ class Relay:
         )
         self.password_hashing = asyncio.Semaphore(limits_.concurrent_password_hashes)
         self.unauthenticated = 0
+        self.unauthenticated_from: Counter[str] = Counter()
         self._members: dict[str, frozenset[str]] = {}
         self._last_ts = 0
         # What the relay saw of each conversation (keyed by the users of a fan-out), for the
@@ -227,11 +229,16 @@ class DeviceConnection:
     async def run(self) -> None:
         peer = self.ws.remote_address
         try:
-            if self.relay.unauthenticated >= self.limits.unauthenticated_connections:
+            source = self._source()
+            if (
+                self.relay.unauthenticated >= self.limits.unauthenticated_connections
+                or self.relay.unauthenticated_from[source] >= self.limits.unauthenticated_per_source
+            ):
                 await self._send(wire.Error(rid=None, code="busy", detail="try again shortly"))
                 await self._close(1013, "too many connections logging in")
                 return
             self.relay.unauthenticated += 1
+            self.relay.unauthenticated_from[source] += 1
             try:
                 nonce = os.urandom(NONCE_LENGTH)
                 await self.ws.send(wire.encode(wire.Challenge(nonce=nonce)))
@@ -239,6 +246,9 @@ class DeviceConnection:
                     return
             finally:
                 self.relay.unauthenticated -= 1
+                self.relay.unauthenticated_from[source] -= 1
+                if not self.relay.unauthenticated_from[source]:
+                    del self.relay.unauthenticated_from[source]
             log.info("device %s of %s connected from %s", self.device_id, self.username, peer)
             writer = asyncio.create_task(self._deliver())
             try:

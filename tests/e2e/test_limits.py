@@ -80,8 +80,11 @@ async def ask(ws: ClientConnection, frame: wire.Frame) -> wire.Frame:
             return answer
 
 
-async def add_device(url: str, username: str, password: str) -> wire.Frame:
-    """One password login from a new device key, on its own connection: the relay's answer."""
+async def add_device(
+    url: str, username: str, password: str, source: str = "127.0.0.1"
+) -> wire.Frame:
+    """One password login from a new device key, on its own connection from ``source`` (any
+    loopback address): the relay's answer."""
     key = SigningKey.generate()
     device = wire.DeviceRegistration(
         device_id=device_id_for(key.public),
@@ -89,7 +92,7 @@ async def add_device(url: str, username: str, password: str) -> wire.Frame:
         sign_public=key.public,
         storage_key=key.public,
     )
-    async with connect(url, compression=None) as ws:
+    async with connect(url, compression=None, local_addr=(source, 0)) as ws:
         challenge = wire.decode_relay_frame(await ws.recv())
         signature = sign_login(key, challenge.nonce, username, device.device_id)
         await ws.send(
@@ -227,6 +230,10 @@ async def test_failed_logins_from_one_address_are_throttled_across_accounts(limi
         for name in ("alice", "bob", "carol", "dave", "erin")
     ]
     assert answers == ["bad_credentials"] * 4 + ["login_throttled"]
+    # The throttle is the address's, not the account's: from elsewhere erin's login is checked.
+    assert code_of(await add_device(url, "erin", "wrong password", "127.0.0.2")) == (
+        "bad_credentials"
+    )
 
 
 @limits(concurrent_password_hashes=2, free_login_failures_per_source=100)
@@ -357,6 +364,22 @@ async def test_connections_that_never_log_in_are_capped(limited):
             message="carol's device says the relay is busy",
         )
     await eventually(lambda: carol.link.state is ConnectionState.ONLINE)  # the idle ones left
+
+
+@limits(unauthenticated_connections=10, unauthenticated_per_source=2)
+async def test_one_address_cannot_take_every_login_slot(limited):
+    for name in ("alice", "bob", "carol"):  # logins that finished give their slot back
+        await limited.create(name)
+    url = limited.relay.url
+    async with connect(url) as idle_1, connect(url) as idle_2:
+        for idle in (idle_1, idle_2):
+            assert isinstance(wire.decode_relay_frame(await idle.recv()), wire.Challenge)
+        async with connect(url) as third:
+            answer = wire.decode_relay_frame(await third.recv())
+            assert isinstance(answer, wire.Error) and answer.code == "busy"
+        # Another address (loopback has all of 127/8) still gets its challenge.
+        async with connect(url, local_addr=("127.0.0.2", 0)) as elsewhere:
+            assert isinstance(wire.decode_relay_frame(await elsewhere.recv()), wire.Challenge)
 
 
 # ---------------------------------------------------------------------- pending devices
