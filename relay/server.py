@@ -366,7 +366,11 @@ class DeviceConnection:
             self.relay.account_logins.wait(frame.username), self.relay.source_logins.wait(source)
         )
         if wait > 0:
-            raise _Reject("login_throttled", "too many wrong passwords", retry_after=wait)
+            raise _Reject(
+                "login_throttled",
+                "too many wrong passwords",
+                retry_after=min(wait, wire.MAX_RETRY_AFTER),
+            )
         stored = self.store.password_hash(frame.username)
         # One Argon2id verification whether or not the user exists: timing tells nothing.
         async with self.relay.password_hashing:

@@ -1025,10 +1025,7 @@ class AriadneClient:
                     await asyncio.sleep(0.5)
                     continue
                 if exc.code == "queue_full":
-                    user = exc.detail.split(" ")[0] or "the recipient"
-                    raise SendLater(
-                        f"{user}'s device has too many waiting messages — try later"
-                    ) from None
+                    raise SendLater(self._queue_full_text(exc.detail, users)) from None
                 raise SendError(str(exc)) from None
             if isinstance(answer, wire.Accepted):
                 return answer.server_ts
@@ -1036,6 +1033,15 @@ class AriadneClient:
             for mismatch in answer.users:
                 await self.directory.refresh(mismatch.username)
         raise SendError("the relay's device list does not match the signed one")
+
+    def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
+        """What the bubble says. The relay's detail names the user; it is believed only when it
+        is one of the message's own users, so the relay cannot put its own words on a bubble."""
+        named = detail.split(" ")[0]
+        if named == self.username:
+            return "Your other device has too many waiting messages — try later"
+        who = f"{named}'s device" if named in users else "A recipient's device"
+        return f"{who} has too many waiting messages — try later"
 
     async def _encrypt_to(
         self, username: str, targets: list[DeviceEntry], payload: bytes

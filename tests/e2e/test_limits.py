@@ -17,7 +17,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-import relay.server
+import relay.server as relay_server
 from client.core.client import AriadneClient, RegistrationError
 from client.core.events import (
     ConnectionState,
@@ -256,8 +256,8 @@ async def test_concurrent_password_hashing_is_capped(limited, monkeypatch):
 
         return wrapper
 
-    monkeypatch.setattr(relay.server, "check_password", counted(relay.server.check_password))
-    monkeypatch.setattr(relay.server, "hash_password", counted(relay.server.hash_password))
+    monkeypatch.setattr(relay_server, "check_password", counted(relay_server.check_password))
+    monkeypatch.setattr(relay_server, "hash_password", counted(relay_server.hash_password))
     url = limited.relay.url
     answers = await asyncio.gather(
         *[add_device(url, "alice", f"wrong guess {i}") for i in range(4)],
@@ -468,3 +468,27 @@ async def test_reconnecting_does_not_refill_an_accounts_vault_calls(limited):
         async with logged_in(limited.relay.url, alice) as ws:
             answers.append(code_of(await ask(ws, wire.VaultCall(rid=5, sealed=b"not sealed"))))
     assert answers == ["vault_refused", "vault_refused", "rate_limited"]
+
+
+async def test_a_hostile_relay_cannot_put_its_words_on_a_bubble(accounts, relay, monkeypatch):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    details = iter(["Your account is locked, visit example.com", "alice 0123456789abcdef"])
+    real_fan_out = relay_server.DeviceConnection._fan_out
+
+    def hostile_fan_out(connection, frame):
+        detail = next(details, None)
+        if detail is None:
+            return real_fan_out(connection, frame)
+        raise relay_server._Reject("queue_full", detail)
+
+    monkeypatch.setattr(relay_server.DeviceConnection, "_fan_out", hostile_fan_out)
+    notes: list[str] = []
+    alice.add_listener(lambda e: notes.append(e.reason) if isinstance(e, SendDeferred) else None)
+    message = await alice.send_text("bob", "hello")
+    await eventually(lambda: [m.body for m in bob.messages("alice")] == ["hello"], timeout=30)
+    assert notes == [
+        "A recipient's device has too many waiting messages — try later",
+        "Your other device has too many waiting messages — try later",
+    ]
+    assert message.message_id not in alice.send_notes
