@@ -94,3 +94,16 @@ def test_a_throttled_login_says_how_long_to_wait(qtbot, harness):
     qtbot.waitUntil(lambda: dialog.login.isEnabled(), timeout=15_000)
     shown = re.fullmatch(r"Too many attempts — try again in (\d+) s", dialog.error.text())
     assert shown is not None and 50 <= int(shown.group(1)) <= 60
+
+
+def test_too_many_waiting_devices_says_what_to_do(qtbot, harness):
+    harness.account("alice")
+    with_limits(harness, Limits(pending_devices=0))
+    dialog = AccountDialog(harness.root / "laptop", harness.url)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.username.setText("alice")
+    dialog.password.setText(PASSWORD)
+    dialog.login.click()
+    qtbot.waitUntil(lambda: dialog.login.isEnabled(), timeout=15_000)
+    assert dialog.error.text().startswith("Too many new devices of this account wait for approval")
