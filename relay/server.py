@@ -121,24 +121,24 @@ class Relay:
         self.vault = vault
         self.limits = limits or Limits()
         self.connections: dict[str, DeviceConnection] = {}
-        limits_ = self.limits
+        limits = self.limits
         # Shared by all connections: a new connection starts with what the account has left.
         self.bundle_fetches = KeyedBuckets(
-            limits_.bundle_fetches_per_second, limits_.bundle_fetch_burst
+            limits.bundle_fetches_per_second, limits.bundle_fetch_burst
         )
-        self.pre_keys_handed_out = KeyedBuckets(limits_.pre_keys_per_second, limits_.pre_key_burst)
-        self.vault_calls = KeyedBuckets(limits_.vault_calls_per_second, limits_.vault_call_burst)
+        self.pre_keys_handed_out = KeyedBuckets(limits.pre_keys_per_second, limits.pre_key_burst)
+        self.vault_calls = KeyedBuckets(limits.vault_calls_per_second, limits.vault_call_burst)
         self.account_logins = LoginThrottle(
-            limits_.free_login_failures_per_account,
-            limits_.login_wait_first,
-            limits_.login_wait_longest,
+            limits.free_login_failures_per_account,
+            limits.login_wait_first,
+            limits.login_wait_longest,
         )
         self.source_logins = LoginThrottle(
-            limits_.free_login_failures_per_source,
-            limits_.login_wait_first,
-            limits_.login_wait_longest,
+            limits.free_login_failures_per_source,
+            limits.login_wait_first,
+            limits.login_wait_longest,
         )
-        self.password_hashing = asyncio.Semaphore(limits_.concurrent_password_hashes)
+        self.password_hashing = asyncio.Semaphore(limits.concurrent_password_hashes)
         self.unauthenticated = 0
         self.unauthenticated_from: Counter[str] = Counter()
         self._members: dict[str, frozenset[str]] = {}
