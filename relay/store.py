@@ -500,11 +500,14 @@ class RelayStore:
             found.update(row[0] for row in rows)
         return found
 
-    def queue_bytes(self, device_id: str) -> int:
-        row = self._db.execute(
-            "SELECT bytes FROM queue_bytes WHERE device_id = ?", (device_id,)
-        ).fetchone()
-        return row[0] if row else 0
+    def queue_bytes(self, device_ids: list[str]) -> dict[str, int]:
+        """Bytes queued for each of ``device_ids`` (one query for a whole fan-out)."""
+        marks = ",".join("?" * len(device_ids))
+        rows = self._db.execute(
+            f"SELECT device_id, bytes FROM queue_bytes WHERE device_id IN ({marks})", device_ids
+        ).fetchall()
+        found = dict(rows)
+        return {device_id: found.get(device_id, 0) for device_id in device_ids}
 
     def mailbox_bytes(self, username: str) -> int:
         row = self._db.execute(

@@ -15,13 +15,14 @@ async def test_queue_and_mailbox_bytes_follow_the_rows_and_are_recounted_at_open
         [("dev1", "bob", "dev2", 1, b"x" * 100), ("dev1", "bob", "dev2", 2, b"y" * 50)]
     )
     store.save_to_mailbox("alice", [(bytes(16), 1, bytes(16), 1, b"z" * 70)])
-    assert (store.queue_bytes("dev1"), store.mailbox_bytes("alice")) == (150, 70)
+    assert store.queue_bytes(["dev1", "dev9"]) == {"dev1": 150, "dev9": 0}
+    assert store.mailbox_bytes("alice") == 70
     store.acknowledge("dev1", [queued[0].seq])
-    assert store.queue_bytes("dev1") == 50
+    assert store.queue_bytes(["dev1"]) == {"dev1": 50}
     # A store whose counts are missing (written before they existed) is recounted at open.
     store._db.execute("DELETE FROM queue_bytes")
     store._db.execute("DELETE FROM mailbox_bytes")
     store.close()
     store = RelayStore(path)
-    assert (store.queue_bytes("dev1"), store.mailbox_bytes("alice")) == (50, 70)
+    assert (store.queue_bytes(["dev1"]), store.mailbox_bytes("alice")) == ({"dev1": 50}, 70)
     store.close()
