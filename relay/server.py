@@ -567,9 +567,8 @@ class DeviceConnection:
             rows.extend((e.device_id, recipient.username, e.payload) for e in recipient.envelopes)
         if mismatches:
             return wire.Mismatch(rid=frame.rid, users=mismatches)
-        queued_bytes = self.store.queue_bytes([device_id for device_id, _, _ in rows])
         for device_id, username, payload in rows:
-            if queued_bytes[device_id] + len(payload) > self.limits.queue_bytes:
+            if self.store.queue_bytes(device_id) + len(payload) > self.limits.queue_bytes:
                 # All or nothing: the sender keeps the message and tries again later.
                 raise _Reject("queue_full", f"{username} {device_id}")
         server_ts = self.relay.next_timestamp()

@@ -105,19 +105,8 @@ CREATE TABLE IF NOT EXISTS fan_outs (
     server_ts INTEGER NOT NULL,
     PRIMARY KEY (device_id, send_id)
 ) WITHOUT ROWID;
--- Bytes held per device queue and per mailbox, kept by triggers so that a quota check is one
--- lookup, not a scan (recounted at open: see RelayStore.__init__).
-CREATE TABLE IF NOT EXISTS queue_bytes (
-    device_id TEXT PRIMARY KEY,
-    bytes INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS queue_bytes_added AFTER INSERT ON queue BEGIN
-    INSERT INTO queue_bytes VALUES (new.device_id, length(new.payload))
-        ON CONFLICT (device_id) DO UPDATE SET bytes = bytes + excluded.bytes;
-END;
-CREATE TRIGGER IF NOT EXISTS queue_bytes_removed AFTER DELETE ON queue BEGIN
-    UPDATE queue_bytes SET bytes = bytes - length(old.payload) WHERE device_id = old.device_id;
-END;
+-- Bytes held per mailbox, kept by a trigger so that the quota check is one lookup, not a scan
+-- (recounted at open: see RelayStore._recount_quotas). Queue bytes are counted in memory.
 CREATE TABLE IF NOT EXISTS mailbox_bytes (
     username TEXT PRIMARY KEY,
     bytes INTEGER NOT NULL
@@ -185,6 +174,7 @@ class RelayStore:
             raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._queue_bytes: dict[str, int] = {}
         self._recount_quotas()
         self._db.commit()
         self._waiters: list[asyncio.Future[None]] = []
@@ -195,12 +185,14 @@ class RelayStore:
         self._db.close()
 
     def _recount_quotas(self) -> None:
-        """Count the bytes held from the rows themselves: a store written before the counting
-        triggers existed (or edited by hand) starts with the right figures."""
-        self._db.execute("DELETE FROM queue_bytes")
-        self._db.execute(
-            "INSERT INTO queue_bytes SELECT device_id, sum(length(payload)) FROM queue"
-            " GROUP BY device_id"
+        """Count the bytes held from the rows themselves, at open: the queue's in memory (kept by
+        ``enqueue``, ``acknowledge`` and ``forget_device``, the only writers of the queue: on the
+        hot path a Python sum is cheaper than a trigger), the mailbox's in its table (a store
+        written before the trigger existed, or edited by hand, starts with the right figures)."""
+        self._queue_bytes = dict(
+            self._db.execute(
+                "SELECT device_id, sum(length(payload)) FROM queue GROUP BY device_id"
+            ).fetchall()
         )
         self._db.execute("DELETE FROM mailbox_bytes")
         self._db.execute(
@@ -311,6 +303,7 @@ class RelayStore:
         self._db.execute("DELETE FROM one_time_pre_keys WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM fan_outs WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+        self._queue_bytes.pop(device_id, None)
 
     # ------------------------------------------------------------------ key directory
 
@@ -458,6 +451,8 @@ class RelayStore:
             " VALUES (?, ?, ?, ?, ?)",
             rows,
         )
+        for row in rows:
+            self._queue_bytes[row[0]] = self._queue_bytes.get(row[0], 0) + len(row[4])
         # This connection is the only writer, so one statement's rows get consecutive seqs.
         last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(rows) + 1
@@ -486,9 +481,18 @@ class RelayStore:
         return [QueuedEnvelope(*row) for row in rows]
 
     def acknowledge(self, device_id: str, seqs: list[int]) -> None:
-        self._db.executemany(
-            "DELETE FROM queue WHERE seq = ? AND device_id = ?", ((s, device_id) for s in seqs)
-        )
+        freed = 0
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"DELETE FROM queue WHERE device_id = ? AND seq IN ({marks})"
+                " RETURNING length(payload)",
+                [device_id, *chunk],
+            ).fetchall()
+            freed += sum(row[0] for row in rows)
+        if freed:
+            self._queue_bytes[device_id] -= freed
         self._schedule_commit()
 
     def still_queued(self, seqs: list[int]) -> set[int]:
@@ -500,14 +504,9 @@ class RelayStore:
             found.update(row[0] for row in rows)
         return found
 
-    def queue_bytes(self, device_ids: list[str]) -> dict[str, int]:
-        """Bytes queued for each of ``device_ids`` (one query for a whole fan-out)."""
-        marks = ",".join("?" * len(device_ids))
-        rows = self._db.execute(
-            f"SELECT device_id, bytes FROM queue_bytes WHERE device_id IN ({marks})", device_ids
-        ).fetchall()
-        found = dict(rows)
-        return {device_id: found.get(device_id, 0) for device_id in device_ids}
+    def queue_bytes(self, device_id: str) -> int:
+        """Bytes queued for the device (counted in memory: see ``_recount_quotas``)."""
+        return self._queue_bytes.get(device_id, 0)
 
     def mailbox_bytes(self, username: str) -> int:
         row = self._db.execute(

@@ -283,7 +283,7 @@ async def test_a_full_device_queue_holds_the_message_and_says_why(limited):
     await eventually(lambda: deferred, message="a message held back by bob's full queue")
     held = deferred[0].message_id
     assert alice.send_notes[held] == "bob's device has too many waiting messages — try later"
-    assert limited.relay.relay.store.queue_bytes([bob.device_id])[bob.device_id] <= 2000
+    assert limited.relay.relay.store.queue_bytes(bob.device_id) <= 2000
     message = alice._store.message(held)
     assert message is not None and message.status is MessageStatus.SENDING  # not "not sent"
     bob = await limited.start(bob)  # bob's device takes its queue: the held messages go out
