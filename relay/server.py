@@ -568,7 +568,7 @@ class DeviceConnection:
         if mismatches:
             return wire.Mismatch(rid=frame.rid, users=mismatches)
         for device_id, username, payload in rows:
-            if self.store.queue_bytes(device_id) + len(payload) > self.limits.queue_bytes:
+            if not self.store.queue_has_room(device_id, len(payload), self.limits.queue_bytes):
                 # All or nothing: the sender keeps the message and tries again later.
                 raise _Reject("queue_full", f"{username} {device_id}")
         server_ts = self.relay.next_timestamp()

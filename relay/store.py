@@ -174,7 +174,8 @@ class RelayStore:
             raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._queue_bytes: dict[str, int] = {}
+        self._queue_bytes: dict[str, int] = {}  # per device, an upper bound (queue_has_room)
+        self._acknowledged: set[str] = set()  # devices whose bound may be above the truth
         self._recount_quotas()
         self._db.commit()
         self._waiters: list[asyncio.Future[None]] = []
@@ -185,10 +186,9 @@ class RelayStore:
         self._db.close()
 
     def _recount_quotas(self) -> None:
-        """Count the bytes held from the rows themselves, at open: the queue's in memory (kept by
-        ``enqueue``, ``acknowledge`` and ``forget_device``, the only writers of the queue: on the
-        hot path a Python sum is cheaper than a trigger), the mailbox's in its table (a store
-        written before the trigger existed, or edited by hand, starts with the right figures)."""
+        """Count the bytes held from the rows themselves, at open: the queue's in memory (see
+        ``queue_has_room``), the mailbox's in its table (a store written before the trigger
+        existed, or edited by hand, starts with the right figures)."""
         self._queue_bytes = dict(
             self._db.execute(
                 "SELECT device_id, sum(length(payload)) FROM queue GROUP BY device_id"
@@ -304,6 +304,7 @@ class RelayStore:
         self._db.execute("DELETE FROM fan_outs WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
         self._queue_bytes.pop(device_id, None)
+        self._acknowledged.discard(device_id)
 
     # ------------------------------------------------------------------ key directory
 
@@ -481,18 +482,10 @@ class RelayStore:
         return [QueuedEnvelope(*row) for row in rows]
 
     def acknowledge(self, device_id: str, seqs: list[int]) -> None:
-        freed = 0
-        for start in range(0, len(seqs), 500):
-            chunk = seqs[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"DELETE FROM queue WHERE device_id = ? AND seq IN ({marks})"
-                " RETURNING length(payload)",
-                [device_id, *chunk],
-            ).fetchall()
-            freed += sum(row[0] for row in rows)
-        if freed:
-            self._queue_bytes[device_id] -= freed
+        self._db.executemany(
+            "DELETE FROM queue WHERE seq = ? AND device_id = ?", ((s, device_id) for s in seqs)
+        )
+        self._acknowledged.add(device_id)
         self._schedule_commit()
 
     def still_queued(self, seqs: list[int]) -> set[int]:
@@ -505,8 +498,25 @@ class RelayStore:
         return found
 
     def queue_bytes(self, device_id: str) -> int:
-        """Bytes queued for the device (counted in memory: see ``_recount_quotas``)."""
-        return self._queue_bytes.get(device_id, 0)
+        """Bytes queued for the device, counted from its rows."""
+        row = self._db.execute(
+            "SELECT coalesce(sum(length(payload)), 0) FROM queue WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return row[0]
+
+    def queue_has_room(self, device_id: str, adding: int, quota: int) -> bool:
+        """Whether ``adding`` more bytes keep the device's queue within ``quota``.
+
+        The count is kept in memory as an upper bound: ``enqueue`` adds to it, an acknowledgement
+        does not subtract (that would cost every acknowledged row a read of its length). Only
+        when the bound says no, and the device acknowledged something since it was last made
+        exact, is it counted from the rows: for a device that is online that is once per quota's
+        worth of traffic, and a full offline device is refused without counting."""
+        held = self._queue_bytes.get(device_id, 0)
+        if held + adding > quota and device_id in self._acknowledged:
+            held = self._queue_bytes[device_id] = self.queue_bytes(device_id)
+            self._acknowledged.discard(device_id)
+        return held + adding <= quota
 
     def mailbox_bytes(self, username: str) -> int:
         row = self._db.execute(
