@@ -20,7 +20,7 @@ import functools
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import msgspec
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from relay.ratelimit import TokenBucket
+from relay.ratelimit import KeyedBuckets, LoginThrottle, TokenBucket
 from relay.store import DeviceRow, EpochRow, QueuedEnvelope, RelayStore
 from relay.vault import Vault
 from shared import wire
@@ -51,13 +51,21 @@ SEEN_EXCERPT = 48
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-connection limits. Frames beyond the rate get ``rate_limited``; a connection that keeps
-    at it, or sends ``max_bad_frames`` undecodable frames, is closed."""
+    """Every limit of the relay, in one place. Frames per connection: beyond the rate they get
+    ``rate_limited``; a connection that keeps at it, or sends ``max_bad_frames`` undecodable
+    frames, is closed. Everything else is kept per account (or per source address) for the whole
+    relay process, so reconnecting refills nothing; each refusal names its limit in an error
+    code (PROTOCOL.md §3, "Limits")."""
 
     frames_per_second: float = 2000.0
     frame_burst: float = 4000.0
+    # Bundles asked for, per requesting account (beyond: ``rate_limited``).
     bundle_fetches_per_second: float = 2.0
     bundle_fetch_burst: float = 60.0
+    # One-time pre-keys handed out per target account; beyond, bundles go without one (the
+    # session still starts, on the signed pre-key alone) so nobody can drain them.
+    pre_keys_per_second: float = 1.0
+    pre_key_burst: float = 40.0
     vault_calls_per_second: float = 1.0
     vault_call_burst: float = 20.0
     max_bad_frames: int = 20
@@ -65,6 +73,20 @@ class Limits:
     login_timeout: float = 10.0
     delivery_page: int = 256
     live_backlog: int = 1024
+    # Failed password logins: free ones per account / per source address, then a wait that
+    # doubles from the first to the longest (``login_throttled``, with the seconds to wait).
+    free_login_failures_per_account: int = 5
+    free_login_failures_per_source: int = 20
+    login_wait_first: float = 1.0
+    login_wait_longest: float = 300.0
+    concurrent_password_hashes: int = 2  # Argon2id runs at most this many at once
+    # Quotas (``mailbox_full``, ``queue_full``, ``too_many_pending``, ``busy``).
+    mailbox_bytes: int = 256 * 1024 * 1024  # per account
+    queue_bytes: int = 64 * 1024 * 1024  # per device
+    pending_devices: int = 5  # per account
+    pending_device_seconds: int = 7 * 24 * 3600  # an unapproved device is forgotten after this
+    unauthenticated_connections: int = 256  # connections that have not logged in yet
+    unauthenticated_per_source: int = 16  # of those, from one address
 
 
 @functools.cache
@@ -82,10 +104,11 @@ class ConnectionState(enum.Enum):
 class _Reject(Exception):
     """Answer the current request with an error frame."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.detail = detail
+        self.retry_after = retry_after
 
 
 class Relay:
@@ -98,6 +121,26 @@ class Relay:
         self.vault = vault
         self.limits = limits or Limits()
         self.connections: dict[str, DeviceConnection] = {}
+        limits = self.limits
+        # Shared by all connections: a new connection starts with what the account has left.
+        self.bundle_fetches = KeyedBuckets(
+            limits.bundle_fetches_per_second, limits.bundle_fetch_burst
+        )
+        self.pre_keys_handed_out = KeyedBuckets(limits.pre_keys_per_second, limits.pre_key_burst)
+        self.vault_calls = KeyedBuckets(limits.vault_calls_per_second, limits.vault_call_burst)
+        self.account_logins = LoginThrottle(
+            limits.free_login_failures_per_account,
+            limits.login_wait_first,
+            limits.login_wait_longest,
+        )
+        self.source_logins = LoginThrottle(
+            limits.free_login_failures_per_source,
+            limits.login_wait_first,
+            limits.login_wait_longest,
+        )
+        self.password_hashing = asyncio.Semaphore(limits.concurrent_password_hashes)
+        self.unauthenticated = 0
+        self.unauthenticated_from: Counter[str] = Counter()
         self._members: dict[str, frozenset[str]] = {}
         self._last_ts = 0
         # What the relay saw of each conversation (keyed by the users of a fan-out), for the
@@ -174,12 +217,6 @@ class DeviceConnection:
         self.username = ""
         self.device_id = ""
         self._frames = TokenBucket(self.limits.frames_per_second, self.limits.frame_burst)
-        self._bundles = TokenBucket(
-            self.limits.bundle_fetches_per_second, self.limits.bundle_fetch_burst
-        )
-        self._vault_calls = TokenBucket(
-            self.limits.vault_calls_per_second, self.limits.vault_call_burst
-        )
         self._bad_frames = 0
         self._rate_violations = 0
         # Delivery: a cursor over the queue, a backlog of live pushes, and a wake-up event.
@@ -195,10 +232,26 @@ class DeviceConnection:
     async def run(self) -> None:
         peer = self.ws.remote_address
         try:
-            nonce = os.urandom(NONCE_LENGTH)
-            await self.ws.send(wire.encode(wire.Challenge(nonce=nonce)))
-            if not await self._login(nonce):
+            source = self._source()
+            if (
+                self.relay.unauthenticated >= self.limits.unauthenticated_connections
+                or self.relay.unauthenticated_from[source] >= self.limits.unauthenticated_per_source
+            ):
+                await self._send(wire.Error(rid=None, code="busy", detail="try again shortly"))
+                await self._close(1013, "too many connections logging in")
                 return
+            self.relay.unauthenticated += 1
+            self.relay.unauthenticated_from[source] += 1
+            try:
+                nonce = os.urandom(NONCE_LENGTH)
+                await self.ws.send(wire.encode(wire.Challenge(nonce=nonce)))
+                if not await self._login(nonce):
+                    return
+            finally:
+                self.relay.unauthenticated -= 1
+                self.relay.unauthenticated_from[source] -= 1
+                if not self.relay.unauthenticated_from[source]:
+                    del self.relay.unauthenticated_from[source]
             log.info("device %s of %s connected from %s", self.device_id, self.username, peer)
             writer = asyncio.create_task(self._deliver())
             try:
@@ -253,7 +306,14 @@ class DeviceConnection:
                     raise _Reject("login_required", "log in first")
         except _Reject as rejection:
             log.info("login refused: %s", rejection.code)
-            await self._send(wire.Error(rid=rid, code=rejection.code, detail=rejection.detail))
+            await self._send(
+                wire.Error(
+                    rid=rid,
+                    code=rejection.code,
+                    detail=rejection.detail,
+                    retry_after=rejection.retry_after,
+                )
+            )
             await self._close(1008, "login refused")
             return False
         previous = self.relay.connections.get(self.device_id)
@@ -295,7 +355,8 @@ class DeviceConnection:
 
     async def _create_account(self, frame: wire.CreateAccount, nonce: bytes) -> None:
         row = self._registered_device(frame, nonce)
-        password_hash = await asyncio.to_thread(hash_password, frame.password)
+        async with self.relay.password_hashing:
+            password_hash = await asyncio.to_thread(hash_password, frame.password)
         if self.store.device(row.device_id) is not None:  # checked after the await: no race
             raise _Reject("device_taken", "this device is registered to another account")
         if not self.store.create_account(frame.username, password_hash, frame.amk_public, row):
@@ -305,15 +366,41 @@ class DeviceConnection:
 
     async def _add_device(self, frame: wire.AddDevice, nonce: bytes) -> None:
         row = self._registered_device(frame, nonce)
+        source = self._source()
+        wait = max(
+            self.relay.account_logins.wait(frame.username), self.relay.source_logins.wait(source)
+        )
+        if wait > 0:
+            raise _Reject(
+                "login_throttled",
+                "too many wrong passwords",
+                retry_after=min(wait, wire.MAX_RETRY_AFTER),
+            )
         stored = self.store.password_hash(frame.username)
         # One Argon2id verification whether or not the user exists: timing tells nothing.
-        ok = await asyncio.to_thread(check_password, frame.password, stored or _unknown_user_hash())
+        async with self.relay.password_hashing:
+            ok = await asyncio.to_thread(
+                check_password, frame.password, stored or _unknown_user_hash()
+            )
         # (The password may have changed while this one was checked: a login made with the old
         # one must not outlive the change.)
         if stored is None or not ok or self.store.password_hash(frame.username) != stored:
+            self.relay.account_logins.failed(frame.username)
+            self.relay.source_logins.failed(source)
             raise _Reject("bad_credentials", "wrong username or password")
+        self.relay.account_logins.succeeded(frame.username)
         existing = self.store.device(row.device_id)
         if existing is None:
+            self._expire_pending(frame.username)
+            members = self.relay.members(frame.username)
+            pending = [
+                d for d in self.store.devices_of(frame.username) if d.device_id not in members
+            ]
+            if len(pending) >= self.limits.pending_devices:
+                raise _Reject(
+                    "too_many_pending",
+                    f"{len(pending)} devices already wait for approval: approve or reject them",
+                )
             self.store.add_device(row)
             await self.store.durable()
         elif existing.username != frame.username:
@@ -323,6 +410,27 @@ class DeviceConnection:
         self.relay.notify_user(
             self.username, wire.Notice(kind="device_list_changed", username=self.username)
         )
+
+    def _source(self) -> str:
+        address = self.ws.remote_address
+        return str(address[0]) if isinstance(address, tuple) and address else "unknown"
+
+    def _expire_pending(self, username: str) -> None:
+        """Forget the account's devices that stayed unapproved too long (credentials, keys and
+        queue) and hang up on them, as a rejection would. Run where it matters: before a new
+        device is counted against the quota, and before the approver sees the list."""
+        cutoff = int(time.time()) - self.limits.pending_device_seconds
+        members = self.relay.members(username)
+        for device in self.store.devices_of(username):
+            if device.device_id not in members and device.registered_at < cutoff:
+                self.store.forget_device(device.device_id)
+                log.info("pending device %s expired", device.device_id)
+                connection = self.relay.connections.get(device.device_id)
+                if connection is not None:
+                    # Held by that connection: this one may end first (a refused login).
+                    task = asyncio.create_task(connection._close(4003, "pending device expired"))
+                    connection._tasks.add(task)
+                    task.add_done_callback(connection._tasks.discard)
 
     def _resume(self, frame: wire.Resume, nonce: bytes) -> None:
         device = self.store.device(frame.device_id)
@@ -357,7 +465,12 @@ class DeviceConnection:
         try:
             reply = await self._dispatch(frame)
         except _Reject as rejection:
-            reply = wire.Error(rid=rid, code=rejection.code, detail=rejection.detail)
+            reply = wire.Error(
+                rid=rid,
+                code=rejection.code,
+                detail=rejection.detail,
+                retry_after=rejection.retry_after,
+            )
         except Exception:
             # A bug must cost one request, not the connection or the relay. The traceback names
             # the frame type only; payloads never reach the log.
@@ -462,6 +575,10 @@ class DeviceConnection:
             rows.extend((e.device_id, recipient.username, e.payload) for e in recipient.envelopes)
         if mismatches:
             return wire.Mismatch(rid=frame.rid, users=mismatches)
+        for device_id, username, payload in rows:
+            if not self.store.queue_has_room(device_id, len(payload), self.limits.queue_bytes):
+                # All or nothing: the sender keeps the message and tries again later.
+                raise _Reject("queue_full", f"{username} {device_id}")
         server_ts = self.relay.next_timestamp()
         self.store.record_fan_out(self.device_id, frame.send_id, server_ts)
         queued = self.store.enqueue(
@@ -495,14 +612,15 @@ class DeviceConnection:
         self.push_frame(wire.Accepted(rid=rid, server_ts=server_ts))
 
     def _fetch_bundles(self, frame: wire.FetchBundles) -> wire.Frame:
-        if not self._bundles.take(len(frame.device_ids)):
+        if not self.relay.bundle_fetches.take(self.username, len(frame.device_ids)):
             raise _Reject("rate_limited", "too many pre-key requests")
         members = self.relay.members(frame.username)
         bundles = []
         for device_id in dict.fromkeys(frame.device_ids):
             if device_id not in members:
                 continue  # pending or unknown devices get no sessions
-            row = self.store.take_bundle(device_id)
+            with_pre_key = self.relay.pre_keys_handed_out.take(frame.username)
+            row = self.store.take_bundle(device_id, with_pre_key)
             if row is None:
                 continue
             bundles.append(
@@ -691,6 +809,9 @@ class DeviceConnection:
         if latest is None or any(item.epoch != latest.seq for item in frame.items):
             # Saving under an older epoch would let a removed device read it: refuse.
             raise _Reject("stale_epoch", f"save under epoch {latest.seq if latest else 0}")
+        adding = sum(len(item.sealed) for item in frame.items)
+        if self.store.mailbox_bytes(self.username) + adding > self.limits.mailbox_bytes:
+            raise _Reject("mailbox_full", f"the mailbox holds {self.limits.mailbox_bytes} bytes")
         self.store.save_to_mailbox(
             self.username,
             ((i.thread_id, i.ts, i.message_id, i.epoch, i.sealed) for i in frame.items),
@@ -726,9 +847,17 @@ class DeviceConnection:
     def _vault_call(self, frame: wire.VaultCall) -> wire.Frame:
         if self.relay.vault is None:
             raise _Reject("no_vault", "this relay runs without a PIN vault")
-        if not self._vault_calls.take():
+        if not self.relay.vault_calls.take(self.username):
             raise _Reject("rate_limited", "too many vault requests")
-        answer = self.relay.vault.handle(self.username, frame.sealed)
+        # The vault cannot see who is a member; the relay tells it (a pending device may ask
+        # for the code with the PIN, only a member may back up), and the vault also checks the
+        # account key's signature on a backup.
+        answer = self.relay.vault.handle(
+            self.username,
+            frame.sealed,
+            member=self.device_id in self.relay.members(self.username),
+            amk_public=self.store.amk_public(self.username),
+        )
         if answer is None:
             raise _Reject("vault_refused", "the vault could not open the request")
         return wire.VaultReply(rid=frame.rid, sealed=answer)
@@ -746,6 +875,7 @@ class DeviceConnection:
         )
 
     def _list_devices(self, frame: wire.ListDevices) -> wire.Frame:
+        self._expire_pending(self.username)
         members = self.relay.members(self.username)
         fresh_after = int(time.time()) - PAIRING_OFFER_SECONDS
         return wire.Devices(

@@ -116,6 +116,16 @@ CREATE TABLE IF NOT EXISTS device_list_history (
     signed_list BLOB NOT NULL,
     PRIMARY KEY (username, version)
 ) WITHOUT ROWID;
+-- Bytes held per mailbox, kept by a trigger so that the quota check is one lookup, not a scan
+-- (recounted at open: see RelayStore._recount_quotas). Queue bytes are counted in memory.
+CREATE TABLE IF NOT EXISTS mailbox_bytes (
+    username TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS mailbox_bytes_added AFTER INSERT ON mailbox BEGIN
+    INSERT INTO mailbox_bytes VALUES (new.username, length(new.sealed))
+        ON CONFLICT (username) DO UPDATE SET bytes = bytes + excluded.bytes;
+END;
 """
 
 FAN_OUT_MEMORY_US = 7 * 24 * 3600 * 1_000_000  # how long a resend is recognised
@@ -175,6 +185,9 @@ class RelayStore:
             raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._queue_bytes: dict[str, int] = {}  # per device, an upper bound (queue_has_room)
+        self._acknowledged: set[str] = set()  # devices whose bound may be above the truth
+        self._recount_quotas()
         self._db.commit()
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
@@ -182,6 +195,21 @@ class RelayStore:
     def close(self) -> None:
         self._commit_now()
         self._db.close()
+
+    def _recount_quotas(self) -> None:
+        """Count the bytes held from the rows themselves, at open: the queue's in memory (see
+        ``queue_has_room``), the mailbox's in its table (a store written before the trigger
+        existed, or edited by hand, starts with the right figures)."""
+        self._queue_bytes = dict(
+            self._db.execute(
+                "SELECT device_id, sum(length(payload)) FROM queue GROUP BY device_id"
+            ).fetchall()
+        )
+        self._db.execute("DELETE FROM mailbox_bytes")
+        self._db.execute(
+            "INSERT INTO mailbox_bytes SELECT username, sum(length(sealed)) FROM mailbox"
+            " GROUP BY username"
+        )
 
     # ------------------------------------------------------------------ group commit
 
@@ -291,6 +319,8 @@ class RelayStore:
         self._db.execute("DELETE FROM one_time_pre_keys WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM fan_outs WHERE device_id = ?", (device_id,))
         self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+        self._queue_bytes.pop(device_id, None)
+        self._acknowledged.discard(device_id)
 
     # ------------------------------------------------------------------ key directory
 
@@ -324,8 +354,9 @@ class RelayStore:
             "SELECT count(*) FROM one_time_pre_keys WHERE device_id = ?", (device_id,)
         ).fetchone()[0]
 
-    def take_bundle(self, device_id: str) -> BundleRow | None:
-        """The device's bundle with one one-time pre-key, which is removed: each goes out once."""
+    def take_bundle(self, device_id: str, with_pre_key: bool = True) -> BundleRow | None:
+        """The device's bundle with one one-time pre-key, which is removed: each goes out once.
+        Without ``with_pre_key``, the bundle goes without one and none is used up."""
         row = self._db.execute(
             "SELECT identity_key, signed_pre_key, signed_pre_key_sig FROM devices"
             " WHERE device_id = ? AND identity_key IS NOT NULL",
@@ -333,6 +364,8 @@ class RelayStore:
         ).fetchone()
         if row is None:
             return None
+        if not with_pre_key:
+            return BundleRow(row[0], row[1], row[2], None)
         pre_key = self._db.execute(
             "DELETE FROM one_time_pre_keys WHERE device_id = ? AND pre_key = (SELECT pre_key"
             " FROM one_time_pre_keys WHERE device_id = ? LIMIT 1) RETURNING pre_key",
@@ -457,6 +490,8 @@ class RelayStore:
             " VALUES (?, ?, ?, ?, ?)",
             rows,
         )
+        for row in rows:
+            self._queue_bytes[row[0]] = self._queue_bytes.get(row[0], 0) + len(row[4])
         # This connection is the only writer, so one statement's rows get consecutive seqs.
         last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(rows) + 1
@@ -488,6 +523,7 @@ class RelayStore:
         self._db.executemany(
             "DELETE FROM queue WHERE seq = ? AND device_id = ?", ((s, device_id) for s in seqs)
         )
+        self._acknowledged.add(device_id)
         self._schedule_commit()
 
     def still_queued(self, seqs: list[int]) -> set[int]:
@@ -498,6 +534,33 @@ class RelayStore:
             rows = self._db.execute(f"SELECT seq FROM queue WHERE seq IN ({marks})", chunk)
             found.update(row[0] for row in rows)
         return found
+
+    def queue_bytes(self, device_id: str) -> int:
+        """Bytes queued for the device, counted from its rows."""
+        row = self._db.execute(
+            "SELECT coalesce(sum(length(payload)), 0) FROM queue WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return row[0]
+
+    def queue_has_room(self, device_id: str, adding: int, quota: int) -> bool:
+        """Whether ``adding`` more bytes keep the device's queue within ``quota``.
+
+        The count is kept in memory as an upper bound: ``enqueue`` adds to it, an acknowledgement
+        does not subtract (that would cost every acknowledged row a read of its length). Only
+        when the bound says no, and the device acknowledged something since it was last made
+        exact, is it counted from the rows: for a device that is online that is once per quota's
+        worth of traffic, and a full offline device is refused without counting."""
+        held = self._queue_bytes.get(device_id, 0)
+        if held + adding > quota and device_id in self._acknowledged:
+            held = self._queue_bytes[device_id] = self.queue_bytes(device_id)
+            self._acknowledged.discard(device_id)
+        return held + adding <= quota
+
+    def mailbox_bytes(self, username: str) -> int:
+        row = self._db.execute(
+            "SELECT bytes FROM mailbox_bytes WHERE username = ?", (username,)
+        ).fetchone()
+        return row[0] if row else 0
 
     def queue_length(self, device_id: str) -> int:
         return self._db.execute(

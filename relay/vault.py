@@ -6,9 +6,15 @@ opaque sealed requests from authenticated devices and passes back opaque sealed 
 
 Per account it keeps the PIN verifier, the wrapped recovery secret and the count of wrong
 guesses. A correct PIN releases the wrapped secret; each wrong PIN counts; at the
-``GUESS_LIMIT``-th wrong PIN the secret and verifier are deleted and the account's vault entry is
-locked for good. Backing up again replaces the secret but keeps the count, so an attacker cannot
-buy fresh guesses by triggering a re-backup.
+``GUESS_LIMIT``-th wrong PIN the secret and verifier are overwritten (``secure_delete``), the
+write-ahead log is checkpointed and truncated so no older page still holds them, and the
+account's vault entry is locked for good. Backing up again replaces the secret but keeps the
+count, so an attacker cannot buy fresh guesses by triggering a re-backup.
+
+Only a member device may back up (the relay says whether the caller is one: the vault cannot
+know), and the backup must be signed by the account key (AMK), checked against the AMK public key
+the relay holds for the account. Anyone who logged in with the password may ask for the secret
+with the PIN: that is how a new device restores.
 
 What software cannot give (see the README): an HSM keeps its private key and counters out of
 reach of the operator. Here whoever controls the host can read ``vault.key`` and the verifiers
@@ -25,7 +31,14 @@ from pathlib import Path
 
 from shared.boxes import StorageKey
 from shared.errors import ProtocolError
-from shared.pin import GUESS_LIMIT, VaultAnswer, VaultRequest, open_request, seal_answer
+from shared.pin import (
+    GUESS_LIMIT,
+    VaultAnswer,
+    VaultRequest,
+    backup_signed_by,
+    open_request,
+    seal_answer,
+)
 
 log = logging.getLogger("ariadne.vault")
 
@@ -55,6 +68,13 @@ class Vault:
         self._db.executescript(_SCHEMA)
         self._db.commit()
 
+    def _forget_old_pages(self) -> None:
+        """Copy the newest pages into the database and empty the write-ahead log: until then the
+        ``-wal`` file still holds the pages written before the overwrite, secret included."""
+        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.error("the vault's write-ahead log could not be truncated")
+
     @property
     def public_key(self) -> bytes:
         return self._key.public
@@ -62,16 +82,22 @@ class Vault:
     def close(self) -> None:
         self._db.close()
 
-    def handle(self, username: str, sealed: bytes) -> bytes | None:
+    def handle(
+        self, username: str, sealed: bytes, *, member: bool, amk_public: bytes | None
+    ) -> bytes | None:
         """Serve one sealed request from a device of ``username`` (as the relay authenticated
-        it). Returns the sealed answer, or None if the request does not open (nothing to answer
-        to: the reply key is inside)."""
+        it; ``member``: the device is on the account's signed list; ``amk_public``: the account
+        key the relay holds). Returns the sealed answer, or None if the request does not open
+        (nothing to answer to: the reply key is inside)."""
         try:
             request = open_request(self._key, username, sealed)
         except ProtocolError:
             log.info("unreadable vault request")
             return None
-        answer = self._backup(request) if request.op == "backup" else self._recover(request)
+        if request.op == "backup":
+            answer = self._backup(request, member, amk_public)
+        else:
+            answer = self._recover(request)
         log.info("vault %s: %s", request.op, answer.status)  # never the PIN, verifier or secret
         return seal_answer(request, answer)
 
@@ -81,9 +107,13 @@ class Vault:
             (username,),
         ).fetchone()
 
-    def _backup(self, request: VaultRequest) -> VaultAnswer:
+    def _backup(self, request: VaultRequest, member: bool, amk_public: bytes | None) -> VaultAnswer:
         if request.wrapped is None:
             return VaultAnswer(status="bad_request")
+        if not member:
+            return VaultAnswer(status="not_a_member")
+        if amk_public is None or not backup_signed_by(request, amk_public):
+            return VaultAnswer(status="bad_signature")
         row = self._row(request.username)
         if row is not None and row[3]:
             return VaultAnswer(status="locked")
@@ -124,6 +154,7 @@ class Vault:
                     (wrong, request.username),
                 )
         if wrong >= GUESS_LIMIT:
+            self._forget_old_pages()
             log.warning("vault entry locked after %d wrong PINs", wrong)
             return VaultAnswer(status="locked")
         return VaultAnswer(status="wrong_pin", tries_left=GUESS_LIMIT - wrong)

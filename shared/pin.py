@@ -7,7 +7,10 @@ A PIN is far too weak to derive keys from directly, so it only ever unlocks a se
    and a *wrapping key*, which never leaves the device;
 2. wraps the recovery secret under the wrapping key (so the vault holds only a wrapped secret);
 3. seals every request to the vault's X25519 key with HPKE, bound to the username, and asks for
-   the answer sealed to a one-time reply key. The relay forwards opaque bytes.
+   the answer sealed to a one-time reply key. The relay forwards opaque bytes;
+4. signs a backup with the account master key (AMK), so only a device holding the account key
+   can replace the secret: a device that has only the password cannot (the vault checks the
+   signature against the AMK public key the relay holds for the account).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from shared.boxes import StorageKey, derive, open_box, seal, seal_to
 from shared.device_list import Key32, Username
 from shared.errors import DecryptionError, ProtocolError
+from shared.identity import SigningKey, verify
 
 GUESS_LIMIT = 10
 MIN_PIN = 4
@@ -35,10 +39,14 @@ class VaultRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reply_key: Key32
     verifier: Key32
     wrapped: Annotated[bytes, msgspec.Meta(max_length=256)] | None = None
+    # A backup's signature by the AMK over everything above (see backup_signed_bytes).
+    amk_signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)] | None = None
 
 
 class VaultAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    status: Literal["ok", "wrong_pin", "locked", "no_backup", "bad_request"]
+    status: Literal[
+        "ok", "wrong_pin", "locked", "no_backup", "bad_request", "not_a_member", "bad_signature"
+    ]
     tries_left: int = 0
     wrapped: bytes | None = None
 
@@ -110,16 +118,35 @@ class SealedRequest:
         return open_box(self.wrapping_key, wrapped, self.username.encode()).decode()
 
 
+_BACKUP_DOMAIN = b"ariadne/vault-backup/v1"
+
+
+def backup_signed_bytes(request: VaultRequest) -> bytes:
+    """What the AMK signs in a backup: the user, the reply key (one request, not a template),
+    the verifier and the wrapped secret."""
+    return _encoder.encode((request.username, request.reply_key, request.verifier, request.wrapped))
+
+
+def backup_signed_by(request: VaultRequest, amk_public: bytes) -> bool:
+    """True if ``request`` is a backup signed by the account key ``amk_public``."""
+    return request.amk_signature is not None and verify(
+        amk_public, request.amk_signature, _BACKUP_DOMAIN, backup_signed_bytes(request)
+    )
+
+
 def backup_request(
-    vault_public: bytes, username: str, pin: StretchedPin, secret: str
+    vault_public: bytes, username: str, pin: StretchedPin, secret: str, amk: SigningKey
 ) -> SealedRequest:
     reply = StorageKey.generate()
-    request = VaultRequest(
+    unsigned = VaultRequest(
         op="backup",
         username=username,
         reply_key=reply.public,
         verifier=pin.verifier,
         wrapped=seal(pin.wrapping_key, secret.encode(), username.encode()),
+    )
+    request = msgspec.structs.replace(
+        unsigned, amk_signature=amk.sign(_BACKUP_DOMAIN, backup_signed_bytes(unsigned))
     )
     sealed = seal_to(vault_public, _encoder.encode(request), request_info(username))
     return SealedRequest(sealed, reply, username, pin.wrapping_key)

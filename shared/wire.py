@@ -20,6 +20,7 @@ from shared.errors import WireError
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 512 * 1024
+MAX_RETRY_AFTER = 24 * 3600.0
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PREKEYS_PER_UPLOAD = 200
 MAX_RECIPIENT_USERS = 8
@@ -325,6 +326,8 @@ class Error(Frame, tag="error"):
     rid: Rid | None
     code: str
     detail: str = ""
+    # Seconds, for a limit that lifts by itself (at most a day: a client shows it to the user).
+    retry_after: Annotated[float, msgspec.Meta(ge=0, le=MAX_RETRY_AFTER)] | None = None
 
 
 class Accepted(Frame, tag="accepted"):

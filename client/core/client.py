@@ -43,6 +43,8 @@ from client.core.events import (
     MessageStatus,
     OutOfOrderDelivery,
     PairingRequested,
+    RelayLimitReached,
+    SendDeferred,
     StoredMessage,
 )
 from client.core.link import Backoff, Offline, RelayError, RelayLink
@@ -94,14 +96,23 @@ PRE_KEY_BATCH = 100
 PRE_KEYS_LOW = 20
 INBOX_BATCH = 200
 SEND_ATTEMPTS = 4
+# A message the relay cannot take yet (a full queue, too many new sessions at once) is tried
+# again after this many seconds, doubling up to the longest.
+LATER_FIRST = 1.0
+LATER_LONGEST = 60.0
+MAILBOX_FULL_TEXT = (
+    "Your history backup on the relay is full — new messages are kept on this device only"
+)
 
 
 class RegistrationError(Exception):
-    """Creating an account or adding a device was refused (``code`` says why)."""
+    """Creating an account or adding a device was refused (``code`` says why; a throttled login
+    says in ``retry_after`` how many seconds to wait)."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(detail or code)
         self.code = code
+        self.retry_after = retry_after
 
 
 class SendError(Exception):
@@ -110,6 +121,15 @@ class SendError(Exception):
 
 class SendBlocked(SendError):
     """The contact's account key changed: sending waits for the user's acknowledgement."""
+
+
+class SendLater(Exception):
+    """A relay limit stops this message for now; it stays in the outbox. ``reason`` is for the
+    user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class AriadneClient:
@@ -159,6 +179,8 @@ class AriadneClient:
         self.pairing = Pairing(self.link, self._emit, self._pairing_keys)
         self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         self._outbox_wake = asyncio.Event()
+        # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
+        self.send_notes: dict[bytes, str] = {}
         self._mailbox_wake = asyncio.Event()
         self._epoch_lock = asyncio.Lock()
         self._became_full = False  # set when an approved device opens its first grant
@@ -312,7 +334,9 @@ class AriadneClient:
                 if self.link.state is ConnectionState.FAILED:
                     error = self.link.login_error
                     raise RegistrationError(
-                        error.code if error else "failed", error.detail if error else ""
+                        error.code if error else "failed",
+                        error.detail if error else "",
+                        error.retry_after if error else None,
                     )
                 await asyncio.sleep(0.02)
 
@@ -551,6 +575,9 @@ class AriadneClient:
                         self._mailbox_wake.set()
                     else:  # the relay calls our newest epoch stale yet shows none newer
                         self._emit(EpochChainRefused("the relay no longer serves the newest epoch"))
+                elif exc.code == "mailbox_full":
+                    # The items stay marked for saving: the next message retries them.
+                    self._emit(RelayLimitReached(exc.code, MAILBOX_FULL_TEXT))
                 else:
                     log.warning("saving to the mailbox failed: %s", exc.code)
 
@@ -572,7 +599,7 @@ class AriadneClient:
             endorsement=virtual.endorse(self._amk.public),
         )
         if pin is not None:
-            await recovery.back_up_pin(self.link, self._store, self.username, pin, code)
+            await recovery.back_up_pin(self.link, self._store, self.username, pin, code, self._amk)
         own = self.directory.known(self.username)
         signed = self.directory.signed(self.username)
         assert own is not None and signed is not None
@@ -1006,6 +1033,7 @@ class AriadneClient:
         return message
 
     async def _outbox_loop(self) -> None:
+        later = LATER_FIRST
         while True:
             await self._outbox_wake.wait()
             await self.link.online.wait()
@@ -1018,15 +1046,27 @@ class AriadneClient:
             except Offline:
                 await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
                 continue
+            except SendLater as exc:
+                log.info("the relay cannot take an outgoing item yet: %s", exc)
+                message = self._store.message(item.message_id) if item.message_id else None
+                if message is not None:
+                    self.send_notes[message.message_id] = exc.reason
+                    self._emit(SendDeferred(message.message_id, message.thread, exc.reason))
+                await asyncio.sleep(later)
+                later = min(later * 2, LATER_LONGEST)
+                continue
             except SendError as exc:
                 log.warning("giving up on an outgoing item: %s", exc)
                 self._store.remove_outgoing(item.id)
                 if item.message_id is not None:
+                    self.send_notes.pop(item.message_id, None)
                     self._set_status(item.message_id, MessageStatus.FAILED, None)
                 self._store.commit()
                 continue
+            later = LATER_FIRST
             self._store.remove_outgoing(item.id)
             if item.message_id is not None:
+                self.send_notes.pop(item.message_id, None)
                 server_ts = self._sent_in_order(item.message_id, server_ts)
                 self._set_status(item.message_id, MessageStatus.SENT, server_ts)
                 self._store.save_later([item.message_id])
@@ -1120,6 +1160,8 @@ class AriadneClient:
                 if exc.code == "rate_limited":
                     await asyncio.sleep(0.5)
                     continue
+                if exc.code == "queue_full":
+                    raise SendLater(self._queue_full_text(exc.detail, users)) from None
                 raise SendError(str(exc)) from None
             if isinstance(answer, wire.Accepted):
                 return answer.server_ts
@@ -1128,6 +1170,15 @@ class AriadneClient:
                 await self.directory.refresh(mismatch.username)
         raise SendError("the relay's device list does not match the signed one")
 
+    def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
+        """What the bubble says. The relay's detail names the user; it is believed only when it
+        is one of the message's own users, so the relay cannot put its own words on a bubble."""
+        named = detail.split(" ")[0]
+        if named == self.username:
+            return "Your other device has too many waiting messages — try later"
+        who = f"{named}'s device" if named in users else "A recipient's device"
+        return f"{who} has too many waiting messages — try later"
+
     async def _encrypt_to(
         self, username: str, targets: list[DeviceEntry], payload: bytes
     ) -> list[wire.Envelope]:
@@ -1135,11 +1186,16 @@ class AriadneClient:
         new = [d for d in targets if not self.sessions.has_session((username, d.device_id))]
         bundles: dict[str, wire.PreKeyBundle] = {}
         if new:
-            answer = await self.link.request(
-                lambda rid: wire.FetchBundles(
-                    rid=rid, username=username, device_ids=[d.device_id for d in new]
+            try:
+                answer = await self.link.request(
+                    lambda rid: wire.FetchBundles(
+                        rid=rid, username=username, device_ids=[d.device_id for d in new]
+                    )
                 )
-            )
+            except RelayError as exc:
+                if exc.code != "rate_limited":
+                    raise SendError(str(exc)) from None
+                raise SendLater("Too many new conversations at once — try later") from None
             assert isinstance(answer, wire.Bundles)
             bundles = {b.device_id: b for b in answer.bundles}
         for device in targets:

@@ -80,6 +80,25 @@ class DeliveryUpdated:
 
 
 @dataclass(frozen=True)
+class SendDeferred:
+    """The relay cannot take an outgoing message now (one of its limits): it stays queued on this
+    device and is tried again later. ``reason`` is for the message's bubble."""
+
+    message_id: bytes
+    thread: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RelayLimitReached:
+    """A relay quota stopped something other than a message (``code`` is the relay's error
+    code, e.g. ``mailbox_full``); ``text`` is for the status line."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
 class DecryptionFailed:
     """An envelope could not be decrypted; it is shown in ``thread`` as undecryptable."""
 
@@ -185,6 +204,8 @@ Event = (
     MessageQueued
     | MessageReceived
     | DeliveryUpdated
+    | SendDeferred
+    | RelayLimitReached
     | DecryptionFailed
     | OutOfOrderDelivery
     | DeviceListChanged

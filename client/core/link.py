@@ -24,9 +24,18 @@ from shared.errors import WireError
 
 log = logging.getLogger("ariadne.client.link")
 
-# Login refusals that retrying cannot fix.
+# Login refusals that retrying cannot fix (or that the user must wait out: a throttled login
+# says how long, in ``RelayError.retry_after``).
 FATAL_LOGIN_ERRORS = frozenset(
-    {"username_taken", "bad_credentials", "unknown_device", "bad_device_id", "bad_signature"}
+    {
+        "username_taken",
+        "bad_credentials",
+        "unknown_device",
+        "bad_device_id",
+        "bad_signature",
+        "login_throttled",
+        "too_many_pending",
+    }
 )
 
 
@@ -34,11 +43,17 @@ class Offline(Exception):
     """The relay is not reachable right now; try again after reconnecting."""
 
 
+class RelayBusy(Exception):
+    """Too many connections are logging in to the relay: it refused this one before its
+    challenge. Retried like a lost connection."""
+
+
 class RelayError(Exception):
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class RelayLink:
         delays = self._backoff.delays()
         while True:
             self._set_state(ConnectionState.CONNECTING, "")
+            busy = False
             try:
                 async with connect(
                     self.url, compression=None, max_size=wire.MAX_FRAME_BYTES, open_timeout=10
@@ -118,6 +134,8 @@ class RelayLink:
                 self.login_error = refusal
                 self._set_state(ConnectionState.FAILED, refusal.code)
                 return
+            except RelayBusy:
+                busy = True
             except (OSError, websockets.WebSocketException, TimeoutError, WireError) as exc:
                 log.info("relay connection lost: %s", type(exc).__name__)
             finally:
@@ -127,11 +145,14 @@ class RelayLink:
                         waiter.set_exception(Offline())
                 self._waiting.clear()
             delay = next(delays)
-            self._set_state(ConnectionState.OFFLINE, f"retrying in {delay:.1f} s")
+            why = "the relay is busy, " if busy else ""
+            self._set_state(ConnectionState.OFFLINE, f"{why}retrying in {delay:.1f} s")
             await asyncio.sleep(delay)
 
     async def _session(self, ws: ClientConnection) -> None:
         challenge = wire.decode_relay_frame(await ws.recv())
+        if isinstance(challenge, wire.Error) and challenge.code == "busy":
+            raise RelayBusy()
         if not isinstance(challenge, wire.Challenge):
             raise WireError("relay did not start with a challenge")
         rid = next(self._rids)
@@ -139,7 +160,7 @@ class RelayLink:
         answer = wire.decode_relay_frame(await ws.recv())
         if isinstance(answer, wire.Error):
             if answer.code in FATAL_LOGIN_ERRORS:
-                raise RelayError(answer.code, answer.detail)
+                raise RelayError(answer.code, answer.detail, answer.retry_after)
             raise WireError(f"login failed: {answer.code}")
         if not isinstance(answer, wire.Welcome):
             raise WireError("unexpected answer to login")
@@ -199,7 +220,7 @@ class RelayLink:
         finally:
             self._waiting.pop(rid, None)
         if isinstance(answer, wire.Error):
-            raise RelayError(answer.code, answer.detail)
+            raise RelayError(answer.code, answer.detail, answer.retry_after)
         return answer
 
     async def send(self, frame: wire.Frame) -> None:

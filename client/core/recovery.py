@@ -25,6 +25,7 @@ from shared.epoch import (
     verify_chain,
 )
 from shared.errors import ProtocolError, VerificationError
+from shared.identity import SigningKey
 from shared.pin import NoBackup, VaultLocked, WrongPin, backup_request, recover_request, stretch
 from shared.recovery_code import InvalidRecoveryCode, VirtualDevice, candidates, virtual_device
 
@@ -61,13 +62,13 @@ async def _call_vault(link: RelayLink, sealed: bytes) -> bytes:
 
 
 async def back_up_pin(
-    link: RelayLink, store: ProfileStore, username: str, pin: str, code: str
+    link: RelayLink, store: ProfileStore, username: str, pin: str, code: str, amk: SigningKey
 ) -> int:
-    """Give the vault the code, wrapped under the PIN. Returns the tries left (a re-backup
-    keeps the count of wrong guesses)."""
+    """Give the vault the code, wrapped under the PIN and signed with the account key. Returns
+    the tries left (a re-backup keeps the count of wrong guesses)."""
     vault_public = await _vault_key(link, store)
     stretched = await asyncio.to_thread(stretch, pin, username)
-    request = backup_request(vault_public, username, stretched, code)
+    request = backup_request(vault_public, username, stretched, code, amk)
     answer = request.open_answer(await _call_vault(link, request.sealed))
     if answer.status == "locked":
         raise VaultLocked("the vault locked this account's PIN after too many wrong guesses")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -22,6 +23,10 @@ ERRORS = {
     "username_taken": "That username is taken.",
     "bad_credentials": "Wrong username or password.",
     "unreachable": "The relay could not be reached.",
+    "too_many_pending": (
+        "Too many new devices of this account wait for approval — approve or reject them on a"
+        " device you use, or wait until they expire."
+    ),
 }
 
 
@@ -81,7 +86,11 @@ class AccountDialog(QDialog):
             )
         except (RegistrationError, ValueError, OSError) as exc:
             code = getattr(exc, "code", "")
-            self.error.setText(ERRORS.get(code, f"Could not register: {exc}"))
+            wait = getattr(exc, "retry_after", None)
+            if code == "login_throttled" and wait is not None:
+                self.error.setText(f"Too many attempts — try again in {math.ceil(wait)} s")
+            else:
+                self.error.setText(ERRORS.get(code, f"Could not register: {exc}"))
             self.create.setEnabled(True)
             self.login.setEnabled(True)
             return

@@ -17,6 +17,8 @@ from client.core.events import (
     MessageQueued,
     MessageReceived,
     PairingRequested,
+    RelayLimitReached,
+    SendDeferred,
 )
 
 
@@ -32,6 +34,8 @@ class CoreBridge(QObject):
     pairing_requested = Signal(object)  # PairingRequested
     device_removed = Signal(object)  # DeviceRemoved
     contact_key_changed = Signal(object)  # ContactKeyChanged
+    send_deferred = Signal(object)  # SendDeferred
+    relay_limit_reached = Signal(object)  # RelayLimitReached
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -61,3 +65,7 @@ class CoreBridge(QObject):
                 self.device_removed.emit(event)
             case ContactKeyChanged():
                 self.contact_key_changed.emit(event)
+            case SendDeferred():
+                self.send_deferred.emit(event)
+            case RelayLimitReached():
+                self.relay_limit_reached.emit(event)

@@ -65,9 +65,12 @@ def separator(
 
 
 class BubbleDelegate(QStyledItemDelegate):
-    def __init__(self, own_username: str) -> None:
+    def __init__(
+        self, own_username: str, note: Callable[[bytes], str | None] = lambda _id: None
+    ) -> None:
         super().__init__()
         self.own = own_username
+        self.note = note  # why an own message still waits (a relay limit), if it does
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
         self._heights: dict[tuple[bytes, int, bool], int] = {}
@@ -77,7 +80,9 @@ class BubbleDelegate(QStyledItemDelegate):
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
         meta = clock(message)
         if message.sender_user == self.own:
-            meta = f"{meta}  {STATUS_TEXT[message.status]}".rstrip()
+            waiting = message.status is MessageStatus.SENDING
+            note = self.note(message.message_id) if waiting else None
+            meta = f"{meta}  {note or STATUS_TEXT[message.status]}".rstrip()
         return body, meta
 
     def _geometry(

@@ -29,6 +29,8 @@ from client.core.events import (
     ConnectionStateChanged,
     DeliveryUpdated,
     HistoryLoaded,
+    RelayLimitReached,
+    SendDeferred,
     StoredMessage,
 )
 from client.gui.bridge import CoreBridge
@@ -133,7 +135,7 @@ class ChatWindow(QMainWindow):
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
-        self.view.setItemDelegate(BubbleDelegate(client.username))
+        self.view.setItemDelegate(BubbleDelegate(client.username, client.send_notes.get))
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
         self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
@@ -188,6 +190,11 @@ class ChatWindow(QMainWindow):
         self.bridge.pairing_requested.connect(self._on_pairing_request)
         self.bridge.device_removed.connect(lambda _event: self._show_removed())
         self.bridge.contact_key_changed.connect(lambda _event: self._update_banner())
+        self.bridge.send_deferred.connect(self._on_deferred)
+        self.bridge.relay_limit_reached.connect(self._on_relay_limit)
+        self.relay_limit = QLabel("")  # a relay quota that stops something (not a message)
+        self.relay_limit.setWordWrap(True)
+        self.statusBar().addWidget(self.relay_limit)
         self.approvals: dict[str, QWidget] = {}
         self.progress = QLabel("")
         self.statusBar().addWidget(self.progress)
@@ -475,6 +482,14 @@ class ChatWindow(QMainWindow):
         if self.model is not None:
             self.model.update(event)
         self._refresh_thread(event.thread)
+
+    def _on_deferred(self, event: SendDeferred) -> None:
+        """The bubble shows why its message waits (the delegate reads ``client.send_notes``)."""
+        if self.model is not None:
+            self.model.refresh(event.message_id)
+
+    def _on_relay_limit(self, event: RelayLimitReached) -> None:
+        self.relay_limit.setText(event.text)
 
     def _on_connection(self, event: ConnectionStateChanged) -> None:
         text = CONNECTION_TEXT[event.state]

@@ -133,6 +133,13 @@ class ConversationModel(QAbstractListModel):
         self._reindex()
         self.endInsertRows()
 
+    def refresh(self, message_id: bytes) -> None:
+        """Repaint a message whose surroundings changed (a note on why it waits)."""
+        row = self._row_of.get(message_id)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [MessageRole])
+
     def update(self, event: DeliveryUpdated) -> None:
         row = self._row_of.get(event.message_id)
         if row is None:

@@ -112,15 +112,29 @@ async def test_wrong_codes_are_told_apart_and_a_typo_is_corrected(accounts):
     assert history(device, "bob") == history(alice, "bob")
 
 
+def _vault_files(relay) -> dict[str, bytes]:
+    """Every file of the vault's folder as it is on disk while the relay runs (-wal included)."""
+    folder = relay.data_dir / "vault"
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
 async def test_pin_vault_allows_ten_wrong_guesses_then_deletes_the_secret(accounts, relay):
     alice = await accounts.create("alice")
     await alice.setup_recovery(pin=PIN)
     device = await accounts.pending("alice")
+    secrets = list(
+        relay.relay.vault._db.execute("SELECT verifier, wrapped FROM backups").fetchone()
+    )
     for tries_left in (9, 8, 7, 6, 5):
         with pytest.raises(WrongPin) as wrong:
             await device.restore(pin="0000")
         assert wrong.value.tries_left == tries_left
     await alice.setup_recovery(pin=PIN)  # backing up again does not reset the count
+    secrets += relay.relay.vault._db.execute("SELECT wrapped FROM backups").fetchone()
+    files = _vault_files(relay)
+    assert "vault.sqlite3-wal" in files
+    # The search finds them while they are kept (so finding nothing below means something).
+    assert all(any(secret in data for data in files.values()) for secret in secrets)
     for tries_left in (4, 3, 2, 1):
         with pytest.raises(WrongPin) as wrong:
             await device.restore(pin="1111")
@@ -131,6 +145,8 @@ async def test_pin_vault_allows_ten_wrong_guesses_then_deletes_the_secret(accoun
         await device.restore(pin=PIN)  # the secret is gone
     vault_db = (relay.data_dir / "vault" / "vault.sqlite3").read_bytes()
     assert vault_db.count(b"\x00" * 64)  # (secure_delete overwrote the row's old contents)
+    for name, data in _vault_files(relay).items():  # the verifier and both wrapped secrets
+        assert not any(secret in data for secret in secrets), f"a secret is left in {name}"
     row = relay.relay.vault._db.execute("SELECT verifier, wrapped, locked FROM backups").fetchone()
     assert row == (None, None, 1)
     assert not device.is_member
