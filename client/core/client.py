@@ -460,7 +460,8 @@ class AriadneClient:
                 signed_pre_key=bundle.signed_pre_key,
                 signed_pre_key_sig=bundle.signed_pre_key_sig,
                 one_time_pre_keys=sorted(bundle.pre_keys - before),
-            )
+            ),
+            expect=wire.Ok,
         )
         self._store.put("keys_published", 1)
         self._store.commit()
@@ -491,7 +492,8 @@ class AriadneClient:
             self._amk, device_list, signed, self._account_secrets(), virtual
         )
         await self.link.request(
-            lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed, epoch=upload(epoch))
+            lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed, epoch=upload(epoch)),
+            expect=wire.Ok,
         )
         accepted = self.directory.accept(self.username, signed)
         assert accepted is not None
@@ -760,8 +762,7 @@ class AriadneClient:
     async def devices(self) -> list[wire.RegisteredDevice]:
         """Every device the relay knows for this account: members (with when they were last
         seen) and pending ones (with a fresh pairing request, if any)."""
-        answer = await self.link.request(lambda rid: wire.ListDevices(rid=rid))
-        assert isinstance(answer, wire.Devices)
+        answer = await self.link.request(lambda rid: wire.ListDevices(rid=rid), expect=wire.Devices)
         return answer.devices
 
     async def pending_devices(self) -> list[wire.RegisteredDevice]:
@@ -873,7 +874,9 @@ class AriadneClient:
         self.pairing.forget(device_id)
         with contextlib.suppress(RelayError):
             await self.pairing.tell_rejected(device_id)
-        await self.link.request(lambda rid: wire.RejectDevice(rid=rid, device_id=device_id))
+        await self.link.request(
+            lambda rid: wire.RejectDevice(rid=rid, device_id=device_id), expect=wire.Ok
+        )
 
     async def remove_device(self, device_id: str) -> DeviceList:
         """Revocation: a new signed list without the device and a new epoch whose entropy goes
@@ -907,7 +910,9 @@ class AriadneClient:
             raise ValueError(
                 f"a password has {wire.MIN_PASSWORD} to {wire.MAX_PASSWORD} characters"
             )
-        await self.link.request(lambda rid: wire.ChangePassword(rid=rid, password=password))
+        await self.link.request(
+            lambda rid: wire.ChangePassword(rid=rid, password=password), expect=wire.Ok
+        )
 
     def _share_device_list(self, signed: bytes) -> None:
         """Send the new list end to end to this user's other devices and every contact: a relay
@@ -955,8 +960,9 @@ class AriadneClient:
 
     async def inspect(self, peer: str) -> list[wire.SeenEnvelope]:
         """What the relay holds and has seen of the conversation with ``peer`` (server view)."""
-        answer = await self.link.request(lambda rid: wire.Inspect(rid=rid, peer=peer))
-        assert isinstance(answer, wire.Inspection)
+        answer = await self.link.request(
+            lambda rid: wire.Inspect(rid=rid, peer=peer), expect=wire.Inspection
+        )
         return answer.envelopes
 
     # ------------------------------------------------------------------ reading
@@ -1154,7 +1160,8 @@ class AriadneClient:
             self._store.commit()  # the ratchets' new state is durable before anything leaves
             try:
                 answer = await self.link.request(
-                    lambda rid, r=recipients: wire.Send(rid=rid, send_id=send_id, recipients=r)
+                    lambda rid, r=recipients: wire.Send(rid=rid, send_id=send_id, recipients=r),
+                    expect=(wire.Accepted, wire.Mismatch),
                 )
             except RelayError as exc:
                 if exc.code == "rate_limited":
@@ -1165,7 +1172,6 @@ class AriadneClient:
                 raise SendError(str(exc)) from None
             if isinstance(answer, wire.Accepted):
                 return answer.server_ts
-            assert isinstance(answer, wire.Mismatch)
             for mismatch in answer.users:
                 await self.directory.refresh(mismatch.username)
         raise SendError("the relay's device list does not match the signed one")
@@ -1190,13 +1196,13 @@ class AriadneClient:
                 answer = await self.link.request(
                     lambda rid: wire.FetchBundles(
                         rid=rid, username=username, device_ids=[d.device_id for d in new]
-                    )
+                    ),
+                    expect=wire.Bundles,
                 )
             except RelayError as exc:
                 if exc.code != "rate_limited":
                     raise SendError(str(exc)) from None
                 raise SendLater("Too many new conversations at once — try later") from None
-            assert isinstance(answer, wire.Bundles)
             bundles = {b.device_id: b for b in answer.bundles}
         for device in targets:
             peer = (username, device.device_id)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 
 from client.core.events import ContactKeyChanged, DeviceListChanged, DeviceListRefused, Event
-from client.core.link import RelayLink
+from client.core.port import RelayPort
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.device_list import DeviceList, check_successor, open_device_list
@@ -32,7 +32,7 @@ class Directory:
     def __init__(
         self,
         store: ProfileStore,
-        link: RelayLink,
+        link: RelayPort,
         emit: Callable[[Event], None],
         on_change: Callable[[DeviceList | None, DeviceList], None] | None = None,
     ) -> None:
@@ -66,9 +66,9 @@ class Directory:
         while True:
             since = current.version if current else None
             answer = await self._link.request(
-                lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s)
+                lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s),
+                expect=wire.DeviceListReply,
             )
-            assert isinstance(answer, wire.DeviceListReply)
             # The lists this device missed, each checked against the one before (its author
             # must be on it), then the current one.
             for signed in answer.between:

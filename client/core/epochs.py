@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from client.core.link import RelayLink
+from client.core.port import RelayPort
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.boxes import StorageKey
@@ -42,7 +42,7 @@ class EpochBook:
     def __init__(
         self,
         store: ProfileStore,
-        link: RelayLink,
+        link: RelayPort,
         username: str,
         device_id: str,
         storage: StorageKey,
@@ -110,8 +110,9 @@ class EpochBook:
         Returns True if something new was learnt. Raises :class:`VerificationError` if the
         relay's chain is forked, rolled back or truncated."""
         known_seq = self.latest_seq()
-        answer = await self._link.request(lambda rid: wire.FetchEpochs(rid=rid, since=known_seq))
-        assert isinstance(answer, wire.Epochs)
+        answer = await self._link.request(
+            lambda rid: wire.FetchEpochs(rid=rid, since=known_seq), expect=wire.Epochs
+        )
         return self.accept(answer.epochs, own_list_signed, known_seq)
 
     def accept(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from client.core.epochs import EpochBook
 from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
-from client.core.link import RelayLink
+from client.core.port import RelayPort
 from client.core.storage import MailboxCursor, ProfileStore
 from shared import wire
 from shared.errors import ProtocolError
@@ -36,7 +36,7 @@ class Mailbox:
     def __init__(
         self,
         store: ProfileStore,
-        link: RelayLink,
+        link: RelayPort,
         epochs: EpochBook,
         username: str,
         emit: Callable[[Event], None],
@@ -73,7 +73,9 @@ class Mailbox:
                 return saved
             items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
             if items:
-                await self._link.request(lambda rid, i=items: wire.SaveMessages(rid=rid, items=i))
+                await self._link.request(
+                    lambda rid, i=items: wire.SaveMessages(rid=rid, items=i), expect=wire.Ok
+                )
             self._store.saved(m.message_id for m in batch)
             self._store.commit()
             saved += len(items)
@@ -101,8 +103,9 @@ class Mailbox:
 
     async def sync_threads(self) -> list[MailboxCursor]:
         """Learn which threads the mailbox holds (names come from each thread's newest item)."""
-        answer = await self._link.request(lambda rid: wire.ListMailboxThreads(rid=rid))
-        assert isinstance(answer, wire.MailboxThreads)
+        answer = await self._link.request(
+            lambda rid: wire.ListMailboxThreads(rid=rid), expect=wire.MailboxThreads
+        )
         cursors = []
         for entry in answer.threads:
             newest = self._open(entry.newest, None)
@@ -125,9 +128,9 @@ class Mailbox:
 
     async def _first_readable(self, tid: bytes) -> StoredMessage | None:
         answer = await self._link.request(
-            lambda rid: wire.FetchMailbox(rid=rid, thread_id=tid, limit=PAGE)
+            lambda rid: wire.FetchMailbox(rid=rid, thread_id=tid, limit=PAGE),
+            expect=wire.MailboxPage,
         )
-        assert isinstance(answer, wire.MailboxPage)
         opened = (self._open(item, None) for item in answer.items)
         return next((m for m in opened if not m.undecryptable), None)
 
@@ -153,9 +156,9 @@ class Mailbox:
                 before_ts=before[0] if before else None,
                 before_id=before[1] if before else None,
                 limit=limit,
-            )
+            ),
+            expect=wire.MailboxPage,
         )
-        assert isinstance(answer, wire.MailboxPage)
         messages = [self._open(item, thread) for item in answer.items]
         added = self._store.insert_messages(messages)
         last = answer.items[-1] if answer.items else None
