@@ -224,9 +224,9 @@ class AriadneClient:
                 "amk_public": amk.public,
                 "thread_key": os.urandom(32),
             }
-        for key, value in values.items():
-            store.put(key, value)  # type: ignore[arg-type]
-        store.commit()
+        with store.transaction():
+            for key, value in values.items():
+                store.put(key, value)  # type: ignore[arg-type]
         return store
 
     @classmethod
@@ -295,8 +295,8 @@ class AriadneClient:
             raise FileNotFoundError(f"no profile in {profile_dir}")
         store = ProfileStore(profile_dir)
         if relay_url is not None:
-            store.put("relay_url", relay_url)
-            store.commit()
+            with store.transaction():
+                store.put("relay_url", relay_url)
         client = cls(profile_dir, store, backoff)
         client.start()
         return client
@@ -369,8 +369,8 @@ class AriadneClient:
 
     def _mark_removed(self) -> None:
         if not self._store.get("removed"):
-            self._store.put("removed", 1)
-            self._store.commit()
+            with self._store.transaction():
+                self._store.put("removed", 1)
             self._emit(DeviceRemoved(self.username))
 
     @property
@@ -426,8 +426,8 @@ class AriadneClient:
 
     async def _on_login(self, welcome: wire.Welcome) -> None:
         if self._store.get("registration") != "done":
-            self._store.put("registration", "done")
-            self._store.commit()
+            with self._store.transaction():
+                self._store.put("registration", "done")
             self._password = None
         if not self._store.get("keys_published"):
             await self._publish_keys(top_up=False)
@@ -449,9 +449,9 @@ class AriadneClient:
     async def _publish_keys(self, top_up: bool) -> None:
         before = self._x3dh.bundle.pre_keys if top_up else frozenset()
         if top_up:
-            self._x3dh.generate_pre_keys(PRE_KEY_BATCH)
-            self._store.put("x3dh_state", dump_x3dh_state(self._x3dh))
-            self._store.commit()  # private halves are safe before the public ones leave
+            async with self._store.transaction():  # private halves are safe before the public
+                self._x3dh.generate_pre_keys(PRE_KEY_BATCH)  # ones leave
+                self._store.put("x3dh_state", dump_x3dh_state(self._x3dh))
         bundle = self._x3dh.bundle
         await self.link.request(
             lambda rid: wire.PublishKeys(
@@ -463,8 +463,8 @@ class AriadneClient:
             ),
             expect=wire.Ok,
         )
-        self._store.put("keys_published", 1)
-        self._store.commit()
+        with self._store.transaction():
+            self._store.put("keys_published", 1)
 
     def _own_entry(self) -> DeviceEntry:
         return DeviceEntry(
@@ -612,8 +612,8 @@ class AriadneClient:
         )
         await self._publish_device_list(signed, [member])
         self._share_device_list(signed)
-        self._store.put("codes_made", int(self._store.get("codes_made") or 0) + 1)
-        self._store.commit()
+        with self._store.transaction():
+            self._store.put("codes_made", int(self._store.get("codes_made") or 0) + 1)
         return code
 
     async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
@@ -637,17 +637,17 @@ class AriadneClient:
         # The code's endorsement authenticates this key: it overrides what the relay showed at
         # login (or what an unconfirmed pairing request claimed).
         known = self.directory.known(self.username)
-        if known is not None and known.amk_public != amk.public:
-            log.warning("the relay showed this device another account key; using the code's")
-            self.directory.forget(self.username)
-        self._store.put("amk_public", amk.public)
-        own = await self.directory.refresh(self.username)
-        own_signed = self.directory.signed(self.username)
-        self.epochs.accept(recovered.epochs, own_signed, 0)
-        self._store.set_epoch_root(self.epochs.latest_seq(), recovered.root)
-        self._on_secrets(recovered.secrets)
-        self._became_full = False  # the history is loaded below, not in the background
-        self._store.commit()
+        async with self._store.transaction():  # durable before this device publishes itself
+            if known is not None and known.amk_public != amk.public:
+                log.warning("the relay showed this device another account key; using the code's")
+                self.directory.forget(self.username)
+            self._store.put("amk_public", amk.public)
+            own = await self.directory.refresh(self.username)
+            own_signed = self.directory.signed(self.username)
+            self.epochs.accept(recovered.epochs, own_signed, 0)
+            self._store.set_epoch_root(self.epochs.latest_seq(), recovered.root)
+            self._on_secrets(recovered.secrets)
+            self._became_full = False  # the history is loaded below, not in the background
         # Authored by the code's virtual device, which the current list names: the only author
         # a device that is on no list yet can show.
         signed = next_device_list(
@@ -784,8 +784,8 @@ class AriadneClient:
         (what the relay showed at login counts for nothing), so an unsolicited Start or a list
         signed by another key changes nothing."""
         approver = self.pairing.confirm()
-        self._store.put("amk_public", approver.amk_public)
-        self._store.commit()
+        with self._store.transaction():
+            self._store.put("amk_public", approver.amk_public)
         with contextlib.suppress(UnknownUser):
             await self._refresh_own()  # the approval may already be there
 
@@ -919,13 +919,13 @@ class AriadneClient:
         cannot hold it back from them (and serve them the older list) without holding back
         everything this user sends."""
         contacts = [self.username] + [t for t in self._store.threads() if t != self.username]
-        for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
-            self._store.enqueue(
-                contacts[start : start + wire.MAX_RECIPIENT_USERS],
-                encode_payload(DeviceListUpdate(origin=self._origin(), signed_list=signed)),
-                None,
-            )
-        self._store.commit()
+        with self._store.transaction():
+            for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
+                self._store.enqueue(
+                    contacts[start : start + wire.MAX_RECIPIENT_USERS],
+                    encode_payload(DeviceListUpdate(origin=self._origin(), signed_list=signed)),
+                    None,
+                )
         self._outbox_wake.set()
 
     # ------------------------------------------------------------------ safety numbers
@@ -937,8 +937,8 @@ class AriadneClient:
         """The user compared the safety number with ``peer`` (digits or QR code)."""
         if self.directory.known(peer) is None:
             raise LookupError(f"no verified device list for {peer} yet")
-        self._store.set_verified(peer, verified)
-        self._store.commit()
+        with self._store.transaction():
+            self._store.set_verified(peer, verified)
 
     def key_changed(self, peer: str) -> bool:
         """``peer``'s account key changed and the user has not acknowledged it yet."""
@@ -992,14 +992,14 @@ class AriadneClient:
         unread = self._store.unread(thread)
         if not unread:
             return 0
-        for message_id in unread:
-            self._set_status(message_id, MessageStatus.READ, None)
-        self._store.enqueue(
-            [thread, self.username],
-            encode_payload(Receipt(origin=self._origin(), status="read", message_ids=unread)),
-            None,
-        )
-        self._store.commit()
+        with self._store.transaction():
+            for message_id in unread:
+                self._set_status(message_id, MessageStatus.READ, None)
+            self._store.enqueue(
+                [thread, self.username],
+                encode_payload(Receipt(origin=self._origin(), status="read", message_ids=unread)),
+                None,
+            )
         self._outbox_wake.set()
         return len(unread)
 
@@ -1016,24 +1016,26 @@ class AriadneClient:
             raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
         message_id = new_message_id()
         sent_at = int(time.time() * 1000)
-        origin = self._origin()
-        payload = Text(origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text)
         message = StoredMessage(
-            message_id,
-            peer,
-            self.username,
-            self.device_id,
-            sent_at,
-            None,
-            text,
-            MessageStatus.SENDING,
+            message_id=message_id,
+            thread=peer,
+            sender_user=self.username,
+            sender_device=self.device_id,
+            sent_at=sent_at,
+            server_ts=None,
+            body=text,
+            status=MessageStatus.SENDING,
         )
-        self._store.insert_message(message)
-        self._store.record_sender_order(
-            message_id, peer, self.username, self.device_id, origin.counter
-        )
-        self._store.enqueue([peer, self.username], encode_payload(payload), message_id)
-        self._store.commit()
+        with self._store.transaction():
+            origin = self._origin()
+            payload = Text(
+                origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text
+            )
+            self._store.insert_message(message)
+            self._store.record_sender_order(
+                message_id, peer, self.username, self.device_id, origin.counter
+            )
+            self._store.enqueue([peer, self.username], encode_payload(payload), message_id)
         self._emit(MessageQueued(message))
         self._outbox_wake.set()
         return message
@@ -1043,7 +1045,9 @@ class AriadneClient:
         while True:
             await self._outbox_wake.wait()
             await self.link.online.wait()
-            item = self._store.next_outgoing()
+            # Waits while another loop's transaction is open: the item read is a committed one.
+            async with self._store.transaction():
+                item = self._store.next_outgoing()
             if item is None:
                 self._outbox_wake.clear()
                 continue
@@ -1063,21 +1067,21 @@ class AriadneClient:
                 continue
             except SendError as exc:
                 log.warning("giving up on an outgoing item: %s", exc)
+                with self._store.transaction():
+                    self._store.remove_outgoing(item.id)
+                    if item.message_id is not None:
+                        self.send_notes.pop(item.message_id, None)
+                        self._set_status(item.message_id, MessageStatus.FAILED, None)
+                continue
+            later = LATER_FIRST
+            with self._store.transaction():
                 self._store.remove_outgoing(item.id)
                 if item.message_id is not None:
                     self.send_notes.pop(item.message_id, None)
-                    self._set_status(item.message_id, MessageStatus.FAILED, None)
-                self._store.commit()
-                continue
-            later = LATER_FIRST
-            self._store.remove_outgoing(item.id)
-            if item.message_id is not None:
-                self.send_notes.pop(item.message_id, None)
-                server_ts = self._sent_in_order(item.message_id, server_ts)
-                self._set_status(item.message_id, MessageStatus.SENT, server_ts)
-                self._store.save_later([item.message_id])
-                self._mailbox_wake.set()
-            self._store.commit()
+                    server_ts = self._sent_in_order(item.message_id, server_ts)
+                    self._set_status(item.message_id, MessageStatus.SENT, server_ts)
+                    self._store.save_later([item.message_id])
+                    self._mailbox_wake.set()
 
     def _origin(self) -> Origin:
         """This device as the sender of its next payload. The counter goes up by one per payload
@@ -1147,17 +1151,20 @@ class AriadneClient:
         one fan-out. Returns the relay's timestamp."""
         for _attempt in range(SEND_ATTEMPTS):
             recipients = []
-            for username in users:
-                if self.directory.key_changed(username):
-                    raise SendBlocked(f"{username}'s safety number changed")
-                try:
-                    devices = await self.directory.get(username)
-                except UnknownUser:
-                    raise SendError(f"there is no user {username}") from None
-                targets = [d for d in devices.devices if d.device_id != self.device_id]
-                envelopes = await self._encrypt_to(username, targets, payload)
-                recipients.append(wire.RecipientEnvelopes(username=username, envelopes=envelopes))
-            self._store.commit()  # the ratchets' new state is durable before anything leaves
+            # The ratchets' new state is committed before anything leaves.
+            async with self._store.transaction():
+                for username in users:
+                    if self.directory.key_changed(username):
+                        raise SendBlocked(f"{username}'s safety number changed")
+                    try:
+                        devices = await self.directory.get(username)
+                    except UnknownUser:
+                        raise SendError(f"there is no user {username}") from None
+                    targets = [d for d in devices.devices if d.device_id != self.device_id]
+                    envelopes = await self._encrypt_to(username, targets, payload)
+                    recipients.append(
+                        wire.RecipientEnvelopes(username=username, envelopes=envelopes)
+                    )
             try:
                 answer = await self.link.request(
                     lambda rid, r=recipients: wire.Send(rid=rid, send_id=send_id, recipients=r),
@@ -1278,22 +1285,26 @@ class AriadneClient:
             done: list[int] = []
             events: list[Event] = []
             receipts: dict[str, list[bytes]] = {}
-            try:
-                for deliver in batch:
-                    events.extend(await self._open(deliver, receipts))
-                    done.append(deliver.seq)
-            except Offline:
-                pass  # what is not acknowledged is redelivered after reconnecting
-            for sender, message_ids in receipts.items():
-                self._store.enqueue(
-                    [sender],
-                    encode_payload(
-                        Receipt(origin=self._origin(), status="delivered", message_ids=message_ids)
-                    ),
-                    None,
-                )
-            self._report_reordering(events)
-            self._store.commit()  # ratchets, pre-keys, messages, receipts: then acknowledge
+            # One transaction for the batch, owned by this loop: ratchets, pre-keys, messages
+            # and their receipts are committed together, and only then acknowledged.
+            async with self._store.transaction():
+                try:
+                    for deliver in batch:
+                        events.extend(await self._open(deliver, receipts))
+                        done.append(deliver.seq)
+                except Offline:
+                    pass  # what is not acknowledged is redelivered after reconnecting
+                for sender, message_ids in receipts.items():
+                    self._store.enqueue(
+                        [sender],
+                        encode_payload(
+                            Receipt(
+                                origin=self._origin(), status="delivered", message_ids=message_ids
+                            )
+                        ),
+                        None,
+                    )
+                self._report_reordering(events)
             if done:
                 await self.link.send(wire.Ack(seqs=done))
             for event in events:

@@ -117,13 +117,13 @@ class Directory:
             log.warning("refused a device list for %s: %s", username, exc)
             self._emit(DeviceListRefused(username, str(exc)))
             return None
-        if self._on_change is not None:
-            self._on_change(current, new)
-        self._store.save_contact(username, new.amk_public, signed, new.version)
-        self._store.set_contact_devices(
-            username, ((d.device_id, d.identity_key) for d in new.devices)
-        )
-        self._store.commit()
+        with self._store.transaction():
+            if self._on_change is not None:
+                self._on_change(current, new)
+            self._store.save_contact(username, new.amk_public, signed, new.version)
+            self._store.set_contact_devices(
+                username, ((d.device_id, d.identity_key) for d in new.devices)
+            )
         self._cache[username] = (new, signed)
         before = current.device_ids if current else frozenset()
         self._emit(
@@ -149,8 +149,8 @@ class Directory:
     def _hold_key_change(self, username: str, signed: bytes) -> None:
         if self._store.key_change(username) != signed:
             log.warning("the account key of %s changed; sending is paused", username)
-            self._store.set_key_change(username, signed)
-            self._store.commit()
+            with self._store.transaction():
+                self._store.set_key_change(username, signed)
             self._emit(ContactKeyChanged(username))
 
     def key_changed(self, username: str) -> bool:
@@ -164,15 +164,15 @@ class Directory:
         current = self.known(username)
         new = open_device_list(signed, username, None)
         self._check_devices_are_theirs(new)
-        if self._on_change is not None:
-            self._on_change(current, new)
-        self._store.save_contact(username, new.amk_public, signed, new.version)
-        self._store.set_contact_devices(
-            username, ((d.device_id, d.identity_key) for d in new.devices)
-        )
-        self._store.set_verified(username, False)
-        self._store.set_key_change(username, None)
-        self._store.commit()
+        with self._store.transaction():
+            if self._on_change is not None:
+                self._on_change(current, new)
+            self._store.save_contact(username, new.amk_public, signed, new.version)
+            self._store.set_contact_devices(
+                username, ((d.device_id, d.identity_key) for d in new.devices)
+            )
+            self._store.set_verified(username, False)
+            self._store.set_key_change(username, None)
         self._cache[username] = (new, signed)
         return new
 
@@ -180,8 +180,8 @@ class Directory:
         """Drop what this device trusted for ``username`` (a pending device that learnt its
         account key from a pairing code drops the list the relay showed it at login)."""
         self._cache.pop(username, None)
-        self._store.forget_contact(username)
-        self._store.commit()
+        with self._store.transaction():
+            self._store.forget_contact(username)
 
     def _pinned_amk(self, username: str, current: DeviceList | None) -> bytes | None:
         if current is not None:

@@ -161,14 +161,14 @@ class EpochBook:
                     raise VerificationError("the previous-root box does not open") from None
             roots.append(root)
             prev_root, prev_head = root, head
-        for data, head, root in zip(epochs, heads, roots, strict=True):
-            self._store.add_epoch(
-                head.seq, data.signed_head, data.prev_root_box, data.account_box, root
-            )
-            self._heads[head.seq] = head
-            if root is not None:
-                self._on_secrets(open_account_secrets(root, head, data.account_box))
-        self._store.commit()
+        with self._store.transaction():
+            for data, head, root in zip(epochs, heads, roots, strict=True):
+                self._store.add_epoch(
+                    head.seq, data.signed_head, data.prev_root_box, data.account_box, root
+                )
+                self._heads[head.seq] = head
+                if root is not None:
+                    self._on_secrets(open_account_secrets(root, head, data.account_box))
         return bool(epochs)
 
     # ------------------------------------------------------------------ opening epochs
@@ -203,11 +203,11 @@ class EpochBook:
 
     def opened(self, epoch: OpenedEpoch) -> None:
         """Record an epoch this device opened, once the relay stored it."""
-        self._store.add_epoch(
-            epoch.seq, epoch.signed_head, epoch.prev_root_box, epoch.account_box, epoch.root
-        )
+        with self._store.transaction():
+            self._store.add_epoch(
+                epoch.seq, epoch.signed_head, epoch.prev_root_box, epoch.account_box, epoch.root
+            )
         self._heads[epoch.seq] = epoch.head
-        self._store.commit()
 
 
 def upload(epoch: OpenedEpoch) -> wire.EpochUpload:

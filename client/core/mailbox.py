@@ -76,8 +76,8 @@ class Mailbox:
                 await self._link.request(
                     lambda rid, i=items: wire.SaveMessages(rid=rid, items=i), expect=wire.Ok
                 )
-            self._store.saved(m.message_id for m in batch)
-            self._store.commit()
+            with self._store.transaction():
+                self._store.saved(m.message_id for m in batch)
             saved += len(items)
 
     def _seal(self, key: bytes, seq: int, message: StoredMessage) -> wire.MailboxItem:
@@ -121,9 +121,9 @@ class Mailbox:
                 cursor = MailboxCursor(newest.thread, entry.thread_id, entry.count, 0, None, False)
             else:
                 cursor = cursor._replace(total=entry.count)
-            self._store.set_mailbox_cursor(cursor)
+            with self._store.transaction():
+                self._store.set_mailbox_cursor(cursor)
             cursors.append(cursor)
-        self._store.commit()
         return cursors
 
     async def _first_readable(self, tid: bytes) -> StoredMessage | None:
@@ -160,15 +160,15 @@ class Mailbox:
             expect=wire.MailboxPage,
         )
         messages = [self._open(item, thread) for item in answer.items]
-        added = self._store.insert_messages(messages)
         last = answer.items[-1] if answer.items else None
         cursor = cursor._replace(
             loaded=cursor.loaded + len(answer.items),
             oldest=(last.ts, last.message_id) if last else cursor.oldest,
             done=len(answer.items) < limit,
         )
-        self._store.set_mailbox_cursor(cursor)
-        self._store.commit()
+        with self._store.transaction():
+            added = self._store.insert_messages(messages)
+            self._store.set_mailbox_cursor(cursor)
         self._emit(HistoryLoaded(thread, added, cursor.loaded, cursor.total, cursor.done))
         return added
 

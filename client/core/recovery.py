@@ -49,8 +49,8 @@ async def _vault_key(link: RelayPort, store: ProfileStore) -> bytes:
     if isinstance(pinned, bytes) and pinned != answer.public:
         raise VerificationError("the relay presents a different vault key than before")
     if pinned is None:
-        store.put("vault_public", answer.public)
-        store.commit()
+        with store.transaction():
+            store.put("vault_public", answer.public)
     return answer.public
 
 
