@@ -1,0 +1,83 @@
+"""A red-team pass over the defences against a hostile relay, a password holder and a removed
+device: each test is an attack that no other test tries. Real relay on 127.0.0.1 and real
+clients; the attackers are the relay's own handlers wrapped, its store edited, or a removed
+device that kept the account key."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.core.directory import UnknownUser
+from client.core.events import PairingCodeShown
+from relay.server import DeviceConnection
+from shared import wire
+from shared.device_list import next_device_list, open_device_list
+from tests.conftest import eventually
+
+
+def _codes_on(client) -> list[str]:
+    shown: list[str] = []
+    client.add_listener(lambda e: shown.append(e.code) if isinstance(e, PairingCodeShown) else None)
+    return shown
+
+
+async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, relay, monkeypatch):
+    """A removed laptop kept the account key. A tablet the user adds later never saw the
+    removal, so a relay could show it a fork the laptop authored from the last list it was on,
+    with the tablet added: the tablet would take the laptop for one of its own devices and
+    encrypt to it. The tablet knows who approved it (the code covered that device's keys), so
+    it takes as its first list only one that names it and that its approver made."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.add_device(alice, "Laptop")
+    before_removal = alice.directory.signed("alice")
+    await alice.remove_device(laptop.device_id)
+    await eventually(lambda: laptop.removed, message="the laptop learns it was removed")
+    assert laptop.holds_account_key
+
+    tablet = await accounts.pending("alice", "Tablet")
+    shown = _codes_on(tablet)
+    await tablet.offer_pairing()
+    code = await alice.pairing_code(tablet.device_id)
+    await eventually(lambda: shown == [code])
+
+    # The fork: the list before the removal, with the tablet added, authored by the laptop (on
+    # that list) and signed with the account key it kept.
+    base = open_device_list(before_removal, "alice", None)
+    fork = next_device_list(
+        laptop._amk, laptop._sign_key, base, before_removal, add=tablet._own_entry()
+    )
+    # Also one it forked without the tablet first, then added the tablet to (each step by an
+    # author on the list before).
+    first = next_device_list(laptop._amk, laptop._sign_key, base, before_removal)
+    second = next_device_list(
+        laptop._amk,
+        laptop._sign_key,
+        open_device_list(first, "alice", None),
+        first,
+        add=tablet._own_entry(),
+    )
+    dispatch = DeviceConnection._dispatch
+    served: list[tuple[list[bytes], bytes]] = [([], fork), ([first], second)]
+
+    async def hostile(self, frame):
+        if isinstance(frame, wire.FetchDeviceList) and self.device_id == tablet.device_id:
+            between, current = served[0]
+            return wire.DeviceListReply(rid=frame.rid, signed_list=current, between=between)
+        return await dispatch(self, frame)
+
+    monkeypatch.setattr(DeviceConnection, "_dispatch", hostile)
+    await tablet.confirm_pairing()  # pins the account key, which the fork is signed with
+    for _ in range(2):
+        try:
+            known = await tablet.directory.refresh("alice")
+        except UnknownUser:
+            known = None
+        assert known is None or laptop.device_id not in known.device_ids
+        assert not tablet.is_member
+        served.pop(0)
+
+    # The approval its approver made is taken (and the honest flow still works).
+    monkeypatch.setattr(DeviceConnection, "_dispatch", dispatch)
+    await alice.approve_device(tablet.device_id)
+    await eventually(lambda: tablet.is_member and tablet.holds_account_key)
+    assert tablet.own_devices().device_ids == {alice.device_id, tablet.device_id}
