@@ -414,9 +414,11 @@ class AriadneClient:
             try:
                 await self.directory.refresh(self.username)
             except UnknownUser:
-                if self._amk is None:
+                if self._amk is not None:
+                    await self._publish_first_device_list()
+                elif self._store.get("approver") is None:
                     raise
-                await self._publish_first_device_list()
+                # else: a confirmed device whose approver has not published its list yet
         if self.is_member:
             await self._refresh_epochs()
         self._outbox_wake.set()
@@ -612,6 +614,8 @@ class AriadneClient:
             log.warning("the relay showed this device another account key; using the code's")
             self.directory.forget(self.username)
         self._store.put("amk_public", amk.public)
+        # The code, not a pairing exchange, makes this device a member: no approver's list.
+        self._store.put("approver", None)
         own = await self.directory.refresh(self.username)
         own_signed = self.directory.signed(self.username)
         self.epochs.accept(recovered.epochs, own_signed, 0)
@@ -757,6 +761,8 @@ class AriadneClient:
         signed by another key changes nothing."""
         approver = self.pairing.confirm()
         self._store.put("amk_public", approver.amk_public)
+        # Its first own list must be the one this approver makes (Directory._first_own).
+        self._store.put("approver", approver.device_id)
         self._store.commit()
         with contextlib.suppress(UnknownUser):
             await self._refresh_own()  # the approval may already be there

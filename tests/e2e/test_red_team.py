@@ -5,13 +5,13 @@ device that kept the account key."""
 
 from __future__ import annotations
 
-import pytest
+import msgspec
 
 from client.core.directory import UnknownUser
 from client.core.events import PairingCodeShown
 from relay.server import DeviceConnection
 from shared import wire
-from shared.device_list import next_device_list, open_device_list
+from shared.device_list import next_device_list, open_device_list, sign_device_list
 from tests.conftest import eventually
 
 
@@ -57,7 +57,14 @@ async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, rela
         add=tablet._own_entry(),
     )
     dispatch = DeviceConnection._dispatch
-    served: list[tuple[list[bytes], bytes]] = [([], fork), ([first], second)]
+    # One that names the approver as its author (signed by the laptop in its place).
+    posing = sign_device_list(
+        laptop._amk,
+        laptop._sign_key,
+        msgspec.structs.replace(open_device_list(fork, "alice", None), author=alice.device_id),
+    )
+    # And the approver's own earlier list (the one that added the laptop), then the fork on it.
+    served = [([], fork), ([first], second), ([], posing), ([before_removal], fork)]
 
     async def hostile(self, frame):
         if isinstance(frame, wire.FetchDeviceList) and self.device_id == tablet.device_id:
@@ -67,7 +74,7 @@ async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, rela
 
     monkeypatch.setattr(DeviceConnection, "_dispatch", hostile)
     await tablet.confirm_pairing()  # pins the account key, which the fork is signed with
-    for _ in range(2):
+    for _ in range(len(served)):
         try:
             known = await tablet.directory.refresh("alice")
         except UnknownUser:
@@ -81,3 +88,44 @@ async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, rela
     await alice.approve_device(tablet.device_id)
     await eventually(lambda: tablet.is_member and tablet.holds_account_key)
     assert tablet.own_devices().device_ids == {alice.device_id, tablet.device_id}
+
+
+async def _confirmed(accounts, alice, name: str = "Tablet"):
+    """A pending device that compared its code with ``alice`` and confirmed it."""
+    tablet = await accounts.pending("alice", name)
+    shown = _codes_on(tablet)
+    await tablet.offer_pairing()
+    code = await alice.pairing_code(tablet.device_id)
+    await eventually(lambda: shown == [code])
+    await tablet.confirm_pairing()
+    return tablet
+
+
+async def test_a_confirmed_device_finds_its_approval_behind_later_changes(accounts):
+    """The approver's list is the new device's first; it walks the account's lists from the
+    first to find it, past more than one page of earlier changes (here recovery codes), and
+    on to the changes another device made after it (which it was offline for). It stays online
+    while it waits for the approval (no list of its own account yet)."""
+    alice = await accounts.create("alice")
+    phone = await accounts.add_device(alice, "Phone")
+    for _ in range(wire.MAX_LISTS_BETWEEN):
+        await alice.setup_recovery()
+    tablet = await _confirmed(accounts, alice)
+    tablet = await accounts.reopen(tablet)
+    await tablet.wait_online()
+    await accounts.stop(tablet)
+    await alice.approve_device(tablet.device_id)
+    await eventually(lambda: phone.epochs.latest_seq() == alice.epochs.latest_seq())
+    await phone.setup_recovery()
+    tablet = await accounts.start(tablet)
+    await eventually(lambda: tablet.is_member and tablet.holds_account_key)
+    await eventually(lambda: tablet.own_devices().version == phone.own_devices().version)
+
+
+async def test_a_device_that_confirmed_a_code_can_still_restore_with_the_recovery_code(accounts):
+    alice = await accounts.create("alice")
+    code = await alice.setup_recovery()
+    tablet = await _confirmed(accounts, alice)
+    await tablet.restore(code=code)
+    assert tablet.is_member and tablet.holds_account_key
+    await eventually(lambda: tablet.device_id in alice.own_devices().device_ids)
