@@ -6,13 +6,17 @@ device that kept the account key."""
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from client.core.directory import UnknownUser
-from client.core.events import PairingCodeShown
+from client.core.events import DeviceListRefused, PairingCodeShown
+from client.core.link import RelayError
 from relay.server import DeviceConnection
 from shared import wire
 from shared.device_list import next_device_list, open_device_list, sign_device_list
-from tests.conftest import eventually
+from shared.recovery_code import virtual_device
+from tests.conftest import eventually, history
+from tests.e2e.test_list_authors import _comeback_epoch
 
 
 def _codes_on(client) -> list[str]:
@@ -129,3 +133,49 @@ async def test_a_device_that_confirmed_a_code_can_still_restore_with_the_recover
     await tablet.restore(code=code)
     assert tablet.is_member and tablet.holds_account_key
     await eventually(lambda: tablet.device_id in alice.own_devices().device_ids)
+
+
+async def test_a_rotated_recovery_code_authors_nothing(accounts, relay):
+    """Someone kept an old recovery code (and, through the epochs it opened, the account key).
+    After the user made a new code, the old one's virtual device may author no list: the relay
+    refuses it from a device logged in with the password, and a relay that stores it anyway is
+    refused by the account's other device and by a contact, which hold the list naming the new
+    code."""
+    alice = await accounts.create("alice")
+    phone = await accounts.add_device(alice, "Phone")
+    bob = await accounts.create("bob")
+    await bob.send_text("alice", "hello")
+    await eventually(lambda: len(history(phone, "bob")) == 1)
+    old = virtual_device(await alice.setup_recovery())
+    await alice.setup_recovery()
+    version, current_signed = relay.relay.store.device_list("alice")
+    await eventually(lambda: bob.directory.known("alice").version == version)
+    await eventually(lambda: phone.directory.known("alice").version == version)
+
+    intruder = await accounts.pending("alice", "Laptop")
+    current = open_device_list(current_signed, "alice", None)
+    comeback = next_device_list(
+        alice._amk, old.signing, current, current_signed, add=intruder._own_entry()
+    )
+    with pytest.raises(RelayError, match="not on the list it replaces"):
+        await intruder.link.request(
+            lambda rid: wire.PublishDeviceList(
+                rid=rid, signed_list=comeback, epoch=_comeback_epoch(alice, relay, comeback)
+            )
+        )
+    db = relay.relay.store._db
+    db.execute(
+        "UPDATE device_lists SET version = ?, signed_list = ? WHERE username = 'alice'",
+        (version + 1, comeback),
+    )
+    db.execute("INSERT INTO list_members VALUES ('alice', ?)", (intruder.device_id,))
+    db.commit()
+    relay.relay.forget_members("alice")
+    for client in (phone, bob):
+        refused = []
+        client.add_listener(
+            lambda e, r=refused: r.append(e) if isinstance(e, DeviceListRefused) else None
+        )
+        known = await client.directory.refresh("alice")
+        assert known.version == version and intruder.device_id not in known.device_ids
+        assert refused and "not on the list it replaces" in refused[0].reason
