@@ -5,15 +5,19 @@ device that kept the account key."""
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 import pytest
 
+from client.core import client as client_module
 from client.core.directory import UnknownUser
 from client.core.events import DeviceListRefused, PairingCodeShown
 from client.core.link import RelayError
 from relay.server import DeviceConnection
 from shared import wire
 from shared.device_list import next_device_list, open_device_list, sign_device_list
+from shared.envelope import new_message_id
 from shared.recovery_code import virtual_device
 from tests.conftest import eventually, history
 from tests.e2e.test_list_authors import _comeback_epoch
@@ -179,3 +183,33 @@ async def test_a_rotated_recovery_code_authors_nothing(accounts, relay):
         known = await client.directory.refresh("alice")
         assert known.version == version and intruder.device_id not in known.device_ids
         assert refused and "not on the list it replaces" in refused[0].reason
+
+
+async def test_a_relay_that_gives_two_messages_of_one_device_the_same_time_changes_nothing(
+    accounts, relay, monkeypatch
+):
+    """Two messages bob's device sent within one millisecond (their ids then differ only in
+    their random part), given the same time by the relay: the conversation's order within one
+    time is the message ids', which is not bob's, so his order must come from his counter."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    await bob.send_text("alice", "hi")
+    await eventually(lambda: len(history(alice, "bob")) == 1)
+    await accounts.stop(alice)
+    now = int(time.time() * 1000)
+    ids = iter([new_message_id(now, b"\xff" * 10), new_message_id(now, bytes(10))])
+    monkeypatch.setattr(client_module, "new_message_id", lambda: next(ids))
+    await bob.send_text("alice", "first")
+    await bob.send_text("alice", "second")
+    monkeypatch.undo()
+    db = relay.relay.store._db
+    queued = lambda: db.execute(  # noqa: E731
+        "SELECT seq, server_ts FROM queue WHERE device_id = ? ORDER BY seq", (alice.device_id,)
+    ).fetchall()
+    await eventually(lambda: len(queued()) == 2)
+    (_, same), (second, _) = queued()
+    db.execute("UPDATE queue SET server_ts = ? WHERE seq = ?", (same, second))
+    db.commit()
+    alice = await accounts.start(alice)
+    await eventually(lambda: len(history(alice, "bob")) == 3)
+    assert [body for _, _, body in history(alice, "bob")] == ["hi", "first", "second"]
