@@ -185,31 +185,40 @@ async def test_a_rotated_recovery_code_authors_nothing(accounts, relay):
         assert refused and "not on the list it replaces" in refused[0].reason
 
 
-async def test_a_relay_that_gives_two_messages_of_one_device_the_same_time_changes_nothing(
-    accounts, relay, monkeypatch
+@pytest.mark.parametrize("delivered", [(0, 1), (1, 0), (2, 0, 1), (2, 3, 0, 1)])
+async def test_a_relay_that_gives_one_devices_messages_the_same_time_changes_nothing(
+    accounts, relay, monkeypatch, delivered
 ):
-    """Two messages bob's device sent within one millisecond (their ids then differ only in
-    their random part), given the same time by the relay: the conversation's order within one
-    time is the message ids', which is not bob's, so his order must come from his counter."""
+    """Messages bob's device sent within one millisecond (their ids then differ only in their
+    random part), all given one time by the relay and delivered in the order ``delivered``: the
+    conversation's order within one time is the message ids', which is not bob's, so his order
+    must come from his counter (a message placed between two moves the next ones on)."""
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
     await bob.send_text("alice", "hi")
     await eventually(lambda: len(history(alice, "bob")) == 1)
     await accounts.stop(alice)
     now = int(time.time() * 1000)
-    ids = iter([new_message_id(now, b"\xff" * 10), new_message_id(now, bytes(10))])
+    sent = [f"number {i}" for i in range(len(delivered))]
+    # Ids in the reverse of bob's order: what two ids of one millisecond are half the time.
+    ids = iter([new_message_id(now, bytes([15 - 4 * i]) * 10) for i in range(len(sent))])
     monkeypatch.setattr(client_module, "new_message_id", lambda: next(ids))
-    await bob.send_text("alice", "first")
-    await bob.send_text("alice", "second")
+    for text in sent:
+        await bob.send_text("alice", text)
     monkeypatch.undo()
     db = relay.relay.store._db
     queued = lambda: db.execute(  # noqa: E731
-        "SELECT seq, server_ts FROM queue WHERE device_id = ? ORDER BY seq", (alice.device_id,)
+        "SELECT seq, server_ts, payload FROM queue WHERE device_id = ? ORDER BY seq",
+        (alice.device_id,),
     ).fetchall()
-    await eventually(lambda: len(queued()) == 2)
-    (_, same), (second, _) = queued()
-    db.execute("UPDATE queue SET server_ts = ? WHERE seq = ?", (same, second))
+    await eventually(lambda: len(queued()) == len(sent))
+    rows = queued()
+    for (seq, _, _), index in zip(rows, delivered, strict=True):
+        db.execute(
+            "UPDATE queue SET server_ts = ?, payload = ? WHERE seq = ?",
+            (rows[0][1], rows[index][2], seq),
+        )
     db.commit()
     alice = await accounts.start(alice)
-    await eventually(lambda: len(history(alice, "bob")) == 3)
-    assert [body for _, _, body in history(alice, "bob")] == ["hi", "first", "second"]
+    await eventually(lambda: len(history(alice, "bob")) == 1 + len(sent))
+    assert [body for _, _, body in history(alice, "bob")] == ["hi", *sent]
