@@ -416,7 +416,7 @@ class AriadneClient:
             except UnknownUser:
                 if self._amk is not None:
                     await self._publish_first_device_list()
-                elif self._store.get("approver") is None:
+                elif self._store.get("approvers") is None:
                     raise
                 # else: a confirmed device whose approver has not published its list yet
         if self.is_member:
@@ -615,7 +615,7 @@ class AriadneClient:
             self.directory.forget(self.username)
         self._store.put("amk_public", amk.public)
         # The code, not a pairing exchange, makes this device a member: no approver's list.
-        self._store.put("approver", None)
+        self._store.put("approvers", None)
         own = await self.directory.refresh(self.username)
         own_signed = self.directory.signed(self.username)
         self.epochs.accept(recovered.epochs, own_signed, 0)
@@ -761,8 +761,10 @@ class AriadneClient:
         signed by another key changes nothing."""
         approver = self.pairing.confirm()
         self._store.put("amk_public", approver.amk_public)
-        # Its first own list must be the one this approver makes (Directory._first_own).
-        self._store.put("approver", approver.device_id)
+        # Its first own list must be one that an approver whose code it confirmed makes
+        # (Directory._first_own): this one, or one of an earlier exchange that still approves.
+        earlier = str(self._store.get("approvers") or "")
+        self._store.put("approvers", f"{earlier} {approver.device_id}".strip())
         self._store.commit()
         with contextlib.suppress(UnknownUser):
             await self._refresh_own()  # the approval may already be there

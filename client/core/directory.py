@@ -65,7 +65,7 @@ class Directory:
         current = self.known(username)
         # A device approved by pairing walks its account's lists from the first, to find the
         # one its approver made (see _first_own).
-        since = current.version if current else (0 if self._approver(username) else None)
+        since = current.version if current else (0 if self._approvers(username) else None)
         while True:
             answer = await self._link.request(
                 lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s)
@@ -116,8 +116,8 @@ class Directory:
                 if username != self._store.get("username"):
                     return self._hold_key_change(username, signed)
                 raise VerificationError("device list is signed by a different account key")
-            approver = self._approver(username) if current is None else None
-            if approver is not None and not self._first_own(new, signed, approver):
+            approvers = self._approvers(username) if current is None else None
+            if approvers is not None and not self._first_own(new, signed, approvers):
                 return None
             if not check_successor(current, current_signed, new, signed):
                 return current
@@ -144,22 +144,22 @@ class Directory:
         )
         return new
 
-    def _approver(self, username: str) -> str | None:
-        """The device whose pairing code this (new) device confirmed, while it has no list of its
-        own account yet."""
-        approver = self._store.get("approver")
-        if username != self._store.get("username") or not isinstance(approver, str):
+    def _approvers(self, username: str) -> frozenset[str] | None:
+        """The devices whose pairing codes this (new) device confirmed, while it has no list of
+        its own account yet."""
+        approvers = self._store.get("approvers")
+        if username != self._store.get("username") or not isinstance(approvers, str):
             return None
-        return approver
+        return frozenset(approvers.split())
 
-    def _first_own(self, new: DeviceList, signed: bytes, approver: str) -> bool:
+    def _first_own(self, new: DeviceList, signed: bytes, approvers: frozenset[str]) -> bool:
         """Is ``new`` the list that approved this device? A new device never saw its account's
         earlier lists, so it cannot judge their authors: a removed device that kept the account
         key could fork the list from one it was still on and add this device to the fork. So
-        the first list is the one the approver whose code the user confirmed made (its keys are
+        the first list is one that an approver whose code the user confirmed made (its keys are
         the ones the code covered: its id is derived from its key), naming this device; later
         ones follow by the author rule."""
-        if new.author != approver or new.entry(str(self._store.get("device_id"))) is None:
+        if new.author not in approvers or new.entry(str(self._store.get("device_id"))) is None:
             log.info("not taking a list of this account that its approver did not make")
             return False
         check_author(new, new, signed)  # signed by the approver's key, as the list names it

@@ -222,3 +222,19 @@ async def test_a_relay_that_gives_one_devices_messages_the_same_time_changes_not
     alice = await accounts.start(alice)
     await eventually(lambda: len(history(alice, "bob")) == 1 + len(sent))
     assert [body for _, _, body in history(alice, "bob")] == ["hi", *sent]
+
+
+async def test_an_approval_from_an_earlier_confirmed_exchange_is_still_taken(accounts):
+    """The tablet confirmed the desktop's code, asked again and confirmed the phone's; the
+    desktop, whose compared code is still fresh, approves: the tablet takes its list (both
+    approvers' keys were covered by a code the user confirmed)."""
+    alice = await accounts.create("alice")
+    phone = await accounts.add_device(alice, "Phone")
+    tablet = await _confirmed(accounts, alice)
+    shown = _codes_on(tablet)
+    await tablet.offer_pairing()
+    code = await phone.pairing_code(tablet.device_id)
+    await eventually(lambda: shown == [code])
+    await tablet.confirm_pairing()
+    await alice.approve_device(tablet.device_id)
+    await eventually(lambda: tablet.is_member and tablet.holds_account_key)
