@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -51,6 +50,14 @@ from client.core.link import Backoff, Offline, RelayError, RelayLink
 from client.core.mailbox import Mailbox
 from client.core.ordering import place
 from client.core.pairing import Pairing
+from client.core.profile import (
+    DeviceRole,
+    Profile,
+    ProfileState,
+    Registration,
+    next_role,
+    write_new_profile,
+)
 from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
 from shared import pairing, wire
@@ -145,15 +152,16 @@ class AriadneClient:
     ) -> None:
         self.profile_dir = profile_dir
         self._store = store
-        self.username = str(store.get("username"))
-        self.device_id = str(store.get("device_id"))
-        self.device_name = str(store.get("device_name"))
-        self.relay_url = str(store.get("relay_url"))
-        self._sign_key = SigningKey(bytes(store.get("sign_seed")))  # type: ignore[arg-type]
-        self._storage_key = StorageKey(bytes(store.get("storage_seed")))  # type: ignore[arg-type]
-        amk_seed = store.get("amk_seed")
-        self._amk = SigningKey(amk_seed) if isinstance(amk_seed, bytes) else None
-        self._x3dh = load_x3dh_state(str(store.get("x3dh_state")))
+        self.profile = Profile.read(store)
+        self._state = ProfileState(store)
+        self.username = self.profile.username
+        self.device_id = self.profile.device_id
+        self.device_name = self.profile.device_name
+        self.relay_url = self.profile.relay_url
+        self._sign_key = self.profile.sign_key
+        self._storage_key = self.profile.storage_key
+        self._amk = self._state.account_key
+        self._x3dh = load_x3dh_state(self._state.x3dh_state)
         self._password = password  # only until the relay accepted the registration
         self._listeners: list[Callable[[Event], None]] = []
         self.link = RelayLink(
@@ -164,7 +172,14 @@ class AriadneClient:
             self._on_login,
             backoff,
         )
-        self.directory = Directory(store, self.link, self._emit, self._device_list_changed)
+        self.directory = Directory(
+            store,
+            self.link,
+            self._emit,
+            self._device_list_changed,
+            own_username=self.username,
+            own_device=self.device_id,
+        )
         self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
         self.epochs = EpochBook(
             store,
@@ -183,7 +198,6 @@ class AriadneClient:
         self.send_notes: dict[bytes, str] = {}
         self._mailbox_wake = asyncio.Event()
         self._epoch_lock = asyncio.Lock()
-        self._became_full = False  # set when an approved device opens its first grant
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[object]] = set()
         self._closed = False
@@ -196,7 +210,7 @@ class AriadneClient:
         relay_url: str,
         username: str,
         device_name: str,
-        registration: str,
+        registration: Registration | str,
         with_amk: bool,
         encrypt: bool = True,
     ) -> ProfileStore:
@@ -206,27 +220,18 @@ class AriadneClient:
         sign_key = SigningKey.generate()
         x3dh = new_x3dh_state()
         x3dh.generate_pre_keys(PRE_KEY_BATCH)
-        values: dict[str, object] = {
-            "username": username,
-            "device_name": device_name,
-            "relay_url": relay_url,
-            "device_id": device_id_for(sign_key.public),
-            "sign_seed": sign_key.seed,
-            "storage_seed": StorageKey.generate().private,
-            "x3dh_state": dump_x3dh_state(x3dh),
-            "registration": registration,
-            "keys_published": 0,
-        }
-        if with_amk:
-            amk = SigningKey.generate()
-            values |= {
-                "amk_seed": amk.seed,
-                "amk_public": amk.public,
-                "thread_key": os.urandom(32),
-            }
-        with store.transaction():
-            for key, value in values.items():
-                store.put(key, value)  # type: ignore[arg-type]
+        identity = Profile(
+            username=username,
+            device_id=device_id_for(sign_key.public),
+            device_name=device_name,
+            relay_url=relay_url,
+            sign_key=sign_key,
+            storage_key=StorageKey.generate(),
+        )
+        account_key = SigningKey.generate() if with_amk else None
+        write_new_profile(
+            store, identity, dump_x3dh_state(x3dh), Registration(registration), account_key
+        )
         return store
 
     @classmethod
@@ -242,7 +247,9 @@ class AriadneClient:
         timeout: float = 30.0,
     ) -> AriadneClient:
         """Create an account with this as its first device, which holds the account master key."""
-        store = cls._new_profile(profile_dir, relay_url, username, device_name, "create", True)
+        store = cls._new_profile(
+            profile_dir, relay_url, username, device_name, Registration.CREATE, True
+        )
         return await cls._register(profile_dir, store, password, backoff, timeout)
 
     @classmethod
@@ -259,7 +266,9 @@ class AriadneClient:
     ) -> AriadneClient:
         """Log in to an existing account from a new device. The device is *pending* (it receives
         nothing) until one of the account's devices approves it."""
-        store = cls._new_profile(profile_dir, relay_url, username, device_name, "add", False)
+        store = cls._new_profile(
+            profile_dir, relay_url, username, device_name, Registration.ADD, False
+        )
         return await cls._register(profile_dir, store, password, backoff, timeout)
 
     @classmethod
@@ -296,7 +305,7 @@ class AriadneClient:
         store = ProfileStore(profile_dir)
         if relay_url is not None:
             with store.transaction():
-                store.put("relay_url", relay_url)
+                ProfileState(store).set_relay_url(relay_url)
         client = cls(profile_dir, store, backoff)
         client.start()
         return client
@@ -363,14 +372,12 @@ class AriadneClient:
             state is ConnectionState.FAILED
             and error is not None
             and error.code == "unknown_device"
-            and self._store.get("was_member")
+            and self._state.role.is_member
         ):
-            self._mark_removed()
+            self._take_role(DeviceRole.REMOVED)
 
-    def _mark_removed(self) -> None:
-        if not self._store.get("removed"):
-            with self._store.transaction():
-                self._store.put("removed", 1)
+    def _take_role(self, role: DeviceRole) -> None:
+        if self._state.move_to(role) and role is DeviceRole.REMOVED:
             self._emit(DeviceRemoved(self.username))
 
     @property
@@ -381,7 +388,7 @@ class AriadneClient:
     @property
     def removed(self) -> bool:
         """This device was removed from its account (it cannot read anything new)."""
-        return bool(self._store.get("removed"))
+        return self._state.role is DeviceRole.REMOVED
 
     async def delete_local_data(self) -> None:
         """Close and delete this profile: messages, keys, everything this device held."""
@@ -393,8 +400,8 @@ class AriadneClient:
 
     def _login_frame(self, nonce: bytes, rid: int) -> wire.Frame:
         signature = sign_login(self._sign_key, nonce, self.username, self.device_id)
-        registration = self._store.get("registration")
-        if registration == "done":
+        registration = self._state.registration
+        if registration is Registration.DONE:
             return wire.Resume(
                 rid=rid, username=self.username, device_id=self.device_id, signature=signature
             )
@@ -406,7 +413,7 @@ class AriadneClient:
             sign_public=self._sign_key.public,
             storage_key=self._storage_key.public,
         )
-        if registration == "create":
+        if registration is Registration.CREATE:
             assert self._amk is not None
             return wire.CreateAccount(
                 rid=rid,
@@ -425,11 +432,11 @@ class AriadneClient:
         )
 
     async def _on_login(self, welcome: wire.Welcome) -> None:
-        if self._store.get("registration") != "done":
+        if self._state.registration is not Registration.DONE:
             with self._store.transaction():
-                self._store.put("registration", "done")
+                self._state.set_registered()
             self._password = None
-        if not self._store.get("keys_published"):
+        if not self._state.keys_published:
             await self._publish_keys(top_up=False)
         elif welcome.one_time_pre_keys_left < PRE_KEYS_LOW:
             await self._publish_keys(top_up=True)
@@ -440,7 +447,7 @@ class AriadneClient:
             except UnknownUser:
                 if self._amk is not None:
                     await self._publish_first_device_list()
-                elif self._store.get("approvers") is None:
+                elif self._state.approvers is None:
                     raise
                 # else: a confirmed device whose approver has not published its list yet
         if self.is_member:
@@ -453,7 +460,7 @@ class AriadneClient:
         if top_up:
             async with self._store.transaction():  # private halves are safe before the public
                 self._x3dh.generate_pre_keys(PRE_KEY_BATCH)  # ones leave
-                self._store.put("x3dh_state", dump_x3dh_state(self._x3dh))
+                self._state.set_x3dh_state(dump_x3dh_state(self._x3dh))
         bundle = self._x3dh.bundle
         await self.link.request(
             lambda rid: wire.PublishKeys(
@@ -466,7 +473,7 @@ class AriadneClient:
             expect=wire.Ok,
         )
         with self._store.transaction():
-            self._store.put("keys_published", 1)
+            self._state.set_keys_published()
 
     def _own_entry(self) -> DeviceEntry:
         return DeviceEntry(
@@ -508,27 +515,27 @@ class AriadneClient:
     def _account_public(self) -> bytes | None:
         """The account key this device trusts: its own if it holds it, else the one its verified
         own device list is signed with."""
-        pinned = self._store.get("amk_public")
-        if isinstance(pinned, bytes):
+        pinned = self._state.pinned_account_public
+        if pinned is not None:
             return pinned
         own = self.directory.known(self.username)
         return own.amk_public if own else None
 
     def _account_secrets(self) -> AccountSecrets:
-        thread_key = self._store.get("thread_key")
-        assert self._amk is not None and isinstance(thread_key, bytes)
+        thread_key = self._state.thread_key
+        assert self._amk is not None and thread_key is not None
         return AccountSecrets(amk_seed=self._amk.seed, thread_key=thread_key)
 
     def _on_secrets(self, secrets: AccountSecrets) -> None:
-        """An epoch's account box opened: this device now holds the account key (it became a
-        full member) and the thread key. Committed with the epoch by the caller."""
+        """An epoch's account box opened: this device now holds the account key (a member
+        becomes a full member) and the thread key. Committed with the epoch by the caller."""
         if self._amk is None:
             self._amk = SigningKey(secrets.amk_seed)
-            self._store.put("amk_seed", secrets.amk_seed)
-            self._store.put("amk_public", self._amk.public)
-            self._became_full = True
-        if self._store.get("thread_key") is None:
-            self._store.put("thread_key", secrets.thread_key)
+            self._state.set_account_key(self._amk)
+            if self._state.role is DeviceRole.MEMBER:
+                self._take_role(DeviceRole.FULL)
+        if self._state.thread_key is None:
+            self._state.set_thread_key(secrets.thread_key)
 
     async def _refresh_own(self) -> None:
         """The account's device list or epochs changed: learn both (a device just approved
@@ -541,10 +548,11 @@ class AriadneClient:
         """Learn new epochs. A chain that does not end at the newest own device list may just be
         a race with a change in progress: refetch the list and try once more before refusing."""
         async with self._epoch_lock:
+            before = self._state.role
             await self._refresh_epochs_locked()
-        if self._became_full:
+            became_full = before is DeviceRole.MEMBER and self._state.role is DeviceRole.FULL
+        if became_full:
             # Approved by another device: this device now holds the root, so the history.
-            self._became_full = False
             self._in_background(self.load_conversations())
 
     async def _refresh_epochs_locked(self) -> None:
@@ -593,7 +601,7 @@ class AriadneClient:
             raise PermissionError("only a full member device can set up recovery")
         if pin is not None:
             check_pin(pin)
-        code = generate_recovery_code(int(self._store.get("codes_made") or 0))
+        code = generate_recovery_code(self._state.codes_made)
         virtual = virtual_device(code)
         member = EpochMember(
             member_id=virtual.member_id,
@@ -615,7 +623,7 @@ class AriadneClient:
         await self._publish_device_list(signed, [member])
         self._share_device_list(signed)
         with self._store.transaction():
-            self._store.put("codes_made", int(self._store.get("codes_made") or 0) + 1)
+            self._state.count_code_made()
         return code
 
     async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
@@ -643,15 +651,14 @@ class AriadneClient:
             if known is not None and known.amk_public != amk.public:
                 log.warning("the relay showed this device another account key; using the code's")
                 self.directory.forget(self.username)
-            self._store.put("amk_public", amk.public)
+            self._state.pin_account_public(amk.public)
             # The code, not a pairing exchange, makes this device a member: no approver's list.
-            self._store.put("approvers", None)
+            self._state.forget_approvers()
             own = await self.directory.refresh(self.username)
             own_signed = self.directory.signed(self.username)
             self.epochs.accept(recovered.epochs, own_signed, 0)
             self._store.set_epoch_root(self.epochs.latest_seq(), recovered.root)
-            self._on_secrets(recovered.secrets)
-            self._became_full = False  # the history is loaded below, not in the background
+            self._on_secrets(recovered.secrets)  # still pending: history is loaded below
         # Authored by the code's virtual device, which the current list names: the only author
         # a device that is on no list yet can show.
         signed = next_device_list(
@@ -701,10 +708,8 @@ class AriadneClient:
         """Everyone sees when a user's devices change: a system line in the conversations
         concerned (with that user, or all of one's own when it is one's own list)."""
         if new.username == self.username:
-            if new.entry(self.device_id) is not None:
-                self._store.put("was_member", 1)
-            elif old is not None and old.entry(self.device_id) is not None:
-                self._mark_removed()
+            listed = new.entry(self.device_id) is not None
+            self._take_role(next_role(self._state.role, listed, self._amk is not None))
         if old is None:
             return  # first contact: nothing changed from the user's point of view
         if old.amk_public != new.amk_public:
@@ -745,7 +750,14 @@ class AriadneClient:
         now = time.time_ns() // 1000
         for thread in threads:
             message = StoredMessage(
-                new_message_id(), thread, "", "", now // 1000, now, line, MessageStatus.SYSTEM
+                message_id=new_message_id(),
+                thread=thread,
+                sender_user="",
+                sender_device="",
+                sent_at=now // 1000,
+                server_ts=now,
+                body=line,
+                status=MessageStatus.SYSTEM,
             )
             self._store.insert_message(message)
             self._emit(MessageReceived(message))
@@ -753,8 +765,11 @@ class AriadneClient:
     @property
     def is_member(self) -> bool:
         """Whether this device is on its account's verified device list (else it is pending)."""
-        own = self.directory.known(self.username)
-        return own is not None and own.entry(self.device_id) is not None
+        return self._state.role.is_member
+
+    @property
+    def role(self) -> DeviceRole:
+        return self._state.role
 
     @property
     def holds_account_key(self) -> bool:
@@ -789,11 +804,10 @@ class AriadneClient:
         signed by another key changes nothing."""
         approver = self.pairing.confirm()
         with self._store.transaction():
-            self._store.put("amk_public", approver.amk_public)
+            self._state.pin_account_public(approver.amk_public)
             # Its first own list must be one that an approver whose code it confirmed makes
             # (Directory._first_own): this one, or one of an earlier exchange that still approves.
-            earlier = str(self._store.get("approvers") or "")
-            self._store.put("approvers", f"{earlier} {approver.device_id}".strip())
+            self._state.add_approver(approver.device_id)
         with contextlib.suppress(UnknownUser):
             await self._refresh_own()  # the approval may already be there
 
@@ -1095,8 +1109,7 @@ class AriadneClient:
         """This device as the sender of its next payload. The counter goes up by one per payload
         in the order payloads enter the outbox, which sends them in that order (committed by the
         caller together with the outbox entry)."""
-        counter = int(self._store.get("send_counter") or 0) + 1
-        self._store.put("send_counter", counter)
+        counter = self._state.next_send_counter()
         return Origin(user=self.username, device=self.device_id, counter=counter)
 
     def _sent_in_order(self, message_id: bytes, server_ts: int) -> int:
@@ -1368,14 +1381,14 @@ class AriadneClient:
             if from_self and thread == self.username:
                 return []
             message = StoredMessage(
-                payload.message_id,
-                thread,
-                deliver.sender_user,
-                deliver.sender_device,
-                payload.sent_at,
-                deliver.server_ts,
-                payload.body,
-                MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
+                message_id=payload.message_id,
+                thread=thread,
+                sender_user=deliver.sender_user,
+                sender_device=deliver.sender_device,
+                sent_at=payload.sent_at,
+                server_ts=deliver.server_ts,
+                body=payload.body,
+                status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
             )
             if not self._store.insert_message(message):
                 return []  # a duplicate: already shown
@@ -1431,14 +1444,14 @@ class AriadneClient:
             "could not decrypt envelope %d from %s: %s", deliver.seq, deliver.sender_device, reason
         )
         placeholder = StoredMessage(
-            new_message_id(),
-            deliver.sender_user,
-            deliver.sender_user,
-            deliver.sender_device,
-            deliver.server_ts // 1000,
-            deliver.server_ts,
-            "",
-            MessageStatus.UNDECRYPTABLE,
+            message_id=new_message_id(),
+            thread=deliver.sender_user,
+            sender_user=deliver.sender_user,
+            sender_device=deliver.sender_device,
+            sent_at=deliver.server_ts // 1000,
+            server_ts=deliver.server_ts,
+            body="",
+            status=MessageStatus.UNDECRYPTABLE,
         )
         self._store.insert_message(placeholder)
         return [

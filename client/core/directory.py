@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from client.core.events import ContactKeyChanged, DeviceListChanged, DeviceListRefused, Event
 from client.core.port import RelayPort
+from client.core.profile import ProfileState
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.device_list import DeviceList, check_author, check_successor, open_device_list
@@ -35,8 +36,14 @@ class Directory:
         link: RelayPort,
         emit: Callable[[Event], None],
         on_change: Callable[[DeviceList | None, DeviceList], None] | None = None,
+        *,
+        own_username: str,
+        own_device: str,
     ) -> None:
         self._store = store
+        self._state = ProfileState(store)
+        self._own_username = own_username
+        self._own_device = own_device
         self._link = link
         self._emit = emit
         self._on_change = on_change
@@ -104,7 +111,7 @@ class Directory:
         current = self.known(username)
         current_signed = self._cache[username][1] if current else None
         pinned = self._pinned_amk(username, current)
-        if pinned is None and username == self._store.get("username"):
+        if pinned is None and username == self._own_username:
             # A new device's own account key comes from the pairing code the user confirmed
             # (or the recovery code), never from whatever list the relay shows it first.
             log.info("not trusting a list of this device's own account before its key is known")
@@ -113,7 +120,7 @@ class Directory:
             new = open_device_list(signed, username, None)  # signed by the key it names
             self._check_devices_are_theirs(new)
             if pinned is not None and new.amk_public != pinned:
-                if username != self._store.get("username"):
+                if username != self._own_username:
                     return self._hold_key_change(username, signed)
                 raise VerificationError("device list is signed by a different account key")
             approvers = self._approvers(username) if current is None else None
@@ -147,10 +154,7 @@ class Directory:
     def _approvers(self, username: str) -> frozenset[str] | None:
         """The devices whose pairing codes this (new) device confirmed, while it has no list of
         its own account yet."""
-        approvers = self._store.get("approvers")
-        if username != self._store.get("username") or not isinstance(approvers, str):
-            return None
-        return frozenset(approvers.split())
+        return self._state.approvers if username == self._own_username else None
 
     def _first_own(self, new: DeviceList, signed: bytes, approvers: frozenset[str]) -> bool:
         """Is ``new`` the list that approved this device? A new device never saw its account's
@@ -159,7 +163,7 @@ class Directory:
         the first list is one that an approver whose code the user confirmed made (its keys are
         the ones the code covered: its id is derived from its key), naming this device; later
         ones follow by the author rule."""
-        if new.author not in approvers or new.entry(str(self._store.get("device_id"))) is None:
+        if new.author not in approvers or new.entry(self._own_device) is None:
             log.info("not taking a list of this account that its approver did not make")
             return False
         check_author(new, new, signed)  # signed by the approver's key, as the list names it
@@ -215,8 +219,8 @@ class Directory:
     def _pinned_amk(self, username: str, current: DeviceList | None) -> bytes | None:
         if current is not None:
             return current.amk_public
-        own = self._store.get("amk_public")
-        if username == self._store.get("username") and isinstance(own, bytes):
+        own = self._state.pinned_account_public
+        if username == self._own_username and own is not None:
             return own
         return None
 

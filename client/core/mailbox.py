@@ -20,6 +20,7 @@ from collections.abc import Callable
 from client.core.epochs import EpochBook
 from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
 from client.core.port import RelayPort
+from client.core.profile import ProfileState
 from client.core.storage import MailboxCursor, ProfileStore
 from shared import wire
 from shared.errors import ProtocolError
@@ -42,6 +43,7 @@ class Mailbox:
         emit: Callable[[Event], None],
     ) -> None:
         self._store = store
+        self._state = ProfileState(store)
         self._link = link
         self._epochs = epochs
         self.username = username
@@ -51,8 +53,8 @@ class Mailbox:
     def thread_id(self, thread: str) -> bytes:
         tid = self._thread_ids.get(thread)
         if tid is None:
-            key = self._store.get("thread_key")
-            assert isinstance(key, bytes), "the account's thread key is not known yet"
+            key = self._state.thread_key
+            assert key is not None, "the account's thread key is not known yet"
             tid = self._thread_ids[thread] = thread_id(key, thread)
         return tid
 
@@ -64,7 +66,7 @@ class Mailbox:
         saved = 0
         while True:
             latest = self._epochs.latest()
-            if latest is None or not isinstance(self._store.get("thread_key"), bytes):
+            if latest is None or self._state.thread_key is None:
                 return saved  # not a member with a root yet: keep them marked
             seq = latest[0].seq
             key = self._epochs.mailbox_key(seq)
@@ -196,23 +198,23 @@ class Mailbox:
         except (ProtocolError, LookupError) as exc:
             log.info("a mailbox item did not open: %s", exc)
             return StoredMessage(
-                item.message_id,
-                thread or "",
-                "",
-                "",
-                item.ts // 1000,
-                item.ts,
-                "",
-                MessageStatus.UNDECRYPTABLE,
+                message_id=item.message_id,
+                thread=thread or "",
+                sender_user="",
+                sender_device="",
+                sent_at=item.ts // 1000,
+                server_ts=item.ts,
+                body="",
+                status=MessageStatus.UNDECRYPTABLE,
             )
         own = saved.sender_user == self.username
         return StoredMessage(
-            item.message_id,
-            saved.thread,
-            saved.sender_user,
-            saved.sender_device,
-            saved.sent_at,
-            saved.server_ts,
-            saved.body,
-            MessageStatus.SENT if own else MessageStatus.READ,
+            message_id=item.message_id,
+            thread=saved.thread,
+            sender_user=saved.sender_user,
+            sender_device=saved.sender_device,
+            sent_at=saved.sent_at,
+            server_ts=saved.server_ts,
+            body=saved.body,
+            status=MessageStatus.SENT if own else MessageStatus.READ,
         )

@@ -15,6 +15,7 @@ import asyncio
 from dataclasses import dataclass
 
 from client.core.port import RelayError, RelayPort
+from client.core.profile import ProfileState
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.epoch import (
@@ -45,12 +46,13 @@ class Recovered:
 async def _vault_key(link: RelayPort, store: ProfileStore) -> bytes:
     """The vault's key, pinned on first use (a real deployment ships it in the app)."""
     answer = await link.request(lambda rid: wire.FetchVaultKey(rid=rid), expect=wire.VaultKey)
-    pinned = store.get("vault_public")
-    if isinstance(pinned, bytes) and pinned != answer.public:
+    state = ProfileState(store)
+    pinned = state.vault_public
+    if pinned is not None and pinned != answer.public:
         raise VerificationError("the relay presents a different vault key than before")
     if pinned is None:
         with store.transaction():
-            store.put("vault_public", answer.public)
+            state.pin_vault_public(answer.public)
     return answer.public
 
 

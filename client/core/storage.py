@@ -156,7 +156,14 @@ class OutboxItem(NamedTuple):
 
 def _message(row: tuple) -> StoredMessage:
     return StoredMessage(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], MessageStatus(row[7])
+        message_id=row[0],
+        thread=row[1],
+        sender_user=row[2],
+        sender_device=row[3],
+        sent_at=row[4],
+        server_ts=row[5],
+        body=row[6],
+        status=MessageStatus(row[7]),
     )
 
 
