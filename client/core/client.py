@@ -1,16 +1,15 @@
-"""The client engine: one device of one account (design brief §4.1–4.4).
+"""The client engine's façade: one device of one account, the API the GUI and the tests use.
 
-:class:`AriadneClient` ties the pieces together and is the API the GUI and the tests use:
+:class:`AriadneClient` builds the engine's concerns around one :class:`~client.core.context.
+ClientContext` (store, relay port, profile, events, background tasks), routes the relay's pushes
+to them, and keeps today's public API:
 
-- **Inbox.** Envelopes pushed by the relay are decrypted in order, in batches. For each batch the
-  ratchet steps, used one-time pre-keys and messages are committed in one transaction, and only
-  then acknowledged, so a crash at any point loses nothing (the relay redelivers what was not
-  acknowledged; duplicates are recognised by the ratchet and by message id).
-- **Outbox.** A composed message is stored first (state "sending"), then encrypted to every
-  device on the recipient's and on our own verified device lists; the advanced ratchets are
-  committed *before* the envelopes leave, so a message key is never used twice. If the relay says
-  the fan-out does not match the current devices, the signed lists are fetched again and the send
-  retried.
+- :mod:`~client.core.inbox`: envelopes pushed by the relay, decrypted in batches, each batch one
+  transaction, acknowledged only once committed.
+- :mod:`~client.core.outbox`: sending, fan-out, receipts and read state.
+- :mod:`~client.core.timeline`: each sender's own order, and the system lines.
+- here: login and keys, the device's role (:mod:`~client.core.profile`), its own device list,
+  pairing and removal, epochs and the mailbox, recovery and restore.
 - **Events.** Everything the user should see is an :mod:`client.core.events` event.
 """
 
@@ -18,37 +17,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from client.core import recovery
 from client.core.at_rest import KeyPlace, forget_key
+from client.core.context import ClientContext
 from client.core.directory import Directory, UnknownUser
 from client.core.epochs import EpochBook, upload
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
-    DecryptionFailed,
-    DeliveryUpdated,
     DeviceRemoved,
     EpochChainRefused,
     Event,
-    MessageQueued,
-    MessageReceived,
-    MessageStatus,
-    OutOfOrderDelivery,
     PairingRequested,
     RelayLimitReached,
-    SendDeferred,
     StoredMessage,
 )
+from client.core.inbox import Inbox
 from client.core.link import Backoff, Offline, RelayError, RelayLink
 from client.core.mailbox import Mailbox
-from client.core.ordering import place
+from client.core.outbox import Outbox
+from client.core.outbox import SendBlocked as SendBlocked
+from client.core.outbox import SendError as SendError
+from client.core.outbox import SendLater as SendLater
 from client.core.pairing import Pairing
 from client.core.profile import (
     DeviceRole,
@@ -60,6 +56,7 @@ from client.core.profile import (
 )
 from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
+from client.core.timeline import Timeline
 from shared import pairing, wire
 from shared.auth import sign_login
 from shared.boxes import StorageKey
@@ -70,25 +67,9 @@ from shared.device_list import (
     next_device_list,
     open_device_list,
 )
-from shared.envelope import (
-    MAX_TEXT,
-    DeviceListUpdate,
-    Origin,
-    Payload,
-    Receipt,
-    Text,
-    decode_payload,
-    decode_sealed,
-    encode_payload,
-    encode_sealed,
-    new_message_id,
-)
 from shared.epoch import AccountSecrets, EpochMember
 from shared.errors import (
-    DecryptionError,
-    DuplicateMessage,
     VerificationError,
-    WireError,
 )
 from shared.identity import SigningKey, device_id_for
 from shared.pin import check_pin
@@ -101,12 +82,6 @@ log = logging.getLogger("ariadne.client")
 
 PRE_KEY_BATCH = 100
 PRE_KEYS_LOW = 20
-INBOX_BATCH = 200
-SEND_ATTEMPTS = 4
-# A message the relay cannot take yet (a full queue, too many new sessions at once) is tried
-# again after this many seconds, doubling up to the longest.
-LATER_FIRST = 1.0
-LATER_LONGEST = 60.0
 MAILBOX_FULL_TEXT = (
     "Your history backup on the relay is full — new messages are kept on this device only"
 )
@@ -120,23 +95,6 @@ class RegistrationError(Exception):
         super().__init__(detail or code)
         self.code = code
         self.retry_after = retry_after
-
-
-class SendError(Exception):
-    """A message cannot be sent: no such user, or the relay's devices never match the signed one."""
-
-
-class SendBlocked(SendError):
-    """The contact's account key changed: sending waits for the user's acknowledgement."""
-
-
-class SendLater(Exception):
-    """A relay limit stops this message for now; it stays in the outbox. ``reason`` is for the
-    user."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class AriadneClient:
@@ -163,7 +121,6 @@ class AriadneClient:
         self._amk = self._state.account_key
         self._x3dh = load_x3dh_state(self._state.x3dh_state)
         self._password = password  # only until the relay accepted the registration
-        self._listeners: list[Callable[[Event], None]] = []
         self.link = RelayLink(
             self.relay_url,
             self._login_frame,
@@ -172,10 +129,11 @@ class AriadneClient:
             self._on_login,
             backoff,
         )
+        self.context = ClientContext(store, self.link, self.profile, self._state)
         self.directory = Directory(
             store,
             self.link,
-            self._emit,
+            self.context.emit,
             self._device_list_changed,
             own_username=self.username,
             own_device=self.device_id,
@@ -190,16 +148,13 @@ class AriadneClient:
             self._account_public,
             self._on_secrets,
         )
-        self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self._emit)
-        self.pairing = Pairing(self.link, self._emit, self._pairing_keys)
-        self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
-        self._outbox_wake = asyncio.Event()
-        # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
-        self.send_notes: dict[bytes, str] = {}
-        self._mailbox_wake = asyncio.Event()
+        self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self.context.emit)
+        self.pairing = Pairing(self.link, self.context.emit, self._pairing_keys)
+        self.timeline = Timeline(self.context)
+        self.outbox = Outbox(self.context, self.directory, self.sessions, self.timeline)
+        self.inbox = Inbox(self.context, self.directory, self.sessions, self.timeline)
         self._epoch_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[object]] = set()
         self._closed = False
 
     # ------------------------------------------------------------------ construction
@@ -312,13 +267,18 @@ class AriadneClient:
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._inbox_loop(), name="inbox"),
-            asyncio.create_task(self._outbox_loop(), name="outbox"),
+            asyncio.create_task(self.inbox.run(), name="inbox"),
+            asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self._mailbox_loop(), name="mailbox"),
         ]
         self.link.start()
-        self._outbox_wake.set()
-        self._mailbox_wake.set()
+        self.context.outbox_wake.set()
+        self.context.mailbox_wake.set()
+
+    @property
+    def send_notes(self) -> dict[bytes, str]:
+        """Why an outgoing message still waits (a relay limit), by message id, for its bubble."""
+        return self.outbox.send_notes
 
     @property
     def closed(self) -> bool:
@@ -329,9 +289,9 @@ class AriadneClient:
             return
         self._closed = True
         await self.link.close()
-        for task in [*self._tasks, *self._background]:
+        for task in [*self._tasks, *self.context.background]:
             task.cancel()
-        for task in [*self._tasks, *self._background]:
+        for task in [*self._tasks, *self.context.background]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._store.close()
@@ -352,21 +312,14 @@ class AriadneClient:
     # ------------------------------------------------------------------ events
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
-        self._listeners.append(listener)
+        self.context.listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[Event], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def _emit(self, event: Event) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed")
+        if listener in self.context.listeners:
+            self.context.listeners.remove(listener)
 
     def _on_connection_state(self, state: ConnectionState, detail: str) -> None:
-        self._emit(ConnectionStateChanged(state, detail))
+        self.context.emit(ConnectionStateChanged(state, detail))
         error = self.link.login_error
         if (
             state is ConnectionState.FAILED
@@ -378,7 +331,7 @@ class AriadneClient:
 
     def _take_role(self, role: DeviceRole) -> None:
         if self._state.move_to(role) and role is DeviceRole.REMOVED:
-            self._emit(DeviceRemoved(self.username))
+            self.context.emit(DeviceRemoved(self.username))
 
     @property
     def database_key_place(self) -> KeyPlace:
@@ -452,8 +405,8 @@ class AriadneClient:
                 # else: a confirmed device whose approver has not published its list yet
         if self.is_member:
             await self._refresh_epochs()
-        self._outbox_wake.set()
-        self._mailbox_wake.set()
+        self.context.outbox_wake.set()
+        self.context.mailbox_wake.set()
 
     async def _publish_keys(self, top_up: bool) -> None:
         before = self._x3dh.bundle.pre_keys if top_up else frozenset()
@@ -507,7 +460,7 @@ class AriadneClient:
         accepted = self.directory.accept(self.username, signed)
         assert accepted is not None
         self.epochs.opened(epoch)
-        self._mailbox_wake.set()
+        self.context.mailbox_wake.set()
         return accepted
 
     # ------------------------------------------------------------------ epochs and history
@@ -553,43 +506,45 @@ class AriadneClient:
             became_full = before is DeviceRole.MEMBER and self._state.role is DeviceRole.FULL
         if became_full:
             # Approved by another device: this device now holds the root, so the history.
-            self._in_background(self.load_conversations())
+            self.context.in_background(self.load_conversations())
 
     async def _refresh_epochs_locked(self) -> None:
         for attempt in range(2):
             try:
                 if await self.epochs.refresh(self.directory.signed(self.username)):
-                    self._mailbox_wake.set()
+                    self.context.mailbox_wake.set()
                 return
             except VerificationError as exc:
                 if attempt == 0:
                     await self.directory.refresh(self.username)
                     continue
                 log.warning("refused the relay's epoch chain: %s", exc)
-                self._emit(EpochChainRefused(str(exc)))
+                self.context.emit(EpochChainRefused(str(exc)))
 
     async def _mailbox_loop(self) -> None:
         while True:
-            await self._mailbox_wake.wait()
+            await self.context.mailbox_wake.wait()
             await self.link.online.wait()
-            self._mailbox_wake.clear()
+            self.context.mailbox_wake.clear()
             try:
                 await self.mailbox.save_pending()
             except Offline:
                 await asyncio.sleep(0.05)
-                self._mailbox_wake.set()
+                self.context.mailbox_wake.set()
             except RelayError as exc:
                 if exc.code == "stale_epoch":
                     before = self.epochs.latest_seq()
                     with contextlib.suppress(Offline, RelayError):
                         await self._refresh_epochs()
                     if self.epochs.latest_seq() > before:
-                        self._mailbox_wake.set()
+                        self.context.mailbox_wake.set()
                     else:  # the relay calls our newest epoch stale yet shows none newer
-                        self._emit(EpochChainRefused("the relay no longer serves the newest epoch"))
+                        self.context.emit(
+                            EpochChainRefused("the relay no longer serves the newest epoch")
+                        )
                 elif exc.code == "mailbox_full":
                     # The items stay marked for saving: the next message retries them.
-                    self._emit(RelayLimitReached(exc.code, MAILBOX_FULL_TEXT))
+                    self.context.emit(RelayLimitReached(exc.code, MAILBOX_FULL_TEXT))
                 else:
                     log.warning("saving to the mailbox failed: %s", exc.code)
 
@@ -621,7 +576,7 @@ class AriadneClient:
             self._amk, self._sign_key, own, signed, recovery_key=virtual.signing.public
         )
         await self._publish_device_list(signed, [member])
-        self._share_device_list(signed)
+        self.outbox.share_device_list(signed)
         with self._store.transaction():
             self._state.count_code_made()
         return code
@@ -699,7 +654,7 @@ class AriadneClient:
         """Wait until every message this device stored has been saved to the mailbox."""
         async with asyncio.timeout(timeout):
             while self._store.unsaved_count():
-                self._mailbox_wake.set()
+                self.context.mailbox_wake.set()
                 await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------------ devices
@@ -714,7 +669,7 @@ class AriadneClient:
             return  # first contact: nothing changed from the user's point of view
         if old.amk_public != new.amk_public:
             line = f"{new.username}'s safety number changed"
-            self._system_line([new.username], line)
+            self.timeline.system_line([new.username], line)
             return
         who = self._change_author(old, new)
         lines = [
@@ -733,7 +688,7 @@ class AriadneClient:
             else ([new.username] if new.username in self._store.threads() else [])
         )
         for line in lines:
-            self._system_line(threads, line)
+            self.timeline.system_line(threads, line)
 
     def _change_author(self, old: DeviceList, new: DeviceList) -> str:
         """Who made a change, as a system line names them: a contact by name; on one's own
@@ -745,22 +700,6 @@ class AriadneClient:
             return "You"
         entry = old.entry(new.author)
         return entry.name if entry is not None else "The recovery code"
-
-    def _system_line(self, threads: list[str], line: str) -> None:
-        now = time.time_ns() // 1000
-        for thread in threads:
-            message = StoredMessage(
-                message_id=new_message_id(),
-                thread=thread,
-                sender_user="",
-                sender_device="",
-                sent_at=now // 1000,
-                server_ts=now,
-                body=line,
-                status=MessageStatus.SYSTEM,
-            )
-            self._store.insert_message(message)
-            self._emit(MessageReceived(message))
 
     @property
     def is_member(self) -> bool:
@@ -835,7 +774,7 @@ class AriadneClient:
                     storage_key=registration.storage_key,
                     identity_key=device.identity_key,
                 )
-                self._emit(
+                self.context.emit(
                     PairingRequested(
                         registration.device_id,
                         registration.name,
@@ -888,7 +827,7 @@ class AriadneClient:
         )
         self.pairing.forget(device_id)
         accepted = await self._publish_device_list(signed)
-        self._share_device_list(signed)
+        self.outbox.share_device_list(signed)
         return accepted
 
     async def reject_device(self, device_id: str) -> None:
@@ -920,7 +859,7 @@ class AriadneClient:
         )
         accepted = await self._publish_device_list(signed)
         self.sessions.forget((self.username, device_id))
-        self._share_device_list(signed)
+        self.outbox.share_device_list(signed)
         return accepted
 
     async def change_password(self, password: str) -> None:
@@ -935,20 +874,6 @@ class AriadneClient:
         await self.link.request(
             lambda rid: wire.ChangePassword(rid=rid, password=password), expect=wire.Ok
         )
-
-    def _share_device_list(self, signed: bytes) -> None:
-        """Send the new list end to end to this user's other devices and every contact: a relay
-        cannot hold it back from them (and serve them the older list) without holding back
-        everything this user sends."""
-        contacts = [self.username] + [t for t in self._store.threads() if t != self.username]
-        with self._store.transaction():
-            for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
-                self._store.enqueue(
-                    contacts[start : start + wire.MAX_RECIPIENT_USERS],
-                    encode_payload(DeviceListUpdate(origin=self._origin(), signed_list=signed)),
-                    None,
-                )
-        self._outbox_wake.set()
 
     # ------------------------------------------------------------------ safety numbers
 
@@ -969,7 +894,7 @@ class AriadneClient:
     def acknowledge_key_change(self, peer: str) -> None:
         """Accept ``peer``'s new account key: sending resumes; the verified mark is cleared."""
         self.directory.accept_key_change(peer)
-        self._outbox_wake.set()
+        self.context.outbox_wake.set()
 
     def safety_number(self, peer: str) -> str | None:
         """The 60-digit number both users see for their pair of account keys (None until this
@@ -1011,452 +936,30 @@ class AriadneClient:
     async def mark_read(self, thread: str) -> int:
         """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
         (read receipts) and so do this user's other devices (their unread counts clear too)."""
-        unread = self._store.unread(thread)
-        if not unread:
-            return 0
-        with self._store.transaction():
-            for message_id in unread:
-                self._set_status(message_id, MessageStatus.READ, None)
-            self._store.enqueue(
-                [thread, self.username],
-                encode_payload(Receipt(origin=self._origin(), status="read", message_ids=unread)),
-                None,
-            )
-        self._outbox_wake.set()
-        return len(unread)
+        return self.outbox.mark_read(thread)
 
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
         """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
         Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
-        if self.directory.key_changed(peer):
-            raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
-        if peer == self.username:
-            raise ValueError("notes to self are not supported")
-        if not text.strip() or len(text) > MAX_TEXT:
-            raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
-        message_id = new_message_id()
-        sent_at = int(time.time() * 1000)
-        message = StoredMessage(
-            message_id=message_id,
-            thread=peer,
-            sender_user=self.username,
-            sender_device=self.device_id,
-            sent_at=sent_at,
-            server_ts=None,
-            body=text,
-            status=MessageStatus.SENDING,
-        )
-        with self._store.transaction():
-            origin = self._origin()
-            payload = Text(
-                origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text
-            )
-            self._store.insert_message(message)
-            self._store.record_sender_order(
-                message_id, peer, self.username, self.device_id, origin.counter
-            )
-            self._store.enqueue([peer, self.username], encode_payload(payload), message_id)
-        self._emit(MessageQueued(message))
-        self._outbox_wake.set()
-        return message
-
-    async def _outbox_loop(self) -> None:
-        later = LATER_FIRST
-        while True:
-            await self._outbox_wake.wait()
-            await self.link.online.wait()
-            # Waits while another loop's transaction is open: the item read is a committed one.
-            async with self._store.transaction():
-                item = self._store.next_outgoing()
-            if item is None:
-                self._outbox_wake.clear()
-                continue
-            try:
-                server_ts = await self._fan_out(item.send_id, item.users, item.payload)
-            except Offline:
-                await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
-                continue
-            except SendLater as exc:
-                log.info("the relay cannot take an outgoing item yet: %s", exc)
-                message = self._store.message(item.message_id) if item.message_id else None
-                if message is not None:
-                    self.send_notes[message.message_id] = exc.reason
-                    self._emit(SendDeferred(message.message_id, message.thread, exc.reason))
-                await asyncio.sleep(later)
-                later = min(later * 2, LATER_LONGEST)
-                continue
-            except SendError as exc:
-                log.warning("giving up on an outgoing item: %s", exc)
-                with self._store.transaction():
-                    self._store.remove_outgoing(item.id)
-                    if item.message_id is not None:
-                        self.send_notes.pop(item.message_id, None)
-                        self._set_status(item.message_id, MessageStatus.FAILED, None)
-                continue
-            later = LATER_FIRST
-            with self._store.transaction():
-                self._store.remove_outgoing(item.id)
-                if item.message_id is not None:
-                    self.send_notes.pop(item.message_id, None)
-                    server_ts = self._sent_in_order(item.message_id, server_ts)
-                    self._set_status(item.message_id, MessageStatus.SENT, server_ts)
-                    self._store.save_later([item.message_id])
-                    self._mailbox_wake.set()
-
-    def _origin(self) -> Origin:
-        """This device as the sender of its next payload. The counter goes up by one per payload
-        in the order payloads enter the outbox, which sends them in that order (committed by the
-        caller together with the outbox entry)."""
-        counter = self._state.next_send_counter()
-        return Origin(user=self.username, device=self.device_id, counter=counter)
-
-    def _sent_in_order(self, message_id: bytes, server_ts: int) -> int:
-        """The relay accepted one of this device's messages at ``server_ts``: place it in this
-        device's own order (the relay's answer could contradict it too)."""
-        message = self._store.message(message_id)
-        counter = self._store.sender_counter(message_id)
-        if message is None or counter is None:
-            return server_ts
-        placed, reordered = self._in_sender_order(message, counter, server_ts)
-        for event in reordered:
-            self._emit(event)
-        self._report_reordering(reordered)
-        return placed
-
-    def _in_sender_order(
-        self, message: StoredMessage, counter: int, server_ts: int
-    ) -> tuple[int, list[Event]]:
-        """Place a stored message in its sending device's order; returns its time and, if the
-        relay's times contradicted that order, the events for the messages that moved."""
-        placement = place(
-            self._store,
-            message.thread,
-            message.sender_user,
-            message.sender_device,
-            message.message_id,
-            counter,
-            server_ts,
-        )
-        if not placement.contradicted:
-            return placement.server_ts, []
-        log.warning(
-            "relay times contradict the order of device %s: %d messages moved",
-            message.sender_device,
-            len(placement.moved),
-        )
-        events: list[Event] = []
-        for moved_id, moved_ts in placement.moved:
-            moved = self._store.message(moved_id)
-            if moved is not None:
-                events.append(DeliveryUpdated(moved_id, moved.thread, moved.status, moved_ts))
-        events.append(
-            OutOfOrderDelivery(message.thread, message.sender_user, message.sender_device)
-        )
-        return placement.server_ts, events
-
-    def _report_reordering(self, events: Iterable[Event]) -> None:
-        """One system line per conversation and sender whose order the relay contradicted."""
-        reported = [(e.thread, e.sender_user) for e in events if isinstance(e, OutOfOrderDelivery)]
-        for thread, user in dict.fromkeys(reported):
-            whose, who = ("your", "you") if user == self.username else (f"{user}'s", user)
-            self._system_line(
-                [thread],
-                f"the relay delivered {whose} messages out of order;"
-                f" they are shown in the order {who} sent them",
-            )
-
-    async def _fan_out(self, send_id: bytes, users: tuple[str, ...], payload: bytes) -> int:
-        """Encrypt ``payload`` to every current device of ``users`` (but this one) and send it as
-        one fan-out. Returns the relay's timestamp."""
-        for _attempt in range(SEND_ATTEMPTS):
-            recipients = []
-            # The ratchets' new state is committed before anything leaves.
-            async with self._store.transaction():
-                for username in users:
-                    if self.directory.key_changed(username):
-                        raise SendBlocked(f"{username}'s safety number changed")
-                    try:
-                        devices = await self.directory.get(username)
-                    except UnknownUser:
-                        raise SendError(f"there is no user {username}") from None
-                    targets = [d for d in devices.devices if d.device_id != self.device_id]
-                    envelopes = await self._encrypt_to(username, targets, payload)
-                    recipients.append(
-                        wire.RecipientEnvelopes(username=username, envelopes=envelopes)
-                    )
-            try:
-                answer = await self.link.request(
-                    lambda rid, r=recipients: wire.Send(rid=rid, send_id=send_id, recipients=r),
-                    expect=(wire.Accepted, wire.Mismatch),
-                )
-            except RelayError as exc:
-                if exc.code == "rate_limited":
-                    await asyncio.sleep(0.5)
-                    continue
-                if exc.code == "queue_full":
-                    raise SendLater(self._queue_full_text(exc.detail, users)) from None
-                raise SendError(str(exc)) from None
-            if isinstance(answer, wire.Accepted):
-                return answer.server_ts
-            for mismatch in answer.users:
-                await self.directory.refresh(mismatch.username)
-        raise SendError("the relay's device list does not match the signed one")
-
-    def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
-        """What the bubble says. The relay's detail names the user; it is believed only when it
-        is one of the message's own users, so the relay cannot put its own words on a bubble."""
-        named = detail.split(" ")[0]
-        if named == self.username:
-            return "Your other device has too many waiting messages — try later"
-        who = f"{named}'s device" if named in users else "A recipient's device"
-        return f"{who} has too many waiting messages — try later"
-
-    async def _encrypt_to(
-        self, username: str, targets: list[DeviceEntry], payload: bytes
-    ) -> list[wire.Envelope]:
-        envelopes = []
-        new = [d for d in targets if not self.sessions.has_session((username, d.device_id))]
-        bundles: dict[str, wire.PreKeyBundle] = {}
-        if new:
-            try:
-                answer = await self.link.request(
-                    lambda rid: wire.FetchBundles(
-                        rid=rid, username=username, device_ids=[d.device_id for d in new]
-                    ),
-                    expect=wire.Bundles,
-                )
-            except RelayError as exc:
-                if exc.code != "rate_limited":
-                    raise SendError(str(exc)) from None
-                raise SendLater("Too many new conversations at once — try later") from None
-            bundles = {b.device_id: b for b in answer.bundles}
-        for device in targets:
-            peer = (username, device.device_id)
-            async with self.sessions.locks[peer]:
-                try:
-                    if self.sessions.has_session(peer):
-                        sealed = await self.sessions.encrypt(peer, payload)
-                    elif device.device_id in bundles:
-                        sealed = await self.sessions.start(
-                            username, device, bundles[device.device_id], payload
-                        )
-                    else:
-                        continue  # no keys for it yet: the relay's answer will tell
-                except DecryptionError as exc:
-                    log.warning("cannot start a session with %s: %s", device.device_id, exc)
-                    continue
-            envelopes.append(
-                wire.Envelope(device_id=device.device_id, payload=encode_sealed(sealed))
-            )
-        return envelopes
-
-    def _set_status(self, message_id: bytes, status: MessageStatus, server_ts: int | None) -> None:
-        """Record the relay's timestamp whenever it comes, and move the status only forward: a
-        receipt can overtake the relay's answer (after a reconnect), and must not hide it."""
-        message = self._store.message(message_id)
-        if message is None:
-            return
-        if status is MessageStatus.FAILED:
-            forward = message.status is MessageStatus.SENDING
-        else:
-            forward = status.rank > message.status.rank
-        new_status = status if forward else message.status
-        new_ts = server_ts if server_ts is not None else message.server_ts
-        if new_status is message.status and new_ts == message.server_ts:
-            return
-        self._store.set_status(message_id, new_status, new_ts)
-        self._emit(DeliveryUpdated(message_id, message.thread, new_status, new_ts))
+        return await self.outbox.send_text(peer, text)
 
     # ------------------------------------------------------------------ receiving
 
     def _on_push(self, frame: wire.Frame) -> None:
         if isinstance(frame, wire.Deliver):
-            for envelope in frame.envelopes:
-                self._inbox.put_nowait(envelope)
+            self.inbox.put(frame.envelopes)
         elif isinstance(frame, wire.Notice):
             if frame.kind == "device_list_changed" and frame.username == self.username:
-                self._in_background(self._refresh_own())
+                self.context.in_background(self._refresh_own())
             elif frame.kind == "device_list_changed" and frame.username:
-                self._in_background(self.directory.refresh(frame.username))
+                self.context.in_background(self.directory.refresh(frame.username))
             elif frame.kind == "epoch_changed":
-                self._in_background(self._refresh_own())
+                self.context.in_background(self._refresh_own())
             elif frame.kind == "pairing_offer":
-                self._in_background(self._announce_pairing_offers())
+                self.context.in_background(self._announce_pairing_offers())
             elif frame.kind == "prekeys_low":
-                self._in_background(self._publish_keys(top_up=True))
+                self.context.in_background(self._publish_keys(top_up=True))
         elif isinstance(frame, wire.PairingPush):
             self.pairing.on_push(frame)
-
-    def _in_background(self, coroutine) -> None:  # type: ignore[no-untyped-def]
-        async def guarded() -> None:
-            with contextlib.suppress(Offline, RelayError, UnknownUser):
-                await coroutine
-
-        task = asyncio.create_task(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _inbox_loop(self) -> None:
-        while True:
-            batch = [await self._inbox.get()]
-            while len(batch) < INBOX_BATCH and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
-            done: list[int] = []
-            events: list[Event] = []
-            receipts: dict[str, list[bytes]] = {}
-            # One transaction for the batch, owned by this loop: ratchets, pre-keys, messages
-            # and their receipts are committed together, and only then acknowledged.
-            async with self._store.transaction():
-                try:
-                    for deliver in batch:
-                        events.extend(await self._open(deliver, receipts))
-                        done.append(deliver.seq)
-                except Offline:
-                    pass  # what is not acknowledged is redelivered after reconnecting
-                for sender, message_ids in receipts.items():
-                    self._store.enqueue(
-                        [sender],
-                        encode_payload(
-                            Receipt(
-                                origin=self._origin(), status="delivered", message_ids=message_ids
-                            )
-                        ),
-                        None,
-                    )
-                self._report_reordering(events)
-            if done:
-                await self.link.send(wire.Ack(seqs=done))
-            for event in events:
-                self._emit(event)
-            if receipts:
-                self._outbox_wake.set()
-
-    async def _open(self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]) -> list[Event]:
-        try:
-            sealed = decode_sealed(deliver.payload)
-        except WireError:
-            return self._undecryptable(deliver, "malformed envelope")
-        peer = await self._sender_entry(deliver.sender_user, deliver.sender_device)
-        if peer is None:
-            return self._undecryptable(deliver, "sender device is not on its signed device list")
-        async with self.sessions.locks[(deliver.sender_user, deliver.sender_device)]:
-            try:
-                plaintext = await self.sessions.decrypt(deliver.sender_user, peer, sealed)
-            except DuplicateMessage:
-                log.debug("dropped a duplicate envelope %d", deliver.seq)
-                return []
-            except DecryptionError as exc:
-                return self._undecryptable(deliver, str(exc))
-        try:
-            payload = decode_payload(plaintext)
-        except WireError:
-            return self._undecryptable(deliver, "unreadable payload")
-        origin = payload.origin
-        if (origin.user, origin.device) != (deliver.sender_user, deliver.sender_device):
-            return self._undecryptable(
-                deliver,
-                f"the relay says {deliver.sender_user}'s device {deliver.sender_device} sent"
-                f" this, the message says {origin.user}'s device {origin.device}",
-            )
-        return self._apply(deliver, payload, receipts)
-
-    async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
-        known = self.directory.known(username)
-        if known is not None and (entry := known.entry(device_id)) is not None:
-            return entry
-        try:
-            fresh = await self.directory.refresh(username)
-        except (RelayError, UnknownUser):
-            return None
-        return fresh.entry(device_id)
-
-    def _apply(
-        self, deliver: wire.Delivered, payload: Payload, receipts: dict[str, list[bytes]]
-    ) -> list[Event]:
-        from_self = deliver.sender_user == self.username
-        if isinstance(payload, Text):
-            thread = payload.peer if from_self else deliver.sender_user
-            if from_self and thread == self.username:
-                return []
-            message = StoredMessage(
-                message_id=payload.message_id,
-                thread=thread,
-                sender_user=deliver.sender_user,
-                sender_device=deliver.sender_device,
-                sent_at=payload.sent_at,
-                server_ts=deliver.server_ts,
-                body=payload.body,
-                status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
-            )
-            if not self._store.insert_message(message):
-                return []  # a duplicate: already shown
-            counter = payload.origin.counter
-            self._store.record_sender_order(
-                message.message_id, thread, deliver.sender_user, deliver.sender_device, counter
-            )
-            server_ts, reordered = self._in_sender_order(message, counter, deliver.server_ts)
-            message = dataclasses.replace(message, server_ts=server_ts)
-            self._store.save_later([message.message_id])
-            self._mailbox_wake.set()
-            if not from_self:
-                receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
-            return [*reordered, MessageReceived(message)]
-        if isinstance(payload, DeviceListUpdate):
-            # Verified like any list (the sender's own, pinned key, version, chain).
-            self.directory.accept(deliver.sender_user, payload.signed_list)
-            return []
-        if isinstance(payload, Receipt) and from_self and payload.status == "read":
-            # Read on another of this user's devices: the same messages are read here too.
-            synced: list[Event] = []
-            for message_id in payload.message_ids:
-                message = self._store.message(message_id)
-                if message is not None and message.status is MessageStatus.RECEIVED:
-                    self._store.set_status(message_id, MessageStatus.READ)
-                    synced.append(
-                        DeliveryUpdated(
-                            message_id, message.thread, MessageStatus.READ, message.server_ts
-                        )
-                    )
-            return synced
-        if isinstance(payload, Receipt) and not from_self:
-            status = MessageStatus(payload.status)
-            events: list[Event] = []
-            for message_id in payload.message_ids:
-                message = self._store.message(message_id)
-                if (
-                    message is None
-                    or message.sender_user != self.username
-                    or message.thread != deliver.sender_user
-                    or status.rank <= message.status.rank
-                ):
-                    continue
-                self._store.set_status(message_id, status)
-                events.append(
-                    DeliveryUpdated(message_id, message.thread, status, message.server_ts)
-                )
-            return events
-        return []
-
-    def _undecryptable(self, deliver: wire.Delivered, reason: str) -> list[Event]:
-        log.info(
-            "could not decrypt envelope %d from %s: %s", deliver.seq, deliver.sender_device, reason
-        )
-        placeholder = StoredMessage(
-            message_id=new_message_id(),
-            thread=deliver.sender_user,
-            sender_user=deliver.sender_user,
-            sender_device=deliver.sender_device,
-            sent_at=deliver.server_ts // 1000,
-            server_ts=deliver.server_ts,
-            body="",
-            status=MessageStatus.UNDECRYPTABLE,
-        )
-        self._store.insert_message(placeholder)
-        return [
-            MessageReceived(placeholder),
-            DecryptionFailed(
-                deliver.sender_user, deliver.sender_user, deliver.sender_device, reason
-            ),
-        ]
