@@ -365,3 +365,19 @@ async def test_devices_with_keys_in_the_os_keyring_talk_and_reopen(accounts, os_
     assert [m.body for m in bob.messages("alice")] == texts
     await bob.send_text("alice", "reopened from the keyring")
     await eventually(lambda: alice.messages("bob")[-1].body == "reopened from the keyring")
+
+
+def test_a_new_key_replacing_a_records_key_deletes_its_keyring_entry(tmp_path, os_keyring):
+    """A record left by an interrupted creation names a keyring entry that encrypts nothing: the
+    new key replaces it, and the old entry is not left behind in the user's keyring."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    os_keyring.entries[(SERVICE, "profile-interrupted")] = os.urandom(32).hex()
+    stale = KeyRecord(KeyPlace.KEYRING, entry="profile-interrupted")
+    (folder / KEY_RECORD).write_bytes(msgspec.json.encode(stale))
+    store = new_profile(folder)
+    assert store.key_place is KeyPlace.KEYRING
+    store.close()
+    (only,) = os_keyring.entries
+    assert only != (SERVICE, "profile-interrupted")
+    assert database_key(folder, os_keyring) == bytes.fromhex(os_keyring.entries[only])

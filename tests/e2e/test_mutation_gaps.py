@@ -1,0 +1,111 @@
+"""Checks of pairing and account changes that no other test would notice if they were removed:
+each test here fails when its check is taken out. Real relay and clients; the hostile relay is
+played by editing its store."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from client.core.epochs import upload
+from client.core.events import PairingCodeShown, PairingRejected, PairingRequested
+from client.core.link import RelayError
+from client.core.pairing import PAIRING_SECONDS
+from shared import wire
+from shared.device_list import next_device_list, open_device_list
+from tests.conftest import PASSWORD, eventually
+
+
+def codes_on(client) -> list[str]:
+    shown: list[str] = []
+    client.add_listener(lambda e: shown.append(e.code) if isinstance(e, PairingCodeShown) else None)
+    return shown
+
+
+async def test_an_expired_code_is_never_shown_again_for_the_same_offer(accounts):
+    """(Approver) a code compared more than a few minutes ago is not handed out again: asking
+    for a code then runs a new exchange, which the spent offer does not answer."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.pending("alice", "Laptop")
+    shown = codes_on(laptop)
+    await laptop.offer_pairing()
+    code = await alice.pairing_code(laptop.device_id)
+    await eventually(lambda: shown == [code])
+    assert await alice.pairing_code(laptop.device_id) == code  # fresh: the same exchange
+    later = time.monotonic() + PAIRING_SECONDS + 1
+    alice.pairing.clock = lambda: later
+    with pytest.raises(TimeoutError):
+        await alice.pairing_code(laptop.device_id, timeout=1.5)
+    assert shown == [code]
+
+
+async def test_a_rejected_request_leaves_no_code_to_confirm(accounts):
+    """(New device) once the approver rejects the request, the code on screen is void: confirming
+    it afterwards pins no account key."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.pending("alice", "Laptop")
+    shown = codes_on(laptop)
+    rejected: list[PairingRejected] = []
+    laptop.add_listener(lambda e: rejected.append(e) if isinstance(e, PairingRejected) else None)
+    await laptop.offer_pairing()
+    code = await alice.pairing_code(laptop.device_id)
+    await eventually(lambda: shown == [code])
+    await alice.reject_device(laptop.device_id)
+    await eventually(lambda: len(rejected) == 1, message="the laptop is told")
+    assert laptop.pairing.offered is None
+    with pytest.raises(LookupError):
+        await laptop.confirm_pairing()
+    assert laptop._store.get("amk_public") is None
+
+
+async def test_a_too_short_new_password_is_a_clear_error_and_changes_nothing(accounts):
+    alice = await accounts.create("alice")
+    with pytest.raises(ValueError, match="characters"):
+        await alice.change_password("short")
+    # The old password still registers a device, and the connection still works.
+    laptop = await accounts.pending("alice", "Laptop")
+    assert not laptop.is_member
+    await alice.change_password(PASSWORD + " and more")
+
+
+async def test_a_request_without_an_identity_key_is_not_shown_to_the_approver(accounts, relay):
+    """A pending device whose identity key the relay withholds cannot be paired (the code covers
+    that key): its request is not offered to the user."""
+    alice = await accounts.create("alice")
+    requests: list[PairingRequested] = []
+    alice.add_listener(lambda e: requests.append(e) if isinstance(e, PairingRequested) else None)
+    laptop = await accounts.pending("alice", "Laptop")
+    await laptop.offer_pairing()
+    await eventually(lambda: len(requests) == 1, message="the honest request is shown")
+    store = relay.relay.store
+    store._db.execute(
+        "UPDATE devices SET identity_key = NULL WHERE device_id = ?", (laptop.device_id,)
+    )
+    store._db.commit()
+    requests.clear()
+    await alice._announce_pairing_offers()
+    assert requests == []
+
+
+async def test_once_a_recovery_code_exists_a_list_is_still_published_only_by_its_author(
+    accounts, relay
+):
+    """The relay lets a device publish a list it did not author only when the author is the
+    current list's recovery code (a device restoring with it); a list authored by a member device
+    stays that device's to publish, whether or not the account has a code."""
+    alice = await accounts.create("alice")
+    await alice.setup_recovery()
+    assert alice.own_devices().recovery_key is not None
+    pending = await accounts.pending("alice", "Tablet")
+    own = alice.own_devices()
+    signed = alice.directory.signed("alice")
+    made = next_device_list(alice._amk, alice._sign_key, own, signed, add=pending._own_entry())
+    epoch = alice.epochs.next_epoch(
+        alice._amk, open_device_list(made, "alice", None), made, alice._account_secrets()
+    )
+    with pytest.raises(RelayError, match="not_a_member"):
+        await pending.link.request(
+            lambda rid: wire.PublishDeviceList(rid=rid, signed_list=made, epoch=upload(epoch))
+        )
+    assert relay.relay.store.device_list("alice")[0] == own.version
