@@ -381,3 +381,23 @@ def test_a_new_key_replacing_a_records_key_deletes_its_keyring_entry(tmp_path, o
     (only,) = os_keyring.entries
     assert only != (SERVICE, "profile-interrupted")
     assert database_key(folder, os_keyring) == bytes.fromhex(os_keyring.entries[only])
+
+
+def test_a_plain_profile_encrypted_in_place_is_private_at_once(tmp_path):
+    """The encrypted copy replaces the plain file: it is created 0600 before SQLite writes it,
+    else it would carry the umask's 0644 (and so would its -wal) until the next open."""
+    no_keyring()
+    folder = tmp_path / "p"
+    folder.mkdir()
+    plain = sqlcipher3.connect(folder / DB_NAME)
+    plain.execute("CREATE TABLE notes (body TEXT)")
+    plain.execute("INSERT INTO notes VALUES ('the old plaintext')")
+    plain.commit()
+    plain.close()
+    db, place = open_database(folder, folder / DB_NAME)
+    assert place is KeyPlace.FILE
+    db.execute("INSERT INTO notes VALUES ('new')")
+    db.commit()
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    db.close()

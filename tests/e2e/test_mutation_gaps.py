@@ -4,6 +4,7 @@ played by editing its store."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from client.core.epochs import upload
 from client.core.events import PairingCodeShown, PairingRejected, PairingRequested
 from client.core.link import RelayError
 from client.core.pairing import PAIRING_SECONDS
+from relay.server import DeviceConnection
 from shared import wire
 from shared.device_list import next_device_list, open_device_list
 from tests.conftest import PASSWORD, eventually
@@ -109,3 +111,31 @@ async def test_once_a_recovery_code_exists_a_list_is_still_published_only_by_its
             lambda rid: wire.PublishDeviceList(rid=rid, signed_list=made, epoch=upload(epoch))
         )
     assert relay.relay.store.device_list("alice")[0] == own.version
+
+
+async def test_a_relay_serving_only_refused_lists_between_cannot_keep_a_client_asking(
+    accounts, monkeypatch
+):
+    """A relay that answers every fetch with a full page of lists that do not verify makes no
+    progress: the client stops asking and keeps the list it holds."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    held = await bob.directory.get("alice")
+    fetches: list[int | None] = []
+    serve = DeviceConnection._fetch_device_list
+
+    def junk_between(self, frame):
+        reply = serve(self, frame)
+        if self.device_id != bob.device_id or frame.username != "alice":
+            return reply
+        fetches.append(frame.since)
+        return wire.DeviceListReply(
+            rid=reply.rid,
+            signed_list=reply.signed_list,
+            between=[b"not a list"] * wire.MAX_LISTS_BETWEEN,
+        )
+
+    monkeypatch.setattr(DeviceConnection, "_fetch_device_list", junk_between)
+    assert await asyncio.wait_for(bob.directory.refresh("alice"), 10) == held
+    assert fetches == [held.version]
+    assert alice.own_devices() == held
