@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 import pytest
 
 from client.core.epochs import upload
@@ -16,6 +17,7 @@ from client.core.pairing import PAIRING_SECONDS
 from relay.server import DeviceConnection
 from shared import wire
 from shared.device_list import next_device_list, open_device_list
+from shared.identity import SigningKey
 from tests.conftest import PASSWORD, eventually
 
 
@@ -139,3 +141,36 @@ async def test_a_relay_serving_only_refused_lists_between_cannot_keep_a_client_a
     assert await asyncio.wait_for(bob.directory.refresh("alice"), 10) == held
     assert fetches == [held.version]
     assert alice.own_devices() == held
+
+
+async def test_an_approval_lists_the_keys_the_code_covered_not_what_the_relay_lists_later(
+    accounts, monkeypatch
+):
+    """After the code was compared the relay lists another signing key for the new device: the
+    approval still carries the compared key (the relay's would make a list nobody accepts)."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.pending("alice", "Laptop")
+    shown = codes_on(laptop)
+    await laptop.offer_pairing()
+    code = await alice.pairing_code(laptop.device_id)
+    await eventually(lambda: shown == [code])
+    await laptop.confirm_pairing()
+    listed = DeviceConnection._list_devices
+
+    def swapped(self, frame):
+        reply = listed(self, frame)
+        devices = []
+        for device in reply.devices:
+            if device.registration.device_id == laptop.device_id:
+                other = msgspec.structs.replace(
+                    device.registration, sign_public=SigningKey.generate().public
+                )
+                device = msgspec.structs.replace(device, registration=other)
+            devices.append(device)
+        return msgspec.structs.replace(reply, devices=devices)
+
+    monkeypatch.setattr(DeviceConnection, "_list_devices", swapped)
+    await alice.approve_device(laptop.device_id)
+    entry = alice.own_devices().entry(laptop.device_id)
+    assert entry is not None and entry.sign_public == laptop._sign_key.public
+    await eventually(lambda: laptop.is_member and laptop.holds_account_key)
