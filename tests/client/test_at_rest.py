@@ -402,3 +402,25 @@ def test_a_plain_profile_encrypted_in_place_is_private_at_once(tmp_path):
     for path in folder.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
     db.close()
+
+
+def test_a_plain_profile_open_elsewhere_is_not_encrypted_under_it(tmp_path):
+    """Another Ariadne still reading the plain profile: encrypting it now would swap the file
+    under that one and lose what it writes next, so the open is refused and nothing changes."""
+    no_keyring()
+    folder = tmp_path / "p"
+    folder.mkdir()
+    other = sqlcipher3.connect(folder / DB_NAME)
+    other.execute("PRAGMA journal_mode = WAL")
+    other.execute("CREATE TABLE notes (body TEXT)")
+    other.execute("INSERT INTO notes VALUES ('the old plaintext')")
+    other.commit()
+    reader = sqlcipher3.connect(folder / DB_NAME, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM notes").fetchone()  # holds a read snapshot
+    with pytest.raises(ProfileLocked, match="open in another Ariadne"):
+        open_database(folder, folder / DB_NAME)
+    reader.execute("COMMIT")
+    reader.close()
+    other.close()
+    assert (folder / DB_NAME).read_bytes().startswith(b"SQLite format 3")
