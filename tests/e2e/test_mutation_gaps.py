@@ -10,6 +10,7 @@ import time
 import msgspec
 import pytest
 
+from client.core import client as client_module
 from client.core.epochs import upload
 from client.core.events import PairingCodeShown, PairingRejected, PairingRequested
 from client.core.link import RelayError
@@ -174,3 +175,28 @@ async def test_an_approval_lists_the_keys_the_code_covered_not_what_the_relay_li
     entry = alice.own_devices().entry(laptop.device_id)
     assert entry is not None and entry.sign_public == laptop._sign_key.public
     await eventually(lambda: laptop.is_member and laptop.holds_account_key)
+
+
+async def test_a_sender_counter_beyond_63_bits_is_refused_and_later_messages_still_arrive(
+    accounts, monkeypatch
+):
+    """A contact's device states its counter under the encryption: one that does not fit the
+    receiver's store (2**64 - 1) is refused as malformed, not let through to break the receive."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    encode = client_module.encode_payload
+
+    def huge_counter(payload):
+        origin = getattr(payload, "origin", None)
+        if origin is not None and origin.user == "alice":
+            payload = msgspec.structs.replace(
+                payload, origin=msgspec.structs.replace(origin, counter=2**64 - 1)
+            )
+        return encode(payload)
+
+    monkeypatch.setattr(client_module, "encode_payload", huge_counter)
+    await alice.send_text("bob", "from a counter that does not fit")
+    monkeypatch.setattr(client_module, "encode_payload", encode)
+    await alice.send_text("bob", "and the next one")
+    await eventually(lambda: "and the next one" in [m.body for m in bob.messages("alice")])
+    assert "from a counter that does not fit" not in [m.body for m in bob.messages("alice")]
