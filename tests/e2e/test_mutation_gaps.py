@@ -200,3 +200,20 @@ async def test_a_sender_counter_beyond_63_bits_is_refused_and_later_messages_sti
     await alice.send_text("bob", "and the next one")
     await eventually(lambda: "and the next one" in [m.body for m in bob.messages("alice")])
     assert "from a counter that does not fit" not in [m.body for m in bob.messages("alice")]
+
+
+async def test_removing_a_device_deletes_the_sessions_with_it(accounts):
+    """A removed device gets nothing more: the ratchet states with it are deleted, not kept in
+    the profile where they would still decrypt what it sends (or be read from the disk)."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.add_device(alice)
+    bob = await accounts.create("bob")
+    await alice.send_text("bob", "to bob and to my laptop")
+    await eventually(
+        lambda: [m.body for m in laptop.messages("bob")] == ["to bob and to my laptop"]
+    )
+    peer = ("alice", laptop.device_id)
+    assert alice.sessions.has_session(peer) and bob.is_member
+    await alice.remove_device(laptop.device_id)
+    assert not alice.sessions.has_session(peer)
+    assert alice._store.sessions_with(*peer) == []
