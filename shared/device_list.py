@@ -30,6 +30,7 @@ Key32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_.-]+$")]
 DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=16, max_length=16, pattern=r"^[0-9a-f]+$")]
+Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]  # Ed25519
 
 
 class DeviceEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,8 +64,8 @@ class DeviceList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class SignedDeviceList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body: Annotated[bytes, msgspec.Meta(max_length=MAX_LIST_BYTES)]
-    signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]  # by the AMK
-    author_signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+    signature: Signature  # by the AMK
+    author_signature: Signature
 
 
 _encoder = msgspec.msgpack.Encoder()

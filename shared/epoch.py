@@ -34,13 +34,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.boxes import StorageKey, derive, open_box, seal, seal_to
-from shared.device_list import DeviceId, Key32, Username
+from shared.device_list import DeviceId, Key32, Signature, Username
 from shared.errors import DecryptionError, VerificationError, WireError
 from shared.identity import SigningKey, verify
 
 _HEAD_DOMAIN = b"ariadne/epoch-head/v1"
 MAX_MEMBERS = 80
-Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 
 
 class EpochMember(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -80,7 +79,7 @@ class SignedHead(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     signature: Signature
 
 
-class Grant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class GrantContents(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a member's sealed grant holds."""
 
     entropy: Key32
@@ -108,7 +107,7 @@ class OpenedEpoch:
 _encoder = msgspec.msgpack.Encoder()
 _head_decoder = msgspec.msgpack.Decoder(EpochHead)
 _signed_decoder = msgspec.msgpack.Decoder(SignedHead)
-_grant_decoder = msgspec.msgpack.Decoder(Grant)
+_grant_decoder = msgspec.msgpack.Decoder(GrantContents)
 _secrets_decoder = msgspec.msgpack.Decoder(AccountSecrets)
 
 
@@ -171,7 +170,7 @@ def open_epoch(
     grants = {}
     for member in members:
         carry = prev_root if member.member_id not in before else None
-        grant = _encoder.encode(Grant(entropy=entropy, prev_root=carry))
+        grant = _encoder.encode(GrantContents(entropy=entropy, prev_root=carry))
         grants[member.member_id] = seal_to(
             member.storage_key, grant, grant_context(username, seq, member)
         )

@@ -23,7 +23,7 @@ import msgspec
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from shared.boxes import StorageKey, derive, open_box, seal, seal_to
-from shared.device_list import Key32, Username
+from shared.device_list import Key32, Signature, Username
 from shared.errors import DecryptionError, ProtocolError
 from shared.identity import SigningKey, verify
 
@@ -40,7 +40,7 @@ class VaultRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     verifier: Key32
     wrapped: Annotated[bytes, msgspec.Meta(max_length=256)] | None = None
     # A backup's signature by the AMK over everything above (see backup_signed_bytes).
-    amk_signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)] | None = None
+    amk_signature: Signature | None = None
 
 
 class VaultAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

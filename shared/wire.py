@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.device_list import DeviceId, DeviceName, Key32, Username
+from shared.device_list import DeviceId, DeviceName, Key32, Signature, Username
+from shared.envelope import MessageId
 from shared.errors import WireError
 
 PROTOCOL_VERSION = 1
@@ -34,11 +35,9 @@ Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 Password = Annotated[str, msgspec.Meta(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
-Payload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLOAD_BYTES)]
-Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+SealedPayload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLOAD_BYTES)]
 SignedList = Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
 ThreadId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
-MessageId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 MAX_MAILBOX_PAGE = 500
 
 
@@ -68,7 +67,7 @@ class PreKeyBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     device_id: DeviceId
-    payload: Payload
+    payload: SealedPayload
 
 
 class RecipientEnvelopes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -420,7 +419,7 @@ class Delivered(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sender_user: Username
     sender_device: DeviceId
     server_ts: int
-    payload: Payload
+    payload: SealedPayload
 
 
 class Deliver(Frame, tag="deliver"):

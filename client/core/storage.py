@@ -126,7 +126,9 @@ class SessionRow(NamedTuple):
     state: bytes
 
 
-class EpochRow(NamedTuple):
+class KeptEpoch(NamedTuple):
+    """An epoch as this device keeps it: what the relay stores, and its root once opened."""
+
     seq: int
     signed_head: bytes
     prev_root_box: bytes
@@ -436,12 +438,12 @@ class ProfileStore:
     def latest_epoch_seq(self) -> int:
         return self._db.execute("SELECT coalesce(max(seq), 0) FROM epochs").fetchone()[0]
 
-    def epoch(self, seq: int) -> EpochRow | None:
+    def epoch(self, seq: int) -> KeptEpoch | None:
         row = self._db.execute(
             "SELECT seq, signed_head, prev_root_box, account_box, root FROM epochs WHERE seq = ?",
             (seq,),
         ).fetchone()
-        return EpochRow(*row) if row else None
+        return KeptEpoch(*row) if row else None
 
     def add_epoch(
         self,
