@@ -18,6 +18,7 @@ from typing import Annotated
 
 import msgspec
 
+from shared.codec import decode_strict
 from shared.errors import VerificationError, WireError
 from shared.identity import SigningKey, device_id_for, verify
 
@@ -89,11 +90,8 @@ def sign_device_list(amk: SigningKey, author: SigningKey, device_list: DeviceLis
 
 
 def _decode(signed: bytes) -> tuple[SignedDeviceList, DeviceList]:
-    try:
-        outer = _signed_decoder.decode(signed)
-        return outer, _body_decoder.decode(outer.body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed device list: {exc}") from None
+    outer = decode_strict(_signed_decoder, signed, "device list")
+    return outer, decode_strict(_body_decoder, outer.body, "device list")
 
 
 def list_hash(signed: bytes) -> bytes:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.codec import decode_strict
 from shared.device_list import DeviceId, Key32, Username
 from shared.errors import WireError
 from shared.padding import pad, unpad
@@ -97,10 +98,7 @@ def decode_sealed(data: bytes) -> SealedEnvelope:
     bit (and reduces modulo p), so one key has several spellings; the X3DH ephemeral key is used
     only in Diffie-Hellman, so a respelt one would still decrypt: a relay could replay a session
     start as a "new" one. Only the canonical spelling is accepted."""
-    try:
-        sealed = _sealed_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed envelope: {exc}") from None
+    sealed = decode_strict(_sealed_decoder, data, "envelope")
     keys = [sealed.ratchet_pub]
     if sealed.x3dh is not None:
         header = sealed.x3dh
@@ -116,10 +114,7 @@ def encode_payload(payload: Payload) -> bytes:
 
 
 def decode_payload(data: bytes) -> Payload:
-    try:
-        return _payload_decoder.decode(unpad(data))
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed payload: {exc}") from None
+    return decode_strict(_payload_decoder, unpad(data), "payload")
 
 
 def new_message_id(now_ms: int | None = None, entropy: bytes | None = None) -> bytes:

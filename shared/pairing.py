@@ -26,8 +26,9 @@ from typing import Annotated
 
 import msgspec
 
+from shared.codec import decode_strict
 from shared.device_list import DeviceId, Key32
-from shared.errors import VerificationError, WireError
+from shared.errors import VerificationError
 
 NONCE = 32
 Nonce = Annotated[bytes, msgspec.Meta(min_length=NONCE, max_length=NONCE)]
@@ -81,10 +82,7 @@ def encode(message: PairingMessage) -> bytes:
 
 
 def decode(data: bytes) -> PairingMessage:
-    try:
-        return _decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed pairing message: {exc}") from None
+    return decode_strict(_decoder, data, "pairing message")
 
 
 def commitment(nonce: bytes, keys: NewDeviceKeys) -> bytes:

@@ -23,6 +23,7 @@ import msgspec
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from shared.boxes import StorageKey, derive, open_box, seal, seal_to
+from shared.codec import decode_strict
 from shared.device_list import Key32, Signature, Username
 from shared.errors import DecryptionError, ProtocolError
 from shared.identity import SigningKey, verify
@@ -107,12 +108,8 @@ class SealedRequest:
     wrapping_key: bytes
 
     def open_answer(self, sealed_answer: bytes) -> VaultAnswer:
-        try:
-            return _answer_decoder.decode(
-                self.reply.open(sealed_answer, answer_info(self.username))
-            )
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            raise DecryptionError("malformed vault answer") from None
+        opened = self.reply.open(sealed_answer, answer_info(self.username))
+        return decode_strict(_answer_decoder, opened, "vault answer", DecryptionError)
 
     def unwrap(self, wrapped: bytes) -> str:
         return open_box(self.wrapping_key, wrapped, self.username.encode()).decode()
@@ -163,10 +160,8 @@ def recover_request(vault_public: bytes, username: str, pin: StretchedPin) -> Se
 
 def open_request(key: StorageKey, username: str, sealed: bytes) -> VaultRequest:
     """The vault's side: open a request that must have been made for ``username``."""
-    try:
-        request = _request_decoder.decode(key.open(sealed, request_info(username)))
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise DecryptionError("malformed vault request") from None
+    opened = key.open(sealed, request_info(username))
+    request = decode_strict(_request_decoder, opened, "vault request", DecryptionError)
     if request.username != username:
         raise DecryptionError("vault request for another user")
     return request

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.codec import decode_strict
 from shared.device_list import DeviceId, DeviceName, Key32, Signature, Username
 from shared.envelope import MessageId
 from shared.errors import WireError
@@ -568,10 +569,7 @@ def _decode(decoder: msgspec.msgpack.Decoder, data: bytes | str) -> Frame:
         raise WireError("text frames are not part of the protocol")
     if len(data) > MAX_FRAME_BYTES:
         raise WireError("frame too large")
-    try:
-        return decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(str(exc)) from None
+    return decode_strict(decoder, data, "frame")
 
 
 def decode_client_frame(data: bytes | str) -> ClientFrame:
