@@ -26,6 +26,9 @@ MAX_FRAME_BYTES = 512 * 1024
 MAX_RETRY_AFTER = 24 * 3600.0
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PREKEYS_PER_UPLOAD = 200
+# Below this many one-time pre-keys left, a device uploads more: at login (``Welcome`` says how
+# many are left) and when the relay pushes a ``prekeys_low`` notice.
+PRE_KEYS_LOW = 20
 MAX_RECIPIENT_USERS = 8
 MAX_ENVELOPES_PER_USER = 64
 MAX_ACKS = 1000

@@ -69,6 +69,12 @@ class Backoff:
             delay = min(delay * self.factor, self.longest)
 
 
+# The presets: a person watching a window (the GUI, the demo), and a relay on the same machine
+# that is back within milliseconds (tests, benchmarks, screenshots).
+INTERACTIVE = Backoff(first=0.2, factor=1.6, longest=3.0)
+LOCAL_RELAY = Backoff(first=0.05, factor=1.5, longest=0.3)
+
+
 LoginBuilder = Callable[[bytes, int], wire.Frame]
 """Given the relay's nonce and a rid, the frame that logs this device in."""
 
