@@ -1,4 +1,4 @@
-"""The AMK-signed device list (design brief §4.2).
+"""The AMK-signed device list (PROTOCOL.md §2).
 
 A user's device list says which devices are "the ends" of that user's conversations. It is signed
 by the account master key (AMK); versions only go up and each list names the hash of the one it

@@ -1,5 +1,5 @@
 """What travels inside a relay ``Envelope``: the sealed ratchet message and the plaintext payload
-types (design brief §4.3).
+types (PROTOCOL.md §4 "Sessions" and §5 "Fan-out and delivery").
 
 ``SealedEnvelope`` is what the relay sees: a ratchet header (public by design), an optional X3DH
 header while a session is new, and AES-GCM ciphertext. The plaintext is a tagged ``Payload``,
@@ -57,7 +57,7 @@ class _Payload(
     v: Literal[2] = 2
 
 
-class Text(_Payload, tag="text"):
+class Text(_Payload, tag="text", frozen=True):
     """A chat message. ``peer`` is the other party of the conversation from the sender's view,
     so the sender's own other devices file it under the right thread."""
 
@@ -67,12 +67,12 @@ class Text(_Payload, tag="text"):
     body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 
 
-class Receipt(_Payload, tag="receipt"):
+class Receipt(_Payload, tag="receipt", frozen=True):
     status: Literal["delivered", "read"]
     message_ids: Annotated[list[MessageId], msgspec.Meta(min_length=1, max_length=1000)]
 
 
-class DeviceListUpdate(_Payload, tag="device_list"):
+class DeviceListUpdate(_Payload, tag="device_list", frozen=True):
     """The sender's new signed device list, sent to its contacts right after a change, so that
     a relay cannot keep them encrypting to a removed device by serving them an older list."""
 

@@ -31,7 +31,6 @@ from shared.identity import SigningKey, verify
 GUESS_LIMIT = 10
 MIN_PIN = 4
 MAX_PIN = 64
-_ARGON2 = {"length": 32, "iterations": 3, "lanes": 1, "memory_cost": 64 * 1024}
 
 
 class VaultRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -89,7 +88,9 @@ def stretch(pin: str, username: str) -> StretchedPin:
     """Argon2id (64 MiB, t=3) of the PIN, salted by the username. Slow on purpose (~0.2 s)."""
     check_pin(pin)
     salt = hashlib.sha256(b"ariadne/pin-salt/v1\x00" + username.encode()).digest()[:16]
-    stretched = Argon2id(salt=salt, **_ARGON2).derive(pin.encode())
+    stretched = Argon2id(salt=salt, length=32, iterations=3, lanes=1, memory_cost=64 * 1024).derive(
+        pin.encode()
+    )
     return StretchedPin(
         derive(stretched, b"ariadne/pin/verifier/v1"), derive(stretched, b"ariadne/pin/wrap/v1")
     )

@@ -1,4 +1,4 @@
-"""Pairwise device sessions: X3DH key agreement and the Double Ratchet (design brief §4.3).
+"""Pairwise device sessions: X3DH key agreement and the Double Ratchet (PROTOCOL.md §4).
 
 Configuration, fixed for the life of a session and never stored with it (the libraries do not
 serialise it):

@@ -12,7 +12,7 @@ encrypted (see ``shared.envelope``).
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
@@ -138,7 +138,7 @@ class RegisteredDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # ---------------------------------------------------------------- device -> relay
 
 
-class CreateAccount(Frame, tag="create_account"):
+class CreateAccount(Frame, tag="create_account", frozen=True):
     """First device of a new account: password, device key and the account master key."""
 
     rid: Rid
@@ -149,7 +149,7 @@ class CreateAccount(Frame, tag="create_account"):
     signature: Signature  # over the relay's nonce (shared.auth)
 
 
-class AddDevice(Frame, tag="add_device"):
+class AddDevice(Frame, tag="add_device", frozen=True):
     """Log in with the password on a new device; it is pending until a signed list names it."""
 
     rid: Rid
@@ -159,7 +159,7 @@ class AddDevice(Frame, tag="add_device"):
     signature: Signature
 
 
-class Resume(Frame, tag="resume"):
+class Resume(Frame, tag="resume", frozen=True):
     """Log in as a device the relay already knows, by signature alone."""
 
     rid: Rid
@@ -168,7 +168,7 @@ class Resume(Frame, tag="resume"):
     signature: Signature
 
 
-class PublishKeys(Frame, tag="publish_keys"):
+class PublishKeys(Frame, tag="publish_keys", frozen=True):
     rid: Rid
     identity_key: Key32
     signed_pre_key: Key32
@@ -176,7 +176,7 @@ class PublishKeys(Frame, tag="publish_keys"):
     one_time_pre_keys: Annotated[list[Key32], msgspec.Meta(max_length=MAX_PREKEYS_PER_UPLOAD)]
 
 
-class PublishDeviceList(Frame, tag="publish_device_list"):
+class PublishDeviceList(Frame, tag="publish_device_list", frozen=True):
     """A new device list always comes with the epoch opened for it, stored in one transaction."""
 
     rid: Rid
@@ -184,14 +184,14 @@ class PublishDeviceList(Frame, tag="publish_device_list"):
     epoch: EpochUpload
 
 
-class PublishEpoch(Frame, tag="publish_epoch"):
+class PublishEpoch(Frame, tag="publish_epoch", frozen=True):
     """A new epoch for the same device list (e.g. a new recovery code, a new virtual device)."""
 
     rid: Rid
     epoch: EpochUpload
 
 
-class FetchEpochs(Frame, tag="fetch_epochs"):
+class FetchEpochs(Frame, tag="fetch_epochs", frozen=True):
     """Epochs after ``since``, with ``member_id``'s grants. A device asks for its own; a device
     restoring with a recovery code asks for the virtual device's and shows the virtual device's
     signature over (user, asking device) as its membership ``proof``."""
@@ -202,14 +202,14 @@ class FetchEpochs(Frame, tag="fetch_epochs"):
     proof: Signature | None = None
 
 
-class SaveMessages(Frame, tag="save_messages"):
+class SaveMessages(Frame, tag="save_messages", frozen=True):
     """Items for this user's mailbox, all sealed under the newest epoch."""
 
     rid: Rid
     items: Annotated[list[MailboxItem], msgspec.Meta(min_length=1, max_length=MAX_MAILBOX_PAGE)]
 
 
-class FetchMailbox(Frame, tag="fetch_mailbox"):
+class FetchMailbox(Frame, tag="fetch_mailbox", frozen=True):
     """A page of one thread, newest first, strictly before ``(before_ts, before_id)`` if given."""
 
     rid: Rid
@@ -219,22 +219,22 @@ class FetchMailbox(Frame, tag="fetch_mailbox"):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_MAILBOX_PAGE)] = 100
 
 
-class ListMailboxThreads(Frame, tag="list_mailbox_threads"):
+class ListMailboxThreads(Frame, tag="list_mailbox_threads", frozen=True):
     rid: Rid
 
 
-class FetchVaultKey(Frame, tag="fetch_vault_key"):
+class FetchVaultKey(Frame, tag="fetch_vault_key", frozen=True):
     rid: Rid
 
 
-class VaultCall(Frame, tag="vault_call"):
+class VaultCall(Frame, tag="vault_call", frozen=True):
     """An opaque request for the vault (shared.pin), sealed to the vault's key."""
 
     rid: Rid
     sealed: Annotated[bytes, msgspec.Meta(max_length=2048)]
 
 
-class FetchDeviceList(Frame, tag="fetch_device_list"):
+class FetchDeviceList(Frame, tag="fetch_device_list", frozen=True):
     """The user's current list; with ``since`` (the version the asking device holds) also the
     lists between, so that the asking device can check each change's author in turn."""
 
@@ -243,24 +243,24 @@ class FetchDeviceList(Frame, tag="fetch_device_list"):
     since: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
-class FetchBundles(Frame, tag="fetch_bundles"):
+class FetchBundles(Frame, tag="fetch_bundles", frozen=True):
     rid: Rid
     username: Username
     device_ids: Annotated[list[DeviceId], msgspec.Meta(min_length=1, max_length=64)]
 
 
-class ListDevices(Frame, tag="list_devices"):
+class ListDevices(Frame, tag="list_devices", frozen=True):
     rid: Rid
 
 
-class OfferPairing(Frame, tag="offer_pairing"):
+class OfferPairing(Frame, tag="offer_pairing", frozen=True):
     """A pending device asks to be approved, committing to its pairing nonce (shared.pairing)."""
 
     rid: Rid
     commitment: Key32
 
 
-class PairingSend(Frame, tag="pairing_send"):
+class PairingSend(Frame, tag="pairing_send", frozen=True):
     """A pairing message for another device of the same account (both may be pending)."""
 
     rid: Rid
@@ -268,14 +268,14 @@ class PairingSend(Frame, tag="pairing_send"):
     payload: Annotated[bytes, msgspec.Meta(max_length=1024)]
 
 
-class RejectDevice(Frame, tag="reject_device"):
+class RejectDevice(Frame, tag="reject_device", frozen=True):
     """A member device discards a pending device's registration."""
 
     rid: Rid
     device_id: DeviceId
 
 
-class Send(Frame, tag="send"):
+class Send(Frame, tag="send", frozen=True):
     """One fan-out: for each named user, exactly one envelope per current device.
 
     ``send_id`` makes a resend idempotent: if the relay stored this fan-out but the answer was
@@ -288,7 +288,7 @@ class Send(Frame, tag="send"):
     ]
 
 
-class ChangePassword(Frame, tag="change_password"):
+class ChangePassword(Frame, tag="change_password", frozen=True):
     """A member device sets the account's new password. Every login made with the old one ends:
     the relay forgets the account's pending devices and closes their connections."""
 
@@ -296,31 +296,31 @@ class ChangePassword(Frame, tag="change_password"):
     password: Password
 
 
-class Inspect(Frame, tag="inspect"):
+class Inspect(Frame, tag="inspect", frozen=True):
     """Ask what the relay holds and has seen of this user's conversation with ``peer``."""
 
     rid: Rid
     peer: Username
 
 
-class Ack(Frame, tag="ack"):
+class Ack(Frame, tag="ack", frozen=True):
     seqs: Annotated[list[Seq], msgspec.Meta(min_length=1, max_length=MAX_ACKS)]
 
 
 # ---------------------------------------------------------------- relay -> device
 
 
-class Challenge(Frame, tag="challenge"):
+class Challenge(Frame, tag="challenge", frozen=True):
     nonce: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
-class Welcome(Frame, tag="welcome"):
+class Welcome(Frame, tag="welcome", frozen=True):
     rid: Rid
     device_id: DeviceId
     one_time_pre_keys_left: int
 
 
-class Ok(Frame, tag="ok"):
+class Ok(Frame, tag="ok", frozen=True):
     rid: Rid
 
 
@@ -370,7 +370,7 @@ class ErrorCode(enum.StrEnum):
         return cls.UNKNOWN
 
 
-class Error(Frame, tag="error"):
+class Error(Frame, tag="error", frozen=True):
     """``rid`` is None when the frame that caused the error could not be decoded."""
 
     rid: Rid | None
@@ -380,12 +380,12 @@ class Error(Frame, tag="error"):
     retry_after: Annotated[float, msgspec.Meta(ge=0, le=MAX_RETRY_AFTER)] | None = None
 
 
-class Accepted(Frame, tag="accepted"):
+class Accepted(Frame, tag="accepted", frozen=True):
     rid: Rid
     server_ts: int
 
 
-class Mismatch(Frame, tag="mismatch"):
+class Mismatch(Frame, tag="mismatch", frozen=True):
     rid: Rid
     users: list[DeviceMismatch]
 
@@ -393,7 +393,7 @@ class Mismatch(Frame, tag="mismatch"):
 MAX_LISTS_BETWEEN = 32
 
 
-class DeviceListReply(Frame, tag="device_list"):
+class DeviceListReply(Frame, tag="device_list", frozen=True):
     rid: Rid
     signed_list: SignedList | None
     # The lists after the asked ``since`` and before ``signed_list``, oldest first (at most
@@ -401,17 +401,17 @@ class DeviceListReply(Frame, tag="device_list"):
     between: Annotated[list[SignedList], msgspec.Meta(max_length=MAX_LISTS_BETWEEN)] = []
 
 
-class Bundles(Frame, tag="bundles"):
+class Bundles(Frame, tag="bundles", frozen=True):
     rid: Rid
     bundles: list[PreKeyBundle]
 
 
-class Devices(Frame, tag="devices"):
+class Devices(Frame, tag="devices", frozen=True):
     rid: Rid
     devices: list[RegisteredDevice]
 
 
-class PairingPush(Frame, tag="pairing_push"):
+class PairingPush(Frame, tag="pairing_push", frozen=True):
     from_device: DeviceId
     payload: bytes
 
@@ -426,7 +426,7 @@ class Delivered(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     payload: SealedPayload
 
 
-class Deliver(Frame, tag="deliver"):
+class Deliver(Frame, tag="deliver", frozen=True):
     """Queued envelopes in queue order; as many as are ready, so a busy device gets few frames."""
 
     envelopes: Annotated[list[Delivered], msgspec.Meta(min_length=1, max_length=MAX_DELIVER)]
@@ -446,37 +446,37 @@ class SeenEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queued: bool  # still in the device's queue (not yet acknowledged)
 
 
-class Inspection(Frame, tag="inspection"):
+class Inspection(Frame, tag="inspection", frozen=True):
     rid: Rid
     envelopes: list[SeenEnvelope]
 
 
-class Epochs(Frame, tag="epochs"):
+class Epochs(Frame, tag="epochs", frozen=True):
     rid: Rid
     epochs: list[EpochData]
 
 
-class MailboxPage(Frame, tag="mailbox_page"):
+class MailboxPage(Frame, tag="mailbox_page", frozen=True):
     rid: Rid
     items: list[MailboxItem]
 
 
-class MailboxThreads(Frame, tag="mailbox_threads"):
+class MailboxThreads(Frame, tag="mailbox_threads", frozen=True):
     rid: Rid
     threads: list[MailboxThread]
 
 
-class VaultKey(Frame, tag="vault_key"):
+class VaultKey(Frame, tag="vault_key", frozen=True):
     rid: Rid
     public: Key32
 
 
-class VaultReply(Frame, tag="vault_reply"):
+class VaultReply(Frame, tag="vault_reply", frozen=True):
     rid: Rid
     sealed: bytes
 
 
-class Notice(Frame, tag="notice"):
+class Notice(Frame, tag="notice", frozen=True):
     """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``,
     ``epoch_changed`` (this user's account opened a new epoch)."""
 
@@ -559,15 +559,16 @@ REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
 }
 
 _encoder = msgspec.msgpack.Encoder()
-_client_decoder = msgspec.msgpack.Decoder(ClientFrame)
-_relay_decoder = msgspec.msgpack.Decoder(RelayFrame)
+_client_decoder: msgspec.msgpack.Decoder[ClientFrame] = msgspec.msgpack.Decoder(ClientFrame)
+_relay_decoder: msgspec.msgpack.Decoder[RelayFrame] = msgspec.msgpack.Decoder(RelayFrame)
+_T = TypeVar("_T")
 
 
 def encode(frame: Frame) -> bytes:
     return _encoder.encode(frame)
 
 
-def _decode(decoder: msgspec.msgpack.Decoder, data: bytes | str) -> Frame:
+def _decode(decoder: msgspec.msgpack.Decoder[_T], data: bytes | str) -> _T:
     if isinstance(data, str):
         raise WireError("text frames are not part of the protocol")
     if len(data) > MAX_FRAME_BYTES:
@@ -577,8 +578,8 @@ def _decode(decoder: msgspec.msgpack.Decoder, data: bytes | str) -> Frame:
 
 def decode_client_frame(data: bytes | str) -> ClientFrame:
     """Decode a frame sent by a device; raises :class:`WireError` on anything but a valid frame."""
-    return _decode(_client_decoder, data)  # type: ignore[return-value]
+    return _decode(_client_decoder, data)
 
 
 def decode_relay_frame(data: bytes | str) -> RelayFrame:
-    return _decode(_relay_decoder, data)  # type: ignore[return-value]
+    return _decode(_relay_decoder, data)

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import websockets
@@ -62,7 +62,7 @@ class Backoff:
     factor: float = 2.0
     longest: float = 5.0
 
-    def delays(self):  # type: ignore[no-untyped-def]
+    def delays(self) -> Iterator[float]:
         delay = self.first
         while True:
             yield delay * random.uniform(0.8, 1.2)

@@ -1,6 +1,6 @@
-"""Relay benchmark (design brief §7): forwarding throughput against a bare websockets forwarder
-measured in the same run, end-to-end latency through real clients, and the client's CPU cost to
-send one message to a user with three devices.
+"""Relay benchmark (ARCHITECTURE.md "Benchmarks"): forwarding throughput against a bare websockets
+forwarder measured in the same run, end-to-end latency through real clients, and the client's CPU
+cost to send one message to a user with three devices.
 
     python tests/benchmarks/bench_relay.py [--seconds 5]
 

@@ -1,4 +1,4 @@
-"""Restore benchmark (issue 4, design brief §7): a new device restores 10,000 and 100,000 stored
+"""Restore benchmark (ARCHITECTURE.md "Benchmarks"): a new device restores 10,000 and 100,000 stored
 messages from a real relay (its own process) with the recovery code.
 
 Reports, per size:
