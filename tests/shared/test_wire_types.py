@@ -81,3 +81,11 @@ def test_every_listed_reply_is_a_relay_frame_with_the_request_id():
         for answer in answers:
             assert "rid" in answer.__struct_fields__, answer
     assert wire.Error in replies
+
+
+def test_protocol_md_lists_every_request_and_every_error_code():
+    text = (ROOT / "shared" / "PROTOCOL.md").read_text()
+    for request in wire.REPLIES:
+        assert f"| `{request.__name__}` (`{request.__struct_config__.tag}`) |" in text, request
+    for code in wire.ErrorCode:
+        assert f"| `{code.value}` |" in text, code
