@@ -28,7 +28,10 @@ def test_every_code_the_relay_sends_is_an_error_code():
     text = _sources("relay")
     sent = set(re.findall(r'(?:Reject|Refus\w*)\(\s*"([a-z_]+)"', text))
     sent |= set(re.findall(r'code\s*=\s*"([a-z_]+)"', text))
-    assert len(sent) > 20, "found no refusals in relay/: has the relay's refusal been renamed?"
+    # Codes named as members (ErrorCode.QUEUE_FULL) are checked by Python itself; counted here
+    # only so that a renamed refusal cannot make this test pass on nothing.
+    named = set(re.findall(r"ErrorCode\.([A-Z_]+)", text))
+    assert len(sent | named) > 20, "found no refusals in relay/: has the refusal been renamed?"
     known = {code.value for code in wire.ErrorCode}
     assert sent - known == set()
 
