@@ -81,7 +81,6 @@ from shared.session import dump_x3dh_state, load_x3dh_state, new_x3dh_state
 log = logging.getLogger("ariadne.client")
 
 PRE_KEY_BATCH = 100
-PRE_KEYS_LOW = 20
 MAILBOX_FULL_TEXT = (
     "Your history backup on the relay is full — new messages are kept on this device only"
 )
@@ -391,7 +390,7 @@ class AriadneClient:
             self._password = None
         if not self._state.keys_published:
             await self._publish_keys(top_up=False)
-        elif welcome.one_time_pre_keys_left < PRE_KEYS_LOW:
+        elif welcome.one_time_pre_keys_left < wire.PRE_KEYS_LOW:
             await self._publish_keys(top_up=True)
         # A new device trusts no list of its own account before it confirms a pairing code.
         if self._account_public() is not None:

@@ -185,12 +185,12 @@ class Inbox:
             # Read on another of this user's devices: the same messages are read here too.
             synced: list[Event] = []
             for message_id in payload.message_ids:
-                message = self._ctx.store.message(message_id)
-                if message is not None and message.status is MessageStatus.RECEIVED:
+                stored = self._ctx.store.message(message_id)
+                if stored is not None and stored.status is MessageStatus.RECEIVED:
                     self._ctx.store.set_status(message_id, MessageStatus.READ)
                     synced.append(
                         DeliveryUpdated(
-                            message_id, message.thread, MessageStatus.READ, message.server_ts
+                            message_id, stored.thread, MessageStatus.READ, stored.server_ts
                         )
                     )
             return synced
@@ -198,18 +198,16 @@ class Inbox:
             status = MessageStatus(payload.status)
             events: list[Event] = []
             for message_id in payload.message_ids:
-                message = self._ctx.store.message(message_id)
+                stored = self._ctx.store.message(message_id)
                 if (
-                    message is None
-                    or message.sender_user != self._ctx.username
-                    or message.thread != deliver.sender_user
-                    or status.rank <= message.status.rank
+                    stored is None
+                    or stored.sender_user != self._ctx.username
+                    or stored.thread != deliver.sender_user
+                    or status.rank <= stored.status.rank
                 ):
                     continue
                 self._ctx.store.set_status(message_id, status)
-                events.append(
-                    DeliveryUpdated(message_id, message.thread, status, message.server_ts)
-                )
+                events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))
             return events
         return []
 

@@ -211,8 +211,9 @@ class Outbox:
         one fan-out. Returns the relay's timestamp."""
         for _attempt in range(SEND_ATTEMPTS):
             recipients = []
-            # The ratchets' new state is committed before anything leaves.
-            async with self._ctx.store.transaction():
+            # The ratchets' new state is committed before anything leaves, and also when a later
+            # user fails: the session book's memory has moved on, the store must follow it.
+            async with self._ctx.store.transaction(rollback=False):
                 for username in users:
                     if self._directory.key_changed(username):
                         raise SendBlocked(f"{username}'s safety number changed")
@@ -225,11 +226,12 @@ class Outbox:
                     recipients.append(
                         wire.RecipientEnvelopes(username=username, envelopes=envelopes)
                     )
+
+            def send(rid: int, r: list[wire.RecipientEnvelopes] = recipients) -> wire.Frame:
+                return wire.Send(rid=rid, send_id=send_id, recipients=r)
+
             try:
-                answer = await self._ctx.port.request(
-                    lambda rid, r=recipients: wire.Send(rid=rid, send_id=send_id, recipients=r),
-                    expect=(wire.Accepted, wire.Mismatch),
-                )
+                answer = await self._ctx.port.request(send, expect=(wire.Accepted, wire.Mismatch))
             except RelayError as exc:
                 if exc.code == "rate_limited":
                     await asyncio.sleep(0.5)

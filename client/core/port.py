@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, overload
 
 from shared import wire
 
 ReplyT = TypeVar("ReplyT", bound=wire.Frame)
+OtherT = TypeVar("OtherT", bound=wire.Frame)
 
 FrameFactory = Callable[[int], wire.Frame]
 """Given a fresh request id, the frame to send (so a retried request gets a new id)."""
@@ -50,10 +51,11 @@ class UnexpectedReply(RelayError):
 def checked_reply(
     request: wire.Frame, answer: wire.Frame, expect: type[ReplyT] | tuple[type[ReplyT], ...]
 ) -> ReplyT:
-    """``answer`` as the reply type ``request`` expects, or the error the relay's answer means."""
+    """``answer`` as the reply type ``request`` expects (and the protocol gives it,
+    :data:`shared.wire.REPLIES`), or the error the relay's answer means."""
     if isinstance(answer, wire.Error):
         raise RelayError(answer.code, answer.detail, answer.retry_after)
-    if not isinstance(answer, expect):
+    if not isinstance(answer, expect) or not isinstance(answer, wire.REPLIES[type(request)]):
         raise UnexpectedReply(type(request).__name__, answer)
     return answer
 
@@ -62,6 +64,14 @@ class RelayPort(Protocol):
     """What the engine needs of a relay connection."""
 
     online: asyncio.Event
+
+    @overload
+    async def request(self, make: FrameFactory, expect: type[ReplyT]) -> ReplyT: ...
+
+    @overload
+    async def request(
+        self, make: FrameFactory, expect: tuple[type[ReplyT], type[OtherT]]
+    ) -> ReplyT | OtherT: ...
 
     async def request(
         self, make: FrameFactory, expect: type[ReplyT] | tuple[type[ReplyT], ...]

@@ -183,11 +183,13 @@ class Transaction:
       another task's is open it joins it, to be committed with it. It runs between that task's
       awaits, so the owner's writes stay whole either way.
     - A failing owner rolls back, unless another task's writes joined: those were promised to
-      their caller, so the transaction is committed as it stands.
+      their caller, so the transaction is committed as it stands. ``rollback=False`` commits a
+      failing block's writes too, for state that memory already holds (a session's ratchet).
     """
 
-    def __init__(self, store: ProfileStore) -> None:
+    def __init__(self, store: ProfileStore, rollback: bool = True) -> None:
         self._store = store
+        self._rollback = rollback
         self._owns = False
         self._locked = False
 
@@ -227,7 +229,7 @@ class Transaction:
         if store._depth:
             return
         store._owner = None
-        if failed and not store._joined:
+        if failed and self._rollback and not store._joined:
             store._db.rollback()
         else:
             store._db.commit()
@@ -269,9 +271,9 @@ class ProfileStore:
     def exists(directory: Path) -> bool:
         return (directory / DB_NAME).exists()
 
-    def transaction(self) -> Transaction:
+    def transaction(self, *, rollback: bool = True) -> Transaction:
         """``async with store.transaction():`` (or ``with``): see :class:`Transaction`."""
-        return Transaction(self)
+        return Transaction(self, rollback)
 
     @property
     def in_transaction(self) -> bool:

@@ -45,8 +45,12 @@ async def test_the_link_turns_a_reply_of_another_type_into_unexpected_reply():
             with pytest.raises(UnexpectedReply) as wrong:
                 await link.request(lambda rid: wire.ListDevices(rid=rid), expect=wire.Devices)
             assert wrong.value.code == "unexpected_reply" and isinstance(wrong.value, RelayError)
+            # Not even a caller that takes any frame gets one the protocol does not give.
+            with pytest.raises(UnexpectedReply):
+                await link.request(lambda rid: wire.ListDevices(rid=rid), expect=wire.Frame)
             assert isinstance(
-                await link.request(lambda rid: wire.ListDevices(rid=rid), expect=wire.Ok), wire.Ok
+                await link.request(lambda rid: wire.RejectDevice(rid=rid, device_id="0" * 16)),
+                wire.Ok,
             )
         finally:
             await link.close()

@@ -93,3 +93,13 @@ async def test_a_failing_owner_keeps_the_writes_another_task_joined(stores):
     with pytest.raises(ConnectionError):
         await owner
     assert reader.get("message") == 1
+
+
+def test_a_block_that_keeps_its_writes_commits_them_when_it_fails(stores):
+    """The outbox's encryption: sessions in memory moved on, so the store follows them even when
+    a later recipient fails (no user, relay away)."""
+    store, reader = stores
+    with pytest.raises(LookupError), store.transaction(rollback=False):
+        store.put("ratchet", 1)
+        raise LookupError
+    assert reader.get("ratchet") == 1
