@@ -9,7 +9,7 @@ epoch published through the real handler). Another device's connection is played
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,7 @@ from shared.device_list import (
 )
 from shared.epoch import AccountSecrets, EpochMember, OpenedEpoch, open_epoch
 from shared.identity import SigningKey, device_id_for
-
-PASSWORD = "correct horse battery"
+from tests.conftest import PASSWORD, eventually
 
 
 @dataclass
@@ -109,6 +108,15 @@ class Kit:
     async def refused(self, device: Device, frame: Any) -> str:
         with pytest.raises(Reject) as rejection:
             await self.call(device, frame)
+        return rejection.value.code
+
+    async def eventually(self, condition: Callable[[], bool]) -> None:
+        """Closing another device's connection runs as a task: let it run."""
+        await eventually(condition, timeout=5.0)
+
+    async def login_refused(self, username: str, password: str = PASSWORD) -> str:
+        with pytest.raises(Reject) as rejection:
+            await self.pending(username, password)
         return rejection.value.code
 
     def connect(self, device: Device) -> Line:
@@ -202,6 +210,12 @@ class Kit:
         members = open_device_list(signed, author.username, account.amk.public).devices
         epoch = self._epoch(account.amk, author.username, signed, members, account.epoch)
         return signed, epoch
+
+    def next_epoch(self, username: str) -> OpenedEpoch:
+        """The account's next epoch for its current list (not published)."""
+        account = self.accounts[username]
+        members = account.device_list.devices
+        return self._epoch(account.amk, username, account.signed_list, members, account.epoch)
 
     async def approve(self, member: Device, pending: Device) -> None:
         await self.call(
