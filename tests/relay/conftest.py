@@ -172,7 +172,7 @@ class Kit:
             ),
         )
         signed = first_device_list(amk, username, device.entry(), device.key)
-        epoch = self._epoch(amk, username, signed, [device], None)
+        epoch = self.make_epoch(amk, username, signed, [device], None)
         assert isinstance(
             await self.call(
                 device, wire.PublishDeviceList(rid=3, signed_list=signed, epoch=_upload(epoch))
@@ -196,7 +196,9 @@ class Kit:
             SigningKey.generate(),
         )
 
-    def next_list(self, author: Device, *, add: Device | None = None, remove: str | None = None):  # type: ignore[no-untyped-def]
+    def next_list(  # type: ignore[no-untyped-def]
+        self, author: Device, *, add: Device | DeviceEntry | None = None, remove: str | None = None
+    ):
         """The account's next signed list and the epoch that goes with it (not published)."""
         account = self.accounts[author.username]
         signed = next_device_list(
@@ -204,18 +206,18 @@ class Kit:
             author.key,
             account.device_list,
             account.signed_list,
-            add=add.entry() if add else None,
+            add=add.entry() if isinstance(add, Device) else add,
             remove=remove,
         )
         members = open_device_list(signed, author.username, account.amk.public).devices
-        epoch = self._epoch(account.amk, author.username, signed, members, account.epoch)
+        epoch = self.make_epoch(account.amk, author.username, signed, members, account.epoch)
         return signed, epoch
 
     def next_epoch(self, username: str) -> OpenedEpoch:
         """The account's next epoch for its current list (not published)."""
         account = self.accounts[username]
         members = account.device_list.devices
-        return self._epoch(account.amk, username, account.signed_list, members, account.epoch)
+        return self.make_epoch(account.amk, username, account.signed_list, members, account.epoch)
 
     async def approve(self, member: Device, pending: Device) -> None:
         await self.call(
@@ -235,7 +237,7 @@ class Kit:
         assert isinstance(reply, wire.Ok)
         self.accounts[member.username] = Account(self.accounts[member.username].amk, signed, epoch)
 
-    def _epoch(self, amk, username, signed, devices, previous):  # type: ignore[no-untyped-def]
+    def make_epoch(self, amk, username, signed, devices, previous):  # type: ignore[no-untyped-def]
         return open_epoch(
             amk,
             username,

@@ -26,6 +26,16 @@ def _send(send_id: bytes, *recipients: tuple[str, list[str]], size: int = 10) ->
     )
 
 
+def _keys(device, pre_keys: list[bytes]) -> wire.PublishKeys:  # type: ignore[no-untyped-def]
+    return wire.PublishKeys(
+        rid=2,
+        identity_key=device.key.public,
+        signed_pre_key=bytes(32),
+        signed_pre_key_sig=bytes(64),
+        one_time_pre_keys=pre_keys,
+    )
+
+
 async def _committed(kit, device) -> wire.Frame:  # type: ignore[no-untyped-def]
     await kit.store.durable()
     return device.replies.pop()
@@ -116,6 +126,7 @@ async def test_an_identity_key_belongs_to_one_device(kit):
 async def test_bundles_go_only_for_listed_devices_and_warn_the_owner_when_low(kit):
     alice, bob = await kit.create("alice"), await kit.create("bob")
     phone = await kit.pending("bob")
+    await kit.call(phone, _keys(phone, [os.urandom(32)]))  # published, but not on the list
     pre_keys = [os.urandom(32) for _ in range(PRE_KEYS_LOW)]
     await kit.call(
         bob,
@@ -142,3 +153,14 @@ async def test_bundle_fetches_are_limited_per_asking_account(kit):
     assert isinstance(await kit.call(alice, ask), wire.Bundles)
     assert isinstance(await kit.call(alice, ask), wire.Bundles)
     assert await kit.refused(alice, ask) == "rate_limited"
+
+
+@pytest.mark.parametrize("limits", [Limits(pre_key_burst=1, pre_keys_per_second=0.001)])
+async def test_one_time_pre_keys_are_handed_out_at_a_pace_per_target_account(kit):
+    alice, bob, carol = [await kit.create(n) for n in ("alice", "bob", "carol")]
+    await kit.call(bob, _keys(bob, [os.urandom(32) for _ in range(3)]))
+    ask = wire.FetchBundles(rid=3, username="bob", device_ids=[bob.device_id])
+    (first,) = (await kit.call(alice, ask)).bundles
+    (second,) = (await kit.call(carol, ask)).bundles  # another asker: the same account's pace
+    assert first.one_time_pre_key is not None and second.one_time_pre_key is None
+    assert kit.store.pre_key_count(bob.device_id) == 2

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from relay.handlers.devices import PAIRING_OFFER_SECONDS
 from relay.limits import Limits
 from shared import wire
+from shared.device_list import list_hash, sign_device_list
 
 
 def _offer(commitment: bytes = bytes(32)) -> wire.OfferPairing:
@@ -160,3 +162,54 @@ async def test_a_new_password_forgets_the_pending_devices(kit):
     await kit.eventually(lambda: line.closed == [4003])
     assert await kit.login_refused("alice") == "bad_credentials"
     await kit.pending("alice", "a brand new password")
+
+
+async def test_republishing_the_current_list_changes_nothing(kit):
+    alice = await kit.create("alice")
+    account = kit.accounts["alice"]
+    again = wire.PublishDeviceList(
+        rid=4, signed_list=account.signed_list, epoch=kit.upload(kit.next_epoch("alice"))
+    )
+    assert isinstance(await kit.call(alice, again), wire.Ok)
+    assert kit.store.latest_epoch("alice").seq == 1
+
+
+async def test_a_list_that_skips_a_version_is_refused(kit):
+    alice = await kit.create("alice")
+    laptop = await kit.pending("alice")
+    account = kit.accounts["alice"]
+    current = account.device_list
+    skipping = msgspec.structs.replace(
+        current,
+        version=current.version + 2,
+        prev_hash=list_hash(account.signed_list),
+        devices=(*current.devices, laptop.entry()),
+    )
+    signed = sign_device_list(account.amk, alice.key, skipping)
+    epoch = kit.make_epoch(account.amk, "alice", signed, skipping.devices, account.epoch)
+    publish = wire.PublishDeviceList(rid=4, signed_list=signed, epoch=kit.upload(epoch))
+    assert await kit.refused(alice, publish) == "bad_device_list"
+    assert not laptop.session.is_member
+
+
+async def test_a_list_giving_a_device_anothers_identity_key_is_refused(kit):
+    alice = await kit.create("alice")
+    bob = await kit.create("bob")
+    laptop = await kit.pending("alice")
+    borrowed = msgspec.structs.replace(laptop.entry(), identity_key=bob.key.public)
+    signed, epoch = kit.next_list(alice, add=borrowed)
+    publish = wire.PublishDeviceList(rid=4, signed_list=signed, epoch=kit.upload(epoch))
+    assert await kit.refused(alice, publish) == "bad_device_list"
+
+
+async def test_a_new_offer_lets_another_member_approve(kit):
+    alice = await kit.create("alice")
+    phone = await kit.pending("alice")
+    await kit.approve(alice, phone)
+    laptop = await kit.pending("alice")
+    kit.connect(laptop)
+    await kit.call(laptop, _offer())
+    await kit.call(alice, _to(laptop))
+    assert await kit.refused(phone, _to(laptop)) == "pairing_busy"
+    await kit.call(laptop, _offer(b"n" * 32))
+    assert isinstance(await kit.call(phone, _to(laptop)), wire.Ok)

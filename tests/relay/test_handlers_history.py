@@ -10,6 +10,9 @@ import pytest
 
 from relay.limits import Limits
 from shared import wire
+from shared.device_list import list_hash
+from shared.epoch import AccountSecrets, EpochMember, open_epoch
+from shared.identity import SigningKey
 
 
 def _item(epoch: int, ts: int, thread: bytes = b"t" * 16, size: int = 40) -> wire.MailboxItem:
@@ -107,3 +110,65 @@ async def test_the_mailbox_quota_refuses_what_would_not_fit(kit):
     assert kit.store.mailbox_bytes("alice") == 60
     fits = wire.SaveMessages(rid=1, items=[_item(1, 20, size=40)])
     assert isinstance(await kit.call(alice, fits), wire.Ok)
+
+
+def _opened(kit, previous, *, amk=None, signed=None, members=None):  # type: ignore[no-untyped-def]
+    """An epoch after ``previous`` = (head, signed head, root) of the account's single device,
+    with what the test wants wrong."""
+    account = kit.accounts["alice"]
+    (device,) = account.device_list.devices
+    return open_epoch(
+        amk or account.amk,
+        "alice",
+        previous=previous,
+        members=[EpochMember(member_id=device.device_id, storage_key=device.storage_key)]
+        if members is None
+        else members,
+        device_list_hash=list_hash(signed or account.signed_list),
+        secrets=AccountSecrets(amk_seed=account.amk.seed, thread_key=bytes(32)),
+    )
+
+
+async def _publish_refused(kit, alice, epoch) -> str:  # type: ignore[no-untyped-def]
+    code = await kit.refused(alice, wire.PublishEpoch(rid=1, epoch=kit.upload(epoch)))
+    assert kit.store.latest_epoch("alice").seq == 1
+    return code
+
+
+async def test_an_epoch_not_signed_by_the_account_key_is_refused(kit):
+    alice = await kit.create("alice")
+    first = kit.accounts["alice"].epoch
+    forged = _opened(kit, (first.head, first.signed_head, first.root), amk=SigningKey.generate())
+    assert await _publish_refused(kit, alice, forged) == "bad_epoch"
+
+
+async def test_an_epoch_must_be_the_next_one_and_chain_to_it(kit):
+    alice = await kit.create("alice")
+    first = kit.accounts["alice"].epoch
+    # Chains to the current head but claims a later place.
+    ahead = msgspec.structs.replace(first.head, seq=5)
+    assert await _publish_refused(
+        kit, alice, _opened(kit, (ahead, first.signed_head, first.root))
+    ) == ("bad_epoch")
+    # The right place, but after another head than the current one.
+    other = _opened(kit, None)
+    assert await _publish_refused(
+        kit, alice, _opened(kit, (first.head, other.signed_head, first.root))
+    ) == ("bad_epoch")
+
+
+async def test_an_epoch_is_for_the_current_list_and_exactly_its_devices(kit):
+    alice = await kit.create("alice")
+    laptop = await kit.pending("alice")
+    first = kit.accounts["alice"].epoch
+    previous = (first.head, first.signed_head, first.root)
+    unpublished, _ = kit.next_list(alice, add=laptop)
+    assert (
+        await _publish_refused(kit, alice, _opened(kit, previous, signed=unpublished))
+        == "bad_epoch"
+    )
+    assert await _publish_refused(kit, alice, _opened(kit, previous, members=[])) == "bad_epoch"
+    wrong_key = [EpochMember(member_id=alice.device_id, storage_key=laptop.storage.public)]
+    assert (
+        await _publish_refused(kit, alice, _opened(kit, previous, members=wrong_key)) == "bad_epoch"
+    )

@@ -7,12 +7,14 @@ import os
 
 import pytest
 
+from relay import login
 from relay.limits import Limits
 from relay.login import log_in
 from relay.session import Reject
 from shared import wire
 from shared.auth import sign_login
 from shared.identity import SigningKey, device_id_for
+from tests.conftest import PASSWORD
 
 
 async def _refused(kit, frame, nonce: bytes, source: str = "127.0.0.1") -> str:  # type: ignore[no-untyped-def]
@@ -114,7 +116,7 @@ async def test_a_pending_device_logs_in_again_with_the_password_and_the_account_
     again = wire.AddDevice(
         rid=1,
         username="alice",
-        password="correct horse battery",
+        password=PASSWORD,
         device=wire.DeviceRegistration(
             device_id=laptop.device_id,
             name="x",
@@ -125,3 +127,52 @@ async def test_a_pending_device_logs_in_again_with_the_password_and_the_account_
     )
     assert await log_in(kit.relay, again, nonce, "x") == ("alice", laptop.device_id)
     assert len(kit.store.devices_of("alice")) == 2
+
+
+async def test_a_new_device_must_sign_this_challenge(kit):
+    nonce = os.urandom(32)
+    key = SigningKey.generate()
+    device_id = device_id_for(key.public)
+    stale = wire.CreateAccount(
+        rid=1,
+        username="alice",
+        password="whatever it is",
+        device=wire.DeviceRegistration(
+            device_id=device_id, name="x", sign_public=key.public, storage_key=bytes(32)
+        ),
+        amk_public=bytes(32),
+        signature=sign_login(key, os.urandom(32), "alice", device_id),
+    )
+    assert await _refused(kit, stale, nonce) == "bad_signature"
+    assert kit.store.device(device_id) is None
+
+
+async def test_a_device_of_one_account_cannot_join_another(kit):
+    alice = await kit.create("alice")
+    await kit.create("bob")
+    nonce = os.urandom(32)
+    join = wire.AddDevice(
+        rid=1,
+        username="bob",
+        password=PASSWORD,
+        device=wire.DeviceRegistration(
+            device_id=alice.device_id, name="x", sign_public=alice.key.public, storage_key=bytes(32)
+        ),
+        signature=sign_login(alice.key, nonce, "bob", alice.device_id),
+    )
+    assert await _refused(kit, join, nonce) == "device_taken"
+    assert kit.store.device(alice.device_id).username == "alice"
+
+
+async def test_a_password_changed_while_checked_refuses_the_login(kit, monkeypatch):
+    await kit.create("alice")
+    check = login.check_password
+
+    def changed_meanwhile(password: str, stored: str) -> bool:
+        ok = check(password, stored)
+        kit.store.set_password_hash("alice", login.hash_password("a brand new one"))
+        return ok
+
+    monkeypatch.setattr(login, "check_password", changed_meanwhile)
+    assert await kit.login_refused("alice") == "bad_credentials"
+    assert len(kit.store.devices_of("alice")) == 1
