@@ -438,9 +438,11 @@ class AriadneClient:
             try:
                 await self.directory.refresh(self.username)
             except UnknownUser:
-                if self._amk is None:
+                if self._amk is not None:
+                    await self._publish_first_device_list()
+                elif self._store.get("approvers") is None:
                     raise
-                await self._publish_first_device_list()
+                # else: a confirmed device whose approver has not published its list yet
         if self.is_member:
             await self._refresh_epochs()
         self._outbox_wake.set()
@@ -639,6 +641,8 @@ class AriadneClient:
             log.warning("the relay showed this device another account key; using the code's")
             self.directory.forget(self.username)
         self._store.put("amk_public", amk.public)
+        # The code, not a pairing exchange, makes this device a member: no approver's list.
+        self._store.put("approvers", None)
         own = await self.directory.refresh(self.username)
         own_signed = self.directory.signed(self.username)
         self.epochs.accept(recovered.epochs, own_signed, 0)
@@ -784,6 +788,10 @@ class AriadneClient:
         signed by another key changes nothing."""
         approver = self.pairing.confirm()
         self._store.put("amk_public", approver.amk_public)
+        # Its first own list must be one that an approver whose code it confirmed makes
+        # (Directory._first_own): this one, or one of an earlier exchange that still approves.
+        earlier = str(self._store.get("approvers") or "")
+        self._store.put("approvers", f"{earlier} {approver.device_id}".strip())
         self._store.commit()
         with contextlib.suppress(UnknownUser):
             await self._refresh_own()  # the approval may already be there

@@ -18,7 +18,7 @@ from client.core.events import ContactKeyChanged, DeviceListChanged, DeviceListR
 from client.core.link import RelayLink
 from client.core.storage import ProfileStore
 from shared import wire
-from shared.device_list import DeviceList, check_successor, open_device_list
+from shared.device_list import DeviceList, check_author, check_successor, open_device_list
 from shared.errors import ProtocolError, VerificationError
 
 log = logging.getLogger("ariadne.client.directory")
@@ -63,8 +63,10 @@ class Directory:
         (a :class:`DeviceListRefused` event says why). Raises :class:`UnknownUser` if there is no
         list at all."""
         current = self.known(username)
+        # A device approved by pairing walks its account's lists from the first, to find the
+        # one its approver made (see _first_own).
+        since = current.version if current else (0 if self._approvers(username) else None)
         while True:
-            since = current.version if current else None
             answer = await self._link.request(
                 lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s)
             )
@@ -72,12 +74,15 @@ class Directory:
             # The lists this device missed, each checked against the one before (its author
             # must be on it), then the current one.
             for signed in answer.between:
-                if self.accept(username, signed) is None:
+                if self.accept(username, signed) is None and self.known(username) is not None:
                     break
             current = self.known(username)
-            done = len(answer.between) < wire.MAX_LISTS_BETWEEN
-            if done or current is None or current.version == since:  # all, or no progress
+            if len(answer.between) < wire.MAX_LISTS_BETWEEN or since is None:
                 break
+            after = current.version if current else since + len(answer.between)
+            if after == since:  # no progress
+                break
+            since = after
         if answer.signed_list is None:
             if current is None:
                 raise UnknownUser(username)
@@ -111,6 +116,9 @@ class Directory:
                 if username != self._store.get("username"):
                     return self._hold_key_change(username, signed)
                 raise VerificationError("device list is signed by a different account key")
+            approvers = self._approvers(username) if current is None else None
+            if approvers is not None and not self._first_own(new, signed, approvers):
+                return None
             if not check_successor(current, current_signed, new, signed):
                 return current
         except ProtocolError as exc:
@@ -135,6 +143,27 @@ class Directory:
             )
         )
         return new
+
+    def _approvers(self, username: str) -> frozenset[str] | None:
+        """The devices whose pairing codes this (new) device confirmed, while it has no list of
+        its own account yet."""
+        approvers = self._store.get("approvers")
+        if username != self._store.get("username") or not isinstance(approvers, str):
+            return None
+        return frozenset(approvers.split())
+
+    def _first_own(self, new: DeviceList, signed: bytes, approvers: frozenset[str]) -> bool:
+        """Is ``new`` the list that approved this device? A new device never saw its account's
+        earlier lists, so it cannot judge their authors: a removed device that kept the account
+        key could fork the list from one it was still on and add this device to the fork. So
+        the first list is one that an approver whose code the user confirmed made (its keys are
+        the ones the code covered: its id is derived from its key), naming this device; later
+        ones follow by the author rule."""
+        if new.author not in approvers or new.entry(str(self._store.get("device_id"))) is None:
+            log.info("not taking a list of this account that its approver did not make")
+            return False
+        check_author(new, new, signed)  # signed by the approver's key, as the list names it
+        return True
 
     def _check_devices_are_theirs(self, new: DeviceList) -> None:
         for device in new.devices:

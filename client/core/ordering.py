@@ -45,7 +45,7 @@ def place(
     """Place a message (already recorded in ``sender_order``) at ``server_ts``, or at the time
     its sender's order gives it; moved messages are updated in the store (caller's transaction).
 
-    Invariant, per (thread, sender device): times never go down as counters go up. So the
+    Invariant, per (thread, sender device): times go strictly up as counters go up. So the
     messages that contradict the new one are a run next to it in counter order, on one side
     only, and reading stops at the first message that does not contradict."""
     run: list[tuple[int, bytes, int]] = []
@@ -54,7 +54,9 @@ def place(
             store.sender_neighbours(thread, sender_user, sender_device, counter, later)
         ) as neighbours:
             for neighbour in neighbours:
-                if (neighbour[2] < server_ts) if later else (neighbour[2] > server_ts):
+                # A tie contradicts too: within one time the conversation is in message id
+                # order, which is not the sender's when two ids share a millisecond.
+                if (neighbour[2] <= server_ts) if later else (neighbour[2] >= server_ts):
                     run.append(neighbour)
                 else:
                     break
@@ -64,6 +66,8 @@ def place(
         return Placement(server_ts)
     run.append((counter, message_id, server_ts))
     times = sorted(ts for _, _, ts in run)
+    for i in range(1, len(times)):  # a relay may give two of them one time: one goes 1 µs on
+        times[i] = max(times[i], times[i - 1] + 1)
     placed = server_ts
     moved = []
     for (_, moved_id, old), new in zip(sorted(run), times, strict=True):
@@ -73,4 +77,17 @@ def place(
             store.set_server_ts(moved_id, new)
             moved.append((moved_id, new))
     store.set_server_ts(message_id, placed)
+    # A time moved on may reach the device's next messages (tied or 1 µs apart): they move on.
+    last = times[-1]
+    reached = []
+    with closing(
+        store.sender_neighbours(thread, sender_user, sender_device, max(run)[0], True)
+    ) as neighbours:
+        for _, next_id, ts in neighbours:
+            if ts > last + len(reached):
+                break
+            reached.append(next_id)
+    for step, next_id in enumerate(reached, start=1):
+        store.set_server_ts(next_id, last + step)
+        moved.append((next_id, last + step))
     return Placement(placed, moved)

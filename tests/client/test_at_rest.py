@@ -117,15 +117,20 @@ def database_key(directory: Path, backend: MemoryKeyring | None = None) -> bytes
     return bytes.fromhex(record.key)
 
 
+# Usernames long enough that encrypted pages, random bytes, cannot hold them by chance (a
+# three-letter name turns up in a megabyte of random bytes one time in sixteen).
+FIRST, SECOND = "alice-of-the-lighthouse", "bob-by-the-north-door"
+
+
 async def talk(accounts) -> tuple[AriadneClient, AriadneClient, list[str]]:  # type: ignore[no-untyped-def]
-    alice = await accounts.create("alice")
-    bob = await accounts.create("bob")
+    alice = await accounts.create(FIRST)
+    bob = await accounts.create(SECOND)
     texts = [f"meet at the lighthouse {i}" for i in range(3)]
     for text in texts:
-        await alice.send_text("bob", text)
-    await eventually(lambda: [m.body for m in bob.messages("alice")] == texts)
-    await bob.send_text("alice", "the north door is open")
-    await eventually(lambda: alice.messages("bob")[-1].body == "the north door is open")
+        await alice.send_text(SECOND, text)
+    await eventually(lambda: [m.body for m in bob.messages(FIRST)] == texts)
+    await bob.send_text(FIRST, "the north door is open")
+    await eventually(lambda: alice.messages(SECOND)[-1].body == "the north door is open")
     return alice, bob, [*texts, "the north door is open"]
 
 
@@ -170,12 +175,12 @@ async def test_the_database_holds_no_message_text_and_no_key_and_reads_fine(acco
         assert stored[DB_NAME + "-wal"], "the WAL holds pages"
         for name, data in stored.items():
             assert not any(t.encode() in data for t in texts), f"{name} holds message text"
-            assert b"alice" not in data and b"bob" not in data, f"{name} holds a username"
+            assert FIRST.encode() not in data and SECOND.encode() not in data, name
             if name != KEY_RECORD:
                 for secret in secrets:
                     assert secret not in data and secret.hex().encode() not in data, name
     bob = await accounts.reopen(bob)
-    assert [m.body for m in bob.messages("alice")] == texts
+    assert [m.body for m in bob.messages(FIRST)] == texts
     assert bob.database_key_place is KeyPlace.FILE  # no OS keyring on this machine
 
 
@@ -362,6 +367,6 @@ async def test_devices_with_keys_in_the_os_keyring_talk_and_reopen(accounts, os_
         for name, data in files(client.profile_dir).items():
             assert not any(k.encode() in data or bytes.fromhex(k) in data for k in keys), name
     bob = await accounts.reopen(bob)
-    assert [m.body for m in bob.messages("alice")] == texts
-    await bob.send_text("alice", "reopened from the keyring")
-    await eventually(lambda: alice.messages("bob")[-1].body == "reopened from the keyring")
+    assert [m.body for m in bob.messages(FIRST)] == texts
+    await bob.send_text(FIRST, "reopened from the keyring")
+    await eventually(lambda: alice.messages(SECOND)[-1].body == "reopened from the keyring")
