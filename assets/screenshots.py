@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget  # noqa: E402
 
 from client.core.client import AriadneClient  # noqa: E402
 from client.core.events import MessageStatus, StoredMessage  # noqa: E402
-from client.core.link import Backoff  # noqa: E402
+from client.core.link import LOCAL_RELAY  # noqa: E402
 from client.gui.chat_window import ChatWindow  # noqa: E402
 from client.gui.pairing_dialog import ApprovalDialog  # noqa: E402
 from client.gui.recovery_dialog import RecoveryCodeDialog, RestoreDialog  # noqa: E402
@@ -71,12 +71,11 @@ async def main(theme: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="ariadne-shots-"))
     relay, server = await start_relay("127.0.0.1", 0, root / "relay")
     url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    quick = Backoff(0.05, 1.5, 0.3)
     alice = await AriadneClient.create_account(
-        root / "a", url, "alice", "password1", "Alice's desktop", backoff=quick
+        root / "a", url, "alice", "password1", "Alice's desktop", backoff=LOCAL_RELAY
     )
     bob = await AriadneClient.create_account(
-        root / "b", url, "bob", "password1", "Bob's desktop", backoff=quick
+        root / "b", url, "bob", "password1", "Bob's desktop", backoff=LOCAL_RELAY
     )
     users = {"alice": alice, "bob": bob}
     for sender, text in CONVERSATION:
@@ -140,7 +139,7 @@ async def main(theme: str) -> None:
     alice._store.commit()
     await alice.wait_saved(timeout=60)
     laptop = await AriadneClient.add_device(
-        root / "l", url, "alice", "password1", "Alice's laptop", backoff=quick
+        root / "l", url, "alice", "password1", "Alice's laptop", backoff=LOCAL_RELAY
     )
     restore = RestoreDialog(laptop)
     restore.resize(560, restore.sizeHint().height())
@@ -163,7 +162,7 @@ async def main(theme: str) -> None:
 
     # Approving a tablet: both screens show the same code.
     tablet = await AriadneClient.add_device(
-        root / "t", url, "alice", "password1", "Alice's tablet", backoff=quick
+        root / "t", url, "alice", "password1", "Alice's tablet", backoff=LOCAL_RELAY
     )
     waiting = RestoreDialog(tablet)
     waiting.resize(560, waiting.sizeHint().height() + 60)  # room for the code to come
@@ -237,7 +236,7 @@ async def main(theme: str) -> None:
 
     # A relay that reorders bob's messages to carol: carol's window says so.
     carol = await AriadneClient.create_account(
-        root / "c", url, "carol", "password1", "Carol's desktop", backoff=quick
+        root / "c", url, "carol", "password1", "Carol's desktop", backoff=LOCAL_RELAY
     )
     await carol.send_text("bob", "Hi Bob, it's Carol.")
     await settle(lambda: len(bob.messages("carol")) == 1)
@@ -253,7 +252,7 @@ async def main(theme: str) -> None:
     for (seq, _), (_, ts) in zip(rows, reversed(rows), strict=True):
         db.execute("UPDATE queue SET server_ts = ? WHERE seq = ?", (ts, seq))
     db.commit()
-    carol = await AriadneClient.open(root / "c", relay_url=url, backoff=quick)
+    carol = await AriadneClient.open(root / "c", relay_url=url, backoff=LOCAL_RELAY)
     carol_window = ChatWindow(carol)
     carol_window.resize(640, 420)
     carol_window.show()

@@ -26,11 +26,10 @@ from client.core.events import (
     MessageStatus,
     PairingCodeShown,
 )
-from client.core.link import Backoff
+from client.core.link import INTERACTIVE
 from shared.envelope import decode_sealed
 
 DEMO_PASSWORD = "ariadne demo password"
-QUICK = Backoff(first=0.1, factor=1.5, longest=1.0)
 
 
 @contextlib.asynccontextmanager
@@ -102,13 +101,13 @@ async def run_headless(workdir: Path | None = None, out=print) -> int:  # type: 
             out(f"Relay running at {url} (data in {root / 'relay'})\n")
             out("1. Alice and Bob create accounts; Alice adds and approves a laptop.")
             alice = await AriadneClient.create_account(
-                root / "alice-desktop", url, "alice", DEMO_PASSWORD, "Desktop", backoff=QUICK
+                root / "alice-desktop", url, "alice", DEMO_PASSWORD, "Desktop", backoff=INTERACTIVE
             )
             bob = await AriadneClient.create_account(
-                root / "bob-desktop", url, "bob", DEMO_PASSWORD, "Desktop", backoff=QUICK
+                root / "bob-desktop", url, "bob", DEMO_PASSWORD, "Desktop", backoff=INTERACTIVE
             )
             laptop = await AriadneClient.add_device(
-                root / "alice-laptop", url, "alice", DEMO_PASSWORD, "Laptop", backoff=QUICK
+                root / "alice-laptop", url, "alice", DEMO_PASSWORD, "Laptop", backoff=INTERACTIVE
             )
             clients = [alice, bob, laptop]
             for client in clients:
@@ -163,7 +162,7 @@ async def run_headless(workdir: Path | None = None, out=print) -> int:  # type: 
             out("   No plaintext: the relay sees who, when and how big (padded), nothing else.")
 
             out("\n4. Bob comes back; the queue drains and the messages arrive.")
-            bob = await AriadneClient.open(bob_dir, backoff=QUICK)
+            bob = await AriadneClient.open(bob_dir, backoff=INTERACTIVE)
             clients[1] = bob
             _narrate(bob, out)
             await _until(lambda: len(bob.messages("alice")) == 5)

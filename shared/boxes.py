@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.errors import DecryptionError
 
-NONCE = 12
+GCM_NONCE = 12
 _SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
 
 
@@ -39,15 +39,15 @@ def expand(prk: bytes, info: bytes) -> bytes:
 
 
 def seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:
-    nonce = os.urandom(NONCE)
+    nonce = os.urandom(GCM_NONCE)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, ad)
 
 
 def open_box(key: bytes, box: bytes, ad: bytes) -> bytes:
-    if len(box) < NONCE + 16:
+    if len(box) < GCM_NONCE + 16:
         raise DecryptionError("box too short")
     try:
-        return AESGCM(key).decrypt(box[:NONCE], box[NONCE:], ad)
+        return AESGCM(key).decrypt(box[:GCM_NONCE], box[GCM_NONCE:], ad)
     except InvalidTag:
         raise DecryptionError("box does not authenticate") from None
 

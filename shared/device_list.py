@@ -1,4 +1,4 @@
-"""The AMK-signed device list (design brief §4.2).
+"""The AMK-signed device list (PROTOCOL.md §2).
 
 A user's device list says which devices are "the ends" of that user's conversations. It is signed
 by the account master key (AMK); versions only go up and each list names the hash of the one it
@@ -18,6 +18,7 @@ from typing import Annotated
 
 import msgspec
 
+from shared.codec import decode_strict
 from shared.errors import VerificationError, WireError
 from shared.identity import SigningKey, device_id_for, verify
 
@@ -30,6 +31,7 @@ Key32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_.-]+$")]
 DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 DeviceId = Annotated[str, msgspec.Meta(min_length=16, max_length=16, pattern=r"^[0-9a-f]+$")]
+Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]  # Ed25519
 
 
 class DeviceEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,8 +65,8 @@ class DeviceList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class SignedDeviceList(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     body: Annotated[bytes, msgspec.Meta(max_length=MAX_LIST_BYTES)]
-    signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]  # by the AMK
-    author_signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+    signature: Signature  # by the AMK
+    author_signature: Signature
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -88,11 +90,8 @@ def sign_device_list(amk: SigningKey, author: SigningKey, device_list: DeviceLis
 
 
 def _decode(signed: bytes) -> tuple[SignedDeviceList, DeviceList]:
-    try:
-        outer = _signed_decoder.decode(signed)
-        return outer, _body_decoder.decode(outer.body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed device list: {exc}") from None
+    outer = decode_strict(_signed_decoder, signed, "device list")
+    return outer, decode_strict(_body_decoder, outer.body, "device list")
 
 
 def list_hash(signed: bytes) -> bytes:

@@ -1,5 +1,5 @@
 """What travels inside a relay ``Envelope``: the sealed ratchet message and the plaintext payload
-types (design brief §4.3).
+types (PROTOCOL.md §4 "Sessions" and §5 "Fan-out and delivery").
 
 ``SealedEnvelope`` is what the relay sees: a ratchet header (public by design), an optional X3DH
 header while a session is new, and AES-GCM ciphertext. The plaintext is a tagged ``Payload``,
@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.codec import decode_strict
 from shared.device_list import DeviceId, Key32, Username
 from shared.errors import WireError
 from shared.padding import pad, unpad
@@ -56,7 +57,7 @@ class _Payload(
     v: Literal[2] = 2
 
 
-class Text(_Payload, tag="text"):
+class Text(_Payload, tag="text", frozen=True):
     """A chat message. ``peer`` is the other party of the conversation from the sender's view,
     so the sender's own other devices file it under the right thread."""
 
@@ -66,12 +67,12 @@ class Text(_Payload, tag="text"):
     body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 
 
-class Receipt(_Payload, tag="receipt"):
+class Receipt(_Payload, tag="receipt", frozen=True):
     status: Literal["delivered", "read"]
     message_ids: Annotated[list[MessageId], msgspec.Meta(min_length=1, max_length=1000)]
 
 
-class DeviceListUpdate(_Payload, tag="device_list"):
+class DeviceListUpdate(_Payload, tag="device_list", frozen=True):
     """The sender's new signed device list, sent to its contacts right after a change, so that
     a relay cannot keep them encrypting to a removed device by serving them an older list."""
 
@@ -97,10 +98,7 @@ def decode_sealed(data: bytes) -> SealedEnvelope:
     bit (and reduces modulo p), so one key has several spellings; the X3DH ephemeral key is used
     only in Diffie-Hellman, so a respelt one would still decrypt: a relay could replay a session
     start as a "new" one. Only the canonical spelling is accepted."""
-    try:
-        sealed = _sealed_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed envelope: {exc}") from None
+    sealed = decode_strict(_sealed_decoder, data, "envelope")
     keys = [sealed.ratchet_pub]
     if sealed.x3dh is not None:
         header = sealed.x3dh
@@ -116,10 +114,7 @@ def encode_payload(payload: Payload) -> bytes:
 
 
 def decode_payload(data: bytes) -> Payload:
-    try:
-        return _payload_decoder.decode(unpad(data))
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed payload: {exc}") from None
+    return decode_strict(_payload_decoder, unpad(data), "payload")
 
 
 def new_message_id(now_ms: int | None = None, entropy: bytes | None = None) -> bytes:

@@ -34,13 +34,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.boxes import StorageKey, derive, open_box, seal, seal_to
-from shared.device_list import DeviceId, Key32, Username
+from shared.codec import decode_strict
+from shared.device_list import DeviceId, Key32, Signature, Username
 from shared.errors import DecryptionError, VerificationError, WireError
 from shared.identity import SigningKey, verify
 
 _HEAD_DOMAIN = b"ariadne/epoch-head/v1"
 MAX_MEMBERS = 80
-Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 
 
 class EpochMember(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -80,7 +80,7 @@ class SignedHead(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     signature: Signature
 
 
-class Grant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class GrantContents(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a member's sealed grant holds."""
 
     entropy: Key32
@@ -108,7 +108,7 @@ class OpenedEpoch:
 _encoder = msgspec.msgpack.Encoder()
 _head_decoder = msgspec.msgpack.Decoder(EpochHead)
 _signed_decoder = msgspec.msgpack.Decoder(SignedHead)
-_grant_decoder = msgspec.msgpack.Decoder(Grant)
+_grant_decoder = msgspec.msgpack.Decoder(GrantContents)
 _secrets_decoder = msgspec.msgpack.Decoder(AccountSecrets)
 
 
@@ -171,7 +171,7 @@ def open_epoch(
     grants = {}
     for member in members:
         carry = prev_root if member.member_id not in before else None
-        grant = _encoder.encode(Grant(entropy=entropy, prev_root=carry))
+        grant = _encoder.encode(GrantContents(entropy=entropy, prev_root=carry))
         grants[member.member_id] = seal_to(
             member.storage_key, grant, grant_context(username, seq, member)
         )
@@ -192,11 +192,8 @@ def claimed_amk(signed: bytes) -> bytes:
 
 
 def _decode_head(signed: bytes) -> tuple[SignedHead, EpochHead]:
-    try:
-        outer = _signed_decoder.decode(signed)
-        return outer, _head_decoder.decode(outer.body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed epoch head: {exc}") from None
+    outer = decode_strict(_signed_decoder, signed, "epoch head")
+    return outer, decode_strict(_head_decoder, outer.body, "epoch head")
 
 
 def open_head(signed: bytes, username: str, amk_public: bytes) -> EpochHead:
@@ -265,12 +262,8 @@ def open_grant(
     member = head.member(member_id)
     if member is None or member.storage_key != key.public:
         raise VerificationError("not a member of this epoch")
-    try:
-        grant = _grant_decoder.decode(
-            key.open(sealed, grant_context(head.username, head.seq, member))
-        )
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise DecryptionError("malformed grant") from None
+    opened = key.open(sealed, grant_context(head.username, head.seq, member))
+    grant = decode_strict(_grant_decoder, opened, "grant", DecryptionError)
     if head.seq > 1:
         if grant.prev_root is not None and prev_root is not None:
             if not hmac.compare_digest(grant.prev_root, prev_root):
@@ -310,10 +303,7 @@ def previous_root(
 def open_account_secrets(root: bytes, head: EpochHead, account_box: bytes) -> AccountSecrets:
     ctx = _context(head.username, head.seq)
     data = open_box(derive(root, b"ariadne/account-secrets/v1", ctx), account_box, ctx)
-    try:
-        secrets = _secrets_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise DecryptionError("malformed account secrets") from None
+    secrets = decode_strict(_secrets_decoder, data, "account secrets", DecryptionError)
     if SigningKey(secrets.amk_seed).public != head.amk_public:
         raise VerificationError("account secrets hold a different account key")
     return secrets

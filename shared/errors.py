@@ -12,8 +12,8 @@ class ProtocolError(Exception):
 class WireError(ProtocolError):
     """Bytes from the network or from storage do not decode to the expected, versioned record.
 
-    (msgspec reports invalid UTF-8 as ``UnicodeDecodeError``, not ``DecodeError``: every decode
-    site catches both.)"""
+    (older msgspec releases report some invalid UTF-8 as ``UnicodeDecodeError``: every decode
+    goes through ``shared.codec.decode_strict``, which turns both into one error.)"""
 
 
 class VerificationError(ProtocolError):

@@ -18,6 +18,7 @@ from typing import Annotated
 import msgspec
 
 from shared.boxes import derive, expand, open_box, seal
+from shared.codec import decode_strict
 from shared.device_list import Username
 from shared.envelope import MAX_TEXT
 from shared.errors import DecryptionError, WireError
@@ -82,6 +83,7 @@ def open_message(
     key = expand(mailbox_key, thread + message_id)
     data = open_box(key, sealed, _ad(username, thread, message_id, epoch))
     try:
-        return _decoder.decode(unpad(data))
-    except (msgspec.DecodeError, UnicodeDecodeError, WireError):
-        raise DecryptionError("malformed mailbox record") from None
+        record = unpad(data)
+    except WireError:
+        raise DecryptionError("malformed mailbox record: bad padding") from None
+    return decode_strict(_decoder, record, "mailbox record", DecryptionError)

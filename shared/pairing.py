@@ -1,4 +1,4 @@
-"""Pairing: approving a new device with a short authentication string (design brief §4.6).
+"""Pairing: approving a new device with a short authentication string (PROTOCOL.md §7).
 
 A relay in the middle could show the approving device other keys than the new device's, and the
 new device another account key than the real one. Both devices therefore compute a six-digit
@@ -26,8 +26,9 @@ from typing import Annotated
 
 import msgspec
 
+from shared.codec import decode_strict
 from shared.device_list import DeviceId, Key32
-from shared.errors import VerificationError, WireError
+from shared.errors import VerificationError
 
 NONCE = 32
 Nonce = Annotated[bytes, msgspec.Meta(min_length=NONCE, max_length=NONCE)]
@@ -51,20 +52,20 @@ class _Message(msgspec.Struct, tag_field="kind", frozen=True, forbid_unknown_fie
     session: SessionId
 
 
-class Start(_Message, tag="start"):
+class Start(_Message, tag="start", frozen=True):
     """Approver → new device: its keys and its nonce (after it saw the commitment)."""
 
     approver: ApproverKeys
     nonce: Nonce
 
 
-class Reveal(_Message, tag="reveal"):
+class Reveal(_Message, tag="reveal", frozen=True):
     """New device → approver: the nonce it committed to."""
 
     nonce: Nonce
 
 
-class Outcome(_Message, tag="outcome"):
+class Outcome(_Message, tag="outcome", frozen=True):
     """Approver → new device: the user rejected the request (approval shows as the list)."""
 
     approved: bool
@@ -81,10 +82,7 @@ def encode(message: PairingMessage) -> bytes:
 
 
 def decode(data: bytes) -> PairingMessage:
-    try:
-        return _decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(f"malformed pairing message: {exc}") from None
+    return decode_strict(_decoder, data, "pairing message")
 
 
 def commitment(nonce: bytes, keys: NewDeviceKeys) -> bytes:

@@ -23,14 +23,14 @@ import msgspec
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from shared.boxes import StorageKey, derive, open_box, seal, seal_to
-from shared.device_list import Key32, Username
+from shared.codec import decode_strict
+from shared.device_list import Key32, Signature, Username
 from shared.errors import DecryptionError, ProtocolError
 from shared.identity import SigningKey, verify
 
 GUESS_LIMIT = 10
 MIN_PIN = 4
 MAX_PIN = 64
-_ARGON2 = {"length": 32, "iterations": 3, "lanes": 1, "memory_cost": 64 * 1024}
 
 
 class VaultRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -40,7 +40,7 @@ class VaultRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     verifier: Key32
     wrapped: Annotated[bytes, msgspec.Meta(max_length=256)] | None = None
     # A backup's signature by the AMK over everything above (see backup_signed_bytes).
-    amk_signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)] | None = None
+    amk_signature: Signature | None = None
 
 
 class VaultAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,7 +88,9 @@ def stretch(pin: str, username: str) -> StretchedPin:
     """Argon2id (64 MiB, t=3) of the PIN, salted by the username. Slow on purpose (~0.2 s)."""
     check_pin(pin)
     salt = hashlib.sha256(b"ariadne/pin-salt/v1\x00" + username.encode()).digest()[:16]
-    stretched = Argon2id(salt=salt, **_ARGON2).derive(pin.encode())
+    stretched = Argon2id(salt=salt, length=32, iterations=3, lanes=1, memory_cost=64 * 1024).derive(
+        pin.encode()
+    )
     return StretchedPin(
         derive(stretched, b"ariadne/pin/verifier/v1"), derive(stretched, b"ariadne/pin/wrap/v1")
     )
@@ -107,12 +109,8 @@ class SealedRequest:
     wrapping_key: bytes
 
     def open_answer(self, sealed_answer: bytes) -> VaultAnswer:
-        try:
-            return _answer_decoder.decode(
-                self.reply.open(sealed_answer, answer_info(self.username))
-            )
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            raise DecryptionError("malformed vault answer") from None
+        opened = self.reply.open(sealed_answer, answer_info(self.username))
+        return decode_strict(_answer_decoder, opened, "vault answer", DecryptionError)
 
     def unwrap(self, wrapped: bytes) -> str:
         return open_box(self.wrapping_key, wrapped, self.username.encode()).decode()
@@ -163,10 +161,8 @@ def recover_request(vault_public: bytes, username: str, pin: StretchedPin) -> Se
 
 def open_request(key: StorageKey, username: str, sealed: bytes) -> VaultRequest:
     """The vault's side: open a request that must have been made for ``username``."""
-    try:
-        request = _request_decoder.decode(key.open(sealed, request_info(username)))
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise DecryptionError("malformed vault request") from None
+    opened = key.open(sealed, request_info(username))
+    request = decode_strict(_request_decoder, opened, "vault request", DecryptionError)
     if request.username != username:
         raise DecryptionError("vault request for another user")
     return request

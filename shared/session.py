@@ -1,4 +1,4 @@
-"""Pairwise device sessions: X3DH key agreement and the Double Ratchet (design brief §4.3).
+"""Pairwise device sessions: X3DH key agreement and the Double Ratchet (PROTOCOL.md §4).
 
 Configuration, fixed for the life of a session and never stored with it (the libraries do not
 serialise it):
@@ -36,6 +36,7 @@ from doubleratchet.recommended import (
     kdf_separate_hmacs,
 )
 
+from shared.codec import decode_strict
 from shared.envelope import SealedEnvelope, X3DHHeader
 from shared.errors import DecryptionError, DuplicateMessage
 
@@ -179,7 +180,7 @@ class Session:
 
     @classmethod
     def load(cls, data: bytes) -> Session:
-        stored = _session_decoder.decode(data)
+        stored = decode_strict(_session_decoder, data, "stored session")
         ratchet = _DoubleRatchet.from_json(json.loads(stored.ratchet), **_CONFIG)
         return cls(ratchet, stored.associated_data, stored.pending_header, stored.started_by)
 

@@ -11,11 +11,14 @@ encrypted (see ``shared.envelope``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import enum
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-from shared.device_list import DeviceId, DeviceName, Key32, Username
+from shared.codec import decode_strict
+from shared.device_list import DeviceId, DeviceName, Key32, Signature, Username
+from shared.envelope import MessageId
 from shared.errors import WireError
 
 PROTOCOL_VERSION = 1
@@ -23,6 +26,9 @@ MAX_FRAME_BYTES = 512 * 1024
 MAX_RETRY_AFTER = 24 * 3600.0
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PREKEYS_PER_UPLOAD = 200
+# Below this many one-time pre-keys left, a device uploads more: at login (``Welcome`` says how
+# many are left) and when the relay pushes a ``prekeys_low`` notice.
+PRE_KEYS_LOW = 20
 MAX_RECIPIENT_USERS = 8
 MAX_ENVELOPES_PER_USER = 64
 MAX_ACKS = 1000
@@ -33,11 +39,9 @@ Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 Password = Annotated[str, msgspec.Meta(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
-Payload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLOAD_BYTES)]
-Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+SealedPayload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLOAD_BYTES)]
 SignedList = Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
 ThreadId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
-MessageId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 MAX_MAILBOX_PAGE = 500
 
 
@@ -67,7 +71,7 @@ class PreKeyBundle(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     device_id: DeviceId
-    payload: Payload
+    payload: SealedPayload
 
 
 class RecipientEnvelopes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -134,7 +138,7 @@ class RegisteredDevice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # ---------------------------------------------------------------- device -> relay
 
 
-class CreateAccount(Frame, tag="create_account"):
+class CreateAccount(Frame, tag="create_account", frozen=True):
     """First device of a new account: password, device key and the account master key."""
 
     rid: Rid
@@ -145,7 +149,7 @@ class CreateAccount(Frame, tag="create_account"):
     signature: Signature  # over the relay's nonce (shared.auth)
 
 
-class AddDevice(Frame, tag="add_device"):
+class AddDevice(Frame, tag="add_device", frozen=True):
     """Log in with the password on a new device; it is pending until a signed list names it."""
 
     rid: Rid
@@ -155,7 +159,7 @@ class AddDevice(Frame, tag="add_device"):
     signature: Signature
 
 
-class Resume(Frame, tag="resume"):
+class Resume(Frame, tag="resume", frozen=True):
     """Log in as a device the relay already knows, by signature alone."""
 
     rid: Rid
@@ -164,7 +168,7 @@ class Resume(Frame, tag="resume"):
     signature: Signature
 
 
-class PublishKeys(Frame, tag="publish_keys"):
+class PublishKeys(Frame, tag="publish_keys", frozen=True):
     rid: Rid
     identity_key: Key32
     signed_pre_key: Key32
@@ -172,7 +176,7 @@ class PublishKeys(Frame, tag="publish_keys"):
     one_time_pre_keys: Annotated[list[Key32], msgspec.Meta(max_length=MAX_PREKEYS_PER_UPLOAD)]
 
 
-class PublishDeviceList(Frame, tag="publish_device_list"):
+class PublishDeviceList(Frame, tag="publish_device_list", frozen=True):
     """A new device list always comes with the epoch opened for it, stored in one transaction."""
 
     rid: Rid
@@ -180,14 +184,14 @@ class PublishDeviceList(Frame, tag="publish_device_list"):
     epoch: EpochUpload
 
 
-class PublishEpoch(Frame, tag="publish_epoch"):
+class PublishEpoch(Frame, tag="publish_epoch", frozen=True):
     """A new epoch for the same device list (e.g. a new recovery code, a new virtual device)."""
 
     rid: Rid
     epoch: EpochUpload
 
 
-class FetchEpochs(Frame, tag="fetch_epochs"):
+class FetchEpochs(Frame, tag="fetch_epochs", frozen=True):
     """Epochs after ``since``, with ``member_id``'s grants. A device asks for its own; a device
     restoring with a recovery code asks for the virtual device's and shows the virtual device's
     signature over (user, asking device) as its membership ``proof``."""
@@ -198,14 +202,14 @@ class FetchEpochs(Frame, tag="fetch_epochs"):
     proof: Signature | None = None
 
 
-class SaveMessages(Frame, tag="save_messages"):
+class SaveMessages(Frame, tag="save_messages", frozen=True):
     """Items for this user's mailbox, all sealed under the newest epoch."""
 
     rid: Rid
     items: Annotated[list[MailboxItem], msgspec.Meta(min_length=1, max_length=MAX_MAILBOX_PAGE)]
 
 
-class FetchMailbox(Frame, tag="fetch_mailbox"):
+class FetchMailbox(Frame, tag="fetch_mailbox", frozen=True):
     """A page of one thread, newest first, strictly before ``(before_ts, before_id)`` if given."""
 
     rid: Rid
@@ -215,22 +219,22 @@ class FetchMailbox(Frame, tag="fetch_mailbox"):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_MAILBOX_PAGE)] = 100
 
 
-class ListMailboxThreads(Frame, tag="list_mailbox_threads"):
+class ListMailboxThreads(Frame, tag="list_mailbox_threads", frozen=True):
     rid: Rid
 
 
-class FetchVaultKey(Frame, tag="fetch_vault_key"):
+class FetchVaultKey(Frame, tag="fetch_vault_key", frozen=True):
     rid: Rid
 
 
-class VaultCall(Frame, tag="vault_call"):
+class VaultCall(Frame, tag="vault_call", frozen=True):
     """An opaque request for the vault (shared.pin), sealed to the vault's key."""
 
     rid: Rid
     sealed: Annotated[bytes, msgspec.Meta(max_length=2048)]
 
 
-class FetchDeviceList(Frame, tag="fetch_device_list"):
+class FetchDeviceList(Frame, tag="fetch_device_list", frozen=True):
     """The user's current list; with ``since`` (the version the asking device holds) also the
     lists between, so that the asking device can check each change's author in turn."""
 
@@ -239,24 +243,24 @@ class FetchDeviceList(Frame, tag="fetch_device_list"):
     since: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
-class FetchBundles(Frame, tag="fetch_bundles"):
+class FetchBundles(Frame, tag="fetch_bundles", frozen=True):
     rid: Rid
     username: Username
     device_ids: Annotated[list[DeviceId], msgspec.Meta(min_length=1, max_length=64)]
 
 
-class ListDevices(Frame, tag="list_devices"):
+class ListDevices(Frame, tag="list_devices", frozen=True):
     rid: Rid
 
 
-class OfferPairing(Frame, tag="offer_pairing"):
+class OfferPairing(Frame, tag="offer_pairing", frozen=True):
     """A pending device asks to be approved, committing to its pairing nonce (shared.pairing)."""
 
     rid: Rid
     commitment: Key32
 
 
-class PairingSend(Frame, tag="pairing_send"):
+class PairingSend(Frame, tag="pairing_send", frozen=True):
     """A pairing message for another device of the same account (both may be pending)."""
 
     rid: Rid
@@ -264,14 +268,14 @@ class PairingSend(Frame, tag="pairing_send"):
     payload: Annotated[bytes, msgspec.Meta(max_length=1024)]
 
 
-class RejectDevice(Frame, tag="reject_device"):
+class RejectDevice(Frame, tag="reject_device", frozen=True):
     """A member device discards a pending device's registration."""
 
     rid: Rid
     device_id: DeviceId
 
 
-class Send(Frame, tag="send"):
+class Send(Frame, tag="send", frozen=True):
     """One fan-out: for each named user, exactly one envelope per current device.
 
     ``send_id`` makes a resend idempotent: if the relay stored this fan-out but the answer was
@@ -284,7 +288,7 @@ class Send(Frame, tag="send"):
     ]
 
 
-class ChangePassword(Frame, tag="change_password"):
+class ChangePassword(Frame, tag="change_password", frozen=True):
     """A member device sets the account's new password. Every login made with the old one ends:
     the relay forgets the account's pending devices and closes their connections."""
 
@@ -292,50 +296,96 @@ class ChangePassword(Frame, tag="change_password"):
     password: Password
 
 
-class Inspect(Frame, tag="inspect"):
+class Inspect(Frame, tag="inspect", frozen=True):
     """Ask what the relay holds and has seen of this user's conversation with ``peer``."""
 
     rid: Rid
     peer: Username
 
 
-class Ack(Frame, tag="ack"):
+class Ack(Frame, tag="ack", frozen=True):
     seqs: Annotated[list[Seq], msgspec.Meta(min_length=1, max_length=MAX_ACKS)]
 
 
 # ---------------------------------------------------------------- relay -> device
 
 
-class Challenge(Frame, tag="challenge"):
+class Challenge(Frame, tag="challenge", frozen=True):
     nonce: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 
 
-class Welcome(Frame, tag="welcome"):
+class Welcome(Frame, tag="welcome", frozen=True):
     rid: Rid
     device_id: DeviceId
     one_time_pre_keys_left: int
 
 
-class Ok(Frame, tag="ok"):
+class Ok(Frame, tag="ok", frozen=True):
     rid: Rid
 
 
-class Error(Frame, tag="error"):
+class ErrorCode(enum.StrEnum):
+    """Why the relay refused a frame. A ``StrEnum``, so a code still compares equal to its text.
+
+    A code this version does not know (a newer relay's) decodes as ``UNKNOWN``, so the request it
+    answers still fails as a refusal instead of the whole frame being dropped as malformed."""
+
+    BUSY = "busy"  # the relay has no room for another connection: try again shortly
+    BAD_FRAME = "bad_frame"  # the frame could not be decoded (its ``rid`` is None)
+    LOGIN_REQUIRED = "login_required"  # anything but a login before logging in
+    ALREADY_LOGGED_IN = "already_logged_in"  # a second login on one connection
+    UNSUPPORTED = "unsupported"  # a frame the relay does not handle after login
+    BAD_DEVICE_ID = "bad_device_id"  # the device id does not match its signing key
+    BAD_SIGNATURE = "bad_signature"  # the login signature over the challenge does not verify
+    DEVICE_TAKEN = "device_taken"  # the device is registered to another account
+    USERNAME_TAKEN = "username_taken"  # a new account asked for a username in use
+    LOGIN_THROTTLED = "login_throttled"  # too many wrong passwords: ``retry_after`` says when
+    BAD_CREDENTIALS = "bad_credentials"  # wrong username or password
+    TOO_MANY_PENDING = "too_many_pending"  # the account has as many pending devices as allowed
+    UNKNOWN_DEVICE = "unknown_device"  # no such device on the account (never or no longer)
+    IDENTITY_KEY_TAKEN = "identity_key_taken"  # another device published this identity key
+    RATE_LIMITED = "rate_limited"  # too many requests of this kind: ``retry_after`` if known
+    INTERNAL_ERROR = "internal_error"  # the relay failed while handling it; nothing was stored
+    NO_VAULT = "no_vault"  # this relay runs without a PIN vault
+    PENDING_DEVICE = "pending_device"  # only a device on its account's device list may do this
+    BAD_REQUEST = "bad_request"  # contradicts itself (a user or device twice, half a cursor)
+    UNKNOWN_USER = "unknown_user"  # a recipient user does not exist
+    QUEUE_FULL = "queue_full"  # a recipient device's queue is full; nothing was queued
+    BAD_DEVICE_LIST = "bad_device_list"  # the signed list is malformed or does not follow on
+    NOT_A_MEMBER = "not_a_member"  # the asking (or proving) device is not a listed member
+    BAD_EPOCH = "bad_epoch"  # the epoch is malformed or does not chain to the previous one
+    STALE_EPOCH = "stale_epoch"  # mailbox items must be sealed under the newest epoch
+    MAILBOX_FULL = "mailbox_full"  # the account's mailbox holds as many bytes as allowed
+    VAULT_REFUSED = "vault_refused"  # the vault could not open the sealed request
+    ALREADY_MEMBER = "already_member"  # a listed device offered itself for pairing
+    NO_OFFER = "no_offer"  # the pending device has no fresh request to be approved
+    PAIRING_BUSY = "pairing_busy"  # another device is already approving that one
+    NOT_STARTED = "not_started"  # a pending device answered an approval nobody started
+    NOT_CONNECTED = "not_connected"  # the device a pairing message is for is not online
+    IS_MEMBER = "is_member"  # a listed device is removed by a new list, not rejected
+    UNKNOWN = "unknown"  # a code from a newer relay that this version does not know
+
+    @classmethod
+    def _missing_(cls, value: object) -> ErrorCode:
+        return cls.UNKNOWN
+
+
+class Error(Frame, tag="error", frozen=True):
     """``rid`` is None when the frame that caused the error could not be decoded."""
 
     rid: Rid | None
-    code: str
+    code: ErrorCode
     detail: str = ""
     # Seconds, for a limit that lifts by itself (at most a day: a client shows it to the user).
     retry_after: Annotated[float, msgspec.Meta(ge=0, le=MAX_RETRY_AFTER)] | None = None
 
 
-class Accepted(Frame, tag="accepted"):
+class Accepted(Frame, tag="accepted", frozen=True):
     rid: Rid
     server_ts: int
 
 
-class Mismatch(Frame, tag="mismatch"):
+class Mismatch(Frame, tag="mismatch", frozen=True):
     rid: Rid
     users: list[DeviceMismatch]
 
@@ -343,7 +393,7 @@ class Mismatch(Frame, tag="mismatch"):
 MAX_LISTS_BETWEEN = 32
 
 
-class DeviceListReply(Frame, tag="device_list"):
+class DeviceListReply(Frame, tag="device_list", frozen=True):
     rid: Rid
     signed_list: SignedList | None
     # The lists after the asked ``since`` and before ``signed_list``, oldest first (at most
@@ -351,17 +401,17 @@ class DeviceListReply(Frame, tag="device_list"):
     between: Annotated[list[SignedList], msgspec.Meta(max_length=MAX_LISTS_BETWEEN)] = []
 
 
-class Bundles(Frame, tag="bundles"):
+class Bundles(Frame, tag="bundles", frozen=True):
     rid: Rid
     bundles: list[PreKeyBundle]
 
 
-class Devices(Frame, tag="devices"):
+class Devices(Frame, tag="devices", frozen=True):
     rid: Rid
     devices: list[RegisteredDevice]
 
 
-class PairingPush(Frame, tag="pairing_push"):
+class PairingPush(Frame, tag="pairing_push", frozen=True):
     from_device: DeviceId
     payload: bytes
 
@@ -373,10 +423,10 @@ class Delivered(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sender_user: Username
     sender_device: DeviceId
     server_ts: int
-    payload: Payload
+    payload: SealedPayload
 
 
-class Deliver(Frame, tag="deliver"):
+class Deliver(Frame, tag="deliver", frozen=True):
     """Queued envelopes in queue order; as many as are ready, so a busy device gets few frames."""
 
     envelopes: Annotated[list[Delivered], msgspec.Meta(min_length=1, max_length=MAX_DELIVER)]
@@ -396,37 +446,37 @@ class SeenEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     queued: bool  # still in the device's queue (not yet acknowledged)
 
 
-class Inspection(Frame, tag="inspection"):
+class Inspection(Frame, tag="inspection", frozen=True):
     rid: Rid
     envelopes: list[SeenEnvelope]
 
 
-class Epochs(Frame, tag="epochs"):
+class Epochs(Frame, tag="epochs", frozen=True):
     rid: Rid
     epochs: list[EpochData]
 
 
-class MailboxPage(Frame, tag="mailbox_page"):
+class MailboxPage(Frame, tag="mailbox_page", frozen=True):
     rid: Rid
     items: list[MailboxItem]
 
 
-class MailboxThreads(Frame, tag="mailbox_threads"):
+class MailboxThreads(Frame, tag="mailbox_threads", frozen=True):
     rid: Rid
     threads: list[MailboxThread]
 
 
-class VaultKey(Frame, tag="vault_key"):
+class VaultKey(Frame, tag="vault_key", frozen=True):
     rid: Rid
     public: Key32
 
 
-class VaultReply(Frame, tag="vault_reply"):
+class VaultReply(Frame, tag="vault_reply", frozen=True):
     rid: Rid
     sealed: bytes
 
 
-class Notice(Frame, tag="notice"):
+class Notice(Frame, tag="notice", frozen=True):
     """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``,
     ``epoch_changed`` (this user's account opened a new epoch)."""
 
@@ -480,30 +530,56 @@ RelayFrame = (
     | VaultReply
 )
 
+# What the relay answers to each request when it takes it; any request may instead be answered
+# with an ``Error``. ``Send`` is answered with ``Accepted`` once the fan-out is stored, or with a
+# ``Mismatch`` naming the devices it got wrong; an ``Ack`` is not answered.
+REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
+    CreateAccount: (Welcome,),
+    AddDevice: (Welcome,),
+    Resume: (Welcome,),
+    PublishKeys: (Ok,),
+    PublishDeviceList: (Ok,),
+    FetchDeviceList: (DeviceListReply,),
+    FetchBundles: (Bundles,),
+    ListDevices: (Devices,),
+    OfferPairing: (Ok,),
+    PairingSend: (Ok,),
+    RejectDevice: (Ok,),
+    Send: (Accepted, Mismatch),
+    Ack: (),
+    Inspect: (Inspection,),
+    ChangePassword: (Ok,),
+    PublishEpoch: (Ok,),
+    FetchEpochs: (Epochs,),
+    SaveMessages: (Ok,),
+    FetchMailbox: (MailboxPage,),
+    ListMailboxThreads: (MailboxThreads,),
+    FetchVaultKey: (VaultKey,),
+    VaultCall: (VaultReply,),
+}
+
 _encoder = msgspec.msgpack.Encoder()
-_client_decoder = msgspec.msgpack.Decoder(ClientFrame)
-_relay_decoder = msgspec.msgpack.Decoder(RelayFrame)
+_client_decoder: msgspec.msgpack.Decoder[ClientFrame] = msgspec.msgpack.Decoder(ClientFrame)
+_relay_decoder: msgspec.msgpack.Decoder[RelayFrame] = msgspec.msgpack.Decoder(RelayFrame)
+_T = TypeVar("_T")
 
 
 def encode(frame: Frame) -> bytes:
     return _encoder.encode(frame)
 
 
-def _decode(decoder: msgspec.msgpack.Decoder, data: bytes | str) -> Frame:
+def _decode(decoder: msgspec.msgpack.Decoder[_T], data: bytes | str) -> _T:
     if isinstance(data, str):
         raise WireError("text frames are not part of the protocol")
     if len(data) > MAX_FRAME_BYTES:
         raise WireError("frame too large")
-    try:
-        return decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise WireError(str(exc)) from None
+    return decode_strict(decoder, data, "frame")
 
 
 def decode_client_frame(data: bytes | str) -> ClientFrame:
     """Decode a frame sent by a device; raises :class:`WireError` on anything but a valid frame."""
-    return _decode(_client_decoder, data)  # type: ignore[return-value]
+    return _decode(_client_decoder, data)
 
 
 def decode_relay_frame(data: bytes | str) -> RelayFrame:
-    return _decode(_relay_decoder, data)  # type: ignore[return-value]
+    return _decode(_relay_decoder, data)

@@ -14,12 +14,12 @@ import pytest
 
 from client.core.client import AriadneClient
 from client.core.events import MessageStatus, PairingCodeShown, StoredMessage
-from client.core.link import Backoff
+from client.core.link import LOCAL_RELAY
 from client.core.storage import ProfileStore
 from relay.server import Limits, Relay, start_relay
 from shared.envelope import new_message_id
 
-FAST = Backoff(first=0.05, factor=1.5, longest=0.3)
+FAST = LOCAL_RELAY  # the name the tests use for the local-relay preset
 PASSWORD = "correct horse battery"
 
 

@@ -1,4 +1,4 @@
-"""The import rules that keep the layers apart (design brief §2)."""
+"""The import rules that keep the layers apart (ARCHITECTURE.md "Import rules")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Verified device lists of users (design brief §4.2), as this device knows them.
+"""Verified device lists of users (PROTOCOL.md §2), as this device knows them.
 
 The first list seen for a user pins that user's account master key (AMK); every later list must
 be signed by the same key, must not go back in version, must chain to the one it replaces, and

@@ -1,4 +1,4 @@
-"""This device's view of its account's epochs (Labyrinth §"Epochs"; design brief §4.5).
+"""This device's view of its account's epochs (Labyrinth §"Epochs"; PROTOCOL.md §6).
 
 The book keeps every verified epoch head with its boxes, and the roots this device knows. A
 device learns a root from its own grant (a member continuing from the previous epoch needs the

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import websockets
@@ -62,11 +62,17 @@ class Backoff:
     factor: float = 2.0
     longest: float = 5.0
 
-    def delays(self):  # type: ignore[no-untyped-def]
+    def delays(self) -> Iterator[float]:
         delay = self.first
         while True:
             yield delay * random.uniform(0.8, 1.2)
             delay = min(delay * self.factor, self.longest)
+
+
+# The presets: a person watching a window (the GUI, the demo), and a relay on the same machine
+# that is back within milliseconds (tests, benchmarks, screenshots).
+INTERACTIVE = Backoff(first=0.2, factor=1.6, longest=3.0)
+LOCAL_RELAY = Backoff(first=0.05, factor=1.5, longest=0.3)
 
 
 LoginBuilder = Callable[[bytes, int], wire.Frame]

@@ -1,5 +1,5 @@
 """Recovery: the recovery code, the PIN, and restoring on a new device (Labyrinth §"Recovery
-codes", §"Virtual devices", §"Adding a device"; design brief §4.5).
+codes", §"Virtual devices", §"Adding a device"; PROTOCOL.md §6).
 
 - :func:`back_up_pin` seals the recovery code, wrapped under the stretched PIN, to the vault.
 - :func:`code_from_vault` asks the vault for it with a PIN.

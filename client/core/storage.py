@@ -8,9 +8,11 @@ ratchet ahead of, or behind, the message it produced.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
+
+import sqlcipher3
 
 from client.core.at_rest import KeyPlace, open_database
 from client.core.events import MessageStatus, StoredMessage
@@ -126,7 +128,9 @@ class SessionRow(NamedTuple):
     state: bytes
 
 
-class EpochRow(NamedTuple):
+class KeptEpoch(NamedTuple):
+    """An epoch as this device keeps it: what the relay stores, and its root once opened."""
+
     seq: int
     signed_head: bytes
     prev_root_box: bytes
@@ -151,7 +155,7 @@ class OutboxItem(NamedTuple):
     payload: bytes
 
 
-def _message(row: tuple) -> StoredMessage:
+def _message(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], MessageStatus(row[7])
     )
@@ -279,7 +283,7 @@ class ProfileStore:
             " VALUES (?, ?, ?, ?, ?)",
             (peer_user, peer_device, ephemeral, state, now),
         )
-        return int(cursor.lastrowid)
+        return cast(int, cursor.lastrowid)  # an INSERT always sets it
 
     def update_session(self, session_id: int, state: bytes, now: int) -> None:
         self._db.execute(
@@ -349,7 +353,7 @@ class ProfileStore:
 
     def sender_neighbours(
         self, thread: str, sender_user: str, sender_device: str, counter: int, later: bool
-    ) -> Iterator[tuple[int, bytes, int]]:
+    ) -> sqlcipher3.Cursor:
         """(counter, message id, relay time) of the sending device's placed messages in
         ``thread`` after ``counter`` (``later``) or before it, nearest first, read lazily."""
         comparison, direction = (">", "ASC") if later else ("<", "DESC")
@@ -369,7 +373,8 @@ class ProfileStore:
 
         ``limit`` keeps the newest ``limit`` messages; ``before`` pages further back."""
         order_key = "coalesce(server_ts, 9223372036854775807)"
-        where, params = "thread = ?", [thread]
+        where = "thread = ?"
+        params: list[object] = [thread]
         if before is not None:
             # The first term lets SQLite seek in the index; the row value makes it exact.
             where += f" AND {order_key} <= ? AND ({order_key}, message_id) < (?, ?)"
@@ -434,14 +439,14 @@ class ProfileStore:
     # ------------------------------------------------------------------ epochs
 
     def latest_epoch_seq(self) -> int:
-        return self._db.execute("SELECT coalesce(max(seq), 0) FROM epochs").fetchone()[0]
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM epochs").fetchone()[0])
 
-    def epoch(self, seq: int) -> EpochRow | None:
+    def epoch(self, seq: int) -> KeptEpoch | None:
         row = self._db.execute(
             "SELECT seq, signed_head, prev_root_box, account_box, root FROM epochs WHERE seq = ?",
             (seq,),
         ).fetchone()
-        return EpochRow(*row) if row else None
+        return KeptEpoch(*row) if row else None
 
     def add_epoch(
         self,
@@ -481,7 +486,7 @@ class ProfileStore:
         )
 
     def unsaved_count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM mailbox_pending").fetchone()[0]
+        return int(self._db.execute("SELECT count(*) FROM mailbox_pending").fetchone()[0])
 
     def mailbox_cursor(self, thread: str) -> MailboxCursor | None:
         row = self._db.execute(

@@ -17,13 +17,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from client.core.at_rest import ProfileLocked
 from client.core.client import AriadneClient
-from client.core.link import Backoff
+from client.core.link import INTERACTIVE
 from client.core.storage import ProfileStore
 from client.demo import DEMO_PASSWORD, relay_process
 from client.gui.chat_window import ChatWindow
 from client.gui.style import apply_style
-
-QUICK = Backoff(first=0.2, factor=1.6, longest=3.0)
 
 
 def run_qt(main: Callable[[], Awaitable[int]]) -> int:
@@ -55,9 +53,9 @@ async def _until_closed(windows: list[ChatWindow], lifetime: float | None) -> No
 
 async def _open_or_create(profile: Path, url: str, username: str, device: str) -> AriadneClient:
     if ProfileStore.exists(profile):
-        return await AriadneClient.open(profile, relay_url=url, backoff=QUICK)
+        return await AriadneClient.open(profile, relay_url=url, backoff=INTERACTIVE)
     return await AriadneClient.create_account(
-        profile, url, username, DEMO_PASSWORD, device, backoff=QUICK
+        profile, url, username, DEMO_PASSWORD, device, backoff=INTERACTIVE
     )
 
 
@@ -79,14 +77,14 @@ class LaptopStep:
         from client.gui.recovery_dialog import RestoreDialog
 
         if ProfileStore.exists(self.profile):
-            client = await AriadneClient.open(self.profile, relay_url=self.url, backoff=QUICK)
+            client = await AriadneClient.open(self.profile, relay_url=self.url, backoff=INTERACTIVE)
             if not client.removed:
                 self.client = client
                 self._open_window()
                 return
             await client.delete_local_data()
         self.client = await AriadneClient.add_device(
-            self.profile, self.url, "alice", DEMO_PASSWORD, "Alice's laptop", backoff=QUICK
+            self.profile, self.url, "alice", DEMO_PASSWORD, "Alice's laptop", backoff=INTERACTIVE
         )
         dialog = RestoreDialog(self.client)
         dialog.accepted.connect(self._open_window)
@@ -188,7 +186,7 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
     new_device = not ProfileStore.exists(profile)
     if not new_device:
         try:
-            client = await AriadneClient.open(profile, relay_url=relay_url, backoff=QUICK)
+            client = await AriadneClient.open(profile, relay_url=relay_url, backoff=INTERACTIVE)
         except ProfileLocked as error:
             return await _cannot_open(profile, error)
         pending = not (client.is_member or client.holds_account_key or client.removed)

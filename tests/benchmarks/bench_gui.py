@@ -1,8 +1,8 @@
-"""GUI benchmark (issue 3, design brief §7): a conversation of 100,000 stored messages against one
-of 100, in the same run. Reports the time from opening to the first painted screen, the longest
-event-loop stall while scrolling all the way to the top, and the process's resident memory; each
-with the profile encrypted at rest (SQLCipher, as every profile is) and plain, to show what the
-encryption costs.
+"""GUI benchmark (ARCHITECTURE.md "Benchmarks"): a conversation of 100,000 stored messages
+against one of 100, in the same run. Reports the time from opening to the first painted screen,
+the longest event-loop stall while scrolling all the way to the top, and the process's resident
+memory; each with the profile encrypted at rest (SQLCipher, as every profile is) and plain, to
+show what the encryption costs.
 
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_gui.py
 """

@@ -1,6 +1,6 @@
-"""Relay benchmark (design brief §7): forwarding throughput against a bare websockets forwarder
-measured in the same run, end-to-end latency through real clients, and the client's CPU cost to
-send one message to a user with three devices.
+"""Relay benchmark (ARCHITECTURE.md "Benchmarks"): forwarding throughput against a bare websockets
+forwarder measured in the same run, end-to-end latency through real clients, and the client's CPU
+cost to send one message to a user with three devices.
 
     python tests/benchmarks/bench_relay.py [--seconds 5]
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from client.core.client import AriadneClient
 from client.core.events import MessageReceived
-from client.core.link import Backoff
+from client.core.link import LOCAL_RELAY
 from shared import wire
 from shared.auth import sign_login
 from shared.boxes import StorageKey
@@ -300,14 +300,13 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
         "-m", "relay", "--port", "0", "--data-dir", str(root / "relay"), "--log-level", "WARNING"
     )
     url = line.rsplit(" ", 1)[1]
-    quick = Backoff(0.05, 1.5, 0.3)
     clients = []
     try:
         alice = await AriadneClient.create_account(
-            root / "a", url, "alice", "password1", "A", backoff=quick
+            root / "a", url, "alice", "password1", "A", backoff=LOCAL_RELAY
         )
         bob = await AriadneClient.create_account(
-            root / "b", url, "bob", "password1", "B1", backoff=quick
+            root / "b", url, "bob", "password1", "B1", backoff=LOCAL_RELAY
         )
         clients += [alice, bob]
         arrived: dict[bytes, asyncio.Event] = {}
@@ -331,7 +330,7 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
 
         for n in (2, 3):
             extra = await AriadneClient.add_device(
-                root / f"b{n}", url, "bob", "password1", f"B{n}", backoff=quick
+                root / f"b{n}", url, "bob", "password1", f"B{n}", backoff=LOCAL_RELAY
             )
             clients.append(extra)
             await approve(bob, extra)

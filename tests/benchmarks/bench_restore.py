@@ -1,4 +1,4 @@
-"""Restore benchmark (issue 4, design brief §7): a new device restores 10,000 and 100,000 stored
+"""Restore benchmark (ARCHITECTURE.md "Benchmarks"): a new device restores 10,000 and 100,000 stored
 messages from a real relay (its own process) with the recovery code.
 
 Reports, per size:
@@ -33,7 +33,7 @@ from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient
 from client.core.events import HistoryLoaded
 from client.demo import relay_process
-from shared.boxes import NONCE, expand
+from shared.boxes import GCM_NONCE, expand
 from shared.mailbox import _ad, epoch_mailbox_key
 from tests.conftest import FAST, PASSWORD, seed_history
 
@@ -67,7 +67,7 @@ def baseline(relay_db: Path, username: str, root_of, count: int) -> float:  # ty
     out.execute("CREATE TABLE m (message_id BLOB PRIMARY KEY, ts INTEGER, body BLOB)")
     start = time.perf_counter()
     for i, (aead, sealed, ad, message_id, ts) in enumerate(prepared):
-        plain = aead.decrypt(sealed[:NONCE], sealed[NONCE:], ad)
+        plain = aead.decrypt(sealed[:GCM_NONCE], sealed[GCM_NONCE:], ad)
         out.execute("INSERT INTO m VALUES (?, ?, ?)", (message_id, ts, plain))
         if i % 500 == 499:
             out.commit()

@@ -1,4 +1,4 @@
-"""Revocation benchmark (issue 5, design brief §7): the cost of removing a device — a new signed
+"""Revocation benchmark (ARCHITECTURE.md "Benchmarks"): the cost of removing a device — a new signed
 device list, a new epoch (fresh entropy, one HPKE grant per remaining member, the boxes) and its
 distribution — for an account with 100 and with 100,000 stored messages, and with 2 and 10
 devices. The relay runs in its own process.

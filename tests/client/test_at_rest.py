@@ -370,3 +370,61 @@ async def test_devices_with_keys_in_the_os_keyring_talk_and_reopen(accounts, os_
     assert [m.body for m in bob.messages(FIRST)] == texts
     await bob.send_text(FIRST, "reopened from the keyring")
     await eventually(lambda: alice.messages(SECOND)[-1].body == "reopened from the keyring")
+
+
+def test_a_new_key_replacing_a_records_key_deletes_its_keyring_entry(tmp_path, os_keyring):
+    """A record left by an interrupted creation names a keyring entry that encrypts nothing: the
+    new key replaces it, and the old entry is not left behind in the user's keyring."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    os_keyring.entries[(SERVICE, "profile-interrupted")] = os.urandom(32).hex()
+    stale = KeyRecord(KeyPlace.KEYRING, entry="profile-interrupted")
+    (folder / KEY_RECORD).write_bytes(msgspec.json.encode(stale))
+    store = new_profile(folder)
+    assert store.key_place is KeyPlace.KEYRING
+    store.close()
+    (only,) = os_keyring.entries
+    assert only != (SERVICE, "profile-interrupted")
+    assert database_key(folder, os_keyring) == bytes.fromhex(os_keyring.entries[only])
+
+
+def test_a_plain_profile_encrypted_in_place_is_private_at_once(tmp_path):
+    """The encrypted copy replaces the plain file: it is created 0600 before SQLite writes it,
+    else it would carry the umask's 0644 (and so would its -wal) until the next open."""
+    no_keyring()
+    folder = tmp_path / "p"
+    folder.mkdir()
+    plain = sqlcipher3.connect(folder / DB_NAME)
+    plain.execute("CREATE TABLE notes (body TEXT)")
+    plain.execute("INSERT INTO notes VALUES ('the old plaintext')")
+    plain.commit()
+    plain.close()
+    db, place = open_database(folder, folder / DB_NAME)
+    assert place is KeyPlace.FILE
+    db.execute("INSERT INTO notes VALUES ('new')")
+    db.commit()
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    db.close()
+
+
+def test_a_plain_profile_open_elsewhere_is_not_encrypted_under_it(tmp_path):
+    """Another Ariadne still reading the plain profile: encrypting it now would swap the file
+    under that one and lose what it writes next, so the open is refused and nothing changes."""
+    no_keyring()
+    folder = tmp_path / "p"
+    folder.mkdir()
+    other = sqlcipher3.connect(folder / DB_NAME)
+    other.execute("PRAGMA journal_mode = WAL")
+    other.execute("CREATE TABLE notes (body TEXT)")
+    other.execute("INSERT INTO notes VALUES ('the old plaintext')")
+    other.commit()
+    reader = sqlcipher3.connect(folder / DB_NAME, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM notes").fetchone()  # holds a read snapshot
+    with pytest.raises(ProfileLocked, match="open in another Ariadne"):
+        open_database(folder, folder / DB_NAME)
+    reader.execute("COMMIT")
+    reader.close()
+    other.close()
+    assert (folder / DB_NAME).read_bytes().startswith(b"SQLite format 3")

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 from client.core.client import AriadneClient
-from client.core.link import Backoff
+from client.core.link import LOCAL_RELAY
 from shared import wire
 
 
@@ -22,7 +22,7 @@ async def main() -> None:
     parser.add_argument("profile", type=Path)
     parser.add_argument("--die-before-ack", type=int, default=0)
     args = parser.parse_args()
-    client = await AriadneClient.open(args.profile, backoff=Backoff(0.05, 1.5, 0.3))
+    client = await AriadneClient.open(args.profile, backoff=LOCAL_RELAY)
     acks = 0
     send = client.link.send
 

@@ -1,4 +1,4 @@
-"""Device control (issue 5): approval with a short authentication string, revocation and its
+"""Device control (PROTOCOL.md §7): approval with a short authentication string, revocation and its
 post-revocation secrecy, and what a hostile relay cannot do about either. Real relay, real
 clients, real SQLite; the hostile relay is the real one with an attacker at its store."""
 

@@ -1,5 +1,5 @@
 """A malicious relay (the real relay, its database in the attacker's hands) cannot read, forge,
-replay, add devices or roll device lists back (design brief §5)."""
+replay, add devices or roll device lists back (PROTOCOL.md §8 "Threat model")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """10,000+ malformed, truncated, oversized and out-of-order frames against a running relay, while a
-well-behaved pair of clients keeps chatting through it (design brief §6)."""
+well-behaved pair of clients keeps chatting through it (PROTOCOL.md §3 "Limits")."""
 
 from __future__ import annotations
 
