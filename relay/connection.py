@@ -34,6 +34,7 @@ from relay.store import QueuedEnvelope
 from shared import wire
 from shared.auth import NONCE_LENGTH
 from shared.errors import WireError
+from shared.wire import ErrorCode
 
 if TYPE_CHECKING:
     from relay.server import Relay
@@ -80,7 +81,9 @@ class Connection:
                 shared.unauthenticated >= self.limits.unauthenticated_connections
                 or shared.unauthenticated_from[source] >= self.limits.unauthenticated_per_source
             ):
-                await self._send(wire.Error(rid=None, code="busy", detail="try again shortly"))
+                await self._send(
+                    wire.Error(rid=None, code=ErrorCode.BUSY, detail="try again shortly")
+                )
                 await self.close(1013, "too many connections logging in")
                 return
             shared.unauthenticated += 1
@@ -135,7 +138,7 @@ class Connection:
         try:
             frame = wire.decode_client_frame(data)
         except WireError as exc:
-            await self._send(wire.Error(rid=None, code="bad_frame", detail=str(exc)[:200]))
+            await self._send(wire.Error(rid=None, code=ErrorCode.BAD_FRAME, detail=str(exc)[:200]))
             await self.close(1008, "bad login frame")
             return None
         rid = getattr(frame, "rid", None)
@@ -167,7 +170,7 @@ class Connection:
         except WireError as exc:
             self._bad_frames += 1
             log.debug("bad frame from %s: %s", session.device_id, exc)
-            await self._send(wire.Error(rid=None, code="bad_frame", detail=str(exc)[:200]))
+            await self._send(wire.Error(rid=None, code=ErrorCode.BAD_FRAME, detail=str(exc)[:200]))
             if self._bad_frames >= self.limits.max_bad_frames:
                 await self.close(1008, "too many bad frames")
             return
@@ -177,12 +180,12 @@ class Connection:
             if self._rate_violations > self.limits.max_rate_violations:
                 await self.close(1008, "rate limit")
             else:
-                await self._send(wire.Error(rid=rid, code="rate_limited"))
+                await self._send(wire.Error(rid=rid, code=ErrorCode.RATE_LIMITED))
             return
         handler = HANDLERS.get(type(frame))
         try:
             if handler is None:
-                raise Reject("unsupported")
+                raise Reject(ErrorCode.UNSUPPORTED)
             reply = await handler(session, frame)
         except Reject as rejection:
             reply = rejection.frame(rid)
@@ -190,7 +193,7 @@ class Connection:
             # A bug must cost one request, not the connection or the relay. The traceback names
             # the frame type only; payloads never reach the log.
             log.exception("internal error serving %s", type(frame).__name__)
-            reply = wire.Error(rid=rid, code="internal_error")
+            reply = wire.Error(rid=rid, code=ErrorCode.INTERNAL_ERROR)
         if reply is not None:
             await self._send(reply)
 

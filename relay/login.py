@@ -23,6 +23,7 @@ from shared import wire
 from shared.auth import verify_login
 from shared.identity import device_id_for
 from shared.password import check_password, hash_password
+from shared.wire import ErrorCode
 
 if TYPE_CHECKING:
     from relay.server import Relay
@@ -48,18 +49,18 @@ async def log_in(
         case wire.Resume():
             return _resume(relay, frame, nonce)
         case _:
-            raise Reject("login_required", "log in first")
+            raise Reject(ErrorCode.LOGIN_REQUIRED, "log in first")
 
 
 def _registered_device(frame: wire.CreateAccount | wire.AddDevice, nonce: bytes) -> DeviceRow:
     """Check that the new device's id matches its key and that it signed the challenge."""
     device = frame.device
     if device_id_for(device.sign_public) != device.device_id:
-        raise Reject("bad_device_id", "device id does not match its signing key")
+        raise Reject(ErrorCode.BAD_DEVICE_ID, "device id does not match its signing key")
     if not verify_login(
         device.sign_public, frame.signature, nonce, frame.username, device.device_id
     ):
-        raise Reject("bad_signature")
+        raise Reject(ErrorCode.BAD_SIGNATURE)
     return DeviceRow(
         device.device_id,
         frame.username,
@@ -77,9 +78,9 @@ async def _create_account(relay: Relay, frame: wire.CreateAccount, nonce: bytes)
     async with relay.shared.password_hashing:
         password_hash = await asyncio.to_thread(hash_password, frame.password)
     if store.device(row.device_id) is not None:  # checked after the await: no race
-        raise Reject("device_taken", "this device is registered to another account")
+        raise Reject(ErrorCode.DEVICE_TAKEN, "this device is registered to another account")
     if not store.create_account(frame.username, password_hash, frame.amk_public, row):
-        raise Reject("username_taken", "that username is taken")
+        raise Reject(ErrorCode.USERNAME_TAKEN, "that username is taken")
     await store.durable()
     return frame.username, row.device_id
 
@@ -92,7 +93,7 @@ async def _add_device(
     wait = max(shared.account_logins.wait(frame.username), shared.source_logins.wait(source))
     if wait > 0:
         raise Reject(
-            "login_throttled",
+            ErrorCode.LOGIN_THROTTLED,
             "too many wrong passwords",
             retry_after=min(wait, wire.MAX_RETRY_AFTER),
         )
@@ -105,7 +106,7 @@ async def _add_device(
     if stored is None or not ok or store.password_hash(frame.username) != stored:
         shared.account_logins.failed(frame.username)
         shared.source_logins.failed(source)
-        raise Reject("bad_credentials", "wrong username or password")
+        raise Reject(ErrorCode.BAD_CREDENTIALS, "wrong username or password")
     shared.account_logins.succeeded(frame.username)
     existing = store.device(row.device_id)
     if existing is None:
@@ -114,13 +115,13 @@ async def _add_device(
         pending = [d for d in store.devices_of(frame.username) if d.device_id not in members]
         if len(pending) >= relay.limits.pending_devices:
             raise Reject(
-                "too_many_pending",
+                ErrorCode.TOO_MANY_PENDING,
                 f"{len(pending)} devices already wait for approval: approve or reject them",
             )
         store.add_device(row)
         await store.durable()
     elif existing.username != frame.username:
-        raise Reject("device_taken", "this device is registered to another account")
+        raise Reject(ErrorCode.DEVICE_TAKEN, "this device is registered to another account")
     log.info("pending device %s registered for %s", row.device_id, frame.username)
     relay.notify_user(
         frame.username, wire.Notice(kind="device_list_changed", username=frame.username)
@@ -131,9 +132,9 @@ async def _add_device(
 def _resume(relay: Relay, frame: wire.Resume, nonce: bytes) -> tuple[str, str]:
     device = relay.store.device(frame.device_id)
     if device is None or device.username != frame.username:
-        raise Reject("unknown_device", "this device is not registered (or was removed)")
+        raise Reject(ErrorCode.UNKNOWN_DEVICE, "this device is not registered (or was removed)")
     if not verify_login(
         device.sign_public, frame.signature, nonce, frame.username, frame.device_id
     ):
-        raise Reject("bad_signature")
+        raise Reject(ErrorCode.BAD_SIGNATURE)
     return frame.username, frame.device_id

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shared import wire
+from shared.wire import ErrorCode
 
 if TYPE_CHECKING:
     from relay.limits import Limits, SharedLimits
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 class Reject(Exception):
     """Answer the current request with an error frame."""
 
-    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
+    def __init__(self, code: ErrorCode, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.detail = detail
@@ -66,4 +67,6 @@ class Session:
 
     def require_member(self) -> None:
         if not self.is_member:
-            raise Reject("pending_device", "this device is not on its account's device list")
+            raise Reject(
+                ErrorCode.PENDING_DEVICE, "this device is not on its account's device list"
+            )

@@ -13,12 +13,13 @@ from typing import Any
 from relay.handlers import delivery, devices, history, inspect, vault
 from relay.session import Reject, Session
 from shared import wire
+from shared.wire import ErrorCode
 
 Handler = Callable[[Session, Any], Awaitable[wire.Frame | None]]
 
 
 async def already_logged_in(session: Session, frame: wire.ClientFrame) -> None:
-    raise Reject("already_logged_in")
+    raise Reject(ErrorCode.ALREADY_LOGGED_IN)
 
 
 HANDLERS: dict[type, Handler] = {

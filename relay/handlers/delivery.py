@@ -15,10 +15,9 @@ import logging
 from relay.session import Reject, Session
 from relay.store import QueuedEnvelope
 from shared import wire
+from shared.wire import ErrorCode
 
 log = logging.getLogger("ariadne.relay")
-
-PRE_KEYS_LOW = 20  # fewer one-time pre-keys left than this: the owner is told to publish more
 
 
 async def send(session: Session, frame: wire.Send) -> wire.Frame | None:
@@ -36,16 +35,16 @@ async def send(session: Session, frame: wire.Send) -> wire.Frame | None:
     seen_users: set[str] = set()
     for recipient in frame.recipients:
         if recipient.username in seen_users:
-            raise Reject("bad_request", "a user appears twice")
+            raise Reject(ErrorCode.BAD_REQUEST, "a user appears twice")
         seen_users.add(recipient.username)
         expected = relay.members(recipient.username)
         if recipient.username == session.username:
             expected = expected - {session.device_id}
         got = [e.device_id for e in recipient.envelopes]
         if len(set(got)) != len(got):
-            raise Reject("bad_request", "a device appears twice")
+            raise Reject(ErrorCode.BAD_REQUEST, "a device appears twice")
         if not expected and recipient.username != session.username:
-            raise Reject("unknown_user", f"no user {recipient.username}")
+            raise Reject(ErrorCode.UNKNOWN_USER, f"no user {recipient.username}")
         if set(got) != expected:
             mismatches.append(
                 wire.DeviceMismatch(
@@ -60,7 +59,7 @@ async def send(session: Session, frame: wire.Send) -> wire.Frame | None:
     for device_id, username, payload in rows:
         if not store.queue_has_room(device_id, len(payload), session.limits.queue_bytes):
             # All or nothing: the sender keeps the message and tries again later.
-            raise Reject("queue_full", f"{username} {device_id}")
+            raise Reject(ErrorCode.QUEUE_FULL, f"{username} {device_id}")
     server_ts = relay.next_timestamp()
     store.record_fan_out(session.device_id, frame.send_id, server_ts)
     queued = store.enqueue(
@@ -90,7 +89,7 @@ def _accepted(
 ) -> None:
     """Once the fan-out is committed: push it to connected recipients, answer the sender."""
     if done.cancelled() or done.exception() is not None:
-        session.reply(wire.Error(rid=rid, code="internal_error", detail="not stored"))
+        session.reply(wire.Error(rid=rid, code=ErrorCode.INTERNAL_ERROR, detail="not stored"))
         return
     for envelope in queued:
         session.relay.deliver(envelope)
@@ -104,7 +103,7 @@ async def ack(session: Session, frame: wire.Ack) -> None:
 async def publish_keys(session: Session, frame: wire.PublishKeys) -> wire.Frame:
     store = session.store
     if store.identity_key_owners(frame.identity_key) - {session.device_id}:
-        raise Reject("identity_key_taken", "another device uses this identity key")
+        raise Reject(ErrorCode.IDENTITY_KEY_TAKEN, "another device uses this identity key")
     store.set_keys(
         session.device_id,
         frame.identity_key,
@@ -119,7 +118,7 @@ async def publish_keys(session: Session, frame: wire.PublishKeys) -> wire.Frame:
 async def fetch_bundles(session: Session, frame: wire.FetchBundles) -> wire.Frame:
     relay, store = session.relay, session.store
     if not session.shared.bundle_fetches.take(session.username, len(frame.device_ids)):
-        raise Reject("rate_limited", "too many pre-key requests")
+        raise Reject(ErrorCode.RATE_LIMITED, "too many pre-key requests")
     members = relay.members(frame.username)
     bundles = []
     for device_id in dict.fromkeys(frame.device_ids):
@@ -139,7 +138,7 @@ async def fetch_bundles(session: Session, frame: wire.FetchBundles) -> wire.Fram
             )
         )
         left = store.pre_key_count(device_id)
-        if left < PRE_KEYS_LOW:
+        if left < wire.PRE_KEYS_LOW:
             relay.push_to(device_id, wire.Notice(kind="prekeys_low", count=left))
     return wire.Bundles(rid=frame.rid, bundles=bundles)
 

@@ -21,6 +21,7 @@ from shared.device_list import check_successor, open_device_list
 from shared.errors import ProtocolError
 from shared.identity import device_id_for
 from shared.password import hash_password
+from shared.wire import ErrorCode
 
 if TYPE_CHECKING:
     from relay.server import Relay
@@ -67,9 +68,9 @@ async def publish_device_list(session: Session, frame: wire.PublishDeviceList) -
         if not check_successor(current, stored[1] if stored else None, new, frame.signed_list):
             return wire.Ok(rid=frame.rid)
     except ProtocolError as exc:
-        raise Reject("bad_device_list", str(exc)) from None
+        raise Reject(ErrorCode.BAD_DEVICE_LIST, str(exc)) from None
     if current is not None and new.version != current.version + 1:
-        raise Reject("bad_device_list", "versions must go up one at a time")
+        raise Reject(ErrorCode.BAD_DEVICE_LIST, "versions must go up one at a time")
     # check_successor checked that the author is on the current list (or is its recovery
     # code) and signed; a device may publish only what it made itself, so a pending device
     # holding the account key (a removed one) cannot put itself back. A device restoring
@@ -80,13 +81,15 @@ async def publish_device_list(session: Session, frame: wire.PublishDeviceList) -
         and new.author == device_id_for(current.recovery_key)
     )
     if new.author != session.device_id and not restoring:
-        raise Reject("not_a_member", "a device list is published by its author")
+        raise Reject(ErrorCode.NOT_A_MEMBER, "a device list is published by its author")
     for entry in new.devices:
         registered = store.device(entry.device_id)
         if registered is None or registered.username != username:
-            raise Reject("bad_device_list", f"device {entry.device_id} is not registered")
+            raise Reject(ErrorCode.BAD_DEVICE_LIST, f"device {entry.device_id} is not registered")
         if store.identity_key_owners(entry.identity_key) - {entry.device_id}:
-            raise Reject("bad_device_list", "an identity key on the list is another device's")
+            raise Reject(
+                ErrorCode.BAD_DEVICE_LIST, "an identity key on the list is another device's"
+            )
     epoch = checked_epoch(session, frame.epoch, new, frame.signed_list)
     removed = (current.device_ids if current else frozenset()) - new.device_ids
     store.set_device_list(username, new.version, frame.signed_list, new.device_ids)
@@ -135,7 +138,7 @@ async def list_devices(session: Session, frame: wire.ListDevices) -> wire.Frame:
 
 async def offer_pairing(session: Session, frame: wire.OfferPairing) -> wire.Frame:
     if session.is_member:
-        raise Reject("already_member", "this device is already on the device list")
+        raise Reject(ErrorCode.ALREADY_MEMBER, "this device is already on the device list")
     session.store.offer_pairing(session.device_id, frame.commitment, int(time.time()))
     session.relay.pairing_started.pop(session.device_id, None)
     await session.store.durable()
@@ -153,23 +156,25 @@ async def pairing_send(session: Session, frame: wire.PairingSend) -> wire.Frame:
     relay, store = session.relay, session.store
     target = store.device(frame.to_device)
     if target is None or target.username != session.username:
-        raise Reject("unknown_device", "no such device on this account")
+        raise Reject(ErrorCode.UNKNOWN_DEVICE, "no such device on this account")
     members = relay.members(session.username)
     if session.device_id in members:
         fresh_after = int(time.time()) - PAIRING_OFFER_SECONDS
         if frame.to_device in members or (target.pairing_at or 0) < fresh_after:
-            raise Reject("no_offer", "that device has no open request to be approved")
+            raise Reject(ErrorCode.NO_OFFER, "that device has no open request to be approved")
         offer = (target.pairing_commitment, session.device_id)
         started = relay.pairing_started.get(frame.to_device, offer)
         if started != offer:
-            raise Reject("pairing_busy", "another device is already approving that one")
+            raise Reject(ErrorCode.PAIRING_BUSY, "another device is already approving that one")
     else:
         own = store.device(session.device_id)
         started = relay.pairing_started.get(session.device_id)
         if own is None or started != (own.pairing_commitment, frame.to_device):
-            raise Reject("not_started", "no approval of this device was started by that one")
+            raise Reject(
+                ErrorCode.NOT_STARTED, "no approval of this device was started by that one"
+            )
     if frame.to_device not in relay.connections:
-        raise Reject("not_connected", "that device is not online")
+        raise Reject(ErrorCode.NOT_CONNECTED, "that device is not online")
     if session.device_id in members:
         relay.pairing_started[frame.to_device] = offer
     relay.push_to(
@@ -183,9 +188,9 @@ async def reject_device(session: Session, frame: wire.RejectDevice) -> wire.Fram
     relay, store = session.relay, session.store
     target = store.device(frame.device_id)
     if target is None or target.username != session.username:
-        raise Reject("unknown_device", "no such device on this account")
+        raise Reject(ErrorCode.UNKNOWN_DEVICE, "no such device on this account")
     if frame.device_id in relay.members(session.username):
-        raise Reject("is_member", "remove a listed device with a new device list")
+        raise Reject(ErrorCode.IS_MEMBER, "remove a listed device with a new device list")
     store.forget_device(frame.device_id)
     await store.durable()
     relay.disconnect(frame.device_id, 4002, "device rejected")

@@ -16,6 +16,7 @@ from shared.epoch import EpochHead, head_hash, open_head
 from shared.errors import ProtocolError
 from shared.identity import device_id_for
 from shared.recovery_code import check_membership_proof
+from shared.wire import ErrorCode
 
 
 def checked_epoch(
@@ -28,21 +29,21 @@ def checked_epoch(
     try:
         head = open_head(upload.signed_head, username, amk_public)
     except ProtocolError as exc:
-        raise Reject("bad_epoch", str(exc)) from None
+        raise Reject(ErrorCode.BAD_EPOCH, str(exc)) from None
     latest = store.latest_epoch(username)
     if head.seq != (latest.seq + 1 if latest else 1):
-        raise Reject("bad_epoch", "epochs must go up one at a time")
+        raise Reject(ErrorCode.BAD_EPOCH, "epochs must go up one at a time")
     if latest is not None and head.prev_head_hash != head_hash(latest.signed_head):
-        raise Reject("bad_epoch", "epoch does not chain to the previous one")
+        raise Reject(ErrorCode.BAD_EPOCH, "epoch does not chain to the previous one")
     if head.device_list_hash != list_hash(signed_list):
-        raise Reject("bad_epoch", "epoch is not for this device list")
+        raise Reject(ErrorCode.BAD_EPOCH, "epoch is not for this device list")
     if not _members_match(head, device_list):
-        raise Reject("bad_epoch", "epoch members are not the listed devices")
+        raise Reject(ErrorCode.BAD_EPOCH, "epoch members are not the listed devices")
     granted = [g.member_id for g in upload.grants]
     if len(set(granted)) != len(granted) or set(granted) != {m.member_id for m in head.members}:
-        raise Reject("bad_epoch", "one grant per member, no more")
+        raise Reject(ErrorCode.BAD_EPOCH, "one grant per member, no more")
     if (head.seq == 1) != (upload.prev_root_box == b""):
-        raise Reject("bad_epoch", "previous-root box missing or unexpected")
+        raise Reject(ErrorCode.BAD_EPOCH, "previous-root box missing or unexpected")
     return EpochRow(head.seq, upload.signed_head, upload.prev_root_box, upload.account_box)
 
 
@@ -64,10 +65,10 @@ def _members_match(head: EpochHead, device_list: DeviceList) -> bool:
 async def publish_epoch(session: Session, frame: wire.PublishEpoch) -> wire.Frame:
     store, username = session.store, session.username
     if not session.is_member:
-        raise Reject("not_a_member", "only a device on the device list opens epochs")
+        raise Reject(ErrorCode.NOT_A_MEMBER, "only a device on the device list opens epochs")
     stored = store.device_list(username)
     if stored is None:
-        raise Reject("bad_epoch", "the account has no device list yet")
+        raise Reject(ErrorCode.BAD_EPOCH, "the account has no device list yet")
     listed = open_device_list(stored[1], username, None)
     epoch = checked_epoch(session, frame.epoch, listed, stored[1])
     store.add_epoch(username, epoch, ((g.member_id, g.sealed) for g in frame.epoch.grants))
@@ -95,7 +96,7 @@ async def fetch_epochs(session: Session, frame: wire.FetchEpochs) -> wire.Frame:
             and check_membership_proof(member.sign_public, frame.proof, username, session.device_id)
         )
     if not allowed:
-        raise Reject("not_a_member", "grants go only to their member")
+        raise Reject(ErrorCode.NOT_A_MEMBER, "grants go only to their member")
     grants = store.grants_for(username, member_id, frame.since)
     return wire.Epochs(
         rid=frame.rid,
@@ -117,10 +118,10 @@ async def save_messages(session: Session, frame: wire.SaveMessages) -> wire.Fram
     latest = store.latest_epoch(username)
     if latest is None or any(item.epoch != latest.seq for item in frame.items):
         # Saving under an older epoch would let a removed device read it: refuse.
-        raise Reject("stale_epoch", f"save under epoch {latest.seq if latest else 0}")
+        raise Reject(ErrorCode.STALE_EPOCH, f"save under epoch {latest.seq if latest else 0}")
     adding = sum(len(item.sealed) for item in frame.items)
     if store.mailbox_bytes(username) + adding > quota:
-        raise Reject("mailbox_full", f"the mailbox holds {quota} bytes")
+        raise Reject(ErrorCode.MAILBOX_FULL, f"the mailbox holds {quota} bytes")
     store.save_to_mailbox(
         username, ((i.thread_id, i.ts, i.message_id, i.epoch, i.sealed) for i in frame.items)
     )
@@ -137,7 +138,7 @@ def _item(row: tuple[bytes, bytes, int, int, bytes]) -> wire.MailboxItem:
 async def fetch_mailbox(session: Session, frame: wire.FetchMailbox) -> wire.Frame:
     session.require_member()
     if (frame.before_ts is None) != (frame.before_id is None):
-        raise Reject("bad_request", "before_ts and before_id go together")
+        raise Reject(ErrorCode.BAD_REQUEST, "before_ts and before_id go together")
     before = (frame.before_ts, frame.before_id) if frame.before_ts is not None else None
     rows = session.store.mailbox_page(session.username, frame.thread_id, before, frame.limit)
     return wire.MailboxPage(rid=frame.rid, items=[_item(r) for r in rows])

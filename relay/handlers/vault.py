@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from relay.session import Reject, Session
 from shared import wire
+from shared.wire import ErrorCode
 
 
 async def fetch_vault_key(session: Session, frame: wire.FetchVaultKey) -> wire.Frame:
     vault = session.relay.vault
     if vault is None:
-        raise Reject("no_vault", "this relay runs without a PIN vault")
+        raise Reject(ErrorCode.NO_VAULT, "this relay runs without a PIN vault")
     return wire.VaultKey(rid=frame.rid, public=vault.public_key)
 
 
 async def vault_call(session: Session, frame: wire.VaultCall) -> wire.Frame:
     vault = session.relay.vault
     if vault is None:
-        raise Reject("no_vault", "this relay runs without a PIN vault")
+        raise Reject(ErrorCode.NO_VAULT, "this relay runs without a PIN vault")
     if not session.shared.vault_calls.take(session.username):
-        raise Reject("rate_limited", "too many vault requests")
+        raise Reject(ErrorCode.RATE_LIMITED, "too many vault requests")
     answer = vault.handle(
         session.username,
         frame.sealed,
@@ -31,7 +32,7 @@ async def vault_call(session: Session, frame: wire.VaultCall) -> wire.Frame:
         amk_public=session.store.amk_public(session.username),
     )
     if answer is None:
-        raise Reject("vault_refused", "the vault could not open the request")
+        raise Reject(ErrorCode.VAULT_REFUSED, "the vault could not open the request")
     return wire.VaultReply(rid=frame.rid, sealed=answer)
 
 

@@ -482,7 +482,7 @@ async def test_a_hostile_relay_cannot_put_its_words_on_a_bubble(accounts, relay,
         detail = next(details, None)
         if detail is None:
             return await real_fan_out(session, frame)
-        raise Reject("queue_full", detail)
+        raise Reject(wire.ErrorCode.QUEUE_FULL, detail)
 
     monkeypatch.setitem(HANDLERS, wire.Send, hostile_fan_out)
     notes: list[str] = []

@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-from relay.handlers.delivery import PRE_KEYS_LOW
 from relay.limits import Limits
 from shared import wire
 
@@ -127,7 +126,7 @@ async def test_bundles_go_only_for_listed_devices_and_warn_the_owner_when_low(ki
     alice, bob = await kit.create("alice"), await kit.create("bob")
     phone = await kit.pending("bob")
     await kit.call(phone, _keys(phone, [os.urandom(32)]))  # published, but not on the list
-    pre_keys = [os.urandom(32) for _ in range(PRE_KEYS_LOW)]
+    pre_keys = [os.urandom(32) for _ in range(wire.PRE_KEYS_LOW)]
     await kit.call(
         bob,
         wire.PublishKeys(
@@ -143,7 +142,7 @@ async def test_bundles_go_only_for_listed_devices_and_warn_the_owner_when_low(ki
     reply = await kit.call(alice, ask)
     assert [b.device_id for b in reply.bundles] == [bob.device_id]
     assert reply.bundles[0].one_time_pre_key in pre_keys
-    assert line.frames == [wire.Notice(kind="prekeys_low", count=PRE_KEYS_LOW - 1)]
+    assert line.frames == [wire.Notice(kind="prekeys_low", count=wire.PRE_KEYS_LOW - 1)]
 
 
 @pytest.mark.parametrize("limits", [Limits(bundle_fetch_burst=2, bundle_fetches_per_second=0.001)])
