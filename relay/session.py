@@ -9,8 +9,8 @@ handler can be run in a unit test with a real store and no websocket. A refusal 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from shared import wire
 from shared.wire import ErrorCode
@@ -70,3 +70,7 @@ class Session:
             raise Reject(
                 ErrorCode.PENDING_DEVICE, "this device is not on its account's device list"
             )
+
+
+# A handler: (session, the decoded frame of its type) → the reply, or None (later, or none).
+Handler = Callable[[Session, Any], Awaitable[wire.Frame | None]]

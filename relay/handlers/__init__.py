@@ -7,15 +7,10 @@ answer). A frame type missing from :data:`HANDLERS` is answered ``unsupported``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from relay.handlers import delivery, devices, history, inspect, vault
-from relay.session import Reject, Session
+from relay.session import Handler, Reject, Session
 from shared import wire
 from shared.wire import ErrorCode
-
-Handler = Callable[[Session, Any], Awaitable[wire.Frame | None]]
 
 
 async def already_logged_in(session: Session, frame: wire.ClientFrame) -> None:

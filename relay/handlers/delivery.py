@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from relay.session import Reject, Session
+from relay.session import Handler, Reject, Session
 from relay.store import QueuedEnvelope
 from shared import wire
 from shared.wire import ErrorCode
@@ -31,7 +31,7 @@ async def send(session: Session, frame: wire.Send) -> wire.Frame | None:
         )
         return None
     mismatches = []
-    rows = []
+    rows: list[tuple[str, str, bytes]] = []  # device, its user, payload
     seen_users: set[str] = set()
     for recipient in frame.recipients:
         if recipient.username in seen_users:
@@ -143,7 +143,7 @@ async def fetch_bundles(session: Session, frame: wire.FetchBundles) -> wire.Fram
     return wire.Bundles(rid=frame.rid, bundles=bundles)
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     wire.Send: send,
     wire.Ack: ack,
     wire.PublishKeys: publish_keys,

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from relay.handlers.history import checked_epoch
-from relay.session import Reject, Session
+from relay.session import Handler, Reject, Session
 from shared import wire
 from shared.device_list import check_successor, open_device_list
 from shared.errors import ProtocolError
@@ -216,7 +216,7 @@ async def change_password(session: Session, frame: wire.ChangePassword) -> wire.
     return wire.Ok(rid=frame.rid)
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     wire.FetchDeviceList: fetch_device_list,
     wire.PublishDeviceList: publish_device_list,
     wire.ListDevices: list_devices,

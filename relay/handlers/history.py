@@ -8,7 +8,7 @@ epoch (an older one would let a removed device read them).
 
 from __future__ import annotations
 
-from relay.session import Reject, Session
+from relay.session import Handler, Reject, Session
 from relay.store import EpochRow
 from shared import wire
 from shared.device_list import DeviceList, list_hash, open_device_list
@@ -158,7 +158,7 @@ async def mailbox_threads(session: Session, frame: wire.ListMailboxThreads) -> w
     return wire.MailboxThreads(rid=frame.rid, threads=threads)
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     wire.PublishEpoch: publish_epoch,
     wire.FetchEpochs: fetch_epochs,
     wire.SaveMessages: save_messages,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from relay.session import Session
+from relay.session import Handler, Session
 from shared import wire
 
 
@@ -22,4 +22,4 @@ async def inspect(session: Session, frame: wire.Inspect) -> wire.Frame:
     )
 
 
-HANDLERS = {wire.Inspect: inspect}
+HANDLERS: dict[type, Handler] = {wire.Inspect: inspect}

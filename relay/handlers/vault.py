@@ -7,7 +7,7 @@ key's signature on a backup. Calls are rate-limited per account across connectio
 
 from __future__ import annotations
 
-from relay.session import Reject, Session
+from relay.session import Handler, Reject, Session
 from shared import wire
 from shared.wire import ErrorCode
 
@@ -36,7 +36,7 @@ async def vault_call(session: Session, frame: wire.VaultCall) -> wire.Frame:
     return wire.VaultReply(rid=frame.rid, sealed=answer)
 
 
-HANDLERS = {
+HANDLERS: dict[type, Handler] = {
     wire.FetchVaultKey: fetch_vault_key,
     wire.VaultCall: vault_call,
 }
