@@ -79,7 +79,7 @@ def place(
     store.set_server_ts(message_id, placed)
     # A time moved on may reach the device's next messages (tied or 1 µs apart): they move on.
     last = times[-1]
-    reached = []
+    reached: list[bytes] = []
     with closing(
         store.sender_neighbours(thread, sender_user, sender_device, max(run)[0], True)
     ) as neighbours:
