@@ -102,8 +102,12 @@ class Kit:
         return _upload(epoch)
 
     async def call(self, device: Device, frame: Any) -> wire.Frame | None:
-        """Serve one frame as the connection would: through the dispatch table."""
-        return await HANDLERS[type(frame)](device.session, frame)
+        """Serve one frame as the connection would: through the dispatch table. An answer is
+        one of the request's reply types in ``wire.REPLIES``."""
+        reply = await HANDLERS[type(frame)](device.session, frame)
+        if reply is not None:
+            assert isinstance(reply, wire.REPLIES[type(frame)]), (type(frame), reply)
+        return reply
 
     async def refused(self, device: Device, frame: Any) -> str:
         with pytest.raises(Reject) as rejection:

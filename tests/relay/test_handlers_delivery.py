@@ -36,8 +36,11 @@ def _keys(device, pre_keys: list[bytes]) -> wire.PublishKeys:  # type: ignore[no
 
 
 async def _committed(kit, device) -> wire.Frame:  # type: ignore[no-untyped-def]
+    """The answer to a fan-out, sent after the commit: one of ``Send``'s reply types."""
     await kit.store.durable()
-    return device.replies.pop()
+    reply = device.replies.pop()
+    assert isinstance(reply, wire.REPLIES[wire.Send])
+    return reply
 
 
 async def test_a_fan_out_is_queued_then_accepted_after_commit_and_pushed_to_the_connected(kit):
