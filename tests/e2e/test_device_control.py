@@ -12,8 +12,8 @@ import pytest
 
 from client.core.events import DeviceRemoved, EpochChainRefused, PairingCodeShown
 from client.core.storage import ProfileStore
-from relay.server import DeviceConnection
-from shared import pairing
+from relay.handlers import HANDLERS
+from shared import pairing, wire
 from shared.boxes import StorageKey
 from shared.envelope import decode_sealed
 from shared.epoch import grant_context, open_head
@@ -88,16 +88,16 @@ async def test_a_relay_in_the_middle_cannot_make_the_codes_match(accounts, relay
         (pairing.commitment(own_nonce, substituted), laptop.device_id),
     )
     db.commit()
-    forward = DeviceConnection._pairing_send
+    forward = HANDLERS[wire.PairingSend]
 
-    def swap_reveal(self, frame):
+    async def swap_reveal(session, frame):
         message = pairing.decode(frame.payload)
         if isinstance(message, pairing.Reveal):
             tampered = pairing.encode(pairing.Reveal(session=message.session, nonce=own_nonce))
             frame = type(frame)(rid=frame.rid, to_device=frame.to_device, payload=tampered)
-        return forward(self, frame)
+        return await forward(session, frame)
 
-    monkeypatch.setattr(DeviceConnection, "_pairing_send", swap_reveal)
+    monkeypatch.setitem(HANDLERS, wire.PairingSend, swap_reveal)
     shown.clear()
     code = await alice.pairing_code(laptop.device_id)
     await eventually(lambda: shown)

@@ -17,7 +17,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-import relay.server as relay_server
+import relay.login as relay_login
 from client.core.client import AriadneClient, RegistrationError
 from client.core.events import (
     ConnectionState,
@@ -27,7 +27,9 @@ from client.core.events import (
     SendDeferred,
 )
 from client.core.link import RelayError
+from relay.handlers import HANDLERS
 from relay.server import Limits
+from relay.session import Reject
 from shared import wire
 from shared.auth import sign_login
 from shared.identity import SigningKey, device_id_for
@@ -256,8 +258,8 @@ async def test_concurrent_password_hashing_is_capped(limited, monkeypatch):
 
         return wrapper
 
-    monkeypatch.setattr(relay_server, "check_password", counted(relay_server.check_password))
-    monkeypatch.setattr(relay_server, "hash_password", counted(relay_server.hash_password))
+    monkeypatch.setattr(relay_login, "check_password", counted(relay_login.check_password))
+    monkeypatch.setattr(relay_login, "hash_password", counted(relay_login.hash_password))
     url = limited.relay.url
     answers = await asyncio.gather(
         *[add_device(url, "alice", f"wrong guess {i}") for i in range(4)],
@@ -476,15 +478,15 @@ async def test_a_hostile_relay_cannot_put_its_words_on_a_bubble(accounts, relay,
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
     details = iter(["Your account is locked, visit example.com", "alice 0123456789abcdef"])
-    real_fan_out = relay_server.DeviceConnection._fan_out
+    real_fan_out = HANDLERS[wire.Send]
 
-    def hostile_fan_out(connection, frame):
+    async def hostile_fan_out(session, frame):
         detail = next(details, None)
         if detail is None:
-            return real_fan_out(connection, frame)
-        raise relay_server._Reject("queue_full", detail)
+            return await real_fan_out(session, frame)
+        raise Reject(wire.ErrorCode.QUEUE_FULL, detail)
 
-    monkeypatch.setattr(relay_server.DeviceConnection, "_fan_out", hostile_fan_out)
+    monkeypatch.setitem(HANDLERS, wire.Send, hostile_fan_out)
     notes: list[str] = []
     alice.add_listener(lambda e: notes.append(e.reason) if isinstance(e, SendDeferred) else None)
     message = await alice.send_text("bob", "hello")

@@ -18,7 +18,7 @@ from client.core.epochs import upload
 from client.core.events import DeviceListRefused, EpochChainRefused, MessageStatus
 from client.core.link import RelayError
 from client.core.storage import ProfileStore
-from relay import server
+from relay import login
 from shared import wire
 from shared.boxes import StorageKey, derive, seal
 from shared.device_list import list_hash, next_device_list, open_device_list, sign_device_list
@@ -484,15 +484,15 @@ async def test_a_device_that_missed_lists_checks_each_author_in_turn(accounts, r
 
 async def test_a_login_checked_while_the_password_changes_is_refused(accounts, relay, monkeypatch):
     alice = await accounts.create("alice")
-    check = server.check_password
+    check = login.check_password
 
     def changed_meanwhile(password: str, stored: str) -> bool:
         ok = check(password, stored)
         # A member's ChangePassword commits while this login's password is being checked.
-        relay.relay.store.set_password_hash("alice", server.hash_password("a brand new one"))
+        relay.relay.store.set_password_hash("alice", login.hash_password("a brand new one"))
         return ok
 
-    monkeypatch.setattr(server, "check_password", changed_meanwhile)
+    monkeypatch.setattr(login, "check_password", changed_meanwhile)
     with pytest.raises(RegistrationError) as refused:
         await accounts.pending("alice", "Racing")
     assert refused.value.code == "bad_credentials"

@@ -15,7 +15,7 @@ from client.core.epochs import upload
 from client.core.events import PairingCodeShown, PairingRejected, PairingRequested
 from client.core.link import RelayError
 from client.core.pairing import PAIRING_SECONDS
-from relay.server import DeviceConnection
+from relay.handlers import HANDLERS
 from shared import wire
 from shared.device_list import next_device_list, open_device_list
 from shared.identity import SigningKey
@@ -125,11 +125,11 @@ async def test_a_relay_serving_only_refused_lists_between_cannot_keep_a_client_a
     bob = await accounts.create("bob")
     held = await bob.directory.get("alice")
     fetches: list[int | None] = []
-    serve = DeviceConnection._fetch_device_list
+    serve = HANDLERS[wire.FetchDeviceList]
 
-    def junk_between(self, frame):
-        reply = serve(self, frame)
-        if self.device_id != bob.device_id or frame.username != "alice":
+    async def junk_between(session, frame):
+        reply = await serve(session, frame)
+        if session.device_id != bob.device_id or frame.username != "alice":
             return reply
         fetches.append(frame.since)
         return wire.DeviceListReply(
@@ -138,7 +138,7 @@ async def test_a_relay_serving_only_refused_lists_between_cannot_keep_a_client_a
             between=[b"not a list"] * wire.MAX_LISTS_BETWEEN,
         )
 
-    monkeypatch.setattr(DeviceConnection, "_fetch_device_list", junk_between)
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, junk_between)
     assert await asyncio.wait_for(bob.directory.refresh("alice"), 10) == held
     assert fetches == [held.version]
     assert alice.own_devices() == held
@@ -156,10 +156,10 @@ async def test_an_approval_lists_the_keys_the_code_covered_not_what_the_relay_li
     code = await alice.pairing_code(laptop.device_id)
     await eventually(lambda: shown == [code])
     await laptop.confirm_pairing()
-    listed = DeviceConnection._list_devices
+    listed = HANDLERS[wire.ListDevices]
 
-    def swapped(self, frame):
-        reply = listed(self, frame)
+    async def swapped(session, frame):
+        reply = await listed(session, frame)
         devices = []
         for device in reply.devices:
             if device.registration.device_id == laptop.device_id:
@@ -170,7 +170,7 @@ async def test_an_approval_lists_the_keys_the_code_covered_not_what_the_relay_li
             devices.append(device)
         return msgspec.structs.replace(reply, devices=devices)
 
-    monkeypatch.setattr(DeviceConnection, "_list_devices", swapped)
+    monkeypatch.setitem(HANDLERS, wire.ListDevices, swapped)
     await alice.approve_device(laptop.device_id)
     entry = alice.own_devices().entry(laptop.device_id)
     assert entry is not None and entry.sign_public == laptop._sign_key.public

@@ -15,7 +15,7 @@ from client.core.directory import UnknownUser
 from client.core.events import PairingCodeShown, PairingRequested
 from client.core.link import RelayError
 from client.core.pairing import PAIRING_SECONDS
-from relay.server import DeviceConnection
+from relay.handlers import HANDLERS
 from shared import pairing, wire
 from shared.device_list import DeviceEntry, DeviceList, sign_device_list
 from shared.identity import SigningKey, device_id_for
@@ -32,14 +32,14 @@ def recorded_sends(monkeypatch, from_device: str) -> list[pairing.PairingMessage
     """What ``from_device`` asks the relay to forward, recorded before the relay's checks (a
     hostile relay sees every pairing message)."""
     sent: list[pairing.PairingMessage] = []
-    forward = DeviceConnection._pairing_send
+    forward = HANDLERS[wire.PairingSend]
 
-    def record(self, frame):
-        if self.device_id == from_device:
+    async def record(session, frame):
+        if session.device_id == from_device:
             sent.append(pairing.decode(frame.payload))
-        return forward(self, frame)
+        return await forward(session, frame)
 
-    monkeypatch.setattr(DeviceConnection, "_pairing_send", record)
+    monkeypatch.setitem(HANDLERS, wire.PairingSend, record)
     return sent
 
 
@@ -152,16 +152,16 @@ async def test_the_approver_takes_a_reveal_only_from_the_device_it_started_with(
     alice = await accounts.create("alice")
     laptop = await accounts.pending("alice", "Laptop")
     shown = codes_on(laptop)
-    forward = DeviceConnection._pairing_send
+    forward = HANDLERS[wire.PairingSend]
 
-    def answer_first(self, frame):
+    async def answer_first(session, frame):
         message = pairing.decode(frame.payload)
         if isinstance(message, pairing.Start):  # a reveal for alice's session, from elsewhere
             wrong = pairing.Reveal(session=message.session, nonce=os.urandom(32))
             inject(relay, alice.device_id, device_id_for(SigningKey.generate().public), wrong)
-        return forward(self, frame)
+        return await forward(session, frame)
 
-    monkeypatch.setattr(DeviceConnection, "_pairing_send", answer_first)
+    monkeypatch.setitem(HANDLERS, wire.PairingSend, answer_first)
     await laptop.offer_pairing()
     code = await alice.pairing_code(laptop.device_id)
     await eventually(lambda: shown == [code])
@@ -258,11 +258,11 @@ async def test_an_approved_device_joins_the_account_its_code_covered_not_the_one
     # the laptop already on it (so the laptop would be "approved" without any code).
     evil = SigningKey.generate()
     evil_desktop = SigningKey.generate()
-    dispatch = DeviceConnection._dispatch
+    fetch_list = HANDLERS[wire.FetchDeviceList]
 
-    async def fake_list(self, frame):
-        if isinstance(frame, wire.FetchDeviceList) and self.device_id not in (alice.device_id,):
-            row = relay.relay.store.device(self.device_id)
+    async def fake_list(session, frame):
+        if session.device_id not in (alice.device_id,):
+            row = relay.relay.store.device(session.device_id)
             devices = tuple(
                 DeviceEntry(
                     device_id=device_id_for(k),
@@ -282,9 +282,9 @@ async def test_an_approved_device_joins_the_account_its_code_covered_not_the_one
             )
             signed = sign_device_list(evil, evil_desktop, listed)
             return wire.DeviceListReply(rid=frame.rid, signed_list=signed)
-        return await dispatch(self, frame)
+        return await fetch_list(session, frame)
 
-    monkeypatch.setattr(DeviceConnection, "_dispatch", fake_list)
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, fake_list)
     laptop = await accounts.pending("alice", "Laptop")
     with pytest.raises(UnknownUser):  # asked outright, it still trusts nothing it is shown
         await laptop.directory.refresh("alice")
@@ -297,7 +297,7 @@ async def test_an_approved_device_joins_the_account_its_code_covered_not_the_one
     # Confirmed: the relay's list is now refused outright (another account key).
     with pytest.raises(UnknownUser):
         await laptop.directory.refresh("alice")
-    monkeypatch.setattr(DeviceConnection, "_dispatch", dispatch)
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, fetch_list)
     await alice.approve_device(laptop.device_id)
     await eventually(lambda: laptop.is_member and laptop.holds_account_key)
     assert laptop.own_devices().amk_public == alice.own_devices().amk_public

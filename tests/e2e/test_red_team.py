@@ -14,7 +14,7 @@ from client.core import outbox as outbox_module  # where sent messages get their
 from client.core.directory import UnknownUser
 from client.core.events import DeviceListRefused, PairingCodeShown
 from client.core.link import RelayError
-from relay.server import DeviceConnection
+from relay.handlers import HANDLERS
 from shared import wire
 from shared.device_list import next_device_list, open_device_list, sign_device_list
 from shared.envelope import new_message_id
@@ -64,7 +64,7 @@ async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, rela
         first,
         add=tablet._own_entry(),
     )
-    dispatch = DeviceConnection._dispatch
+    fetch_list = HANDLERS[wire.FetchDeviceList]
     # One that names the approver as its author (signed by the laptop in its place).
     posing = sign_device_list(
         laptop._amk,
@@ -74,13 +74,13 @@ async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, rela
     # And the approver's own earlier list (the one that added the laptop), then the fork on it.
     served = [([], fork), ([first], second), ([], posing), ([before_removal], fork)]
 
-    async def hostile(self, frame):
-        if isinstance(frame, wire.FetchDeviceList) and self.device_id == tablet.device_id:
+    async def hostile(session, frame):
+        if session.device_id == tablet.device_id:
             between, current = served[0]
             return wire.DeviceListReply(rid=frame.rid, signed_list=current, between=between)
-        return await dispatch(self, frame)
+        return await fetch_list(session, frame)
 
-    monkeypatch.setattr(DeviceConnection, "_dispatch", hostile)
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, hostile)
     await tablet.confirm_pairing()  # pins the account key, which the fork is signed with
     for _ in range(len(served)):
         try:
@@ -92,7 +92,7 @@ async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, rela
         served.pop(0)
 
     # The approval its approver made is taken (and the honest flow still works).
-    monkeypatch.setattr(DeviceConnection, "_dispatch", dispatch)
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, fetch_list)
     await alice.approve_device(tablet.device_id)
     await eventually(lambda: tablet.is_member and tablet.holds_account_key)
     assert tablet.own_devices().device_ids == {alice.device_id, tablet.device_id}

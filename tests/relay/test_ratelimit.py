@@ -3,7 +3,7 @@ throttle's growing waits."""
 
 from __future__ import annotations
 
-from relay.ratelimit import KeyedBuckets, LoginThrottle, TokenBucket
+from relay.limits import KeyedBuckets, LoginThrottle, TokenBucket
 
 
 class Clock:

@@ -1,4 +1,5 @@
-"""Rate limits: token buckets, buckets shared per account, and the failed-login throttle.
+"""Every limit and quota of the relay: the settings (:class:`Limits`), the buckets and throttles
+that enforce them, and the counters shared by all connections (:class:`SharedLimits`).
 
 A :class:`TokenBucket` belongs to one connection (frames per second). What must not refill by
 reconnecting — pre-key bundles handed out, vault calls, password guesses — is kept per account
@@ -8,11 +9,53 @@ All take an injectable clock so that tests can idle them without sleeping.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit of the relay, in one place. Frames per connection: beyond the rate they get
+    ``rate_limited``; a connection that keeps at it, or sends ``max_bad_frames`` undecodable
+    frames, is closed. Everything else is kept per account (or per source address) for the whole
+    relay process, so reconnecting refills nothing; each refusal names its limit in an error
+    code (PROTOCOL.md §3, "Limits")."""
+
+    frames_per_second: float = 2000.0
+    frame_burst: float = 4000.0
+    # Bundles asked for, per requesting account (beyond: ``rate_limited``).
+    bundle_fetches_per_second: float = 2.0
+    bundle_fetch_burst: float = 60.0
+    # One-time pre-keys handed out per target account; beyond, bundles go without one (the
+    # session still starts, on the signed pre-key alone) so nobody can drain them.
+    pre_keys_per_second: float = 1.0
+    pre_key_burst: float = 40.0
+    vault_calls_per_second: float = 1.0
+    vault_call_burst: float = 20.0
+    max_bad_frames: int = 20
+    max_rate_violations: int = 200
+    login_timeout: float = 10.0
+    delivery_page: int = 256
+    live_backlog: int = 1024
+    # Failed password logins: free ones per account / per source address, then a wait that
+    # doubles from the first to the longest (``login_throttled``, with the seconds to wait).
+    free_login_failures_per_account: int = 5
+    free_login_failures_per_source: int = 20
+    login_wait_first: float = 1.0
+    login_wait_longest: float = 300.0
+    concurrent_password_hashes: int = 2  # Argon2id runs at most this many at once
+    # Quotas (``mailbox_full``, ``queue_full``, ``too_many_pending``, ``busy``).
+    mailbox_bytes: int = 256 * 1024 * 1024  # per account
+    queue_bytes: int = 64 * 1024 * 1024  # per device
+    pending_devices: int = 5  # per account
+    pending_device_seconds: int = 7 * 24 * 3600  # an unapproved device is forgotten after this
+    unauthenticated_connections: int = 256  # connections that have not logged in yet
+    unauthenticated_per_source: int = 16  # of those, from one address
 
 
 class TokenBucket:
@@ -112,3 +155,28 @@ class LoginThrottle:
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+
+
+class SharedLimits:
+    """What the relay counts across all its connections: a new connection starts with what the
+    account (or the source address) has left."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.bundle_fetches = KeyedBuckets(
+            limits.bundle_fetches_per_second, limits.bundle_fetch_burst
+        )
+        self.pre_keys_handed_out = KeyedBuckets(limits.pre_keys_per_second, limits.pre_key_burst)
+        self.vault_calls = KeyedBuckets(limits.vault_calls_per_second, limits.vault_call_burst)
+        self.account_logins = LoginThrottle(
+            limits.free_login_failures_per_account,
+            limits.login_wait_first,
+            limits.login_wait_longest,
+        )
+        self.source_logins = LoginThrottle(
+            limits.free_login_failures_per_source,
+            limits.login_wait_first,
+            limits.login_wait_longest,
+        )
+        self.password_hashing = asyncio.Semaphore(limits.concurrent_password_hashes)
+        self.unauthenticated = 0
+        self.unauthenticated_from: Counter[str] = Counter()

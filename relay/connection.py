@@ -1,0 +1,253 @@
+"""One device's websocket connection: transport, login, per-connection limits and the writer.
+
+Each connection is a small state machine: ``CHALLENGED`` (the relay sent a nonce and waits for a
+signed login) → ``AUTHENTICATED`` (frames are served) → ``CLOSED``. Every frame is decoded
+strictly by ``shared.wire``; a bad frame gets an ``Error`` frame, and a connection that keeps
+sending bad frames, or floods, is closed. A decoded frame goes to its handler through the
+dispatch table with this connection's :class:`~relay.session.Session`; no handler lets one
+connection's bad input reach the store or another connection.
+
+Delivery: a connected device gets envelopes pushed in queue order by its own writer task (paged
+from the store until caught up, then live); it acknowledges after persisting, and the relay
+deletes on ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import websockets
+from websockets.asyncio.server import ServerConnection
+
+from relay.handlers import HANDLERS
+from relay.limits import TokenBucket
+from relay.login import log_in
+from relay.session import Reject, Session
+from relay.store import QueuedEnvelope
+from shared import wire
+from shared.auth import NONCE_LENGTH
+from shared.errors import WireError
+from shared.wire import ErrorCode
+
+if TYPE_CHECKING:
+    from relay.server import Relay
+
+log = logging.getLogger("ariadne.relay")
+
+
+class ConnectionState(enum.Enum):
+    CHALLENGED = "challenged"
+    AUTHENTICATED = "authenticated"
+    CLOSED = "closed"
+
+
+class Connection:
+    def __init__(self, relay: Relay, websocket: ServerConnection) -> None:
+        self.relay = relay
+        self.store = relay.store
+        self.limits = relay.limits
+        self.ws = websocket
+        self.state = ConnectionState.CHALLENGED
+        self.session: Session | None = None
+        self._frames = TokenBucket(self.limits.frames_per_second, self.limits.frame_burst)
+        self._bad_frames = 0
+        self._rate_violations = 0
+        # Delivery: a cursor over the queue, a backlog of live pushes, and a wake-up event.
+        self._cursor = 0
+        self._draining = True
+        self._live: deque[QueuedEnvelope] = deque()
+        self._outgoing: deque[wire.Frame] = deque()  # answers and notices, sent by the writer
+        self._wake = asyncio.Event()
+
+    @property
+    def device_id(self) -> str:
+        return self.session.device_id if self.session is not None else ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        peer = self.ws.remote_address
+        shared = self.relay.shared
+        try:
+            source = self._source()
+            if (
+                shared.unauthenticated >= self.limits.unauthenticated_connections
+                or shared.unauthenticated_from[source] >= self.limits.unauthenticated_per_source
+            ):
+                await self._send(
+                    wire.Error(rid=None, code=ErrorCode.BUSY, detail="try again shortly")
+                )
+                await self.close(1013, "too many connections logging in")
+                return
+            shared.unauthenticated += 1
+            shared.unauthenticated_from[source] += 1
+            try:
+                nonce = os.urandom(NONCE_LENGTH)
+                await self.ws.send(wire.encode(wire.Challenge(nonce=nonce)))
+                session = await self._login(nonce, source)
+            finally:
+                shared.unauthenticated -= 1
+                shared.unauthenticated_from[source] -= 1
+                if not shared.unauthenticated_from[source]:
+                    del shared.unauthenticated_from[source]
+            if session is None:
+                return
+            log.info("device %s of %s connected from %s", session.device_id, session.username, peer)
+            writer = asyncio.create_task(self._deliver())
+            try:
+                async for data in self.ws:
+                    await self._serve(session, data)
+            finally:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.state = ConnectionState.CLOSED
+            self.relay.connection_ended(self)
+            if self.device_id:
+                log.info("device %s disconnected", self.device_id)
+
+    async def _send(self, frame: wire.Frame) -> None:
+        await self.ws.send(wire.encode(frame))
+
+    async def close(self, code: int, reason: str) -> None:
+        log.warning("closing connection of %s: %s", self.device_id or "unauthenticated", reason)
+        await self.ws.close(code, reason)
+
+    def _source(self) -> str:
+        address = self.ws.remote_address
+        return str(address[0]) if isinstance(address, tuple) and address else "unknown"
+
+    # ------------------------------------------------------------------ login
+
+    async def _login(self, nonce: bytes, source: str) -> Session | None:
+        try:
+            data = await asyncio.wait_for(self.ws.recv(), self.limits.login_timeout)
+        except TimeoutError:
+            await self.close(1008, "login timeout")
+            return None
+        try:
+            frame = wire.decode_client_frame(data)
+        except WireError as exc:
+            await self._send(wire.Error(rid=None, code=ErrorCode.BAD_FRAME, detail=str(exc)[:200]))
+            await self.close(1008, "bad login frame")
+            return None
+        rid = getattr(frame, "rid", None)
+        try:
+            username, device_id = await log_in(self.relay, frame, nonce, source)
+        except Reject as rejection:
+            log.info("login refused: %s", rejection.code)
+            await self._send(rejection.frame(rid))
+            await self.close(1008, "login refused")
+            return None
+        self.session = Session(self.relay, username, device_id, self.push_frame)
+        self.relay.connection_started(self)
+        self.state = ConnectionState.AUTHENTICATED
+        self.store.touch(device_id, int(time.time()))
+        await self._send(
+            wire.Welcome(
+                rid=rid,
+                device_id=device_id,
+                one_time_pre_keys_left=self.store.pre_key_count(device_id),
+            )
+        )
+        return self.session
+
+    # ------------------------------------------------------------------ serving frames
+
+    async def _serve(self, session: Session, data: bytes | str) -> None:
+        try:
+            frame = wire.decode_client_frame(data)
+        except WireError as exc:
+            self._bad_frames += 1
+            log.debug("bad frame from %s: %s", session.device_id, exc)
+            await self._send(wire.Error(rid=None, code=ErrorCode.BAD_FRAME, detail=str(exc)[:200]))
+            if self._bad_frames >= self.limits.max_bad_frames:
+                await self.close(1008, "too many bad frames")
+            return
+        rid = getattr(frame, "rid", None)
+        if not self._frames.take():
+            self._rate_violations += 1
+            if self._rate_violations > self.limits.max_rate_violations:
+                await self.close(1008, "rate limit")
+            else:
+                await self._send(wire.Error(rid=rid, code=ErrorCode.RATE_LIMITED))
+            return
+        handler = HANDLERS.get(type(frame))
+        try:
+            if handler is None:
+                raise Reject(ErrorCode.UNSUPPORTED)
+            reply = await handler(session, frame)
+        except Reject as rejection:
+            reply = rejection.frame(rid)
+        except Exception:
+            # A bug must cost one request, not the connection or the relay. The traceback names
+            # the frame type only; payloads never reach the log.
+            log.exception("internal error serving %s", type(frame).__name__)
+            reply = wire.Error(rid=rid, code=ErrorCode.INTERNAL_ERROR)
+        if reply is not None:
+            await self._send(reply)
+
+    # ------------------------------------------------------------------ delivery
+
+    def push(self, envelope: QueuedEnvelope) -> None:
+        if self._draining:
+            return  # the writer reads the queue from the store and will find it there
+        if len(self._live) >= self.limits.live_backlog:
+            self._live.clear()
+            self._draining = True  # a slow reader: go back to paging from the store
+        else:
+            self._live.append(envelope)
+        self._wake.set()
+
+    def push_frame(self, frame: wire.Frame) -> None:
+        self._outgoing.append(frame)
+        self._wake.set()
+
+    async def _deliver(self) -> None:
+        """The connection's writer: answers and notices first, then queued envelopes in order,
+        paged from the store until caught up, then live, as many per frame as are ready."""
+        device_id = self.device_id
+        while True:
+            while self._outgoing:
+                await self._send(self._outgoing.popleft())
+            if self._draining:
+                page = self.store.queued(device_id, self._cursor, self.limits.delivery_page)
+                if len(page) < self.limits.delivery_page:
+                    # Caught up. Nothing can be committed between this read and this line (one
+                    # thread), so from here on every new envelope arrives through push().
+                    self._draining = False
+                    self._live.clear()
+            else:
+                page = list(self._live)
+                self._live.clear()
+            fresh = [e for e in page if e.seq > self._cursor]
+            for start in range(0, len(fresh), wire.MAX_DELIVER):
+                chunk = fresh[start : start + wire.MAX_DELIVER]
+                self._cursor = chunk[-1].seq
+                await self._send(
+                    wire.Deliver(
+                        envelopes=[
+                            wire.Delivered(
+                                seq=e.seq,
+                                sender_user=e.sender_user,
+                                sender_device=e.sender_device,
+                                server_ts=e.server_ts,
+                                payload=e.payload,
+                            )
+                            for e in chunk
+                        ]
+                    )
+                )
+            if not page and not self._outgoing:
+                self._wake.clear()
+                await self._wake.wait()
