@@ -123,14 +123,14 @@ async def main(theme: str) -> None:
     older = alice.messages("bob")[0].server_ts - 10_000_000
     seed = [
         StoredMessage(
-            new_message_id(now_ms=older // 1000 + i),
-            "bob",
-            "bob" if i % 2 else "alice",
-            bob.device_id if i % 2 else alice.device_id,
-            older // 1000 + i,
-            older + i * 1000,
-            f"Earlier message {i}",
-            MessageStatus.READ,
+            message_id=new_message_id(now_ms=older // 1000 + i),
+            thread="bob",
+            sender_user="bob" if i % 2 else "alice",
+            sender_device=bob.device_id if i % 2 else alice.device_id,
+            sent_at=older // 1000 + i,
+            server_ts=older + i * 1000,
+            body=f"Earlier message {i}",
+            status=MessageStatus.READ,
         )
         for i in range(3000)
     ]

@@ -175,14 +175,14 @@ def seed_history(
     a long history that skips only the ratchet delivery, which other tests cover."""
     messages = [
         StoredMessage(
-            new_message_id(),
-            peer,
-            peer,
-            peer_device,
-            after // 1000 + i,
-            after + 1 + i,
-            f"old {i}",
-            MessageStatus.READ,
+            message_id=new_message_id(),
+            thread=peer,
+            sender_user=peer,
+            sender_device=peer_device,
+            sent_at=after // 1000 + i,
+            server_ts=after + 1 + i,
+            body=f"old {i}",
+            status=MessageStatus.READ,
         )
         for i in range(count)
     ]

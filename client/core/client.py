@@ -1,16 +1,15 @@
-"""The client engine: one device of one account (design brief §4.1–4.4).
+"""The client engine's façade: one device of one account, the API the GUI and the tests use.
 
-:class:`AriadneClient` ties the pieces together and is the API the GUI and the tests use:
+:class:`AriadneClient` builds the engine's concerns around one :class:`~client.core.context.
+ClientContext` (store, relay port, profile, events, background tasks), routes the relay's pushes
+to them, and keeps today's public API:
 
-- **Inbox.** Envelopes pushed by the relay are decrypted in order, in batches. For each batch the
-  ratchet steps, used one-time pre-keys and messages are committed in one transaction, and only
-  then acknowledged, so a crash at any point loses nothing (the relay redelivers what was not
-  acknowledged; duplicates are recognised by the ratchet and by message id).
-- **Outbox.** A composed message is stored first (state "sending"), then encrypted to every
-  device on the recipient's and on our own verified device lists; the advanced ratchets are
-  committed *before* the envelopes leave, so a message key is never used twice. If the relay says
-  the fan-out does not match the current devices, the signed lists are fetched again and the send
-  retried.
+- :mod:`~client.core.inbox`: envelopes pushed by the relay, decrypted in batches, each batch one
+  transaction, acknowledged only once committed.
+- :mod:`~client.core.outbox`: sending, fan-out, receipts and read state.
+- :mod:`~client.core.timeline`: each sender's own order, and the system lines.
+- here: login and keys, the device's role (:mod:`~client.core.profile`), its own device list,
+  pairing and removal, epochs and the mailbox, recovery and restore.
 - **Events.** Everything the user should see is an :mod:`client.core.events` event.
 """
 
@@ -18,41 +17,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from client.core import recovery
 from client.core.at_rest import KeyPlace, forget_key
+from client.core.context import ClientContext
 from client.core.directory import Directory, UnknownUser
 from client.core.epochs import EpochBook, upload
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
-    DecryptionFailed,
-    DeliveryUpdated,
     DeviceRemoved,
     EpochChainRefused,
     Event,
-    MessageQueued,
-    MessageReceived,
-    MessageStatus,
-    OutOfOrderDelivery,
     PairingRequested,
     RelayLimitReached,
-    SendDeferred,
     StoredMessage,
 )
+from client.core.inbox import Inbox
 from client.core.link import Backoff, Offline, RelayError, RelayLink
 from client.core.mailbox import Mailbox
-from client.core.ordering import place
+from client.core.outbox import Outbox
+from client.core.outbox import SendBlocked as SendBlocked
+from client.core.outbox import SendError as SendError
+from client.core.outbox import SendLater as SendLater
 from client.core.pairing import Pairing
+from client.core.profile import (
+    DeviceRole,
+    Profile,
+    ProfileState,
+    Registration,
+    next_role,
+    write_new_profile,
+)
 from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
+from client.core.timeline import Timeline
 from shared import pairing, wire
 from shared.auth import sign_login
 from shared.boxes import StorageKey
@@ -63,25 +67,9 @@ from shared.device_list import (
     next_device_list,
     open_device_list,
 )
-from shared.envelope import (
-    MAX_TEXT,
-    DeviceListUpdate,
-    Origin,
-    Payload,
-    Receipt,
-    Text,
-    decode_payload,
-    decode_sealed,
-    encode_payload,
-    encode_sealed,
-    new_message_id,
-)
 from shared.epoch import AccountSecrets, EpochMember
 from shared.errors import (
-    DecryptionError,
-    DuplicateMessage,
     VerificationError,
-    WireError,
 )
 from shared.identity import SigningKey, device_id_for
 from shared.pin import check_pin
@@ -93,13 +81,6 @@ from shared.session import dump_x3dh_state, load_x3dh_state, new_x3dh_state
 log = logging.getLogger("ariadne.client")
 
 PRE_KEY_BATCH = 100
-PRE_KEYS_LOW = 20
-INBOX_BATCH = 200
-SEND_ATTEMPTS = 4
-# A message the relay cannot take yet (a full queue, too many new sessions at once) is tried
-# again after this many seconds, doubling up to the longest.
-LATER_FIRST = 1.0
-LATER_LONGEST = 60.0
 MAILBOX_FULL_TEXT = (
     "Your history backup on the relay is full — new messages are kept on this device only"
 )
@@ -115,23 +96,6 @@ class RegistrationError(Exception):
         self.retry_after = retry_after
 
 
-class SendError(Exception):
-    """A message cannot be sent: no such user, or the relay's devices never match the signed one."""
-
-
-class SendBlocked(SendError):
-    """The contact's account key changed: sending waits for the user's acknowledgement."""
-
-
-class SendLater(Exception):
-    """A relay limit stops this message for now; it stays in the outbox. ``reason`` is for the
-    user."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class AriadneClient:
     """One device profile, connected to its relay. Build with :meth:`create_account`,
     :meth:`add_device` or :meth:`open`; call :meth:`close` when done."""
@@ -145,17 +109,17 @@ class AriadneClient:
     ) -> None:
         self.profile_dir = profile_dir
         self._store = store
-        self.username = str(store.get("username"))
-        self.device_id = str(store.get("device_id"))
-        self.device_name = str(store.get("device_name"))
-        self.relay_url = str(store.get("relay_url"))
-        self._sign_key = SigningKey(bytes(store.get("sign_seed")))  # type: ignore[arg-type]
-        self._storage_key = StorageKey(bytes(store.get("storage_seed")))  # type: ignore[arg-type]
-        amk_seed = store.get("amk_seed")
-        self._amk = SigningKey(amk_seed) if isinstance(amk_seed, bytes) else None
-        self._x3dh = load_x3dh_state(str(store.get("x3dh_state")))
+        self.profile = Profile.read(store)
+        self._state = ProfileState(store)
+        self.username = self.profile.username
+        self.device_id = self.profile.device_id
+        self.device_name = self.profile.device_name
+        self.relay_url = self.profile.relay_url
+        self._sign_key = self.profile.sign_key
+        self._storage_key = self.profile.storage_key
+        self._amk = self._state.account_key
+        self._x3dh = load_x3dh_state(self._state.x3dh_state)
         self._password = password  # only until the relay accepted the registration
-        self._listeners: list[Callable[[Event], None]] = []
         self.link = RelayLink(
             self.relay_url,
             self._login_frame,
@@ -164,7 +128,15 @@ class AriadneClient:
             self._on_login,
             backoff,
         )
-        self.directory = Directory(store, self.link, self._emit, self._device_list_changed)
+        self.context = ClientContext(store, self.link, self.profile, self._state)
+        self.directory = Directory(
+            store,
+            self.link,
+            self.context.emit,
+            self._device_list_changed,
+            own_username=self.username,
+            own_device=self.device_id,
+        )
         self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
         self.epochs = EpochBook(
             store,
@@ -175,17 +147,13 @@ class AriadneClient:
             self._account_public,
             self._on_secrets,
         )
-        self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self._emit)
-        self.pairing = Pairing(self.link, self._emit, self._pairing_keys)
-        self._inbox: asyncio.Queue[wire.Delivered] = asyncio.Queue()
-        self._outbox_wake = asyncio.Event()
-        # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
-        self.send_notes: dict[bytes, str] = {}
-        self._mailbox_wake = asyncio.Event()
+        self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self.context.emit)
+        self.pairing = Pairing(self.link, self.context.emit, self._pairing_keys)
+        self.timeline = Timeline(self.context)
+        self.outbox = Outbox(self.context, self.directory, self.sessions, self.timeline)
+        self.inbox = Inbox(self.context, self.directory, self.sessions, self.timeline)
         self._epoch_lock = asyncio.Lock()
-        self._became_full = False  # set when an approved device opens its first grant
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[object]] = set()
         self._closed = False
 
     # ------------------------------------------------------------------ construction
@@ -196,7 +164,7 @@ class AriadneClient:
         relay_url: str,
         username: str,
         device_name: str,
-        registration: str,
+        registration: Registration | str,
         with_amk: bool,
         encrypt: bool = True,
     ) -> ProfileStore:
@@ -206,27 +174,18 @@ class AriadneClient:
         sign_key = SigningKey.generate()
         x3dh = new_x3dh_state()
         x3dh.generate_pre_keys(PRE_KEY_BATCH)
-        values: dict[str, object] = {
-            "username": username,
-            "device_name": device_name,
-            "relay_url": relay_url,
-            "device_id": device_id_for(sign_key.public),
-            "sign_seed": sign_key.seed,
-            "storage_seed": StorageKey.generate().private,
-            "x3dh_state": dump_x3dh_state(x3dh),
-            "registration": registration,
-            "keys_published": 0,
-        }
-        if with_amk:
-            amk = SigningKey.generate()
-            values |= {
-                "amk_seed": amk.seed,
-                "amk_public": amk.public,
-                "thread_key": os.urandom(32),
-            }
-        for key, value in values.items():
-            store.put(key, value)  # type: ignore[arg-type]
-        store.commit()
+        identity = Profile(
+            username=username,
+            device_id=device_id_for(sign_key.public),
+            device_name=device_name,
+            relay_url=relay_url,
+            sign_key=sign_key,
+            storage_key=StorageKey.generate(),
+        )
+        account_key = SigningKey.generate() if with_amk else None
+        write_new_profile(
+            store, identity, dump_x3dh_state(x3dh), Registration(registration), account_key
+        )
         return store
 
     @classmethod
@@ -242,7 +201,9 @@ class AriadneClient:
         timeout: float = 30.0,
     ) -> AriadneClient:
         """Create an account with this as its first device, which holds the account master key."""
-        store = cls._new_profile(profile_dir, relay_url, username, device_name, "create", True)
+        store = cls._new_profile(
+            profile_dir, relay_url, username, device_name, Registration.CREATE, True
+        )
         return await cls._register(profile_dir, store, password, backoff, timeout)
 
     @classmethod
@@ -259,7 +220,9 @@ class AriadneClient:
     ) -> AriadneClient:
         """Log in to an existing account from a new device. The device is *pending* (it receives
         nothing) until one of the account's devices approves it."""
-        store = cls._new_profile(profile_dir, relay_url, username, device_name, "add", False)
+        store = cls._new_profile(
+            profile_dir, relay_url, username, device_name, Registration.ADD, False
+        )
         return await cls._register(profile_dir, store, password, backoff, timeout)
 
     @classmethod
@@ -295,21 +258,26 @@ class AriadneClient:
             raise FileNotFoundError(f"no profile in {profile_dir}")
         store = ProfileStore(profile_dir)
         if relay_url is not None:
-            store.put("relay_url", relay_url)
-            store.commit()
+            with store.transaction():
+                ProfileState(store).set_relay_url(relay_url)
         client = cls(profile_dir, store, backoff)
         client.start()
         return client
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._inbox_loop(), name="inbox"),
-            asyncio.create_task(self._outbox_loop(), name="outbox"),
+            asyncio.create_task(self.inbox.run(), name="inbox"),
+            asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self._mailbox_loop(), name="mailbox"),
         ]
         self.link.start()
-        self._outbox_wake.set()
-        self._mailbox_wake.set()
+        self.context.outbox_wake.set()
+        self.context.mailbox_wake.set()
+
+    @property
+    def send_notes(self) -> dict[bytes, str]:
+        """Why an outgoing message still waits (a relay limit), by message id, for its bubble."""
+        return self.outbox.send_notes
 
     @property
     def closed(self) -> bool:
@@ -320,9 +288,9 @@ class AriadneClient:
             return
         self._closed = True
         await self.link.close()
-        for task in [*self._tasks, *self._background]:
+        for task in [*self._tasks, *self.context.background]:
             task.cancel()
-        for task in [*self._tasks, *self._background]:
+        for task in [*self._tasks, *self.context.background]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._store.close()
@@ -343,35 +311,26 @@ class AriadneClient:
     # ------------------------------------------------------------------ events
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
-        self._listeners.append(listener)
+        self.context.listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[Event], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
-    def _emit(self, event: Event) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed")
+        if listener in self.context.listeners:
+            self.context.listeners.remove(listener)
 
     def _on_connection_state(self, state: ConnectionState, detail: str) -> None:
-        self._emit(ConnectionStateChanged(state, detail))
+        self.context.emit(ConnectionStateChanged(state, detail))
         error = self.link.login_error
         if (
             state is ConnectionState.FAILED
             and error is not None
             and error.code == "unknown_device"
-            and self._store.get("was_member")
+            and self._state.role.is_member
         ):
-            self._mark_removed()
+            self._take_role(DeviceRole.REMOVED)
 
-    def _mark_removed(self) -> None:
-        if not self._store.get("removed"):
-            self._store.put("removed", 1)
-            self._store.commit()
-            self._emit(DeviceRemoved(self.username))
+    def _take_role(self, role: DeviceRole) -> None:
+        if self._state.move_to(role) and role is DeviceRole.REMOVED:
+            self.context.emit(DeviceRemoved(self.username))
 
     @property
     def database_key_place(self) -> KeyPlace:
@@ -381,7 +340,7 @@ class AriadneClient:
     @property
     def removed(self) -> bool:
         """This device was removed from its account (it cannot read anything new)."""
-        return bool(self._store.get("removed"))
+        return self._state.role is DeviceRole.REMOVED
 
     async def delete_local_data(self) -> None:
         """Close and delete this profile: messages, keys, everything this device held."""
@@ -393,8 +352,8 @@ class AriadneClient:
 
     def _login_frame(self, nonce: bytes, rid: int) -> wire.Frame:
         signature = sign_login(self._sign_key, nonce, self.username, self.device_id)
-        registration = self._store.get("registration")
-        if registration == "done":
+        registration = self._state.registration
+        if registration is Registration.DONE:
             return wire.Resume(
                 rid=rid, username=self.username, device_id=self.device_id, signature=signature
             )
@@ -406,7 +365,7 @@ class AriadneClient:
             sign_public=self._sign_key.public,
             storage_key=self._storage_key.public,
         )
-        if registration == "create":
+        if registration is Registration.CREATE:
             assert self._amk is not None
             return wire.CreateAccount(
                 rid=rid,
@@ -425,13 +384,13 @@ class AriadneClient:
         )
 
     async def _on_login(self, welcome: wire.Welcome) -> None:
-        if self._store.get("registration") != "done":
-            self._store.put("registration", "done")
-            self._store.commit()
+        if self._state.registration is not Registration.DONE:
+            with self._store.transaction():
+                self._state.set_registered()
             self._password = None
-        if not self._store.get("keys_published"):
+        if not self._state.keys_published:
             await self._publish_keys(top_up=False)
-        elif welcome.one_time_pre_keys_left < PRE_KEYS_LOW:
+        elif welcome.one_time_pre_keys_left < wire.PRE_KEYS_LOW:
             await self._publish_keys(top_up=True)
         # A new device trusts no list of its own account before it confirms a pairing code.
         if self._account_public() is not None:
@@ -440,20 +399,20 @@ class AriadneClient:
             except UnknownUser:
                 if self._amk is not None:
                     await self._publish_first_device_list()
-                elif self._store.get("approvers") is None:
+                elif self._state.approvers is None:
                     raise
                 # else: a confirmed device whose approver has not published its list yet
         if self.is_member:
             await self._refresh_epochs()
-        self._outbox_wake.set()
-        self._mailbox_wake.set()
+        self.context.outbox_wake.set()
+        self.context.mailbox_wake.set()
 
     async def _publish_keys(self, top_up: bool) -> None:
         before = self._x3dh.bundle.pre_keys if top_up else frozenset()
         if top_up:
-            self._x3dh.generate_pre_keys(PRE_KEY_BATCH)
-            self._store.put("x3dh_state", dump_x3dh_state(self._x3dh))
-            self._store.commit()  # private halves are safe before the public ones leave
+            async with self._store.transaction():  # private halves are safe before the public
+                self._x3dh.generate_pre_keys(PRE_KEY_BATCH)  # ones leave
+                self._state.set_x3dh_state(dump_x3dh_state(self._x3dh))
         bundle = self._x3dh.bundle
         await self.link.request(
             lambda rid: wire.PublishKeys(
@@ -462,10 +421,11 @@ class AriadneClient:
                 signed_pre_key=bundle.signed_pre_key,
                 signed_pre_key_sig=bundle.signed_pre_key_sig,
                 one_time_pre_keys=sorted(bundle.pre_keys - before),
-            )
+            ),
+            expect=wire.Ok,
         )
-        self._store.put("keys_published", 1)
-        self._store.commit()
+        with self._store.transaction():
+            self._state.set_keys_published()
 
     def _own_entry(self) -> DeviceEntry:
         return DeviceEntry(
@@ -493,12 +453,13 @@ class AriadneClient:
             self._amk, device_list, signed, self._account_secrets(), virtual
         )
         await self.link.request(
-            lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed, epoch=upload(epoch))
+            lambda rid: wire.PublishDeviceList(rid=rid, signed_list=signed, epoch=upload(epoch)),
+            expect=wire.Ok,
         )
         accepted = self.directory.accept(self.username, signed)
         assert accepted is not None
         self.epochs.opened(epoch)
-        self._mailbox_wake.set()
+        self.context.mailbox_wake.set()
         return accepted
 
     # ------------------------------------------------------------------ epochs and history
@@ -506,27 +467,27 @@ class AriadneClient:
     def _account_public(self) -> bytes | None:
         """The account key this device trusts: its own if it holds it, else the one its verified
         own device list is signed with."""
-        pinned = self._store.get("amk_public")
-        if isinstance(pinned, bytes):
+        pinned = self._state.pinned_account_public
+        if pinned is not None:
             return pinned
         own = self.directory.known(self.username)
         return own.amk_public if own else None
 
     def _account_secrets(self) -> AccountSecrets:
-        thread_key = self._store.get("thread_key")
-        assert self._amk is not None and isinstance(thread_key, bytes)
+        thread_key = self._state.thread_key
+        assert self._amk is not None and thread_key is not None
         return AccountSecrets(amk_seed=self._amk.seed, thread_key=thread_key)
 
     def _on_secrets(self, secrets: AccountSecrets) -> None:
-        """An epoch's account box opened: this device now holds the account key (it became a
-        full member) and the thread key. Committed with the epoch by the caller."""
+        """An epoch's account box opened: this device now holds the account key (a member
+        becomes a full member) and the thread key. Committed with the epoch by the caller."""
         if self._amk is None:
             self._amk = SigningKey(secrets.amk_seed)
-            self._store.put("amk_seed", secrets.amk_seed)
-            self._store.put("amk_public", self._amk.public)
-            self._became_full = True
-        if self._store.get("thread_key") is None:
-            self._store.put("thread_key", secrets.thread_key)
+            self._state.set_account_key(self._amk)
+            if self._state.role is DeviceRole.MEMBER:
+                self._take_role(DeviceRole.FULL)
+        if self._state.thread_key is None:
+            self._state.set_thread_key(secrets.thread_key)
 
     async def _refresh_own(self) -> None:
         """The account's device list or epochs changed: learn both (a device just approved
@@ -539,47 +500,50 @@ class AriadneClient:
         """Learn new epochs. A chain that does not end at the newest own device list may just be
         a race with a change in progress: refetch the list and try once more before refusing."""
         async with self._epoch_lock:
+            before = self._state.role
             await self._refresh_epochs_locked()
-        if self._became_full:
+            became_full = before is DeviceRole.MEMBER and self._state.role is DeviceRole.FULL
+        if became_full:
             # Approved by another device: this device now holds the root, so the history.
-            self._became_full = False
-            self._in_background(self.load_conversations())
+            self.context.in_background(self.load_conversations())
 
     async def _refresh_epochs_locked(self) -> None:
         for attempt in range(2):
             try:
                 if await self.epochs.refresh(self.directory.signed(self.username)):
-                    self._mailbox_wake.set()
+                    self.context.mailbox_wake.set()
                 return
             except VerificationError as exc:
                 if attempt == 0:
                     await self.directory.refresh(self.username)
                     continue
                 log.warning("refused the relay's epoch chain: %s", exc)
-                self._emit(EpochChainRefused(str(exc)))
+                self.context.emit(EpochChainRefused(str(exc)))
 
     async def _mailbox_loop(self) -> None:
         while True:
-            await self._mailbox_wake.wait()
+            await self.context.mailbox_wake.wait()
             await self.link.online.wait()
-            self._mailbox_wake.clear()
+            self.context.mailbox_wake.clear()
             try:
                 await self.mailbox.save_pending()
             except Offline:
                 await asyncio.sleep(0.05)
-                self._mailbox_wake.set()
+                self.context.mailbox_wake.set()
             except RelayError as exc:
                 if exc.code == "stale_epoch":
                     before = self.epochs.latest_seq()
                     with contextlib.suppress(Offline, RelayError):
                         await self._refresh_epochs()
                     if self.epochs.latest_seq() > before:
-                        self._mailbox_wake.set()
+                        self.context.mailbox_wake.set()
                     else:  # the relay calls our newest epoch stale yet shows none newer
-                        self._emit(EpochChainRefused("the relay no longer serves the newest epoch"))
+                        self.context.emit(
+                            EpochChainRefused("the relay no longer serves the newest epoch")
+                        )
                 elif exc.code == "mailbox_full":
                     # The items stay marked for saving: the next message retries them.
-                    self._emit(RelayLimitReached(exc.code, MAILBOX_FULL_TEXT))
+                    self.context.emit(RelayLimitReached(exc.code, MAILBOX_FULL_TEXT))
                 else:
                     log.warning("saving to the mailbox failed: %s", exc.code)
 
@@ -591,7 +555,7 @@ class AriadneClient:
             raise PermissionError("only a full member device can set up recovery")
         if pin is not None:
             check_pin(pin)
-        code = generate_recovery_code(int(self._store.get("codes_made") or 0))
+        code = generate_recovery_code(self._state.codes_made)
         virtual = virtual_device(code)
         member = EpochMember(
             member_id=virtual.member_id,
@@ -611,9 +575,9 @@ class AriadneClient:
             self._amk, self._sign_key, own, signed, recovery_key=virtual.signing.public
         )
         await self._publish_device_list(signed, [member])
-        self._share_device_list(signed)
-        self._store.put("codes_made", int(self._store.get("codes_made") or 0) + 1)
-        self._store.commit()
+        self.outbox.share_device_list(signed)
+        with self._store.transaction():
+            self._state.count_code_made()
         return code
 
     async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
@@ -637,19 +601,18 @@ class AriadneClient:
         # The code's endorsement authenticates this key: it overrides what the relay showed at
         # login (or what an unconfirmed pairing request claimed).
         known = self.directory.known(self.username)
-        if known is not None and known.amk_public != amk.public:
-            log.warning("the relay showed this device another account key; using the code's")
-            self.directory.forget(self.username)
-        self._store.put("amk_public", amk.public)
-        # The code, not a pairing exchange, makes this device a member: no approver's list.
-        self._store.put("approvers", None)
-        own = await self.directory.refresh(self.username)
-        own_signed = self.directory.signed(self.username)
-        self.epochs.accept(recovered.epochs, own_signed, 0)
-        self._store.set_epoch_root(self.epochs.latest_seq(), recovered.root)
-        self._on_secrets(recovered.secrets)
-        self._became_full = False  # the history is loaded below, not in the background
-        self._store.commit()
+        async with self._store.transaction():  # durable before this device publishes itself
+            if known is not None and known.amk_public != amk.public:
+                log.warning("the relay showed this device another account key; using the code's")
+                self.directory.forget(self.username)
+            self._state.pin_account_public(amk.public)
+            # The code, not a pairing exchange, makes this device a member: no approver's list.
+            self._state.forget_approvers()
+            own = await self.directory.refresh(self.username)
+            own_signed = self.directory.signed(self.username)
+            self.epochs.accept(recovered.epochs, own_signed, 0)
+            self._store.set_epoch_root(self.epochs.latest_seq(), recovered.root)
+            self._on_secrets(recovered.secrets)  # still pending: history is loaded below
         # Authored by the code's virtual device, which the current list names: the only author
         # a device that is on no list yet can show.
         signed = next_device_list(
@@ -690,7 +653,7 @@ class AriadneClient:
         """Wait until every message this device stored has been saved to the mailbox."""
         async with asyncio.timeout(timeout):
             while self._store.unsaved_count():
-                self._mailbox_wake.set()
+                self.context.mailbox_wake.set()
                 await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------------ devices
@@ -699,15 +662,13 @@ class AriadneClient:
         """Everyone sees when a user's devices change: a system line in the conversations
         concerned (with that user, or all of one's own when it is one's own list)."""
         if new.username == self.username:
-            if new.entry(self.device_id) is not None:
-                self._store.put("was_member", 1)
-            elif old is not None and old.entry(self.device_id) is not None:
-                self._mark_removed()
+            listed = new.entry(self.device_id) is not None
+            self._take_role(next_role(self._state.role, listed, self._amk is not None))
         if old is None:
             return  # first contact: nothing changed from the user's point of view
         if old.amk_public != new.amk_public:
             line = f"{new.username}'s safety number changed"
-            self._system_line([new.username], line)
+            self.timeline.system_line([new.username], line)
             return
         who = self._change_author(old, new)
         lines = [
@@ -726,7 +687,7 @@ class AriadneClient:
             else ([new.username] if new.username in self._store.threads() else [])
         )
         for line in lines:
-            self._system_line(threads, line)
+            self.timeline.system_line(threads, line)
 
     def _change_author(self, old: DeviceList, new: DeviceList) -> str:
         """Who made a change, as a system line names them: a contact by name; on one's own
@@ -739,20 +700,14 @@ class AriadneClient:
         entry = old.entry(new.author)
         return entry.name if entry is not None else "The recovery code"
 
-    def _system_line(self, threads: list[str], line: str) -> None:
-        now = time.time_ns() // 1000
-        for thread in threads:
-            message = StoredMessage(
-                new_message_id(), thread, "", "", now // 1000, now, line, MessageStatus.SYSTEM
-            )
-            self._store.insert_message(message)
-            self._emit(MessageReceived(message))
-
     @property
     def is_member(self) -> bool:
         """Whether this device is on its account's verified device list (else it is pending)."""
-        own = self.directory.known(self.username)
-        return own is not None and own.entry(self.device_id) is not None
+        return self._state.role.is_member
+
+    @property
+    def role(self) -> DeviceRole:
+        return self._state.role
 
     @property
     def holds_account_key(self) -> bool:
@@ -764,8 +719,7 @@ class AriadneClient:
     async def devices(self) -> list[wire.RegisteredDevice]:
         """Every device the relay knows for this account: members (with when they were last
         seen) and pending ones (with a fresh pairing request, if any)."""
-        answer = await self.link.request(lambda rid: wire.ListDevices(rid=rid))
-        assert isinstance(answer, wire.Devices)
+        answer = await self.link.request(lambda rid: wire.ListDevices(rid=rid), expect=wire.Devices)
         return answer.devices
 
     async def pending_devices(self) -> list[wire.RegisteredDevice]:
@@ -787,12 +741,11 @@ class AriadneClient:
         (what the relay showed at login counts for nothing), so an unsolicited Start or a list
         signed by another key changes nothing."""
         approver = self.pairing.confirm()
-        self._store.put("amk_public", approver.amk_public)
-        # Its first own list must be one that an approver whose code it confirmed makes
-        # (Directory._first_own): this one, or one of an earlier exchange that still approves.
-        earlier = str(self._store.get("approvers") or "")
-        self._store.put("approvers", f"{earlier} {approver.device_id}".strip())
-        self._store.commit()
+        with self._store.transaction():
+            self._state.pin_account_public(approver.amk_public)
+            # Its first own list must be one that an approver whose code it confirmed makes
+            # (Directory._first_own): this one, or one of an earlier exchange that still approves.
+            self._state.add_approver(approver.device_id)
         with contextlib.suppress(UnknownUser):
             await self._refresh_own()  # the approval may already be there
 
@@ -820,7 +773,7 @@ class AriadneClient:
                     storage_key=registration.storage_key,
                     identity_key=device.identity_key,
                 )
-                self._emit(
+                self.context.emit(
                     PairingRequested(
                         registration.device_id,
                         registration.name,
@@ -873,7 +826,7 @@ class AriadneClient:
         )
         self.pairing.forget(device_id)
         accepted = await self._publish_device_list(signed)
-        self._share_device_list(signed)
+        self.outbox.share_device_list(signed)
         return accepted
 
     async def reject_device(self, device_id: str) -> None:
@@ -881,7 +834,9 @@ class AriadneClient:
         self.pairing.forget(device_id)
         with contextlib.suppress(RelayError):
             await self.pairing.tell_rejected(device_id)
-        await self.link.request(lambda rid: wire.RejectDevice(rid=rid, device_id=device_id))
+        await self.link.request(
+            lambda rid: wire.RejectDevice(rid=rid, device_id=device_id), expect=wire.Ok
+        )
 
     async def remove_device(self, device_id: str) -> DeviceList:
         """Revocation: a new signed list without the device and a new epoch whose entropy goes
@@ -903,7 +858,7 @@ class AriadneClient:
         )
         accepted = await self._publish_device_list(signed)
         self.sessions.forget((self.username, device_id))
-        self._share_device_list(signed)
+        self.outbox.share_device_list(signed)
         return accepted
 
     async def change_password(self, password: str) -> None:
@@ -915,21 +870,9 @@ class AriadneClient:
             raise ValueError(
                 f"a password has {wire.MIN_PASSWORD} to {wire.MAX_PASSWORD} characters"
             )
-        await self.link.request(lambda rid: wire.ChangePassword(rid=rid, password=password))
-
-    def _share_device_list(self, signed: bytes) -> None:
-        """Send the new list end to end to this user's other devices and every contact: a relay
-        cannot hold it back from them (and serve them the older list) without holding back
-        everything this user sends."""
-        contacts = [self.username] + [t for t in self._store.threads() if t != self.username]
-        for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
-            self._store.enqueue(
-                contacts[start : start + wire.MAX_RECIPIENT_USERS],
-                encode_payload(DeviceListUpdate(origin=self._origin(), signed_list=signed)),
-                None,
-            )
-        self._store.commit()
-        self._outbox_wake.set()
+        await self.link.request(
+            lambda rid: wire.ChangePassword(rid=rid, password=password), expect=wire.Ok
+        )
 
     # ------------------------------------------------------------------ safety numbers
 
@@ -940,8 +883,8 @@ class AriadneClient:
         """The user compared the safety number with ``peer`` (digits or QR code)."""
         if self.directory.known(peer) is None:
             raise LookupError(f"no verified device list for {peer} yet")
-        self._store.set_verified(peer, verified)
-        self._store.commit()
+        with self._store.transaction():
+            self._store.set_verified(peer, verified)
 
     def key_changed(self, peer: str) -> bool:
         """``peer``'s account key changed and the user has not acknowledged it yet."""
@@ -950,7 +893,7 @@ class AriadneClient:
     def acknowledge_key_change(self, peer: str) -> None:
         """Accept ``peer``'s new account key: sending resumes; the verified mark is cleared."""
         self.directory.accept_key_change(peer)
-        self._outbox_wake.set()
+        self.context.outbox_wake.set()
 
     def safety_number(self, peer: str) -> str | None:
         """The 60-digit number both users see for their pair of account keys (None until this
@@ -963,8 +906,9 @@ class AriadneClient:
 
     async def inspect(self, peer: str) -> list[wire.SeenEnvelope]:
         """What the relay holds and has seen of the conversation with ``peer`` (server view)."""
-        answer = await self.link.request(lambda rid: wire.Inspect(rid=rid, peer=peer))
-        assert isinstance(answer, wire.Inspection)
+        answer = await self.link.request(
+            lambda rid: wire.Inspect(rid=rid, peer=peer), expect=wire.Inspection
+        )
         return answer.envelopes
 
     # ------------------------------------------------------------------ reading
@@ -991,442 +935,30 @@ class AriadneClient:
     async def mark_read(self, thread: str) -> int:
         """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
         (read receipts) and so do this user's other devices (their unread counts clear too)."""
-        unread = self._store.unread(thread)
-        if not unread:
-            return 0
-        for message_id in unread:
-            self._set_status(message_id, MessageStatus.READ, None)
-        self._store.enqueue(
-            [thread, self.username],
-            encode_payload(Receipt(origin=self._origin(), status="read", message_ids=unread)),
-            None,
-        )
-        self._store.commit()
-        self._outbox_wake.set()
-        return len(unread)
+        return self.outbox.mark_read(thread)
 
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
         """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
         Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
-        if self.directory.key_changed(peer):
-            raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
-        if peer == self.username:
-            raise ValueError("notes to self are not supported")
-        if not text.strip() or len(text) > MAX_TEXT:
-            raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
-        message_id = new_message_id()
-        sent_at = int(time.time() * 1000)
-        origin = self._origin()
-        payload = Text(origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text)
-        message = StoredMessage(
-            message_id,
-            peer,
-            self.username,
-            self.device_id,
-            sent_at,
-            None,
-            text,
-            MessageStatus.SENDING,
-        )
-        self._store.insert_message(message)
-        self._store.record_sender_order(
-            message_id, peer, self.username, self.device_id, origin.counter
-        )
-        self._store.enqueue([peer, self.username], encode_payload(payload), message_id)
-        self._store.commit()
-        self._emit(MessageQueued(message))
-        self._outbox_wake.set()
-        return message
-
-    async def _outbox_loop(self) -> None:
-        later = LATER_FIRST
-        while True:
-            await self._outbox_wake.wait()
-            await self.link.online.wait()
-            item = self._store.next_outgoing()
-            if item is None:
-                self._outbox_wake.clear()
-                continue
-            try:
-                server_ts = await self._fan_out(item.send_id, item.users, item.payload)
-            except Offline:
-                await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
-                continue
-            except SendLater as exc:
-                log.info("the relay cannot take an outgoing item yet: %s", exc)
-                message = self._store.message(item.message_id) if item.message_id else None
-                if message is not None:
-                    self.send_notes[message.message_id] = exc.reason
-                    self._emit(SendDeferred(message.message_id, message.thread, exc.reason))
-                await asyncio.sleep(later)
-                later = min(later * 2, LATER_LONGEST)
-                continue
-            except SendError as exc:
-                log.warning("giving up on an outgoing item: %s", exc)
-                self._store.remove_outgoing(item.id)
-                if item.message_id is not None:
-                    self.send_notes.pop(item.message_id, None)
-                    self._set_status(item.message_id, MessageStatus.FAILED, None)
-                self._store.commit()
-                continue
-            later = LATER_FIRST
-            self._store.remove_outgoing(item.id)
-            if item.message_id is not None:
-                self.send_notes.pop(item.message_id, None)
-                server_ts = self._sent_in_order(item.message_id, server_ts)
-                self._set_status(item.message_id, MessageStatus.SENT, server_ts)
-                self._store.save_later([item.message_id])
-                self._mailbox_wake.set()
-            self._store.commit()
-
-    def _origin(self) -> Origin:
-        """This device as the sender of its next payload. The counter goes up by one per payload
-        in the order payloads enter the outbox, which sends them in that order (committed by the
-        caller together with the outbox entry)."""
-        counter = int(self._store.get("send_counter") or 0) + 1
-        self._store.put("send_counter", counter)
-        return Origin(user=self.username, device=self.device_id, counter=counter)
-
-    def _sent_in_order(self, message_id: bytes, server_ts: int) -> int:
-        """The relay accepted one of this device's messages at ``server_ts``: place it in this
-        device's own order (the relay's answer could contradict it too)."""
-        message = self._store.message(message_id)
-        counter = self._store.sender_counter(message_id)
-        if message is None or counter is None:
-            return server_ts
-        placed, reordered = self._in_sender_order(message, counter, server_ts)
-        for event in reordered:
-            self._emit(event)
-        self._report_reordering(reordered)
-        return placed
-
-    def _in_sender_order(
-        self, message: StoredMessage, counter: int, server_ts: int
-    ) -> tuple[int, list[Event]]:
-        """Place a stored message in its sending device's order; returns its time and, if the
-        relay's times contradicted that order, the events for the messages that moved."""
-        placement = place(
-            self._store,
-            message.thread,
-            message.sender_user,
-            message.sender_device,
-            message.message_id,
-            counter,
-            server_ts,
-        )
-        if not placement.contradicted:
-            return placement.server_ts, []
-        log.warning(
-            "relay times contradict the order of device %s: %d messages moved",
-            message.sender_device,
-            len(placement.moved),
-        )
-        events: list[Event] = []
-        for moved_id, moved_ts in placement.moved:
-            moved = self._store.message(moved_id)
-            if moved is not None:
-                events.append(DeliveryUpdated(moved_id, moved.thread, moved.status, moved_ts))
-        events.append(
-            OutOfOrderDelivery(message.thread, message.sender_user, message.sender_device)
-        )
-        return placement.server_ts, events
-
-    def _report_reordering(self, events: Iterable[Event]) -> None:
-        """One system line per conversation and sender whose order the relay contradicted."""
-        reported = [(e.thread, e.sender_user) for e in events if isinstance(e, OutOfOrderDelivery)]
-        for thread, user in dict.fromkeys(reported):
-            whose, who = ("your", "you") if user == self.username else (f"{user}'s", user)
-            self._system_line(
-                [thread],
-                f"the relay delivered {whose} messages out of order;"
-                f" they are shown in the order {who} sent them",
-            )
-
-    async def _fan_out(self, send_id: bytes, users: tuple[str, ...], payload: bytes) -> int:
-        """Encrypt ``payload`` to every current device of ``users`` (but this one) and send it as
-        one fan-out. Returns the relay's timestamp."""
-        for _attempt in range(SEND_ATTEMPTS):
-            recipients = []
-            for username in users:
-                if self.directory.key_changed(username):
-                    raise SendBlocked(f"{username}'s safety number changed")
-                try:
-                    devices = await self.directory.get(username)
-                except UnknownUser:
-                    raise SendError(f"there is no user {username}") from None
-                targets = [d for d in devices.devices if d.device_id != self.device_id]
-                envelopes = await self._encrypt_to(username, targets, payload)
-                recipients.append(wire.RecipientEnvelopes(username=username, envelopes=envelopes))
-            self._store.commit()  # the ratchets' new state is durable before anything leaves
-            try:
-                answer = await self.link.request(
-                    lambda rid, r=recipients: wire.Send(rid=rid, send_id=send_id, recipients=r)
-                )
-            except RelayError as exc:
-                if exc.code == "rate_limited":
-                    await asyncio.sleep(0.5)
-                    continue
-                if exc.code == "queue_full":
-                    raise SendLater(self._queue_full_text(exc.detail, users)) from None
-                raise SendError(str(exc)) from None
-            if isinstance(answer, wire.Accepted):
-                return answer.server_ts
-            assert isinstance(answer, wire.Mismatch)
-            for mismatch in answer.users:
-                await self.directory.refresh(mismatch.username)
-        raise SendError("the relay's device list does not match the signed one")
-
-    def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
-        """What the bubble says. The relay's detail names the user; it is believed only when it
-        is one of the message's own users, so the relay cannot put its own words on a bubble."""
-        named = detail.split(" ")[0]
-        if named == self.username:
-            return "Your other device has too many waiting messages — try later"
-        who = f"{named}'s device" if named in users else "A recipient's device"
-        return f"{who} has too many waiting messages — try later"
-
-    async def _encrypt_to(
-        self, username: str, targets: list[DeviceEntry], payload: bytes
-    ) -> list[wire.Envelope]:
-        envelopes = []
-        new = [d for d in targets if not self.sessions.has_session((username, d.device_id))]
-        bundles: dict[str, wire.PreKeyBundle] = {}
-        if new:
-            try:
-                answer = await self.link.request(
-                    lambda rid: wire.FetchBundles(
-                        rid=rid, username=username, device_ids=[d.device_id for d in new]
-                    )
-                )
-            except RelayError as exc:
-                if exc.code != "rate_limited":
-                    raise SendError(str(exc)) from None
-                raise SendLater("Too many new conversations at once — try later") from None
-            assert isinstance(answer, wire.Bundles)
-            bundles = {b.device_id: b for b in answer.bundles}
-        for device in targets:
-            peer = (username, device.device_id)
-            async with self.sessions.locks[peer]:
-                try:
-                    if self.sessions.has_session(peer):
-                        sealed = await self.sessions.encrypt(peer, payload)
-                    elif device.device_id in bundles:
-                        sealed = await self.sessions.start(
-                            username, device, bundles[device.device_id], payload
-                        )
-                    else:
-                        continue  # no keys for it yet: the relay's answer will tell
-                except DecryptionError as exc:
-                    log.warning("cannot start a session with %s: %s", device.device_id, exc)
-                    continue
-            envelopes.append(
-                wire.Envelope(device_id=device.device_id, payload=encode_sealed(sealed))
-            )
-        return envelopes
-
-    def _set_status(self, message_id: bytes, status: MessageStatus, server_ts: int | None) -> None:
-        """Record the relay's timestamp whenever it comes, and move the status only forward: a
-        receipt can overtake the relay's answer (after a reconnect), and must not hide it."""
-        message = self._store.message(message_id)
-        if message is None:
-            return
-        if status is MessageStatus.FAILED:
-            forward = message.status is MessageStatus.SENDING
-        else:
-            forward = status.rank > message.status.rank
-        new_status = status if forward else message.status
-        new_ts = server_ts if server_ts is not None else message.server_ts
-        if new_status is message.status and new_ts == message.server_ts:
-            return
-        self._store.set_status(message_id, new_status, new_ts)
-        self._emit(DeliveryUpdated(message_id, message.thread, new_status, new_ts))
+        return await self.outbox.send_text(peer, text)
 
     # ------------------------------------------------------------------ receiving
 
     def _on_push(self, frame: wire.Frame) -> None:
         if isinstance(frame, wire.Deliver):
-            for envelope in frame.envelopes:
-                self._inbox.put_nowait(envelope)
+            self.inbox.put(frame.envelopes)
         elif isinstance(frame, wire.Notice):
             if frame.kind == "device_list_changed" and frame.username == self.username:
-                self._in_background(self._refresh_own())
+                self.context.in_background(self._refresh_own())
             elif frame.kind == "device_list_changed" and frame.username:
-                self._in_background(self.directory.refresh(frame.username))
+                self.context.in_background(self.directory.refresh(frame.username))
             elif frame.kind == "epoch_changed":
-                self._in_background(self._refresh_own())
+                self.context.in_background(self._refresh_own())
             elif frame.kind == "pairing_offer":
-                self._in_background(self._announce_pairing_offers())
+                self.context.in_background(self._announce_pairing_offers())
             elif frame.kind == "prekeys_low":
-                self._in_background(self._publish_keys(top_up=True))
+                self.context.in_background(self._publish_keys(top_up=True))
         elif isinstance(frame, wire.PairingPush):
             self.pairing.on_push(frame)
-
-    def _in_background(self, coroutine) -> None:  # type: ignore[no-untyped-def]
-        async def guarded() -> None:
-            with contextlib.suppress(Offline, RelayError, UnknownUser):
-                await coroutine
-
-        task = asyncio.create_task(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _inbox_loop(self) -> None:
-        while True:
-            batch = [await self._inbox.get()]
-            while len(batch) < INBOX_BATCH and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
-            done: list[int] = []
-            events: list[Event] = []
-            receipts: dict[str, list[bytes]] = {}
-            try:
-                for deliver in batch:
-                    events.extend(await self._open(deliver, receipts))
-                    done.append(deliver.seq)
-            except Offline:
-                pass  # what is not acknowledged is redelivered after reconnecting
-            for sender, message_ids in receipts.items():
-                self._store.enqueue(
-                    [sender],
-                    encode_payload(
-                        Receipt(origin=self._origin(), status="delivered", message_ids=message_ids)
-                    ),
-                    None,
-                )
-            self._report_reordering(events)
-            self._store.commit()  # ratchets, pre-keys, messages, receipts: then acknowledge
-            if done:
-                await self.link.send(wire.Ack(seqs=done))
-            for event in events:
-                self._emit(event)
-            if receipts:
-                self._outbox_wake.set()
-
-    async def _open(self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]) -> list[Event]:
-        try:
-            sealed = decode_sealed(deliver.payload)
-        except WireError:
-            return self._undecryptable(deliver, "malformed envelope")
-        peer = await self._sender_entry(deliver.sender_user, deliver.sender_device)
-        if peer is None:
-            return self._undecryptable(deliver, "sender device is not on its signed device list")
-        async with self.sessions.locks[(deliver.sender_user, deliver.sender_device)]:
-            try:
-                plaintext = await self.sessions.decrypt(deliver.sender_user, peer, sealed)
-            except DuplicateMessage:
-                log.debug("dropped a duplicate envelope %d", deliver.seq)
-                return []
-            except DecryptionError as exc:
-                return self._undecryptable(deliver, str(exc))
-        try:
-            payload = decode_payload(plaintext)
-        except WireError:
-            return self._undecryptable(deliver, "unreadable payload")
-        origin = payload.origin
-        if (origin.user, origin.device) != (deliver.sender_user, deliver.sender_device):
-            return self._undecryptable(
-                deliver,
-                f"the relay says {deliver.sender_user}'s device {deliver.sender_device} sent"
-                f" this, the message says {origin.user}'s device {origin.device}",
-            )
-        return self._apply(deliver, payload, receipts)
-
-    async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
-        known = self.directory.known(username)
-        if known is not None and (entry := known.entry(device_id)) is not None:
-            return entry
-        try:
-            fresh = await self.directory.refresh(username)
-        except (RelayError, UnknownUser):
-            return None
-        return fresh.entry(device_id)
-
-    def _apply(
-        self, deliver: wire.Delivered, payload: Payload, receipts: dict[str, list[bytes]]
-    ) -> list[Event]:
-        from_self = deliver.sender_user == self.username
-        if isinstance(payload, Text):
-            thread = payload.peer if from_self else deliver.sender_user
-            if from_self and thread == self.username:
-                return []
-            message = StoredMessage(
-                payload.message_id,
-                thread,
-                deliver.sender_user,
-                deliver.sender_device,
-                payload.sent_at,
-                deliver.server_ts,
-                payload.body,
-                MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
-            )
-            if not self._store.insert_message(message):
-                return []  # a duplicate: already shown
-            counter = payload.origin.counter
-            self._store.record_sender_order(
-                message.message_id, thread, deliver.sender_user, deliver.sender_device, counter
-            )
-            server_ts, reordered = self._in_sender_order(message, counter, deliver.server_ts)
-            message = dataclasses.replace(message, server_ts=server_ts)
-            self._store.save_later([message.message_id])
-            self._mailbox_wake.set()
-            if not from_self:
-                receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
-            return [*reordered, MessageReceived(message)]
-        if isinstance(payload, DeviceListUpdate):
-            # Verified like any list (the sender's own, pinned key, version, chain).
-            self.directory.accept(deliver.sender_user, payload.signed_list)
-            return []
-        if isinstance(payload, Receipt) and from_self and payload.status == "read":
-            # Read on another of this user's devices: the same messages are read here too.
-            synced: list[Event] = []
-            for message_id in payload.message_ids:
-                message = self._store.message(message_id)
-                if message is not None and message.status is MessageStatus.RECEIVED:
-                    self._store.set_status(message_id, MessageStatus.READ)
-                    synced.append(
-                        DeliveryUpdated(
-                            message_id, message.thread, MessageStatus.READ, message.server_ts
-                        )
-                    )
-            return synced
-        if isinstance(payload, Receipt) and not from_self:
-            status = MessageStatus(payload.status)
-            events: list[Event] = []
-            for message_id in payload.message_ids:
-                message = self._store.message(message_id)
-                if (
-                    message is None
-                    or message.sender_user != self.username
-                    or message.thread != deliver.sender_user
-                    or status.rank <= message.status.rank
-                ):
-                    continue
-                self._store.set_status(message_id, status)
-                events.append(
-                    DeliveryUpdated(message_id, message.thread, status, message.server_ts)
-                )
-            return events
-        return []
-
-    def _undecryptable(self, deliver: wire.Delivered, reason: str) -> list[Event]:
-        log.info(
-            "could not decrypt envelope %d from %s: %s", deliver.seq, deliver.sender_device, reason
-        )
-        placeholder = StoredMessage(
-            new_message_id(),
-            deliver.sender_user,
-            deliver.sender_user,
-            deliver.sender_device,
-            deliver.server_ts // 1000,
-            deliver.server_ts,
-            "",
-            MessageStatus.UNDECRYPTABLE,
-        )
-        self._store.insert_message(placeholder)
-        return [
-            MessageReceived(placeholder),
-            DecryptionFailed(
-                deliver.sender_user, deliver.sender_user, deliver.sender_device, reason
-            ),
-        ]

@@ -15,7 +15,8 @@ import logging
 from collections.abc import Callable
 
 from client.core.events import ContactKeyChanged, DeviceListChanged, DeviceListRefused, Event
-from client.core.link import RelayLink
+from client.core.port import RelayPort
+from client.core.profile import ProfileState
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.device_list import DeviceList, check_author, check_successor, open_device_list
@@ -32,11 +33,17 @@ class Directory:
     def __init__(
         self,
         store: ProfileStore,
-        link: RelayLink,
+        link: RelayPort,
         emit: Callable[[Event], None],
         on_change: Callable[[DeviceList | None, DeviceList], None] | None = None,
+        *,
+        own_username: str,
+        own_device: str,
     ) -> None:
         self._store = store
+        self._state = ProfileState(store)
+        self._own_username = own_username
+        self._own_device = own_device
         self._link = link
         self._emit = emit
         self._on_change = on_change
@@ -68,9 +75,9 @@ class Directory:
         since = current.version if current else (0 if self._approvers(username) else None)
         while True:
             answer = await self._link.request(
-                lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s)
+                lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s),
+                expect=wire.DeviceListReply,
             )
-            assert isinstance(answer, wire.DeviceListReply)
             # The lists this device missed, each checked against the one before (its author
             # must be on it), then the current one.
             for signed in answer.between:
@@ -104,7 +111,7 @@ class Directory:
         current = self.known(username)
         current_signed = self._cache[username][1] if current else None
         pinned = self._pinned_amk(username, current)
-        if pinned is None and username == self._store.get("username"):
+        if pinned is None and username == self._own_username:
             # A new device's own account key comes from the pairing code the user confirmed
             # (or the recovery code), never from whatever list the relay shows it first.
             log.info("not trusting a list of this device's own account before its key is known")
@@ -113,7 +120,7 @@ class Directory:
             new = open_device_list(signed, username, None)  # signed by the key it names
             self._check_devices_are_theirs(new)
             if pinned is not None and new.amk_public != pinned:
-                if username != self._store.get("username"):
+                if username != self._own_username:
                     return self._hold_key_change(username, signed)
                 raise VerificationError("device list is signed by a different account key")
             approvers = self._approvers(username) if current is None else None
@@ -125,13 +132,13 @@ class Directory:
             log.warning("refused a device list for %s: %s", username, exc)
             self._emit(DeviceListRefused(username, str(exc)))
             return None
-        if self._on_change is not None:
-            self._on_change(current, new)
-        self._store.save_contact(username, new.amk_public, signed, new.version)
-        self._store.set_contact_devices(
-            username, ((d.device_id, d.identity_key) for d in new.devices)
-        )
-        self._store.commit()
+        with self._store.transaction():
+            if self._on_change is not None:
+                self._on_change(current, new)
+            self._store.save_contact(username, new.amk_public, signed, new.version)
+            self._store.set_contact_devices(
+                username, ((d.device_id, d.identity_key) for d in new.devices)
+            )
         self._cache[username] = (new, signed)
         before = current.device_ids if current else frozenset()
         self._emit(
@@ -147,10 +154,7 @@ class Directory:
     def _approvers(self, username: str) -> frozenset[str] | None:
         """The devices whose pairing codes this (new) device confirmed, while it has no list of
         its own account yet."""
-        approvers = self._store.get("approvers")
-        if username != self._store.get("username") or not isinstance(approvers, str):
-            return None
-        return frozenset(approvers.split())
+        return self._state.approvers if username == self._own_username else None
 
     def _first_own(self, new: DeviceList, signed: bytes, approvers: frozenset[str]) -> bool:
         """Is ``new`` the list that approved this device? A new device never saw its account's
@@ -159,7 +163,7 @@ class Directory:
         the first list is one that an approver whose code the user confirmed made (its keys are
         the ones the code covered: its id is derived from its key), naming this device; later
         ones follow by the author rule."""
-        if new.author not in approvers or new.entry(str(self._store.get("device_id"))) is None:
+        if new.author not in approvers or new.entry(self._own_device) is None:
             log.info("not taking a list of this account that its approver did not make")
             return False
         check_author(new, new, signed)  # signed by the approver's key, as the list names it
@@ -178,8 +182,8 @@ class Directory:
     def _hold_key_change(self, username: str, signed: bytes) -> None:
         if self._store.key_change(username) != signed:
             log.warning("the account key of %s changed; sending is paused", username)
-            self._store.set_key_change(username, signed)
-            self._store.commit()
+            with self._store.transaction():
+                self._store.set_key_change(username, signed)
             self._emit(ContactKeyChanged(username))
 
     def key_changed(self, username: str) -> bool:
@@ -193,15 +197,15 @@ class Directory:
         current = self.known(username)
         new = open_device_list(signed, username, None)
         self._check_devices_are_theirs(new)
-        if self._on_change is not None:
-            self._on_change(current, new)
-        self._store.save_contact(username, new.amk_public, signed, new.version)
-        self._store.set_contact_devices(
-            username, ((d.device_id, d.identity_key) for d in new.devices)
-        )
-        self._store.set_verified(username, False)
-        self._store.set_key_change(username, None)
-        self._store.commit()
+        with self._store.transaction():
+            if self._on_change is not None:
+                self._on_change(current, new)
+            self._store.save_contact(username, new.amk_public, signed, new.version)
+            self._store.set_contact_devices(
+                username, ((d.device_id, d.identity_key) for d in new.devices)
+            )
+            self._store.set_verified(username, False)
+            self._store.set_key_change(username, None)
         self._cache[username] = (new, signed)
         return new
 
@@ -209,14 +213,14 @@ class Directory:
         """Drop what this device trusted for ``username`` (a pending device that learnt its
         account key from a pairing code drops the list the relay showed it at login)."""
         self._cache.pop(username, None)
-        self._store.forget_contact(username)
-        self._store.commit()
+        with self._store.transaction():
+            self._store.forget_contact(username)
 
     def _pinned_amk(self, username: str, current: DeviceList | None) -> bytes | None:
         if current is not None:
             return current.amk_public
-        own = self._store.get("amk_public")
-        if username == self._store.get("username") and isinstance(own, bytes):
+        own = self._state.pinned_account_public
+        if username == self._own_username and own is not None:
             return own
         return None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from client.core.link import RelayLink
+from client.core.port import RelayPort
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.boxes import StorageKey
@@ -42,7 +42,7 @@ class EpochBook:
     def __init__(
         self,
         store: ProfileStore,
-        link: RelayLink,
+        link: RelayPort,
         username: str,
         device_id: str,
         storage: StorageKey,
@@ -110,8 +110,9 @@ class EpochBook:
         Returns True if something new was learnt. Raises :class:`VerificationError` if the
         relay's chain is forked, rolled back or truncated."""
         known_seq = self.latest_seq()
-        answer = await self._link.request(lambda rid: wire.FetchEpochs(rid=rid, since=known_seq))
-        assert isinstance(answer, wire.Epochs)
+        answer = await self._link.request(
+            lambda rid: wire.FetchEpochs(rid=rid, since=known_seq), expect=wire.Epochs
+        )
         return self.accept(answer.epochs, own_list_signed, known_seq)
 
     def accept(
@@ -160,14 +161,14 @@ class EpochBook:
                     raise VerificationError("the previous-root box does not open") from None
             roots.append(root)
             prev_root, prev_head = root, head
-        for data, head, root in zip(epochs, heads, roots, strict=True):
-            self._store.add_epoch(
-                head.seq, data.signed_head, data.prev_root_box, data.account_box, root
-            )
-            self._heads[head.seq] = head
-            if root is not None:
-                self._on_secrets(open_account_secrets(root, head, data.account_box))
-        self._store.commit()
+        with self._store.transaction():
+            for data, head, root in zip(epochs, heads, roots, strict=True):
+                self._store.add_epoch(
+                    head.seq, data.signed_head, data.prev_root_box, data.account_box, root
+                )
+                self._heads[head.seq] = head
+                if root is not None:
+                    self._on_secrets(open_account_secrets(root, head, data.account_box))
         return bool(epochs)
 
     # ------------------------------------------------------------------ opening epochs
@@ -202,11 +203,11 @@ class EpochBook:
 
     def opened(self, epoch: OpenedEpoch) -> None:
         """Record an epoch this device opened, once the relay stored it."""
-        self._store.add_epoch(
-            epoch.seq, epoch.signed_head, epoch.prev_root_box, epoch.account_box, epoch.root
-        )
+        with self._store.transaction():
+            self._store.add_epoch(
+                epoch.seq, epoch.signed_head, epoch.prev_root_box, epoch.account_box, epoch.root
+            )
         self._heads[epoch.seq] = epoch.head
-        self._store.commit()
 
 
 def upload(epoch: OpenedEpoch) -> wire.EpochUpload:

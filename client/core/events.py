@@ -37,7 +37,7 @@ _RANK = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # named fields only: eight of them, several alike
 class StoredMessage:
     message_id: bytes
     thread: str

@@ -1,5 +1,7 @@
 """The client's connection to the relay: connect, log in, reconnect with backoff.
 
+It implements :class:`client.core.port.RelayPort` over a websocket.
+
 :class:`RelayLink` owns one websocket at a time. ``request`` sends a frame and waits for the frame
 that answers its ``rid``; pushed frames (``Deliver``, ``Notice``, ``PairingPush``) go to ``on_push``
 without blocking the reader, so answers keep flowing while pushes are processed.
@@ -19,6 +21,13 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from client.core.events import ConnectionState
+from client.core.port import (
+    FrameFactory,
+    Offline,
+    RelayError,
+    ReplyT,
+    checked_reply,
+)
 from shared import wire
 from shared.errors import WireError
 
@@ -39,21 +48,9 @@ FATAL_LOGIN_ERRORS = frozenset(
 )
 
 
-class Offline(Exception):
-    """The relay is not reachable right now; try again after reconnecting."""
-
-
 class RelayBusy(Exception):
     """Too many connections are logging in to the relay: it refused this one before its
     challenge. Retried like a lost connection."""
-
-
-class RelayError(Exception):
-    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -204,19 +201,26 @@ class RelayLink:
             elif isinstance(frame, wire.Error):
                 log.warning("relay reported %s", frame.code)
 
-    async def request(self, make: Callable[[int], wire.Frame]) -> wire.Frame:
-        """Send the frame ``make(rid)`` and return the relay's answer.
+    async def request(
+        self,
+        make: FrameFactory,
+        # Any frame by default: for tests that speak to the relay as a client of their own.
+        expect: type[ReplyT] | tuple[type[ReplyT], ...] = wire.Frame,  # type: ignore[assignment]
+    ) -> ReplyT:
+        """Send the frame ``make(rid)`` and return the relay's answer, of type ``expect``
+        (the :class:`~client.core.port.RelayPort` contract).
 
         Raises :class:`Offline` if there is no connection (or it drops meanwhile) and
-        :class:`RelayError` if the relay answers with an error."""
+        :class:`RelayError` if the relay refuses or answers with another type."""
         ws = self._ws
         if ws is None:
             raise Offline()
         rid = next(self._rids)
         waiter: asyncio.Future[wire.Frame] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = waiter
+        frame = make(rid)
         try:
-            await ws.send(wire.encode(make(rid)))
+            await ws.send(wire.encode(frame))
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # races with the answer, and a closing client would never stop.
             async with asyncio.timeout(self._timeout):
@@ -225,9 +229,7 @@ class RelayLink:
             raise Offline() from None
         finally:
             self._waiting.pop(rid, None)
-        if isinstance(answer, wire.Error):
-            raise RelayError(answer.code, answer.detail, answer.retry_after)
-        return answer
+        return checked_reply(frame, answer, expect)
 
     async def send(self, frame: wire.Frame) -> None:
         """Send a frame that has no answer (an ``Ack``). Silently dropped when offline: the relay

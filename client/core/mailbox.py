@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 from client.core.epochs import EpochBook
 from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
-from client.core.link import RelayLink
+from client.core.port import RelayPort
+from client.core.profile import ProfileState
 from client.core.storage import MailboxCursor, ProfileStore
 from shared import wire
 from shared.errors import ProtocolError
@@ -36,12 +37,13 @@ class Mailbox:
     def __init__(
         self,
         store: ProfileStore,
-        link: RelayLink,
+        link: RelayPort,
         epochs: EpochBook,
         username: str,
         emit: Callable[[Event], None],
     ) -> None:
         self._store = store
+        self._state = ProfileState(store)
         self._link = link
         self._epochs = epochs
         self.username = username
@@ -51,8 +53,8 @@ class Mailbox:
     def thread_id(self, thread: str) -> bytes:
         tid = self._thread_ids.get(thread)
         if tid is None:
-            key = self._store.get("thread_key")
-            assert isinstance(key, bytes), "the account's thread key is not known yet"
+            key = self._state.thread_key
+            assert key is not None, "the account's thread key is not known yet"
             tid = self._thread_ids[thread] = thread_id(key, thread)
         return tid
 
@@ -64,7 +66,7 @@ class Mailbox:
         saved = 0
         while True:
             latest = self._epochs.latest()
-            if latest is None or not isinstance(self._store.get("thread_key"), bytes):
+            if latest is None or self._state.thread_key is None:
                 return saved  # not a member with a root yet: keep them marked
             seq = latest[0].seq
             key = self._epochs.mailbox_key(seq)
@@ -73,9 +75,11 @@ class Mailbox:
                 return saved
             items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
             if items:
-                await self._link.request(lambda rid, i=items: wire.SaveMessages(rid=rid, items=i))
-            self._store.saved(m.message_id for m in batch)
-            self._store.commit()
+                await self._link.request(
+                    lambda rid, i=items: wire.SaveMessages(rid=rid, items=i), expect=wire.Ok
+                )
+            with self._store.transaction():
+                self._store.saved(m.message_id for m in batch)
             saved += len(items)
 
     def _seal(self, key: bytes, seq: int, message: StoredMessage) -> wire.MailboxItem:
@@ -101,8 +105,9 @@ class Mailbox:
 
     async def sync_threads(self) -> list[MailboxCursor]:
         """Learn which threads the mailbox holds (names come from each thread's newest item)."""
-        answer = await self._link.request(lambda rid: wire.ListMailboxThreads(rid=rid))
-        assert isinstance(answer, wire.MailboxThreads)
+        answer = await self._link.request(
+            lambda rid: wire.ListMailboxThreads(rid=rid), expect=wire.MailboxThreads
+        )
         cursors = []
         for entry in answer.threads:
             newest = self._open(entry.newest, None)
@@ -118,16 +123,16 @@ class Mailbox:
                 cursor = MailboxCursor(newest.thread, entry.thread_id, entry.count, 0, None, False)
             else:
                 cursor = cursor._replace(total=entry.count)
-            self._store.set_mailbox_cursor(cursor)
+            with self._store.transaction():
+                self._store.set_mailbox_cursor(cursor)
             cursors.append(cursor)
-        self._store.commit()
         return cursors
 
     async def _first_readable(self, tid: bytes) -> StoredMessage | None:
         answer = await self._link.request(
-            lambda rid: wire.FetchMailbox(rid=rid, thread_id=tid, limit=PAGE)
+            lambda rid: wire.FetchMailbox(rid=rid, thread_id=tid, limit=PAGE),
+            expect=wire.MailboxPage,
         )
-        assert isinstance(answer, wire.MailboxPage)
         opened = (self._open(item, None) for item in answer.items)
         return next((m for m in opened if not m.undecryptable), None)
 
@@ -153,19 +158,19 @@ class Mailbox:
                 before_ts=before[0] if before else None,
                 before_id=before[1] if before else None,
                 limit=limit,
-            )
+            ),
+            expect=wire.MailboxPage,
         )
-        assert isinstance(answer, wire.MailboxPage)
         messages = [self._open(item, thread) for item in answer.items]
-        added = self._store.insert_messages(messages)
         last = answer.items[-1] if answer.items else None
         cursor = cursor._replace(
             loaded=cursor.loaded + len(answer.items),
             oldest=(last.ts, last.message_id) if last else cursor.oldest,
             done=len(answer.items) < limit,
         )
-        self._store.set_mailbox_cursor(cursor)
-        self._store.commit()
+        with self._store.transaction():
+            added = self._store.insert_messages(messages)
+            self._store.set_mailbox_cursor(cursor)
         self._emit(HistoryLoaded(thread, added, cursor.loaded, cursor.total, cursor.done))
         return added
 
@@ -193,23 +198,23 @@ class Mailbox:
         except (ProtocolError, LookupError) as exc:
             log.info("a mailbox item did not open: %s", exc)
             return StoredMessage(
-                item.message_id,
-                thread or "",
-                "",
-                "",
-                item.ts // 1000,
-                item.ts,
-                "",
-                MessageStatus.UNDECRYPTABLE,
+                message_id=item.message_id,
+                thread=thread or "",
+                sender_user="",
+                sender_device="",
+                sent_at=item.ts // 1000,
+                server_ts=item.ts,
+                body="",
+                status=MessageStatus.UNDECRYPTABLE,
             )
         own = saved.sender_user == self.username
         return StoredMessage(
-            item.message_id,
-            saved.thread,
-            saved.sender_user,
-            saved.sender_device,
-            saved.sent_at,
-            saved.server_ts,
-            saved.body,
-            MessageStatus.SENT if own else MessageStatus.READ,
+            message_id=item.message_id,
+            thread=saved.thread,
+            sender_user=saved.sender_user,
+            sender_device=saved.sender_device,
+            sent_at=saved.sent_at,
+            server_ts=saved.server_ts,
+            body=saved.body,
+            status=MessageStatus.SENT if own else MessageStatus.READ,
         )

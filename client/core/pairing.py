@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from client.core.events import Event, PairingCodeShown, PairingRejected
-from client.core.link import RelayLink
+from client.core.port import RelayPort
 from shared import pairing, wire
 from shared.errors import ProtocolError
 
@@ -58,7 +58,7 @@ class Compared:
 class Pairing:
     def __init__(
         self,
-        link: RelayLink,
+        link: RelayPort,
         emit: Callable[[Event], None],
         own_keys: Callable[[], pairing.NewDeviceKeys],
         clock: Callable[[], float] = time.monotonic,
@@ -82,7 +82,9 @@ class Pairing:
         self.offered = Offer(nonce, time.time())
         self.shown = None
         commitment = pairing.commitment(nonce, self._own_keys())
-        await self._link.request(lambda rid: wire.OfferPairing(rid=rid, commitment=commitment))
+        await self._link.request(
+            lambda rid: wire.OfferPairing(rid=rid, commitment=commitment), expect=wire.Ok
+        )
 
     def confirm(self) -> pairing.ApproverKeys:
         """The user saw the same code on both screens: the approver keys of that exchange (the
@@ -132,7 +134,8 @@ class Pairing:
             await self._link.request(
                 lambda rid: wire.PairingSend(
                     rid=rid, to_device=device.registration.device_id, payload=message
-                )
+                ),
+                expect=wire.Ok,
             )
             async with asyncio.timeout(timeout):
                 their_nonce = await revealed
@@ -164,7 +167,8 @@ class Pairing:
     async def tell_rejected(self, device_id: str) -> None:
         message = pairing.encode(pairing.Outcome(session=bytes(16), approved=False))
         await self._link.request(
-            lambda rid: wire.PairingSend(rid=rid, to_device=device_id, payload=message)
+            lambda rid: wire.PairingSend(rid=rid, to_device=device_id, payload=message),
+            expect=wire.Ok,
         )
 
     # ------------------------------------------------------------------ incoming
@@ -215,7 +219,8 @@ class Pairing:
         async def send() -> None:
             try:
                 await self._link.request(
-                    lambda rid: wire.PairingSend(rid=rid, to_device=to_device, payload=payload)
+                    lambda rid: wire.PairingSend(rid=rid, to_device=to_device, payload=payload),
+                    expect=wire.Ok,
                 )
             except Exception as exc:  # the approver will time out and can start again
                 log.info("could not answer a pairing request: %s", exc)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from client.core.link import RelayError, RelayLink
+from client.core.port import RelayError, RelayPort
+from client.core.profile import ProfileState
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.epoch import (
@@ -42,27 +43,28 @@ class Recovered:
     virtual: VirtualDevice
 
 
-async def _vault_key(link: RelayLink, store: ProfileStore) -> bytes:
+async def _vault_key(link: RelayPort, store: ProfileStore) -> bytes:
     """The vault's key, pinned on first use (a real deployment ships it in the app)."""
-    answer = await link.request(lambda rid: wire.FetchVaultKey(rid=rid))
-    assert isinstance(answer, wire.VaultKey)
-    pinned = store.get("vault_public")
-    if isinstance(pinned, bytes) and pinned != answer.public:
+    answer = await link.request(lambda rid: wire.FetchVaultKey(rid=rid), expect=wire.VaultKey)
+    state = ProfileState(store)
+    pinned = state.vault_public
+    if pinned is not None and pinned != answer.public:
         raise VerificationError("the relay presents a different vault key than before")
     if pinned is None:
-        store.put("vault_public", answer.public)
-        store.commit()
+        with store.transaction():
+            state.pin_vault_public(answer.public)
     return answer.public
 
 
-async def _call_vault(link: RelayLink, sealed: bytes) -> bytes:
-    answer = await link.request(lambda rid: wire.VaultCall(rid=rid, sealed=sealed))
-    assert isinstance(answer, wire.VaultReply)
+async def _call_vault(link: RelayPort, sealed: bytes) -> bytes:
+    answer = await link.request(
+        lambda rid: wire.VaultCall(rid=rid, sealed=sealed), expect=wire.VaultReply
+    )
     return answer.sealed
 
 
 async def back_up_pin(
-    link: RelayLink, store: ProfileStore, username: str, pin: str, code: str, amk: SigningKey
+    link: RelayPort, store: ProfileStore, username: str, pin: str, code: str, amk: SigningKey
 ) -> int:
     """Give the vault the code, wrapped under the PIN and signed with the account key. Returns
     the tries left (a re-backup keeps the count of wrong guesses)."""
@@ -77,7 +79,7 @@ async def back_up_pin(
     return answer.tries_left
 
 
-async def code_from_vault(link: RelayLink, store: ProfileStore, username: str, pin: str) -> str:
+async def code_from_vault(link: RelayPort, store: ProfileStore, username: str, pin: str) -> str:
     vault_public = await _vault_key(link, store)
     stretched = await asyncio.to_thread(stretch, pin, username)
     request = recover_request(vault_public, username, stretched)
@@ -93,7 +95,7 @@ async def code_from_vault(link: RelayLink, store: ProfileStore, username: str, p
     return request.unwrap(answer.wrapped)
 
 
-async def recover(link: RelayLink, username: str, device_id: str, code_text: str) -> Recovered:
+async def recover(link: RelayPort, username: str, device_id: str, code_text: str) -> Recovered:
     """Open the account's newest epoch with a recovery code (trying the corrections of a
     mistyped code until one is a member). Raises :class:`InvalidRecoveryCode` or
     :class:`WrongRecoveryCode`, or :class:`VerificationError` if the relay's data is forged."""
@@ -106,13 +108,13 @@ async def recover(link: RelayLink, username: str, device_id: str, code_text: str
                     since=0,
                     member_id=v.member_id,
                     proof=v.membership_proof(username, device_id),
-                )
+                ),
+                expect=wire.Epochs,
             )
         except RelayError as exc:
             if exc.code == "not_a_member":
                 continue
             raise
-        assert isinstance(answer, wire.Epochs)
         if not answer.epochs or answer.epochs[-1].grant is None:
             continue
         newest = answer.epochs[-1]

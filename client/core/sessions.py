@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from client.core.profile import ProfileState
 from client.core.storage import ProfileStore
 from shared.device_list import DeviceEntry
 from shared.envelope import SealedEnvelope
@@ -153,5 +154,5 @@ class SessionBook:
         # Only now, with the first message authenticated, is the one-time pre-key used up.
         if sealed.x3dh.one_time_pre_key is not None:
             self._x3dh.delete_pre_key(sealed.x3dh.one_time_pre_key)
-            self._store.put("x3dh_state", dump_x3dh_state(self._x3dh))
+            ProfileState(self._store).set_x3dh_state(dump_x3dh_state(self._x3dh))
         return plaintext

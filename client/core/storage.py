@@ -1,12 +1,15 @@
 """One device profile's SQLite database: identity, contacts, sessions, messages and the outbox.
 
-Writes go into an open transaction; callers group related writes (a ratchet step, the message it
-carried, the pre-key it used) and then :meth:`ProfileStore.commit` once, so a crash never leaves a
-ratchet ahead of, or behind, the message it produced.
+Writes go into a transaction that :meth:`ProfileStore.transaction` owns: callers group related
+writes (a ratchet step, the message it carried, the pre-key it used) in one, so a crash never
+leaves a ratchet ahead of, or behind, the message it produced. The engine's loops (inbox, outbox,
+mailbox) share this one connection, so a transaction belongs to the asyncio task that opened it:
+only that task commits it (see :class:`Transaction`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -157,8 +160,90 @@ class OutboxItem(NamedTuple):
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], MessageStatus(row[7])
+        message_id=row[0],
+        thread=row[1],
+        sender_user=row[2],
+        sender_device=row[3],
+        sent_at=row[4],
+        server_ts=row[5],
+        body=row[6],
+        status=MessageStatus(row[7]),
     )
+
+
+class Transaction:
+    """One transaction on the profile's connection, entered with ``async with`` or ``with``.
+
+    - The outermost block owns the transaction: it commits when the block ends and rolls back if
+      it raises. A block nested in the same task joins the outer one (commits nothing itself).
+    - ``async with`` waits while another task's transaction is open, so a task whose block spans
+      awaits (the inbox's batch, the outbox's encryption) is never committed by another loop
+      half-way. Use it wherever the writes must be durable before something leaves for the relay.
+    - ``with`` (for code that does not await inside) owns the transaction when none is open; if
+      another task's is open it joins it, to be committed with it. It runs between that task's
+      awaits, so the owner's writes stay whole either way.
+    - A failing owner rolls back, unless another task's writes joined: those were promised to
+      their caller, so the transaction is committed as it stands. ``rollback=False`` commits a
+      failing block's writes too, for state that memory already holds (a session's ratchet).
+    """
+
+    def __init__(self, store: ProfileStore, rollback: bool = True) -> None:
+        self._store = store
+        self._rollback = rollback
+        self._owns = False
+        self._locked = False
+
+    async def __aenter__(self) -> None:
+        store = self._store
+        task = _current_task()
+        if store._owner is task:
+            store._depth += 1
+            return
+        await store._lock.acquire()
+        self._locked = True
+        store._owner, store._depth, self._owns = task, 1, True
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            self._leave(kind is not None)
+        finally:
+            if self._locked:
+                self._store._lock.release()
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._owner is None:
+            store._owner, store._depth, self._owns = _current_task(), 1, True
+        elif store._owner is _current_task():
+            store._depth += 1
+        else:  # another task's open transaction: these writes are committed with it
+            store._joined = True
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if self._owns or self._store._owner is _current_task():
+            self._leave(kind is not None)
+
+    def _leave(self, failed: bool) -> None:
+        store = self._store
+        store._depth -= 1
+        if store._depth:
+            return
+        store._owner = None
+        if failed and self._rollback and not store._joined:
+            store._db.rollback()
+        else:
+            store._db.commit()
+        store._joined = False
+
+
+_NO_TASK = object()  # the owner of a transaction opened outside an event loop
+
+
+def _current_task() -> object:
+    try:
+        return asyncio.current_task() or _NO_TASK
+    except RuntimeError:  # no event loop: a plain script or a synchronous test
+        return _NO_TASK
 
 
 class ProfileStore:
@@ -177,12 +262,28 @@ class ProfileStore:
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db.commit()
+        self._lock = asyncio.Lock()
+        self._owner: object = None  # the task whose transaction is open
+        self._depth = 0
+        self._joined = False  # another task's writes joined the open transaction
 
     @staticmethod
     def exists(directory: Path) -> bool:
         return (directory / DB_NAME).exists()
 
+    def transaction(self, *, rollback: bool = True) -> Transaction:
+        """``async with store.transaction():`` (or ``with``): see :class:`Transaction`."""
+        return Transaction(self, rollback)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
     def commit(self) -> None:
+        """Commit what was written outside any transaction (tests and scripts). Refused while a
+        transaction is open: only its owner commits it."""
+        if self._depth:
+            raise RuntimeError("a transaction is open: only its owner commits")
         self._db.commit()
 
     def close(self) -> None:

@@ -146,14 +146,14 @@ class ConversationModel(QAbstractListModel):
             return
         old = self._messages[row]
         new = StoredMessage(
-            old.message_id,
-            old.thread,
-            old.sender_user,
-            old.sender_device,
-            old.sent_at,
-            event.server_ts,
-            old.body,
-            event.status,
+            message_id=old.message_id,
+            thread=old.thread,
+            sender_user=old.sender_user,
+            sender_device=old.sender_device,
+            sent_at=old.sent_at,
+            server_ts=event.server_ts,
+            body=old.body,
+            status=event.status,
         )
         if _order(new) != _order(old):  # it just got its place in the relay's order
             self.beginRemoveRows(QModelIndex(), row, row)

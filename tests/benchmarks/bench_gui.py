@@ -56,14 +56,14 @@ def measure(count: int, app: QApplication, encrypt: bool) -> dict[str, float]:
         sender = "alice" if i % 3 else "bob"
         store.insert_message(
             StoredMessage(
-                new_message_id(now_ms=base // 1000 + i),
-                "bob",
-                sender,
-                "0" * 16,
-                base // 1000 + i,
-                base + i * 1000,
-                f"message {i} " + "lorem ipsum " * (i % 7),
-                MessageStatus.DELIVERED if sender == "alice" else MessageStatus.READ,
+                message_id=new_message_id(now_ms=base // 1000 + i),
+                thread="bob",
+                sender_user=sender,
+                sender_device="0" * 16,
+                sent_at=base // 1000 + i,
+                server_ts=base + i * 1000,
+                body=f"message {i} " + "lorem ipsum " * (i % 7),
+                status=MessageStatus.DELIVERED if sender == "alice" else MessageStatus.READ,
             )
         )
     store.commit()

@@ -343,14 +343,14 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
         rounds = 500
         cpu = time.process_time()
         for i in range(rounds):
-            origin = alice._origin()  # the sender's counter, and its place in the sender's order
+            origin = alice.context.origin()  # the counter, and its place in the sender's order
             text = Text(
                 origin=origin, message_id=new_message_id(), peer="bob", sent_at=0, body=f"cpu {i}"
             )
             alice._store.record_sender_order(
                 text.message_id, "bob", "alice", alice.device_id, origin.counter
             )
-            await alice._encrypt_to("bob", targets, encode_payload(text))
+            await alice.outbox.encrypt_to("bob", targets, encode_payload(text))
             alice._store.enqueue(["bob"], b"x", None)
             alice._store.commit()
         per_message = (time.process_time() - cpu) / rounds

@@ -305,7 +305,14 @@ def test_a_plain_profile_is_encrypted_when_opened(tmp_path):
 
     store.insert_message(
         StoredMessage(
-            b"\x01" * 16, "bob", "bob", "d", 1, 2, "the old plaintext", MessageStatus.READ
+            message_id=b"\x01" * 16,
+            thread="bob",
+            sender_user="bob",
+            sender_device="d",
+            sent_at=1,
+            server_ts=2,
+            body="the old plaintext",
+            status=MessageStatus.READ,
         )
     )
     store.commit()

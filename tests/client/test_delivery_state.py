@@ -19,7 +19,7 @@ async def test_receipt_overtaking_the_relays_answer_keeps_the_relay_timestamp(ac
     alice._store._db.execute(
         "UPDATE messages SET server_ts = NULL WHERE message_id = ?", (message.message_id,)
     )
-    alice._set_status(message.message_id, MessageStatus.SENT, stored.server_ts)
+    alice.outbox.set_status(message.message_id, MessageStatus.SENT, stored.server_ts)
     again = alice._store.message(message.message_id)
     assert again.status is MessageStatus.DELIVERED
     assert again.server_ts == stored.server_ts

@@ -315,7 +315,9 @@ async def test_a_full_mailbox_shows_a_status_line_and_keeps_the_messages(limited
     # With room again (a relay restarted with the default quota), the next save takes them.
     limited.relay.limits = Limits()
     await limited.relay.restart()
-    await alice.send_text("bob", "after the restart")
+    after = await alice.send_text("bob", "after the restart")
+    # Accepted by the relay first: until then it is not marked for saving at all.
+    await eventually(lambda: alice._store.message(after.message_id).server_ts is not None)
     await eventually(lambda: alice._store.unsaved_count() == 0, timeout=30)
     threads = limited.relay.relay.store.mailbox_threads("alice")
     assert sum(count for _, count in threads) >= 13

@@ -10,7 +10,7 @@ import time
 import msgspec
 import pytest
 
-from client.core import client as client_module
+from client.core import outbox as outbox_module  # where a sent message is encoded
 from client.core.epochs import upload
 from client.core.events import PairingCodeShown, PairingRejected, PairingRequested
 from client.core.link import RelayError
@@ -184,7 +184,7 @@ async def test_a_sender_counter_beyond_63_bits_is_refused_and_later_messages_sti
     receiver's store (2**64 - 1) is refused as malformed, not let through to break the receive."""
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
-    encode = client_module.encode_payload
+    encode = outbox_module.encode_payload
 
     def huge_counter(payload):
         origin = getattr(payload, "origin", None)
@@ -194,9 +194,9 @@ async def test_a_sender_counter_beyond_63_bits_is_refused_and_later_messages_sti
             )
         return encode(payload)
 
-    monkeypatch.setattr(client_module, "encode_payload", huge_counter)
+    monkeypatch.setattr(outbox_module, "encode_payload", huge_counter)
     await alice.send_text("bob", "from a counter that does not fit")
-    monkeypatch.setattr(client_module, "encode_payload", encode)
+    monkeypatch.setattr(outbox_module, "encode_payload", encode)
     await alice.send_text("bob", "and the next one")
     await eventually(lambda: "and the next one" in [m.body for m in bob.messages("alice")])
     assert "from a counter that does not fit" not in [m.body for m in bob.messages("alice")]

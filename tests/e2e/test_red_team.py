@@ -10,7 +10,7 @@ import time
 import msgspec
 import pytest
 
-from client.core import client as client_module
+from client.core import outbox as outbox_module  # where sent messages get their ids
 from client.core.directory import UnknownUser
 from client.core.events import DeviceListRefused, PairingCodeShown
 from client.core.link import RelayError
@@ -202,7 +202,7 @@ async def test_a_relay_that_gives_one_devices_messages_the_same_time_changes_not
     sent = [f"number {i}" for i in range(len(delivered))]
     # Ids in the reverse of bob's order: what two ids of one millisecond are half the time.
     ids = iter([new_message_id(now, bytes([15 - 4 * i]) * 10) for i in range(len(sent))])
-    monkeypatch.setattr(client_module, "new_message_id", lambda: next(ids))
+    monkeypatch.setattr(outbox_module, "new_message_id", lambda: next(ids))
     for text in sent:
         await bob.send_text("alice", text)
     monkeypatch.undo()

@@ -21,14 +21,14 @@ def long_profile(root) -> AriadneClient:
     for i in range(COUNT):
         store.insert_message(
             StoredMessage(
-                new_message_id(now_ms=base + i),
-                "bob",
-                "bob" if i % 2 else "alice",
-                "0" * 16,
-                base + i,
-                (base + i) * 1000,
-                f"line {i}",
-                MessageStatus.READ,
+                message_id=new_message_id(now_ms=base + i),
+                thread="bob",
+                sender_user="bob" if i % 2 else "alice",
+                sender_device="0" * 16,
+                sent_at=base + i,
+                server_ts=(base + i) * 1000,
+                body=f"line {i}",
+                status=MessageStatus.READ,
             )
         )
     store.commit()

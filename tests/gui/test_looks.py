@@ -50,7 +50,14 @@ def test_a_long_system_line_wraps_instead_of_being_cut(qapp):
     for body in ("short", line):
         item = QStandardItem()
         message = StoredMessage(
-            new_message_id(), "bob", "", "", now // 1000, now, body, MessageStatus.SYSTEM
+            message_id=new_message_id(),
+            thread="bob",
+            sender_user="",
+            sender_device="",
+            sent_at=now // 1000,
+            server_ts=now,
+            body=body,
+            status=MessageStatus.SYSTEM,
         )
         item.setData(message, MessageRole)
         model.appendRow(item)

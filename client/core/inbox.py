@@ -1,0 +1,234 @@
+"""The inbox: envelopes pushed by the relay, decrypted in order, in batches.
+
+Each batch is one transaction the inbox owns (:meth:`ProfileStore.transaction`): the ratchet
+steps, used one-time pre-keys, messages and the delivery receipts they call for are committed
+together, and only then acknowledged, so a crash at any point loses nothing (the relay redelivers
+what was not acknowledged; duplicates are recognised by the ratchet and by message id), and no
+other loop of the client can commit half a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from client.core.context import ClientContext
+from client.core.directory import Directory, UnknownUser
+from client.core.events import (
+    DecryptionFailed,
+    DeliveryUpdated,
+    Event,
+    MessageReceived,
+    MessageStatus,
+    StoredMessage,
+)
+from client.core.port import Offline, RelayError
+from client.core.sessions import SessionBook
+from client.core.timeline import Timeline
+from shared import wire
+from shared.device_list import DeviceEntry
+from shared.envelope import (
+    DeviceListUpdate,
+    Payload,
+    Receipt,
+    Text,
+    decode_payload,
+    decode_sealed,
+    encode_payload,
+    new_message_id,
+)
+from shared.errors import DecryptionError, DuplicateMessage, WireError
+
+log = logging.getLogger("ariadne.client")
+
+INBOX_BATCH = 200
+
+
+class Inbox:
+    def __init__(
+        self,
+        ctx: ClientContext,
+        directory: Directory,
+        sessions: SessionBook,
+        timeline: Timeline,
+    ) -> None:
+        self._ctx = ctx
+        self._directory = directory
+        self._sessions = sessions
+        self._timeline = timeline
+        self._queue: asyncio.Queue[wire.Delivered] = asyncio.Queue()
+
+    def put(self, envelopes: list[wire.Delivered]) -> None:
+        for envelope in envelopes:
+            self._queue.put_nowait(envelope)
+
+    @property
+    def waiting(self) -> int:
+        """Envelopes received from the relay that no batch has taken yet."""
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < INBOX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            done: list[int] = []
+            events: list[Event] = []
+            receipts: dict[str, list[bytes]] = {}
+            # One transaction for the batch, owned by this loop: ratchets, pre-keys, messages
+            # and their receipts are committed together, and only then acknowledged.
+            async with self._ctx.store.transaction():
+                try:
+                    for deliver in batch:
+                        events.extend(await self._open(deliver, receipts))
+                        done.append(deliver.seq)
+                except Offline:
+                    pass  # what is not acknowledged is redelivered after reconnecting
+                for sender, message_ids in receipts.items():
+                    self._ctx.store.enqueue(
+                        [sender],
+                        encode_payload(
+                            Receipt(
+                                origin=self._ctx.origin(),
+                                status="delivered",
+                                message_ids=message_ids,
+                            )
+                        ),
+                        None,
+                    )
+                self._timeline.report_reordering(events)
+            if done:
+                await self._ctx.port.send(wire.Ack(seqs=done))
+            for event in events:
+                self._ctx.emit(event)
+            if receipts:
+                self._ctx.outbox_wake.set()
+
+    async def _open(self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]) -> list[Event]:
+        try:
+            sealed = decode_sealed(deliver.payload)
+        except WireError:
+            return self._undecryptable(deliver, "malformed envelope")
+        peer = await self._sender_entry(deliver.sender_user, deliver.sender_device)
+        if peer is None:
+            return self._undecryptable(deliver, "sender device is not on its signed device list")
+        async with self._sessions.locks[(deliver.sender_user, deliver.sender_device)]:
+            try:
+                plaintext = await self._sessions.decrypt(deliver.sender_user, peer, sealed)
+            except DuplicateMessage:
+                log.debug("dropped a duplicate envelope %d", deliver.seq)
+                return []
+            except DecryptionError as exc:
+                return self._undecryptable(deliver, str(exc))
+        try:
+            payload = decode_payload(plaintext)
+        except WireError:
+            return self._undecryptable(deliver, "unreadable payload")
+        origin = payload.origin
+        if (origin.user, origin.device) != (deliver.sender_user, deliver.sender_device):
+            return self._undecryptable(
+                deliver,
+                f"the relay says {deliver.sender_user}'s device {deliver.sender_device} sent"
+                f" this, the message says {origin.user}'s device {origin.device}",
+            )
+        return self._apply(deliver, payload, receipts)
+
+    async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
+        known = self._directory.known(username)
+        if known is not None and (entry := known.entry(device_id)) is not None:
+            return entry
+        try:
+            fresh = await self._directory.refresh(username)
+        except (RelayError, UnknownUser):
+            return None
+        return fresh.entry(device_id)
+
+    def _apply(
+        self, deliver: wire.Delivered, payload: Payload, receipts: dict[str, list[bytes]]
+    ) -> list[Event]:
+        from_self = deliver.sender_user == self._ctx.username
+        if isinstance(payload, Text):
+            thread = payload.peer if from_self else deliver.sender_user
+            if from_self and thread == self._ctx.username:
+                return []
+            message = StoredMessage(
+                message_id=payload.message_id,
+                thread=thread,
+                sender_user=deliver.sender_user,
+                sender_device=deliver.sender_device,
+                sent_at=payload.sent_at,
+                server_ts=deliver.server_ts,
+                body=payload.body,
+                status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
+            )
+            if not self._ctx.store.insert_message(message):
+                return []  # a duplicate: already shown
+            counter = payload.origin.counter
+            self._ctx.store.record_sender_order(
+                message.message_id, thread, deliver.sender_user, deliver.sender_device, counter
+            )
+            server_ts, reordered = self._timeline.in_sender_order(
+                message, counter, deliver.server_ts
+            )
+            message = dataclasses.replace(message, server_ts=server_ts)
+            self._ctx.store.save_later([message.message_id])
+            self._ctx.mailbox_wake.set()
+            if not from_self:
+                receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
+            return [*reordered, MessageReceived(message)]
+        if isinstance(payload, DeviceListUpdate):
+            # Verified like any list (the sender's own, pinned key, version, chain).
+            self._directory.accept(deliver.sender_user, payload.signed_list)
+            return []
+        if isinstance(payload, Receipt) and from_self and payload.status == "read":
+            # Read on another of this user's devices: the same messages are read here too.
+            synced: list[Event] = []
+            for message_id in payload.message_ids:
+                stored = self._ctx.store.message(message_id)
+                if stored is not None and stored.status is MessageStatus.RECEIVED:
+                    self._ctx.store.set_status(message_id, MessageStatus.READ)
+                    synced.append(
+                        DeliveryUpdated(
+                            message_id, stored.thread, MessageStatus.READ, stored.server_ts
+                        )
+                    )
+            return synced
+        if isinstance(payload, Receipt) and not from_self:
+            status = MessageStatus(payload.status)
+            events: list[Event] = []
+            for message_id in payload.message_ids:
+                stored = self._ctx.store.message(message_id)
+                if (
+                    stored is None
+                    or stored.sender_user != self._ctx.username
+                    or stored.thread != deliver.sender_user
+                    or status.rank <= stored.status.rank
+                ):
+                    continue
+                self._ctx.store.set_status(message_id, status)
+                events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))
+            return events
+        return []
+
+    def _undecryptable(self, deliver: wire.Delivered, reason: str) -> list[Event]:
+        log.info(
+            "could not decrypt envelope %d from %s: %s", deliver.seq, deliver.sender_device, reason
+        )
+        placeholder = StoredMessage(
+            message_id=new_message_id(),
+            thread=deliver.sender_user,
+            sender_user=deliver.sender_user,
+            sender_device=deliver.sender_device,
+            sent_at=deliver.server_ts // 1000,
+            server_ts=deliver.server_ts,
+            body="",
+            status=MessageStatus.UNDECRYPTABLE,
+        )
+        self._ctx.store.insert_message(placeholder)
+        return [
+            MessageReceived(placeholder),
+            DecryptionFailed(
+                deliver.sender_user, deliver.sender_user, deliver.sender_device, reason
+            ),
+        ]

@@ -1,0 +1,311 @@
+"""The outbox: what this device sends, and what becomes of it.
+
+A composed message is stored first (state "sending"), then encrypted to every device on the
+recipient's and on our own verified device lists; the advanced ratchets are committed *before*
+the envelopes leave, so a message key is never used twice. If the relay says the fan-out does not
+match the current devices, the signed lists are fetched again and the send retried. Receipts
+("delivered", "read") and device lists shared end to end leave through the same queue, in the
+order they entered it (the sender's counter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from client.core.context import ClientContext
+from client.core.directory import Directory, UnknownUser
+from client.core.events import (
+    DeliveryUpdated,
+    MessageQueued,
+    MessageStatus,
+    SendDeferred,
+    StoredMessage,
+)
+from client.core.port import Offline, RelayError
+from client.core.sessions import SessionBook
+from client.core.timeline import Timeline
+from shared import wire
+from shared.device_list import DeviceEntry
+from shared.envelope import (
+    MAX_TEXT,
+    DeviceListUpdate,
+    Receipt,
+    Text,
+    encode_payload,
+    encode_sealed,
+    new_message_id,
+)
+from shared.errors import DecryptionError
+
+log = logging.getLogger("ariadne.client")
+
+SEND_ATTEMPTS = 4
+# A message the relay cannot take yet (a full queue, too many new sessions at once) is tried
+# again after this many seconds, doubling up to the longest.
+LATER_FIRST = 1.0
+LATER_LONGEST = 60.0
+
+
+class SendError(Exception):
+    """A message cannot be sent: no such user, or the relay's devices never match the signed one."""
+
+
+class SendBlocked(SendError):
+    """The contact's account key changed: sending waits for the user's acknowledgement."""
+
+
+class SendLater(Exception):
+    """A relay limit stops this message for now; it stays in the outbox. ``reason`` is for the
+    user."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Outbox:
+    def __init__(
+        self,
+        ctx: ClientContext,
+        directory: Directory,
+        sessions: SessionBook,
+        timeline: Timeline,
+    ) -> None:
+        self._ctx = ctx
+        self._directory = directory
+        self._sessions = sessions
+        self._timeline = timeline
+        # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
+        self.send_notes: dict[bytes, str] = {}
+
+    async def send_text(self, peer: str, text: str) -> StoredMessage:
+        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
+        Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
+        if self._directory.key_changed(peer):
+            raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
+        if peer == self._ctx.username:
+            raise ValueError("notes to self are not supported")
+        if not text.strip() or len(text) > MAX_TEXT:
+            raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
+        message_id = new_message_id()
+        sent_at = int(time.time() * 1000)
+        message = StoredMessage(
+            message_id=message_id,
+            thread=peer,
+            sender_user=self._ctx.username,
+            sender_device=self._ctx.device_id,
+            sent_at=sent_at,
+            server_ts=None,
+            body=text,
+            status=MessageStatus.SENDING,
+        )
+        with self._ctx.store.transaction():
+            origin = self._ctx.origin()
+            payload = Text(
+                origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text
+            )
+            self._ctx.store.insert_message(message)
+            self._ctx.store.record_sender_order(
+                message_id, peer, self._ctx.username, self._ctx.device_id, origin.counter
+            )
+            self._ctx.store.enqueue([peer, self._ctx.username], encode_payload(payload), message_id)
+        self._ctx.emit(MessageQueued(message))
+        self._ctx.outbox_wake.set()
+        return message
+
+    def mark_read(self, thread: str) -> int:
+        """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
+        (read receipts) and so do this user's other devices (their unread counts clear too)."""
+        unread = self._ctx.store.unread(thread)
+        if not unread:
+            return 0
+        with self._ctx.store.transaction():
+            for message_id in unread:
+                self.set_status(message_id, MessageStatus.READ, None)
+            self._ctx.store.enqueue(
+                [thread, self._ctx.username],
+                encode_payload(
+                    Receipt(origin=self._ctx.origin(), status="read", message_ids=unread)
+                ),
+                None,
+            )
+        self._ctx.outbox_wake.set()
+        return len(unread)
+
+    def share_device_list(self, signed: bytes) -> None:
+        """Send the new list end to end to this user's other devices and every contact: a relay
+        cannot hold it back from them (and serve them the older list) without holding back
+        everything this user sends."""
+        contacts = [self._ctx.username] + [
+            t for t in self._ctx.store.threads() if t != self._ctx.username
+        ]
+        with self._ctx.store.transaction():
+            for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
+                self._ctx.store.enqueue(
+                    contacts[start : start + wire.MAX_RECIPIENT_USERS],
+                    encode_payload(DeviceListUpdate(origin=self._ctx.origin(), signed_list=signed)),
+                    None,
+                )
+        self._ctx.outbox_wake.set()
+
+    async def run(self) -> None:
+        later = LATER_FIRST
+        while True:
+            await self._ctx.outbox_wake.wait()
+            await self._ctx.port.online.wait()
+            # Waits while another loop's transaction is open: the item read is a committed one.
+            async with self._ctx.store.transaction():
+                item = self._ctx.store.next_outgoing()
+            if item is None:
+                self._ctx.outbox_wake.clear()
+                continue
+            try:
+                server_ts = await self._fan_out(item.send_id, item.users, item.payload)
+            except Offline:
+                await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
+                continue
+            except SendLater as exc:
+                log.info("the relay cannot take an outgoing item yet: %s", exc)
+                message = self._ctx.store.message(item.message_id) if item.message_id else None
+                if message is not None:
+                    self.send_notes[message.message_id] = exc.reason
+                    self._ctx.emit(SendDeferred(message.message_id, message.thread, exc.reason))
+                await asyncio.sleep(later)
+                later = min(later * 2, LATER_LONGEST)
+                continue
+            except SendError as exc:
+                log.warning("giving up on an outgoing item: %s", exc)
+                with self._ctx.store.transaction():
+                    self._ctx.store.remove_outgoing(item.id)
+                    if item.message_id is not None:
+                        self.send_notes.pop(item.message_id, None)
+                        self.set_status(item.message_id, MessageStatus.FAILED, None)
+                continue
+            later = LATER_FIRST
+            with self._ctx.store.transaction():
+                self._ctx.store.remove_outgoing(item.id)
+                if item.message_id is not None:
+                    self.send_notes.pop(item.message_id, None)
+                    server_ts = self._sent_in_order(item.message_id, server_ts)
+                    self.set_status(item.message_id, MessageStatus.SENT, server_ts)
+                    self._ctx.store.save_later([item.message_id])
+                    self._ctx.mailbox_wake.set()
+
+    def _sent_in_order(self, message_id: bytes, server_ts: int) -> int:
+        """The relay accepted one of this device's messages at ``server_ts``: place it in this
+        device's own order (the relay's answer could contradict it too)."""
+        message = self._ctx.store.message(message_id)
+        counter = self._ctx.store.sender_counter(message_id)
+        if message is None or counter is None:
+            return server_ts
+        placed, reordered = self._timeline.in_sender_order(message, counter, server_ts)
+        for event in reordered:
+            self._ctx.emit(event)
+        self._timeline.report_reordering(reordered)
+        return placed
+
+    async def _fan_out(self, send_id: bytes, users: tuple[str, ...], payload: bytes) -> int:
+        """Encrypt ``payload`` to every current device of ``users`` (but this one) and send it as
+        one fan-out. Returns the relay's timestamp."""
+        for _attempt in range(SEND_ATTEMPTS):
+            recipients = []
+            # The ratchets' new state is committed before anything leaves, and also when a later
+            # user fails: the session book's memory has moved on, the store must follow it.
+            async with self._ctx.store.transaction(rollback=False):
+                for username in users:
+                    if self._directory.key_changed(username):
+                        raise SendBlocked(f"{username}'s safety number changed")
+                    try:
+                        devices = await self._directory.get(username)
+                    except UnknownUser:
+                        raise SendError(f"there is no user {username}") from None
+                    targets = [d for d in devices.devices if d.device_id != self._ctx.device_id]
+                    envelopes = await self.encrypt_to(username, targets, payload)
+                    recipients.append(
+                        wire.RecipientEnvelopes(username=username, envelopes=envelopes)
+                    )
+
+            def send(rid: int, r: list[wire.RecipientEnvelopes] = recipients) -> wire.Frame:
+                return wire.Send(rid=rid, send_id=send_id, recipients=r)
+
+            try:
+                answer = await self._ctx.port.request(send, expect=(wire.Accepted, wire.Mismatch))
+            except RelayError as exc:
+                if exc.code == "rate_limited":
+                    await asyncio.sleep(0.5)
+                    continue
+                if exc.code == "queue_full":
+                    raise SendLater(self._queue_full_text(exc.detail, users)) from None
+                raise SendError(str(exc)) from None
+            if isinstance(answer, wire.Accepted):
+                return answer.server_ts
+            for mismatch in answer.users:
+                await self._directory.refresh(mismatch.username)
+        raise SendError("the relay's device list does not match the signed one")
+
+    def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
+        """What the bubble says. The relay's detail names the user; it is believed only when it
+        is one of the message's own users, so the relay cannot put its own words on a bubble."""
+        named = detail.split(" ")[0]
+        if named == self._ctx.username:
+            return "Your other device has too many waiting messages — try later"
+        who = f"{named}'s device" if named in users else "A recipient's device"
+        return f"{who} has too many waiting messages — try later"
+
+    async def encrypt_to(
+        self, username: str, targets: list[DeviceEntry], payload: bytes
+    ) -> list[wire.Envelope]:
+        envelopes = []
+        new = [d for d in targets if not self._sessions.has_session((username, d.device_id))]
+        bundles: dict[str, wire.PreKeyBundle] = {}
+        if new:
+            try:
+                answer = await self._ctx.port.request(
+                    lambda rid: wire.FetchBundles(
+                        rid=rid, username=username, device_ids=[d.device_id for d in new]
+                    ),
+                    expect=wire.Bundles,
+                )
+            except RelayError as exc:
+                if exc.code != "rate_limited":
+                    raise SendError(str(exc)) from None
+                raise SendLater("Too many new conversations at once — try later") from None
+            bundles = {b.device_id: b for b in answer.bundles}
+        for device in targets:
+            peer = (username, device.device_id)
+            async with self._sessions.locks[peer]:
+                try:
+                    if self._sessions.has_session(peer):
+                        sealed = await self._sessions.encrypt(peer, payload)
+                    elif device.device_id in bundles:
+                        sealed = await self._sessions.start(
+                            username, device, bundles[device.device_id], payload
+                        )
+                    else:
+                        continue  # no keys for it yet: the relay's answer will tell
+                except DecryptionError as exc:
+                    log.warning("cannot start a session with %s: %s", device.device_id, exc)
+                    continue
+            envelopes.append(
+                wire.Envelope(device_id=device.device_id, payload=encode_sealed(sealed))
+            )
+        return envelopes
+
+    def set_status(self, message_id: bytes, status: MessageStatus, server_ts: int | None) -> None:
+        """Record the relay's timestamp whenever it comes, and move the status only forward: a
+        receipt can overtake the relay's answer (after a reconnect), and must not hide it."""
+        message = self._ctx.store.message(message_id)
+        if message is None:
+            return
+        if status is MessageStatus.FAILED:
+            forward = message.status is MessageStatus.SENDING
+        else:
+            forward = status.rank > message.status.rank
+        new_status = status if forward else message.status
+        new_ts = server_ts if server_ts is not None else message.server_ts
+        if new_status is message.status and new_ts == message.server_ts:
+            return
+        self._ctx.store.set_status(message_id, new_status, new_ts)
+        self._ctx.emit(DeliveryUpdated(message_id, message.thread, new_status, new_ts))
