@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import websockets
 from websockets.asyncio.server import ServerConnection
@@ -155,7 +155,7 @@ class Connection:
         self.store.touch(device_id, int(time.time()))
         await self._send(
             wire.Welcome(
-                rid=rid,
+                rid=cast(int, rid),  # log_in accepts only login frames, and each carries a rid
                 device_id=device_id,
                 one_time_pre_keys_left=self.store.pre_key_count(device_id),
             )

@@ -57,7 +57,7 @@ class Relay:
         self.seen: dict[frozenset[str], deque[wire.SeenEnvelope]] = {}
         # Who started pairing with each pending device's current offer (its commitment): the
         # only device its reveal may go to. In memory: a restart only means asking again.
-        self.pairing_started: dict[str, tuple[bytes, str]] = {}
+        self.pairing_started: dict[str, tuple[bytes | None, str]] = {}
 
     def record_seen(
         self, users: frozenset[str], queued: list[QueuedEnvelope], recipient_of: dict[str, str]

@@ -139,9 +139,11 @@ class AccountStore:
         return {row[0] for row in rows}
 
     def pre_key_count(self, device_id: str) -> int:
-        return self._db.execute(
-            "SELECT count(*) FROM one_time_pre_keys WHERE device_id = ?", (device_id,)
-        ).fetchone()[0]
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM one_time_pre_keys WHERE device_id = ?", (device_id,)
+            ).fetchone()[0]
+        )
 
     def take_bundle(self, device_id: str, with_pre_key: bool = True) -> BundleRow | None:
         """The device's bundle with one one-time pre-key, which is removed: each goes out once.

@@ -85,7 +85,7 @@ class QueueStore:
         row = self._db.execute(
             "SELECT coalesce(sum(length(payload)), 0) FROM queue WHERE device_id = ?", (device_id,)
         ).fetchone()
-        return row[0]
+        return int(row[0])
 
     def queue_has_room(self, device_id: str, adding: int, quota: int) -> bool:
         """Whether ``adding`` more bytes keep the device's queue within ``quota``.
@@ -102,6 +102,8 @@ class QueueStore:
         return held + adding <= quota
 
     def queue_length(self, device_id: str) -> int:
-        return self._db.execute(
-            "SELECT count(*) FROM queue WHERE device_id = ?", (device_id,)
-        ).fetchone()[0]
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM queue WHERE device_id = ?", (device_id,)
+            ).fetchone()[0]
+        )

@@ -102,10 +102,11 @@ class Vault:
         return seal_answer(request, answer)
 
     def _row(self, username: str) -> tuple[bytes | None, bytes | None, int, int] | None:
-        return self._db.execute(
+        row: tuple[bytes | None, bytes | None, int, int] | None = self._db.execute(
             "SELECT verifier, wrapped, wrong_guesses, locked FROM backups WHERE username = ?",
             (username,),
         ).fetchone()
+        return row
 
     def _backup(self, request: VaultRequest, member: bool, amk_public: bytes | None) -> VaultAnswer:
         if request.wrapped is None:

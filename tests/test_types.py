@@ -1,5 +1,6 @@
-"""mypy passes with the settings in pyproject.toml: strict on ``shared`` and on ``client/core``
-but for the modules listed there. The test command is the one gate CI runs, so mypy runs in it."""
+"""mypy passes with the settings in pyproject.toml: strict on ``shared``, ``client/core`` and
+``relay`` but for the modules listed there. The test command is the one gate CI runs, so mypy
+runs in it."""
 
 from __future__ import annotations
 

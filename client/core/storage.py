@@ -5,21 +5,33 @@ writes (a ratchet step, the message it carried, the pre-key it used) in one, so 
 leaves a ratchet ahead of, or behind, the message it produced. The engine's loops (inbox, outbox,
 mailbox) share this one connection, so a transaction belongs to the asyncio task that opened it:
 only that task commits it (see :class:`Transaction`).
+
+This module owns the schema, the connection and its transactions; the queries live in parts by
+concern, which :class:`ProfileStore` combines: contacts, device ownership and sessions
+(``store_contacts``), messages and threads (``store_messages``), the outbox (``store_outbox``),
+and epochs, the mailbox queue and mailbox cursors (``store_history``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple, cast
-
-import sqlcipher3
 
 from client.core.at_rest import KeyPlace, open_database
-from client.core.events import MessageStatus, StoredMessage
-from shared.envelope import new_message_id
+from client.core.store_contacts import ContactStore, SessionRow
+from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
+from client.core.store_messages import MessageStore
+from client.core.store_outbox import OutboxItem, OutboxStore
+
+__all__ = [
+    "DB_NAME",
+    "KeptEpoch",
+    "MailboxCursor",
+    "OutboxItem",
+    "ProfileStore",
+    "SessionRow",
+    "Transaction",
+]
 
 SCHEMA_VERSION = 2
 DB_NAME = "ariadne.sqlite3"
@@ -118,58 +130,6 @@ CREATE INDEX IF NOT EXISTS sender_order_by_device
     ON sender_order(thread, sender_user, sender_device, counter);
 """
 
-_MESSAGE_COLUMNS = (
-    "message_id, thread, sender_user, sender_device, sent_at, server_ts, body, status"
-)
-
-
-class SessionRow(NamedTuple):
-    id: int
-    peer_user: str
-    peer_device: str
-    ephemeral: bytes | None
-    state: bytes
-
-
-class KeptEpoch(NamedTuple):
-    """An epoch as this device keeps it: what the relay stores, and its root once opened."""
-
-    seq: int
-    signed_head: bytes
-    prev_root_box: bytes
-    account_box: bytes
-    root: bytes | None
-
-
-class MailboxCursor(NamedTuple):
-    thread: str
-    thread_id: bytes
-    total: int
-    loaded: int
-    oldest: tuple[int, bytes] | None
-    done: bool
-
-
-class OutboxItem(NamedTuple):
-    id: int
-    send_id: bytes
-    message_id: bytes | None
-    users: tuple[str, ...]
-    payload: bytes
-
-
-def _message(row: tuple[Any, ...]) -> StoredMessage:
-    return StoredMessage(
-        message_id=row[0],
-        thread=row[1],
-        sender_user=row[2],
-        sender_device=row[3],
-        sent_at=row[4],
-        server_ts=row[5],
-        body=row[6],
-        status=MessageStatus(row[7]),
-    )
-
 
 class Transaction:
     """One transaction on the profile's connection, entered with ``async with`` or ``with``.
@@ -246,7 +206,7 @@ def _current_task() -> object:
         return _NO_TASK
 
 
-class ProfileStore:
+class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
         database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database
@@ -302,340 +262,3 @@ class ProfileStore:
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-    # ------------------------------------------------------------------ contacts
-
-    def contact(self, username: str) -> tuple[bytes, bytes, int] | None:
-        row = self._db.execute(
-            "SELECT amk_public, signed_list, version FROM contacts WHERE username = ?", (username,)
-        ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
-
-    def save_contact(
-        self, username: str, amk_public: bytes, signed_list: bytes, version: int
-    ) -> None:
-        self._db.execute(
-            "INSERT INTO contacts (username, amk_public, signed_list, version) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(username) DO UPDATE SET"
-            " amk_public = excluded.amk_public, signed_list = excluded.signed_list,"
-            " version = excluded.version",
-            (username, amk_public, signed_list, version),
-        )
-
-    def forget_contact(self, username: str) -> None:
-        self._db.execute("DELETE FROM contacts WHERE username = ?", (username,))
-        self._db.execute("DELETE FROM contact_devices WHERE username = ?", (username,))
-
-    def set_contact_devices(self, username: str, devices: Iterable[tuple[str, bytes]]) -> None:
-        """The (device id, identity key) pairs of ``username``'s verified list, replacing any."""
-        self._db.execute("DELETE FROM contact_devices WHERE username = ?", (username,))
-        self._db.executemany(
-            "INSERT INTO contact_devices VALUES (?, ?, ?)",
-            ((username, device_id, key) for device_id, key in devices),
-        )
-
-    def device_holders(self, device_id: str, identity_key: bytes) -> set[str]:
-        """Users whose verified list names this device id or this identity key."""
-        rows = self._db.execute(
-            "SELECT username FROM contact_devices WHERE device_id = ?"
-            " UNION SELECT username FROM contact_devices WHERE identity_key = ?",
-            (device_id, identity_key),
-        ).fetchall()
-        return {row[0] for row in rows}
-
-    def verified(self, username: str) -> bool:
-        row = self._db.execute(
-            "SELECT verified FROM contacts WHERE username = ?", (username,)
-        ).fetchone()
-        return bool(row and row[0])
-
-    def set_verified(self, username: str, verified: bool) -> None:
-        self._db.execute(
-            "UPDATE contacts SET verified = ? WHERE username = ?", (int(verified), username)
-        )
-
-    def key_change(self, username: str) -> bytes | None:
-        row = self._db.execute(
-            "SELECT changed_list FROM contacts WHERE username = ?", (username,)
-        ).fetchone()
-        return row[0] if row else None
-
-    def set_key_change(self, username: str, signed_list: bytes | None) -> None:
-        self._db.execute(
-            "UPDATE contacts SET changed_list = ? WHERE username = ?", (signed_list, username)
-        )
-
-    # ------------------------------------------------------------------ sessions
-
-    def sessions_with(self, peer_user: str, peer_device: str) -> list[SessionRow]:
-        """Newest-used first."""
-        rows = self._db.execute(
-            "SELECT id, peer_user, peer_device, ephemeral, state FROM sessions"
-            " WHERE peer_user = ? AND peer_device = ? ORDER BY last_used DESC, id DESC",
-            (peer_user, peer_device),
-        ).fetchall()
-        return [SessionRow(*row) for row in rows]
-
-    def insert_session(
-        self, peer_user: str, peer_device: str, ephemeral: bytes | None, state: bytes, now: int
-    ) -> int:
-        cursor = self._db.execute(
-            "INSERT INTO sessions (peer_user, peer_device, ephemeral, state, last_used)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (peer_user, peer_device, ephemeral, state, now),
-        )
-        return cast(int, cursor.lastrowid)  # an INSERT always sets it
-
-    def update_session(self, session_id: int, state: bytes, now: int) -> None:
-        self._db.execute(
-            "UPDATE sessions SET state = ?, last_used = ? WHERE id = ?", (state, now, session_id)
-        )
-
-    def delete_sessions(self, ids: Iterable[int]) -> None:
-        self._db.executemany("DELETE FROM sessions WHERE id = ?", ((i,) for i in ids))
-
-    def forget_device_sessions(self, peer_user: str, peer_device: str) -> None:
-        self._db.execute(
-            "DELETE FROM sessions WHERE peer_user = ? AND peer_device = ?", (peer_user, peer_device)
-        )
-
-    # ------------------------------------------------------------------ messages
-
-    def insert_message(self, message: StoredMessage) -> bool:
-        """False if a message with this id is already stored (a duplicate delivery)."""
-        cursor = self._db.execute(
-            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                message.message_id,
-                message.thread,
-                message.sender_user,
-                message.sender_device,
-                message.sent_at,
-                message.server_ts,
-                message.body,
-                message.status.value,
-            ),
-        )
-        return cursor.rowcount == 1
-
-    def message(self, message_id: bytes) -> StoredMessage | None:
-        row = self._db.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
-        ).fetchone()
-        return _message(row) if row else None
-
-    def set_status(
-        self, message_id: bytes, status: MessageStatus, server_ts: int | None = None
-    ) -> None:
-        self._db.execute(
-            "UPDATE messages SET status = ?, server_ts = coalesce(?, server_ts)"
-            " WHERE message_id = ?",
-            (status.value, server_ts, message_id),
-        )
-
-    def set_server_ts(self, message_id: bytes, server_ts: int) -> None:
-        self._db.execute(
-            "UPDATE messages SET server_ts = ? WHERE message_id = ?", (server_ts, message_id)
-        )
-
-    def record_sender_order(
-        self, message_id: bytes, thread: str, sender_user: str, sender_device: str, counter: int
-    ) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO sender_order VALUES (?, ?, ?, ?, ?)",
-            (message_id, thread, sender_user, sender_device, counter),
-        )
-
-    def sender_counter(self, message_id: bytes) -> int | None:
-        row = self._db.execute(
-            "SELECT counter FROM sender_order WHERE message_id = ?", (message_id,)
-        ).fetchone()
-        return row[0] if row else None
-
-    def sender_neighbours(
-        self, thread: str, sender_user: str, sender_device: str, counter: int, later: bool
-    ) -> sqlcipher3.Cursor:
-        """(counter, message id, relay time) of the sending device's placed messages in
-        ``thread`` after ``counter`` (``later``) or before it, nearest first, read lazily."""
-        comparison, direction = (">", "ASC") if later else ("<", "DESC")
-        return self._db.execute(
-            "SELECT o.counter, o.message_id, m.server_ts FROM sender_order o"
-            " JOIN messages m USING (message_id)"
-            " WHERE o.thread = ? AND o.sender_user = ? AND o.sender_device = ?"
-            f" AND o.counter {comparison} ? AND m.server_ts IS NOT NULL"
-            f" ORDER BY o.counter {direction}",
-            (thread, sender_user, sender_device, counter),
-        )
-
-    def thread_messages(
-        self, thread: str, limit: int | None = None, before: tuple[int, bytes] | None = None
-    ) -> list[StoredMessage]:
-        """Oldest first. Unsent messages (no relay time yet) sort after everything sent.
-
-        ``limit`` keeps the newest ``limit`` messages; ``before`` pages further back."""
-        order_key = "coalesce(server_ts, 9223372036854775807)"
-        where = "thread = ?"
-        params: list[object] = [thread]
-        if before is not None:
-            # The first term lets SQLite seek in the index; the row value makes it exact.
-            where += f" AND {order_key} <= ? AND ({order_key}, message_id) < (?, ?)"
-            params += [before[0], before[0], before[1]]
-        sql = (
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}"
-            f" ORDER BY {order_key} DESC, message_id DESC"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        rows = self._db.execute(sql, params).fetchall()
-        return [_message(row) for row in reversed(rows)]
-
-    def unread(self, thread: str) -> list[bytes]:
-        """Ids of messages from others in ``thread`` that this user has not read yet."""
-        rows = self._db.execute(
-            "SELECT message_id FROM messages WHERE thread = ? AND status = ?",
-            (thread, MessageStatus.RECEIVED.value),
-        ).fetchall()
-        return [row[0] for row in rows]
-
-    def last_message(self, thread: str) -> StoredMessage | None:
-        messages = self.thread_messages(thread, limit=1)
-        return messages[0] if messages else None
-
-    def thread_messages_after(
-        self, thread: str, after: tuple[int, bytes], limit: int
-    ) -> list[StoredMessage]:
-        """The ``limit`` messages that follow ``after`` in the thread's order, oldest first."""
-        order_key = "coalesce(server_ts, 9223372036854775807)"
-        rows = self._db.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread = ?"
-            f" AND {order_key} >= ? AND ({order_key}, message_id) > (?, ?)"
-            f" ORDER BY {order_key}, message_id LIMIT {int(limit)}",
-            (thread, after[0], after[0], after[1]),
-        ).fetchall()
-        return [_message(row) for row in rows]
-
-    def threads(self) -> list[str]:
-        rows = self._db.execute("SELECT thread FROM threads ORDER BY last_ts DESC").fetchall()
-        return [row[0] for row in rows]
-
-    # ------------------------------------------------------------------ outbox
-
-    def enqueue(self, users: Iterable[str], payload: bytes, message_id: bytes | None) -> None:
-        self._db.execute(
-            "INSERT INTO outbox (send_id, message_id, users, payload) VALUES (?, ?, ?, ?)",
-            (new_message_id(), message_id, json.dumps(list(users)), payload),
-        )
-
-    def next_outgoing(self) -> OutboxItem | None:
-        row = self._db.execute(
-            "SELECT id, send_id, message_id, users, payload FROM outbox ORDER BY id LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        return OutboxItem(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4])
-
-    def remove_outgoing(self, item_id: int) -> None:
-        self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
-
-    # ------------------------------------------------------------------ epochs
-
-    def latest_epoch_seq(self) -> int:
-        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM epochs").fetchone()[0])
-
-    def epoch(self, seq: int) -> KeptEpoch | None:
-        row = self._db.execute(
-            "SELECT seq, signed_head, prev_root_box, account_box, root FROM epochs WHERE seq = ?",
-            (seq,),
-        ).fetchone()
-        return KeptEpoch(*row) if row else None
-
-    def add_epoch(
-        self,
-        seq: int,
-        signed_head: bytes,
-        prev_root_box: bytes,
-        account_box: bytes,
-        root: bytes | None,
-    ) -> None:
-        self._db.execute(
-            "INSERT INTO epochs VALUES (?, ?, ?, ?, ?) ON CONFLICT(seq) DO UPDATE"
-            " SET root = coalesce(epochs.root, excluded.root)",
-            (seq, signed_head, prev_root_box, account_box, root),
-        )
-
-    def set_epoch_root(self, seq: int, root: bytes) -> None:
-        self._db.execute("UPDATE epochs SET root = ? WHERE seq = ?", (root, seq))
-
-    # ------------------------------------------------------------------ mailbox
-
-    def save_later(self, message_ids: Iterable[bytes]) -> None:
-        self._db.executemany(
-            "INSERT OR IGNORE INTO mailbox_pending VALUES (?)", ((m,) for m in message_ids)
-        )
-
-    def unsaved(self, limit: int) -> list[StoredMessage]:
-        rows = self._db.execute(
-            f"SELECT {', '.join('m.' + c for c in _MESSAGE_COLUMNS.split(', '))}"
-            " FROM mailbox_pending p JOIN messages m USING (message_id) LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [_message(row) for row in rows]
-
-    def saved(self, message_ids: Iterable[bytes]) -> None:
-        self._db.executemany(
-            "DELETE FROM mailbox_pending WHERE message_id = ?", ((m,) for m in message_ids)
-        )
-
-    def unsaved_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM mailbox_pending").fetchone()[0])
-
-    def mailbox_cursor(self, thread: str) -> MailboxCursor | None:
-        row = self._db.execute(
-            "SELECT thread, thread_id, total, loaded, oldest_ts, oldest_id, done"
-            " FROM mailbox_threads WHERE thread = ?",
-            (thread,),
-        ).fetchone()
-        if row is None:
-            return None
-        oldest = (row[4], row[5]) if row[4] is not None else None
-        return MailboxCursor(row[0], row[1], row[2], row[3], oldest, bool(row[6]))
-
-    def mailbox_cursors(self) -> list[MailboxCursor]:
-        threads = self._db.execute("SELECT thread FROM mailbox_threads").fetchall()
-        return [c for (t,) in threads if (c := self.mailbox_cursor(t)) is not None]
-
-    def set_mailbox_cursor(self, cursor: MailboxCursor) -> None:
-        self._db.execute(
-            "INSERT INTO mailbox_threads VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(thread) DO UPDATE"
-            " SET thread_id = excluded.thread_id, total = excluded.total, loaded = excluded.loaded,"
-            " oldest_ts = excluded.oldest_ts, oldest_id = excluded.oldest_id, done = excluded.done",
-            (
-                cursor.thread,
-                cursor.thread_id,
-                cursor.total,
-                cursor.loaded,
-                cursor.oldest[0] if cursor.oldest else None,
-                cursor.oldest[1] if cursor.oldest else None,
-                int(cursor.done),
-            ),
-        )
-
-    def insert_messages(self, messages: list[StoredMessage]) -> int:
-        """Many at once (restoring history); returns how many were new."""
-        cursor = self._db.executemany(
-            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                (
-                    m.message_id,
-                    m.thread,
-                    m.sender_user,
-                    m.sender_device,
-                    m.sent_at,
-                    m.server_ts,
-                    m.body,
-                    m.status.value,
-                )
-                for m in messages
-            ),
-        )
-        return cursor.rowcount  # (changes() counts rows of this statement, not of triggers)

@@ -158,6 +158,7 @@ async def pairing_send(session: Session, frame: wire.PairingSend) -> wire.Frame:
     if target is None or target.username != session.username:
         raise Reject(ErrorCode.UNKNOWN_DEVICE, "no such device on this account")
     members = relay.members(session.username)
+    started: tuple[bytes | None, str] | None
     if session.device_id in members:
         fresh_after = int(time.time()) - PAIRING_OFFER_SECONDS
         if frame.to_device in members or (target.pairing_at or 0) < fresh_after:

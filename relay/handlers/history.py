@@ -139,7 +139,11 @@ async def fetch_mailbox(session: Session, frame: wire.FetchMailbox) -> wire.Fram
     session.require_member()
     if (frame.before_ts is None) != (frame.before_id is None):
         raise Reject(ErrorCode.BAD_REQUEST, "before_ts and before_id go together")
-    before = (frame.before_ts, frame.before_id) if frame.before_ts is not None else None
+    before = (
+        (frame.before_ts, frame.before_id)
+        if frame.before_ts is not None and frame.before_id is not None
+        else None
+    )
     rows = session.store.mailbox_page(session.username, frame.thread_id, before, frame.limit)
     return wire.MailboxPage(rid=frame.rid, items=[_item(r) for r in rows])
 

@@ -1,0 +1,172 @@
+"""The profile's messages and conversations: one row per message, threads ordered by their
+latest activity, and each message's place in its sender's own order.
+
+A part of :class:`client.core.storage.ProfileStore`, which owns the schema, the connection
+and its transactions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlcipher3
+
+from client.core.events import MessageStatus, StoredMessage
+
+_MESSAGE_COLUMNS = (
+    "message_id, thread, sender_user, sender_device, sent_at, server_ts, body, status"
+)
+
+
+def _message(row: tuple[Any, ...]) -> StoredMessage:
+    return StoredMessage(
+        message_id=row[0],
+        thread=row[1],
+        sender_user=row[2],
+        sender_device=row[3],
+        sent_at=row[4],
+        server_ts=row[5],
+        body=row[6],
+        status=MessageStatus(row[7]),
+    )
+
+
+class MessageStore:
+    _db: sqlcipher3.Connection  # the store's connection; its transaction is the store's
+
+    def insert_message(self, message: StoredMessage) -> bool:
+        """False if a message with this id is already stored (a duplicate delivery)."""
+        cursor = self._db.execute(
+            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message.message_id,
+                message.thread,
+                message.sender_user,
+                message.sender_device,
+                message.sent_at,
+                message.server_ts,
+                message.body,
+                message.status.value,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def message(self, message_id: bytes) -> StoredMessage | None:
+        row = self._db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return _message(row) if row else None
+
+    def set_status(
+        self, message_id: bytes, status: MessageStatus, server_ts: int | None = None
+    ) -> None:
+        self._db.execute(
+            "UPDATE messages SET status = ?, server_ts = coalesce(?, server_ts)"
+            " WHERE message_id = ?",
+            (status.value, server_ts, message_id),
+        )
+
+    def set_server_ts(self, message_id: bytes, server_ts: int) -> None:
+        self._db.execute(
+            "UPDATE messages SET server_ts = ? WHERE message_id = ?", (server_ts, message_id)
+        )
+
+    def record_sender_order(
+        self, message_id: bytes, thread: str, sender_user: str, sender_device: str, counter: int
+    ) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO sender_order VALUES (?, ?, ?, ?, ?)",
+            (message_id, thread, sender_user, sender_device, counter),
+        )
+
+    def sender_counter(self, message_id: bytes) -> int | None:
+        row = self._db.execute(
+            "SELECT counter FROM sender_order WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def sender_neighbours(
+        self, thread: str, sender_user: str, sender_device: str, counter: int, later: bool
+    ) -> sqlcipher3.Cursor:
+        """(counter, message id, relay time) of the sending device's placed messages in
+        ``thread`` after ``counter`` (``later``) or before it, nearest first, read lazily."""
+        comparison, direction = (">", "ASC") if later else ("<", "DESC")
+        return self._db.execute(
+            "SELECT o.counter, o.message_id, m.server_ts FROM sender_order o"
+            " JOIN messages m USING (message_id)"
+            " WHERE o.thread = ? AND o.sender_user = ? AND o.sender_device = ?"
+            f" AND o.counter {comparison} ? AND m.server_ts IS NOT NULL"
+            f" ORDER BY o.counter {direction}",
+            (thread, sender_user, sender_device, counter),
+        )
+
+    def thread_messages(
+        self, thread: str, limit: int | None = None, before: tuple[int, bytes] | None = None
+    ) -> list[StoredMessage]:
+        """Oldest first. Unsent messages (no relay time yet) sort after everything sent.
+
+        ``limit`` keeps the newest ``limit`` messages; ``before`` pages further back."""
+        order_key = "coalesce(server_ts, 9223372036854775807)"
+        where = "thread = ?"
+        params: list[object] = [thread]
+        if before is not None:
+            # The first term lets SQLite seek in the index; the row value makes it exact.
+            where += f" AND {order_key} <= ? AND ({order_key}, message_id) < (?, ?)"
+            params += [before[0], before[0], before[1]]
+        sql = (
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}"
+            f" ORDER BY {order_key} DESC, message_id DESC"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._db.execute(sql, params).fetchall()
+        return [_message(row) for row in reversed(rows)]
+
+    def unread(self, thread: str) -> list[bytes]:
+        """Ids of messages from others in ``thread`` that this user has not read yet."""
+        rows = self._db.execute(
+            "SELECT message_id FROM messages WHERE thread = ? AND status = ?",
+            (thread, MessageStatus.RECEIVED.value),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def last_message(self, thread: str) -> StoredMessage | None:
+        messages = self.thread_messages(thread, limit=1)
+        return messages[0] if messages else None
+
+    def thread_messages_after(
+        self, thread: str, after: tuple[int, bytes], limit: int
+    ) -> list[StoredMessage]:
+        """The ``limit`` messages that follow ``after`` in the thread's order, oldest first."""
+        order_key = "coalesce(server_ts, 9223372036854775807)"
+        rows = self._db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE thread = ?"
+            f" AND {order_key} >= ? AND ({order_key}, message_id) > (?, ?)"
+            f" ORDER BY {order_key}, message_id LIMIT {int(limit)}",
+            (thread, after[0], after[0], after[1]),
+        ).fetchall()
+        return [_message(row) for row in rows]
+
+    def threads(self) -> list[str]:
+        rows = self._db.execute("SELECT thread FROM threads ORDER BY last_ts DESC").fetchall()
+        return [row[0] for row in rows]
+
+    def insert_messages(self, messages: list[StoredMessage]) -> int:
+        """Many at once (restoring history); returns how many were new."""
+        cursor = self._db.executemany(
+            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    m.message_id,
+                    m.thread,
+                    m.sender_user,
+                    m.sender_device,
+                    m.sent_at,
+                    m.server_ts,
+                    m.body,
+                    m.status.value,
+                )
+                for m in messages
+            ),
+        )
+        return cursor.rowcount  # (changes() counts rows of this statement, not of triggers)
