@@ -313,10 +313,24 @@ async def test_a_full_mailbox_shows_a_status_line_and_keeps_the_messages(limited
     # With room again (a relay restarted with the default quota), the next save takes them.
     limited.relay.limits = Limits()
     await limited.relay.restart()
-    await alice.send_text("bob", "after the restart")
-    await eventually(lambda: alice._store.unsaved_count() == 0, timeout=30)
-    threads = limited.relay.relay.store.mailbox_threads("alice")
+    after = await alice.send_text("bob", "after the restart")
+    # Nothing is left to save once the new message is accepted (only then is it marked, in the
+    # same step) and no mark remains: on reconnecting, the save loop may take the old ones
+    # while the new message is still on its way, so no mark alone does not mean it is saved.
+    await eventually(
+        lambda: (
+            alice._store.message(after.message_id).server_ts is not None
+            and alice._store.unsaved_count() == 0
+        ),
+        timeout=30,
+        message="every message saved after the restart",
+    )
+    store = limited.relay.relay.store
+    threads = store.mailbox_threads("alice")
     assert sum(count for _, count in threads) >= 13
+    kept = store.mailbox_page("alice", alice.mailbox.thread_id("bob"), None, 100)
+    sent = {m.message_id for m in alice.messages("bob") if not m.system}
+    assert len(sent) == 13 and {row[1] for row in kept} == sent
 
 
 @limits(pending_devices=1, pending_device_seconds=1)
