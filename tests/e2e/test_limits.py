@@ -314,9 +314,9 @@ async def test_a_full_mailbox_shows_a_status_line_and_keeps_the_messages(limited
     limited.relay.limits = Limits()
     await limited.relay.restart()
     after = await alice.send_text("bob", "after the restart")
-    # Nothing is left to save once the new message is accepted (only then is it marked, in the
-    # same step) and no mark remains: on reconnecting, the save loop may take the old ones
-    # while the new message is still on its way, so no mark alone does not mean it is saved.
+    # Everything is saved once the new message is accepted (it is marked for saving in that same
+    # step) and no mark remains. No mark alone is not enough: on reconnecting, the save loop may
+    # save the old ones while the new message is still on its way to the relay.
     await eventually(
         lambda: (
             alice._store.message(after.message_id).server_ts is not None
