@@ -52,7 +52,9 @@ def limits(**changed: object) -> pytest.MarkDecorator:
 
 @contextlib.asynccontextmanager
 async def logged_in(url: str, client: AriadneClient) -> AsyncIterator[ClientConnection]:
-    """A fresh connection logged in as ``client``'s device (its key signs the challenge)."""
+    """A fresh connection logged in as ``client``'s device (its key signs the challenge). Stop
+    the client first: the relay keeps one connection per device, so the client reconnecting
+    would replace this one mid-request."""
     async with connect(url, compression=None) as ws:
         challenge = wire.decode_relay_frame(await ws.recv())
         assert isinstance(challenge, wire.Challenge)
@@ -146,6 +148,7 @@ def code_of(answer: wire.Frame) -> str:
 async def test_reconnecting_does_not_refill_an_accounts_bundle_fetches(limited):
     alice = await limited.create("alice")
     bob = await limited.create("bob")
+    await limited.stop(alice)
     url = limited.relay.url
     answers = []
     for _ in range(8):  # a new connection for every fetch
@@ -166,6 +169,8 @@ async def test_many_requesters_cannot_drain_a_targets_one_time_pre_keys(limited)
     alice = await limited.create("alice")
     carol = await limited.create("carol")
     bob = await limited.create("bob")
+    await limited.stop(alice)
+    await limited.stop(carol)
     store = limited.relay.relay.store
     before = store.pre_key_count(bob.device_id)
     with_pre_key = without = 0
@@ -477,6 +482,7 @@ async def test_a_send_that_needs_more_bundles_than_allowed_waits_and_goes(limite
 @limits(vault_call_burst=2.0, vault_calls_per_second=0.001)
 async def test_reconnecting_does_not_refill_an_accounts_vault_calls(limited):
     alice = await limited.create("alice")
+    await limited.stop(alice)
     answers = []
     for _ in range(3):  # a new connection for every call (PIN guesses, at the relay's pace)
         async with logged_in(limited.relay.url, alice) as ws:
