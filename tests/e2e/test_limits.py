@@ -54,7 +54,9 @@ def limits(**changed: object) -> pytest.MarkDecorator:
 
 @contextlib.asynccontextmanager
 async def logged_in(url: str, client: AriadneClient) -> AsyncIterator[ClientConnection]:
-    """A fresh connection logged in as ``client``'s device (its key signs the challenge)."""
+    """A fresh connection logged in as ``client``'s device (its key signs the challenge). Stop
+    the client first: the relay keeps one connection per device, so the client reconnecting
+    would replace this one mid-request."""
     async with connect(url, compression=None) as ws:
         challenge = wire.decode_relay_frame(await ws.recv())
         assert isinstance(challenge, wire.Challenge)
@@ -148,6 +150,7 @@ def code_of(answer: wire.Frame) -> str:
 async def test_reconnecting_does_not_refill_an_accounts_bundle_fetches(limited):
     alice = await limited.create("alice")
     bob = await limited.create("bob")
+    await limited.stop(alice)
     url = limited.relay.url
     answers = []
     for _ in range(8):  # a new connection for every fetch
@@ -168,6 +171,8 @@ async def test_many_requesters_cannot_drain_a_targets_one_time_pre_keys(limited)
     alice = await limited.create("alice")
     carol = await limited.create("carol")
     bob = await limited.create("bob")
+    await limited.stop(alice)
+    await limited.stop(carol)
     store = limited.relay.relay.store
     before = store.pre_key_count(bob.device_id)
     with_pre_key = without = 0
@@ -316,11 +321,23 @@ async def test_a_full_mailbox_shows_a_status_line_and_keeps_the_messages(limited
     limited.relay.limits = Limits()
     await limited.relay.restart()
     after = await alice.send_text("bob", "after the restart")
-    # Accepted by the relay first: until then it is not marked for saving at all.
-    await eventually(lambda: alice._store.message(after.message_id).server_ts is not None)
-    await eventually(lambda: alice._store.unsaved_count() == 0, timeout=30)
-    threads = limited.relay.relay.store.mailbox_threads("alice")
+    # Everything is saved once the new message is accepted (it is marked for saving in that same
+    # step) and no mark remains. No mark alone is not enough: on reconnecting, the save loop may
+    # save the old ones while the new message is still on its way to the relay.
+    await eventually(
+        lambda: (
+            alice._store.message(after.message_id).server_ts is not None
+            and alice._store.unsaved_count() == 0
+        ),
+        timeout=30,
+        message="every message saved after the restart",
+    )
+    store = limited.relay.relay.store
+    threads = store.mailbox_threads("alice")
     assert sum(count for _, count in threads) >= 13
+    kept = store.mailbox_page("alice", alice.mailbox.thread_id("bob"), None, 100)
+    sent = {m.message_id for m in alice.messages("bob") if not m.system}
+    assert len(sent) == 13 and {row[1] for row in kept} == sent
 
 
 @limits(pending_devices=1, pending_device_seconds=1)
@@ -467,6 +484,7 @@ async def test_a_send_that_needs_more_bundles_than_allowed_waits_and_goes(limite
 @limits(vault_call_burst=2.0, vault_calls_per_second=0.001)
 async def test_reconnecting_does_not_refill_an_accounts_vault_calls(limited):
     alice = await limited.create("alice")
+    await limited.stop(alice)
     answers = []
     for _ in range(3):  # a new connection for every call (PIN guesses, at the relay's pace)
         async with logged_in(limited.relay.url, alice) as ws:

@@ -110,11 +110,14 @@ async def _hammer(url: str, frames: list[bytes | str], device=None) -> dict[str,
     """Send ``frames`` one at a time and count the relay's answers to each, reconnecting whenever
     the relay hangs up (a frame whose connection closed before its answer is sent again). With
     ``device`` (a client), log in as that device first, so the frames hit the authenticated
-    path. ``unanswered`` counts the frames whose answers were not what the relay owes."""
+    path; nothing else may log in as that device meanwhile (the relay keeps one connection per
+    device and would hang up on this one for the newer). ``unanswered`` counts the frames whose
+    answers were not what the relay owes."""
     outcome = {"frames": 0, "errors": 0, "closed": 0, "unanswered": 0}
     pending = list(frames)
-    closes = 0  # of connections that closed while the next frame waited for its answers
+    closes = 0  # of connections that closed after the next frame was sent, before its answers
     while pending:
+        sent = False  # the next frame went out on this connection (a close before is no answer)
         try:
             async with connect(url, compression=None, max_size=None) as ws:
                 challenge = wire.decode_relay_frame(await ws.recv())
@@ -136,7 +139,9 @@ async def _hammer(url: str, frames: list[bytes | str], device=None) -> dict[str,
                     )
                     assert isinstance(wire.decode_relay_frame(await ws.recv()), wire.Welcome)
                 while pending:
+                    sent = False
                     await ws.send(pending[-1])
+                    sent = True
                     answers = errors = 0
                     if device is None:
                         reply = wire.decode_relay_frame(await asyncio.wait_for(ws.recv(), 10))
@@ -160,6 +165,8 @@ async def _hammer(url: str, frames: list[bytes | str], device=None) -> dict[str,
                     outcome["unanswered"] += answers != _answers_expected(frame, device is not None)
         except websockets.ConnectionClosed:
             outcome["closed"] += 1
+            if not sent:
+                continue
             closes += 1
             if closes == 3:  # the relay hangs up on this frame without answering it
                 pending.pop()
@@ -172,14 +179,17 @@ async def _hammer(url: str, frames: list[bytes | str], device=None) -> dict[str,
 async def test_relay_survives_ten_thousand_bad_frames_while_clients_chat(accounts, relay):
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
-    mallory = await accounts.create("mallory")  # a real account, sending garbage once logged in
+    # Real accounts, sending garbage once logged in: one device for each hammer, and their own
+    # clients offline, so that no newer login replaces a hammer's connection mid-frame.
+    mallory = await accounts.create("mallory")
+    trudy = await accounts.create("trudy")
+    await accounts.stop(mallory)
+    await accounts.stop(trudy)
     rng = random.Random(1234)
     seeds = _valid_frames(rng)
     frames = [_mutate(rng, seeds) for _ in range(FRAMES)]
-    hammers = [
-        asyncio.create_task(_hammer(relay.url, frames[i::4], mallory if i % 2 else None))
-        for i in range(4)
-    ]
+    devices = [None, mallory, None, trudy]
+    hammers = [asyncio.create_task(_hammer(relay.url, frames[i::4], devices[i])) for i in range(4)]
 
     chat = [f"good message {i}" for i in range(60)]
     for text in chat:
