@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, cast
 
 import websockets
 from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 from relay.handlers import HANDLERS
 from relay.limits import TokenBucket
@@ -148,6 +149,11 @@ class Connection:
             log.info("login refused: %s", rejection.code)
             await self._send(rejection.frame(rid))
             await self.close(1008, "login refused")
+            return None
+        if self.ws.state is not State.OPEN:
+            # The device hung up while its login was being checked (a login frame read from an
+            # already closed socket): it must not replace the device's live connection.
+            log.info("login of %s from a closed connection ignored", device_id)
             return None
         self.session = Session(self.relay, username, device_id, self.push_frame)
         self.relay.connection_started(self)

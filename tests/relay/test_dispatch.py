@@ -3,13 +3,17 @@ frame without one ``unsupported`` (served through a real connection over a stand
 
 from __future__ import annotations
 
+import asyncio
+import os
 import typing
 
 import pytest
+from websockets.protocol import State
 
 from relay.connection import Connection
 from relay.handlers import HANDLERS
 from shared import wire
+from shared.auth import sign_login
 
 
 class Socket:
@@ -43,3 +47,35 @@ async def test_a_frame_without_a_handler_is_answered_unsupported(kit, monkeypatc
 async def test_a_second_login_is_refused(kit, frame):
     alice = await kit.create("alice")
     assert await kit.refused(alice, frame) == "already_logged_in"
+
+
+class HungUpSocket(Socket):
+    """A device that sent its login and hung up: the frame is still read after the close."""
+
+    state = State.CLOSED
+
+    def __init__(self, login: bytes) -> None:
+        super().__init__()
+        self.login = login
+
+    async def recv(self) -> bytes:
+        return self.login
+
+    async def close(self, code: int, reason: str) -> None:
+        pass
+
+
+async def test_a_login_read_after_the_device_hung_up_replaces_no_live_connection(kit):
+    alice = await kit.create("alice")
+    live = kit.connect(alice)
+    nonce = os.urandom(32)
+    login = wire.Resume(
+        rid=1,
+        username="alice",
+        device_id=alice.device_id,
+        signature=sign_login(alice.key, nonce, "alice", alice.device_id),
+    )
+    connection = Connection(kit.relay, HungUpSocket(wire.encode(login)))  # type: ignore[arg-type]
+    assert await connection._login(nonce, "127.0.0.1") is None
+    await asyncio.sleep(0)  # a replaced connection would be closed in the background
+    assert kit.relay.connections[alice.device_id] is live and live.closed == []
