@@ -11,7 +11,8 @@ to them, and keeps today's public API:
 - :mod:`~client.core.devices`: the account key and the device's role, the own device list,
   pairing, approval and removal, the password, safety numbers.
 - :mod:`~client.core.history`: epochs, saving to the mailbox, recovery, restore, loading.
-- here: building the concerns, login and the device's keys, routing the relay's pushes.
+- :mod:`~client.core.login`: making a profile, and the login frame.
+- here: building the concerns around one context, and routing the relay's pushes to them.
 - **Events.** Everything the user should see is an :mod:`client.core.events` event.
 """
 
@@ -40,6 +41,7 @@ from client.core.history import MAILBOX_FULL_TEXT as MAILBOX_FULL_TEXT
 from client.core.history import History
 from client.core.inbox import Inbox
 from client.core.link import Backoff, RelayLink
+from client.core.login import Login, RegistrationError, new_profile
 from client.core.mailbox import Mailbox
 from client.core.outbox import Outbox
 from client.core.outbox import SendBlocked as SendBlocked
@@ -51,31 +53,15 @@ from client.core.profile import (
     Profile,
     ProfileState,
     Registration,
-    write_new_profile,
 )
 from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
 from client.core.timeline import Timeline
 from shared import wire
-from shared.auth import sign_login
-from shared.boxes import StorageKey
 from shared.device_list import DeviceList
-from shared.identity import SigningKey, device_id_for
-from shared.session import dump_x3dh_state, load_x3dh_state, new_x3dh_state
+from shared.session import load_x3dh_state
 
 log = logging.getLogger("ariadne.client")
-
-PRE_KEY_BATCH = 100
-
-
-class RegistrationError(Exception):
-    """Creating an account or adding a device was refused (``code`` says why; a throttled login
-    says in ``retry_after`` how many seconds to wait)."""
-
-    def __init__(self, code: str, detail: str = "", retry_after: float | None = None) -> None:
-        super().__init__(detail or code)
-        self.code = code
-        self.retry_after = retry_after
 
 
 class AriadneClient:
@@ -98,10 +84,10 @@ class AriadneClient:
         self.device_name = self.profile.device_name
         self.relay_url = self.profile.relay_url
         self._x3dh = load_x3dh_state(self._state.x3dh_state)
-        self._password = password  # only until the relay accepted the registration
+        self.login = Login(self.profile, store, password)
         self.link = RelayLink(
             self.relay_url,
-            self._login_frame,
+            self.login.frame,
             self._on_push,
             self._on_connection_state,
             self._on_login,
@@ -160,36 +146,6 @@ class AriadneClient:
 
     # ------------------------------------------------------------------ construction
 
-    @staticmethod
-    def _new_profile(
-        profile_dir: Path,
-        relay_url: str,
-        username: str,
-        device_name: str,
-        registration: Registration | str,
-        with_amk: bool,
-        encrypt: bool = True,
-    ) -> ProfileStore:
-        if ProfileStore.exists(profile_dir):
-            raise FileExistsError(f"a profile already exists in {profile_dir}")
-        store = ProfileStore(profile_dir, encrypt=encrypt)
-        sign_key = SigningKey.generate()
-        x3dh = new_x3dh_state()
-        x3dh.generate_pre_keys(PRE_KEY_BATCH)
-        identity = Profile(
-            username=username,
-            device_id=device_id_for(sign_key.public),
-            device_name=device_name,
-            relay_url=relay_url,
-            sign_key=sign_key,
-            storage_key=StorageKey.generate(),
-        )
-        account_key = SigningKey.generate() if with_amk else None
-        write_new_profile(
-            store, identity, dump_x3dh_state(x3dh), Registration(registration), account_key
-        )
-        return store
-
     @classmethod
     async def create_account(
         cls,
@@ -203,7 +159,7 @@ class AriadneClient:
         timeout: float = 30.0,
     ) -> AriadneClient:
         """Create an account with this as its first device, which holds the account master key."""
-        store = cls._new_profile(
+        store = new_profile(
             profile_dir, relay_url, username, device_name, Registration.CREATE, True
         )
         return await cls._register(profile_dir, store, password, backoff, timeout)
@@ -222,9 +178,7 @@ class AriadneClient:
     ) -> AriadneClient:
         """Log in to an existing account from a new device. The device is *pending* (it receives
         nothing) until one of the account's devices approves it."""
-        store = cls._new_profile(
-            profile_dir, relay_url, username, device_name, Registration.ADD, False
-        )
+        store = new_profile(profile_dir, relay_url, username, device_name, Registration.ADD, False)
         return await cls._register(profile_dir, store, password, backoff, timeout)
 
     @classmethod
@@ -348,49 +302,12 @@ class AriadneClient:
 
     # ------------------------------------------------------------------ login and keys
 
-    def _login_frame(self, nonce: bytes, rid: int) -> wire.Frame:
-        signature = sign_login(self.profile.sign_key, nonce, self.username, self.device_id)
-        registration = self._state.registration
-        if registration is Registration.DONE:
-            return wire.Resume(
-                rid=rid, username=self.username, device_id=self.device_id, signature=signature
-            )
-        if self._password is None:
-            raise RegistrationError("unfinished", "registration was interrupted; start again")
-        device = wire.DeviceRegistration(
-            device_id=self.device_id,
-            name=self.device_name,
-            sign_public=self.profile.sign_key.public,
-            storage_key=self.profile.storage_key.public,
-        )
-        if registration is Registration.CREATE:
-            amk = self.account.key
-            assert amk is not None  # the first device makes the account key with its profile
-            return wire.CreateAccount(
-                rid=rid,
-                username=self.username,
-                password=self._password,
-                device=device,
-                amk_public=amk.public,
-                signature=signature,
-            )
-        return wire.AddDevice(
-            rid=rid,
-            username=self.username,
-            password=self._password,
-            device=device,
-            signature=signature,
-        )
-
     async def _on_login(self, welcome: wire.Welcome) -> None:
-        if self._state.registration is not Registration.DONE:
-            with self._store.transaction():
-                self._state.set_registered()
-            self._password = None
+        self.login.accepted()
         if not self._state.keys_published:
-            await self._publish_keys(top_up=False)
+            await self.account_devices.publish_keys(top_up=False)
         elif welcome.one_time_pre_keys_left < wire.PRE_KEYS_LOW:
-            await self._publish_keys(top_up=True)
+            await self.account_devices.publish_keys(top_up=True)
         # A new device trusts no list of its own account before it confirms a pairing code.
         if self.account.trusted_public(self.directory) is not None:
             try:
@@ -405,26 +322,6 @@ class AriadneClient:
             await self.history.refresh_epochs()
         self.context.outbox_wake.set()
         self.context.mailbox_wake.set()
-
-    async def _publish_keys(self, top_up: bool) -> None:
-        before = self._x3dh.bundle.pre_keys if top_up else frozenset()
-        if top_up:
-            async with self._store.transaction():  # private halves are safe before the public
-                self._x3dh.generate_pre_keys(PRE_KEY_BATCH)  # ones leave
-                self._state.set_x3dh_state(dump_x3dh_state(self._x3dh))
-        bundle = self._x3dh.bundle
-        await self.link.request(
-            lambda rid: wire.PublishKeys(
-                rid=rid,
-                identity_key=bundle.identity_key,
-                signed_pre_key=bundle.signed_pre_key,
-                signed_pre_key_sig=bundle.signed_pre_key_sig,
-                one_time_pre_keys=sorted(bundle.pre_keys - before),
-            ),
-            expect=wire.Ok,
-        )
-        with self._store.transaction():
-            self._state.set_keys_published()
 
     # ------------------------------------------------------------------ devices
 
@@ -576,6 +473,6 @@ class AriadneClient:
             elif frame.kind == "pairing_offer":
                 self.context.in_background(self.account_devices.announce_pairing_offers())
             elif frame.kind == "prekeys_low":
-                self.context.in_background(self._publish_keys(top_up=True))
+                self.context.in_background(self.account_devices.publish_keys(top_up=True))
         elif isinstance(frame, wire.PairingPush):
             self.pairing.on_push(frame)

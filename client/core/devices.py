@@ -19,6 +19,7 @@ from client.core.context import ClientContext
 from client.core.directory import Directory
 from client.core.epochs import EpochBook, upload
 from client.core.events import DeviceRemoved, PairingRequested
+from client.core.login import PRE_KEY_BATCH
 from client.core.outbox import Outbox
 from client.core.pairing import Pairing
 from client.core.port import RelayError
@@ -36,7 +37,7 @@ from shared.device_list import (
 from shared.epoch import AccountSecrets, EpochMember
 from shared.identity import SigningKey
 from shared.safety_number import safety_number
-from shared.session import X3DHState
+from shared.session import X3DHState, dump_x3dh_state
 
 
 class Account:
@@ -159,6 +160,30 @@ class Devices:
         self._outbox = outbox
         self._pairing = pairing_
         self._x3dh = x3dh
+
+    # ------------------------------------------------------------------ this device's keys
+
+    async def publish_keys(self, top_up: bool) -> None:
+        """Give the relay this device's X3DH bundle (or, ``top_up``, a new batch of one-time
+        pre-keys, stored here before their public halves leave)."""
+        before = self._x3dh.bundle.pre_keys if top_up else frozenset()
+        if top_up:
+            async with self._ctx.store.transaction():
+                self._x3dh.generate_pre_keys(PRE_KEY_BATCH)
+                self._ctx.state.set_x3dh_state(dump_x3dh_state(self._x3dh))
+        bundle = self._x3dh.bundle
+        await self._ctx.port.request(
+            lambda rid: wire.PublishKeys(
+                rid=rid,
+                identity_key=bundle.identity_key,
+                signed_pre_key=bundle.signed_pre_key,
+                signed_pre_key_sig=bundle.signed_pre_key_sig,
+                one_time_pre_keys=sorted(bundle.pre_keys - before),
+            ),
+            expect=wire.Ok,
+        )
+        with self._ctx.store.transaction():
+            self._ctx.state.set_keys_published()
 
     # ------------------------------------------------------------------ the own device list
 
