@@ -26,9 +26,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from client.core.account import Account
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.context import ClientContext
-from client.core.devices import Account, Devices, pairing_keys
+from client.core.devices import Devices, pairing_keys
 from client.core.directory import Directory, UnknownUser
 from client.core.epochs import EpochBook
 from client.core.events import (

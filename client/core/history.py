@@ -16,8 +16,9 @@ import contextlib
 import logging
 
 from client.core import recovery
+from client.core.account import Account
 from client.core.context import ClientContext
-from client.core.devices import Account, Devices
+from client.core.devices import Devices
 from client.core.directory import Directory
 from client.core.epochs import EpochBook
 from client.core.events import EpochChainRefused, RelayLimitReached
