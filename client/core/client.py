@@ -280,7 +280,7 @@ class AriadneClient:
         if (
             state is ConnectionState.FAILED
             and error is not None
-            and error.code == "unknown_device"
+            and error.code == wire.ErrorCode.UNKNOWN_DEVICE
             and self._state.role.is_member
         ):
             self.account.take_role(DeviceRole.REMOVED)

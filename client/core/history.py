@@ -26,6 +26,7 @@ from client.core.mailbox import Mailbox
 from client.core.outbox import Outbox
 from client.core.port import Offline, RelayError
 from client.core.profile import DeviceRole
+from shared import wire
 from shared.device_list import next_device_list
 from shared.epoch import EpochMember
 from shared.errors import VerificationError
@@ -110,7 +111,7 @@ class History:
                 await asyncio.sleep(0.05)
                 ctx.mailbox_wake.set()
             except RelayError as exc:
-                if exc.code == "stale_epoch":
+                if exc.code == wire.ErrorCode.STALE_EPOCH:
                     before = self._epochs.latest_seq()
                     with contextlib.suppress(Offline, RelayError):
                         await self.refresh_epochs()
@@ -118,7 +119,7 @@ class History:
                         ctx.mailbox_wake.set()
                     else:  # the relay calls our newest epoch stale yet shows none newer
                         ctx.emit(EpochChainRefused("the relay no longer serves the newest epoch"))
-                elif exc.code == "mailbox_full":
+                elif exc.code == wire.ErrorCode.MAILBOX_FULL:
                     # The items stay marked for saving: the next message retries them.
                     ctx.emit(RelayLimitReached(exc.code, MAILBOX_FULL_TEXT))
                 else:
