@@ -37,13 +37,13 @@ log = logging.getLogger("ariadne.client.link")
 # says how long, in ``RelayError.retry_after``).
 FATAL_LOGIN_ERRORS = frozenset(
     {
-        "username_taken",
-        "bad_credentials",
-        "unknown_device",
-        "bad_device_id",
-        "bad_signature",
-        "login_throttled",
-        "too_many_pending",
+        wire.ErrorCode.USERNAME_TAKEN,
+        wire.ErrorCode.BAD_CREDENTIALS,
+        wire.ErrorCode.UNKNOWN_DEVICE,
+        wire.ErrorCode.BAD_DEVICE_ID,
+        wire.ErrorCode.BAD_SIGNATURE,
+        wire.ErrorCode.LOGIN_THROTTLED,
+        wire.ErrorCode.TOO_MANY_PENDING,
     }
 )
 
@@ -154,7 +154,7 @@ class RelayLink:
 
     async def _session(self, ws: ClientConnection) -> None:
         challenge = wire.decode_relay_frame(await ws.recv())
-        if isinstance(challenge, wire.Error) and challenge.code == "busy":
+        if isinstance(challenge, wire.Error) and challenge.code == wire.ErrorCode.BUSY:
             raise RelayBusy()
         if not isinstance(challenge, wire.Challenge):
             raise WireError("relay did not start with a challenge")

@@ -233,10 +233,10 @@ class Outbox:
             try:
                 answer = await self._ctx.port.request(send, expect=(wire.Accepted, wire.Mismatch))
             except RelayError as exc:
-                if exc.code == "rate_limited":
+                if exc.code == wire.ErrorCode.RATE_LIMITED:
                     await asyncio.sleep(0.5)
                     continue
-                if exc.code == "queue_full":
+                if exc.code == wire.ErrorCode.QUEUE_FULL:
                     raise SendLater(self._queue_full_text(exc.detail, users)) from None
                 raise SendError(str(exc)) from None
             if isinstance(answer, wire.Accepted):
@@ -269,7 +269,7 @@ class Outbox:
                     expect=wire.Bundles,
                 )
             except RelayError as exc:
-                if exc.code != "rate_limited":
+                if exc.code != wire.ErrorCode.RATE_LIMITED:
                     raise SendError(str(exc)) from None
                 raise SendLater("Too many new conversations at once — try later") from None
             bundles = {b.device_id: b for b in answer.bundles}

@@ -112,7 +112,7 @@ async def recover(link: RelayPort, username: str, device_id: str, code_text: str
                 expect=wire.Epochs,
             )
         except RelayError as exc:
-            if exc.code == "not_a_member":
+            if exc.code == wire.ErrorCode.NOT_A_MEMBER:
                 continue
             raise
         if not answer.epochs or answer.epochs[-1].grant is None:

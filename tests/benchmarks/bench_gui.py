@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QApplication
 
+from client.core import login
 from client.core.client import AriadneClient
 from client.core.events import MessageStatus, StoredMessage
 from client.gui.chat_window import ChatWindow
@@ -48,7 +49,7 @@ class FirstPaint(QObject):
 
 def measure(count: int, app: QApplication, encrypt: bool) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix=f"bench-gui-{count}-"))
-    store = AriadneClient._new_profile(
+    store = login.new_profile(
         root, "ws://127.0.0.1:9", "alice", "Desktop", "done", with_amk=True, encrypt=encrypt
     )
     base = 1_700_000_000_000_000

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from client.core import login
 from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient
 from client.core.events import HistoryLoaded
@@ -93,7 +94,7 @@ async def measure(
     await alice.wait_saved(timeout=600)
 
     # AriadneClient.add_device, with the choice of an encrypted or a plain profile:
-    store = AriadneClient._new_profile(
+    store = login.new_profile(
         root / f"{user}-new", url, user, "New laptop", "add", False, encrypt=encrypt
     )
     device = await AriadneClient._register(root / f"{user}-new", store, PASSWORD, FAST, 30)

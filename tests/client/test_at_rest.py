@@ -24,6 +24,7 @@ import msgspec
 import pytest
 import sqlcipher3
 
+from client.core import login
 from client.core.at_rest import (
     KEY_RECORD,
     SERVICE,
@@ -96,9 +97,7 @@ def no_keyring() -> None:
 
 
 def new_profile(directory: Path) -> ProfileStore:
-    return AriadneClient._new_profile(
-        directory, "ws://127.0.0.1:9", "alice", "Desktop", "create", True
-    )
+    return login.new_profile(directory, "ws://127.0.0.1:9", "alice", "Desktop", "create", True)
 
 
 def files(directory: Path) -> dict[str, bytes]:

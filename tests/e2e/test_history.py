@@ -228,7 +228,7 @@ async def test_hostile_relay_moves_ciphertexts_truncates_and_rolls_back_epochs(a
     db.execute("INSERT INTO epochs VALUES (?, ?, ?, ?, ?)", hidden)
     db.execute("DELETE FROM epochs WHERE username = 'alice' AND seq >= ?", (newest - 1,))
     db.commit()
-    await alice._refresh_epochs()
+    await alice.history.refresh_epochs()
     assert alice.epochs.latest_seq() == newest  # what it knew stays in force
     sent = await alice.send_text("bob", "after the rollback")
     await eventually(lambda: bob.messages("alice")[-1].body == "after the rollback")

@@ -283,7 +283,7 @@ async def test_acknowledging_a_new_account_key_resumes_sending_and_clears_verifi
     new_amk = SigningKey.generate()  # as if bob had started over with a new account key
     renewed = sign_device_list(
         new_amk,
-        _bob._sign_key,
+        _bob.profile.sign_key,
         msgspec.structs.replace(
             body, amk_public=new_amk.public, version=1, prev_hash=b"", author=_bob.device_id
         ),

@@ -60,7 +60,9 @@ async def logged_in(url: str, client: AriadneClient) -> AsyncIterator[ClientConn
     async with connect(url, compression=None) as ws:
         challenge = wire.decode_relay_frame(await ws.recv())
         assert isinstance(challenge, wire.Challenge)
-        signature = sign_login(client._sign_key, challenge.nonce, client.username, client.device_id)
+        signature = sign_login(
+            client.profile.sign_key, challenge.nonce, client.username, client.device_id
+        )
         await ws.send(
             wire.encode(
                 wire.Resume(

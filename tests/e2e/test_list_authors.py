@@ -44,7 +44,7 @@ def _comeback_epoch(removed: AriadneClient, relay, signed: bytes) -> wire.EpochU
     key it kept, chained to the relay's newest head, over a root it makes up (it never learnt
     the real one)."""
     latest = relay.relay.store.latest_epoch("alice")
-    amk = removed._amk
+    amk = removed.account.key
     head = open_head(latest.signed_head, "alice", amk.public)
     device_list = open_device_list(signed, "alice", amk.public)
     members = [
@@ -102,7 +102,11 @@ async def test_a_removed_device_cannot_sign_itself_back_on_through_an_honest_rel
     # It signs the current list with itself added, with the account key it kept: it is the
     # author, and it is not on the list it changes.
     comeback = next_device_list(
-        laptop._amk, laptop._sign_key, current, current_signed, add=laptop._own_entry()
+        laptop.account.key,
+        laptop.profile.sign_key,
+        current,
+        current_signed,
+        add=laptop.account_devices.own_entry(),
     )
     with pytest.raises(RelayError, match="not on the list it replaces"):
         await laptop.link.request(
@@ -113,7 +117,9 @@ async def test_a_removed_device_cannot_sign_itself_back_on_through_an_honest_rel
     # Naming the desktop as the author does not help: it cannot make the desktop's signature.
     body = open_device_list(comeback, "alice", None)
     posing = sign_device_list(
-        laptop._amk, laptop._sign_key, msgspec.structs.replace(body, author=alice.device_id)
+        laptop.account.key,
+        laptop.profile.sign_key,
+        msgspec.structs.replace(body, author=alice.device_id),
     )
     with pytest.raises(RelayError, match="author's signature"):
         await laptop.link.request(
@@ -148,14 +154,18 @@ async def test_a_hostile_relay_that_stores_the_comeback_list_is_refused_by_every
 
     # The next version, and (in case a client accepted jumps more loosely) one two versions on.
     comeback = next_device_list(
-        laptop._amk, laptop._sign_key, current, current_signed, add=laptop._own_entry()
+        laptop.account.key,
+        laptop.profile.sign_key,
+        current,
+        current_signed,
+        add=laptop.account_devices.own_entry(),
     )
     serve(comeback, version + 1)
     for client in (alice, phone, bob):
         assert laptop.device_id not in (await client.directory.refresh("alice")).device_ids
     far = next_device_list(
-        laptop._amk,
-        laptop._sign_key,
+        laptop.account.key,
+        laptop.profile.sign_key,
         open_device_list(comeback, "alice", None),
         comeback,
         remove=phone.device_id,
@@ -185,9 +195,15 @@ async def test_a_list_is_published_only_by_its_author(accounts, relay):
     own = alice.own_devices()
     signed = alice.directory.signed("alice")
     # A list the desktop made (adding the tablet), published by the tablet instead.
-    made = next_device_list(alice._amk, alice._sign_key, own, signed, add=pending._own_entry())
+    made = next_device_list(
+        alice.account.key,
+        alice.profile.sign_key,
+        own,
+        signed,
+        add=pending.account_devices.own_entry(),
+    )
     epoch = alice.epochs.next_epoch(
-        alice._amk, open_device_list(made, "alice", None), made, alice._account_secrets()
+        alice.account.key, open_device_list(made, "alice", None), made, alice.account.secrets()
     )
     with pytest.raises(RelayError, match="not_a_member"):
         await pending.link.request(
@@ -204,7 +220,10 @@ async def test_only_members_write_epochs_mailbox_inspect_and_the_password(accoun
     pending = await accounts.pending("alice", "Tablet")
     # The pending device holds the account key here (as a removed device would): still no.
     epoch = alice.epochs.next_epoch(
-        alice._amk, alice.own_devices(), alice.directory.signed("alice"), alice._account_secrets()
+        alice.account.key,
+        alice.own_devices(),
+        alice.directory.signed("alice"),
+        alice.account.secrets(),
     )
     with pytest.raises(RelayError, match="not_a_member"):
         await pending.link.request(lambda rid: wire.PublishEpoch(rid=rid, epoch=upload(epoch)))
@@ -272,13 +291,13 @@ def _next_epoch_by_the_account_key(alice, *, prev_root: bytes, every_grant_carri
         head = msgspec.structs.replace(head, members=head.virtual_members)
     own = alice.own_devices()
     return open_epoch(
-        alice._amk,
+        alice.account.key,
         "alice",
         previous=(head, signed_head, prev_root),
         members=[EpochMember(member_id=d.device_id, storage_key=d.storage_key) for d in own.devices]
         + list(alice.epochs.head(seq).virtual_members),
         device_list_hash=list_hash(alice.directory.signed("alice")),
-        secrets=alice._account_secrets(),
+        secrets=alice.account.secrets(),
     )
 
 
@@ -293,7 +312,7 @@ async def test_a_continuing_member_refuses_a_grant_with_another_previous_root(ac
     _store_epoch(relay, forged)
     for device in (alice, phone):
         refused = _listen(device, EpochChainRefused)
-        await device._refresh_epochs()
+        await device.history.refresh_epochs()
         assert refused and "another previous root" in refused[-1].reason
         assert device.epochs.latest_seq() == seq  # nothing of it was stored
 
@@ -310,14 +329,14 @@ async def test_a_previous_root_box_that_is_not_the_previous_epochs_is_refused(ac
     box = seal(derive(opened.root, b"ariadne/previous-root/v1", ctx), os.urandom(32), ctx)
     _store_epoch(relay, dataclasses.replace(opened, prev_root_box=box))
     refused = _listen(phone, EpochChainRefused)
-    await phone._refresh_epochs()
+    await phone.history.refresh_epochs()
     assert refused and "previous-root box does not match" in refused[-1].reason
     assert phone.epochs.latest_seq() == seq
     # A box that does not even open is refused the same way.
     db = relay.relay.store._db
     db.execute("UPDATE epochs SET prev_root_box = ? WHERE seq = ?", (os.urandom(60), opened.seq))
     db.commit()
-    await phone._refresh_epochs()
+    await phone.history.refresh_epochs()
     assert "previous-root box does not open" in refused[-1].reason
     assert phone.epochs.latest_seq() == seq
 
@@ -355,7 +374,10 @@ async def test_an_epoch_head_with_one_flipped_signature_bit_is_refused(accounts,
 
     # The relay refuses it from a member.
     epoch = alice.epochs.next_epoch(
-        alice._amk, alice.own_devices(), alice.directory.signed("alice"), alice._account_secrets()
+        alice.account.key,
+        alice.own_devices(),
+        alice.directory.signed("alice"),
+        alice.account.secrets(),
     )
     tampered = msgspec.structs.replace(upload(epoch), signed_head=flipped(epoch.signed_head, 77))
     with pytest.raises(RelayError, match="not signed by the account key"):

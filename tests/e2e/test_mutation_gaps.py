@@ -89,7 +89,7 @@ async def test_a_request_without_an_identity_key_is_not_shown_to_the_approver(ac
     )
     store._db.commit()
     requests.clear()
-    await alice._announce_pairing_offers()
+    await alice.account_devices.announce_pairing_offers()
     assert requests == []
 
 
@@ -105,9 +105,15 @@ async def test_once_a_recovery_code_exists_a_list_is_still_published_only_by_its
     pending = await accounts.pending("alice", "Tablet")
     own = alice.own_devices()
     signed = alice.directory.signed("alice")
-    made = next_device_list(alice._amk, alice._sign_key, own, signed, add=pending._own_entry())
+    made = next_device_list(
+        alice.account.key,
+        alice.profile.sign_key,
+        own,
+        signed,
+        add=pending.account_devices.own_entry(),
+    )
     epoch = alice.epochs.next_epoch(
-        alice._amk, open_device_list(made, "alice", None), made, alice._account_secrets()
+        alice.account.key, open_device_list(made, "alice", None), made, alice.account.secrets()
     )
     with pytest.raises(RelayError, match="not_a_member"):
         await pending.link.request(
@@ -173,7 +179,7 @@ async def test_an_approval_lists_the_keys_the_code_covered_not_what_the_relay_li
     monkeypatch.setitem(HANDLERS, wire.ListDevices, swapped)
     await alice.approve_device(laptop.device_id)
     entry = alice.own_devices().entry(laptop.device_id)
-    assert entry is not None and entry.sign_public == laptop._sign_key.public
+    assert entry is not None and entry.sign_public == laptop.profile.sign_key.public
     await eventually(lambda: laptop.is_member and laptop.holds_account_key)
 
 

@@ -246,7 +246,7 @@ async def test_two_pending_devices_of_the_same_name_never_look_alike(accounts, r
     await laptop.confirm_pairing()
     approved = await alice.approve_device(laptop.device_id)
     entry = approved.entry(laptop.device_id)
-    assert entry is not None and entry.storage_key == laptop._storage_key.public
+    assert entry is not None and entry.storage_key == laptop.profile.storage_key.public
     assert approved.entry(intruder.device_id) is None
 
 
@@ -301,7 +301,7 @@ async def test_an_approved_device_joins_the_account_its_code_covered_not_the_one
     await alice.approve_device(laptop.device_id)
     await eventually(lambda: laptop.is_member and laptop.holds_account_key)
     assert laptop.own_devices().amk_public == alice.own_devices().amk_public
-    assert laptop._amk.public == alice._amk.public
+    assert laptop.account.key.public == alice.account.key.public
 
 
 async def test_an_approval_or_confirmation_after_the_code_expired_is_refused(accounts):

@@ -52,23 +52,27 @@ async def test_a_new_device_takes_no_list_a_removed_device_forked(accounts, rela
     # that list) and signed with the account key it kept.
     base = open_device_list(before_removal, "alice", None)
     fork = next_device_list(
-        laptop._amk, laptop._sign_key, base, before_removal, add=tablet._own_entry()
+        laptop.account.key,
+        laptop.profile.sign_key,
+        base,
+        before_removal,
+        add=tablet.account_devices.own_entry(),
     )
     # Also one it forked without the tablet first, then added the tablet to (each step by an
     # author on the list before).
-    first = next_device_list(laptop._amk, laptop._sign_key, base, before_removal)
+    first = next_device_list(laptop.account.key, laptop.profile.sign_key, base, before_removal)
     second = next_device_list(
-        laptop._amk,
-        laptop._sign_key,
+        laptop.account.key,
+        laptop.profile.sign_key,
         open_device_list(first, "alice", None),
         first,
-        add=tablet._own_entry(),
+        add=tablet.account_devices.own_entry(),
     )
     fetch_list = HANDLERS[wire.FetchDeviceList]
     # One that names the approver as its author (signed by the laptop in its place).
     posing = sign_device_list(
-        laptop._amk,
-        laptop._sign_key,
+        laptop.account.key,
+        laptop.profile.sign_key,
         msgspec.structs.replace(open_device_list(fork, "alice", None), author=alice.device_id),
     )
     # And the approver's own earlier list (the one that added the laptop), then the fork on it.
@@ -159,7 +163,11 @@ async def test_a_rotated_recovery_code_authors_nothing(accounts, relay):
     intruder = await accounts.pending("alice", "Laptop")
     current = open_device_list(current_signed, "alice", None)
     comeback = next_device_list(
-        alice._amk, old.signing, current, current_signed, add=intruder._own_entry()
+        alice.account.key,
+        old.signing,
+        current,
+        current_signed,
+        add=intruder.account_devices.own_entry(),
     )
     with pytest.raises(RelayError, match="not on the list it replaces"):
         await intruder.link.request(

@@ -41,8 +41,8 @@ async def test_a_device_that_kept_the_account_key_but_is_not_a_member_cannot_bac
     # Someone with the password and the account key (a device removed earlier keeps it) logs in
     # again: pending, so not a member.
     intruder = await accounts.pending("alice", "Laptop")
-    assert alice._amk is not None
-    answer = await _backup_from(intruder, "0000", "THE INTRUDER'S CODE", alice._amk)
+    assert alice.account.key is not None
+    answer = await _backup_from(intruder, "0000", "THE INTRUDER'S CODE", alice.account.key)
     assert answer.status == "not_a_member"
     await _owner_restores_with_the_pin(accounts)
 
@@ -67,8 +67,8 @@ async def test_a_member_backs_up_with_the_account_key(
     accounts: Accounts, relay: RunningRelay
 ) -> None:
     alice = await accounts.create("alice")
-    assert alice._amk is not None
-    answer = await _backup_from(alice, PIN, "A CODE", alice._amk)
+    assert alice.account.key is not None
+    answer = await _backup_from(alice, PIN, "A CODE", alice.account.key)
     assert answer.status == "ok" and answer.tries_left == 10
     wrong_key = await _backup_from(alice, PIN, "A CODE", SigningKey.generate())
     assert wrong_key.status == "bad_signature"

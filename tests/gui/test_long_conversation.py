@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QApplication
 
 from client.core.client import AriadneClient
 from client.core.events import MessageStatus, StoredMessage
+from client.core.login import new_profile
 from client.gui.chat_window import ChatWindow
 from client.gui.conversation_model import PAGE, WINDOW
 from shared.envelope import new_message_id
@@ -14,9 +15,7 @@ COUNT = 1_500
 
 
 def long_profile(root) -> AriadneClient:
-    store = AriadneClient._new_profile(
-        root, "ws://127.0.0.1:9", "alice", "Desktop", "done", with_amk=True
-    )
+    store = new_profile(root, "ws://127.0.0.1:9", "alice", "Desktop", "done", with_amk=True)
     base = 1_700_000_000_000
     for i in range(COUNT):
         store.insert_message(

@@ -129,7 +129,7 @@ async def _hammer(url: str, frames: list[bytes | str], device=None) -> dict[str,
                                 username=device.username,
                                 device_id=device.device_id,
                                 signature=sign_login(
-                                    device._sign_key,
+                                    device.profile.sign_key,
                                     challenge.nonce,
                                     device.username,
                                     device.device_id,

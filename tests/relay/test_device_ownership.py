@@ -114,10 +114,14 @@ async def test_a_member_cannot_list_another_accounts_device(accounts):
     claimed = bobs.entry(bob.device_id)  # Bob's device, with an identity key of its own
     claimed = msgspec.structs.replace(claimed, identity_key=bytes(31) + b"\x01")
     signed = next_device_list(
-        mallory._amk, mallory._sign_key, own, mallory.directory.signed("mallory"), add=claimed
+        mallory.account.key,
+        mallory.profile.sign_key,
+        own,
+        mallory.directory.signed("mallory"),
+        add=claimed,
     )
     with pytest.raises(RelayError) as refused:
-        await mallory._publish_device_list(signed)
+        await mallory.account_devices.publish_device_list(signed)
     assert refused.value.code == "bad_device_list"
     assert bob.device_id not in accounts.relay.relay.members("mallory")
 
@@ -136,15 +140,19 @@ async def test_a_member_cannot_list_its_own_device_with_another_devices_identity
     entry = DeviceEntry(
         device_id=pending.device_id,
         name="New laptop",
-        sign_public=pending._sign_key.public,
+        sign_public=pending.profile.sign_key.public,
         identity_key=bobs.entry(bob.device_id).identity_key,
-        storage_key=pending._storage_key.public,
+        storage_key=pending.profile.storage_key.public,
         added_at=int(time.time()),
     )
     signed = next_device_list(
-        mallory._amk, mallory._sign_key, own, mallory.directory.signed("mallory"), add=entry
+        mallory.account.key,
+        mallory.profile.sign_key,
+        own,
+        mallory.directory.signed("mallory"),
+        add=entry,
     )
     with pytest.raises(RelayError) as refused:
-        await mallory._publish_device_list(signed)
+        await mallory.account_devices.publish_device_list(signed)
     assert refused.value.code == "bad_device_list"
     assert pending.device_id not in relay.members("mallory")

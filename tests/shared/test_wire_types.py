@@ -37,13 +37,17 @@ def test_every_code_the_relay_sends_is_an_error_code():
 
 
 def test_every_code_the_client_matches_is_an_error_code():
+    """The client matches codes as ``wire.ErrorCode`` members; a code matched as text, or a
+    member name the enum does not have, fails here rather than never matching."""
     text = _sources("client/core")
-    matched = set(re.findall(r'code\s*[!=]=\s*"([a-z_]+)"', text))
-    assert matched, "found no matched codes in client/core"
+    as_text = set(re.findall(r'code\s*(?:[!=]=|in)\s*"([a-z_]+)"', text))
+    members = set(re.findall(r"ErrorCode\.([A-Z_]+)\b", text))
+    assert members, "found no matched codes in client/core"
     from client.core.link import FATAL_LOGIN_ERRORS
 
-    known = {code.value for code in wire.ErrorCode}
-    assert (matched | set(FATAL_LOGIN_ERRORS)) - known == set()
+    assert members - set(wire.ErrorCode.__members__) == set()
+    assert as_text - {code.value for code in wire.ErrorCode} == set()
+    assert all(isinstance(code, wire.ErrorCode) for code in FATAL_LOGIN_ERRORS)
 
 
 def test_a_known_code_decodes_as_its_member_and_compares_as_text():
