@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from client.core.account import Account
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.context import ClientContext
-from client.core.devices import Devices, pairing_keys
-from client.core.directory import Directory, UnknownUser
-from client.core.epochs import EpochBook
+from client.core.directory import UnknownUser
+from client.core.engine import build_engine
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
@@ -39,25 +36,18 @@ from client.core.events import (
     StoredMessage,
 )
 from client.core.history import MAILBOX_FULL_TEXT as MAILBOX_FULL_TEXT
-from client.core.history import History
-from client.core.inbox import Inbox
 from client.core.link import Backoff, RelayLink
 from client.core.login import Login, RegistrationError, new_profile
-from client.core.mailbox import Mailbox
-from client.core.outbox import Outbox
 from client.core.outbox import SendBlocked as SendBlocked
 from client.core.outbox import SendError as SendError
 from client.core.outbox import SendLater as SendLater
-from client.core.pairing import Pairing
 from client.core.profile import (
     DeviceRole,
     Profile,
     ProfileState,
     Registration,
 )
-from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
-from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceList
 from shared.session import load_x3dh_state
@@ -95,53 +85,17 @@ class AriadneClient:
             backoff,
         )
         self.context = ClientContext(store, self.link, self.profile, self._state)
-        # Each concern is built once, around the context, with the concerns below it: the
-        # directory and the epoch book report to the account, not to this façade.
-        self.timeline = Timeline(self.context)
-        self.account = Account(self.context, self.timeline)
-        self.directory = Directory(
-            store,
-            self.link,
-            self.context.emit,
-            self.account.list_changed,
-            own_username=self.username,
-            own_device=self.device_id,
+        engine = build_engine(self.context, self._x3dh)
+        self.engine = engine
+        self.timeline, self.account = engine.timeline, engine.account
+        self.directory, self.sessions, self.epochs = (
+            engine.directory,
+            engine.sessions,
+            engine.epochs,
         )
-        self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
-        self.epochs = EpochBook(
-            store,
-            self.link,
-            self.username,
-            self.device_id,
-            self.profile.storage_key,
-            functools.partial(self.account.trusted_public, self.directory),
-            self.account.take_secrets,
-        )
-        self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self.context.emit)
-        self.pairing = Pairing(
-            self.link, self.context.emit, functools.partial(pairing_keys, self.profile, self._x3dh)
-        )
-        self.outbox = Outbox(self.context, self.directory, self.sessions, self.timeline)
-        self.inbox = Inbox(self.context, self.directory, self.sessions, self.timeline)
-        self.account_devices = Devices(
-            self.context,
-            self.account,
-            self.directory,
-            self.epochs,
-            self.sessions,
-            self.outbox,
-            self.pairing,
-            self._x3dh,
-        )
-        self.history = History(
-            self.context,
-            self.account,
-            self.directory,
-            self.epochs,
-            self.mailbox,
-            self.account_devices,
-            self.outbox,
-        )
+        self.mailbox, self.pairing = engine.mailbox, engine.pairing
+        self.outbox, self.inbox = engine.outbox, engine.inbox
+        self.account_devices, self.history = engine.devices, engine.history
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
