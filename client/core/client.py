@@ -1,19 +1,9 @@
 """The client engine's façade: one device of one account, the API the GUI and the tests use.
 
-:class:`AriadneClient` builds the engine's concerns around one :class:`~client.core.context.
-ClientContext` (store, relay port, profile, events, background tasks), routes the relay's pushes
-to them, and keeps today's public API:
-
-- :mod:`~client.core.inbox`: envelopes pushed by the relay, decrypted in batches, each batch one
-  transaction, acknowledged only once committed.
-- :mod:`~client.core.outbox`: sending, fan-out, receipts and read state.
-- :mod:`~client.core.timeline`: each sender's own order, and the system lines.
-- :mod:`~client.core.devices`: the account key and the device's role, the own device list,
-  pairing, approval and removal, the password, safety numbers.
-- :mod:`~client.core.history`: epochs, saving to the mailbox, recovery, restore, loading.
-- :mod:`~client.core.login`: making a profile, and the login frame.
-- here: building the concerns around one context, and routing the relay's pushes to them.
-- **Events.** Everything the user should see is an :mod:`client.core.events` event.
+:class:`AriadneClient` builds the concerns (:func:`client.core.engine.build_engine`) around one
+:class:`~client.core.context.ClientContext` (store, relay port, profile, events, background
+tasks), routes the relay's pushes to them and delegates to them; each concern's module documents
+its behaviour. Everything the user should see is an :mod:`client.core.events` event.
 """
 
 from __future__ import annotations
@@ -402,15 +392,13 @@ class AriadneClient:
         return self._store.last_message(thread)
 
     async def mark_read(self, thread: str) -> int:
-        """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
-        (read receipts) and so do this user's other devices (their unread counts clear too)."""
+        """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
         return self.outbox.mark_read(thread)
 
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
-        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
-        Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
+        """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
         return await self.outbox.send_text(peer, text)
 
     # ------------------------------------------------------------------ receiving
