@@ -1,37 +1,24 @@
 """The client engine's façade: one device of one account, the API the GUI and the tests use.
 
-:class:`AriadneClient` builds the engine's concerns around one :class:`~client.core.context.
-ClientContext` (store, relay port, profile, events, background tasks), routes the relay's pushes
-to them, and keeps today's public API:
-
-- :mod:`~client.core.inbox`: envelopes pushed by the relay, decrypted in batches, each batch one
-  transaction, acknowledged only once committed.
-- :mod:`~client.core.outbox`: sending, fan-out, receipts and read state.
-- :mod:`~client.core.timeline`: each sender's own order, and the system lines.
-- :mod:`~client.core.devices`: the account key and the device's role, the own device list,
-  pairing, approval and removal, the password, safety numbers.
-- :mod:`~client.core.history`: epochs, saving to the mailbox, recovery, restore, loading.
-- :mod:`~client.core.login`: making a profile, and the login frame.
-- here: building the concerns around one context, and routing the relay's pushes to them.
-- **Events.** Everything the user should see is an :mod:`client.core.events` event.
+:class:`AriadneClient` builds the concerns (:func:`client.core.engine.build_engine`) around one
+:class:`~client.core.context.ClientContext` (store, relay port, profile, events, background
+tasks), routes the relay's pushes to them and delegates to them; each concern's module documents
+its behaviour. Everything the user should see is an :mod:`client.core.events` event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from client.core.account import Account
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.context import ClientContext
-from client.core.devices import Devices, pairing_keys
-from client.core.directory import Directory, UnknownUser
-from client.core.epochs import EpochBook
+from client.core.directory import UnknownUser
+from client.core.engine import build_engine
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
@@ -39,25 +26,18 @@ from client.core.events import (
     StoredMessage,
 )
 from client.core.history import MAILBOX_FULL_TEXT as MAILBOX_FULL_TEXT
-from client.core.history import History
-from client.core.inbox import Inbox
 from client.core.link import Backoff, RelayLink
 from client.core.login import Login, RegistrationError, new_profile
-from client.core.mailbox import Mailbox
-from client.core.outbox import Outbox
 from client.core.outbox import SendBlocked as SendBlocked
 from client.core.outbox import SendError as SendError
 from client.core.outbox import SendLater as SendLater
-from client.core.pairing import Pairing
 from client.core.profile import (
     DeviceRole,
     Profile,
     ProfileState,
     Registration,
 )
-from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
-from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceList
 from shared.session import load_x3dh_state
@@ -95,53 +75,17 @@ class AriadneClient:
             backoff,
         )
         self.context = ClientContext(store, self.link, self.profile, self._state)
-        # Each concern is built once, around the context, with the concerns below it: the
-        # directory and the epoch book report to the account, not to this façade.
-        self.timeline = Timeline(self.context)
-        self.account = Account(self.context, self.timeline)
-        self.directory = Directory(
-            store,
-            self.link,
-            self.context.emit,
-            self.account.list_changed,
-            own_username=self.username,
-            own_device=self.device_id,
+        engine = build_engine(self.context, self._x3dh)
+        self.engine = engine
+        self.timeline, self.account = engine.timeline, engine.account
+        self.directory, self.sessions, self.epochs = (
+            engine.directory,
+            engine.sessions,
+            engine.epochs,
         )
-        self.sessions = SessionBook(store, self._x3dh, (self.username, self.device_id))
-        self.epochs = EpochBook(
-            store,
-            self.link,
-            self.username,
-            self.device_id,
-            self.profile.storage_key,
-            functools.partial(self.account.trusted_public, self.directory),
-            self.account.take_secrets,
-        )
-        self.mailbox = Mailbox(store, self.link, self.epochs, self.username, self.context.emit)
-        self.pairing = Pairing(
-            self.link, self.context.emit, functools.partial(pairing_keys, self.profile, self._x3dh)
-        )
-        self.outbox = Outbox(self.context, self.directory, self.sessions, self.timeline)
-        self.inbox = Inbox(self.context, self.directory, self.sessions, self.timeline)
-        self.account_devices = Devices(
-            self.context,
-            self.account,
-            self.directory,
-            self.epochs,
-            self.sessions,
-            self.outbox,
-            self.pairing,
-            self._x3dh,
-        )
-        self.history = History(
-            self.context,
-            self.account,
-            self.directory,
-            self.epochs,
-            self.mailbox,
-            self.account_devices,
-            self.outbox,
-        )
+        self.mailbox, self.pairing = engine.mailbox, engine.pairing
+        self.outbox, self.inbox = engine.outbox, engine.inbox
+        self.account_devices, self.history = engine.devices, engine.history
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -448,15 +392,13 @@ class AriadneClient:
         return self._store.last_message(thread)
 
     async def mark_read(self, thread: str) -> int:
-        """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
-        (read receipts) and so do this user's other devices (their unread counts clear too)."""
+        """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
         return self.outbox.mark_read(thread)
 
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
-        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
-        Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
+        """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
         return await self.outbox.send_text(peer, text)
 
     # ------------------------------------------------------------------ receiving

@@ -74,10 +74,11 @@ class Directory:
         # one its approver made (see _first_own).
         since = current.version if current else (0 if self._approvers(username) else None)
         while True:
-            answer = await self._link.request(
-                lambda rid, s=since: wire.FetchDeviceList(rid=rid, username=username, since=s),
-                expect=wire.DeviceListReply,
-            )
+
+            def fetch(rid: int, s: int | None = since) -> wire.FetchDeviceList:
+                return wire.FetchDeviceList(rid=rid, username=username, since=s)
+
+            answer = await self._link.request(fetch, expect=wire.DeviceListReply)
             # The lists this device missed, each checked against the one before (its author
             # must be on it), then the current one.
             for signed in answer.between:
@@ -121,7 +122,8 @@ class Directory:
             self._check_devices_are_theirs(new)
             if pinned is not None and new.amk_public != pinned:
                 if username != self._own_username:
-                    return self._hold_key_change(username, signed)
+                    self._hold_key_change(username, signed)
+                    return None
                 raise VerificationError("device list is signed by a different account key")
             approvers = self._approvers(username) if current is None else None
             if approvers is not None and not self._first_own(new, signed, approvers):

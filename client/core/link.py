@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import overload
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,6 +25,7 @@ from client.core.events import ConnectionState
 from client.core.port import (
     FrameFactory,
     Offline,
+    OtherT,
     RelayError,
     ReplyT,
     checked_reply,
@@ -200,6 +202,17 @@ class RelayLink:
                     waiter.set_result(frame)
             elif isinstance(frame, wire.Error):
                 log.warning("relay reported %s", frame.code)
+
+    @overload
+    async def request(self, make: FrameFactory) -> wire.Frame: ...
+
+    @overload
+    async def request(self, make: FrameFactory, expect: type[ReplyT]) -> ReplyT: ...
+
+    @overload
+    async def request(
+        self, make: FrameFactory, expect: tuple[type[ReplyT], type[OtherT]]
+    ) -> ReplyT | OtherT: ...
 
     async def request(
         self,

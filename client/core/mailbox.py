@@ -75,9 +75,11 @@ class Mailbox:
                 return saved
             items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
             if items:
-                await self._link.request(
-                    lambda rid, i=items: wire.SaveMessages(rid=rid, items=i), expect=wire.Ok
-                )
+
+                def save(rid: int, i: list[wire.MailboxItem] = items) -> wire.SaveMessages:
+                    return wire.SaveMessages(rid=rid, items=i)
+
+                await self._link.request(save, expect=wire.Ok)
             with self._store.transaction():
                 self._store.saved(m.message_id for m in batch)
             saved += len(items)
@@ -114,10 +116,11 @@ class Mailbox:
             if newest.undecryptable:
                 # A tampered newest item must not hide the whole thread: name it from the
                 # newest item of its first page that opens.
-                newest = await self._first_readable(entry.thread_id)
-                if newest is None:
+                readable = await self._first_readable(entry.thread_id)
+                if readable is None:
                     log.warning("no item of a mailbox thread opens; skipped")
                     continue
+                newest = readable
             cursor = self._store.mailbox_cursor(newest.thread)
             if cursor is None:
                 cursor = MailboxCursor(newest.thread, entry.thread_id, entry.count, 0, None, False)
@@ -151,10 +154,11 @@ class Mailbox:
         if cursor is None or cursor.done:
             return 0
         before = cursor.oldest
+        tid = cursor.thread_id
         answer = await self._link.request(
             lambda rid: wire.FetchMailbox(
                 rid=rid,
-                thread_id=cursor.thread_id,
+                thread_id=tid,
                 before_ts=before[0] if before else None,
                 before_id=before[1] if before else None,
                 limit=limit,

@@ -101,23 +101,26 @@ async def recover(link: RelayPort, username: str, device_id: str, code_text: str
     :class:`WrongRecoveryCode`, or :class:`VerificationError` if the relay's data is forged."""
     for code in candidates(code_text):
         virtual = virtual_device(code)
-        try:
-            answer = await link.request(
-                lambda rid, v=virtual: wire.FetchEpochs(
-                    rid=rid,
-                    since=0,
-                    member_id=v.member_id,
-                    proof=v.membership_proof(username, device_id),
-                ),
-                expect=wire.Epochs,
+
+        def fetch(rid: int, v: VirtualDevice = virtual) -> wire.FetchEpochs:
+            return wire.FetchEpochs(
+                rid=rid,
+                since=0,
+                member_id=v.member_id,
+                proof=v.membership_proof(username, device_id),
             )
+
+        try:
+            answer = await link.request(fetch, expect=wire.Epochs)
         except RelayError as exc:
             if exc.code == wire.ErrorCode.NOT_A_MEMBER:
                 continue
             raise
-        if not answer.epochs or answer.epochs[-1].grant is None:
+        if not answer.epochs:
             continue
         newest = answer.epochs[-1]
+        if newest.grant is None:
+            continue
         # Verified under the key the heads name, which is trusted only once the code's
         # endorsement of it checks out just below.
         chain = verify_chain(

@@ -3,24 +3,19 @@ fake relay, without a façade or a websocket: for unit tests of devices and hist
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from client.core.account import Account
 from client.core.context import ClientContext
-from client.core.devices import Devices, pairing_keys
+from client.core.devices import Devices
 from client.core.directory import Directory
+from client.core.engine import build_engine
 from client.core.epochs import EpochBook
 from client.core.events import Event
 from client.core.history import History
-from client.core.mailbox import Mailbox
-from client.core.outbox import Outbox
-from client.core.pairing import Pairing
 from client.core.profile import Profile, ProfileState, Registration, write_new_profile
-from client.core.sessions import SessionBook
 from client.core.storage import ProfileStore
-from client.core.timeline import Timeline
 from shared.boxes import StorageKey
 from shared.identity import SigningKey, device_id_for
 from shared.session import dump_x3dh_state, new_x3dh_state
@@ -62,31 +57,7 @@ def account_engine(
     context = ClientContext(store, relay, profile, ProfileState(store))
     events: list[Event] = []
     context.listeners.append(events.append)
-    timeline = Timeline(context)
-    account = Account(context, timeline)
-    directory = Directory(
-        store,
-        relay,
-        context.emit,
-        account.list_changed,
-        own_username=username,
-        own_device=profile.device_id,
-    )
-    sessions = SessionBook(store, x3dh, (username, profile.device_id))
-    epochs = EpochBook(
-        store,
-        relay,
-        username,
-        profile.device_id,
-        profile.storage_key,
-        functools.partial(account.trusted_public, directory),
-        account.take_secrets,
-    )
-    mailbox = Mailbox(store, relay, epochs, username, context.emit)
-    pairing = Pairing(relay, context.emit, functools.partial(pairing_keys, profile, x3dh))
-    outbox = Outbox(context, directory, sessions, timeline)
-    devices = Devices(context, account, directory, epochs, sessions, outbox, pairing, x3dh)
-    history = History(context, account, directory, epochs, mailbox, devices, outbox)
+    e = build_engine(context, x3dh)
     return AccountEngine(
-        store, relay, context, account, directory, epochs, devices, history, events
+        store, relay, context, e.account, e.directory, e.epochs, e.devices, e.history, events
     )
