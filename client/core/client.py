@@ -2,8 +2,9 @@
 
 :class:`AriadneClient` builds the concerns (:func:`client.core.engine.build_engine`) around one
 :class:`~client.core.context.ClientContext` (store, relay port, profile, events, background
-tasks), routes the relay's pushes to them and delegates to them; each concern's module documents
-its behaviour. Everything the user should see is an :mod:`client.core.events` event.
+tasks) and delegates to them; :mod:`client.core.routing` routes the relay link's pushes, login and
+state changes to them. Each concern's module documents its behaviour. Everything the user should
+see is an :mod:`client.core.events` event.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from client.core.directory import UnknownUser
 from client.core.engine import build_engine
 from client.core.events import (
     ConnectionState,
-    ConnectionStateChanged,
     Event,
     StoredMessage,
 )
@@ -37,6 +37,7 @@ from client.core.profile import (
     ProfileState,
     Registration,
 )
+from client.core.routing import LinkHooks, Router
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.device_list import DeviceList
@@ -66,12 +67,13 @@ class AriadneClient:
         self.relay_url = self.profile.relay_url
         self._x3dh = load_x3dh_state(self._state.x3dh_state)
         self.login = Login(self.profile, store, password)
+        hooks = LinkHooks()
         self.link = RelayLink(
             self.relay_url,
             self.login.frame,
-            self._on_push,
-            self._on_connection_state,
-            self._on_login,
+            hooks.on_push,
+            hooks.on_connection_state,
+            hooks.on_login,
             backoff,
         )
         self.context = ClientContext(store, self.link, self.profile, self._state)
@@ -86,6 +88,7 @@ class AriadneClient:
         self.mailbox, self.pairing = engine.mailbox, engine.pairing
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
+        hooks.bind(Router(self.context, engine, self.login, self.link))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -218,17 +221,6 @@ class AriadneClient:
         if listener in self.context.listeners:
             self.context.listeners.remove(listener)
 
-    def _on_connection_state(self, state: ConnectionState, detail: str) -> None:
-        self.context.emit(ConnectionStateChanged(state, detail))
-        error = self.link.login_error
-        if (
-            state is ConnectionState.FAILED
-            and error is not None
-            and error.code == wire.ErrorCode.UNKNOWN_DEVICE
-            and self._state.role.is_member
-        ):
-            self.account.take_role(DeviceRole.REMOVED)
-
     @property
     def database_key_place(self) -> KeyPlace:
         """Where this profile's database key is kept (the OS keyring, or a file beside it)."""
@@ -244,29 +236,6 @@ class AriadneClient:
         await self.close()
         forget_key(self.profile_dir)
         shutil.rmtree(self.profile_dir, ignore_errors=True)
-
-    # ------------------------------------------------------------------ login and keys
-
-    async def _on_login(self, welcome: wire.Welcome) -> None:
-        self.login.accepted()
-        if not self._state.keys_published:
-            await self.account_devices.publish_keys(top_up=False)
-        elif welcome.one_time_pre_keys_left < wire.PRE_KEYS_LOW:
-            await self.account_devices.publish_keys(top_up=True)
-        # A new device trusts no list of its own account before it confirms a pairing code.
-        if self.account.trusted_public(self.directory) is not None:
-            try:
-                await self.directory.refresh(self.username)
-            except UnknownUser:
-                if self.account.key is not None:
-                    await self.account_devices.publish_first_device_list()
-                elif self._state.approvers is None:
-                    raise
-                # else: a confirmed device whose approver has not published its list yet
-        if self.is_member:
-            await self.history.refresh_epochs()
-        self.context.outbox_wake.set()
-        self.context.mailbox_wake.set()
 
     # ------------------------------------------------------------------ devices
 
@@ -400,22 +369,3 @@ class AriadneClient:
     async def send_text(self, peer: str, text: str) -> StoredMessage:
         """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
         return await self.outbox.send_text(peer, text)
-
-    # ------------------------------------------------------------------ receiving
-
-    def _on_push(self, frame: wire.Frame) -> None:
-        if isinstance(frame, wire.Deliver):
-            self.inbox.put(frame.envelopes)
-        elif isinstance(frame, wire.Notice):
-            if frame.kind == "device_list_changed" and frame.username == self.username:
-                self.context.in_background(self.history.refresh_own())
-            elif frame.kind == "device_list_changed" and frame.username:
-                self.context.in_background(self.directory.refresh(frame.username))
-            elif frame.kind == "epoch_changed":
-                self.context.in_background(self.history.refresh_own())
-            elif frame.kind == "pairing_offer":
-                self.context.in_background(self.account_devices.announce_pairing_offers())
-            elif frame.kind == "prekeys_low":
-                self.context.in_background(self.account_devices.publish_keys(top_up=True))
-        elif isinstance(frame, wire.PairingPush):
-            self.pairing.on_push(frame)
