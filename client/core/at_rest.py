@@ -239,7 +239,11 @@ def open_database(
         if not encrypt:
             return _connect(path, None), KeyPlace.NONE
         key, place = _new_key(directory)
-        _encrypt_plain(path, key)
+        try:
+            _encrypt_plain(path, key)
+        except ProfileLocked:
+            forget_key(directory)  # the new key encrypts nothing: a refusal changes nothing
+            raise
         log.info("%s: the profile database was encrypted", directory)
         return _connect(path, key), place
     record = _read_record(directory)
@@ -290,12 +294,12 @@ def _encrypt_plain(path: Path, key: bytes) -> None:
     encrypted = path.with_name(path.name + ".encrypting")
     for leftover in (encrypted, encrypted.with_name(encrypted.name + "-journal")):
         leftover.unlink(missing_ok=True)
-    _private_file(encrypted)
     plain = sqlcipher3.connect(path)
     try:
         busy = plain.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             raise ProfileLocked("This profile is open in another Ariadne: close that one first.")
+        _private_file(encrypted)
         version = plain.execute("PRAGMA user_version").fetchone()[0]
         plain.execute("ATTACH DATABASE ? AS encrypted KEY ?", (str(encrypted), f"x'{key.hex()}'"))
         plain.execute("SELECT sqlcipher_export('encrypted')")

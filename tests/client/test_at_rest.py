@@ -434,3 +434,6 @@ def test_a_plain_profile_open_elsewhere_is_not_encrypted_under_it(tmp_path):
     reader.close()
     other.close()
     assert (folder / DB_NAME).read_bytes().startswith(b"SQLite format 3")
+    # Nothing left behind either: no key that encrypts nothing, no half-made encrypted copy.
+    assert not (folder / KEY_RECORD).exists()
+    assert not list(folder.glob("*.encrypting*"))
