@@ -31,8 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     chat = commands.add_parser("chat-demo", help="a scripted conversation in the terminal")
     chat.add_argument("--headless", action="store_true", help="narrate in the terminal")
     chat.add_argument("--workdir", type=Path, help="keep profiles and relay data here")
+    chat.add_argument(
+        "--hostile",
+        action="store_true",
+        help="the relay attacks, each attack in turn; exits 1 if the clients miss one",
+    )
+    demo.add_argument(
+        "--hostile", action="store_true", help="also open the 'Relay operator' window"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.command == "chat-demo" and args.hostile:
+        from client.hostile_attacks import run_headless as run_hostile
+
+        return asyncio.run(run_hostile(args.workdir))
     if args.command == "chat-demo":
         from client.demo import run_headless
 

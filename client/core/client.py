@@ -31,6 +31,7 @@ from client.core.login import Login, RegistrationError, new_profile
 from client.core.outbox import SendBlocked as SendBlocked
 from client.core.outbox import SendError as SendError
 from client.core.outbox import SendLater as SendLater
+from client.core.overdue import DeliveryWatch
 from client.core.profile import (
     DeviceRole,
     Profile,
@@ -89,6 +90,7 @@ class AriadneClient:
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
         hooks.bind(Router(self.context, engine, self.login, self.link))
+        self.delivery_watch = DeliveryWatch(self.context)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
