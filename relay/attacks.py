@@ -165,8 +165,11 @@ class AttackLayer:
                 )
                 del self.armed["read"]
             elif attack == "flip":
+                # One bit in the middle of the ciphertext: the envelope still parses, so only
+                # the authentication of the message can catch it.
                 data = bytearray(envelope.payload)
-                data[-1] ^= 0x20
+                ciphertext = decode_sealed(envelope.payload).ciphertext
+                data[envelope.payload.index(ciphertext) + len(ciphertext) // 2] ^= 0x20
                 envelope = self._replace(envelope, payload=bytes(data))
                 self._once(armed, f"flipped one bit of {armed.command.sender}'s message")
             elif attack == "relabel":

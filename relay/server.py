@@ -23,8 +23,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from relay.connection import Connection
 from relay.handlers import HANDLERS
-from relay.session import Handler
 from relay.limits import Limits, SharedLimits
+from relay.session import Handler
 from relay.store import QueuedEnvelope, RelayStore
 from relay.vault import Vault
 from shared import wire
