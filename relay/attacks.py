@@ -89,8 +89,9 @@ class AttackLayer:
             if withheld is None or not withheld.held:
                 self._say(command, "refused", "nothing is held")
                 return
+            count = len(withheld.held)
             self._put_back(withheld.held, retime=False)
-            self._say(command, "done", f"gave back {len(withheld.held)} held message(s)")
+            self._say(command, "done", f"gave back {count} held envelope(s)")
             return
         if attack in DELIVERY_ATTACKS and command.sender is None:
             self._say(command, "refused", "a delivery attack needs a sender")
@@ -247,15 +248,16 @@ class AttackLayer:
     async def _fetch_device_list(
         self, session: Session, frame: wire.FetchDeviceList
     ) -> wire.Frame | None:
-        for attack in ("ghost", "rollback"):
-            armed = self.armed.get(attack)  # type: ignore[call-overload]
+        listed: tuple[Attack, ...] = ("ghost", "rollback")
+        for attack in listed:
+            armed = self.armed.get(attack)
             if (
                 armed is None
                 or frame.username != armed.command.victim
                 or session.username == armed.command.victim
             ):
                 continue
-            del self.armed[attack]  # type: ignore[arg-type]
+            del self.armed[attack]
             if attack == "ghost":
                 signed, detail = self._with_ghost(frame.username)
             else:

@@ -61,9 +61,8 @@ class DeliveryWatch:
                 for message_id, (due, thread) in list(self._waiting.items()):
                     if due > now:
                         continue
+                    # Still here: no receipt came (a receipt or a failure took it out).
                     del self._waiting[message_id]
-                    message = self._ctx.store.message(message_id)
-                    if message is not None and message.status is MessageStatus.SENT:
-                        self._ctx.emit(DeliveryOverdue(message_id, thread, self.overdue_after))
+                    self._ctx.emit(DeliveryOverdue(message_id, thread, self.overdue_after))
         finally:
             self._running = False

@@ -117,6 +117,8 @@ class OperatorWindow(QMainWindow):
         self.record.scrollToBottom()
 
     def _on_report(self, report: OperatorReport) -> None:
+        if report.attack == "stop":
+            return  # after every attack: not news
         self.relay_log.addItem(f"{report.attack} {report.stage}: {report.detail}")
         self.relay_log.scrollToBottom()
 

@@ -158,3 +158,23 @@ async def accounts_on(tmp_path):
     yield create
     for client in made:
         await client.close()
+
+
+async def test_a_withheld_message_stays_off_the_queue_until_released(accounts, relay):
+    """In-process: the layer takes the message out of Bob's queue (a reconnect does not bring it
+    back) and gives it back on release."""
+    reports: list[OperatorReport] = []
+    layer = AttackLayer(relay.relay, reports.append)
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    layer.command(OperatorCommand(attack="withhold", victim="bob", sender="alice"))
+    await alice.send_text("bob", "held")
+    await eventually(lambda: reports[-1].stage == "done", message="the relay holds it")
+    assert relay.relay.store.queue_length(bob.device_id) == 0
+    bob = await accounts.reopen(bob)
+    await bob.wait_online()
+    await alice.send_text("bob", "after")  # the next one is not held
+    await eventually(lambda: [m.body for m in bob.messages("alice")] == ["after"])
+    layer.command(OperatorCommand(attack="release", victim="bob"))
+    assert (reports[-1].stage, reports[-1].detail) == ("done", "gave back 1 held envelope(s)")
+    await eventually(lambda: "held" in [m.body for m in bob.messages("alice")])
