@@ -18,11 +18,11 @@ sys.path.insert(0, str(HERE.parent))
 
 import qasync  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from screenshots import side_by_side  # noqa: E402
 
 from client.gui.chat_window import ChatWindow  # noqa: E402
 from client.gui.operator_window import OperatorWindow, hostile_demo  # noqa: E402
 from client.gui.style import apply_style  # noqa: E402
-from screenshots import side_by_side  # noqa: E402
 
 
 async def main(theme: str) -> None:

@@ -73,11 +73,11 @@ class OperatorLink:
         attack: Attack,
         stages: tuple[Stage, ...] = ("done",),
         since: int = 0,
-        timeout: float = ANSWER_SECONDS,
+        timeout: float | None = None,
     ) -> OperatorReport | None:
         """The first report about ``attack`` in one of ``stages`` after the first ``since``."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(ANSWER_SECONDS if timeout is None else timeout):
                 while True:
                     for report in self.reports[since:]:
                         if report.attack == attack and report.stage in stages:
@@ -200,10 +200,11 @@ class Cast:
             await client.close()
 
 
-async def until(condition: Callable[[], object], timeout: float = ANSWER_SECONDS) -> bool:
-    """Wait until ``condition()`` holds; False if it did not within ``timeout``."""
+async def until(condition: Callable[[], object], timeout: float | None = None) -> bool:
+    """Wait until ``condition()`` holds; False if it did not within ``timeout`` (by default
+    ``ANSWER_SECONDS``)."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(ANSWER_SECONDS if timeout is None else timeout):
             while not condition():
                 await asyncio.sleep(0.02)
             return True

@@ -38,7 +38,7 @@ class DeliveryWatch:
     def _on_event(self, event: Event) -> None:
         if not isinstance(event, DeliveryUpdated):
             return
-        if event.status is MessageStatus.SENT and event.thread != self._ctx.username:
+        if event.status is MessageStatus.SENT:
             self._waiting[event.message_id] = (self._clock() + self.overdue_after, event.thread)
             self._wake.set()
             if not self._running:

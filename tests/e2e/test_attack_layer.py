@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from client import hostile
 from client.core import timeline as timeline_module
 from client.core.client import AriadneClient
 from client.core.events import DeliveryOverdue, MessageStatus
@@ -45,6 +46,7 @@ async def test_an_attack_the_clients_miss_is_reported_and_fails_the_run(tmp_path
     """With the check that catches reordering taken out (a client that takes the relay's times
     as they come), the run says NOT CAUGHT and exits 1."""
     monkeypatch.setattr(timeline_module, "place", lambda *args: Placement(args[-1]))
+    monkeypatch.setattr(hostile, "ANSWER_SECONDS", 3.0)  # it will not come: wait less
     lines: list[str] = []
     assert await run_headless(tmp_path, out=lines.append, only=("reorder",)) == 1
     assert any(line.startswith("| 1 | Reorder |") and "NOT CAUGHT" in line for line in lines)

@@ -4,12 +4,18 @@ relay process (its attack layer on) and real clients, and what each client's win
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 
 from client.gui.chat_window import ChatWindow
 from client.gui.operator_window import CAUGHT, OperatorWindow, hostile_demo
 from client.hostile_attacks import ATTACKS
+
+REPO = Path(__file__).parents[2]
 
 
 def shown(window: ChatWindow) -> list[str]:
@@ -98,3 +104,21 @@ def test_every_attack_from_the_operator_window_is_caught_where_the_user_sees_it(
         window.close()
     qtbot.waitUntil(demo.done, timeout=30_000)
     assert demo.result() == 0
+
+
+def test_the_hostile_demo_opens_three_windows_and_closes_cleanly():
+    result = subprocess.run(
+        [sys.executable, "-m", "client.cli", "demo", "--hostile", "--lifetime", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert result.returncode == 0, result.stderr
+    for title in ("alice (Alice's desktop)", "bob (Bob's desktop)", "Relay operator"):
+        assert f"window: Ariadne — {title}" in result.stdout
+    assert "with its attack layer on" in result.stdout
+    assert "demo: closed cleanly" in result.stdout
+    assert "ATTACK LAYER ON" in result.stderr and "Traceback" not in result.stderr
