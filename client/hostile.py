@@ -59,9 +59,7 @@ class OperatorLink:
 
     async def command(self, attack: Attack, victim: str, **targets: str) -> OperatorReport:
         """Send one command; returns the relay's first answer to it (armed, done or refused)."""
-        return await self.after(len(self.reports), attack, victim, **targets)
-
-    async def after(self, seen: int, attack: Attack, victim: str, **targets: str) -> OperatorReport:
+        seen = len(self.reports)
         self._stdin.write(encode(OperatorCommand(attack=attack, victim=victim, **targets)))
         await self._stdin.drain()
         found = await self.report(attack, ("armed", "done", "refused"), since=seen)
@@ -152,11 +150,11 @@ class Cast:
             cast.record(client)
             client.delivery_watch.overdue_after = DEMO_OVERDUE_SECONDS
         await alice.directory.refresh("bob")  # Alice knows Bob's newest list
-        hello = await alice.send_text("bob", "Hi Bob, it's Alice.")
+        await alice.send_text("bob", "Hi Bob, it's Alice.")
         await until(lambda: len(bob.messages("alice")) == 1)
-        hi = await bob.send_text("alice", "Hi Alice!")
+        await bob.send_text("alice", "Hi Alice!")
         await until(lambda: len(alice.messages("bob")) == 2)
-        await cast.quiet(hello.message_id, hi.message_id)
+        await cast.quiet()
         return cast
 
     def record(self, client: AriadneClient) -> list[Event]:
@@ -167,17 +165,14 @@ class Cast:
     def seen(self, client: AriadneClient) -> list[Event]:
         return self.events[client.username + "/" + client.device_id]
 
-    async def quiet(self, *message_ids: bytes) -> None:
-        """Until both sides' receipts for these messages came back: nothing else in flight."""
-        stores = {"alice": self.alice, "bob": self.bob}
+    async def quiet(self) -> None:
+        """Until every message between them has its receipt: nothing else in flight."""
 
         def delivered() -> bool:
-            for client in stores.values():
-                for message_id in message_ids:
-                    message = client._store.message(message_id)
-                    if message is not None and message.status is MessageStatus.SENT:
-                        return False
-            return True
+            return not any(
+                m.status is MessageStatus.SENT
+                for m in [*self.alice.messages("bob"), *self.bob.messages("alice")]
+            )
 
         await until(delivered)
 

@@ -46,7 +46,8 @@ DELIVERY_ATTACKS = frozenset({"read", "flip", "replay", "relabel", "withhold", "
 @dataclass
 class Armed:
     command: OperatorCommand
-    held: list[QueuedEnvelope] = field(default_factory=list)  # withhold, reorder
+    held: list[QueuedEnvelope] = field(default_factory=list)  # withhold, reorder: off the queue
+    passed: list[QueuedEnvelope] = field(default_factory=list)  # replay: delivered, copied on ack
     replayed: set[int] = field(default_factory=set)  # replay: the copies' seqs, until acked
     fan_out: tuple[str, int] | None = None  # the message it took: (sender device, relay time)
     fired: bool = False
@@ -122,6 +123,8 @@ class AttackLayer:
     # ------------------------------------------------------------------ delivery attacks
 
     def _target(self, envelope: QueuedEnvelope) -> list[Armed]:
+        if not self.armed:
+            return []
         recipient = self.relay.store.device(envelope.device_id)
         return [
             armed
@@ -185,7 +188,7 @@ class AttackLayer:
                     f"delivered {armed.command.sender}'s message labelled as sent by {as_user}",
                 )
             elif attack == "replay":
-                armed.held.append(envelope)  # let through; copied once acknowledged
+                armed.passed.append(envelope)  # let through; copied once acknowledged
             elif attack in ("withhold", "reorder"):
                 self.relay.store.acknowledge(envelope.device_id, [envelope.seq])
                 armed.held.append(envelope)
@@ -225,11 +228,11 @@ class AttackLayer:
         if armed.replayed & acked:
             armed.replayed -= acked
             self._once(armed, f"delivered {armed.command.sender}'s message a second time")
-            if not armed.replayed and not armed.held:
+            if not armed.replayed and not armed.passed:
                 del self.armed["replay"]
             return reply
-        for envelope in [e for e in armed.held if e.seq in acked]:
-            armed.held.remove(envelope)
+        for envelope in [e for e in armed.passed if e.seq in acked]:
+            armed.passed.remove(envelope)
             (copy,) = self.relay.store.enqueue([envelope[1:]])
             self.relay.store.durable()
             armed.replayed.add(copy.seq)

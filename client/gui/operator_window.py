@@ -29,9 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from client.core.events import MessageStatus
 from client.gui.chat_window import ChatWindow
 from client.gui.style import ERROR_STYLE
-from client.hostile import Cast, OperatorLink, attacking_relay
+from client.hostile import Cast, OperatorLink, attacking_relay, until
 from client.hostile_attacks import ATTACKS, Attack, Outcome, run_attack
 from shared.operator import OperatorReport
 
@@ -166,6 +167,16 @@ async def hostile_demo(
                 window.move(screen.left() + i * width, screen.top())
                 window.show()
                 print(f"window: {window.windowTitle()}", flush=True)
+            # Each window marks the other's greeting read: wait for those receipts, so that
+            # the first attack takes the message Alice writes for it, not a receipt.
+            await until(
+                lambda: all(
+                    m.status is MessageStatus.READ
+                    for client, peer in ((cast.alice, "bob"), (cast.bob, "alice"))
+                    for m in client.messages(peer)
+                    if m.sender_user == client.username
+                )
+            )
             if on_ready is not None:
                 on_ready(windows, operator_window)
             await _until_closed([*windows, operator_window], lifetime)  # type: ignore[list-item]
