@@ -134,7 +134,14 @@ async def replay(cast: Cast, op: OperatorLink) -> Outcome:
     caught = report is not None and shown == 1 and failures == 0
     return Outcome(
         _tried(report, armed),
-        (("bob", f"shows it {shown} time(s): the replayed copy was recognised and dropped"),),
+        (
+            (
+                "bob",
+                "shows it once: the replayed copy was recognised and dropped"
+                if shown == 1
+                else f"shows it {shown} times",
+            ),
+        ),
         caught,
     )
 
