@@ -88,6 +88,8 @@ class AriadneClient:
         self.mailbox, self.pairing = engine.mailbox, engine.pairing
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
+        self.controls, self.control_sync = engine.controls, engine.control_sync
+        self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -173,6 +175,7 @@ class AriadneClient:
             asyncio.create_task(self.inbox.run(), name="inbox"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self.history.run(), name="mailbox"),
+            asyncio.create_task(self.control_sync.run(), name="controls"),
         ]
         self.link.start()
         self.context.outbox_wake.set()
@@ -366,6 +369,6 @@ class AriadneClient:
 
     # ------------------------------------------------------------------ sending
 
-    async def send_text(self, peer: str, text: str) -> StoredMessage:
+    async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
         """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
-        return await self.outbox.send_text(peer, text)
+        return await self.outbox.send_text(peer, text, reply_to)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from client.core.context import ClientContext
 from client.core.directory import Directory, UnknownUser
@@ -27,6 +26,7 @@ from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
 from client.core.timeline import Timeline
 from shared import wire
+from shared.controls import expires_at
 from shared.device_list import DeviceEntry
 from shared.envelope import (
     MAX_TEXT,
@@ -80,8 +80,9 @@ class Outbox:
         # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
         self.send_notes: dict[bytes, str] = {}
 
-    async def send_text(self, peer: str, text: str) -> StoredMessage:
-        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
+    async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
+        """Store a message to ``peer`` (quoting ``reply_to``) and queue it; it leaves as soon as
+        the relay is reachable. It disappears after the conversation's timer, if one is set.
         Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
         if self._directory.key_changed(peer):
             raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
@@ -89,8 +90,10 @@ class Outbox:
             raise ValueError("notes to self are not supported")
         if not text.strip() or len(text) > MAX_TEXT:
             raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
-        message_id = new_message_id()
-        sent_at = int(time.time() * 1000)
+        sent_at = self._ctx.clock.now_ms()
+        message_id = new_message_id(sent_at)
+        timer = self._ctx.store.timer(peer)
+        expires = expires_at(sent_at, timer.seconds) if timer else None
         message = StoredMessage(
             message_id=message_id,
             thread=peer,
@@ -104,9 +107,19 @@ class Outbox:
         with self._ctx.store.transaction():
             origin = self._ctx.origin()
             payload = Text(
-                origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text
+                origin=origin,
+                message_id=message_id,
+                peer=peer,
+                sent_at=sent_at,
+                body=text,
+                reply_to=reply_to,
+                expires_at=expires,
             )
             self._ctx.store.insert_message(message)
+            if expires is not None:
+                self._ctx.store.set_expiry(message_id, peer, expires)
+            if reply_to is not None:
+                self._ctx.store.set_reply(message_id, reply_to)
             self._ctx.store.record_sender_order(
                 message_id, peer, self._ctx.username, self._ctx.device_id, origin.counter
             )
