@@ -17,9 +17,16 @@ def system_ms() -> int:
 
 
 class RelayClock:
-    def __init__(self, local_ms: Callable[[], int] = system_ms, offset_ms: int = 0) -> None:
-        self.local_ms = local_ms  # this device's own clock (replaceable: a device's wrong clock)
+    def __init__(self, local_ms: Callable[[], int] | None = None, offset_ms: int = 0) -> None:
+        self._local_ms = local_ms  # this device's own clock, if not the system's
         self.offset_ms = offset_ms  # relay − local
+
+    def local_ms(self) -> int:
+        return self._local_ms() if self._local_ms is not None else system_ms()
+
+    def set_local(self, local_ms: Callable[[], int]) -> None:
+        """Read this device's own clock from ``local_ms`` (a device whose clock is wrong)."""
+        self._local_ms = local_ms
 
     def now_ms(self) -> int:
         return self.local_ms() + self.offset_ms

@@ -35,6 +35,7 @@ from client.core.events import (
     StoredMessage,
     TimerChanged,
 )
+from client.core.store_controls import HELD, SAVED, TO_SAVE
 from shared.controls import (
     EDIT_WINDOW_MS,
     TIMER_CHOICES,
@@ -185,16 +186,19 @@ class Controls:
         return self.apply(record, server_ts)
 
     def apply(self, record: ControlRecord, ts: int, saved: bool = False) -> list[Event]:
-        """Apply a control once (a replay changes nothing); it is saved to the mailbox later
-        unless it came from there (``saved``)."""
-        if not self._ctx.store.log_control(
-            record.control_id, record.thread, ts, encode_record(record)
-        ):
+        """Apply a control once (a replay changes nothing). One that took effect is saved to the
+        mailbox later, unless it came from there (``saved``); one that was dropped or waits for
+        its message is not (a restored device must not act on what no device acted on)."""
+        store = self._ctx.store
+        if not store.log_control(record.control_id, record.thread, ts, encode_record(record)):
             return []
+        events = self._act(record, ts, from_mailbox=saved)
         if saved:
-            self._ctx.store.controls_saved([record.control_id])
-        self.wake.set()
-        return self._act(record, ts)
+            store.mark_control(record.control_id, SAVED)
+        elif events is not None:
+            store.mark_control(record.control_id, TO_SAVE)
+            self.wake.set()
+        return events or []
 
     def settle(self) -> list[Event]:
         """Apply the waiting controls whose message has now been stored."""
@@ -202,10 +206,18 @@ class Controls:
         for control_id, data in self._ctx.store.pending_ready():
             self._ctx.store.drop_pending(control_id)
             record = decode_record(data)
-            events.extend(self._act(record, 0))
+            applied = self._act(record, 0)
+            if applied is not None:
+                if self._ctx.store.control_state(control_id) == HELD:
+                    self._ctx.store.mark_control(control_id, TO_SAVE)
+                    self.wake.set()
+                events.extend(applied)
         return events
 
-    def _act(self, record: ControlRecord, ts: int) -> list[Event]:
+    def _act(
+        self, record: ControlRecord, ts: int, from_mailbox: bool = False
+    ) -> list[Event] | None:
+        """What the control does here; None if it did nothing (dropped, or waiting)."""
         action, store, thread = record.action, self._ctx.store, record.thread
         own = self._ctx.username
         if isinstance(action, SetTimer):
@@ -213,7 +225,7 @@ class Controls:
         if isinstance(action, (DeleteForMe, ClearConversation)):
             if not may_change(action, record.sender_user, None, own):
                 log.info("dropped a deletion that is not from this account")
-                return []
+                return None
             if isinstance(action, ClearConversation):
                 removed = store.clear_thread(thread, action.through_ts)
                 store.delete_later(thread, record.control_id, action.through_ts)
@@ -221,13 +233,13 @@ class Controls:
             return self._delete(thread, action.targets)
         target = action.target
         if store.tombstone_kind(target) in ("deleted", "expired"):
-            return []  # gone for good: an unsend, edit or reaction for it changes nothing
+            return None  # gone for good: an unsend, edit or reaction for it changes nothing
         message = store.message(target)
         if message is None:
             store.keep_pending(record.control_id, target, encode_record(record))
-            if isinstance(action, Unsend):
+            if isinstance(action, Unsend) and from_mailbox:
                 return self._placeholder(record, target, ts)
-            return []
+            return None
         if (
             message.thread != thread
             or message.system
@@ -235,9 +247,9 @@ class Controls:
             or not may_change(action, record.sender_user, message.sender_user, own)
         ):
             log.info("dropped a %s its sender may not make", type(action).__name__)
-            return []
+            return None
         if message.status is MessageStatus.UNSENT:
-            return []  # unsent: nothing more happens to it
+            return None  # unsent: nothing more happens to it
         if isinstance(action, Unsend):
             store.empty_message(target)
             store.tombstone(target, thread, "unsent")
@@ -248,9 +260,10 @@ class Controls:
         return self._react(record, action)
 
     def _placeholder(self, record: ControlRecord, target: bytes, ts: int) -> list[Event]:
-        """An unsend for a message not seen yet: "… unsent a message" in its place, so that a
-        device restored after the sealed copies were deleted agrees with the others. If the real
-        message turns out to be someone else's, it replaces the placeholder (a trigger)."""
+        """An unsend from this account's mailbox (a device of the account applied it) for a
+        message this restored device will never see, its sealed copies deleted: "… unsent a
+        message" in its place, as on the other devices. Should the real message still come and
+        be someone else's, it replaces the placeholder (a trigger)."""
         placeholder = StoredMessage(
             message_id=target,
             thread=record.thread,
@@ -303,10 +316,12 @@ class Controls:
             events.append(MessageReceived(line))
         return events
 
-    def _edit(self, record: ControlRecord, action: Edit, message: StoredMessage) -> list[Event]:
+    def _edit(
+        self, record: ControlRecord, action: Edit, message: StoredMessage
+    ) -> list[Event] | None:
         if record.sent_at - message.sent_at > EDIT_WINDOW_MS:
             log.info("dropped an edit made after the edit window")
-            return []
+            return None
         store = self._ctx.store
         if not store.edits(message.message_id):
             store.add_edit(
@@ -319,12 +334,12 @@ class Controls:
         store.set_body(message.message_id, newest[2])
         return [MessagesChanged(message.thread, (message.message_id,))]
 
-    def _react(self, record: ControlRecord, action: React) -> list[Event]:
+    def _react(self, record: ControlRecord, action: React) -> list[Event] | None:
         store = self._ctx.store
         current = store.reaction(action.target, record.sender_user)
         key = (action.seq, record.sender_user, record.sender_device)
         if current is not None and not newer(key, (current[1], record.sender_user, current[2])):
-            return []
+            return None
         store.set_reaction(
             action.target, record.sender_user, action.emoji, action.seq, record.sender_device
         )

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS control_log (
     thread TEXT NOT NULL,
     ts INTEGER NOT NULL,
     record BLOB NOT NULL,
-    saved INTEGER NOT NULL DEFAULT 0
+    saved INTEGER NOT NULL DEFAULT 2  -- 0 to save to the mailbox, 1 saved, 2 held (no effect)
 );
 CREATE INDEX IF NOT EXISTS control_log_unsaved ON control_log(saved) WHERE saved = 0;
 CREATE TABLE IF NOT EXISTS pending_controls (
@@ -110,6 +110,10 @@ END;
 """
 
 
+# A control's place in the mailbox: to be saved, saved, or held (it did nothing here, yet).
+TO_SAVE, SAVED, HELD = 0, 1, 2
+
+
 class Timer(NamedTuple):
     seconds: int
     key: tuple[int, str, str]  # (seq, user, device): last writer wins
@@ -144,6 +148,17 @@ class ControlStore:
         self._db.executemany(
             "UPDATE control_log SET saved = 1 WHERE control_id = ?", ((c,) for c in control_ids)
         )
+
+    def mark_control(self, control_id: bytes, state: int) -> None:
+        self._db.execute(
+            "UPDATE control_log SET saved = ? WHERE control_id = ?", (state, control_id)
+        )
+
+    def control_state(self, control_id: bytes) -> int | None:
+        row = self._db.execute(
+            "SELECT saved FROM control_log WHERE control_id = ?", (control_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def keep_pending(self, control_id: bytes, target: bytes, record: bytes) -> None:
         self._db.execute(

@@ -22,8 +22,12 @@ async def delete_mailbox_items(session: Session, frame: wire.DeleteMailboxItems)
     return wire.Ok(rid=frame.rid)
 
 
+def relay_now_us() -> int:
+    return time.time_ns() // 1000
+
+
 async def fetch_time(session: Session, frame: wire.FetchTime) -> wire.Frame:
-    return wire.RelayTime(rid=frame.rid, now_us=time.time_ns() // 1000)
+    return wire.RelayTime(rid=frame.rid, now_us=relay_now_us())
 
 
 HANDLERS: dict[type, Handler] = {

@@ -9,7 +9,8 @@ import sqlite3
 import pytest
 
 from client.core.events import MessageStatus
-from shared.controls import Unsend
+from shared.controls import DeleteForMe, Edit, React, Unsend
+from shared.envelope import new_message_id
 from tests.conftest import eventually
 
 
@@ -80,3 +81,103 @@ async def test_unsend_with_a_device_offline_reaches_every_device_and_the_mailbox
     assert expected[kept.message_id][1] == "this one stays"
     for d in (alice2, bob, bob2):
         assert state(d) == expected
+
+
+def reactions(client) -> dict[bytes, dict[str, str]]:
+    return {
+        m.message_id: client.controls.reactions(m.message_id)
+        for m in client.messages("bob" if client.username == "alice" else "alice")
+        if client.controls.reactions(m.message_id)
+    }
+
+
+async def test_every_action_agrees_on_four_devices_and_a_restored_one(accounts, relay):
+    alice, alice2, bob, bob2 = await _pair(accounts)
+    code = await alice.setup_recovery()
+    edited = await alice.send_text("bob", "edit me")
+    liked = await bob.send_text("alice", "react to me")
+    mine_only = await alice.send_text("bob", "delete me for alice")
+    unsent = await bob.send_text("alice", "unsend me")
+    devices = [alice, alice2, bob, bob2]
+    await _settle(devices, 4)
+    reply = await alice.send_text("bob", "a reply", reply_to=liked.message_id)
+    await _settle(devices, 5)
+
+    await accounts.stop(alice2)  # offline during the edit
+    alice.controls.edit(edited.message_id, "edited once")
+    alice.controls.edit(edited.message_id, "edited twice")
+    alice2 = await accounts.start(alice2)
+    await accounts.stop(bob)  # offline during the reactions
+    alice.controls.react(liked.message_id, "👍")
+    alice.controls.react(liked.message_id, "❤️")
+    bob2.controls.react(liked.message_id, "😂")
+    bob2.controls.react(liked.message_id, "")
+    bob2.controls.react(edited.message_id, "🎉")
+    bob = await accounts.start(bob)
+    await accounts.stop(bob2)  # offline during the unsend
+    bob.controls.unsend(unsent.message_id)
+    bob2 = await accounts.start(bob2)
+    await accounts.stop(alice)  # offline during the deletion for alice
+    alice2.controls.delete_for_me([mine_only.message_id])
+    alice = await accounts.start(alice)
+    devices = [alice, alice2, bob, bob2]
+
+    want_alice = {
+        edited.message_id: ("message", "edited twice", ("edit me", "edited once", "edited twice")),
+        liked.message_id: ("message", "react to me", ()),
+        unsent.message_id: ("unsent", "", ()),
+        reply.message_id: ("message", "a reply", ()),
+    }
+    want_bob = {**want_alice, mine_only.message_id: ("message", "delete me for alice", ())}
+    want_reactions = {liked.message_id: {"alice": "❤️"}, edited.message_id: {"bob": "🎉"}}
+    await eventually(
+        lambda: (
+            all(state(d) == want_alice for d in (alice, alice2))
+            and all(state(d) == want_bob for d in (bob, bob2))
+            and all(reactions(d) == want_reactions for d in devices)
+        ),
+        message="all four devices agree",
+    )
+    assert all(d.controls.quote(reply.message_id)[1:] == ("bob", "react to me") for d in devices)
+
+    for d in devices:
+        await d.wait_saved()
+    await eventually(
+        lambda: not {unsent.message_id} & mailbox_ids(relay), message="unsent copies deleted"
+    )
+    restored = await accounts.pending("alice", "Restored")
+    await restored.restore(code=code)
+    await restored.backfill()
+    await eventually(lambda: state(restored) == want_alice, message="the restored device agrees")
+    assert reactions(restored) == want_reactions
+    assert restored.controls.quote(reply.message_id)[1:] == ("bob", "react to me")
+    for d in devices + [restored]:
+        assert b"unsend me" not in b"".join(
+            m.body.encode() for m in d.messages("bob" if d.username == "alice" else "alice")
+        )
+
+
+async def test_controls_from_a_non_sender_or_for_no_message_change_nothing(accounts, relay):
+    alice, alice2, bob, bob2 = await _pair(accounts)
+    message = await alice.send_text("bob", "mine alone")
+    devices = [alice, alice2, bob, bob2]
+    await _settle(devices, 1)
+    before = {d.device_id: state(d) for d in devices}
+    # Bob's client asks what only alice may: unsend and edit her message, delete for alice.
+    bob.controls._send("alice", Unsend(target=message.message_id), ["alice"])
+    bob.controls._send(
+        "alice", Edit(target=message.message_id, version=2, body="bob's words"), ["alice"]
+    )
+    bob.controls._send("alice", Unsend(target=new_message_id()), ["alice"])
+    bob.controls._send("alice", React(target=new_message_id(), emoji="👍", seq=1), ["alice"])
+    bob.controls._send("alice", DeleteForMe(targets=[message.message_id]), ["alice"])
+    marker = await bob.send_text("alice", "after the forgeries")
+    await eventually(
+        lambda: all(marker.message_id in state(d) for d in devices), message="all arrived"
+    )
+    for d in (alice, alice2):
+        assert {k: v for k, v in state(d).items() if k != marker.message_id} == before[d.device_id]
+    # "Delete for me" from bob deletes it for bob alone: his own devices, never alice's.
+    for d in (bob, bob2):
+        assert list(state(d)) == [marker.message_id]
+    assert all(reactions(d) == {} for d in devices)
