@@ -8,7 +8,9 @@ import sqlite3
 
 import pytest
 
+from client.core import clock as clock_module
 from client.core.events import MessageStatus
+from relay.handlers import controls as relay_controls
 from shared.controls import DeleteForMe, Edit, React, Unsend
 from shared.envelope import new_message_id
 from tests.conftest import eventually
@@ -81,6 +83,10 @@ async def test_unsend_with_a_device_offline_reaches_every_device_and_the_mailbox
     assert expected[kept.message_id][1] == "this one stays"
     for d in (alice2, bob, bob2):
         assert state(d) == expected
+
+
+def _peer(client) -> str:
+    return "bob" if client.username == "alice" else "alice"
 
 
 def reactions(client) -> dict[bytes, dict[str, str]]:
@@ -181,3 +187,116 @@ async def test_controls_from_a_non_sender_or_for_no_message_change_nothing(accou
     for d in (bob, bob2):
         assert list(state(d)) == [marker.message_id]
     assert all(reactions(d) == {} for d in devices)
+
+
+async def test_disappearing_messages_expire_everywhere_by_the_relays_clock(
+    accounts, relay, monkeypatch
+):
+    """The relay's clock decides: alice's laptop runs an hour fast and still keeps a 5-minute
+    message for 5 minutes; bob's laptop is closed when it expires and deletes it on start, before
+    anything is shown; a restore never brings it back; the mailbox holds no copy."""
+    alice, alice2, bob, bob2 = await _pair(accounts)
+    code = await alice.setup_recovery()
+    hour = 3_600_000
+    alice2.context.clock.set_local(lambda: clock_module.system_ms() + hour)
+    await alice2.control_sync.sync_clock()
+    assert abs(alice2.context.clock.now_ms() - clock_module.system_ms()) < 5_000
+
+    bob.controls.set_timer("alice", 300)
+    devices = [alice, alice2, bob, bob2]
+    await eventually(
+        lambda: all(d.controls.timer(_peer(d)) == 300 for d in devices), message="timer set"
+    )
+    assert [m.body for m in alice.messages("bob") if m.system] == [
+        "bob set disappearing messages to 5 minutes"
+    ]
+    fleeting = await alice2.send_text("bob", "gone in five minutes")
+    await _settle(devices, 1)
+    for d in devices:
+        await d.wait_saved()
+    assert fleeting.message_id in mailbox_ids(relay)
+    await accounts.stop(bob2)
+
+    later = 6 * 60 * 1000  # six minutes pass, for the relay and every device
+    real = clock_module.system_ms
+    monkeypatch.setattr(clock_module, "system_ms", lambda: real() + later)
+    monkeypatch.setattr(relay_controls, "relay_now_us", lambda: (real() + later) * 1000)
+    for d in (alice, alice2, bob):
+        d.control_sync.wake.set()
+    await _settle([alice, alice2, bob], 0)
+    await eventually(
+        lambda: fleeting.message_id not in mailbox_ids(relay), message="both mailboxes deleted"
+    )
+    bob2 = await accounts.start(bob2)
+    assert state(bob2) == {}  # deleted on start, before the relay was even reached
+    restored = await accounts.pending("alice", "Restored")
+    await restored.restore(code=code)
+    await restored.backfill()
+    assert state(restored) == {}
+    assert restored.controls.timer("bob") == 300
+
+
+async def test_a_device_with_a_wrong_clock_deletes_nothing_early(accounts):
+    alice, alice2, bob, bob2 = await _pair(accounts)
+    bob2.context.clock.set_local(lambda: clock_module.system_ms() + 3_600_000)
+    await bob2.control_sync.sync_clock()
+    bob.controls.set_timer("alice", 300)
+    await eventually(lambda: bob2.controls.timer("alice") == 300, message="timer set")
+    message = await alice.send_text("bob", "five minutes")
+    await _settle([alice, alice2, bob, bob2], 1)
+    bob2.control_sync.wake.set()
+    await eventually(lambda: not bob2.control_sync.wake.is_set(), message="loop ran")
+    assert message.message_id in state(bob2)
+
+
+def _queued(relay, device_id: str) -> list[tuple]:
+    db = relay.relay.store._db
+    return db.execute(
+        "SELECT device_id, sender_user, sender_device, server_ts, payload FROM queue"
+        " WHERE device_id = ? ORDER BY seq",
+        (device_id,),
+    ).fetchall()
+
+
+def _requeue(relay, device_id: str, rows: list[tuple]) -> None:
+    """The hostile relay puts ``rows`` in the device's queue, in this order, in place of what
+    is there."""
+    db = relay.relay.store._db
+    db.execute("DELETE FROM queue WHERE device_id = ?", (device_id,))
+    db.executemany(
+        "INSERT INTO queue (device_id, sender_user, sender_device, server_ts, payload)"
+        " VALUES (?, ?, ?, ?, ?)",
+        rows,
+    )
+    db.commit()
+
+
+async def test_a_hostile_relay_replaying_and_reordering_controls_resurrects_nothing(
+    accounts, relay
+):
+    """bob's laptop is offline while alice sends, edits twice, reacts and removes it, unsends:
+    the relay delivers all of it newest first, then all of it again. The unsent message stays
+    unsent, the older edit does not win, the removed reaction stays removed."""
+    alice, alice2, bob, bob2 = await _pair(accounts)
+    await accounts.stop(bob2)
+    m1 = await alice.send_text("bob", "first")
+    m2 = await alice.send_text("bob", "second")
+    alice.controls.edit(m1.message_id, "first, edited")
+    alice.controls.edit(m1.message_id, "first, edited again")
+    alice.controls.react(m1.message_id, "👍")
+    alice.controls.react(m1.message_id, "")
+    alice.controls.unsend(m2.message_id)
+    await eventually(lambda: state(bob).get(m2.message_id, ("",))[0] == "unsent", message="bob")
+    want = state(bob)
+    assert want[m1.message_id][1] == "first, edited again" and reactions(bob) == {}
+    queued = _queued(relay, bob2.device_id)
+    assert len(queued) >= 7
+    _requeue(relay, bob2.device_id, list(reversed(queued)))
+    bob2 = await accounts.start(bob2)
+    await eventually(lambda: state(bob2) == want, message="bob2 agrees despite the reversal")
+    _requeue(relay, bob2.device_id, list(reversed(queued)) + queued)
+    bob2 = await accounts.reopen(bob2)
+    marker = await alice.send_text("bob", "after the replay")
+    await eventually(lambda: marker.message_id in state(bob2), message="replay processed")
+    got = {k: v for k, v in state(bob2).items() if k != marker.message_id}
+    assert got == want and reactions(bob2) == {}
