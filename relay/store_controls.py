@@ -1,4 +1,4 @@
-"""The relay store's part in controls (PROTOCOL.md §8): deleting items from an account's
+"""The relay store's part in controls (PROTOCOL.md §9): deleting items from an account's
 mailbox when a message is unsent, deleted or expires. Each account deletes its own sealed copy;
 the relay never learns why.
 

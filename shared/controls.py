@@ -1,5 +1,5 @@
 """Control messages: what one device tells the others to do to a conversation's messages
-(PROTOCOL.md §8 "Controls").
+(PROTOCOL.md §9 "Controls").
 
 Unsend, delete for me, delete a conversation, the disappearing-messages timer, edits and
 reactions all travel as one more kind of ordinary encrypted payload (``shared.envelope.Control``),

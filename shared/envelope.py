@@ -66,7 +66,7 @@ class Text(_Payload, tag="text", frozen=True):
     peer: Username
     sent_at: int
     body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
-    # Controls (PROTOCOL.md §8): the message this one quotes (its quote is taken from each
+    # Controls (PROTOCOL.md §9): the message this one quotes (its quote is taken from each
     # recipient's own copy, never re-sent), and when it disappears (sender's relay-corrected
     # clock, ms).
     reply_to: MessageId | None = None

@@ -488,7 +488,7 @@ class Notice(Frame, tag="notice", frozen=True):
 class DeleteMailboxItems(Frame, tag="delete_mailbox_items", frozen=True):
     """Delete items of one thread of this user's mailbox: the listed message ids, and with
     ``through_ts`` every item up to that time (a deleted conversation). Unsend, delete and expiry
-    (PROTOCOL.md §8): each account deletes its own sealed copy."""
+    (PROTOCOL.md §9): each account deletes its own sealed copy."""
 
     rid: Rid
     thread_id: ThreadId
@@ -497,7 +497,7 @@ class DeleteMailboxItems(Frame, tag="delete_mailbox_items", frozen=True):
 
 
 class FetchTime(Frame, tag="fetch_time", frozen=True):
-    """The relay's clock, which decides when disappearing messages expire (PROTOCOL.md §8)."""
+    """The relay's clock, which decides when disappearing messages expire (PROTOCOL.md §9)."""
 
     rid: Rid
 

@@ -357,6 +357,9 @@ class AriadneClient:
     def threads(self) -> list[str]:
         return self._store.threads()
 
+    def message(self, message_id: bytes) -> StoredMessage | None:
+        return self._store.message(message_id)
+
     def unread_count(self, thread: str) -> int:
         return len(self._store.unread(thread))
 

@@ -1,5 +1,5 @@
 """The relay's clock, as this device reads it: its own clock plus an offset measured against the
-relay at every login (PROTOCOL.md §8 "Whose clock decides").
+relay at every login (PROTOCOL.md §9 "Whose clock decides").
 
 Disappearing messages expire by this clock on every device, so two devices whose own clocks
 disagree by an hour still delete a message at the same moment; the offset is kept in the profile,

@@ -1,4 +1,4 @@
-"""What controls need beyond this device's database (PROTOCOL.md §8): the relay's clock,
+"""What controls need beyond this device's database (PROTOCOL.md §9): the relay's clock,
 disappearing messages expiring on time, and the account's mailbox.
 
 - **Clock.** At every login the device reads the relay's clock (``FetchTime``) and keeps the

@@ -1,5 +1,5 @@
 """Controls on this device: unsend, delete for me, delete a conversation, the disappearing-messages
-timer, edits and reactions (PROTOCOL.md §8).
+timer, edits and reactions (PROTOCOL.md §9).
 
 Each is an ordinary encrypted payload (``shared.envelope.Control``) that leaves through the
 outbox like a message: to every device of both users, or to this account's other devices alone

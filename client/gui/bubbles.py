@@ -24,6 +24,7 @@ STATUS_TEXT = {
     MessageStatus.FAILED: "not sent",
     MessageStatus.RECEIVED: "",
     MessageStatus.UNDECRYPTABLE: "",
+    MessageStatus.UNSENT: "",
 }
 UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
 
@@ -76,8 +77,16 @@ class BubbleDelegate(QStyledItemDelegate):
         self._heights: dict[tuple[bytes, int, bool], int] = {}
         self._dates: dict[bytes, tuple[int, int, int]] = {}
 
+    def forget(self, message_ids: tuple[bytes, ...]) -> None:
+        """These messages' texts changed (unsent, edited): their heights are measured again."""
+        changed = set(message_ids)
+        for key in [k for k in self._heights if k[0] in changed]:
+            del self._heights[key]
+
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
+        if message.status is MessageStatus.UNSENT:
+            body = f"{message.sender_user} unsent a message"
         meta = clock(message)
         if message.sender_user == self.own:
             waiting = message.status is MessageStatus.SENDING

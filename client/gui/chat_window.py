@@ -29,6 +29,8 @@ from client.core.events import (
     ConnectionStateChanged,
     DeliveryUpdated,
     HistoryLoaded,
+    MessagesChanged,
+    MessagesRemoved,
     RelayLimitReached,
     SendDeferred,
     StoredMessage,
@@ -135,7 +137,8 @@ class ChatWindow(QMainWindow):
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
-        self.view.setItemDelegate(BubbleDelegate(client.username, client.send_notes.get))
+        self.bubbles = BubbleDelegate(client.username, client.send_notes.get)
+        self.view.setItemDelegate(self.bubbles)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
         self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
@@ -192,6 +195,8 @@ class ChatWindow(QMainWindow):
         self.bridge.contact_key_changed.connect(lambda _event: self._update_banner())
         self.bridge.send_deferred.connect(self._on_deferred)
         self.bridge.relay_limit_reached.connect(self._on_relay_limit)
+        self.bridge.messages_changed.connect(self._on_controls)
+        self.bridge.messages_removed.connect(self._on_controls)
         self.relay_limit = QLabel("")  # a relay quota that stops something (not a message)
         self.relay_limit.setWordWrap(True)
         self.statusBar().addWidget(self.relay_limit)
@@ -482,6 +487,16 @@ class ChatWindow(QMainWindow):
         if self.model is not None:
             self.model.update(event)
         self._refresh_thread(event.thread)
+
+    def _on_controls(self, event: MessagesChanged | MessagesRemoved) -> None:
+        model = self.model
+        if model is None or event.thread != model.thread:
+            return
+        if isinstance(event, MessagesRemoved):
+            model.remove(event.message_ids)
+        else:
+            self.bubbles.forget(event.message_ids)  # a new text: measure it again
+            model.reread(event.message_ids)
 
     def _on_deferred(self, event: SendDeferred) -> None:
         """The bubble shows why its message waits (the delegate reads ``client.send_notes``)."""

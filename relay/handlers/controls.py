@@ -1,4 +1,4 @@
-"""Control handlers (PROTOCOL.md §8): a member deletes items of its own account's mailbox (an
+"""Control handlers (PROTOCOL.md §9): a member deletes items of its own account's mailbox (an
 unsent, deleted or expired message), and any logged-in device reads the relay's clock, which
 decides when disappearing messages expire.
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
 from client.core import clock as clock_module
 from client.core.events import MessageStatus
 from relay.handlers import controls as relay_controls
@@ -157,7 +155,7 @@ async def test_every_action_agrees_on_four_devices_and_a_restored_one(accounts, 
     await eventually(lambda: state(restored) == want_alice, message="the restored device agrees")
     assert reactions(restored) == want_reactions
     assert restored.controls.quote(reply.message_id)[1:] == ("bob", "react to me")
-    for d in devices + [restored]:
+    for d in [*devices, restored]:
         assert b"unsend me" not in b"".join(
             m.body.encode() for m in d.messages("bob" if d.username == "alice" else "alice")
         )
@@ -277,7 +275,7 @@ async def test_a_hostile_relay_replaying_and_reordering_controls_resurrects_noth
     """bob's laptop is offline while alice sends, edits twice, reacts and removes it, unsends:
     the relay delivers all of it newest first, then all of it again. The unsent message stays
     unsent, the older edit does not win, the removed reaction stays removed."""
-    alice, alice2, bob, bob2 = await _pair(accounts)
+    alice, _alice2, bob, bob2 = await _pair(accounts)
     await accounts.stop(bob2)
     m1 = await alice.send_text("bob", "first")
     m2 = await alice.send_text("bob", "second")
