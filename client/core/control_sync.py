@@ -118,21 +118,15 @@ class ControlSync:
             thread = batch[0].thread
             mine = [d for d in batch if d.thread == thread]
             through = max((d.through_ts for d in mine if d.through_ts is not None), default=None)
-            request = wire.DeleteMailboxItems(
-                rid=0,
-                thread_id=self._mailbox.thread_id(thread),
-                message_ids=[d.message_id for d in mine],
-                through_ts=through,
-            )
-            await self._ctx.port.request(
-                lambda rid, r=request: wire.DeleteMailboxItems(
-                    rid=rid,
-                    thread_id=r.thread_id,
-                    message_ids=r.message_ids,
-                    through_ts=r.through_ts,
-                ),
-                expect=wire.Ok,
-            )
+            tid = self._mailbox.thread_id(thread)
+            ids = [d.message_id for d in mine]
+
+            def delete(
+                rid: int, t: bytes = tid, i: list[bytes] = ids, ts: int | None = through
+            ) -> wire.Frame:
+                return wire.DeleteMailboxItems(rid=rid, thread_id=t, message_ids=i, through_ts=ts)
+
+            await self._ctx.port.request(delete, expect=wire.Ok)
             with store.transaction():
                 store.deleted(mine)
 
@@ -163,9 +157,11 @@ class ControlSync:
                     )
                 )
             try:
-                await self._ctx.port.request(
-                    lambda rid, i=items: wire.SaveMessages(rid=rid, items=i), expect=wire.Ok
-                )
+
+                def save(rid: int, i: list[wire.MailboxItem] = items) -> wire.Frame:
+                    return wire.SaveMessages(rid=rid, items=i)
+
+                await self._ctx.port.request(save, expect=wire.Ok)
             except RelayError as exc:
                 if exc.code == wire.ErrorCode.STALE_EPOCH:
                     # The history loop learns the new epoch; then this loop seals again.
