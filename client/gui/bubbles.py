@@ -21,7 +21,7 @@ STATUS_TEXT = {
     MessageStatus.SENT: "sent ✓",
     MessageStatus.DELIVERED: "delivered ✓✓",
     MessageStatus.READ: "read ✓✓",
-    MessageStatus.FAILED: "not sent",
+    MessageStatus.FAILED: "Not sent — click to retry",
     MessageStatus.RECEIVED: "",
     MessageStatus.UNDECRYPTABLE: "",
 }
@@ -66,14 +66,18 @@ def separator(
 
 class BubbleDelegate(QStyledItemDelegate):
     def __init__(
-        self, own_username: str, note: Callable[[bytes], str | None] = lambda _id: None
+        self,
+        own_username: str,
+        note: Callable[[bytes], str | None] = lambda _id: None,
+        failure: Callable[[bytes], str | None] = lambda _id: None,
     ) -> None:
         super().__init__()
         self.own = own_username
         self.note = note  # why an own message still waits (a relay limit), if it does
+        self.failure = failure  # why an own message was not sent
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
-        self._heights: dict[tuple[bytes, int, bool], int] = {}
+        self._heights: dict[tuple[bytes, int, bool, MessageStatus], int] = {}
         self._dates: dict[bytes, tuple[int, int, int]] = {}
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
@@ -83,6 +87,9 @@ class BubbleDelegate(QStyledItemDelegate):
             waiting = message.status is MessageStatus.SENDING
             note = self.note(message.message_id) if waiting else None
             meta = f"{meta}  {note or STATUS_TEXT[message.status]}".rstrip()
+            if message.status is MessageStatus.FAILED:
+                why = self.failure(message.message_id)
+                meta = f"⚠ {why or 'Not sent'} — click to retry  {clock(message)}"
         return body, meta
 
     def _geometry(
@@ -94,10 +101,13 @@ class BubbleDelegate(QStyledItemDelegate):
         body_rect = body_fm.boundingRect(
             QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, body
         )
-        meta_w = meta_fm.horizontalAdvance(meta)
-        inner_w = max(body_rect.width(), meta_w)
+        # The meta line wraps too: a failed message's reason can be long.
+        meta_rect = meta_fm.boundingRect(
+            QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, meta
+        )
+        inner_w = max(body_rect.width(), meta_rect.width())
         bubble_w = inner_w + 2 * PAD
-        bubble_h = body_rect.height() + meta_fm.height() + 2 * PAD
+        bubble_h = body_rect.height() + meta_rect.height() + 2 * PAD
         left = (
             option.rect.right() - bubble_w - PAD
             if message.sender_user == self.own
@@ -105,8 +115,8 @@ class BubbleDelegate(QStyledItemDelegate):
         )
         bubble = QRect(left, option.rect.top() + GAP, bubble_w, bubble_h)
         text = QRect(bubble.left() + PAD, bubble.top() + PAD, inner_w, body_rect.height())
-        meta_rect = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_fm.height())
-        return bubble, text, meta_rect
+        meta_box = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_rect.height())
+        return bubble, text, meta_box
 
     @staticmethod
     def _small(font: QFont) -> QFont:
@@ -119,7 +129,7 @@ class BubbleDelegate(QStyledItemDelegate):
     ) -> QSize:
         message = index.data(MessageRole)
         label = separator(index, message, self._date)
-        key = (message.message_id, option.rect.width(), label is not None)
+        key = (message.message_id, option.rect.width(), label is not None, message.status)
         height = self._heights.get(key)
         if height is None:
             if len(self._heights) > 20_000:
@@ -214,5 +224,5 @@ class BubbleDelegate(QStyledItemDelegate):
         faded = QColor(ink)
         faded.setAlpha(170)
         painter.setPen(faded)
-        painter.drawText(meta_rect, Qt.AlignmentFlag.AlignRight, meta)
+        painter.drawText(meta_rect, Qt.AlignmentFlag.AlignRight | Qt.TextFlag.TextWordWrap, meta)
         painter.restore()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -23,12 +24,13 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.at_rest import KeyPlace
-from client.core.client import AriadneClient
+from client.core.client import AriadneClient, SendError
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
     DeliveryUpdated,
     HistoryLoaded,
+    MessageStatus,
     RelayLimitReached,
     SendDeferred,
     StoredMessage,
@@ -37,6 +39,7 @@ from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
+from client.gui.message_menu import MenuContext, build_menu
 from client.gui.server_view import ServerView
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -135,12 +138,17 @@ class ChatWindow(QMainWindow):
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
-        self.view.setItemDelegate(BubbleDelegate(client.username, client.send_notes.get))
+        self.view.setItemDelegate(
+            BubbleDelegate(client.username, client.send_notes.get, client.conversations.failure)
+        )
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
         self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
         self.view.setWordWrap(True)
         self.view.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._menu_at)
+        self.view.clicked.connect(self._on_bubble_clicked)
         self.composer = Composer(placeholderText="Write a message — Enter sends")
         self.composer.setFixedHeight(64)
         self.composer.submitted.connect(self.send)
@@ -256,6 +264,37 @@ class ChatWindow(QMainWindow):
         self.panel = panel
         panel.show()
         return panel
+
+    def show_panel(self, panel: QWidget) -> QWidget:
+        return self._show_panel(panel)
+
+    # ---------------------------------------------------------------- a message's menu
+
+    def message_menu(self, row: int) -> QMenu | None:
+        """The menu of the message in ``row`` of the open conversation (see message_menu)."""
+        if self.model is None or not 0 <= row < self.model.rowCount():
+            return None
+        context = MenuContext(self.model.message_at(row), self.client, self)
+        return build_menu(context, parent=self)
+
+    def _menu_at(self, point: QPoint) -> None:
+        menu = self.message_menu(self.view.indexAt(point).row())
+        if menu is not None:
+            menu.popup(self.view.viewport().mapToGlobal(point))
+
+    def _on_bubble_clicked(self, index: QModelIndex) -> None:
+        """A click on a message that was not sent sends it again (its bubble says so)."""
+        if self.model is None or not index.isValid():
+            return
+        message = self.model.message_at(index.row())
+        if message.sender_user == self.client.username and message.status is MessageStatus.FAILED:
+            self.retry(message.message_id)
+
+    def retry(self, message_id: bytes) -> None:
+        try:
+            self.client.conversations.retry(message_id)
+        except SendError as exc:
+            self.statusBar().showMessage(f"Not sent again: {exc}", 8000)
 
     def show_contact(self) -> QWidget | None:
         if self.model is None:
