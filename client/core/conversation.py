@@ -46,6 +46,9 @@ class Conversations:
             raise UserCheckFailed(str(exc) or "the relay is not reachable") from None
         return True
 
+    def unread(self, thread: str) -> list[bytes]:
+        return self._store.unread(thread)
+
     def draft(self, thread: str) -> str:
         return self._store.draft(thread)
 

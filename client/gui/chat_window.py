@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMenu,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -37,9 +36,11 @@ from client.core.events import (
 )
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
+from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
 from client.gui.message_menu import MenuContext, build_menu
+from client.gui.read_state import visible_unread
 from client.gui.server_view import ServerView
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -68,22 +69,6 @@ AT_REST_TEXT = {
         "Messages and keys on this device are stored unencrypted.",
     ),
 }
-
-
-class Composer(QPlainTextEdit):
-    """Enter sends; Shift+Enter starts a new line."""
-
-    submitted = Signal(str)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        if enter and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-            text = self.toPlainText()
-            if text.strip():
-                self.submitted.emit(text)
-                self.clear()
-            return
-        super().keyPressEvent(event)
 
 
 class ChatWindow(QMainWindow):
@@ -146,6 +131,7 @@ class ChatWindow(QMainWindow):
         self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
         self.view.setWordWrap(True)
         self.view.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
+        self.view.verticalScrollBar().valueChanged.connect(self._mark_read_soon)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu_at)
         self.view.clicked.connect(self._on_bubble_clicked)
@@ -153,11 +139,17 @@ class ChatWindow(QMainWindow):
         self.composer.setFixedHeight(64)
         self.composer.submitted.connect(self.send)
         self.composer.setEnabled(False)
-        send_button = QPushButton("Send")
+        self.send_button = send_button = QPushButton("Send")
         send_button.clicked.connect(lambda: self.send(self.composer.toPlainText()))
         bottom = QHBoxLayout()
         bottom.addWidget(self.composer)
         bottom.addWidget(send_button)
+        self.counter = LengthCounter(self.composer)
+        self.counter.split_requested.connect(self.send_parts)
+        self._draft_thread: str | None = None  # whose draft the composer holds
+        self._draft_timer = QTimer(self, singleShot=True, interval=400)
+        self._draft_timer.timeout.connect(self._save_draft)
+        self.composer.textChanged.connect(self._draft_timer.start)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
@@ -178,6 +170,7 @@ class ChatWindow(QMainWindow):
         self.banner_button.setVisible(False)
         right_layout.addLayout(banner_row)
         right_layout.addWidget(self.view)
+        right_layout.addWidget(self.counter)
         right_layout.addLayout(bottom)
 
         splitter = QSplitter()
@@ -220,6 +213,11 @@ class ChatWindow(QMainWindow):
     def open_thread(self, thread: str) -> None:
         if not thread:
             return
+        self._save_draft()
+        self._draft_thread = thread
+        self.composer.setPlainText(self.client.conversations.draft(thread))
+        self.composer.moveCursor(QTextCursor.MoveOperation.End)
+        self._draft_timer.stop()
         self.model = ConversationModel(self.client, thread)
         self.view.setModel(self.model)
         self.view.scrollToBottom()
@@ -231,19 +229,36 @@ class ChatWindow(QMainWindow):
         self._update_banner()
         self._mark_read()
 
+    def _save_draft(self) -> None:
+        if self._draft_thread is not None:
+            self.client.conversations.save_draft(self._draft_thread, self.composer.toPlainText())
+
     def _mark_read(self) -> None:
-        """What is on screen in a visible window has been read."""
-        if self.model is not None and self.isVisible() and not self.isMinimized():
-            thread = self.model.thread
-            if self.client.unread_count(thread):
-                future = asyncio.ensure_future(self.client.mark_read(thread))
-                self._pending.add(future)
-                future.add_done_callback(self._report_failure)
-            self._refresh_thread(thread)
+        """Read means: this window is the active one (not minimised, not behind another), the
+        conversation is open, and the message has been scrolled into view."""
+        if self.model is None or not self.isActiveWindow() or self.isMinimized():
+            return
+        seen = visible_unread(
+            self.view, self.model, self.client.conversations.unread(self.model.thread)
+        )
+        if seen:
+            future = asyncio.ensure_future(self.client.mark_read(self.model.thread, seen))
+            self._pending.add(future)
+            future.add_done_callback(self._report_failure)
+            future.add_done_callback(lambda _f, t=self.model.thread: self._refresh_thread(t))
+
+    def _mark_read_soon(self) -> None:
+        """After the view has laid out what just changed."""
+        QTimer.singleShot(0, self, self._mark_read)
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().showEvent(event)
-        self._mark_read()
+        self._mark_read_soon()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.ActivationChange, QEvent.Type.WindowStateChange):
+            self._mark_read_soon()
 
     def open_conversation(self, peer: str) -> None:
         self._ensure_thread(peer)
@@ -446,11 +461,31 @@ class ChatWindow(QMainWindow):
     # ---------------------------------------------------------------- sending
 
     def send(self, text: str) -> None:
-        if self.model is None or not text.strip():
+        """Send ``text`` to the open conversation. The composer is cleared once the message is
+        stored (queued); a text over the limit, or one the core refuses, stays where it is."""
+        if self.model is None or not text.strip() or self.counter.over:
             return
-        self.composer.clear()
-        future = asyncio.ensure_future(self.client.send_text(self.model.thread, text))
+        self.send_parts([text])
+
+    def send_parts(self, parts: list[str]) -> None:
+        if self.model is None or not parts:
+            return
+        thread, typed = self.model.thread, self.composer.toPlainText()
+
+        async def store_all() -> None:
+            for part in parts:
+                await self.client.send_text(thread, part)
+
+        def stored(future: asyncio.Future[None]) -> None:
+            # Cleared only if the composer still holds what was sent, in the same conversation.
+            same = self._draft_thread == thread and self.composer.toPlainText() == typed
+            if not future.exception() and same:
+                self.composer.clear()
+                self._save_draft()
+
+        future = asyncio.ensure_future(store_all())
         self._pending.add(future)
+        future.add_done_callback(stored)
         future.add_done_callback(self._report_failure)
 
     def _report_failure(self, future: asyncio.Future[object]) -> None:
@@ -466,7 +501,7 @@ class ChatWindow(QMainWindow):
             self.model.add(message)
             if at_bottom or message.sender_user == self.client.username:
                 self.view.scrollToBottom()
-            self._mark_read()
+            self._mark_read_soon()
         self._ensure_thread(message.thread)
 
     def _maybe_load_older(self, value: int) -> None:
@@ -537,6 +572,7 @@ class ChatWindow(QMainWindow):
         self.connection.setText(text)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._save_draft()
         for dialog in self.approvals.values():
             dialog.close()  # (cancels an exchange in progress)
         self.bridge.detach()

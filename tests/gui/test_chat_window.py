@@ -38,7 +38,7 @@ def test_alice_types_enter_and_bobs_window_shows_it_delivered(qtbot, harness):
     qtbot.keyClick(alice_window.new_chat, Qt.Key.Key_Return)
     qtbot.keyClicks(alice_window.composer, "Hello Bob, from a real window")
     qtbot.keyClick(alice_window.composer, Qt.Key.Key_Return)
-    assert alice_window.composer.toPlainText() == ""
+    qtbot.waitUntil(lambda: alice_window.composer.toPlainText() == "", timeout=5_000)
 
     qtbot.waitUntil(lambda: bob_window.threads.count() == 1, timeout=10_000)
     bob_window.threads.setCurrentRow(0)
@@ -54,8 +54,9 @@ def test_alice_types_enter_and_bobs_window_shows_it_delivered(qtbot, harness):
     qtbot.waitUntil(
         lambda: shown(laptop_window) == [("alice", "Hello Bob, from a real window")], timeout=10_000
     )
-    # Bob's window is open on the conversation, so he has read it: both of Alice's devices
-    # show "read".
+    # Bob brings his window to the front, open on the conversation: he has read it, and both of
+    # Alice's devices show "read".
+    bob_window.activateWindow()
     qtbot.waitUntil(
         lambda: alice_window.model.message_at(0).status is MessageStatus.READ, timeout=10_000
     )
