@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient, SendError
+from client.core.conversation import UserCheckFailed
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
@@ -42,6 +43,7 @@ from client.gui.conversation_model import ConversationModel
 from client.gui.message_menu import MenuContext, build_menu
 from client.gui.read_state import visible_unread
 from client.gui.server_view import ServerView
+from client.gui.style import ERROR_STYLE
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -99,6 +101,10 @@ class ChatWindow(QMainWindow):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 6, 6)
         left_layout.addWidget(self.new_chat)
+        self.new_chat_note = QLabel("")  # why a chat did not start
+        self.new_chat_note.setWordWrap(True)
+        self.new_chat_note.setVisible(False)
+        left_layout.addWidget(self.new_chat_note)
         left_layout.addWidget(self.threads)
         my_devices = QPushButton("My devices")
         my_devices.clicked.connect(self.show_own_devices)
@@ -419,11 +425,45 @@ class ChatWindow(QMainWindow):
                     self._maybe_load_older(0)
 
     def _start_chat(self) -> None:
+        """Open a chat with the user typed, once the relay confirmed the user exists (their
+        signed device list, which the first message needs anyway); else say why, text kept."""
         username = self.new_chat.text().strip().lower()
         if not username or username == self.client.username:
+            self._chat_note(
+                "That is you — type someone else's username." if username else "", error=True
+            )
             return
-        self.new_chat.clear()
-        self.open_conversation(username)
+        if self._row_of_thread(username) >= 0:
+            self.new_chat.clear()
+            self.open_conversation(username)
+            return
+        self._chat_note(f"Looking for {username}…")
+        future = asyncio.ensure_future(self.client.conversations.user_exists(username))
+        self._pending.add(future)
+        future.add_done_callback(lambda f: self._chat_checked(username, f))
+
+    def _chat_checked(self, username: str, future: asyncio.Future[bool]) -> None:
+        self._pending.discard(future)
+        if future.cancelled() or self.new_chat.text().strip().lower() != username:
+            return  # the user typed on meanwhile
+        failed = future.exception()
+        if isinstance(failed, UserCheckFailed):
+            self._chat_note(f"Could not check {username} now ({failed}). Try again.", error=True)
+        elif failed is not None:
+            self._chat_note(f"Could not check {username} now. Try again.", error=True)
+        elif not future.result():
+            self._chat_note(
+                f"There is no user “{username}” on this relay. Check the spelling.", error=True
+            )
+        else:
+            self._chat_note("")
+            self.new_chat.clear()
+            self.open_conversation(username)
+
+    def _chat_note(self, text: str, error: bool = False) -> None:
+        self.new_chat_note.setText(text)
+        self.new_chat_note.setStyleSheet(ERROR_STYLE if error else "")
+        self.new_chat_note.setVisible(bool(text))
 
     def _row_of_thread(self, thread: str) -> int:
         for row in range(self.threads.count()):
