@@ -11,20 +11,32 @@ from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
 from client.core.events import MessageStatus, StoredMessage
 from client.gui.conversation_model import MessageRole
+from client.gui.style import ChatColours, chat_colours
+from client.gui.ticks import TICK_WIDTH, paint_tick
 
 PAD = 10
 GAP = 4
 MAX_WIDTH = 0.72
 
+# The word beside each state's tick (client/gui/ticks.py draws the shape).
 STATUS_TEXT = {
     MessageStatus.SENDING: "sending…",
-    MessageStatus.SENT: "sent ✓",
-    MessageStatus.DELIVERED: "delivered ✓✓",
-    MessageStatus.READ: "read ✓✓",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.READ: "read",
     MessageStatus.FAILED: "Not sent — click to retry",
     MessageStatus.RECEIVED: "",
     MessageStatus.UNDECRYPTABLE: "",
 }
+TICKED = frozenset(
+    {
+        MessageStatus.SENDING,
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.READ,
+        MessageStatus.FAILED,
+    }
+)
 UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
 
 
@@ -103,9 +115,11 @@ class BubbleDelegate(QStyledItemDelegate):
         )
         # The meta line wraps too: a failed message's reason can be long.
         meta_rect = meta_fm.boundingRect(
-            QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, meta
+            QRect(0, 0, width - 2 * PAD - TICK_WIDTH, 100_000), Qt.TextFlag.TextWordWrap, meta
         )
-        inner_w = max(body_rect.width(), meta_rect.width())
+        ticked = message.sender_user == self.own and message.status in TICKED
+        meta_w = meta_rect.width() + (TICK_WIDTH if ticked else 0)
+        inner_w = max(body_rect.width(), meta_w)
         bubble_w = inner_w + 2 * PAD
         bubble_h = body_rect.height() + meta_rect.height() + 2 * PAD
         left = (
@@ -167,9 +181,7 @@ class BubbleDelegate(QStyledItemDelegate):
         font = self._small(option.font)
         font.setItalic(italic)
         painter.setFont(font)
-        faded = QColor(option.palette.color(QPalette.ColorRole.Text))
-        faded.setAlpha(140)
-        painter.setPen(faded)
+        painter.setPen(QColor(self._colours(option).day))
         height = self._line_height(option, text if italic else "")
         rect = QRect(option.rect.left() + PAD, top, option.rect.width() - 2 * PAD, height)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
@@ -200,29 +212,38 @@ class BubbleDelegate(QStyledItemDelegate):
         option = shifted
         bubble, text_rect, meta_rect = self._geometry(option, message)
         own = message.sender_user == self.own
-        palette = option.palette
-        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+        colours = self._colours(option)
         if message.undecryptable:
-            fill, ink = QColor("#fde2e1"), QColor("#8a1c1c")
+            fill, ink = colours.undecryptable_fill, colours.undecryptable_ink
+            meta_ink = ink
         elif own:
-            fill, ink = QColor("#0a7cff"), QColor("white")
+            fill, ink, meta_ink = colours.own_fill, colours.own_ink, colours.own_meta
         else:
-            fill = QColor("#3a3b3c") if dark else QColor("#e9e9eb")
-            ink = palette.color(QPalette.ColorRole.Text)
+            fill, ink, meta_ink = colours.their_fill, colours.their_ink, colours.their_meta
         body, meta = self._lines(message)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(fill)
+        painter.setBrush(QColor(fill))
         painter.drawRoundedRect(bubble, 14, 14)
-        painter.setPen(ink)
+        painter.setPen(QColor(ink))
         font = QFont(option.font)
         font.setItalic(message.undecryptable)
         painter.setFont(font)
         painter.drawText(text_rect, Qt.TextFlag.TextWordWrap, body)
         painter.setFont(self._small(option.font))
-        faded = QColor(ink)
-        faded.setAlpha(170)
-        painter.setPen(faded)
-        painter.drawText(meta_rect, Qt.AlignmentFlag.AlignRight | Qt.TextFlag.TextWordWrap, meta)
+        painter.setPen(QColor(meta_ink))
+        ticked = own and message.status in TICKED
+        text_box = meta_rect.adjusted(0, 0, -TICK_WIDTH if ticked else 0, 0)
+        painter.drawText(text_box, Qt.AlignmentFlag.AlignRight | Qt.TextFlag.TextWordWrap, meta)
+        if ticked:
+            line = QFontMetrics(self._small(option.font)).height()
+            tick_box = QRect(
+                text_box.right() + 4, text_box.bottom() - line + 1, TICK_WIDTH - 4, line
+            )
+            paint_tick(painter, tick_box, message.status, QColor(meta_ink), QColor(fill))
         painter.restore()
+
+    @staticmethod
+    def _colours(option: QStyleOptionViewItem) -> ChatColours:
+        return chat_colours(option.palette.color(QPalette.ColorRole.Window).lightness() < 128)

@@ -10,9 +10,10 @@ way. The window keeps each conversation's draft (see ``ChatWindow.open_thread``)
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QWidget
 
+from client.gui.style import chat_colours
 from shared.envelope import MAX_TEXT
 
 # The counter shows from this share of the limit on: far enough ahead to be a warning.
@@ -91,7 +92,8 @@ class LengthCounter(QWidget):
                 f"{length:,} / {limit:,} characters: {over:,} too many for one message."
                 " Shorten it, or send it in parts."
             )
-            self.label.setStyleSheet("color: #c62828; font-weight: bold;")
+            dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+            self.label.setStyleSheet(f"color: {chat_colours(dark).error}; font-weight: bold;")
             self.split_button.setText(f"Send as {parts} messages")
         else:
             self.label.setText(f"{length:,} / {limit:,} characters")
