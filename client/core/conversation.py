@@ -1,5 +1,6 @@
 """What the conversation screen asks of the core besides sending and reading pages: whether a
-user exists before a chat with them starts, a draft per conversation, a message's info (times,
+user exists before a chat with them starts, the names given to contacts, a draft per
+conversation, a message's info (times,
 each recipient device's receipts, why it failed), retrying a failed send, and searching the
 history. Kept apart from the façade, which only exposes it as ``client.conversations``.
 """
@@ -45,6 +46,19 @@ class Conversations:
         except (Offline, RelayError) as exc:
             raise UserCheckFailed(str(exc) or "the relay is not reachable") from None
         return True
+
+    MAX_NAME = 64
+
+    def display_name(self, username: str) -> str:
+        """The name this user gave ``username`` on this device, else the username."""
+        return self._store.display_name(username) or username
+
+    def set_display_name(self, username: str, name: str) -> None:
+        """A name for a contact, kept on this device only (the relay and the contact never see
+        it); an empty name goes back to the username."""
+        name = " ".join(name.split())[: self.MAX_NAME]
+        with self._store.transaction():
+            self._store.set_display_name(username, "" if name == username else name)
 
     def unread(self, thread: str) -> list[bytes]:
         return self._store.unread(thread)

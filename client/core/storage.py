@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS device_receipts (
     PRIMARY KEY (message_id, username, device_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS send_failures (message_id BLOB PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS display_names (username TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
     USING fts5(body, content='messages', content_rowid='rowid');
 CREATE TRIGGER IF NOT EXISTS search_on_insert AFTER INSERT ON messages BEGIN

@@ -1,8 +1,9 @@
 """What the conversation screen keeps in the profile beyond the messages themselves: a draft per
 conversation (so text typed for one contact never follows the user into another, and survives a
-restart), each recipient device's receipts (a message's info), why a send failed (its bubble
-says so after a restart too), and the full-text search index over the history (SQLite FTS5, in
-the same encrypted database: the index is as private as the messages).
+restart), the names the user gave contacts, each recipient device's receipts (a message's info),
+why a send failed (its bubble says so after a restart too), and the full-text search index over
+the history (SQLite FTS5, in the same encrypted database: the index is as private as the
+messages).
 
 A part of :class:`client.core.storage.ProfileStore`, which owns the schema, the connection
 and its transactions.
@@ -69,6 +70,24 @@ class ChatStore:
             )
         else:
             self._db.execute("DELETE FROM drafts WHERE thread = ?", (thread,))
+
+    # ------------------------------------------------------------------ display names
+
+    def display_name(self, username: str) -> str | None:
+        row = self._db.execute(
+            "SELECT name FROM display_names WHERE username = ?", (username,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_display_name(self, username: str, name: str) -> None:
+        if name:
+            self._db.execute(
+                "INSERT INTO display_names VALUES (?, ?)"
+                " ON CONFLICT(username) DO UPDATE SET name = ?",
+                (username, name, name),
+            )
+        else:
+            self._db.execute("DELETE FROM display_names WHERE username = ?", (username,))
 
     # ------------------------------------------------------------------ receipts and failures
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolTip,
+)
 
 from client.core.events import MessageStatus, StoredMessage
 from client.gui.conversation_model import MessageRole
@@ -43,6 +48,11 @@ UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
 def _local(message: StoredMessage) -> time.struct_time:
     millis = message.server_ts // 1000 if message.server_ts else message.sent_at
     return time.localtime(millis / 1000)
+
+
+def full_time(message: StoredMessage) -> str:
+    """The date and time to the second, with the zone (hovering, a message's Info)."""
+    return time.strftime("%A %d %B %Y, %H:%M:%S %Z", _local(message))
 
 
 def clock(message: StoredMessage) -> str:
@@ -243,6 +253,25 @@ class BubbleDelegate(QStyledItemDelegate):
             )
             paint_tick(painter, tick_box, message.status, QColor(meta_ink), QColor(fill))
         painter.restore()
+
+    def helpEvent(
+        self,
+        event: QHelpEvent,
+        view: QAbstractItemView,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> bool:
+        """Hovering a message shows its full date and time (and why it was not sent)."""
+        if event.type() != QEvent.Type.ToolTip or not index.isValid():
+            return super().helpEvent(event, view, option, index)
+        QToolTip.showText(event.globalPos(), self.tooltip(index.data(MessageRole)), view)
+        return True
+
+    def tooltip(self, message: StoredMessage) -> str:
+        text = full_time(message)
+        if message.sender_user == self.own and message.status is MessageStatus.FAILED:
+            text += f"\nNot sent: {self.failure(message.message_id) or 'the relay refused it'}"
+        return text
 
     @staticmethod
     def _colours(option: QStyleOptionViewItem) -> ChatColours:

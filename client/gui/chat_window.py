@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -35,8 +35,10 @@ from client.core.events import (
     SendDeferred,
     StoredMessage,
 )
+from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
+from client.gui.chat_header import ChatHeader
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
@@ -46,6 +48,7 @@ from client.gui.server_view import ServerView
 from client.gui.style import ERROR_STYLE
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
+THREAD_AVATAR = 32
 
 CONNECTION_TEXT = {
     ConnectionState.CONNECTING: "Connecting to the relay…",
@@ -92,6 +95,7 @@ class ChatWindow(QMainWindow):
         self.threads.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.threads.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.threads.setMinimumWidth(170)
+        self.threads.setIconSize(QSize(THREAD_AVATAR, THREAD_AVATAR))
         self.threads.currentItemChanged.connect(
             lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
         )
@@ -114,8 +118,9 @@ class ChatWindow(QMainWindow):
         self.recovery_button.setEnabled(client.holds_account_key)
         left_layout.addWidget(self.recovery_button)
 
-        self.header = QLabel("No conversation open")
-        self.header.setObjectName("header")
+        self.identity = ChatHeader(client)
+        self.header = self.identity.name
+        self.identity.renamed.connect(self._refresh_thread)
         self.server_button = QPushButton("What the relay sees")
         self.server_button.setEnabled(False)
         self.server_button.clicked.connect(self.show_server_view)
@@ -125,7 +130,7 @@ class ChatWindow(QMainWindow):
         self.contact_button.clicked.connect(self.show_contact)
         self.panel: QWidget | None = None
         header_row = QHBoxLayout()
-        header_row.addWidget(self.header, 1)
+        header_row.addWidget(self.identity, 1)
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
@@ -227,7 +232,7 @@ class ChatWindow(QMainWindow):
         self.model = ConversationModel(self.client, thread)
         self.view.setModel(self.model)
         self.view.scrollToBottom()
-        self.header.setText(f"<b>{thread}</b>")
+        self.identity.show_peer(thread)
         self.server_button.setEnabled(True)
         self.contact_button.setEnabled(True)
         self.composer.setEnabled(not self.client.removed)
@@ -320,7 +325,10 @@ class ChatWindow(QMainWindow):
     def show_contact(self) -> QWidget | None:
         if self.model is None:
             return None
-        return self._show_panel(ContactPanel(self.client, self.model.thread))
+        panel = ContactPanel(self.client, self.model.thread)
+        if hasattr(panel, "verify"):  # the badge follows the verified mark
+            panel.verify.toggled.connect(lambda _on: self.identity.refresh())
+        return self._show_panel(panel)
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
@@ -485,7 +493,8 @@ class ChatWindow(QMainWindow):
             return
         unread = self.client.unread_count(thread)
         last = self.client.last_message(thread)
-        title = f"{thread}  ({unread})" if unread else thread
+        name = self.client.conversations.display_name(thread)
+        title = f"{name}  ({unread})" if unread else name
         if last is None:
             preview = "No messages yet"
         else:
@@ -493,6 +502,7 @@ class ChatWindow(QMainWindow):
             who = "You: " if last.sender_user == self.client.username else ""
             preview = f"{who}{body[:40]}  · {clock(last)}"
         item = self.threads.item(row)
+        item.setIcon(avatar_icon(name, THREAD_AVATAR, thread))
         item.setText(f"{title}\n{preview}")
         font = item.font()
         font.setBold(bool(unread))
