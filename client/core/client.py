@@ -18,6 +18,7 @@ from pathlib import Path
 
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.context import ClientContext
+from client.core.conversation import Conversations
 from client.core.directory import UnknownUser
 from client.core.engine import build_engine
 from client.core.events import (
@@ -90,6 +91,7 @@ class AriadneClient:
         self.account_devices, self.history = engine.devices, engine.history
         self.controls, self.control_sync = engine.controls, engine.control_sync
         self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
+        self.conversations = Conversations(store, self.directory, self.outbox)
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -366,9 +368,9 @@ class AriadneClient:
     def last_message(self, thread: str) -> StoredMessage | None:
         return self._store.last_message(thread)
 
-    async def mark_read(self, thread: str) -> int:
+    async def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
         """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
-        return self.outbox.mark_read(thread)
+        return self.outbox.mark_read(thread, seen)
 
     # ------------------------------------------------------------------ sending
 
