@@ -21,6 +21,7 @@ from client.core.events import (
     PairingRequested,
     RelayLimitReached,
     SendDeferred,
+    TimerChanged,
 )
 
 
@@ -40,6 +41,7 @@ class CoreBridge(QObject):
     relay_limit_reached = Signal(object)  # RelayLimitReached
     messages_changed = Signal(object)  # MessagesChanged (controls: unsent, edited, reacted)
     messages_removed = Signal(object)  # MessagesRemoved (controls: deleted, expired)
+    timer_changed = Signal(object)  # TimerChanged (disappearing messages)
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -77,3 +79,5 @@ class CoreBridge(QObject):
                 self.messages_changed.emit(event)
             case MessagesRemoved():
                 self.messages_removed.emit(event)
+            case TimerChanged():
+                self.timer_changed.emit(event)

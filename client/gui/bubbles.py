@@ -98,6 +98,8 @@ class BubbleDelegate(QStyledItemDelegate):
         self.own = own_username
         self.note = note  # why an own message still waits (a relay limit), if it does
         self.failure = failure  # why an own message was not sent
+        # Controls: (a reply's quote line, what follows the time: "edited", reactions).
+        self.decorate: Callable[[StoredMessage], tuple[str, str]] | None = None
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
         self._heights: dict[tuple[bytes, int, bool, MessageStatus], int] = {}
@@ -121,6 +123,10 @@ class BubbleDelegate(QStyledItemDelegate):
             if message.status is MessageStatus.FAILED:
                 why = self.failure(message.message_id)
                 meta = f"⚠ {why or 'Not sent'} — click to retry  {clock(message)}"
+        if self.decorate is not None:
+            quote, notes = self.decorate(message)
+            body = f"{quote}\n{body}" if quote else body
+            meta = f"{meta}  {notes}" if notes else meta
         return body, meta
 
     def _geometry(

@@ -37,12 +37,14 @@ from client.core.events import (
     SendDeferred,
     StoredMessage,
 )
+from client.gui import control_actions, message_menu
 from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.chat_header import ChatHeader
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
+from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
 from client.gui.message_menu import MenuContext, build_menu
 from client.gui.read_state import visible_unread
@@ -136,9 +138,13 @@ class ChatWindow(QMainWindow):
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
+        self.controls = ConversationControls(client, self.view)
+        for widget in self.controls.header_widgets():
+            header_row.addWidget(widget)
         self.bubbles = BubbleDelegate(
             client.username, client.send_notes.get, client.conversations.failure
         )
+        self.bubbles.decorate = lambda message: control_actions.decoration(client, message)
         self.view.setItemDelegate(self.bubbles)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
@@ -185,6 +191,7 @@ class ChatWindow(QMainWindow):
         right_layout.addLayout(banner_row)
         right_layout.addWidget(self.view)
         right_layout.addWidget(self.counter)
+        right_layout.addWidget(self.controls.reply_bar)
         right_layout.addLayout(bottom)
 
         splitter = QSplitter()
@@ -209,6 +216,7 @@ class ChatWindow(QMainWindow):
         self.bridge.relay_limit_reached.connect(self._on_relay_limit)
         self.bridge.messages_changed.connect(self._on_controls)
         self.bridge.messages_removed.connect(self._on_controls)
+        self.bridge.timer_changed.connect(self.controls.on_timer)
         self.relay_limit = QLabel("")  # a relay quota that stops something (not a message)
         self.relay_limit.setWordWrap(True)
         self.statusBar().addWidget(self.relay_limit)
@@ -236,6 +244,7 @@ class ChatWindow(QMainWindow):
         self._draft_timer.stop()
         self.model = ConversationModel(self.client, thread)
         self.view.setModel(self.model)
+        self.controls.show_conversation(self.model)
         self.view.scrollToBottom()
         self.identity.show_peer(thread)
         self.server_button.setEnabled(True)
@@ -306,7 +315,7 @@ class ChatWindow(QMainWindow):
         if self.model is None or not 0 <= row < self.model.rowCount():
             return None
         context = MenuContext(self.model.message_at(row), self.client, self)
-        return build_menu(context, parent=self)
+        return build_menu(context, [*message_menu.ACTIONS, *control_actions.ACTIONS], self)
 
     def _menu_at(self, point: QPoint) -> None:
         menu = self.message_menu(self.view.indexAt(point).row())
@@ -320,6 +329,15 @@ class ChatWindow(QMainWindow):
         message = self.model.message_at(index.row())
         if message.sender_user == self.client.username and message.status is MessageStatus.FAILED:
             self.retry(message.message_id)
+        else:
+            self.controls.jump_to_quote(index)
+
+    def start_reply(self, message: StoredMessage) -> None:
+        self.controls.start_reply(message)
+        self.composer.setFocus()
+
+    def report(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
 
     def retry(self, message_id: bytes) -> None:
         try:
@@ -526,10 +544,11 @@ class ChatWindow(QMainWindow):
         if self.model is None or not parts:
             return
         thread, typed = self.model.thread, self.composer.toPlainText()
+        reply_to = self.controls.take_reply()
 
         async def store_all() -> None:
-            for part in parts:
-                await self.client.send_text(thread, part)
+            for n, part in enumerate(parts):
+                await self.client.send_text(thread, part, reply_to if n == 0 else None)
 
         def stored(future: asyncio.Future[None]) -> None:
             # Cleared only if the composer still holds what was sent, in the same conversation.
