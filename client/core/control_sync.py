@@ -31,16 +31,22 @@ from shared.mailbox import SavedMessage, seal_message
 
 log = logging.getLogger("ariadne.client.controls")
 
-EXPIRY_CHUNK = 250  # messages deleted per transaction; the event loop runs between chunks
+EXPIRY_CHUNK = 100  # messages deleted per transaction; the event loop runs between chunks
 SAVE_BATCH = 200
 LONGEST_SLEEP = 60.0  # the loop looks again at least this often (a clock that jumped)
 
 
 class ControlSync:
     def __init__(
-        self, ctx: ClientContext, controls: Controls, mailbox: Mailbox, epochs: EpochBook
+        self,
+        ctx: ClientContext,
+        controls: Controls,
+        mailbox: Mailbox,
+        epochs: EpochBook,
+        chunk: int = EXPIRY_CHUNK,
     ) -> None:
         self._ctx = ctx
+        self.chunk = chunk  # deletions per transaction while the loop runs
         self._mailbox = mailbox
         self._epochs = epochs
         self.wake = controls.wake
@@ -61,10 +67,10 @@ class ControlSync:
 
     # ------------------------------------------------------------------ expiry
 
-    def expire_due(self, limit: int = EXPIRY_CHUNK) -> list[Event]:
+    def expire_due(self, limit: int | None = None) -> list[Event]:
         """Delete up to ``limit`` messages that have expired; returns what to tell the GUI."""
         store = self._ctx.store
-        due = store.due(self._ctx.clock.now_ms(), limit)
+        due = store.due(self._ctx.clock.now_ms(), limit or self.chunk)
         if not due:
             return []
         by_thread: dict[str, list[bytes]] = {}
