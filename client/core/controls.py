@@ -173,8 +173,6 @@ class Controls:
         thread = payload.peer if from_self else origin.user
         if from_self and thread == self._ctx.username:
             return []
-        if not from_self and payload.peer != self._ctx.username:
-            return []  # a control about someone else's conversation with its sender
         record = ControlRecord(
             control_id=payload.control_id,
             thread=thread,
@@ -232,8 +230,6 @@ class Controls:
                 return [MessagesRemoved(thread, tuple(removed))]
             return self._delete(thread, action.targets)
         target = action.target
-        if store.tombstone_kind(target) in ("deleted", "expired"):
-            return None  # gone for good: an unsend, edit or reaction for it changes nothing
         message = store.message(target)
         if message is None:
             store.keep_pending(record.control_id, target, encode_record(record))
@@ -260,10 +256,9 @@ class Controls:
         return self._react(record, action)
 
     def _placeholder(self, record: ControlRecord, target: bytes, ts: int) -> list[Event]:
-        """An unsend from this account's mailbox (a device of the account applied it) for a
-        message this restored device will never see, its sealed copies deleted: "… unsent a
-        message" in its place, as on the other devices. Should the real message still come and
-        be someone else's, it replaces the placeholder (a trigger)."""
+        """An unsend from this account's mailbox (a device of the account applied it, so it was
+        its sender's) for a message this restored device will never see, its sealed copies
+        deleted: "… unsent a message" in its place, as on the other devices."""
         placeholder = StoredMessage(
             message_id=target,
             thread=record.thread,

@@ -35,6 +35,7 @@ _RANK = {
     MessageStatus.SENT: 2,
     MessageStatus.DELIVERED: 3,
     MessageStatus.READ: 4,
+    MessageStatus.UNSENT: 99,  # final: no later receipt or relay answer brings the text back
 }
 
 

@@ -89,16 +89,11 @@ CREATE TRIGGER IF NOT EXISTS tombstones_stay BEFORE INSERT ON messages
 BEGIN
     SELECT RAISE(IGNORE);
 END;
--- An "unsent" placeholder made for a message not seen yet names the unsender as its sender; if
--- the real message comes from someone else, the unsend was not its sender's: the message wins.
-CREATE TRIGGER IF NOT EXISTS forged_unsend_yields BEFORE INSERT ON messages
-    WHEN EXISTS (
-        SELECT 1 FROM messages WHERE message_id = new.message_id AND status = 'unsent'
-        AND sender_user != new.sender_user
-    )
+-- Nor is it saved to the mailbox again (the relay's answer to an unsent message comes later).
+CREATE TRIGGER IF NOT EXISTS tombstones_stay_unsaved BEFORE INSERT ON mailbox_pending
+    WHEN EXISTS (SELECT 1 FROM tombstones WHERE message_id = new.message_id)
 BEGIN
-    DELETE FROM messages WHERE message_id = new.message_id;
-    DELETE FROM tombstones WHERE message_id = new.message_id;
+    SELECT RAISE(IGNORE);
 END;
 CREATE TRIGGER IF NOT EXISTS message_gone AFTER DELETE ON messages BEGIN
     DELETE FROM edits WHERE message_id = old.message_id;
@@ -183,12 +178,6 @@ class ControlStore:
             " SET kind = excluded.kind WHERE tombstones.kind = 'unsent'",
             (message_id, thread, kind),
         )
-
-    def tombstone_kind(self, message_id: bytes) -> str | None:
-        row = self._db.execute(
-            "SELECT kind FROM tombstones WHERE message_id = ?", (message_id,)
-        ).fetchone()
-        return row[0] if row else None
 
     def empty_message(self, message_id: bytes) -> None:
         """Unsent: the text and everything hanging on it go; the row stays as a placeholder."""

@@ -162,19 +162,42 @@ async def test_every_action_agrees_on_four_devices_and_a_restored_one(accounts, 
 
 
 async def test_controls_from_a_non_sender_or_for_no_message_change_nothing(accounts, relay):
+    """Clients that skip their own checks (``Controls._send`` directly): nothing they ask that
+    the rules refuse changes anything, on any device, nor on a device restored afterwards."""
     alice, alice2, bob, bob2 = await _pair(accounts)
+    carol = await accounts.create("carol")
+    code = await alice.setup_recovery()
     message = await alice.send_text("bob", "mine alone")
+    withdrawn = await alice.send_text("bob", "to be unsent")
+    old = await alice.send_text("bob", "sent long ago")
+    await carol.send_text("alice", "hello alice")
     devices = [alice, alice2, bob, bob2]
-    await _settle(devices, 1)
+    await _settle(devices, 3)
+    alice.controls.unsend(withdrawn.message_id)
+    await eventually(
+        lambda: all(state(d)[withdrawn.message_id][0] == "unsent" for d in devices),
+        message="unsent everywhere",
+    )
     before = {d.device_id: state(d) for d in devices}
-    # Bob's client asks what only alice may: unsend and edit her message, delete for alice.
+    # Bob asks what only alice may: unsend and edit her message, delete it for alice.
     bob.controls._send("alice", Unsend(target=message.message_id), ["alice"])
     bob.controls._send(
         "alice", Edit(target=message.message_id, version=2, body="bob's words"), ["alice"]
     )
+    bob.controls._send("alice", DeleteForMe(targets=[message.message_id]), ["alice"])
+    # Controls for ids that do not exist.
     bob.controls._send("alice", Unsend(target=new_message_id()), ["alice"])
     bob.controls._send("alice", React(target=new_message_id(), emoji="👍", seq=1), ["alice"])
-    bob.controls._send("alice", DeleteForMe(targets=[message.message_id]), ["alice"])
+    # Edits and reactions for an unsent message.
+    alice.controls._send(
+        "bob", Edit(target=withdrawn.message_id, version=2, body="back again"), ["bob"]
+    )
+    bob.controls._send("alice", React(target=withdrawn.message_id, emoji="👍", seq=1), ["alice"])
+    # Carol reacts to a message of alice and bob's conversation (its id learnt somehow).
+    carol.controls._send("alice", React(target=message.message_id, emoji="😂", seq=1), ["alice"])
+    # Alice edits after the 15 minutes (her clock says so; the receivers check the times).
+    alice.context.clock.set_local(lambda: clock_module.system_ms() + 16 * 60 * 1000)
+    alice.controls._send("bob", Edit(target=old.message_id, version=2, body="too late"), ["bob"])
     marker = await bob.send_text("alice", "after the forgeries")
     await eventually(
         lambda: all(marker.message_id in state(d) for d in devices), message="all arrived"
@@ -183,8 +206,22 @@ async def test_controls_from_a_non_sender_or_for_no_message_change_nothing(accou
         assert {k: v for k, v in state(d).items() if k != marker.message_id} == before[d.device_id]
     # "Delete for me" from bob deletes it for bob alone: his own devices, never alice's.
     for d in (bob, bob2):
-        assert list(state(d)) == [marker.message_id]
+        assert message.message_id not in state(d)
+        assert {
+            k: v for k, v in state(d).items() if k not in (marker.message_id, message.message_id)
+        } == {k: v for k, v in before[d.device_id].items() if k != message.message_id}
     assert all(reactions(d) == {} for d in devices)
+    for d in devices:
+        await d.wait_saved()
+    # Unsent while still being sent: the relay's late answer saves nothing of it.
+    await eventually(
+        lambda: withdrawn.message_id not in mailbox_ids(relay), message="no unsent copy"
+    )
+    restored = await accounts.pending("alice", "Restored")
+    await restored.restore(code=code)
+    await restored.backfill()
+    await eventually(lambda: state(restored) == state(alice), message="restore agrees")
+    assert reactions(restored) == {}
 
 
 async def test_disappearing_messages_expire_everywhere_by_the_relays_clock(
@@ -214,6 +251,8 @@ async def test_disappearing_messages_expire_everywhere_by_the_relays_clock(
         await d.wait_saved()
     assert fleeting.message_id in mailbox_ids(relay)
     await accounts.stop(bob2)
+    missed = await alice.send_text("bob", "sent while bob's laptop was closed")
+    await _settle([alice, alice2, bob], 2)
 
     later = 6 * 60 * 1000  # six minutes pass, for the relay and every device
     real = clock_module.system_ms
@@ -227,10 +266,13 @@ async def test_disappearing_messages_expire_everywhere_by_the_relays_clock(
     )
     bob2 = await accounts.start(bob2)
     assert state(bob2) == {}  # deleted on start, before the relay was even reached
+    marker = await alice.send_text("bob", "a fresh one")
+    await eventually(lambda: list(state(bob2)) == [marker.message_id], message="bob2 online")
+    assert missed.message_id not in mailbox_ids(relay)  # it arrived expired: never stored
     restored = await accounts.pending("alice", "Restored")
     await restored.restore(code=code)
     await restored.backfill()
-    assert state(restored) == {}
+    assert list(state(restored)) == [marker.message_id]
     assert restored.controls.timer("bob") == 300
 
 
@@ -275,16 +317,26 @@ async def test_a_hostile_relay_replaying_and_reordering_controls_resurrects_noth
     """bob's laptop is offline while alice sends, edits twice, reacts and removes it, unsends:
     the relay delivers all of it newest first, then all of it again. The unsent message stays
     unsent, the older edit does not win, the removed reaction stays removed."""
-    alice, _alice2, bob, bob2 = await _pair(accounts)
+    alice, alice2, bob, bob2 = await _pair(accounts)
     await accounts.stop(bob2)
+    await accounts.stop(alice2)
     m1 = await alice.send_text("bob", "first")
     m2 = await alice.send_text("bob", "second")
+    m3 = await alice.send_text("bob", "third, deleted for alice")
     alice.controls.edit(m1.message_id, "first, edited")
     alice.controls.edit(m1.message_id, "first, edited again")
     alice.controls.react(m1.message_id, "👍")
     alice.controls.react(m1.message_id, "")
     alice.controls.unsend(m2.message_id)
+    alice.controls.delete_for_me([m3.message_id])
     await eventually(lambda: state(bob).get(m2.message_id, ("",))[0] == "unsent", message="bob")
+    # alice's laptop gets the deletion before the message it deletes.
+    own = _queued(relay, alice2.device_id)
+    _requeue(relay, alice2.device_id, list(reversed(own)))
+    alice2 = await accounts.start(alice2)
+    await eventually(lambda: state(alice2) == state(alice), message="alice2 agrees")
+    assert m3.message_id not in state(alice2)
+    await eventually(lambda: m3.message_id in state(bob), message="bob keeps the third")
     want = state(bob)
     assert want[m1.message_id][1] == "first, edited again" and reactions(bob) == {}
     queued = _queued(relay, bob2.device_id)
@@ -298,3 +350,48 @@ async def test_a_hostile_relay_replaying_and_reordering_controls_resurrects_noth
     await eventually(lambda: marker.message_id in state(bob2), message="replay processed")
     got = {k: v for k, v in state(bob2).items() if k != marker.message_id}
     assert got == want and reactions(bob2) == {}
+
+
+async def test_delete_conversation_reaches_every_own_device_the_mailbox_and_a_restore(
+    accounts, relay
+):
+    alice, alice2, bob, bob2 = await _pair(accounts)
+    code = await alice.setup_recovery()
+    sent = [await alice.send_text("bob", f"to bob {n}") for n in range(3)]
+    got = await bob.send_text("alice", "to alice")
+    devices = [alice, alice2, bob, bob2]
+    await _settle(devices, 4)
+    for d in devices:
+        await d.wait_saved()
+    ids = {m.message_id for m in [*sent, got]}
+    assert ids <= mailbox_ids(relay)
+    await accounts.stop(alice2)
+    alice.controls.delete_conversation("bob")
+    assert state(alice) == {}
+    alice2 = await accounts.start(alice2)
+    await eventually(lambda: state(alice2) == {}, message="the offline laptop deletes it too")
+    assert "bob" not in alice.threads() and "bob" not in alice2.threads()
+    # Only alice's copies: bob keeps his conversation and his mailbox.
+    assert len(state(bob)) == 4 and len(state(bob2)) == 4
+    await eventually(
+        lambda: _mailbox_of(relay, "alice") & ids == set(), message="alice's copies deleted"
+    )
+    assert _mailbox_of(relay, "bob") & ids == ids
+    restored = await accounts.pending("alice", "Restored")
+    await restored.restore(code=code)
+    await restored.backfill()
+    assert state(restored) == {}
+    # A message bob sent before the deletion, delivered late, stays deleted; a new one shows.
+    later = await bob.send_text("alice", "a new start")
+    await eventually(
+        lambda: list(state(alice)) == [later.message_id], message="the new message shows"
+    )
+
+
+def _mailbox_of(relay, username: str) -> set[bytes]:
+    db = sqlite3.connect(relay.data_dir / "relay.sqlite3")
+    try:
+        rows = db.execute("SELECT message_id FROM mailbox WHERE username = ?", (username,))
+        return {row[0] for row in rows}
+    finally:
+        db.close()
