@@ -7,8 +7,10 @@ from __future__ import annotations
 import sqlite3
 
 from client.core import clock as clock_module
-from client.core.events import MessageStatus
+from client.core.events import MessageReceived, MessageStatus
+from relay.handlers import HANDLERS
 from relay.handlers import controls as relay_controls
+from shared import wire
 from shared.controls import DeleteForMe, Edit, React, Unsend
 from shared.envelope import new_message_id
 from tests.conftest import eventually
@@ -50,15 +52,31 @@ def mailbox_ids(relay) -> set[bytes]:
         db.close()
 
 
-async def test_unsend_with_a_device_offline_reaches_every_device_and_the_mailbox(accounts, relay):
+async def test_unsend_with_a_device_offline_reaches_every_device_and_the_mailbox(
+    accounts, relay, monkeypatch
+):
     alice, alice2, bob, bob2 = await _pair(accounts)
+    saved: list[tuple[str, bytes]] = []  # every item the relay is asked to keep, and by whom
+    honest = HANDLERS[wire.SaveMessages]
+
+    async def watching(session, frame):
+        saved.extend((session.device_id, item.message_id) for item in frame.items)
+        return await honest(session, frame)
+
+    monkeypatch.setitem(HANDLERS, wire.SaveMessages, watching)
+    hasty = await alice.send_text("bob", "unsent before the relay answered")
+    alice.controls.unsend(hasty.message_id)
     kept = await alice.send_text("bob", "this one stays")
     gone = await alice.send_text("bob", "secret to unsend")
     devices = [alice, alice2, bob, bob2]
-    await _settle(devices, 2)
+    await _settle(devices, 3)
     for d in devices:
         await d.wait_saved()
     assert gone.message_id in mailbox_ids(relay)
+    # Its sender unsent it before the relay's answer: the sender never saved it (its
+    # recipients may have, before the unsend reached them: they deleted it since).
+    assert (alice.device_id, hasty.message_id) not in saved
+    await eventually(lambda: hasty.message_id not in mailbox_ids(relay), message="hasty gone")
 
     await accounts.stop(bob2)
     alice.controls.unsend(gone.message_id)
@@ -266,9 +284,14 @@ async def test_disappearing_messages_expire_everywhere_by_the_relays_clock(
     )
     bob2 = await accounts.start(bob2)
     assert state(bob2) == {}  # deleted on start, before the relay was even reached
+    shown: list[bytes] = []
+    bob2.add_listener(
+        lambda e: shown.append(e.message.message_id) if isinstance(e, MessageReceived) else None
+    )
     marker = await alice.send_text("bob", "a fresh one")
     await eventually(lambda: list(state(bob2)) == [marker.message_id], message="bob2 online")
-    assert missed.message_id not in mailbox_ids(relay)  # it arrived expired: never stored
+    assert shown == [marker.message_id]  # the one that arrived expired was never shown
+    assert missed.message_id not in mailbox_ids(relay)
     restored = await accounts.pending("alice", "Restored")
     await restored.restore(code=code)
     await restored.backfill()
