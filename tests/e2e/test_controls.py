@@ -418,3 +418,56 @@ def _mailbox_of(relay, username: str) -> set[bytes]:
         return {row[0] for row in rows}
     finally:
         db.close()
+
+
+async def test_a_relay_that_keeps_deleted_items_still_cannot_bring_them_back(
+    accounts, relay, monkeypatch
+):
+    """The relay answers every deletion with Ok and deletes nothing: a device restored from its
+    mailbox still never shows an unsent, deleted or expired message, because the controls (and
+    each message's expiry) travel sealed in the same mailbox."""
+
+    async def keeps_everything(session, frame):
+        return wire.Ok(rid=frame.rid)
+
+    monkeypatch.setitem(HANDLERS, wire.DeleteMailboxItems, keeps_everything)
+    alice, alice2, bob, bob2 = await _pair(accounts)
+    code = await alice.setup_recovery()
+    alice.controls.set_timer("bob", 300)
+    fleeting = await alice.send_text("bob", "expires: secret one")
+    await eventually(lambda: fleeting.message_id in state(bob), message="fleeting arrived")
+    alice.controls.set_timer("bob", 0)
+    unsent = await alice.send_text("bob", "unsent: secret two")
+    deleted = await bob.send_text("alice", "deleted: secret three")
+    edited = await alice.send_text("bob", "edited: secret four")
+    devices = [alice, alice2, bob, bob2]
+    await _settle(devices, 4)
+    alice.controls.unsend(unsent.message_id)
+    alice2.controls.delete_for_me([deleted.message_id])
+    alice.controls.edit(edited.message_id, "edited, nothing secret")
+    real, later = clock_module.system_ms, 6 * 60 * 1000  # six minutes pass, for everyone
+    monkeypatch.setattr(clock_module, "system_ms", lambda: real() + later)
+    monkeypatch.setattr(relay_controls, "relay_now_us", lambda: (real() + later) * 1000)
+    for d in devices:
+        d.control_sync.wake.set()
+    want = {
+        unsent.message_id: ("unsent", "", ()),
+        edited.message_id: (
+            "message",
+            "edited, nothing secret",
+            ("edited: secret four", "edited, nothing secret"),
+        ),
+    }
+    await eventually(lambda: state(alice) == want and state(alice2) == want, message="alice")
+    for d in devices:
+        await d.wait_saved()
+    held = mailbox_ids(relay)
+    assert {fleeting.message_id, unsent.message_id, deleted.message_id} <= held  # it kept them
+
+    restored = await accounts.pending("alice", "Restored")
+    await restored.restore(code=code)
+    await restored.backfill()
+    assert state(restored) == want
+    bodies = " ".join(m.body for m in restored.messages("bob"))
+    assert "secret one" not in bodies and "secret two" not in bodies
+    assert "secret three" not in bodies
