@@ -407,6 +407,10 @@ class Controls:
     def reactions(self, message_id: bytes) -> dict[str, str]:
         return self._ctx.store.reactions(message_id)
 
+    def expires_at(self, message_id: bytes) -> int | None:
+        """When a disappearing message goes (the relay's clock, ms); None if it stays."""
+        return self._ctx.store.expiry_of(message_id)
+
     def quote(self, message_id: bytes) -> tuple[bytes, str, str] | None:
         """(original id, its sender, a snippet of this device's own copy) for a reply; the
         snippet is empty when this device does not hold the original (or it was unsent)."""

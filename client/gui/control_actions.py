@@ -188,8 +188,10 @@ def decoration(client: AriadneClient, message: StoredMessage) -> tuple[str, str]
     quoted = client.controls.quote(message.message_id)
     if quoted is not None:
         _original, sender, snippet = quoted
-        quote = f"{QUOTE_MARK} {sender}: {snippet}" if sender else f"{QUOTE_MARK} (not here)"
+        quote = f"{QUOTE_MARK} {sender}: {snippet}" if sender else f"{QUOTE_MARK} (no longer here)"
     notes = []
+    if client.controls.expires_at(message.message_id) is not None:
+        notes.append("⏱")
     if client.controls.edited(message.message_id):
         notes.append("edited")
     counts = Counter(client.controls.reactions(message.message_id).values())
