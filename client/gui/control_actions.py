@@ -188,7 +188,9 @@ def decoration(client: AriadneClient, message: StoredMessage) -> tuple[str, str]
     quoted = client.controls.quote(message.message_id)
     if quoted is not None:
         _original, sender, snippet = quoted
-        quote = f"{QUOTE_MARK} {sender}: {snippet}" if sender else f"{QUOTE_MARK} (no longer here)"
+        quote = (
+            f"{QUOTE_MARK} {sender}: {snippet}" if sender else f"{QUOTE_MARK} an earlier message"
+        )
     notes = []
     if client.controls.expires_at(message.message_id) is not None:
         notes.append("⏱")

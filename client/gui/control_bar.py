@@ -8,6 +8,8 @@ opens, a message is sent, or a bubble is clicked.
 
 from __future__ import annotations
 
+import asyncio
+
 from PySide6.QtCore import QModelIndex
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QPushButton, QWidget
 
@@ -41,6 +43,7 @@ class ConversationControls:
         row.addWidget(self.reply_label, 1)
         row.addWidget(cancel)
         self.reply_bar.setVisible(False)
+        self.jumping: asyncio.Future[None] | None = None  # loading pages to reach a quote
 
     def header_widgets(self) -> list[QWidget]:
         return [self.timer, self.delete_button]
@@ -74,7 +77,8 @@ class ConversationControls:
 
     def jump_to_quote(self, index: QModelIndex) -> bool:
         """A click on a reply's bubble shows the message it quotes, loading older pages of the
-        conversation as needed; False if the click was not on a reply."""
+        conversation as needed — from this device, then from the mailbox; False if the click
+        was not on a reply."""
         model = self.model
         if model is None or not index.isValid():
             return False
@@ -82,6 +86,15 @@ class ConversationControls:
         if quoted is None:
             return False
         original = quoted[0]
+        if not self.jump_to(original) and self._client.has_older(model.thread):
+            self.jumping = asyncio.ensure_future(self._from_mailbox(model, original))
+        return True
+
+    def jump_to(self, original: bytes) -> bool:
+        """Scroll to ``original`` if this device holds it, reading older pages into the view."""
+        model = self.model
+        if model is None:
+            return False
         for _page in range(JUMP_PAGES):
             row = model.row_of(original)
             if row is not None:
@@ -90,7 +103,17 @@ class ConversationControls:
                 return True
             if not model.can_fetch_older() or not model.fetch_older():
                 break
-        return True
+        return False
+
+    async def _from_mailbox(self, model: ConversationModel, original: bytes) -> None:
+        thread = model.thread
+        for _page in range(JUMP_PAGES):
+            if self._client.message(original) is not None or not self._client.has_older(thread):
+                break
+            await self._client.load_older(thread)
+        if model is self.model:
+            model.older_available()
+            self.jump_to(original)
 
     # ---------------------------------------------------------------- the conversation
 

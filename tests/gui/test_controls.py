@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMenu
 
+from client.core.client import AriadneClient
 from client.core.events import MessageStatus
 from client.gui.chat_window import ChatWindow
 from client.gui.control_actions import EditDialog, VersionsPanel
 from client.gui.conversation_model import PAGE
+from tests.conftest import FAST, PASSWORD
 
 
 def open_window(qtbot, client, peer: str) -> ChatWindow:
@@ -127,3 +129,36 @@ def test_timer_in_the_header_and_delete_conversation(qtbot, harness):
     qtbot.waitUntil(lambda: window.model.rowCount() == 0, timeout=10_000)
     assert alice.messages("bob") == []
     assert len(bob.messages("alice")) == 3  # bob keeps his copy
+
+
+def test_a_quote_whose_original_is_only_in_the_mailbox_loads_it_and_jumps(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    code = harness.run(alice.setup_recovery())
+    original = harness.run(alice.send_text("bob", "the original, long ago"))
+    qtbot.waitUntil(lambda: len(bob.messages("alice")) == 1, timeout=10_000)
+    for n in range(PAGE + 20):
+        harness.run(bob.send_text("alice", f"filler {n}"))
+    harness.run(bob.send_text("alice", "a late reply", reply_to=original.message_id))
+    qtbot.waitUntil(lambda: len(alice.messages("bob")) == PAGE + 22, timeout=30_000)
+    harness.run(alice.wait_saved())
+    laptop = harness.run(
+        AriadneClient.add_device(
+            harness.root / "alice-restored",
+            harness.url,
+            "alice",
+            PASSWORD,
+            "Restored",
+            backoff=FAST,
+        )
+    )
+    harness.clients.append(laptop)
+    harness.run(laptop.restore(code=code))  # the newest page of each conversation only
+    assert laptop.message(original.message_id) is None
+    window = open_window(qtbot, laptop, "bob")
+    late = window.model.row_of(laptop.messages("bob")[-1].message_id)
+    quote = window.bubbles._lines(window.model.message_at(late))[0]
+    assert quote.startswith("↪ an earlier message")  # not on this device yet
+    window._on_bubble_clicked(window.model.index(late))
+    qtbot.waitUntil(lambda: window.model.row_of(original.message_id) is not None, timeout=20_000)
+    assert window.view.currentIndex().row() == window.model.row_of(original.message_id)
