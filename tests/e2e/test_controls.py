@@ -80,22 +80,30 @@ async def test_unsend_with_a_device_offline_reaches_every_device_and_the_mailbox
 
     await accounts.stop(bob2)
     alice.controls.unsend(gone.message_id)
+    # One more, sent and unsent while bob's laptop is away: it gets both in one batch.
+    same_batch = await alice.send_text("bob", "sent and unsent while the laptop was away")
+    alice.controls.unsend(same_batch.message_id)
     await eventually(
         lambda: all(
-            state(d).get(gone.message_id, ("",))[0] == "unsent" for d in (alice, alice2, bob)
+            state(d).get(m, ("",))[0] == "unsent"
+            for d in (alice, alice2, bob)
+            for m in (gone.message_id, same_batch.message_id)
         ),
         message="unsent on the online devices",
     )
     bob2 = await accounts.start(bob2)
     await eventually(
-        lambda: state(bob2).get(gone.message_id, ("",))[0] == "unsent",
-        message="the offline device applies it on its return",
+        lambda: (
+            state(bob2).get(gone.message_id, ("",))[0] == "unsent"
+            and state(bob2).get(same_batch.message_id, ("",))[0] == "unsent"
+        ),
+        message="the offline device applies them on its return",
     )
     await eventually(
         lambda: gone.message_id not in mailbox_ids(relay), message="mailbox copy deleted"
     )
     expected = state(alice)
-    assert expected[gone.message_id] == ("unsent", "", ())
+    assert expected[gone.message_id] == expected[same_batch.message_id] == ("unsent", "", ())
     assert expected[kept.message_id][1] == "this one stays"
     for d in (alice2, bob, bob2):
         assert state(d) == expected
