@@ -111,7 +111,7 @@ class Outbox:
         if not text.strip() or len(text) > MAX_TEXT:
             raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
         sent_at = self._ctx.clock.now_ms()
-        message_id = new_message_id(sent_at)
+        message_id = new_message_id()
         timer = self._ctx.store.timer(peer)
         expires = expires_at(sent_at, timer.seconds) if timer else None
         message = StoredMessage(
