@@ -138,6 +138,9 @@ class Controls:
         """Apply ``action`` here and queue it for ``peers`` and this account's other devices, in
         one transaction: it leaves in this device's order, after every message it refers to."""
         ctx = self._ctx
+        changed = [p for p in peers if ctx.store.key_change(p) is not None]
+        if changed:  # as for a message: nothing leaves until the user acknowledges it
+            raise ControlRefused(f"{changed[0]}'s safety number changed: acknowledge it first")
         sent_at = ctx.clock.now_ms()
         with ctx.store.transaction():
             origin = ctx.origin()

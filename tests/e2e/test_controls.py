@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from client.core import clock as clock_module
+from client.core.controls import ControlRefused
 from client.core.events import MessageReceived, MessageStatus
 from relay.handlers import HANDLERS
 from relay.handlers import controls as relay_controls
@@ -479,3 +482,21 @@ async def test_a_relay_that_keeps_deleted_items_still_cannot_bring_them_back(
     bodies = " ".join(m.body for m in restored.messages("bob"))
     assert "secret one" not in bodies and "secret two" not in bodies
     assert "secret three" not in bodies
+
+
+async def test_no_control_leaves_while_a_contacts_safety_number_change_waits(accounts):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    message = await alice.send_text("bob", "hello")
+    await eventually(lambda: message.message_id in state(bob), message="delivered")
+    with alice._store.transaction():  # bob's account key changed; alice has not acknowledged
+        alice._store.set_key_change("bob", b"a list under a new account key")
+    for attempt in (
+        lambda: alice.controls.unsend(message.message_id),
+        lambda: alice.controls.react(message.message_id, "👍"),
+        lambda: alice.controls.set_timer("bob", 300),
+    ):
+        with pytest.raises(ControlRefused):
+            attempt()
+    assert state(alice)[message.message_id] == ("message", "hello", ())
+    assert alice.controls.timer("bob") == 0 and alice.controls.reactions(message.message_id) == {}
