@@ -181,8 +181,14 @@ class TimerChoice(QComboBox):
 
 
 def decoration(client: AriadneClient, message: StoredMessage) -> tuple[str, str]:
-    """(the quote line above the text, what follows the time: "edited", reactions and counts)."""
-    if message.system or message.undecryptable or message.status is MessageStatus.UNSENT:
+    """(the quote line above the text, what follows the time: "edited", reactions and counts).
+    Nothing once the client is closed (a closed window can still be laid out again)."""
+    if (
+        client.closed
+        or message.system
+        or message.undecryptable
+        or message.status is MessageStatus.UNSENT
+    ):
         return "", ""
     quote = ""
     quoted = client.controls.quote(message.message_id)
