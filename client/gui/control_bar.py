@@ -11,7 +11,14 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import QModelIndex
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
 
 from client.core.client import AriadneClient
 from client.core.events import StoredMessage, TimerChanged
@@ -30,7 +37,8 @@ class ConversationControls:
         self.timer.setEnabled(False)
         self.delete_button = QPushButton("Delete conversation")
         self.delete_button.setEnabled(False)
-        self.delete_button.clicked.connect(self.delete_conversation)
+        self.delete_button.clicked.connect(self.ask_to_delete)
+        self.confirm: QMessageBox | None = None  # "Delete this conversation?" while asked
         self.reply_to: StoredMessage | None = None
         self.reply_bar = QWidget()
         row = QHBoxLayout(self.reply_bar)
@@ -117,6 +125,22 @@ class ConversationControls:
 
     # ---------------------------------------------------------------- the conversation
 
-    def delete_conversation(self) -> None:
-        if self.model is not None:
-            self._client.controls.delete_conversation(self.model.thread)
+    def ask_to_delete(self) -> None:
+        if self.model is None:
+            return
+        thread = self.model.thread
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Delete conversation",
+            f"Delete your conversation with {thread} from all your devices?\n"
+            f"{thread} keeps their copy.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self._view.window(),
+        )
+        box.button(QMessageBox.StandardButton.Yes).setText("Delete")
+        box.accepted.connect(lambda: self.delete_conversation(thread))
+        self.confirm = box
+        box.open()
+
+    def delete_conversation(self, thread: str) -> None:
+        self._client.controls.delete_conversation(thread)

@@ -5,7 +5,7 @@ user's device."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QMessageBox
 
 from client.core.client import AriadneClient
 from client.core.events import MessageStatus
@@ -126,6 +126,12 @@ def test_timer_in_the_header_and_delete_conversation(qtbot, harness):
     qtbot.waitUntil(lambda: timer.currentData() == 300, timeout=10_000)
 
     window.controls.delete_button.click()
+    box = window.controls.confirm
+    assert box is not None and "bob keeps their copy" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert window.model.rowCount() == 3  # asked first; cancelled, nothing changed
+    window.controls.delete_button.click()
+    window.controls.confirm.button(QMessageBox.StandardButton.Yes).click()
     qtbot.waitUntil(lambda: window.model.rowCount() == 0, timeout=10_000)
     assert alice.messages("bob") == []
     assert len(bob.messages("alice")) == 3  # bob keeps his copy
