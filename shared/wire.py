@@ -485,6 +485,28 @@ class Notice(Frame, tag="notice", frozen=True):
     count: int = 0
 
 
+class DeleteMailboxItems(Frame, tag="delete_mailbox_items", frozen=True):
+    """Delete items of one thread of this user's mailbox: the listed message ids, and with
+    ``through_ts`` every item up to that time (a deleted conversation). Unsend, delete and expiry
+    (PROTOCOL.md §10): each account deletes its own sealed copy."""
+
+    rid: Rid
+    thread_id: ThreadId
+    message_ids: Annotated[list[MessageId], msgspec.Meta(max_length=MAX_MAILBOX_PAGE)]
+    through_ts: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
+
+
+class FetchTime(Frame, tag="fetch_time", frozen=True):
+    """The relay's clock, which decides when disappearing messages expire (PROTOCOL.md §10)."""
+
+    rid: Rid
+
+
+class RelayTime(Frame, tag="relay_time", frozen=True):
+    rid: Rid
+    now_us: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 ClientFrame = (
     CreateAccount
     | AddDevice
@@ -508,6 +530,8 @@ ClientFrame = (
     | ListMailboxThreads
     | FetchVaultKey
     | VaultCall
+    | DeleteMailboxItems
+    | FetchTime
 )
 RelayFrame = (
     Challenge
@@ -528,6 +552,7 @@ RelayFrame = (
     | MailboxThreads
     | VaultKey
     | VaultReply
+    | RelayTime
 )
 
 # What the relay answers to each request when it takes it; any request may instead be answered
@@ -556,6 +581,8 @@ REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     ListMailboxThreads: (MailboxThreads,),
     FetchVaultKey: (VaultKey,),
     VaultCall: (VaultReply,),
+    DeleteMailboxItems: (Ok,),
+    FetchTime: (RelayTime,),
 }
 
 _encoder = msgspec.msgpack.Encoder()

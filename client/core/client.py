@@ -18,6 +18,7 @@ from pathlib import Path
 
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.context import ClientContext
+from client.core.conversation import Conversations
 from client.core.directory import UnknownUser
 from client.core.engine import build_engine
 from client.core.events import (
@@ -89,6 +90,9 @@ class AriadneClient:
         self.mailbox, self.pairing = engine.mailbox, engine.pairing
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
+        self.controls, self.control_sync = engine.controls, engine.control_sync
+        self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
+        self.conversations = Conversations(store, self.directory, self.outbox)
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self.delivery_watch = DeliveryWatch(self.context)
         self._tasks: list[asyncio.Task[None]] = []
@@ -175,6 +179,7 @@ class AriadneClient:
             asyncio.create_task(self.inbox.run(), name="inbox"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self.history.run(), name="mailbox"),
+            asyncio.create_task(self.control_sync.run(), name="controls"),
         ]
         self.link.start()
         self.context.outbox_wake.set()
@@ -356,18 +361,21 @@ class AriadneClient:
     def threads(self) -> list[str]:
         return self._store.threads()
 
+    def message(self, message_id: bytes) -> StoredMessage | None:
+        return self._store.message(message_id)
+
     def unread_count(self, thread: str) -> int:
         return len(self._store.unread(thread))
 
     def last_message(self, thread: str) -> StoredMessage | None:
         return self._store.last_message(thread)
 
-    async def mark_read(self, thread: str) -> int:
+    async def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
         """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
-        return self.outbox.mark_read(thread)
+        return self.outbox.mark_read(thread, seen)
 
     # ------------------------------------------------------------------ sending
 
-    async def send_text(self, peer: str, text: str) -> StoredMessage:
+    async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
         """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
-        return await self.outbox.send_text(peer, text)
+        return await self.outbox.send_text(peer, text, reply_to)

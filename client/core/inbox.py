@@ -14,6 +14,7 @@ import dataclasses
 import logging
 
 from client.core.context import ClientContext
+from client.core.controls import Controls
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     DecryptionFailed,
@@ -29,6 +30,7 @@ from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceEntry
 from shared.envelope import (
+    Control,
     DeviceListUpdate,
     Payload,
     Receipt,
@@ -52,11 +54,13 @@ class Inbox:
         directory: Directory,
         sessions: SessionBook,
         timeline: Timeline,
+        controls: Controls,
     ) -> None:
         self._ctx = ctx
         self._directory = directory
         self._sessions = sessions
         self._timeline = timeline
+        self._controls = controls
         self._queue: asyncio.Queue[wire.Delivered] = asyncio.Queue()
 
     def put(self, envelopes: list[wire.Delivered]) -> None:
@@ -85,6 +89,8 @@ class Inbox:
                         done.append(deliver.seq)
                 except Offline:
                     pass  # what is not acknowledged is redelivered after reconnecting
+                # Controls that came before their message (in this batch or an earlier one).
+                events.extend(self._controls.settle())
                 for sender, message_ids in receipts.items():
                     self._ctx.store.enqueue(
                         [sender],
@@ -162,8 +168,11 @@ class Inbox:
                 body=payload.body,
                 status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
             )
+            if not self._controls.admit(message, payload.expires_at):
+                return []  # it disappeared before it arrived
             if not self._ctx.store.insert_message(message):
-                return []  # a duplicate: already shown
+                return []  # a duplicate (or unsent, deleted, expired here): not shown
+            self._controls.stored(message, payload.expires_at, payload.reply_to)
             counter = payload.origin.counter
             self._ctx.store.record_sender_order(
                 message.message_id, thread, deliver.sender_user, deliver.sender_device, counter
@@ -177,6 +186,8 @@ class Inbox:
             if not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
             return [*reordered, MessageReceived(message)]
+        if isinstance(payload, Control):
+            return self._controls.receive(payload, deliver.server_ts)
         if isinstance(payload, DeviceListUpdate):
             # Verified like any list (the sender's own, pinned key, version, chain).
             self._directory.accept(deliver.sender_user, payload.signed_list)
@@ -203,8 +214,16 @@ class Inbox:
                     stored is None
                     or stored.sender_user != self._ctx.username
                     or stored.thread != deliver.sender_user
-                    or status.rank <= stored.status.rank
                 ):
+                    continue
+                self._ctx.store.record_receipt(
+                    message_id,
+                    deliver.sender_user,
+                    deliver.sender_device,
+                    payload.status,
+                    deliver.server_ts,
+                )
+                if status.rank <= stored.status.rank:
                     continue
                 self._ctx.store.set_status(message_id, status)
                 events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))

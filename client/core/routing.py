@@ -63,6 +63,7 @@ class Router:
         context, engine = self._context, self._engine
         state, account, devices = context.state, engine.account, engine.devices
         self._login.accepted()
+        context.in_background(engine.control_sync.sync_clock())
         if not state.keys_published:
             await devices.publish_keys(top_up=False)
         elif welcome.one_time_pre_keys_left < wire.PRE_KEYS_LOW:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from client.core.context import ClientContext
+from client.core.controls import Controls
 from client.core.directory import Directory
 from client.core.events import Event
 from client.core.inbox import Inbox
@@ -64,7 +65,7 @@ def engine(folder: Path, relay: FakeRelay, username: str = "alice") -> Engine:
         directory=directory,
         sessions=sessions,
         timeline=timeline,
-        inbox=Inbox(context, directory, sessions, timeline),
+        inbox=Inbox(context, directory, sessions, timeline, Controls(context)),
         outbox=Outbox(context, directory, sessions, timeline),
         events=events,
     )
