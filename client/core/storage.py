@@ -18,6 +18,7 @@ import asyncio
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, open_database
+from client.core.profile_lock import hold
 from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
@@ -213,7 +214,12 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore):
         cannot be opened). ``encrypt=False`` keeps a new profile plain, for benchmarks."""
         self.path = directory / DB_NAME
         self.key_place: KeyPlace  # where the database key is kept
-        self._db, self.key_place = open_database(directory, self.path, encrypt)
+        self._held = hold(directory)  # one process per profile (raises ProfileInUse)
+        try:
+            self._db, self.key_place = open_database(directory, self.path, encrypt)
+        except BaseException:
+            self._held.close()
+            raise
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -249,6 +255,7 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore):
     def close(self) -> None:
         self._db.commit()
         self._db.close()
+        self._held.close()
 
     # ------------------------------------------------------------------ profile values
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import qasync
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 
 from client.core.at_rest import ProfileLocked
 from client.core.client import AriadneClient
@@ -21,6 +21,7 @@ from client.core.link import INTERACTIVE
 from client.core.storage import ProfileStore
 from client.demo import DEMO_PASSWORD, relay_process
 from client.gui.chat_window import ChatWindow
+from client.gui.lifecycle import run_with_signals, until_closed
 from client.gui.style import apply_style
 
 
@@ -32,23 +33,21 @@ def run_qt(main: Callable[[], Awaitable[int]]) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
-        return loop.run_until_complete(main())
+        return run_with_signals(loop, main)
 
 
 async def _until_closed(windows: list[ChatWindow], lifetime: float | None) -> None:
-    done = asyncio.Event()
-    open_windows = set(windows)
+    """Until every window is closed; each window's device stops as soon as its window closes
+    (no client runs on without a window)."""
+    stopping: list[asyncio.Future[None]] = []
 
-    def closed(window: ChatWindow) -> None:
-        open_windows.discard(window)
-        if not open_windows:
-            done.set()
+    def stop_device(window: QMainWindow) -> None:
+        assert isinstance(window, ChatWindow)
+        stopping.append(asyncio.ensure_future(window.client.close()))
 
-    for window in windows:
-        window.closed.connect(lambda w=window: closed(w))
-    if lifetime is not None:
-        asyncio.get_running_loop().call_later(lifetime, done.set)
-    await done.wait()
+    await until_closed(windows, lifetime, stop_device)
+    if stopping:
+        await asyncio.gather(*stopping)
 
 
 async def _open_or_create(profile: Path, url: str, username: str, device: str) -> AriadneClient:
@@ -72,6 +71,7 @@ class LaptopStep:
         self.client: AriadneClient | None = None
         self.dialog: QWidget | None = None
         self.window: ChatWindow | None = None
+        self._stopping: list[asyncio.Future[None]] = []  # closing the window stops the laptop
 
     async def start(self) -> None:
         from client.gui.recovery_dialog import RestoreDialog
@@ -99,6 +99,7 @@ class LaptopStep:
     def _open_window(self) -> None:
         assert self.client is not None
         self.window = ChatWindow(self.client, restoring=True)
+        self.window.closed.connect(self._stop_device)
         self.window.resize(640, 520)
         self.window.show()
         if self.client.has_history_to_load():
@@ -108,6 +109,10 @@ class LaptopStep:
             "laptop: to revoke it, open 'My devices' on Alice's desktop and press Remove",
             flush=True,
         )
+
+    def _stop_device(self) -> None:
+        if self.client is not None:
+            self._stopping.append(asyncio.ensure_future(self.client.close()))
 
     async def close(self) -> None:
         for widget in (self.dialog, self.window):
