@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 from client.core.at_rest import ProfileLocked
 from client.core.client import AriadneClient
 from client.core.link import INTERACTIVE
+from client.core.relay_address import DEFAULT_RELAY_URL
 from client.core.storage import ProfileStore
 from client.demo import DEMO_PASSWORD, relay_process
 from client.gui.chat_window import ChatWindow
@@ -200,7 +201,7 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
             new_device = True
             await _first_steps(client)
     else:
-        dialog = AccountDialog(profile, relay_url or "ws://127.0.0.1:8765")
+        dialog = AccountDialog(profile, relay_url or DEFAULT_RELAY_URL)
         dialog.show()
         client = await dialog.result_client()
         if client is None:
