@@ -24,7 +24,7 @@ class RelayAddressError(ValueError):
 
 
 def check_relay_url(text: str) -> str:
-    """``text`` as a relay URL (``ws://host:port`` or ``wss://…``), or :class:`RelayAddressError`."""
+    """``text`` as a relay URL (``ws://host:port``, ``wss://…``) or :class:`RelayAddressError`."""
     url = text.strip()
     if not url:
         raise RelayAddressError(f"Enter the relay's address, e.g. {DEFAULT_RELAY_URL}.")
