@@ -37,6 +37,7 @@ from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
+from client.gui.panels import PanelHost
 from client.gui.server_view import ServerView
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -175,7 +176,10 @@ class ChatWindow(QMainWindow):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setSizes([200, 560])
+        self.panels = PanelHost(self)  # dialogs open here, beside the conversation
+        splitter.addWidget(self.panels)
+        splitter.setCollapsible(2, False)
+        splitter.setSizes([200, 560, 0])
         self.setCentralWidget(splitter)
 
         self.connection = QLabel(CONNECTION_TEXT[client.link.state])
@@ -247,15 +251,14 @@ class ChatWindow(QMainWindow):
         if self.server_view is not None:
             self.server_view.close()
         self.server_view = ServerView(self.client, self.model.thread)
-        self.server_view.show()
+        self.panels.show_panel(self.server_view)
         return self.server_view
 
     def _show_panel(self, panel: QWidget) -> QWidget:
         if self.panel is not None:
             self.panel.close()
         self.panel = panel
-        panel.show()
-        return panel
+        return self.panels.show_panel(panel)
 
     def show_contact(self) -> QWidget | None:
         if self.model is None:
@@ -277,10 +280,9 @@ class ChatWindow(QMainWindow):
             self.client, event.device_id, event.name, event.fingerprint, event.asked_at
         )
         self.approvals[event.device_id] = dialog
-        dialog.show()
-        # Over the window of the device that asks (not the middle of the screen, where the new
-        # device's own screen, with the code to compare, may be).
-        dialog.move(self.frameGeometry().center() - dialog.rect().center())
+        # In this window's panel (not over the middle of the screen, where the new device's
+        # own screen, with the code to compare, may be).
+        self.panels.show_panel(dialog)
 
     def _show_removed(self) -> None:
         self.banner.setText(
@@ -291,6 +293,7 @@ class ChatWindow(QMainWindow):
         self.banner.setVisible(True)
         self.banner_button.setVisible(True)
         self.composer.setEnabled(False)
+        self.composer.setPlaceholderText("This device was removed: it can no longer send")
         self.recovery_button.setEnabled(False)
         self.connection.setText("Device removed")
 

@@ -1,0 +1,135 @@
+"""Panels inside the main window, instead of separate dialog windows.
+
+A dialog in its own top-level window gets whatever size the window manager gives it (clipped
+text, 220-pixel-wide boxes), lands on top of other windows (over the very code the user is asked
+to compare) and stacks with the next one. A panel opens in a pane on the right of the window
+that asked for it: sized to its content (wide enough for its widest line, scrolling rather than
+cutting when the window is short), one at a time with the earlier ones kept underneath (closing
+the top one shows the one below, so an approval that arrives while "My devices" is open does not
+end either), with a title and a close button; Esc closes the top one.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+PANEL_MIN_WIDTH = 340  # narrower, and the pairing code and its buttons wrap badly
+PANEL_MAX_SHARE = 0.6  # of the window: the conversation stays in view beside a panel
+
+
+class PanelHost(QFrame):
+    """The right-hand pane of a window: a stack of panels, the top one shown."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("panelHost")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.title = QLabel("")
+        self.title.setObjectName("panelTitle")
+        self.title.setWordWrap(True)
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Close this panel (Esc)")
+        self.close_button.clicked.connect(self.close_top)
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.close_button)
+        self.stack = QStackedWidget()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addLayout(header)
+        layout.addWidget(self.stack, 1)
+        self.panels: list[QWidget] = []
+        self._frames: dict[QWidget, QScrollArea] = {}
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), parent)
+        escape.setContext(Qt.ShortcutContext.WindowShortcut)
+        escape.activated.connect(self.close_top)
+        self.hide()
+
+    @property
+    def top(self) -> QWidget | None:
+        return self.panels[-1] if self.panels else None
+
+    def show_panel(self, panel: QWidget) -> QWidget:
+        """Put ``panel`` on top (it moves up if it is already in the stack)."""
+        if panel in self.panels:
+            self.panels.remove(panel)
+        else:
+            frame = QScrollArea()
+            frame.setWidgetResizable(True)
+            frame.setFrameShape(QFrame.Shape.NoFrame)
+            frame.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            panel.setWindowFlags(Qt.WindowType.Widget)
+            frame.setWidget(panel)
+            self._frames[panel] = frame
+            self.stack.addWidget(frame)
+            panel.installEventFilter(self)
+        self.panels.append(panel)
+        panel.show()
+        self._show_top()
+        return panel
+
+    def close_top(self) -> None:
+        if self.top is not None:
+            self.top.close()  # a dialog's close is its reject: it cancels what it was doing
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Only a panel hidden itself (closed, accepted, rejected) leaves: not one hidden with
+        # its window, or under the panel above it.
+        if event.type() == QEvent.Type.Hide and watched in self._frames:
+            assert isinstance(watched, QWidget)
+            if watched.isHidden():
+                self._forget(watched)
+        elif event.type() == QEvent.Type.WindowTitleChange and watched is self.top:
+            self._show_top()
+        return False
+
+    def _forget(self, panel: QWidget) -> None:
+        if panel in self.panels:
+            self.panels.remove(panel)
+        frame = self._frames.pop(panel)
+        panel.removeEventFilter(self)
+        frame.takeWidget()  # the panel outlives its frame: whoever opened it may still ask it
+        panel.setParent(None)  # type: ignore[call-overload]
+        self.stack.removeWidget(frame)
+        frame.deleteLater()
+        self._show_top()
+
+    def _show_top(self) -> None:
+        top = self.top
+        if top is None:
+            self.hide()
+            return
+        self.stack.setCurrentWidget(self._frames[top])
+        self.title.setText(f"<b>{top.windowTitle().removeprefix('Ariadne — ')}</b>")
+        window = self.window()
+        limit = max(PANEL_MIN_WIDTH, int(window.width() * PANEL_MAX_SHARE))
+        wanted = top.sizeHint().width() + 40  # the frame's margins and a scroll bar
+        self.setMinimumWidth(min(max(PANEL_MIN_WIDTH, wanted), limit))
+        self.show()
+
+
+def host_of(widget: QWidget) -> PanelHost | None:
+    """The panel host of the window ``widget`` is in, if it is in one."""
+    window = widget.window()
+    return window.findChild(PanelHost) if window is not None else None
+
+
+def show_beside(owner: QWidget, panel: QWidget) -> QWidget:
+    """Open ``panel`` in the window of ``owner`` (a panel opening the next step), or on its
+    own if ``owner`` is not in a window with panels."""
+    host = host_of(owner)
+    if host is None:
+        panel.show()
+        return panel
+    return host.show_panel(panel)
