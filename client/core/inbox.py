@@ -196,6 +196,8 @@ class Inbox:
             return synced
         if isinstance(payload, Receipt) and not from_self:
             status = MessageStatus(payload.status)
+            if status is MessageStatus.READ and not self._ctx.state.preferences.read_receipts:
+                return []  # read receipts off: others' are not shown either (as Signal)
             events: list[Event] = []
             for message_id in payload.message_ids:
                 stored = self._ctx.store.message(message_id)
