@@ -165,6 +165,7 @@ async def demo(
 async def _first_steps(client: AriadneClient) -> None:
     """Right after registering: a new account is offered its recovery code; a new device of an
     existing account is offered to restore its history (or waits for approval)."""
+    from client.gui.onboarding import remind_later
     from client.gui.recovery_dialog import RecoveryCodeDialog, RestoreDialog
 
     dialog = RecoveryCodeDialog(client) if client.holds_account_key else RestoreDialog(client)
@@ -172,6 +173,8 @@ async def _first_steps(client: AriadneClient) -> None:
     dialog.finished.connect(lambda code: finished.done() or finished.set_result(code))
     dialog.show()
     await finished
+    if client.holds_account_key and not client.has_recovery_code:
+        remind_later(client)  # skipped: the window asks again later, not now
 
 
 async def _cannot_open(profile: Path, error: ProfileLocked) -> int:
@@ -188,6 +191,7 @@ async def _cannot_open(profile: Path, error: ProfileLocked) -> int:
 
 async def single(profile: Path, relay_url: str | None, lifetime: float | None = None) -> int:
     from client.gui.account_dialog import AccountDialog
+    from client.gui.settings_panel import apply_preferences
 
     new_device = not ProfileStore.exists(profile)
     if not new_device:
@@ -207,6 +211,7 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
         if client is None:
             return 1
         await _first_steps(client)
+    apply_preferences(client.preferences)
     window = ChatWindow(client, restoring=new_device)
     window.show()
     if client.has_history_to_load():

@@ -37,8 +37,11 @@ from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
+from client.gui.onboarding import Onboarding
 from client.gui.panels import PanelHost
 from client.gui.server_view import ServerView
+from client.gui.settings_panel import SettingsPanel
+from client.gui.tray import Notifier
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -204,6 +207,11 @@ class ChatWindow(QMainWindow):
         self.statusBar().addWidget(self.progress)
         self._loading_older: asyncio.Future[int] | None = None
         self._backfill: asyncio.Future[int] | None = None
+        settings = QPushButton("Settings")
+        settings.clicked.connect(self.show_settings)
+        left_layout.addWidget(settings)
+        self.onboarding = Onboarding(self, left_layout, right_layout)
+        self.notifier = Notifier(self, client, self.bridge)
         for thread in client.threads():
             self._ensure_thread(thread)
         if self.threads.count():
@@ -267,6 +275,9 @@ class ChatWindow(QMainWindow):
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
+
+    def show_settings(self) -> QWidget:
+        return self._show_panel(SettingsPanel(self.client))
 
     # ---------------------------------------------------------------- device control
 

@@ -237,7 +237,7 @@ class OwnDevicesPanel(QWidget):
             # First, so that a password the relay refuses leaves the device where it was.
             await self.client.change_password(new_password)
         await self.client.remove_device(device_id)
-        done = f"'{name}' was removed. A new epoch keeps it out of what comes next."
+        done = f"'{name}' was removed. What is written from now on uses new keys it never gets."
         if new_password is not None:
             done += " The password changed: every login made with the old one has ended."
         self.status.setText(done)
