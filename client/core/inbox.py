@@ -81,7 +81,8 @@ class Inbox:
             async with self._ctx.store.transaction():
                 try:
                     for deliver in batch:
-                        events.extend(await self._open(deliver, receipts))
+                        with self._timeline.during_delivery(deliver.server_ts):
+                            events.extend(await self._open(deliver, receipts))
                         done.append(deliver.seq)
                 except Offline:
                     pass  # what is not acknowledged is redelivered after reconnecting
