@@ -169,6 +169,7 @@ class OwnDevicesPanel(QWidget):
             line.setContentsMargins(0, 0, 0, 0)
             label = QLabel(f"<b>{entry.name}</b><br>added {_when(entry.added_at)}")
             label.setObjectName(entry.device_id)
+            label.setWordWrap(True)
             line.addWidget(label, 1)
             if entry.device_id == self.client.device_id:
                 line.addWidget(QLabel("this device"))

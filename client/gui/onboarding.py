@@ -92,7 +92,12 @@ class Onboarding:
         # After the window's own slots (connected first): the model is the new one by then.
         window.threads.currentItemChanged.connect(lambda *_: self.refresh())  # type: ignore[attr-defined]
         bridge = window.bridge  # type: ignore[attr-defined]
-        for changed in (bridge.message_added, bridge.history_loaded, bridge.delivery_updated):
+        for changed in (
+            bridge.message_added,
+            bridge.history_loaded,
+            bridge.delivery_updated,
+            bridge.device_removed,
+        ):
             changed.connect(lambda *_: self.refresh())
         window.recovery_button.clicked.connect(self._watch_recovery)  # type: ignore[attr-defined]
         self.refresh()
@@ -113,7 +118,8 @@ class Onboarding:
             self.hint.setText(NO_CONVERSATION)
         else:
             self.hint.setText(empty_conversation(model.thread))
-        self.hint.setVisible(model is None or model.rowCount() == 0)
+        empty = model is None or model.rowCount() == 0
+        self.hint.setVisible(empty and not self.client.removed)  # (the banner says why)
         self.reminder.setVisible(reminder_due(self.client))
         button: QPushButton = self.window.recovery_button  # type: ignore[attr-defined]
         button.setText(recovery_button_text(self.client))

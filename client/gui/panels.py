@@ -68,9 +68,15 @@ class PanelHost(QFrame):
             frame = QScrollArea()
             frame.setWidgetResizable(True)
             frame.setFrameShape(QFrame.Shape.NoFrame)
-            frame.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             panel.setWindowFlags(Qt.WindowType.Widget)
-            frame.setWidget(panel)
+            # Its own height at the top, the rest empty: a layout stretched to the pane's height
+            # would scatter a short panel's lines over it.
+            body = QWidget()
+            column = QVBoxLayout(body)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.addWidget(panel)
+            column.addStretch(1)
+            frame.setWidget(body)
             self._frames[panel] = frame
             self.stack.addWidget(frame)
             panel.installEventFilter(self)
@@ -90,7 +96,10 @@ class PanelHost(QFrame):
             assert isinstance(watched, QWidget)
             if watched.isHidden():
                 self._forget(watched)
-        elif event.type() == QEvent.Type.WindowTitleChange and watched is self.top:
+        elif watched is self.top and event.type() in (
+            QEvent.Type.WindowTitleChange,
+            QEvent.Type.LayoutRequest,  # its content grew (a status line, a code): widen
+        ):
             self._show_top()
         return False
 
@@ -99,7 +108,7 @@ class PanelHost(QFrame):
             self.panels.remove(panel)
         frame = self._frames.pop(panel)
         panel.removeEventFilter(self)
-        frame.takeWidget()  # the panel outlives its frame: whoever opened it may still ask it
+        # The panel outlives its frame: whoever opened it may still ask it things.
         panel.setParent(None)  # type: ignore[call-overload]
         self.stack.removeWidget(frame)
         frame.deleteLater()
@@ -111,10 +120,11 @@ class PanelHost(QFrame):
             self.hide()
             return
         self.stack.setCurrentWidget(self._frames[top])
-        self.title.setText(f"<b>{top.windowTitle().removeprefix('Ariadne — ')}</b>")
+        title = top.windowTitle().removeprefix("Ariadne — ")
+        self.title.setText(f"<b>{title[:1].upper() + title[1:]}</b>")
         window = self.window()
         limit = max(PANEL_MIN_WIDTH, int(window.width() * PANEL_MAX_SHARE))
-        wanted = top.sizeHint().width() + 40  # the frame's margins and a scroll bar
+        wanted = top.minimumSizeHint().width() + 40  # the frame's margins and a scroll bar
         self.setMinimumWidth(min(max(PANEL_MIN_WIDTH, wanted), limit))
         self.show()
 

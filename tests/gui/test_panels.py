@@ -41,7 +41,7 @@ def test_an_approval_opens_inside_the_window_sized_to_its_content(qtbot, harness
             desktop.view.mapTo(desktop.panels.parentWidget(), desktop.view.rect().topLeft())
         )
     )  # beside the conversation, not over it
-    assert "approve 'Laptop'" in desktop.panels.title.text()
+    assert "Approve 'Laptop'?" in desktop.panels.title.text()
 
     desktop.activateWindow()
     qtbot.waitUntil(desktop.isActiveWindow, timeout=5_000)
@@ -102,6 +102,7 @@ def test_a_removed_devices_composer_is_disabled_and_says_why(qtbot, harness):
     qtbot.waitUntil(lambda: laptop_window.banner.isVisible(), timeout=15_000)
     assert not laptop_window.composer.isEnabled()
     assert "removed" in laptop_window.composer.placeholderText()
+    assert not laptop_window.onboarding.hint.isVisible()  # no "write below" on a removed device
 
 
 def test_a_late_approval_alone_is_still_a_panel(qtbot, harness):
