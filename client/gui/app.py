@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 from client.core.at_rest import ProfileLocked
 from client.core.client import AriadneClient
 from client.core.link import INTERACTIVE
+from client.core.profile_lock import ProfileInUse, hold
 from client.core.relay_address import DEFAULT_RELAY_URL
 from client.core.storage import ProfileStore
 from client.demo import DEMO_PASSWORD, relay_process
@@ -131,6 +132,27 @@ async def demo(
 ) -> int:
     """A relay on a free port, Alice and Bob (created once, reused after), side by side; with
     ``laptop``, Alice's laptop too, to walk through approving and then revoking a device."""
+    try:
+        held = hold(data_dir)  # one demo per folder: a second would start a second relay on it
+    except ProfileInUse as error:
+        which = f" (process {error.owner})" if error.owner else ""
+        print(
+            f"ariadne demo: {data_dir} is in use by another ariadne demo{which}: use its "
+            "windows, or close it first.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    with held:
+        return await _demo(data_dir, lifetime, laptop, on_ready)
+
+
+async def _demo(
+    data_dir: Path,
+    lifetime: float | None,
+    laptop: bool,
+    on_ready: Callable[[list[ChatWindow], LaptopStep | None], None] | None,
+) -> int:
     async with relay_process(data_dir / "relay") as url:
         print(f"relay: {url} (data in {data_dir})", flush=True)
         alice = await _open_or_create(data_dir / "alice", url, "alice", "Alice's desktop")

@@ -23,3 +23,15 @@ def test_a_second_start_on_an_open_profile_says_so_and_exits(qtbot, harness):
     qtbot.waitUntil(run.done, timeout=10_000)
     assert run.result() == 1
     assert alice.link.online.is_set()  # the first one was not pushed off the relay
+
+
+def test_a_second_demo_on_the_same_folder_says_so_and_exits(qtbot, qloop, tmp_path, capsys):
+    from client.core.profile_lock import hold
+    from client.gui.app import demo
+
+    with hold(tmp_path):  # the first demo, still running
+        run = asyncio.ensure_future(demo(tmp_path))
+        qtbot.waitUntil(run.done, timeout=10_000)
+    assert run.result() == 1
+    assert "in use by another ariadne demo" in capsys.readouterr().err
+    assert not (tmp_path / "relay").exists()  # no second relay started on its data
