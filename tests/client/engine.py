@@ -73,8 +73,8 @@ def engine(folder: Path, relay: FakeRelay, username: str = "alice") -> Engine:
     )
 
 
-def committed_reader(folder: Path) -> ProfileStore:
-    """A second connection to a plain profile this process already holds, to see only what was
+def committed_reader(folder: Path, *, encrypt: bool = False) -> ProfileStore:
+    """A second connection to a profile this process already holds, to see only what was
     committed (the one-process-per-profile lock is not what these tests look at)."""
     with mock.patch.object(storage, "hold", lambda _folder: open(os.devnull)):
-        return ProfileStore(folder, encrypt=False)
+        return ProfileStore(folder, encrypt=encrypt)
