@@ -236,6 +236,7 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
     apply_preferences(client.preferences)
     window = ChatWindow(client, restoring=new_device)
     window.show()
+    print(f"window: {window.windowTitle()}", flush=True)
     if client.has_history_to_load():
         window.start_backfill()
     await _until_closed([window], lifetime)

@@ -23,9 +23,10 @@ class Demo:
     """``ariadne demo`` as a user starts it in a terminal (its own process group, so a signal
     to the group is what Ctrl+C sends), read line by line with a deadline."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *arguments: str) -> None:
+        command = arguments or ("demo", "--data-dir", str(data_dir))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "client.cli", "demo", "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "client.cli", *command],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -136,3 +137,45 @@ def test_a_signal_during_start_up_is_not_lost(tmp_path):
     assert "demo: closed cleanly" in out
     assert "Traceback" not in err
     assert _refused(port), "the relay child is still listening"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_closes_a_single_profile_window_cleanly(tmp_path, sig):
+    """``ariadne --profile``: the same handling (Alice's profile from a demo run, its relay
+    started on its own as a user would)."""
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "client.cli",
+            "demo",
+            "--data-dir",
+            str(tmp_path),
+            "--lifetime",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        check=True,
+    )
+    assert made.returncode == 0
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "relay", "--port", "0", "--data-dir", str(tmp_path / "relay")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        url = relay.stdout.readline().rsplit(" ", 1)[1].strip()
+        app = Demo(tmp_path, "--profile", str(tmp_path / "alice"), "--relay", url)
+        app.wait_for_line(r"window: Ariadne — alice")
+        os.killpg(app.process.pid, sig)
+        code, _out, err = app.finish()
+        assert code == 0, err
+        assert "Traceback" not in err and f"ariadne: {sig.name}: closing" in err
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
