@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import qasync
+from PySide6.QtCore import QPoint
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 
@@ -171,6 +172,11 @@ async def _demo(
         if laptop:
             step = LaptopStep(data_dir / "alice-laptop", url)
             await step.start()
+            if step.dialog is not None:
+                # Over the right of Bob's window: Alice's shows the approval beside her
+                # conversation, and may grow to the right for it.
+                corner = windows[1].frameGeometry().topRight()
+                step.dialog.move(corner + QPoint(-step.dialog.frameGeometry().width() - 20, 60))
         if on_ready is not None:
             on_ready(windows, step)
         await _until_closed(windows, lifetime)

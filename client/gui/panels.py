@@ -11,7 +11,7 @@ end either), with a title and a close button; Esc closes the top one.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
@@ -19,13 +19,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 PANEL_MIN_WIDTH = 340  # narrower, and the pairing code and its buttons wrap badly
-PANEL_MAX_SHARE = 0.6  # of the window: the conversation stays in view beside a panel
 
 
 class PanelHost(QFrame):
@@ -51,6 +51,7 @@ class PanelHost(QFrame):
         layout.addWidget(self.stack, 1)
         self.panels: list[QWidget] = []
         self._frames: dict[QWidget, QScrollArea] = {}
+        self._set_aside: QWidget | None = None  # a pane hidden to make room (small screens)
         escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), parent)
         escape.setContext(Qt.ShortcutContext.WindowShortcut)
         escape.activated.connect(self.close_top)
@@ -118,15 +119,58 @@ class PanelHost(QFrame):
         top = self.top
         if top is None:
             self.hide()
+            if self._set_aside is not None:
+                self._set_aside.show()
+                self._set_aside = None
             return
         self.stack.setCurrentWidget(self._frames[top])
         title = top.windowTitle().removeprefix("Ariadne — ")
         self.title.setText(f"<b>{title[:1].upper() + title[1:]}</b>")
-        window = self.window()
-        limit = max(PANEL_MIN_WIDTH, int(window.width() * PANEL_MAX_SHARE))
-        wanted = top.minimumSizeHint().width() + 40  # the frame's margins and a scroll bar
-        self.setMinimumWidth(min(max(PANEL_MIN_WIDTH, wanted), limit))
+        wanted = max(PANEL_MIN_WIDTH, top.minimumSizeHint().width() + 40)  # margins, scroll bar
+        self.setMinimumWidth(0)  # (the splitter is told below; a minimum could push it out)
         self.show()
+        self._make_room(wanted)
+
+    def _make_room(self, wanted: int) -> None:
+        """Give the panel ``wanted`` pixels beside the panes to its left, taken from the one
+        next to it (the conversation); widen the window if it is too narrow (within its
+        screen). What still does not fit scrolls inside the panel, never cut off."""
+        splitter = self.parentWidget()
+        if not isinstance(splitter, QSplitter):
+            return
+        window = self.window()
+        index = splitter.indexOf(self)
+        handles = splitter.handleWidth() * (splitter.count() - 1)
+        others = sum(
+            splitter.widget(i).minimumSizeHint().width()
+            for i in range(splitter.count())
+            if i != index and not splitter.widget(i).isHidden()
+        )
+        total = splitter.width() - handles  # the panes' width together
+        if wanted > total - others and not window.isMaximized() and not window.isFullScreen():
+            screen = window.screen().availableGeometry()
+            grow = min(screen.width() - window.width(), wanted - (total - others))
+            if grow > 0:
+                window.resize(window.width() + grow, window.height())
+                window.raise_()  # grown over its neighbour: in front, so the panel shows
+                total += grow
+        if wanted > total - others and index >= 2 and splitter.widget(0).isVisible():
+            # Still too narrow (a small screen): the conversation list steps aside while the
+            # panel is open, as a sheet would cover it; it comes back when the panel closes.
+            first = splitter.widget(0)
+            others -= first.minimumSizeHint().width()
+            first.hide()
+            self._set_aside = first
+        width = max(0, min(wanted, total - others))
+        sizes = [
+            0 if splitter.widget(i).isHidden() else size for i, size in enumerate(splitter.sizes())
+        ]
+        sizes[index] = width
+        sizes[index - 1] = max(1, total - width - sum(sizes[: index - 1]))
+        splitter.setSizes(sizes)
+        # Once more after the splitter lays out what was shown or hidden (it shares freed
+        # space out by its own rule then).
+        QTimer.singleShot(0, lambda: splitter.setSizes(sizes))
 
 
 def host_of(widget: QWidget) -> PanelHost | None:

@@ -21,7 +21,7 @@ def test_an_approval_opens_inside_the_window_sized_to_its_content(qtbot, harness
     alice = harness.account("alice")
     desktop = ChatWindow(alice)
     qtbot.addWidget(desktop)
-    desktop.resize(900, 600)
+    desktop.resize(760, 560)  # the demo's width: too narrow for a panel beside
     desktop.show()
     devices = desktop.show_own_devices()
     assert devices.window() is desktop and desktop.panels.top is devices
@@ -34,8 +34,11 @@ def test_an_approval_opens_inside_the_window_sized_to_its_content(qtbot, harness
     assert approval.window() is desktop  # a panel, not a window over the laptop's screen
     assert _top_levels() == windows_before  # no new window appeared
     assert desktop.panels.top is approval and approval.isVisible() and not devices.isVisible()
+    qtbot.waitUntil(lambda: desktop.panels.width() >= 340, timeout=5_000)  # room was made
     assert approval.width() >= approval.minimumSizeHint().width()  # nothing cut off
-    assert desktop.panels.width() >= 340
+    inside = desktop.centralWidget().rect()
+    panel_area = desktop.panels.geometry()
+    assert inside.contains(panel_area), (inside, panel_area)  # within the window, not past it
     assert not desktop.panels.geometry().intersects(
         desktop.view.geometry().translated(
             desktop.view.mapTo(desktop.panels.parentWidget(), desktop.view.rect().topLeft())
@@ -52,6 +55,7 @@ def test_an_approval_opens_inside_the_window_sized_to_its_content(qtbot, harness
     desktop.panels.close_button.click()
     qtbot.waitUntil(lambda: not desktop.panels.isVisible(), timeout=5_000)
     assert waiting.isVisible()
+    assert desktop.threads.isVisible()  # the list that stepped aside for the panel is back
 
 
 def test_my_devices_explains_linking_and_asks_remove_or_cancel(qtbot, harness):
