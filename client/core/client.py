@@ -33,6 +33,7 @@ from client.core.outbox import SendBlocked as SendBlocked
 from client.core.outbox import SendError as SendError
 from client.core.outbox import SendLater as SendLater
 from client.core.overdue import DeliveryWatch
+from client.core.preferences import Preferences
 from client.core.profile import (
     DeviceRole,
     Profile,
@@ -314,6 +315,19 @@ class AriadneClient:
 
     async def setup_recovery(self, pin: str | None = None) -> str:
         return await self.history.setup_recovery(pin)
+
+    @property
+    def has_recovery_code(self) -> bool:
+        """This device made a recovery code for the account (so a new one replaces it)."""
+        return self.context.state.codes_made > 0
+
+    @property
+    def preferences(self) -> Preferences:
+        return self.context.state.preferences
+
+    def set_preferences(self, preferences: Preferences) -> None:
+        with self._store.transaction():
+            self.context.state.set_preferences(preferences)
 
     async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
         return await self.history.restore(code, pin)

@@ -85,7 +85,8 @@ class Inbox:
             async with self._ctx.store.transaction():
                 try:
                     for deliver in batch:
-                        events.extend(await self._open(deliver, receipts))
+                        with self._timeline.during_delivery(deliver.server_ts):
+                            events.extend(await self._open(deliver, receipts))
                         done.append(deliver.seq)
                 except Offline:
                     pass  # what is not acknowledged is redelivered after reconnecting
@@ -207,6 +208,8 @@ class Inbox:
             return synced
         if isinstance(payload, Receipt) and not from_self:
             status = MessageStatus(payload.status)
+            if status is MessageStatus.READ and not self._ctx.state.preferences.read_receipts:
+                return []  # read receipts off: others' are not shown either (as Signal)
             events: list[Event] = []
             for message_id in payload.message_ids:
                 stored = self._ctx.store.message(message_id)

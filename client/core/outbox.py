@@ -188,11 +188,15 @@ class Outbox:
             unread = [message_id for message_id in unread if message_id in seen]
         if not unread:
             return 0
+        # Read receipts off: only this user's own devices learn it (their unread counts clear).
+        users = [self._ctx.username]
+        if self._ctx.state.preferences.read_receipts:
+            users.insert(0, thread)
         with self._ctx.store.transaction():
             for message_id in unread:
                 self.set_status(message_id, MessageStatus.READ, None)
             self._ctx.store.enqueue(
-                [thread, self._ctx.username],
+                users,
                 encode_payload(
                     Receipt(origin=self._ctx.origin(), status="read", message_ids=unread)
                 ),

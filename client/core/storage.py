@@ -19,6 +19,7 @@ import asyncio
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, open_database
+from client.core.profile_lock import hold
 from client.core.store_chat import ChatStore
 from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_controls import CONTROLS_SCHEMA, ControlStore
@@ -242,7 +243,12 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, ChatSt
         cannot be opened). ``encrypt=False`` keeps a new profile plain, for benchmarks."""
         self.path = directory / DB_NAME
         self.key_place: KeyPlace  # where the database key is kept
-        self._db, self.key_place = open_database(directory, self.path, encrypt)
+        self._held = hold(directory)  # one process per profile (raises ProfileInUse)
+        try:
+            self._db, self.key_place = open_database(directory, self.path, encrypt)
+        except BaseException:
+            self._held.close()
+            raise
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -279,6 +285,7 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, ChatSt
     def close(self) -> None:
         self._db.commit()
         self._db.close()
+        self._held.close()
 
     # ------------------------------------------------------------------ profile values
 

@@ -47,10 +47,14 @@ from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
 from client.gui.message_menu import MenuContext, build_menu
+from client.gui.onboarding import Onboarding
+from client.gui.panels import PanelHost
 from client.gui.read_state import visible_unread
 from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.server_view import ServerView
+from client.gui.settings_panel import SettingsPanel
 from client.gui.style import ERROR_STYLE
+from client.gui.tray import Notifier
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 THREAD_AVATAR = 32
@@ -200,7 +204,10 @@ class ChatWindow(QMainWindow):
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setSizes([200, 560])
+        self.panels = PanelHost(self)  # dialogs open here, beside the conversation
+        splitter.addWidget(self.panels)
+        splitter.setCollapsible(2, False)
+        splitter.setSizes([200, 560, 0])
         self.setCentralWidget(splitter)
 
         self.connection = QLabel(CONNECTION_TEXT[client.link.state])
@@ -228,6 +235,11 @@ class ChatWindow(QMainWindow):
         self.statusBar().addWidget(self.progress)
         self._loading_older: asyncio.Future[int] | None = None
         self._backfill: asyncio.Future[int] | None = None
+        settings = QPushButton("Settings")
+        settings.clicked.connect(self.show_settings)
+        left_layout.addWidget(settings)
+        self.onboarding = Onboarding(self, left_layout, right_layout)
+        self.notifier = Notifier(self, client, self.bridge)
         for thread in client.threads():
             self._ensure_thread(thread)
         if self.threads.count():
@@ -298,15 +310,14 @@ class ChatWindow(QMainWindow):
         if self.server_view is not None:
             self.server_view.close()
         self.server_view = ServerView(self.client, self.model.thread)
-        self.server_view.show()
+        self.panels.show_panel(self.server_view)
         return self.server_view
 
     def _show_panel(self, panel: QWidget) -> QWidget:
         if self.panel is not None:
             self.panel.close()
         self.panel = panel
-        panel.show()
-        return panel
+        return self.panels.show_panel(panel)
 
     def show_panel(self, panel: QWidget) -> QWidget:
         return self._show_panel(panel)
@@ -359,6 +370,9 @@ class ChatWindow(QMainWindow):
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
 
+    def show_settings(self) -> QWidget:
+        return self._show_panel(SettingsPanel(self.client))
+
     # ---------------------------------------------------------------- device control
 
     def _on_pairing_request(self, event) -> None:  # type: ignore[no-untyped-def]
@@ -371,10 +385,9 @@ class ChatWindow(QMainWindow):
             self.client, event.device_id, event.name, event.fingerprint, event.asked_at
         )
         self.approvals[event.device_id] = dialog
-        dialog.show()
-        # Over the window of the device that asks (not the middle of the screen, where the new
-        # device's own screen, with the code to compare, may be).
-        dialog.move(self.frameGeometry().center() - dialog.rect().center())
+        # In this window's panel (not over the middle of the screen, where the new device's
+        # own screen, with the code to compare, may be).
+        self.panels.show_panel(dialog)
 
     def _show_removed(self) -> None:
         self.banner.setText(
@@ -385,6 +398,7 @@ class ChatWindow(QMainWindow):
         self.banner.setVisible(True)
         self.banner_button.setVisible(True)
         self.composer.setEnabled(False)
+        self.composer.setPlaceholderText("This device was removed: it can no longer send")
         self.recovery_button.setEnabled(False)
         self.connection.setText("Device removed")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
+from client.core import storage
 from client.core.context import ClientContext
 from client.core.controls import Controls
 from client.core.directory import Directory
@@ -69,3 +72,10 @@ def engine(folder: Path, relay: FakeRelay, username: str = "alice") -> Engine:
         outbox=Outbox(context, directory, sessions, timeline),
         events=events,
     )
+
+
+def committed_reader(folder: Path, *, encrypt: bool = False) -> ProfileStore:
+    """A second connection to a profile this process already holds, to see only what was
+    committed (the one-process-per-profile lock is not what these tests look at)."""
+    with mock.patch.object(storage, "hold", lambda _folder: open(os.devnull)):
+        return ProfileStore(folder, encrypt=encrypt)
