@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.attachment import AttachmentPointer
 from shared.codec import decode_strict
 from shared.device_list import DeviceId, Key32, Username
 from shared.errors import WireError
@@ -79,7 +80,21 @@ class DeviceListUpdate(_Payload, tag="device_list", frozen=True):
     signed_list: Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
 
 
-Payload = Text | Receipt | DeviceListUpdate
+MAX_CAPTION = 4000  # with the largest thumbnail, the payload stays within one envelope
+
+
+class AttachmentMessage(_Payload, tag="attachment", frozen=True):
+    """A file or image with an optional caption: the blob stays on the relay, the pointer (key,
+    digest, capability, thumbnail) travels here (shared.attachment)."""
+
+    message_id: MessageId
+    peer: Username
+    sent_at: int
+    body: Annotated[str, msgspec.Meta(max_length=MAX_CAPTION)]
+    attachment: AttachmentPointer
+
+
+Payload = Text | Receipt | DeviceListUpdate | AttachmentMessage
 
 _encoder = msgspec.msgpack.Encoder()
 _sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)
