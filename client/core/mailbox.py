@@ -74,9 +74,9 @@ class Mailbox:
             if not batch:
                 return saved
             items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
-            if items:
+            for frame_items in _by_frame(items):
 
-                def save(rid: int, i: list[wire.MailboxItem] = items) -> wire.SaveMessages:
+                def save(rid: int, i: list[wire.MailboxItem] = frame_items) -> wire.SaveMessages:
                     return wire.SaveMessages(rid=rid, items=i)
 
                 await self._link.request(save, expect=wire.Ok)
@@ -170,7 +170,7 @@ class Mailbox:
         cursor = cursor._replace(
             loaded=cursor.loaded + len(answer.items),
             oldest=(last.ts, last.message_id) if last else cursor.oldest,
-            done=len(answer.items) < limit,
+            done=len(answer.items) < limit and not answer.more,
         )
         with self._store.transaction():
             added = self._store.insert_messages(messages)
@@ -222,3 +222,17 @@ class Mailbox:
             body=saved.body,
             status=MessageStatus.SENT if own else MessageStatus.READ,
         )
+
+
+def _by_frame(items: list[wire.MailboxItem]) -> list[list[wire.MailboxItem]]:
+    """Items in frames of at most MAILBOX_PAGE_BYTES sealed bytes (messages with thumbnails are
+    large), in order."""
+    frames: list[list[wire.MailboxItem]] = []
+    size = 0
+    for item in items:
+        if not frames or size + len(item.sealed) > wire.MAILBOX_PAGE_BYTES:
+            frames.append([])
+            size = 0
+        frames[-1].append(item)
+        size += len(item.sealed)
+    return frames
