@@ -37,6 +37,8 @@ class SavedMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, arra
     server_ts: int
     body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
     v: int = 1
+    # The message's attachment pointer (shared.attachment.encode_pointer), thumbnail included.
+    attachment: Annotated[bytes, msgspec.Meta(max_length=48 * 1024)] | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, forget_key
+from client.core.attachments import Attachments
 from client.core.context import ClientContext
 from client.core.directory import UnknownUser
 from client.core.engine import build_engine
@@ -89,6 +90,7 @@ class AriadneClient:
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
         hooks.bind(Router(self.context, engine, self.login, self.link))
+        self.attachments = Attachments(self.context, engine.directory, profile_dir / "attachments")
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 

@@ -200,6 +200,15 @@ class ConnectionStateChanged:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class AttachmentChanged:
+    """An attachment's file changed state here (uploaded, downloading, ready, refused, …):
+    ``client.core.attachments`` has the new state; progress goes to the caller's callback."""
+
+    message_id: bytes
+    thread: str
+
+
 Event = (
     MessageQueued
     | MessageReceived
@@ -218,4 +227,5 @@ Event = (
     | DeviceRemoved
     | ContactKeyChanged
     | ConnectionStateChanged
+    | AttachmentChanged
 )

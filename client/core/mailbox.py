@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from client.core.attachments import received
 from client.core.epochs import EpochBook
 from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
 from client.core.port import RelayPort
@@ -94,6 +95,7 @@ class Mailbox:
             sent_at=message.sent_at,
             server_ts=message.server_ts,
             body=message.body,
+            attachment=self._attachment_pointer(message.message_id),
         )
         return wire.MailboxItem(
             thread_id=tid,
@@ -102,6 +104,10 @@ class Mailbox:
             epoch=seq,
             sealed=seal_message(key, self.username, tid, message.message_id, seq, record),
         )
+
+    def _attachment_pointer(self, message_id: bytes) -> bytes | None:
+        row = self._store.attachment(message_id)
+        return row.pointer if row is not None and row.pointer else None
 
     # ------------------------------------------------------------------ loading
 
@@ -165,7 +171,8 @@ class Mailbox:
             ),
             expect=wire.MailboxPage,
         )
-        messages = [self._open(item, thread) for item in answer.items]
+        opened = [self._open_item(item, thread) for item in answer.items]
+        messages = [message for message, _ in opened]
         last = answer.items[-1] if answer.items else None
         cursor = cursor._replace(
             loaded=cursor.loaded + len(answer.items),
@@ -174,6 +181,9 @@ class Mailbox:
         )
         with self._store.transaction():
             added = self._store.insert_messages(messages)
+            for message, pointer in opened:
+                if pointer is not None:
+                    self._store.put_attachment(received(message.message_id, pointer))
             self._store.set_mailbox_cursor(cursor)
         self._emit(HistoryLoaded(thread, added, cursor.loaded, cursor.total, cursor.done))
         return added
@@ -188,8 +198,14 @@ class Mailbox:
         return total
 
     def _open(self, item: wire.MailboxItem, thread: str | None) -> StoredMessage:
-        """Decrypt one item; one that does not open (tampered, moved, unknown epoch) becomes a
-        "couldn't decrypt" line instead of stopping the page."""
+        return self._open_item(item, thread)[0]
+
+    def _open_item(
+        self, item: wire.MailboxItem, thread: str | None
+    ) -> tuple[StoredMessage, bytes | None]:
+        """Decrypt one item, with its attachment pointer if it has one; one that does not open
+        (tampered, moved, unknown epoch) becomes a "couldn't decrypt" line instead of stopping
+        the page."""
         try:
             key = self._epochs.mailbox_key(item.epoch)
             saved = open_message(
@@ -210,7 +226,7 @@ class Mailbox:
                 server_ts=item.ts,
                 body="",
                 status=MessageStatus.UNDECRYPTABLE,
-            )
+            ), None
         own = saved.sender_user == self.username
         return StoredMessage(
             message_id=item.message_id,
@@ -221,7 +237,7 @@ class Mailbox:
             server_ts=saved.server_ts,
             body=saved.body,
             status=MessageStatus.SENT if own else MessageStatus.READ,
-        )
+        ), saved.attachment
 
 
 def _by_frame(items: list[wire.MailboxItem]) -> list[list[wire.MailboxItem]]:

@@ -18,6 +18,7 @@ import asyncio
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, open_database
+from client.core.store_attachments import AttachmentStore
 from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
@@ -128,6 +129,14 @@ CREATE TABLE IF NOT EXISTS sender_order (
 );
 CREATE INDEX IF NOT EXISTS sender_order_by_device
     ON sender_order(thread, sender_user, sender_device, counter);
+-- Attachments (store_attachments): each one's pointer and where this device stands with its file.
+CREATE TABLE IF NOT EXISTS attachments (
+    message_id BLOB PRIMARY KEY,
+    pointer BLOB NOT NULL,
+    state TEXT NOT NULL,
+    path TEXT,
+    detail TEXT NOT NULL
+);
 """
 
 
@@ -206,7 +215,7 @@ def _current_task() -> object:
         return _NO_TASK
 
 
-class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore):
+class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, AttachmentStore):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
         database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database
