@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -337,10 +338,7 @@ class Attachments:
                     offset = max(start, relay_has)
                     part = data[offset - start :]
                     answer = await port.request(
-                        lambda rid, o=offset, d=part: wire.UploadChunk(
-                            rid=rid, blob_id=blob_id, offset=o, data=d
-                        ),
-                        expect=wire.BlobProgress,
+                        functools.partial(_chunk, blob_id, offset, part), expect=wire.BlobProgress
                     )
                     if answer.received != produced:
                         raise Offline()  # the relay's copy moved: ask again where it ends
@@ -455,6 +453,10 @@ class Attachments:
         if row.path and Path(row.path).parent == self.folder:
             Path(row.path).unlink(missing_ok=True)
         self._set(message_id, FileState.GONE, detail="Deleted")
+
+
+def _chunk(blob_id: bytes, offset: int, data: bytes, rid: int) -> wire.UploadChunk:
+    return wire.UploadChunk(rid=rid, blob_id=blob_id, offset=offset, data=data)
 
 
 def _decrypt_into(pointer: AttachmentPointer, blob: Path, final: Path) -> None:

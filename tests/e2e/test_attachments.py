@@ -4,8 +4,9 @@ once and the files on demand, the relay's store holds no plaintext, uploads and 
 after a dropped connection, and a hostile relay (flipped, truncated, swapped, replayed blobs) or
 a hostile sender (wrong digest, oversized size) is caught and shown as such.
 
-The suite sends an 8 MiB file; ``tests/benchmarks/bench_attachments.py`` runs the same path with
-100 MB and measures memory and throughput."""
+The 100 MiB file goes to four devices in about 20 s on two cores; Python's allocations stay under
+4 MiB while it streams (tracemalloc). ``tests/benchmarks/bench_attachments.py`` measures the
+throughput and the resident-set growth."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from shared.attachment import AttachmentPointer, decode_pointer
 from shared.envelope import AttachmentMessage, encode_payload, new_message_id
 from tests.conftest import eventually
 
-BIG = 8 * 1024 * 1024
+BIG = 100 * 1024 * 1024
 IMAGES = 50
 
 
@@ -86,7 +87,7 @@ async def test_a_file_and_fifty_images_reach_every_device_and_a_restored_one(
     )
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert peak < 4 * 1024 * 1024, f"uploading 8 MiB held {peak} bytes at once"
+    assert peak < 4 * 1024 * 1024, f"uploading 100 MiB held {peak} bytes at once"
     assert progress[-1][0] == progress[-1][1] and len(progress) > 10
     for i, image in enumerate(images):
         await send(bob, "alice", image, content_type="image/jpeg", thumbnail=thumb(i))
@@ -112,7 +113,7 @@ async def test_a_file_and_fifty_images_reach_every_device_and_a_restored_one(
         path = await device.attachments.download(message.message_id)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        assert peak < 4 * 1024 * 1024, f"{label} held {peak} bytes downloading 8 MiB"
+        assert peak < 4 * 1024 * 1024, f"{label} held {peak} bytes downloading 100 MiB"
         assert digest(path) == digest(source), label
         assert path.parent == device.profile_dir / "attachments"
         for i in (0, 17, IMAGES - 1):
