@@ -33,6 +33,7 @@ from client.core.events import (
     SendDeferred,
     StoredMessage,
 )
+from client.gui.attachments import AttachmentController
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
@@ -170,6 +171,8 @@ class ChatWindow(QMainWindow):
         self.banner_button.setVisible(False)
         right_layout.addLayout(banner_row)
         right_layout.addWidget(self.view)
+        self.attachments = AttachmentController(self)  # attach, preview, thumbnails, transfers
+        right_layout.addWidget(self.attachments.bar)
         right_layout.addLayout(bottom)
 
         splitter = QSplitter()
@@ -395,7 +398,11 @@ class ChatWindow(QMainWindow):
         if last is None:
             preview = "No messages yet"
         else:
-            body = "Couldn't decrypt" if last.undecryptable else last.body.splitlines()[0]
+            body = (
+                "Couldn't decrypt"
+                if last.undecryptable
+                else (last.body.splitlines() or ["📎 Attachment"])[0]  # no caption
+            )
             who = "You: " if last.sender_user == self.client.username else ""
             preview = f"{who}{body[:40]}  · {clock(last)}"
         item = self.threads.item(row)
