@@ -4,9 +4,9 @@ once and the files on demand, the relay's store holds no plaintext, uploads and 
 after a dropped connection, and a hostile relay (flipped, truncated, swapped, replayed blobs) or
 a hostile sender (wrong digest, oversized size) is caught and shown as such.
 
-The 100 MiB file goes to four devices in about 20 s on two cores; Python's allocations (client and relay,
-both in this process) stay under 8 MiB while it streams (tracemalloc). ``tests/benchmarks/bench_attachments.py`` measures the
-throughput and the resident-set growth."""
+The 100 MiB file goes to four devices in about 20 s on two cores; Python's allocations
+(client and relay, both in this process) stay under 8 MiB while it streams (tracemalloc).
+``tests/benchmarks/bench_attachments.py`` measures the throughput and the resident-set growth."""
 
 from __future__ import annotations
 
