@@ -125,8 +125,10 @@ class AttachmentController(QObject):
         self.client = window.client
         self.bar = AttachmentBar()
         self.delegate = AttachmentDelegate(
-            self.client.username, self.client.send_notes.get, self.client.attachments.get
+            self.client.username, self.client.send_notes.get, self._attachment
         )
+        # The view must never outlive its delegate (it would paint through a dangling one).
+        self.delegate.setParent(window.view)
         window.view.setItemDelegate(self.delegate)
         self.opener: Callable[[Path], None] = lambda path: QDesktopServices.openUrl(
             QUrl.fromLocalFile(str(path))
@@ -149,6 +151,11 @@ class AttachmentController(QObject):
         window.view.customContextMenuRequested.connect(self._menu)
         self.client.add_listener(self._on_event)
         window.closed.connect(self._closed)
+
+    def _attachment(self, message_id: bytes) -> Attachment | None:
+        # A window can be repainted after its client closed (a style change reaches every
+        # widget still alive): its profile database is gone by then.
+        return None if self.client.closed else self.client.attachments.get(message_id)
 
     # ------------------------------------------------------------------ attaching
 
@@ -310,7 +317,7 @@ class AttachmentController(QObject):
     def _finished(self, key: bytes | str, future: asyncio.Future[object]) -> None:
         _, transfer = self.transfers.pop(key, (None, None))
         if transfer is not None:
-            transfer.setParent(None)
+            self.bar.transfers.removeWidget(transfer)
             transfer.deleteLater()
         if future.cancelled():
             return
