@@ -10,6 +10,7 @@ The 100 MiB file goes to four devices in about 20 s on two cores; Python's alloc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tracemalloc
@@ -363,3 +364,42 @@ async def test_a_file_name_from_the_sender_stays_in_the_profile(accounts, relay,
     assert path.resolve().parent == (bob.profile_dir / "attachments").resolve()
     assert "/" not in path.name and path.name.endswith("outside_.bashrc")
     assert not (tmp_path / "outside").exists()
+
+
+async def test_a_cancelled_download_resumes_where_it_stopped(
+    accounts, relay, tmp_path, monkeypatch
+):
+    _, bob, source, message_id = await _sent_pair(accounts, tmp_path, size=3 * 1024 * 1024)
+    gate = asyncio.Event()
+    asked: list[int] = []
+    fetch = HANDLERS[wire.FetchBlob]
+
+    async def slow(session, frame):  # type: ignore[no-untyped-def]
+        asked.append(frame.offset)
+        if frame.offset >= 4 * wire.BLOB_FRAME:
+            await gate.wait()  # a slow relay: the user cancels meanwhile
+        return await fetch(session, frame)
+
+    monkeypatch.setitem(HANDLERS, wire.FetchBlob, slow)
+    task = asyncio.ensure_future(bob.attachments.download(message_id))
+    await eventually(lambda: len(asked) > 4, message="the download is under way")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert bob.attachments.get(message_id).state is FileState.REMOTE
+    gate.set()
+    asked.clear()
+    path = await bob.attachments.download(message_id)
+    assert digest(path) == digest(source)
+    assert min(asked) == 4 * wire.BLOB_FRAME, "the second download went on from what it had"
+
+
+async def test_a_blob_goes_once_every_account_released_it(accounts, relay, tmp_path):
+    alice, bob, _, message_id = await _sent_pair(accounts, tmp_path)
+    blob = _blob_file(relay, bob, message_id)
+    path = await bob.attachments.download(message_id)
+    await bob.attachments.release(message_id)
+    assert not path.exists() and bob.attachments.get(message_id).state is FileState.GONE
+    assert blob.exists()  # alice's account still needs it
+    await alice.attachments.release(message_id)
+    assert not blob.exists() and relay.relay.store.blob(bytes.fromhex(blob.name)) is None
