@@ -1,5 +1,5 @@
 """Encrypted attachments: the streaming encryption of a file, its padded size, and the pointer
-that travels inside the end-to-end encrypted message (PROTOCOL.md §8 "Attachments").
+that travels inside the end-to-end encrypted message (PROTOCOL.md §10 "Attachments").
 
 **Encryption.** Each attachment gets a fresh random 256-bit key. The plaintext, padded with zeros
 to a PADMÉ bucket, is cut into 64 KiB chunks; chunk ``i`` of ``n`` is sealed with AES-256-GCM

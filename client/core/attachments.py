@@ -1,6 +1,6 @@
 """Attachments on this device: sending a file (encrypt and upload as a stream, then the message
 that carries its pointer) and fetching one (download, verify, decrypt into the profile) —
-PROTOCOL.md §9.
+PROTOCOL.md §10.
 
 Memory stays bounded whatever the file's size: the file is read, encrypted and uploaded one
 256 KiB frame at a time, and a download goes to a ciphertext file first (so it resumes after a

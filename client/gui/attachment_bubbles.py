@@ -1,5 +1,5 @@
 """How an attachment looks: thumbnails made and decoded within limits, and the bubble that
-shows one (PROTOCOL.md §9).
+shows one (PROTOCOL.md §10).
 
 Images are decoded only with limits: :func:`read_image` refuses anything larger than
 :data:`MAX_PIXELS` before decoding a pixel, Qt's allocation limit guards the rest, and large

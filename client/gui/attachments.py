@@ -1,6 +1,6 @@
 """Attachments in the chat window: attaching (button, drag and drop, pasting an image), the
 preview before sending, transfers with progress and cancel, opening and saving, and the states
-the core decided (PROTOCOL.md §9). How a bubble shows one, and the limits on decoding images,
+the core decided (PROTOCOL.md §10). How a bubble shows one, and the limits on decoding images,
 are in :mod:`client.gui.attachment_bubbles`.
 
 A file that did not verify is never opened or saved: the core deleted it, and its bubble says so.

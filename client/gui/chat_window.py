@@ -38,6 +38,7 @@ from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
+from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.server_view import ServerView
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -170,6 +171,8 @@ class ChatWindow(QMainWindow):
         self.banner.setVisible(False)
         self.banner_button.setVisible(False)
         right_layout.addLayout(banner_row)
+        self.relay_alert = RelayAlertBanner(client)  # the relay caught misbehaving
+        right_layout.addWidget(self.relay_alert)
         right_layout.addWidget(self.view)
         self.attachments = AttachmentController(self)  # attach, preview, thumbnails, transfers
         right_layout.addWidget(self.attachments.bar)
@@ -508,5 +511,6 @@ class ChatWindow(QMainWindow):
         for dialog in self.approvals.values():
             dialog.close()  # (cancels an exchange in progress)
         self.bridge.detach()
+        self.relay_alert.detach()
         self.closed.emit()
         super().closeEvent(event)

@@ -1,5 +1,5 @@
 """Attachment handlers: uploading a blob in chunks, fetching it with its capability, releasing it
-(PROTOCOL.md §8 "Attachments").
+(PROTOCOL.md §10 "Attachments").
 
 The relay never sees what a blob holds: it stores opaque ciphertext and hands it out only to a
 member device of an account that holds a reference (the uploader's, or a reader the uploader
