@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, cast
 
 import websockets
@@ -236,8 +237,7 @@ class Connection:
                 page = list(self._live)
                 self._live.clear()
             fresh = [e for e in page if e.seq > self._cursor]
-            for start in range(0, len(fresh), wire.MAX_DELIVER):
-                chunk = fresh[start : start + wire.MAX_DELIVER]
+            for chunk in _frames_of(fresh):
                 self._cursor = chunk[-1].seq
                 await self._send(
                     wire.Deliver(
@@ -256,3 +256,23 @@ class Connection:
             if not page and not self._outgoing:
                 self._wake.clear()
                 await self._wake.wait()
+
+
+# Payload bytes per Deliver frame: room left for one more envelope's fields, so envelopes that
+# carry thumbnails (up to MAX_PAYLOAD_BYTES each) never make a frame the device refuses.
+DELIVER_BYTES = wire.MAX_FRAME_BYTES - wire.MAX_PAYLOAD_BYTES
+
+
+def _frames_of(envelopes: list[QueuedEnvelope]) -> Iterator[list[QueuedEnvelope]]:
+    """Queue order kept, at most MAX_DELIVER envelopes and DELIVER_BYTES bytes per frame."""
+    page: list[QueuedEnvelope] = []
+    size = 0
+    for envelope in envelopes:
+        cost = len(envelope.payload) + 128  # the Delivered fields around it
+        if page and (len(page) == wire.MAX_DELIVER or size + cost > DELIVER_BYTES):
+            yield page
+            page, size = [], 0
+        page.append(envelope)
+        size += cost
+    if page:
+        yield page

@@ -56,6 +56,11 @@ class Limits:
     pending_device_seconds: int = 7 * 24 * 3600  # an unapproved device is forgotten after this
     unauthenticated_connections: int = 256  # connections that have not logged in yet
     unauthenticated_per_source: int = 16  # of those, from one address
+    # Attachments (``blob_quota``): bytes of the blobs an account uploaded that are still held;
+    # an upload not finished in a day goes, and every blob after ``blob_seconds``.
+    blob_bytes: int = 2 * 1024 * 1024 * 1024  # per account
+    unfinished_upload_seconds: int = 24 * 3600
+    blob_seconds: int = 90 * 24 * 3600
 
 
 class TokenBucket:

@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from relay.store_accounts import AccountStore, BundleRow, DeviceRow
+from relay.store_blobs import BLOB_SCHEMA, BlobStore
 from relay.store_controls import ControlStore
 from relay.store_history import EpochRow, HistoryStore
 from relay.store_queue import FAN_OUT_MEMORY_US, QueuedEnvelope, QueueStore
@@ -150,7 +151,7 @@ END;
 """
 
 
-class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore):
+class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore, BlobStore):
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -161,6 +162,9 @@ class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore):
         if version not in (0, SCHEMA_VERSION):
             raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(BLOB_SCHEMA)
+        self.blob_dir = path.with_name(path.name + ".blobs")  # attachment bytes, one file each
+        self.blob_dir.mkdir(exist_ok=True)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._queue_bytes: dict[str, int] = {}  # per device, an upper bound (queue_has_room)
         self._acknowledged: set[str] = set()  # devices whose bound may be above the truth

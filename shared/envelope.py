@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from shared.attachment import AttachmentPointer
 from shared.codec import decode_strict
 from shared.controls import Action
 from shared.device_list import DeviceId, Key32, Username
@@ -95,7 +96,24 @@ class Control(_Payload, tag="control", frozen=True):
     action: Action
 
 
-Payload = Text | Receipt | DeviceListUpdate | Control
+MAX_CAPTION = 4000  # with the largest thumbnail, the payload stays within one envelope
+
+
+class AttachmentMessage(_Payload, tag="attachment", frozen=True):
+    """A file or image with an optional caption: the blob stays on the relay, the pointer (key,
+    digest, capability, thumbnail) travels here (shared.attachment)."""
+
+    message_id: MessageId
+    peer: Username
+    sent_at: int
+    body: Annotated[str, msgspec.Meta(max_length=MAX_CAPTION)]
+    attachment: AttachmentPointer
+    # As in ``Text``: the message quoted, and when it disappears (PROTOCOL.md, controls).
+    reply_to: MessageId | None = None
+    expires_at: int | None = None
+
+
+Payload = Text | Receipt | DeviceListUpdate | Control | AttachmentMessage
 
 _encoder = msgspec.msgpack.Encoder()
 _sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)

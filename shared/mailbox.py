@@ -42,6 +42,8 @@ class SavedMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, arra
     control: bytes = b""
     expires_at: int | None = None
     reply_to: bytes | None = None
+    # The message's attachment pointer (shared.attachment.encode_pointer), thumbnail included.
+    attachment: Annotated[bytes, msgspec.Meta(max_length=48 * 1024)] | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -43,6 +43,9 @@ SealedPayload = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_PAYLO
 SignedList = Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
 ThreadId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 MAX_MAILBOX_PAGE = 500
+# Sealed bytes per mailbox page, and per frame of saved items: a page of large items (messages
+# with thumbnails) is cut short of its count to stay within MAX_FRAME_BYTES.
+MAILBOX_PAGE_BYTES = 384 * 1024
 
 
 class Frame(msgspec.Struct, tag_field="t", forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -364,6 +367,9 @@ class ErrorCode(enum.StrEnum):
     NOT_CONNECTED = "not_connected"  # the device a pairing message is for is not online
     IS_MEMBER = "is_member"  # a listed device is removed by a new list, not rejected
     UNKNOWN = "unknown"  # a code from a newer relay that this version does not know
+    BLOB_QUOTA = "blob_quota"  # the account's attachments hold as many bytes as allowed
+    BLOB_TOO_LARGE = "blob_too_large"  # an attachment beyond the largest blob
+    NO_BLOB = "no_blob"  # no such attachment for this account and capability (or it is gone)
 
     @classmethod
     def _missing_(cls, value: object) -> ErrorCode:
@@ -459,6 +465,9 @@ class Epochs(Frame, tag="epochs", frozen=True):
 class MailboxPage(Frame, tag="mailbox_page", frozen=True):
     rid: Rid
     items: list[MailboxItem]
+    # The page stopped before ``limit`` items to stay within one frame (items with thumbnails
+    # are large): there may be more.
+    more: bool = False
 
 
 class MailboxThreads(Frame, tag="mailbox_threads", frozen=True):
@@ -507,6 +516,73 @@ class RelayTime(Frame, tag="relay_time", frozen=True):
     now_us: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
+# ---------------------------------------------------------------- attachments (PROTOCOL.md §11)
+
+# Blob bytes per upload or download frame: with the frame's few other fields, well within
+# MAX_FRAME_BYTES.
+BLOB_FRAME = 256 * 1024
+BlobId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+BlobOffset = Annotated[int, msgspec.Meta(ge=0, lt=2**40)]
+
+
+class StartUpload(Frame, tag="start_upload", frozen=True):
+    """Reserve a blob of ``size`` ciphertext bytes. The relay hands it out only to the uploader's
+    account and to ``readers``, and only to a device showing the capability whose SHA-256 is
+    ``capability_hash`` (the capability itself travels end to end inside the message)."""
+
+    rid: Rid
+    size: BlobOffset
+    capability_hash: Key32
+    readers: Annotated[list[Username], msgspec.Meta(max_length=MAX_RECIPIENT_USERS)]
+
+
+class UploadChunk(Frame, tag="upload_chunk", frozen=True):
+    """Blob bytes at ``offset``. An offset that is not where the relay's copy ends is not
+    written: the answer says where it ends, and the upload resumes from there."""
+
+    rid: Rid
+    blob_id: BlobId
+    offset: BlobOffset
+    data: Annotated[bytes, msgspec.Meta(max_length=BLOB_FRAME)]
+
+
+class FetchBlob(Frame, tag="fetch_blob", frozen=True):
+    rid: Rid
+    blob_id: BlobId
+    capability: Key32
+    offset: BlobOffset
+    length: Annotated[int, msgspec.Meta(ge=1, le=BLOB_FRAME)]
+
+
+class ReleaseBlob(Frame, tag="release_blob", frozen=True):
+    """This account no longer needs the blob (the upload was abandoned, or the message deleted).
+    The relay deletes a blob once no account needs it, or an abandoned upload at once."""
+
+    rid: Rid
+    blob_id: BlobId
+    capability: Key32
+
+
+class UploadSlot(Frame, tag="upload_slot", frozen=True):
+    rid: Rid
+    blob_id: BlobId
+
+
+class BlobProgress(Frame, tag="blob_progress", frozen=True):
+    """How many bytes of the blob the relay holds, committed."""
+
+    rid: Rid
+    blob_id: BlobId
+    received: BlobOffset
+
+
+class BlobChunk(Frame, tag="blob_chunk", frozen=True):
+    rid: Rid
+    blob_id: BlobId
+    offset: BlobOffset
+    data: Annotated[bytes, msgspec.Meta(max_length=BLOB_FRAME)]
+
+
 ClientFrame = (
     CreateAccount
     | AddDevice
@@ -532,6 +608,10 @@ ClientFrame = (
     | VaultCall
     | DeleteMailboxItems
     | FetchTime
+    | StartUpload
+    | UploadChunk
+    | FetchBlob
+    | ReleaseBlob
 )
 RelayFrame = (
     Challenge
@@ -553,6 +633,9 @@ RelayFrame = (
     | VaultKey
     | VaultReply
     | RelayTime
+    | UploadSlot
+    | BlobProgress
+    | BlobChunk
 )
 
 # What the relay answers to each request when it takes it; any request may instead be answered
@@ -583,6 +666,10 @@ REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     VaultCall: (VaultReply,),
     DeleteMailboxItems: (Ok,),
     FetchTime: (RelayTime,),
+    StartUpload: (UploadSlot,),
+    UploadChunk: (BlobProgress,),
+    FetchBlob: (BlobChunk,),
+    ReleaseBlob: (Ok,),
 }
 
 _encoder = msgspec.msgpack.Encoder()

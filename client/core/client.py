@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, forget_key
+from client.core.attachments import Attachments
 from client.core.context import ClientContext
 from client.core.conversation import Conversations
 from client.core.directory import UnknownUser
@@ -95,6 +96,7 @@ class AriadneClient:
         self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
         self.conversations = Conversations(store, self.directory, self.outbox)
         hooks.bind(Router(self.context, engine, self.login, self.link))
+        self.attachments = Attachments(self.context, engine.directory, profile_dir / "attachments")
         self.delivery_watch = DeliveryWatch(self.context)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False

@@ -239,6 +239,15 @@ class TimerChanged:
     seconds: int
 
 
+@dataclass(frozen=True)
+class AttachmentChanged:
+    """An attachment's file changed state here (uploaded, downloading, ready, refused, …):
+    ``client.core.attachments`` has the new state; progress goes to the caller's callback."""
+
+    message_id: bytes
+    thread: str
+
+
 Event = (
     MessageQueued
     | MessageReceived
@@ -257,6 +266,7 @@ Event = (
     | DeviceRemoved
     | ContactKeyChanged
     | ConnectionStateChanged
+    | AttachmentChanged
     | DeliveryOverdue
     | MessagesChanged
     | MessagesRemoved

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 
+from client.core.attachments import received
 from client.core.context import ClientContext
 from client.core.controls import Controls
 from client.core.directory import Directory, UnknownUser
@@ -28,8 +29,10 @@ from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
 from client.core.timeline import Timeline
 from shared import wire
+from shared.attachment import encode_pointer
 from shared.device_list import DeviceEntry
 from shared.envelope import (
+    AttachmentMessage,
     Control,
     DeviceListUpdate,
     Payload,
@@ -155,7 +158,7 @@ class Inbox:
         self, deliver: wire.Delivered, payload: Payload, receipts: dict[str, list[bytes]]
     ) -> list[Event]:
         from_self = deliver.sender_user == self._ctx.username
-        if isinstance(payload, Text):
+        if isinstance(payload, Text | AttachmentMessage):
             thread = payload.peer if from_self else deliver.sender_user
             if from_self and thread == self._ctx.username:
                 return []
@@ -174,6 +177,10 @@ class Inbox:
             if not self._ctx.store.insert_message(message):
                 return []  # a duplicate (or unsent, deleted, expired here): not shown
             self._controls.stored(message, payload.expires_at, payload.reply_to)
+            if isinstance(payload, AttachmentMessage):
+                self._ctx.store.put_attachment(
+                    received(payload.message_id, encode_pointer(payload.attachment))
+                )
             counter = payload.origin.counter
             self._ctx.store.record_sender_order(
                 message.message_id, thread, deliver.sender_user, deliver.sender_device, counter

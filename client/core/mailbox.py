@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from client.core.attachments import received
 from client.core.epochs import EpochBook
 from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
 from client.core.port import RelayPort
@@ -89,9 +90,9 @@ class Mailbox:
             if not batch:
                 return saved
             items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
-            if items:
+            for frame_items in _by_frame(items):
 
-                def save(rid: int, i: list[wire.MailboxItem] = items) -> wire.SaveMessages:
+                def save(rid: int, i: list[wire.MailboxItem] = frame_items) -> wire.SaveMessages:
                     return wire.SaveMessages(rid=rid, items=i)
 
                 await self._link.request(save, expect=wire.Ok)
@@ -112,6 +113,7 @@ class Mailbox:
             body=versions[0][2] if versions else message.body,
             expires_at=self._store.expiry_of(message.message_id),
             reply_to=self._store.reply_of(message.message_id),
+            attachment=self._attachment_pointer(message.message_id),
         )
         return wire.MailboxItem(
             thread_id=tid,
@@ -120,6 +122,10 @@ class Mailbox:
             epoch=seq,
             sealed=seal_message(key, self.username, tid, message.message_id, seq, record),
         )
+
+    def _attachment_pointer(self, message_id: bytes) -> bytes | None:
+        row = self._store.attachment(message_id)
+        return row.pointer if row is not None and row.pointer else None
 
     # ------------------------------------------------------------------ loading
 
@@ -190,10 +196,14 @@ class Mailbox:
         cursor = cursor._replace(
             loaded=cursor.loaded + len(answer.items),
             oldest=(last.ts, last.message_id) if last else cursor.oldest,
-            done=len(answer.items) < limit,
+            done=len(answer.items) < limit and not answer.more,
         )
         with self._store.transaction():
             added = self._store.insert_messages(messages)
+            kept = {message.message_id for message in messages}
+            for message, saved in opened:
+                if message.message_id in kept and saved is not None and saved.attachment:
+                    self._store.put_attachment(received(message.message_id, saved.attachment))
             self._store.set_mailbox_cursor(cursor)
             events = hook.mailbox_page_stored(opened) if hook else []
         for event in events:
@@ -216,8 +226,9 @@ class Mailbox:
     def _open_item(
         self, item: wire.MailboxItem, thread: str | None
     ) -> tuple[StoredMessage, SavedMessage | None]:
-        """Decrypt one item; one that does not open (tampered, moved, unknown epoch) becomes a
-        "couldn't decrypt" line instead of stopping the page."""
+        """Decrypt one item, with its saved record (attachment pointer included); one that does
+        not open (tampered, moved, unknown epoch) becomes a "couldn't decrypt" line instead of
+        stopping the page."""
         try:
             key = self._epochs.mailbox_key(item.epoch)
             saved = open_message(
@@ -250,3 +261,17 @@ class Mailbox:
             body=saved.body,
             status=MessageStatus.SENT if own else MessageStatus.READ,
         ), saved
+
+
+def _by_frame(items: list[wire.MailboxItem]) -> list[list[wire.MailboxItem]]:
+    """Items in frames of at most MAILBOX_PAGE_BYTES sealed bytes (messages with thumbnails are
+    large), in order."""
+    frames: list[list[wire.MailboxItem]] = []
+    size = 0
+    for item in items:
+        if not frames or size + len(item.sealed) > wire.MAILBOX_PAGE_BYTES:
+            frames.append([])
+            size = 0
+        frames[-1].append(item)
+        size += len(item.sealed)
+    return frames

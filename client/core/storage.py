@@ -20,6 +20,7 @@ from pathlib import Path
 
 from client.core.at_rest import KeyPlace, open_database
 from client.core.profile_lock import hold
+from client.core.store_attachments import AttachmentStore
 from client.core.store_chat import ChatStore
 from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_controls import CONTROLS_SCHEMA, ControlStore
@@ -157,6 +158,14 @@ CREATE TRIGGER IF NOT EXISTS search_on_edit AFTER UPDATE OF body ON messages BEG
     INSERT INTO message_search(message_search, rowid, body) VALUES ('delete', old.rowid, old.body);
     INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
 END;
+-- Attachments (store_attachments): each one's pointer and where this device stands with its file.
+CREATE TABLE IF NOT EXISTS attachments (
+    message_id BLOB PRIMARY KEY,
+    pointer BLOB NOT NULL,
+    state TEXT NOT NULL,
+    path TEXT,
+    detail TEXT NOT NULL
+);
 """
 _SCHEMA += CONTROLS_SCHEMA  # unsend, delete, expiry, replies, edits, reactions, timers
 
@@ -236,7 +245,9 @@ def _current_task() -> object:
         return _NO_TASK
 
 
-class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, ChatStore, ControlStore):
+class ProfileStore(
+    ContactStore, MessageStore, OutboxStore, HistoryStore, ChatStore, ControlStore, AttachmentStore
+):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
         database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database

@@ -38,6 +38,7 @@ from client.core.events import (
     StoredMessage,
 )
 from client.gui import control_actions, message_menu
+from client.gui.attachments import AttachmentController
 from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
@@ -199,6 +200,8 @@ class ChatWindow(QMainWindow):
         right_layout.addWidget(self.view)
         right_layout.addWidget(self.counter)
         right_layout.addWidget(self.controls.reply_bar)
+        self.attachments = AttachmentController(self)  # attach, preview, thumbnails, transfers
+        right_layout.addWidget(self.attachments.bar)
         right_layout.addLayout(bottom)
 
         splitter = QSplitter()
@@ -538,7 +541,11 @@ class ChatWindow(QMainWindow):
         if last is None:
             preview = "No messages yet"
         else:
-            body = "Couldn't decrypt" if last.undecryptable else last.body.splitlines()[0]
+            body = (
+                "Couldn't decrypt"
+                if last.undecryptable
+                else (last.body.splitlines() or ["📎 Attachment"])[0]  # no caption
+            )
             who = "You: " if last.sender_user == self.client.username else ""
             preview = f"{who}{body[:40]}  · {clock(last)}"
         item = self.threads.item(row)

@@ -145,7 +145,14 @@ async def fetch_mailbox(session: Session, frame: wire.FetchMailbox) -> wire.Fram
         else None
     )
     rows = session.store.mailbox_page(session.username, frame.thread_id, before, frame.limit)
-    return wire.MailboxPage(rid=frame.rid, items=[_item(r) for r in rows])
+    kept, size = 0, 0
+    for row in rows:
+        size += len(row[4])
+        if kept and size > wire.MAILBOX_PAGE_BYTES:
+            break
+        kept += 1
+    items = [_item(r) for r in rows[:kept]]
+    return wire.MailboxPage(rid=frame.rid, items=items, more=kept < len(rows))
 
 
 async def mailbox_threads(session: Session, frame: wire.ListMailboxThreads) -> wire.Frame:

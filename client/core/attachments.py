@@ -1,0 +1,479 @@
+"""Attachments on this device: sending a file (encrypt and upload as a stream, then the message
+that carries its pointer) and fetching one (download, verify, decrypt into the profile) —
+PROTOCOL.md §11.
+
+Memory stays bounded whatever the file's size: the file is read, encrypted and uploaded one
+256 KiB frame at a time, and a download goes to a ciphertext file first (so it resumes after a
+dropped connection at the bytes it has), then through the decryptor into a temporary file that
+becomes the attachment only once the whole blob has verified. A blob that does not verify is
+deleted and its state says so; its plaintext is never where the user could open it.
+
+The pointer arrives in a message (inbox) or a restored mailbox item (mailbox): :func:`received`
+files it as ``REMOTE``, or ``INVALID`` with the reason when the pointer itself is refused. Its
+thumbnail is shown at once; the file is fetched on demand (:meth:`Attachments.download`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from client.core.context import ClientContext
+from client.core.directory import Directory
+from client.core.events import AttachmentChanged, MessageQueued, MessageStatus, StoredMessage
+from client.core.outbox import SendBlocked
+from client.core.port import Offline, RelayError
+from client.core.store_attachments import AttachmentRow, FileState
+from shared import wire
+from shared.attachment import (
+    MAX_ATTACHMENT,
+    AttachmentError,
+    AttachmentPointer,
+    Decryptor,
+    Encryptor,
+    TamperedBlob,
+    blob_size,
+    decode_pointer,
+    encode_pointer,
+)
+from shared.controls import expires_at
+from shared.envelope import MAX_CAPTION, AttachmentMessage, encode_payload, new_message_id
+from shared.errors import ProtocolError
+from shared.wire import ErrorCode
+
+log = logging.getLogger("ariadne.client.attachments")
+
+DOWNLOAD_WINDOW = 4  # FetchBlob requests in flight: round trips overlap
+RETRIES = 8  # reconnections an upload or download waits through before it gives up
+RETRY_FIRST = 0.25  # seconds before the first retry, doubling
+COULD_NOT_VERIFY = "Couldn't verify this file"
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+_T = TypeVar("_T")
+
+
+class AttachmentFailed(Exception):
+    """An upload or download stopped; ``reason`` is for the user."""
+
+    def __init__(self, reason: str, state: FileState) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.state = state
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What the GUI shows of an attachment: from the sender's pointer and this device's state."""
+
+    message_id: bytes
+    state: FileState
+    name: str
+    content_type: str
+    size: int
+    thumbnail: bytes | None
+    path: Path | None
+    detail: str
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+
+def received(message_id: bytes, pointer: bytes) -> AttachmentRow:
+    """The row for a pointer that arrived in a message or a restored mailbox item."""
+    try:
+        decode_pointer(pointer).check()
+    except AttachmentError as exc:
+        return AttachmentRow(message_id, pointer, FileState.INVALID, None, str(exc))
+    except ProtocolError:
+        return AttachmentRow(
+            message_id,
+            pointer,
+            FileState.INVALID,
+            None,
+            "the attachment's description is malformed",
+        )
+    return AttachmentRow(message_id, pointer, FileState.REMOTE, None, "")
+
+
+def safe_name(name: str) -> str:
+    """A file name the sender chose, made harmless: no folders, no hidden or empty names."""
+    base = re.sub(r"[\x00-\x1f/\\:]", "_", name).strip(" .")
+    return base[:120] or "attachment"
+
+
+def _refusal_text(exc: RelayError) -> str:
+    if exc.code is ErrorCode.BLOB_QUOTA:
+        return "Your attachments use all the space the relay allows — delete some and try again"
+    if exc.code is ErrorCode.BLOB_TOO_LARGE:
+        return "The relay does not take a file this large"
+    if exc.code is ErrorCode.NO_BLOB:
+        return "The relay no longer has this file"
+    return f"The relay refused the file ({exc.code})"
+
+
+class Attachments:
+    def __init__(self, ctx: ClientContext, directory: Directory, folder: Path) -> None:
+        self._ctx = ctx
+        self._directory = directory
+        self.folder = folder
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, message_id: bytes) -> Attachment | None:
+        row = self._ctx.store.attachment(message_id)
+        if row is None:
+            return None
+        pointer: AttachmentPointer | None = None
+        with contextlib.suppress(ProtocolError):
+            pointer = decode_pointer(row.pointer) if row.pointer else None
+        path = Path(row.path) if row.path else None
+        if pointer is None:
+            name = path.name if path else "attachment"
+            return Attachment(message_id, row.state, name, "", 0, None, path, row.detail)
+        return Attachment(
+            message_id,
+            row.state,
+            safe_name(pointer.name),
+            pointer.content_type,
+            pointer.size,
+            pointer.thumbnail,
+            path,
+            row.detail,
+        )
+
+    def _changed(self, message_id: bytes) -> None:
+        message = self._ctx.store.message(message_id)
+        self._ctx.emit(AttachmentChanged(message_id, message.thread if message else ""))
+
+    def _set(self, message_id: bytes, state: FileState, **fields: object) -> None:
+        with self._ctx.store.transaction():
+            self._ctx.store.set_attachment(message_id, state, **fields)  # type: ignore[arg-type]
+        self._changed(message_id)
+
+    # ------------------------------------------------------------------ sending
+
+    async def send_file(
+        self,
+        peer: str,
+        path: Path,
+        *,
+        caption: str = "",
+        content_type: str = "application/octet-stream",
+        thumbnail: bytes | None = None,
+        progress: Progress | None = None,
+    ) -> StoredMessage:
+        """Encrypt and upload ``path``, then send the message that carries it. The message is
+        shown (``MessageQueued``) as soon as the upload starts; cancelling the task stops the
+        upload, the relay forgets the blob and the message never leaves. Raises
+        :class:`AttachmentFailed` if the upload cannot finish."""
+        if self._directory.key_changed(peer):
+            raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
+        size = path.stat().st_size
+        if size > MAX_ATTACHMENT:
+            raise ValueError(f"a file may have at most {MAX_ATTACHMENT // (1024 * 1024)} MB")
+        if len(caption) > MAX_CAPTION:
+            raise ValueError(f"a caption has at most {MAX_CAPTION} characters")
+        ctx, store = self._ctx, self._ctx.store
+        message = StoredMessage(
+            message_id=new_message_id(),
+            thread=peer,
+            sender_user=ctx.username,
+            sender_device=ctx.device_id,
+            sent_at=ctx.clock.now_ms(),  # the relay's time, as for a text (disappearing messages)
+            server_ts=None,
+            body=caption,
+            status=MessageStatus.SENDING,
+        )
+        message_id = message.message_id
+        timer = store.timer(peer)
+        expires = expires_at(message.sent_at, timer.seconds) if timer else None
+        with store.transaction():
+            store.insert_message(message)
+            if expires is not None:
+                store.set_expiry(message_id, peer, expires)
+            store.put_attachment(AttachmentRow(message_id, b"", FileState.UPLOADING, str(path), ""))
+        ctx.emit(MessageQueued(message))
+        key, capability = os.urandom(32), os.urandom(32)
+        blob_id: bytes | None = None
+        try:
+            blob_id = await self._retrying(lambda: self._start_upload(size, capability, peer))
+            digest = await self._upload(blob_id, path, size, key, progress)
+        except asyncio.CancelledError:
+            self._abandon(message_id, blob_id, capability, FileState.CANCELLED, "")
+            raise
+        except (RelayError, Offline, AttachmentError, OSError) as exc:
+            reason = (
+                _refusal_text(exc)
+                if isinstance(exc, RelayError)
+                else "The relay could not be reached"
+                if isinstance(exc, Offline)
+                else "The file changed or could not be read while it was sent"
+            )
+            self._abandon(message_id, blob_id, capability, FileState.FAILED, reason)
+            raise AttachmentFailed(reason, FileState.FAILED) from None
+        pointer = AttachmentPointer(
+            blob_id=blob_id,
+            capability=capability,
+            key=key,
+            digest=digest,
+            blob_size=blob_size(size),
+            size=size,
+            content_type=content_type,
+            name=safe_name(path.name),
+            thumbnail=thumbnail,
+        )
+        with store.transaction():
+            origin = ctx.origin()
+            payload = AttachmentMessage(
+                origin=origin,
+                message_id=message_id,
+                peer=peer,
+                sent_at=message.sent_at,
+                body=caption,
+                attachment=pointer,
+                expires_at=expires,
+            )
+            store.set_attachment(
+                message_id, FileState.READY, path=str(path), pointer=encode_pointer(pointer)
+            )
+            store.record_sender_order(message_id, peer, ctx.username, ctx.device_id, origin.counter)
+            store.enqueue([peer, ctx.username], encode_payload(payload), message_id)
+        self._changed(message_id)
+        ctx.outbox_wake.set()
+        return message
+
+    def _abandon(
+        self,
+        message_id: bytes,
+        blob_id: bytes | None,
+        capability: bytes,
+        state: FileState,
+        reason: str,
+    ) -> None:
+        """The message never leaves: mark it, and let the relay forget the partial blob."""
+        with self._ctx.store.transaction():
+            self._ctx.store.set_attachment(message_id, state, detail=reason)
+            self._ctx.store.set_status(message_id, MessageStatus.FAILED)
+        self._changed(message_id)
+        if blob_id is not None:
+
+            async def release() -> None:
+                with contextlib.suppress(RelayError, Offline):
+                    await self._ctx.port.request(
+                        lambda rid: wire.ReleaseBlob(
+                            rid=rid, blob_id=blob_id, capability=capability
+                        ),
+                        expect=wire.Ok,
+                    )
+
+            self._ctx.in_background(release())
+
+    async def _start_upload(self, size: int, capability: bytes, peer: str) -> bytes:
+        slot = await self._ctx.port.request(
+            lambda rid: wire.StartUpload(
+                rid=rid,
+                size=blob_size(size),
+                capability_hash=hashlib.sha256(capability).digest(),
+                readers=[peer],
+            ),
+            expect=wire.UploadSlot,
+        )
+        return slot.blob_id
+
+    async def _upload(
+        self, blob_id: bytes, path: Path, size: int, key: bytes, progress: Progress | None
+    ) -> bytes:
+        """Stream the encrypted file to the relay; after a dropped connection, ask where the
+        relay's copy ends and go on from there. Returns the ciphertext's digest."""
+        total = blob_size(size)
+        attempts = 0
+        while True:
+            try:
+                return await self._upload_from_relay_offset(
+                    blob_id, path, size, key, total, progress
+                )
+            except Offline:
+                attempts += 1
+                if attempts > RETRIES:
+                    raise
+                await asyncio.sleep(RETRY_FIRST * 2 ** min(attempts, 5))
+
+    async def _upload_from_relay_offset(
+        self,
+        blob_id: bytes,
+        path: Path,
+        size: int,
+        key: bytes,
+        total: int,
+        progress: Progress | None,
+    ) -> bytes:
+        port = self._ctx.port
+        where = await port.request(
+            lambda rid: wire.UploadChunk(rid=rid, blob_id=blob_id, offset=0, data=b""),
+            expect=wire.BlobProgress,
+        )
+        relay_has = where.received
+        # Encryption is deterministic under this key: encrypt from the start, skip what the
+        # relay has (cheap next to sending it again) and send the rest.
+        encryptor = Encryptor(key, size)
+        produced = 0
+        pending = bytearray()
+        with path.open("rb") as file:
+            finished = False
+            while not finished:
+                piece = file.read(wire.BLOB_FRAME)
+                pending += encryptor.update(piece) if piece else encryptor.finish()
+                finished = not piece
+                while len(pending) >= wire.BLOB_FRAME or (finished and pending):
+                    data = bytes(pending[: wire.BLOB_FRAME])
+                    del pending[: wire.BLOB_FRAME]
+                    start, produced = produced, produced + len(data)
+                    if produced <= relay_has:
+                        continue
+                    offset = max(start, relay_has)
+                    part = data[offset - start :]
+                    answer = await port.request(
+                        functools.partial(_chunk, blob_id, offset, part), expect=wire.BlobProgress
+                    )
+                    if answer.received != produced:
+                        raise Offline()  # the relay's copy moved: ask again where it ends
+                    relay_has = produced
+                    if progress is not None:
+                        progress(relay_has, total)
+        if relay_has != total:
+            raise AttachmentError("the encrypted file is not the declared size")
+        return encryptor.digest
+
+    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        attempts = 0
+        while True:
+            try:
+                return await call()
+            except Offline:
+                attempts += 1
+                if attempts > RETRIES:
+                    raise
+                await asyncio.sleep(RETRY_FIRST * 2 ** min(attempts, 5))
+
+    # ------------------------------------------------------------------ fetching
+
+    async def download(self, message_id: bytes, progress: Progress | None = None) -> Path:
+        """Fetch, verify and decrypt the attachment into the profile; returns its path. Raises
+        :class:`AttachmentFailed` with the state it left (``TAMPERED``: the blob did not
+        verify and is deleted; ``GONE``, ``INVALID``, or ``REMOTE`` when offline)."""
+        row = self._ctx.store.attachment(message_id)
+        if row is None:
+            raise LookupError("no attachment for this message")
+        if row.state is FileState.READY and row.path and Path(row.path).exists():
+            return Path(row.path)
+        if row.state is FileState.INVALID:
+            raise AttachmentFailed(row.detail, FileState.INVALID)
+        pointer = decode_pointer(row.pointer)
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        blob = self.folder / f"{message_id.hex()}.blob"
+        self._set(message_id, FileState.DOWNLOADING)
+        try:
+            await self._retrying(lambda: self._fetch(pointer, blob, progress))
+            final = self.folder / f"{message_id.hex()[:12]}-{safe_name(pointer.name)}"
+            await asyncio.to_thread(_decrypt_into, pointer, blob, final)
+        except TamperedBlob as exc:
+            log.info("an attachment did not verify: %s", exc)
+            blob.unlink(missing_ok=True)
+            self._set(message_id, FileState.TAMPERED, detail=COULD_NOT_VERIFY)
+            raise AttachmentFailed(COULD_NOT_VERIFY, FileState.TAMPERED) from None
+        except RelayError as exc:
+            self._set(message_id, FileState.GONE, detail=_refusal_text(exc))
+            raise AttachmentFailed(_refusal_text(exc), FileState.GONE) from None
+        except (Offline, asyncio.CancelledError):
+            # What came is kept: the next download resumes from it.
+            self._set(message_id, FileState.REMOTE)
+            raise
+        blob.unlink(missing_ok=True)
+        self._set(message_id, FileState.READY, path=str(final))
+        return final
+
+    async def _fetch(
+        self, pointer: AttachmentPointer, blob: Path, progress: Progress | None
+    ) -> None:
+        """Download the ciphertext into ``blob``, from the bytes it already holds."""
+        total = pointer.blob_size
+        have = blob.stat().st_size if blob.exists() else 0
+        if have > total:
+            blob.unlink()
+            have = 0
+        port = self._ctx.port
+
+        async def fetch(offset: int) -> wire.BlobChunk:
+            return await port.request(
+                lambda rid: wire.FetchBlob(
+                    rid=rid,
+                    blob_id=pointer.blob_id,
+                    capability=pointer.capability,
+                    offset=offset,
+                    length=min(wire.BLOB_FRAME, total - offset),
+                ),
+                expect=wire.BlobChunk,
+            )
+
+        with blob.open("ab") as file:
+            while have < total:
+                offsets = range(
+                    have, min(total, have + DOWNLOAD_WINDOW * wire.BLOB_FRAME), wire.BLOB_FRAME
+                )
+                chunks = await asyncio.gather(*(fetch(o) for o in offsets))
+                for offset, chunk in zip(offsets, chunks, strict=True):
+                    if chunk.offset != offset or len(chunk.data) != min(
+                        wire.BLOB_FRAME, total - offset
+                    ):
+                        raise TamperedBlob("the relay's blob is not the sender's length")
+                    file.write(chunk.data)
+                    have += len(chunk.data)
+                file.flush()
+                if progress is not None:
+                    progress(have, total)
+
+    async def release(self, message_id: bytes) -> None:
+        """Forget an attachment here and tell the relay this account no longer needs it (the
+        blob goes once no account does). Raises ``Offline`` or ``RelayError``."""
+        row = self._ctx.store.attachment(message_id)
+        if row is None or not row.pointer:
+            return
+        pointer = decode_pointer(row.pointer)
+        await self._ctx.port.request(
+            lambda rid: wire.ReleaseBlob(
+                rid=rid, blob_id=pointer.blob_id, capability=pointer.capability
+            ),
+            expect=wire.Ok,
+        )
+        if row.path and Path(row.path).parent == self.folder:
+            Path(row.path).unlink(missing_ok=True)
+        self._set(message_id, FileState.GONE, detail="Deleted")
+
+
+def _chunk(blob_id: bytes, offset: int, data: bytes, rid: int) -> wire.UploadChunk:
+    return wire.UploadChunk(rid=rid, blob_id=blob_id, offset=offset, data=data)
+
+
+def _decrypt_into(pointer: AttachmentPointer, blob: Path, final: Path) -> None:
+    """Decrypt ``blob`` into a temporary file beside ``final`` and move it into place only once
+    every chunk and the digest verified (raises :class:`TamperedBlob` otherwise)."""
+    partial = final.with_name(final.name + ".partial")
+    decryptor = Decryptor(pointer)
+    try:
+        with blob.open("rb") as source, partial.open("wb") as out:
+            while piece := source.read(wire.BLOB_FRAME):
+                out.write(decryptor.update(piece))
+            out.write(decryptor.finish())
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
