@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolTip,
@@ -97,6 +98,7 @@ class BubbleDelegate(QStyledItemDelegate):
         self.own = own_username
         self.note = note  # why an own message still waits (a relay limit), if it does
         self.failure = failure  # why an own message was not sent
+        self.highlight: bytes | None = None  # a message just jumped to (a search result)
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
         self._heights: dict[tuple[bytes, int, bool, MessageStatus], int] = {}
@@ -236,6 +238,10 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(fill))
         painter.drawRoundedRect(bubble, 14, 14)
+        if message.message_id == self.highlight or option.state & QStyle.StateFlag.State_HasFocus:
+            painter.setPen(QPen(QColor(colours.focus), 2.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(bubble.adjusted(-3, -3, 3, 3), 16, 16)
         painter.setPen(QColor(ink))
         font = QFont(option.font)
         font.setItalic(message.undecryptable)

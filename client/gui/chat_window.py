@@ -42,12 +42,13 @@ from client.gui.chat_header import ChatHeader
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
+from client.gui.keyboard import THREAD_ROLE, filter_threads, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
 from client.gui.read_state import visible_unread
+from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
 from client.gui.style import ERROR_STYLE
 
-THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 THREAD_AVATAR = 32
 
 CONNECTION_TEXT = {
@@ -99,12 +100,17 @@ class ChatWindow(QMainWindow):
         self.threads.currentItemChanged.connect(
             lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
         )
-        self.new_chat = QLineEdit(placeholderText="Start a chat with… (username)")
+        self.new_chat = QLineEdit(placeholderText="Find or start a chat (Ctrl+K)")
         self.new_chat.returnPressed.connect(self._start_chat)
+        self.new_chat.textChanged.connect(lambda text: filter_threads(self.threads, client, text))
+        self.search = SearchPanel(client)
+        self.search.setVisible(False)
+        self.search.jump_requested.connect(self.jump_to)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 6, 6)
         left_layout.addWidget(self.new_chat)
+        left_layout.addWidget(self.search, 2)
         self.new_chat_note = QLabel("")  # why a chat did not start
         self.new_chat_note.setWordWrap(True)
         self.new_chat_note.setVisible(False)
@@ -218,6 +224,9 @@ class ChatWindow(QMainWindow):
             self.threads.setCurrentRow(0)
         if client.removed:
             self._show_removed()
+        self.shortcuts = install_shortcuts(self, self)
+        self._highlight_timer = QTimer(self, singleShot=True, interval=2500)
+        self._highlight_timer.timeout.connect(self._clear_highlight)
 
     # ---------------------------------------------------------------- conversations
 
@@ -291,6 +300,48 @@ class ChatWindow(QMainWindow):
         panel.show()
         return panel
 
+    # ---------------------------------------------------------------- keyboard and search
+
+    def jump_to_chat(self) -> None:
+        focus_field(self.new_chat)
+
+    def open_search(self) -> None:
+        self.search.open()
+
+    def close_panels(self) -> None:
+        """Esc: close the search and any panel, back to the composer."""
+        self.search.setVisible(False)
+        if self.panel is not None:
+            self.panel.close()
+            self.panel = None
+        if self.new_chat.hasFocus():
+            self.new_chat.clear()
+        if self.composer.isEnabled():
+            self.composer.setFocus()
+
+    def jump_to(self, message: StoredMessage) -> None:
+        """Open ``message``'s conversation at it (a search result), and mark it for a moment."""
+        self.open_conversation(message.thread)
+        if self.model is None:
+            return
+        row = self.model.centre_on(message)
+        if row is None:
+            return
+        index = self.model.index(row)
+        self.view.scrollTo(index, QListView.ScrollHint.PositionAtCenter)
+        self.view.setCurrentIndex(index)
+        delegate = self.view.itemDelegate()
+        if isinstance(delegate, BubbleDelegate):
+            delegate.highlight = message.message_id
+            self.view.viewport().update()
+            self._highlight_timer.start()
+
+    def _clear_highlight(self) -> None:
+        delegate = self.view.itemDelegate()
+        if isinstance(delegate, BubbleDelegate):
+            delegate.highlight = None
+            self.view.viewport().update()
+
     def show_panel(self, panel: QWidget) -> QWidget:
         return self._show_panel(panel)
 
@@ -304,7 +355,11 @@ class ChatWindow(QMainWindow):
         return build_menu(context, parent=self)
 
     def _menu_at(self, point: QPoint) -> None:
-        menu = self.message_menu(self.view.indexAt(point).row())
+        index = self.view.indexAt(point)
+        if not index.isValid():  # the Menu key: the message the keyboard is on
+            index = self.view.currentIndex()
+            point = self.view.visualRect(index).center()
+        menu = self.message_menu(index.row())
         if menu is not None:
             menu.popup(self.view.viewport().mapToGlobal(point))
 
@@ -441,9 +496,11 @@ class ChatWindow(QMainWindow):
                 "That is you — type someone else's username." if username else "", error=True
             )
             return
-        if self._row_of_thread(username) >= 0:
+        shown = filter_threads(self.threads, self.client, username)
+        if self._row_of_thread(username) >= 0 or len(shown) == 1:
             self.new_chat.clear()
-            self.open_conversation(username)
+            self.open_conversation(username if username in shown else shown[0])
+            self.composer.setFocus()
             return
         self._chat_note(f"Looking for {username}…")
         future = asyncio.ensure_future(self.client.conversations.user_exists(username))
