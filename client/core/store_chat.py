@@ -133,7 +133,8 @@ class ChatStore:
     # ------------------------------------------------------------------ search
 
     def search(self, text: str, limit: int = 50, thread: str | None = None) -> list[SearchHit]:
-        """Messages whose words match ``text``, newest first (see :func:`search_query`)."""
+        """Messages whose words match ``text``: the ``limit`` stored last, newest first (see
+        :func:`search_query`)."""
         query = search_query(text)
         if query is None:
             return []
@@ -143,11 +144,15 @@ class ChatStore:
         if thread is not None:
             where += " AND m.thread = ?"
             params.append(thread)
+        # Newest stored first, in the index's own order: FTS5 then stops after ``limit`` matches
+        # instead of sorting every match (a common word matches most of a long history).
         rows = self._db.execute(
             f"SELECT {columns}, snippet(message_search, 0, '[', ']', '…', 12)"
             " FROM message_search JOIN messages m ON m.rowid = message_search.rowid"
-            f" WHERE {where} ORDER BY coalesce(m.server_ts, m.sent_at * 1000) DESC"
-            f" LIMIT {int(limit)}",
+            f" WHERE {where} ORDER BY message_search.rowid DESC LIMIT {int(limit)}",
             params,
         ).fetchall()
-        return [SearchHit(_message(row[:8]), row[8]) for row in rows]
+        hits = [SearchHit(_message(row[:8]), row[8]) for row in rows]
+        return sorted(
+            hits, key=lambda h: h.message.server_ts or h.message.sent_at * 1000, reverse=True
+        )

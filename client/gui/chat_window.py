@@ -247,7 +247,7 @@ class ChatWindow(QMainWindow):
         self.composer.setEnabled(not self.client.removed)
         self.composer.setFocus()
         self._update_banner()
-        self._mark_read()
+        self._mark_read_soon()
 
     def _save_draft(self) -> None:
         if self._draft_thread is not None:

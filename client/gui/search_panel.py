@@ -33,6 +33,8 @@ class SearchPanel(QWidget):
         self.summary.setWordWrap(True)
         self.results = QListWidget()
         self.results.setWordWrap(True)
+        self.results.setSpacing(4)
+        self.results.setAlternatingRowColors(True)
         self.results.itemActivated.connect(self._choose)
         self.results.itemClicked.connect(self._choose)
         self._timer = QTimer(self, singleShot=True, interval=120)
@@ -67,7 +69,8 @@ class SearchPanel(QWidget):
             who = "You" if message.sender_user == self.client.username else message.sender_user
             peer = self.client.conversations.display_name(message.thread)
             when = time.strftime("%d %b %Y %H:%M", time.localtime(_seconds(message)))
-            item = QListWidgetItem(f"{peer} · {who} · {when}\n{hit.snippet}")
+            item = QListWidgetItem(f"{hit.snippet}\n{peer} · {who} · {when}")
+            item.setToolTip(f"Open the conversation with {peer} at this message")
             item.setData(MESSAGE_ROLE, message)
             self.results.addItem(item)
 

@@ -91,7 +91,7 @@ def test_ctrl_f_finds_a_message_far_back_and_opens_its_page(qtbot, harness):
     assert window.search.isVisible() and window.search.field.hasFocus()
     qtbot.keyClicks(window.search.field, "quok")
     qtbot.waitUntil(lambda: window.search.results.count() == 2, timeout=5_000)
-    assert window.search.results.item(0).text().endswith("and a new one about a [Quokka]")
+    assert window.search.results.item(0).text().startswith("and a new one about a [Quokka]\nbob")
     assert "[quokka]" in window.search.results.item(1).text()
     assert window.search.summary.text() == "2 matches"
 
