@@ -46,6 +46,8 @@ def test_a_message_over_the_limit_is_kept_and_can_go_in_parts(qtbot, harness):
     qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
     assert window.composer.toPlainText() == typed
     assert window.model.rowCount() == 0
+    qtbot.waitUntil(lambda: not window._pending)
+    assert window.statusBar().currentMessage() == ""  # held back here, not refused later
     assert "too many for one message" in window.counter.label.text()
     assert window.counter.split_button.text() == "Send as 2 messages"
 
