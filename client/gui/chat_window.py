@@ -584,11 +584,18 @@ class ChatWindow(QMainWindow):
                 await self.client.send_text(thread, part)
 
         def stored(future: asyncio.Future[None]) -> None:
-            # Cleared only if the composer still holds what was sent, in the same conversation.
-            same = self._draft_thread == thread and self.composer.toPlainText() == typed
-            if not future.exception() and same:
-                self.composer.clear()
-                self._save_draft()
+            # What was sent leaves the composer, or the draft it became if the user moved to
+            # another conversation meanwhile; anything typed since stays.
+            if future.cancelled() or future.exception():
+                return
+            if self._draft_thread == thread:
+                now = self.composer.toPlainText()
+                if now.startswith(typed):
+                    self.composer.setPlainText(now[len(typed) :])
+                    self.composer.moveCursor(QTextCursor.MoveOperation.End)
+                    self._save_draft()
+            elif self.client.conversations.draft(thread) == typed:
+                self.client.conversations.save_draft(thread, "")
 
         future = asyncio.ensure_future(store_all())
         self._pending.add(future)
