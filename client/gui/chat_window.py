@@ -224,7 +224,7 @@ class ChatWindow(QMainWindow):
             self.threads.setCurrentRow(0)
         if client.removed:
             self._show_removed()
-        self.shortcuts = install_shortcuts(self, self)
+        self.shortcuts = install_shortcuts(self, self, self.view)
         self._highlight_timer = QTimer(self, singleShot=True, interval=2500)
         self._highlight_timer.timeout.connect(self._clear_highlight)
 
@@ -355,13 +355,15 @@ class ChatWindow(QMainWindow):
         return build_menu(context, parent=self)
 
     def _menu_at(self, point: QPoint) -> None:
-        index = self.view.indexAt(point)
-        if not index.isValid():  # the Menu key: the message the keyboard is on
-            index = self.view.currentIndex()
-            point = self.view.visualRect(index).center()
-        menu = self.message_menu(index.row())
+        menu = self.message_menu(self.view.indexAt(point).row())
         if menu is not None:
             menu.popup(self.view.viewport().mapToGlobal(point))
+
+    def menu_for_current(self) -> None:
+        """The Menu key or Shift+F10: the menu of the message the keyboard is on."""
+        index = self.view.currentIndex()
+        if index.isValid():
+            self._menu_at(self.view.visualRect(index).center())
 
     def _on_bubble_clicked(self, index: QModelIndex) -> None:
         """A click on a message that was not sent sends it again (its bubble says so)."""

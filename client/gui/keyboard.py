@@ -34,16 +34,21 @@ class KeyboardHost(Protocol):
 
     def close_panels(self) -> None: ...
 
+    def menu_for_current(self) -> None: ...
 
-def install_shortcuts(window: QWidget, host: KeyboardHost) -> list[QShortcut]:
+
+def install_shortcuts(window: QWidget, host: KeyboardHost, messages: QWidget) -> list[QShortcut]:
+    """The window's shortcuts, and the menu keys on the message list ``messages``."""
     made = []
-    for keys, action in (
-        ("Ctrl+K", host.jump_to_chat),
-        ("Ctrl+F", host.open_search),
-        ("Esc", host.close_panels),
+    for keys, action, parent, context in (
+        ("Ctrl+K", host.jump_to_chat, window, Qt.ShortcutContext.WindowShortcut),
+        ("Ctrl+F", host.open_search, window, Qt.ShortcutContext.WindowShortcut),
+        ("Esc", host.close_panels, window, Qt.ShortcutContext.WindowShortcut),
+        ("Menu", host.menu_for_current, messages, Qt.ShortcutContext.WidgetShortcut),
+        ("Shift+F10", host.menu_for_current, messages, Qt.ShortcutContext.WidgetShortcut),
     ):
-        shortcut = QShortcut(QKeySequence(keys), window)
-        shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        shortcut = QShortcut(QKeySequence(keys), parent)
+        shortcut.setContext(context)
         shortcut.activated.connect(action)
         made.append(shortcut)
     return made
