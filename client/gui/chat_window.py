@@ -90,6 +90,8 @@ class ChatWindow(QMainWindow):
         self.setWindowTitle(f"Ariadne — {client.username} ({client.device_name})")
         self.resize(760, 560)
         self.model: ConversationModel | None = None
+        self._read_timer = QTimer(self, singleShot=True, interval=0)
+        self._read_timer.timeout.connect(self._mark_read)
         self._pending: set[asyncio.Future[object]] = set()
 
         self.threads = QListWidget()
@@ -268,8 +270,8 @@ class ChatWindow(QMainWindow):
             future.add_done_callback(lambda _f, t=self.model.thread: self._refresh_thread(t))
 
     def _mark_read_soon(self) -> None:
-        """After the view has laid out what just changed."""
-        QTimer.singleShot(0, self, self._mark_read)
+        """After the view has laid out what just changed (once for a burst of scrolling)."""
+        self._read_timer.start()
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().showEvent(event)
