@@ -89,7 +89,7 @@ class AriadneClient:
         self.mailbox, self.pairing = engine.mailbox, engine.pairing
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
-        self.conversations = Conversations(store, self.directory, self.outbox)
+        self.conversations = Conversations(store, self.directory, self.outbox, self.username)
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False

@@ -200,6 +200,13 @@ class ConnectionStateChanged:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class DisplayNameChanged:
+    """A contact (or this user, from another device) shared a new display name."""
+
+    username: str
+
+
 Event = (
     MessageQueued
     | MessageReceived
@@ -218,4 +225,5 @@ Event = (
     | DeviceRemoved
     | ContactKeyChanged
     | ConnectionStateChanged
+    | DisplayNameChanged
 )

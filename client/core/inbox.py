@@ -18,6 +18,7 @@ from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     DecryptionFailed,
     DeliveryUpdated,
+    DisplayNameChanged,
     Event,
     MessageReceived,
     MessageStatus,
@@ -25,12 +26,14 @@ from client.core.events import (
 )
 from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
+from client.core.store_chat import clean_name
 from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceEntry
 from shared.envelope import (
     DeviceListUpdate,
     Payload,
+    ProfileName,
     Receipt,
     Text,
     decode_payload,
@@ -177,6 +180,10 @@ class Inbox:
             if not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
             return [*reordered, MessageReceived(message)]
+        if isinstance(payload, ProfileName):
+            # Authenticated by the session: only a user can name themselves.
+            self._ctx.store.set_shared_name(deliver.sender_user, clean_name(payload.name))
+            return [DisplayNameChanged(deliver.sender_user)]
         if isinstance(payload, DeviceListUpdate):
             # Verified like any list (the sender's own, pinned key, version, chain).
             self._directory.accept(deliver.sender_user, payload.signed_list)

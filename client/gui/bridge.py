@@ -12,6 +12,7 @@ from client.core.events import (
     DeliveryUpdated,
     DeviceListChanged,
     DeviceRemoved,
+    DisplayNameChanged,
     Event,
     HistoryLoaded,
     MessageQueued,
@@ -36,6 +37,7 @@ class CoreBridge(QObject):
     contact_key_changed = Signal(object)  # ContactKeyChanged
     send_deferred = Signal(object)  # SendDeferred
     relay_limit_reached = Signal(object)  # RelayLimitReached
+    display_name_changed = Signal(object)  # DisplayNameChanged
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -69,3 +71,5 @@ class CoreBridge(QObject):
                 self.send_deferred.emit(event)
             case RelayLimitReached():
                 self.relay_limit_reached.emit(event)
+            case DisplayNameChanged():
+                self.display_name_changed.emit(event)

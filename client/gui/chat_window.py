@@ -29,6 +29,7 @@ from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
     DeliveryUpdated,
+    DisplayNameChanged,
     HistoryLoaded,
     MessageStatus,
     RelayLimitReached,
@@ -38,7 +39,7 @@ from client.core.events import (
 from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
-from client.gui.chat_header import ChatHeader
+from client.gui.chat_header import ChatHeader, OwnNameField
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
@@ -118,6 +119,8 @@ class ChatWindow(QMainWindow):
         self.new_chat_note.setVisible(False)
         left_layout.addWidget(self.new_chat_note)
         left_layout.addWidget(self.threads)
+        self.own_name = OwnNameField(client)
+        left_layout.addWidget(self.own_name)
         my_devices = QPushButton("My devices")
         my_devices.clicked.connect(self.show_own_devices)
         left_layout.addWidget(my_devices)
@@ -212,6 +215,7 @@ class ChatWindow(QMainWindow):
         self.bridge.contact_key_changed.connect(lambda _event: self._update_banner())
         self.bridge.send_deferred.connect(self._on_deferred)
         self.bridge.relay_limit_reached.connect(self._on_relay_limit)
+        self.bridge.display_name_changed.connect(self._on_name)
         self.relay_limit = QLabel("")  # a relay quota that stops something (not a message)
         self.relay_limit.setWordWrap(True)
         self.statusBar().addWidget(self.relay_limit)
@@ -582,6 +586,7 @@ class ChatWindow(QMainWindow):
         if self.model is None or not parts:
             return
         thread, typed = self.model.thread, self.composer.toPlainText()
+        self.client.conversations.introduce(thread)
 
         async def store_all() -> None:
             for part in parts:
@@ -679,6 +684,13 @@ class ChatWindow(QMainWindow):
         """The bubble shows why its message waits (the delegate reads ``client.send_notes``)."""
         if self.model is not None:
             self.model.refresh(event.message_id)
+
+    def _on_name(self, event: DisplayNameChanged) -> None:
+        self._refresh_thread(event.username)
+        if self.identity.peer == event.username:
+            self.identity.refresh()
+        if event.username == self.client.username and not self.own_name.hasFocus():
+            self.own_name.setText(self.client.conversations.own_name)
 
     def _on_relay_limit(self, event: RelayLimitReached) -> None:
         self.relay_limit.setText(event.text)

@@ -8,7 +8,7 @@ from client.core.events import MessageStatus
 from relay.handlers import HANDLERS
 from relay.session import Reject
 from shared import wire
-from shared.envelope import Receipt, encode_payload
+from shared.envelope import ProfileName, Receipt, encode_payload
 from tests.conftest import eventually, history
 
 
@@ -86,3 +86,21 @@ async def test_a_retried_message_goes_after_what_was_sent_meanwhile(accounts, mo
     assert [body for _, _, body in history(alice, "bob")] == expected
     assert not any(m.system for m in alice.messages("bob"))  # no "out of order" line
     assert alice.conversations.retry(failed.message_id) is False  # sent now: not again
+
+
+async def test_a_contacts_chosen_name_is_cleaned_and_names_only_them(accounts):
+    alice = await accounts.create("alice", "Desktop")
+    carol = await accounts.create("carol", "Laptop")
+    await carol.send_text("alice", "hi")
+    await eventually(lambda: len(alice.messages("carol")) == 1)
+    # Carol (hostile) sends a name with a line break and a right-to-left override.
+    with carol._store.transaction():
+        carol._store.enqueue(
+            ["alice"],
+            encode_payload(ProfileName(origin=carol.context.origin(), name="\u202eevil\nname")),
+            None,
+        )
+    carol.context.outbox_wake.set()
+    await eventually(lambda: alice.conversations.display_name("carol") != "carol")
+    assert alice.conversations.display_name("carol") == "evil name"
+    assert alice.conversations.own_name == ""  # it names carol, nobody else
