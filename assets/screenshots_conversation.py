@@ -89,7 +89,9 @@ async def main(theme: str) -> None:
             lambda p=peer, s=sender, t=text: [m.body for m in users[p].messages(s)][-1:] == [t]
         )
     alice.mark_verified("bob")
-    alice.conversations.set_display_name("bob", "Bob Martin")
+    alice.conversations.set_own_name("Alice Martin")
+    bob.conversations.set_own_name("Bob Okafor")
+    await settle(lambda: alice.conversations.display_name("bob") == "Bob Okafor")
 
     bob_window = ChatWindow(bob)
     bob_window.resize(700, 540)
