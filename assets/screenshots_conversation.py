@@ -159,7 +159,7 @@ async def main(theme: str) -> None:
 
     # A chat with a username nobody has.
     window.new_chat.setText("bobb")
-    window._start_chat()
+    window.finder.start()
     await settle(lambda: "no user" in window.new_chat_note.text())
     await asyncio.sleep(0.1)
     window.grab().save(str(shot("unknown-user")))

@@ -10,7 +10,6 @@ from PySide6.QtGui import QCloseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListView,
     QListWidget,
     QListWidgetItem,
@@ -24,7 +23,6 @@ from PySide6.QtWidgets import (
 
 from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient, SendError
-from client.core.conversation import UserCheckFailed
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
@@ -43,13 +41,13 @@ from client.gui.chat_header import ChatHeader, OwnNameField
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
-from client.gui.keyboard import THREAD_ROLE, filter_threads, focus_field, install_shortcuts
+from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
+from client.gui.new_chat import ChatFinder
 from client.gui.read_state import visible_unread
 from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
-from client.gui.style import ERROR_STYLE
 
 THREAD_AVATAR = 32
 
@@ -104,21 +102,17 @@ class ChatWindow(QMainWindow):
         self.threads.currentItemChanged.connect(
             lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
         )
-        self.new_chat = QLineEdit(placeholderText="Find or start a chat (Ctrl+K)")
-        self.new_chat.returnPressed.connect(self._start_chat)
-        self.new_chat.textChanged.connect(lambda text: filter_threads(self.threads, client, text))
+        self.finder = ChatFinder(client, self.threads)
+        self.finder.chosen.connect(self._chat_chosen)
+        self.new_chat, self.new_chat_note = self.finder.field, self.finder.note
         self.search = SearchPanel(client)
         self.search.setVisible(False)
         self.search.jump_requested.connect(self.jump_to)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 6, 6)
-        left_layout.addWidget(self.new_chat)
+        left_layout.addWidget(self.finder)
         left_layout.addWidget(self.search, 2)
-        self.new_chat_note = QLabel("")  # why a chat did not start
-        self.new_chat_note.setWordWrap(True)
-        self.new_chat_note.setVisible(False)
-        left_layout.addWidget(self.new_chat_note)
         left_layout.addWidget(self.threads)
         self.own_name = OwnNameField(client)
         left_layout.addWidget(self.own_name)
@@ -498,48 +492,10 @@ class ChatWindow(QMainWindow):
                 if self.view.verticalScrollBar().value() == 0:
                     self._maybe_load_older(0)
 
-    def _start_chat(self) -> None:
-        """Open a chat with the user typed, once the relay confirmed the user exists (their
-        signed device list, which the first message needs anyway); else say why, text kept."""
-        username = self.new_chat.text().strip().lower()
-        if not username or username == self.client.username:
-            self._chat_note(
-                "That is you — type someone else's username." if username else "", error=True
-            )
-            return
-        shown = filter_threads(self.threads, self.client, username)
-        if self._row_of_thread(username) >= 0 or len(shown) == 1:
-            self.new_chat.clear()
-            self.open_conversation(username if username in shown else shown[0])
+    def _chat_chosen(self, username: str) -> None:
+        self.open_conversation(username)
+        if self.composer.isEnabled():
             self.composer.setFocus()
-            return
-        self._chat_note(f"Looking for {username}…")
-        future = asyncio.ensure_future(self.client.conversations.user_exists(username))
-        self._pending.add(future)
-        future.add_done_callback(lambda f: self._chat_checked(username, f))
-
-    def _chat_checked(self, username: str, future: asyncio.Future[bool]) -> None:
-        self._pending.discard(future)
-        if future.cancelled() or self.new_chat.text().strip().lower() != username:
-            return  # the user typed on meanwhile
-        failed = future.exception()
-        if isinstance(failed, UserCheckFailed):
-            self._chat_note(f"Could not check {username} now ({failed}). Try again.", error=True)
-        elif failed is not None:
-            self._chat_note(f"Could not check {username} now. Try again.", error=True)
-        elif not future.result():
-            self._chat_note(
-                f"There is no user “{username}” on this relay. Check the spelling.", error=True
-            )
-        else:
-            self._chat_note("")
-            self.new_chat.clear()
-            self.open_conversation(username)
-
-    def _chat_note(self, text: str, error: bool = False) -> None:
-        self.new_chat_note.setText(text)
-        self.new_chat_note.setStyleSheet(ERROR_STYLE if error else "")
-        self.new_chat_note.setVisible(bool(text))
 
     def _row_of_thread(self, thread: str) -> int:
         for row in range(self.threads.count()):
