@@ -125,9 +125,14 @@ class BubbleDelegate(QStyledItemDelegate):
         body_rect = body_fm.boundingRect(
             QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, body
         )
-        # The meta line wraps too: a failed message's reason can be long.
-        meta_rect = meta_fm.boundingRect(
-            QRect(0, 0, width - 2 * PAD - TICK_WIDTH, 100_000), Qt.TextFlag.TextWordWrap, meta
+        # The meta line wraps when it must (a failed message's reason can be long); measuring
+        # it as one line first keeps the common case as cheap as before.
+        room = width - 2 * PAD - TICK_WIDTH
+        one_line = meta_fm.horizontalAdvance(meta)
+        meta_rect = (
+            QRect(0, 0, one_line, meta_fm.height())
+            if one_line <= room
+            else meta_fm.boundingRect(QRect(0, 0, room, 100_000), Qt.TextFlag.TextWordWrap, meta)
         )
         ticked = message.sender_user == self.own and message.status in TICKED
         meta_w = meta_rect.width() + (TICK_WIDTH if ticked else 0)
