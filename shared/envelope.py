@@ -23,6 +23,7 @@ from shared.errors import WireError
 from shared.padding import pad, unpad
 
 MAX_TEXT = 16_000
+MAX_NAME = 64  # a display name, in characters
 MessageId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 
 
@@ -113,7 +114,14 @@ class AttachmentMessage(_Payload, tag="attachment", frozen=True):
     expires_at: int | None = None
 
 
-Payload = Text | Receipt | DeviceListUpdate | Control | AttachmentMessage
+class ProfileName(_Payload, tag="profile_name", frozen=True):
+    """The name the sender chose to be shown by, sent end to end to its contacts and its own
+    devices when set, and to a contact the first time the sender writes to them. Empty: none."""
+
+    name: Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
+
+
+Payload = Text | Receipt | DeviceListUpdate | Control | AttachmentMessage | ProfileName
 
 _encoder = msgspec.msgpack.Encoder()
 _sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)

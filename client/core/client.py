@@ -94,7 +94,7 @@ class AriadneClient:
         self.account_devices, self.history = engine.devices, engine.history
         self.controls, self.control_sync = engine.controls, engine.control_sync
         self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
-        self.conversations = Conversations(store, self.directory, self.outbox)
+        self.conversations = Conversations(store, self.directory, self.outbox, self.username)
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self.attachments = Attachments(self.context, engine.directory, profile_dir / "attachments")
         self.delivery_watch = DeliveryWatch(self.context)

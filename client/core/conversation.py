@@ -1,6 +1,6 @@
 """What the conversation screen asks of the core besides sending and reading pages: whether a
-user exists before a chat with them starts, the names given to contacts, a draft per
-conversation, a message's info (times,
+user exists before a chat with them starts, display names (one's own, shared end to end, and the
+names given to contacts on this device), a draft per conversation, a message's info (times,
 each recipient device's receipts, why it failed), retrying a failed send, and searching the
 history. Kept apart from the façade, which only exposes it as ``client.conversations``.
 """
@@ -14,7 +14,7 @@ from client.core.events import StoredMessage
 from client.core.outbox import Outbox
 from client.core.port import Offline, RelayError
 from client.core.storage import ProfileStore
-from client.core.store_chat import DeviceReceipt, SearchHit
+from client.core.store_chat import DeviceReceipt, SearchHit, clean_name
 
 
 class UserCheckFailed(Exception):
@@ -29,7 +29,10 @@ class MessageInfo:
 
 
 class Conversations:
-    def __init__(self, store: ProfileStore, directory: Directory, outbox: Outbox) -> None:
+    def __init__(
+        self, store: ProfileStore, directory: Directory, outbox: Outbox, username: str
+    ) -> None:
+        self._username = username
         self._store = store
         self._directory = directory
         self._outbox = outbox
@@ -47,18 +50,35 @@ class Conversations:
             raise UserCheckFailed(str(exc) or "the relay is not reachable") from None
         return True
 
-    MAX_NAME = 64
-
     def display_name(self, username: str) -> str:
-        """The name this user gave ``username`` on this device, else the username."""
-        return self._store.display_name(username) or username
+        """How ``username`` is shown: the name this user gave them on this device, else the
+        name they chose and shared, else the username."""
+        return self._store.display_name(username) or self._store.shared_name(username) or username
 
     def set_display_name(self, username: str, name: str) -> None:
         """A name for a contact, kept on this device only (the relay and the contact never see
-        it); an empty name goes back to the username."""
-        name = " ".join(name.split())[: self.MAX_NAME]
+        it); an empty name goes back to the one they chose, or their username."""
+        name = clean_name(name)
         with self._store.transaction():
             self._store.set_display_name(username, "" if name == username else name)
+
+    @property
+    def own_name(self) -> str:
+        return self._store.shared_name(self._username) or ""
+
+    def set_own_name(self, name: str) -> None:
+        """The name this user is shown by: kept, and sent end to end to this user's other
+        devices and every contact (the relay sees one more padded envelope, not the name)."""
+        name = clean_name(name)
+        with self._store.transaction():
+            self._store.set_shared_name(self._username, name)
+        self._outbox.share_name(self._store.threads(), name)
+
+    def introduce(self, peer: str) -> None:
+        """Before writing to ``peer``: send them this user's name if they do not have it yet."""
+        name = self.own_name
+        if name and peer != self._username and self._store.name_sent(peer) != name:
+            self._outbox.share_name([peer], name)
 
     def unread(self, thread: str) -> list[bytes]:
         return self._store.unread(thread)

@@ -248,6 +248,13 @@ class AttachmentChanged:
     thread: str
 
 
+@dataclass(frozen=True)
+class DisplayNameChanged:
+    """A contact (or this user, from another device) shared a new display name."""
+
+    username: str
+
+
 Event = (
     MessageQueued
     | MessageReceived
@@ -267,6 +274,7 @@ Event = (
     | ContactKeyChanged
     | ConnectionStateChanged
     | AttachmentChanged
+    | DisplayNameChanged
     | DeliveryOverdue
     | MessagesChanged
     | MessagesRemoved

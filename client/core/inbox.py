@@ -20,6 +20,7 @@ from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     DecryptionFailed,
     DeliveryUpdated,
+    DisplayNameChanged,
     Event,
     MessageReceived,
     MessageStatus,
@@ -27,6 +28,7 @@ from client.core.events import (
 )
 from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
+from client.core.store_chat import clean_name
 from client.core.timeline import Timeline
 from shared import wire
 from shared.attachment import encode_pointer
@@ -36,6 +38,7 @@ from shared.envelope import (
     Control,
     DeviceListUpdate,
     Payload,
+    ProfileName,
     Receipt,
     Text,
     decode_payload,
@@ -196,6 +199,10 @@ class Inbox:
             return [*reordered, MessageReceived(message)]
         if isinstance(payload, Control):
             return self._controls.receive(payload, deliver.server_ts)
+        if isinstance(payload, ProfileName):
+            # Authenticated by the session: only a user can name themselves.
+            self._ctx.store.set_shared_name(deliver.sender_user, clean_name(payload.name))
+            return [DisplayNameChanged(deliver.sender_user)]
         if isinstance(payload, DeviceListUpdate):
             # Verified like any list (the sender's own, pinned key, version, chain).
             self._directory.accept(deliver.sender_user, payload.signed_list)

@@ -31,6 +31,7 @@ from shared.device_list import DeviceEntry
 from shared.envelope import (
     MAX_TEXT,
     DeviceListUpdate,
+    ProfileName,
     Receipt,
     Text,
     encode_payload,
@@ -204,6 +205,22 @@ class Outbox:
             )
         self._ctx.outbox_wake.set()
         return len(unread)
+
+    def share_name(self, users: list[str], name: str) -> None:
+        """Send this user's display name end to end to ``users`` (and this user's other
+        devices, which are always among the recipients)."""
+        users = [u for u in users if u != self._ctx.username]
+        with self._ctx.store.transaction():
+            for start in range(0, max(1, len(users)), wire.MAX_RECIPIENT_USERS - 1):
+                chunk = users[start : start + wire.MAX_RECIPIENT_USERS - 1]
+                self._ctx.store.enqueue(
+                    [self._ctx.username, *chunk],
+                    encode_payload(ProfileName(origin=self._ctx.origin(), name=name)),
+                    None,
+                )
+                for user in chunk:
+                    self._ctx.store.set_name_sent(user, name)
+        self._ctx.outbox_wake.set()
 
     def share_device_list(self, signed: bytes) -> None:
         """Send the new list end to end to this user's other devices and every contact: a relay

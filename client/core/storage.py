@@ -146,6 +146,8 @@ CREATE TABLE IF NOT EXISTS device_receipts (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS send_failures (message_id BLOB PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS display_names (username TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shared_names (username TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS names_sent (username TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
     USING fts5(body, content='messages', content_rowid='rowid');
 CREATE TRIGGER IF NOT EXISTS search_on_insert AFTER INSERT ON messages BEGIN

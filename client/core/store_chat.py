@@ -11,12 +11,14 @@ and its transactions.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import NamedTuple
 
 import sqlcipher3
 
 from client.core.events import StoredMessage
 from client.core.store_messages import _MESSAGE_COLUMNS, _message
+from shared.envelope import MAX_NAME
 
 # Set once the search index holds the messages stored before it existed.
 _SEARCH_BUILT = "search_index_built"
@@ -32,6 +34,14 @@ class DeviceReceipt(NamedTuple):
 class SearchHit(NamedTuple):
     message: StoredMessage
     snippet: str  # the matching words marked with [ and ]
+
+
+def clean_name(name: str) -> str:
+    """A display name as shown: printable characters only, spaces collapsed, at most
+    ``MAX_NAME`` characters (a contact's name never carries line breaks or direction marks)."""
+    spaced = "".join(" " if c.isspace() else c for c in name)
+    printable = "".join(c for c in spaced if c.isprintable() and unicodedata.category(c) != "Cf")
+    return " ".join(printable.split())[:MAX_NAME]
 
 
 def search_query(text: str) -> str | None:
@@ -89,6 +99,32 @@ class ChatStore:
         else:
             self._db.execute("DELETE FROM display_names WHERE username = ?", (username,))
 
+    def shared_name(self, username: str) -> str | None:
+        """The name ``username`` chose and shared end to end (their own devices' too)."""
+        row = self._db.execute(
+            "SELECT name FROM shared_names WHERE username = ?", (username,)
+        ).fetchone()
+        return str(row[0]) if row and row[0] else None
+
+    def set_shared_name(self, username: str, name: str) -> None:
+        self._db.execute(
+            "INSERT INTO shared_names VALUES (?, ?) ON CONFLICT(username) DO UPDATE SET name = ?",
+            (username, name, name),
+        )
+
+    def name_sent(self, username: str) -> str | None:
+        """The own name last sent to ``username`` (None: never)."""
+        row = self._db.execute(
+            "SELECT name FROM names_sent WHERE username = ?", (username,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_name_sent(self, username: str, name: str) -> None:
+        self._db.execute(
+            "INSERT INTO names_sent VALUES (?, ?) ON CONFLICT(username) DO UPDATE SET name = ?",
+            (username, name, name),
+        )
+
     # ------------------------------------------------------------------ receipts and failures
 
     def record_receipt(
@@ -133,7 +169,8 @@ class ChatStore:
     # ------------------------------------------------------------------ search
 
     def search(self, text: str, limit: int = 50, thread: str | None = None) -> list[SearchHit]:
-        """Messages whose words match ``text``, newest first (see :func:`search_query`)."""
+        """Messages whose words match ``text``: the ``limit`` stored last, newest first (see
+        :func:`search_query`)."""
         query = search_query(text)
         if query is None:
             return []
@@ -143,11 +180,15 @@ class ChatStore:
         if thread is not None:
             where += " AND m.thread = ?"
             params.append(thread)
+        # Newest stored first, in the index's own order: FTS5 then stops after ``limit`` matches
+        # instead of sorting every match (a common word matches most of a long history).
         rows = self._db.execute(
             f"SELECT {columns}, snippet(message_search, 0, '[', ']', '…', 12)"
             " FROM message_search JOIN messages m ON m.rowid = message_search.rowid"
-            f" WHERE {where} ORDER BY coalesce(m.server_ts, m.sent_at * 1000) DESC"
-            f" LIMIT {int(limit)}",
+            f" WHERE {where} ORDER BY message_search.rowid DESC LIMIT {int(limit)}",
             params,
         ).fetchall()
-        return [SearchHit(_message(row[:8]), row[8]) for row in rows]
+        hits = [SearchHit(_message(row[:8]), row[8]) for row in rows]
+        return sorted(
+            hits, key=lambda h: h.message.server_ts or h.message.sent_at * 1000, reverse=True
+        )

@@ -12,6 +12,7 @@ from client.core.events import (
     DeliveryUpdated,
     DeviceListChanged,
     DeviceRemoved,
+    DisplayNameChanged,
     Event,
     HistoryLoaded,
     MessageQueued,
@@ -42,6 +43,7 @@ class CoreBridge(QObject):
     messages_changed = Signal(object)  # MessagesChanged (controls: unsent, edited, reacted)
     messages_removed = Signal(object)  # MessagesRemoved (controls: deleted, expired)
     timer_changed = Signal(object)  # TimerChanged (disappearing messages)
+    display_name_changed = Signal(object)  # DisplayNameChanged
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -81,3 +83,5 @@ class CoreBridge(QObject):
                 self.messages_removed.emit(event)
             case TimerChanged():
                 self.timer_changed.emit(event)
+            case DisplayNameChanged():
+                self.display_name_changed.emit(event)

@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolTip,
@@ -100,6 +101,7 @@ class BubbleDelegate(QStyledItemDelegate):
         self.failure = failure  # why an own message was not sent
         # Controls: (a reply's quote line, what follows the time: "edited", reactions).
         self.decorate: Callable[[StoredMessage], tuple[str, str]] | None = None
+        self.highlight: bytes | None = None  # a message just jumped to (a search result)
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
         self._heights: dict[tuple[bytes, int, bool, MessageStatus], int] = {}
@@ -138,9 +140,14 @@ class BubbleDelegate(QStyledItemDelegate):
         body_rect = body_fm.boundingRect(
             QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, body
         )
-        # The meta line wraps too: a failed message's reason can be long.
-        meta_rect = meta_fm.boundingRect(
-            QRect(0, 0, width - 2 * PAD - TICK_WIDTH, 100_000), Qt.TextFlag.TextWordWrap, meta
+        # The meta line wraps when it must (a failed message's reason can be long); measuring
+        # it as one line first keeps the common case as cheap as before.
+        room = width - 2 * PAD - TICK_WIDTH
+        one_line = meta_fm.horizontalAdvance(meta)
+        meta_rect = (
+            QRect(0, 0, one_line, meta_fm.height())
+            if one_line <= room
+            else meta_fm.boundingRect(QRect(0, 0, room, 100_000), Qt.TextFlag.TextWordWrap, meta)
         )
         ticked = message.sender_user == self.own and message.status in TICKED
         meta_w = meta_rect.width() + (TICK_WIDTH if ticked else 0)
@@ -251,6 +258,10 @@ class BubbleDelegate(QStyledItemDelegate):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(fill))
         painter.drawRoundedRect(bubble, 14, 14)
+        if message.message_id == self.highlight or option.state & QStyle.StateFlag.State_HasFocus:
+            painter.setPen(QPen(QColor(colours.focus), 2.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(bubble.adjusted(-3, -3, 3, 3), 16, 16)
         painter.setPen(QColor(ink))
         font = QFont(option.font)
         font.setItalic(message.undecryptable)

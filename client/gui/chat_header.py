@@ -1,6 +1,7 @@
-"""The open conversation's header: the contact's avatar, the name this user gave them (with
-their username beside it), a "Verified" badge once their safety number was marked verified, and
-a pencil to rename them (on this device only)."""
+"""The open conversation's header: the contact's avatar, their display name (the one they chose,
+or one this user gave them) with their username beside it, a "Verified" badge once their safety
+number was marked verified, and a pencil to rename them (on this device only). And the field
+where this user sets the name their contacts see."""
 
 from __future__ import annotations
 
@@ -78,3 +79,23 @@ class ChatHeader(QWidget):
         self.name.setVisible(True)
         self.refresh()
         self.renamed.emit(self.peer)
+
+
+class OwnNameField(QLineEdit):
+    """This user's display name: sent end to end to their contacts and other devices."""
+
+    def __init__(self, client: AriadneClient) -> None:
+        super().__init__(client.conversations.own_name)
+        self.client = client
+        self.setPlaceholderText("Your name (contacts see it)")
+        self.setToolTip(
+            "The name your contacts see beside your username. It travels encrypted, like a "
+            "message: the relay never sees it."
+        )
+        self.setAccessibleName("Your display name")
+        self.editingFinished.connect(self._save)
+
+    def _save(self) -> None:
+        if self.text().strip() != self.client.conversations.own_name:
+            self.client.conversations.set_own_name(self.text())
+            self.setText(self.client.conversations.own_name)

@@ -10,7 +10,6 @@ from PySide6.QtGui import QCloseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListView,
     QListWidget,
     QListWidgetItem,
@@ -24,11 +23,11 @@ from PySide6.QtWidgets import (
 
 from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient, SendError
-from client.core.conversation import UserCheckFailed
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
     DeliveryUpdated,
+    DisplayNameChanged,
     HistoryLoaded,
     MessagesChanged,
     MessagesRemoved,
@@ -42,22 +41,23 @@ from client.gui.attachments import AttachmentController
 from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
-from client.gui.chat_header import ChatHeader
+from client.gui.chat_header import ChatHeader, OwnNameField
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
+from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
+from client.gui.new_chat import ChatFinder
 from client.gui.onboarding import Onboarding
 from client.gui.panels import PanelHost
 from client.gui.read_state import visible_unread
 from client.gui.relay_alerts import RelayAlertBanner
+from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
 from client.gui.settings_panel import SettingsPanel
-from client.gui.style import ERROR_STYLE
 from client.gui.tray import Notifier
 
-THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 THREAD_AVATAR = 32
 
 CONNECTION_TEXT = {
@@ -99,6 +99,8 @@ class ChatWindow(QMainWindow):
         self.setWindowTitle(f"Ariadne — {client.username} ({client.device_name})")
         self.resize(760, 560)
         self.model: ConversationModel | None = None
+        self._read_timer = QTimer(self, singleShot=True, interval=0)
+        self._read_timer.timeout.connect(self._mark_read)
         self._pending: set[asyncio.Future[object]] = set()
 
         self.threads = QListWidget()
@@ -109,17 +111,20 @@ class ChatWindow(QMainWindow):
         self.threads.currentItemChanged.connect(
             lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
         )
-        self.new_chat = QLineEdit(placeholderText="Start a chat with… (username)")
-        self.new_chat.returnPressed.connect(self._start_chat)
+        self.finder = ChatFinder(client, self.threads)
+        self.finder.chosen.connect(self._chat_chosen)
+        self.new_chat, self.new_chat_note = self.finder.field, self.finder.note
+        self.search = SearchPanel(client)
+        self.search.setVisible(False)
+        self.search.jump_requested.connect(self.jump_to)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 6, 6)
-        left_layout.addWidget(self.new_chat)
-        self.new_chat_note = QLabel("")  # why a chat did not start
-        self.new_chat_note.setWordWrap(True)
-        self.new_chat_note.setVisible(False)
-        left_layout.addWidget(self.new_chat_note)
+        left_layout.addWidget(self.finder)
+        left_layout.addWidget(self.search, 2)
         left_layout.addWidget(self.threads)
+        self.own_name = OwnNameField(client)
+        left_layout.addWidget(self.own_name)
         my_devices = QPushButton("My devices")
         my_devices.clicked.connect(self.show_own_devices)
         left_layout.addWidget(my_devices)
@@ -230,6 +235,7 @@ class ChatWindow(QMainWindow):
         self.bridge.messages_changed.connect(self._on_controls)
         self.bridge.messages_removed.connect(self._on_controls)
         self.bridge.timer_changed.connect(self.controls.on_timer)
+        self.bridge.display_name_changed.connect(self._on_name)
         self.relay_limit = QLabel("")  # a relay quota that stops something (not a message)
         self.relay_limit.setWordWrap(True)
         self.statusBar().addWidget(self.relay_limit)
@@ -249,6 +255,9 @@ class ChatWindow(QMainWindow):
             self.threads.setCurrentRow(0)
         if client.removed:
             self._show_removed()
+        self.shortcuts = install_shortcuts(self, self, self.view)
+        self._highlight_timer = QTimer(self, singleShot=True, interval=2500)
+        self._highlight_timer.timeout.connect(self._clear_highlight)
 
     # ---------------------------------------------------------------- conversations
 
@@ -270,7 +279,7 @@ class ChatWindow(QMainWindow):
         self.composer.setEnabled(not self.client.removed)
         self.composer.setFocus()
         self._update_banner()
-        self._mark_read()
+        self._mark_read_soon()
 
     def _save_draft(self) -> None:
         if self._draft_thread is not None:
@@ -291,8 +300,8 @@ class ChatWindow(QMainWindow):
             future.add_done_callback(lambda _f, t=self.model.thread: self._refresh_thread(t))
 
     def _mark_read_soon(self) -> None:
-        """After the view has laid out what just changed."""
-        QTimer.singleShot(0, self, self._mark_read)
+        """After the view has laid out what just changed (once for a burst of scrolling)."""
+        self._read_timer.start()
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().showEvent(event)
@@ -322,6 +331,48 @@ class ChatWindow(QMainWindow):
         self.panel = panel
         return self.panels.show_panel(panel)
 
+    # ---------------------------------------------------------------- keyboard and search
+
+    def jump_to_chat(self) -> None:
+        focus_field(self.new_chat)
+
+    def open_search(self) -> None:
+        self.search.open()
+
+    def close_panels(self) -> None:
+        """Esc: close the search and any panel, back to the composer."""
+        self.search.setVisible(False)
+        if self.panel is not None:
+            self.panel.close()
+            self.panel = None
+        if self.new_chat.hasFocus():
+            self.new_chat.clear()
+        if self.composer.isEnabled():
+            self.composer.setFocus()
+
+    def jump_to(self, message: StoredMessage) -> None:
+        """Open ``message``'s conversation at it (a search result), and mark it for a moment."""
+        self.open_conversation(message.thread)
+        if self.model is None:
+            return
+        row = self.model.centre_on(message)
+        if row is None:
+            return
+        index = self.model.index(row)
+        self.view.scrollTo(index, QListView.ScrollHint.PositionAtCenter)
+        self.view.setCurrentIndex(index)
+        delegate = self.view.itemDelegate()
+        if isinstance(delegate, BubbleDelegate):
+            delegate.highlight = message.message_id
+            self.view.viewport().update()
+            self._highlight_timer.start()
+
+    def _clear_highlight(self) -> None:
+        delegate = self.view.itemDelegate()
+        if isinstance(delegate, BubbleDelegate):
+            delegate.highlight = None
+            self.view.viewport().update()
+
     def show_panel(self, panel: QWidget) -> QWidget:
         return self._show_panel(panel)
 
@@ -338,6 +389,12 @@ class ChatWindow(QMainWindow):
         menu = self.message_menu(self.view.indexAt(point).row())
         if menu is not None:
             menu.popup(self.view.viewport().mapToGlobal(point))
+
+    def menu_for_current(self) -> None:
+        """The Menu key or Shift+F10: the menu of the message the keyboard is on."""
+        index = self.view.currentIndex()
+        if index.isValid():
+            self._menu_at(self.view.visualRect(index).center())
 
     def _on_bubble_clicked(self, index: QModelIndex) -> None:
         """A click on a message that was not sent sends it again (its bubble says so)."""
@@ -475,46 +532,10 @@ class ChatWindow(QMainWindow):
                 if self.view.verticalScrollBar().value() == 0:
                     self._maybe_load_older(0)
 
-    def _start_chat(self) -> None:
-        """Open a chat with the user typed, once the relay confirmed the user exists (their
-        signed device list, which the first message needs anyway); else say why, text kept."""
-        username = self.new_chat.text().strip().lower()
-        if not username or username == self.client.username:
-            self._chat_note(
-                "That is you — type someone else's username." if username else "", error=True
-            )
-            return
-        if self._row_of_thread(username) >= 0:
-            self.new_chat.clear()
-            self.open_conversation(username)
-            return
-        self._chat_note(f"Looking for {username}…")
-        future = asyncio.ensure_future(self.client.conversations.user_exists(username))
-        self._pending.add(future)
-        future.add_done_callback(lambda f: self._chat_checked(username, f))
-
-    def _chat_checked(self, username: str, future: asyncio.Future[bool]) -> None:
-        self._pending.discard(future)
-        if future.cancelled() or self.new_chat.text().strip().lower() != username:
-            return  # the user typed on meanwhile
-        failed = future.exception()
-        if isinstance(failed, UserCheckFailed):
-            self._chat_note(f"Could not check {username} now ({failed}). Try again.", error=True)
-        elif failed is not None:
-            self._chat_note(f"Could not check {username} now. Try again.", error=True)
-        elif not future.result():
-            self._chat_note(
-                f"There is no user “{username}” on this relay. Check the spelling.", error=True
-            )
-        else:
-            self._chat_note("")
-            self.new_chat.clear()
-            self.open_conversation(username)
-
-    def _chat_note(self, text: str, error: bool = False) -> None:
-        self.new_chat_note.setText(text)
-        self.new_chat_note.setStyleSheet(ERROR_STYLE if error else "")
-        self.new_chat_note.setVisible(bool(text))
+    def _chat_chosen(self, username: str) -> None:
+        self.open_conversation(username)
+        if self.composer.isEnabled():
+            self.composer.setFocus()
 
     def _row_of_thread(self, thread: str) -> int:
         for row in range(self.threads.count()):
@@ -569,17 +590,25 @@ class ChatWindow(QMainWindow):
             return
         thread, typed = self.model.thread, self.composer.toPlainText()
         reply_to = self.controls.take_reply()
+        self.client.conversations.introduce(thread)
 
         async def store_all() -> None:
             for n, part in enumerate(parts):
                 await self.client.send_text(thread, part, reply_to if n == 0 else None)
 
         def stored(future: asyncio.Future[None]) -> None:
-            # Cleared only if the composer still holds what was sent, in the same conversation.
-            same = self._draft_thread == thread and self.composer.toPlainText() == typed
-            if not future.exception() and same:
-                self.composer.clear()
-                self._save_draft()
+            # What was sent leaves the composer, or the draft it became if the user moved to
+            # another conversation meanwhile; anything typed since stays.
+            if future.cancelled() or future.exception():
+                return
+            if self._draft_thread == thread:
+                now = self.composer.toPlainText()
+                if now.startswith(typed):
+                    self.composer.setPlainText(now[len(typed) :])
+                    self.composer.moveCursor(QTextCursor.MoveOperation.End)
+                    self._save_draft()
+            elif self.client.conversations.draft(thread) == typed:
+                self.client.conversations.save_draft(thread, "")
 
         future = asyncio.ensure_future(store_all())
         self._pending.add(future)
@@ -669,6 +698,13 @@ class ChatWindow(QMainWindow):
         """The bubble shows why its message waits (the delegate reads ``client.send_notes``)."""
         if self.model is not None:
             self.model.refresh(event.message_id)
+
+    def _on_name(self, event: DisplayNameChanged) -> None:
+        self._refresh_thread(event.username)
+        if self.identity.peer == event.username:
+            self.identity.refresh()
+        if event.username == self.client.username and not self.own_name.hasFocus():
+            self.own_name.setText(self.client.conversations.own_name)
 
     def _on_relay_limit(self, event: RelayLimitReached) -> None:
         self.relay_limit.setText(event.text)

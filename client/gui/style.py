@@ -36,6 +36,13 @@ QPlainTextEdit, QLineEdit { border-radius: 8px; padding: 6px; }
 QPushButton { border-radius: 8px; padding: 6px 14px; background: #0b5ed7; color: white; }
 QPushButton:disabled { background: #9bbfe8; }
 """
+# A visible ring on whatever has the keyboard focus (the colour is the look's ``focus``).
+FOCUS_RULES = """
+QPlainTextEdit:focus, QLineEdit:focus { border: 2px solid FOCUS; }
+QPushButton:focus, QToolButton:focus { border: 2px solid FOCUS; }
+QListWidget:focus, QListView:focus { border: 2px solid FOCUS; }
+QCheckBox:focus { outline: 2px solid FOCUS; }
+"""
 LIGHT = (
     _COMMON
     + """
@@ -44,6 +51,7 @@ QListWidget { background: #f5f6f7; }
 QPlainTextEdit, QLineEdit { background: #f0f2f5; border: 1px solid #dadde1; color: #050505; }
 QListView { background: #ffffff; border: none; }
 """
+    + FOCUS_RULES.replace("FOCUS", "#c75300")
 )
 DARK = (
     _COMMON
@@ -55,6 +63,7 @@ QPlainTextEdit, QLineEdit { background: #3a3b3c; border: 1px solid #3e4042; colo
 QListView { background: #18191a; border: none; }
 QPushButton:disabled { background: #27405e; color: #8b9bb0; }
 """
+    + FOCUS_RULES.replace("FOCUS", "#ffa657")
 )
 
 
@@ -80,6 +89,7 @@ class ChatColours:
     error: str  # the composer's counter past the limit, on the window
     button_fill: str
     button_ink: str
+    focus: str  # the ring around what has the keyboard (3:1 against the window, WCAG 1.4.11)
 
 
 LIGHT_CHAT = ChatColours(
@@ -96,6 +106,7 @@ LIGHT_CHAT = ChatColours(
     error="#c62828",
     button_fill=ACCENT,
     button_ink="#ffffff",
+    focus="#c75300",
 )
 DARK_CHAT = ChatColours(
     window="#18191a",
@@ -111,6 +122,7 @@ DARK_CHAT = ChatColours(
     error="#ff6b60",
     button_fill=ACCENT,
     button_ink="#ffffff",
+    focus="#ffa657",
 )
 
 

@@ -46,6 +46,8 @@ def test_a_message_over_the_limit_is_kept_and_can_go_in_parts(qtbot, harness):
     qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
     assert window.composer.toPlainText() == typed
     assert window.model.rowCount() == 0
+    qtbot.waitUntil(lambda: not window._pending)
+    assert window.statusBar().currentMessage() == ""  # held back here, not refused later
     assert "too many for one message" in window.counter.label.text()
     assert window.counter.split_button.text() == "Send as 2 messages"
 
@@ -89,3 +91,39 @@ def test_each_conversation_keeps_its_own_draft_across_a_restart(qtbot, harness):
     assert reopened.composer.toPlainText() == "half a thought for carol"
     reopened.open_conversation("bob")
     assert reopened.composer.toPlainText() == ""
+
+
+def test_switching_right_after_enter_keeps_what_was_typed_next(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    harness.account("carol")
+    window = open_window(qtbot, alice)
+    window.open_conversation("bob")
+    qtbot.keyClicks(window.composer, "for bob")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    # Before the message is even stored, the user is in another chat, typing.
+    window.open_conversation("carol")
+    qtbot.keyClicks(window.composer, "for carol")
+    qtbot.waitUntil(lambda: bodies(bob, "alice") == ["for bob"], timeout=10_000)
+    assert window.composer.toPlainText() == "for carol"
+    window.open_conversation("bob")
+    assert window.composer.toPlainText() == ""
+
+
+def test_typing_on_right_after_enter_keeps_only_the_new_text(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    window = open_window(qtbot, alice)
+    window.open_conversation("bob")
+    qtbot.keyClicks(window.composer, "one")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    qtbot.keyClicks(window.composer, " and two")  # before the first is even stored
+    qtbot.waitUntil(lambda: bodies(bob, "alice") == ["one"], timeout=10_000)
+    assert window.composer.toPlainText() == " and two"
+    window.composer.clear()
+    qtbot.keyClicks(window.composer, "three")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    qtbot.keyClick(window.composer, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(window.composer, "four")  # replaced before it was stored
+    qtbot.waitUntil(lambda: bodies(bob, "alice") == ["one", "three"], timeout=10_000)
+    assert window.composer.toPlainText() == "four"

@@ -78,3 +78,12 @@ def test_each_state_has_its_own_shape(qapp):
     blank = QImage(24, 14, QImage.Format.Format_ARGB32)
     blank.fill(QColor("white"))
     assert bytes(blank.constBits()) not in shapes
+
+
+@pytest.mark.parametrize("look", [LIGHT_CHAT, DARK_CHAT], ids=["light", "dark"])
+def test_the_focus_ring_stands_out(look):
+    from client.gui import style
+
+    assert contrast(look.focus, look.window) >= 3.0  # WCAG 1.4.11, non-text contrast
+    sheet = style.DARK if look is DARK_CHAT else style.LIGHT
+    assert f"QPlainTextEdit:focus, QLineEdit:focus {{ border: 2px solid {look.focus}; }}" in sheet

@@ -87,3 +87,43 @@ def test_hovering_a_message_shows_its_full_date_and_time(qtbot, harness):
     message = alice.messages("bob")[0]
     expected = time.strftime("%A %d %B %Y, %H:%M:%S", time.localtime(message.server_ts / 1_000_000))
     qtbot.waitUntil(lambda: expected in QToolTip.text(), timeout=5_000)
+
+
+def test_a_chosen_name_reaches_contacts_and_new_ones_end_to_end(qtbot, harness):
+    alice = harness.account("alice")
+    alice_laptop = harness.second_device(alice, "Laptop")
+    bob = harness.account("bob")
+    carol = harness.account("carol")
+    harness.run(bob.send_text("alice", "hi"))
+    qtbot.waitUntil(lambda: len(alice.messages("bob")) == 1, timeout=10_000)
+    window = open_window(qtbot, alice)
+    bob_window = open_window(qtbot, bob)
+    bob_window.open_conversation("alice")
+    window.own_name.setFocus()
+    window.own_name.setText("  Alice\t\u202eMartin ")  # a control and a direction mark
+    qtbot.keyClick(window.own_name, Qt.Key.Key_Return)
+    assert alice.conversations.own_name == "Alice Martin"
+
+    qtbot.waitUntil(
+        lambda: (
+            bob_window.identity.name.text() == "<b>Alice Martin</b>  "
+            "<span style='font-weight: normal'>@alice</span>"
+        ),
+        timeout=10_000,
+    )
+    assert bob_window.threads.item(0).text().startswith("Alice Martin")
+    qtbot.waitUntil(lambda: alice_laptop.conversations.own_name == "Alice Martin", timeout=10_000)
+    # A name Bob gives her on his device wins there; clearing it brings hers back.
+    bob.conversations.set_display_name("alice", "Ali")
+    assert bob.conversations.display_name("alice") == "Ali"
+    bob.conversations.set_display_name("alice", "")
+    assert bob.conversations.display_name("alice") == "Alice Martin"
+
+    # Carol was not a contact when the name was set: she gets it with Alice's first message.
+    window.open_conversation("carol")
+    qtbot.keyClicks(window.composer, "hello carol")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: len(carol.messages("alice")) == 1, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: carol.conversations.display_name("alice") == "Alice Martin", timeout=10_000
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QLabel, QMenu
+from PySide6.QtWidgets import QApplication, QLabel, QMenu
 
 from client.core.events import MessageStatus
 from client.gui.chat_window import ChatWindow
@@ -101,3 +101,30 @@ def test_a_refused_send_says_why_in_its_bubble_and_a_click_sends_it_again(
     assert alice.conversations.failure(message.message_id) is None
     assert [m.body for m in bob.messages("alice")] == ["Are you there?"]
     assert len(window.model.message_at(0).body) == len("Are you there?")
+
+
+def test_the_menu_key_opens_the_menu_of_the_message_the_keyboard_is_on(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    harness.run(bob.send_text("alice", "first"))
+    harness.run(bob.send_text("alice", "second"))
+    qtbot.waitUntil(lambda: len(alice.messages("bob")) == 2, timeout=10_000)
+    window = open_window(qtbot, alice)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.open_conversation("bob")
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_Up)
+    qtbot.keyClick(window.view, Qt.Key.Key_Up)
+    assert window.view.currentIndex().row() == 0
+    qtbot.keyClick(window.view, Qt.Key.Key_Menu)
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu), timeout=5_000)
+    menu = QApplication.activePopupWidget()
+    trigger(menu, "Copy")
+    menu.close()
+    assert QGuiApplication.clipboard().text() == "first"
+    qtbot.keyClick(window.view, Qt.Key.Key_Down)
+    qtbot.keyClick(window.view, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu), timeout=5_000)
+    trigger(QApplication.activePopupWidget(), "Copy")
+    assert QGuiApplication.clipboard().text() == "second"
