@@ -23,6 +23,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from relay.connection import Connection
 from relay.limits import Limits, SharedLimits
+from relay.storage import RelayStorage
 from relay.store import QueuedEnvelope, RelayStore
 from relay.vault import Vault
 from shared import wire
@@ -40,7 +41,7 @@ class Relay:
     """The relay's state shared by all connections."""
 
     def __init__(
-        self, store: RelayStore, limits: Limits | None = None, vault: Vault | None = None
+        self, store: RelayStorage, limits: Limits | None = None, vault: Vault | None = None
     ) -> None:
         self.store = store
         self.vault = vault

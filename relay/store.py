@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from relay.migrations import Step, pending
 from relay.store_accounts import AccountStore, BundleRow, DeviceRow
 from relay.store_history import EpochRow, HistoryStore
 from relay.store_queue import FAN_OUT_MEMORY_US, QueuedEnvelope, QueueStore
@@ -142,24 +143,34 @@ END;
 """
 
 
+# Versioned migrations (relay.migrations): the schema above is version 2, the first shipped;
+# later changes are appended as steps with the next version.
+MIGRATIONS = [Step(SCHEMA_VERSION, _SCHEMA)]
+
+
 class RelayStore(AccountStore, QueueStore, HistoryStore):
+    shared_between_nodes = False  # one process owns the file
+
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: queues and indexes stay in memory
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._migrate()
         self._queue_bytes: dict[str, int] = {}  # per device, an upper bound (queue_has_room)
         self._acknowledged: set[str] = set()  # devices whose bound may be above the truth
         self._recount_quotas()
         self._db.commit()
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for step in pending(MIGRATIONS, version):
+            self._db.executescript(step.sql)
+            self._db.execute(f"PRAGMA user_version={step.version}")
+            self._db.commit()
 
     def close(self) -> None:
         self._commit_now()
