@@ -24,6 +24,11 @@ from relay.store_history import EpochRow
 from relay.store_queue import QueuedEnvelope
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached (a shared store only): the relay closes its connections
+    and answers new ones ``busy`` until it is back; clients retry."""
+
+
 class RelayStorage(Protocol):
     shared_between_nodes: bool
 
