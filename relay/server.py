@@ -120,9 +120,9 @@ class Relay:
             task.cancel()
         if self.nodes is not None:
             self.nodes.stop()
-        self.store.close()
         if self.vault is not None:
-            self.vault.close()
+            self.vault.close()  # first: a vault on PostgreSQL uses the store's link
+        self.store.close()
 
     def members(self, username: str) -> frozenset[str]:
         """The devices on the user's current signed list (cached: read on every fan-out)."""
