@@ -209,7 +209,7 @@ class Nodes:
         if not local:
             return
         ids = list(local)
-        for row in self.store._rows(
+        for row in self.store._committed_rows(
             "SELECT device_id, max(seq) FROM queue WHERE device_id = ANY($1::text[])"
             " GROUP BY device_id",
             ids,

@@ -94,6 +94,8 @@ class PgRelayStore(PgQueries):
         self.on_unavailable: Callable[[], None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # bound to the link's loop at first use
+        self._reader: asyncpg.Connection | None = None  # committed rows, outside GROUP_LOCK
+        self._reader_lock = asyncio.Lock()
         self._open = False  # a transaction is open on _conn
         self._rolled_back = False  # since the last commit: its waiters must hear it
         self._waiters: list[asyncio.Future[None]] = []
@@ -142,6 +144,21 @@ class PgRelayStore(PgQueries):
             except asyncpg.PostgresError:
                 await self._roll_back()
                 raise
+
+    async def _read_committed(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+        async with self._reader_lock:
+            try:
+                if self._reader is None or self._reader.is_closed():
+                    self._reader = await self.link.connect()
+                rows: list[asyncpg.Record] = await self._reader.fetch(
+                    sql, *args, timeout=STATEMENT_TIMEOUT
+                )
+                return rows
+            except _LOST as exc:
+                reader, self._reader = self._reader, None
+                if reader is not None:
+                    reader.terminate()
+                raise StoreUnavailable(str(exc)) from exc
 
     async def _commit(self) -> None:
         async with self._lock:
@@ -243,8 +260,9 @@ class PgRelayStore(PgQueries):
         with contextlib.suppress(StoreUnavailable):
             self.link.call(self._commit())
         self._closed = True
-        if self._conn is not None:
-            self.link.call(self._conn.close())
+        for conn in (self._conn, self._reader):
+            if conn is not None:
+                self.link.call(conn.close())
         self.link.stop()
 
     # ------------------------------------------------------------------ typed reads
@@ -252,6 +270,17 @@ class PgRelayStore(PgQueries):
     def _rows(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = self._run("fetch", sql, *args)
         return rows
+
+    def _committed_rows(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Rows as committed, read without taking GROUP_LOCK. Safe where only committed rows
+        matter: a queue's commits come in seq order, so what is read is a prefix of it."""
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        try:
+            return self.link.call(self._read_committed(sql, args))
+        except StoreUnavailable:
+            self._lost()
+            raise
 
     def _row(self, sql: str, *args: Any) -> asyncpg.Record | None:
         row: asyncpg.Record | None = self._run("fetchrow", sql, *args)

@@ -27,6 +27,7 @@ _QUEUE_COLUMNS = "seq, device_id, sender_user, sender_device, server_ts, payload
 class PgQueries:
     # The store's statement runners (relay.store_pg.PgRelayStore), in its open transaction.
     _rows: Callable[..., list[asyncpg.Record]]
+    _committed_rows: Callable[..., list[asyncpg.Record]]
     _row: Callable[..., asyncpg.Record | None]
     _value: Callable[..., Any]
     _execute: Callable[..., None]
@@ -233,7 +234,8 @@ class PgQueries:
         self._execute("DELETE FROM fan_outs WHERE server_ts < $1", now_us - FAN_OUT_MEMORY_US)
 
     def queued(self, device_id: str, after_seq: int, limit: int) -> list[QueuedEnvelope]:
-        rows = self._rows(
+        """Committed envelopes only: a device never gets one that could still roll back."""
+        rows = self._committed_rows(
             f"SELECT {_QUEUE_COLUMNS} FROM queue WHERE device_id = $1 AND seq > $2"
             " ORDER BY seq LIMIT $3",
             device_id,
