@@ -275,6 +275,13 @@ async def measure(
         f" PostgreSQL {pg_used / elapsed:.2f}, load generator"
         f" {(time.process_time() - own_cpu) / elapsed:.2f} (of {os.cpu_count()})"
     )
+    if latencies:
+        per = 1e6 / len(latencies)
+        print(
+            f"  CPU per delivered message: relay {relay_cpu * per:.0f} µs,"
+            f" PostgreSQL {pg_used * per:.0f} µs (a projection's basis: it does not depend on"
+            " how much of the machine other work took)"
+        )
     for device in devices:
         if device.ws is not None:
             await device.ws.close()

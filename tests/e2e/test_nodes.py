@@ -17,6 +17,8 @@ import pytest
 import websockets
 
 from client.core.client import AriadneClient
+from client.core.events import ConnectionState as ConnectionState_
+from client.core.events import ConnectionStateChanged
 from client.core.port import RelayError
 from relay.connection import ConnectionState
 from relay.limits import Limits
@@ -199,5 +201,81 @@ async def test_fifty_parallel_pin_guesses_over_two_nodes_take_exactly_the_tries_
         )
         await conn.close()
         assert tuple(row) == (None, None, GUESS_LIMIT, True)
+    finally:
+        await accounts.close()
+
+
+@pytest.mark.backends("postgres")
+async def test_postgres_restarting_under_load_clients_retry_then_everything_arrives(
+    accounts: Accounts, relay: RunningRelay, postgres: Postgres
+) -> None:
+    alice = await accounts.create("alice")  # first node
+    bob = await accounts.create("bob")  # second node
+    for node in relay.relays:
+        assert node.nodes is not None
+        node.nodes.poll_seconds = 0.3
+    states: list[tuple[ConnectionState_, str]] = []
+    alice.add_listener(
+        lambda e: (
+            states.append((e.state, e.detail)) if isinstance(e, ConnectionStateChanged) else None
+        )
+    )
+    texts = [f"under load {i}" for i in range(30)]
+    restart = None
+    for i, text in enumerate(texts):
+        await alice.send_text("bob", text)
+        if i == 10:
+            restart = asyncio.create_task(asyncio.to_thread(postgres.restart))
+    assert restart is not None
+    await restart
+    await eventually(
+        lambda: [m.body for m in bob.messages("alice")] == texts,
+        timeout=60,
+        message="bob has every message once, in order",
+    )
+    assert any(
+        state is ConnectionState_.OFFLINE and "retrying" in detail for state, detail in states
+    ), "alice was told her relay was away and that she is retrying"
+
+
+async def test_a_node_killed_mid_stream_its_devices_reconnect_to_the_other_nothing_lost_or_twice(
+    node_process: tuple[RunningRelay, int, asyncio.subprocess.Process], tmp_path: Path
+) -> None:
+    running, other_port, process = node_process
+    for node in running.relays:
+        assert node.nodes is not None
+        node.nodes.poll_seconds = 0.3
+    accounts = Accounts(running, tmp_path / "profiles")
+    try:
+        alice = await accounts.create("alice")  # on the node in this process
+        bob = await AriadneClient.create_account(
+            tmp_path / "bob", f"ws://127.0.0.1:{other_port}", "bob", PASSWORD, "Bob", backoff=FAST
+        )  # on the node in its own process
+        accounts.clients.append(bob)
+        await eventually(lambda: bob.is_member, message="bob registered on the other node")
+        to_bob = [f"to bob {i}" for i in range(30)]
+        to_alice = [f"to alice {i}" for i in range(30)]
+        for i in range(30):
+            await alice.send_text("bob", to_bob[i])
+            await bob.send_text("alice", to_alice[i])
+            if i == 12:
+                process.send_signal(signal.SIGKILL)  # mid-stream: some sends are unanswered
+                await process.wait()
+                # The load balancer sends bob's device to the node that is left.
+                await accounts.stop(bob)
+                bob = await AriadneClient.open(
+                    tmp_path / "bob", relay_url=running.url, backoff=FAST
+                )
+                accounts.clients.append(bob)
+        await eventually(
+            lambda: [m.body for m in bob.messages("alice") if m.sender_user == "alice"] == to_bob,
+            timeout=60,
+            message="bob has alice's messages once each, in order",
+        )
+        await eventually(
+            lambda: [m.body for m in alice.messages("bob") if m.sender_user == "bob"] == to_alice,
+            timeout=60,
+            message="alice has bob's messages once each, in order",
+        )
     finally:
         await accounts.close()
