@@ -279,3 +279,20 @@ async def test_a_node_killed_mid_stream_its_devices_reconnect_to_the_other_nothi
         )
     finally:
         await accounts.close()
+
+
+@pytest.mark.backends()
+async def test_a_device_list_changed_on_one_node_is_what_the_other_node_checks_fan_outs_against(
+    accounts: Accounts, relay: RunningRelay
+) -> None:
+    alice = await accounts.create("alice")  # first node
+    bob = await accounts.create("bob")  # second node (with PostgreSQL)
+    await bob.send_text("alice", "before")  # bob's node reads alice's list for this fan-out
+    await eventually(lambda: len(alice.messages("bob")) == 1, message="alice gets it")
+    laptop = await accounts.add_device(alice, "Alice laptop")  # alice's list changes on hers
+    await bob.send_text("alice", "after")
+    for device in (alice, laptop):
+        await eventually(
+            lambda d=device: "after" in [m.body for m in d.messages("bob")],
+            message="both of alice's devices get bob's next message",
+        )
