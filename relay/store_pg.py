@@ -48,6 +48,7 @@ STATEMENT_TIMEOUT = 30.0
 _LOST = (
     OSError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # the protocol's state after a connection cut mid-statement
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
@@ -60,6 +61,15 @@ _LOST = (
 # commit of the node holding it. Before it waits, it commits the others: their handlers finished
 # their synchronous part (only one runs at a time on the loop), so this is only an earlier commit.
 _OPEN: set[PgRelayStore] = set()
+
+
+def _lost(exc: BaseException) -> bool:
+    """A failure of the connection or the server (not of the statement): the classes the
+    server uses while it stops, starts or recovers (08: connection, 57: operator intervention)."""
+    if isinstance(exc, _LOST):
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state.startswith(("08", "57"))
 
 
 class PgLink:
@@ -138,10 +148,10 @@ class PgRelayStore(PgQueries):
                     self._open = True
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK)
                 return await getattr(conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
-            except _LOST as exc:
-                await self._drop()
-                raise StoreUnavailable(str(exc)) from exc
-            except asyncpg.PostgresError:
+            except Exception as exc:
+                if _lost(exc):
+                    await self._drop()
+                    raise StoreUnavailable(str(exc)) from exc
                 await self._roll_back()
                 raise
 
@@ -154,7 +164,9 @@ class PgRelayStore(PgQueries):
                     sql, *args, timeout=STATEMENT_TIMEOUT
                 )
                 return rows
-            except _LOST as exc:
+            except Exception as exc:
+                if not _lost(exc):
+                    raise
                 reader, self._reader = self._reader, None
                 if reader is not None:
                     reader.terminate()
@@ -168,7 +180,7 @@ class PgRelayStore(PgQueries):
                 try:
                     assert self._conn is not None
                     await self._conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
-                except _LOST as exc:
+                except Exception as exc:
                     await self._drop()
                     raise StoreUnavailable(str(exc)) from exc
             if rolled_back:
