@@ -17,6 +17,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--data-dir", type=Path, default=Path("relay-data"))
+    parser.add_argument(
+        "--database",
+        metavar="postgresql://…",
+        help="a PostgreSQL database shared with the other relay nodes (default: SQLite in"
+        " --data-dir, one node)",
+    )
+    parser.add_argument(
+        "--vault-dir",
+        type=Path,
+        help="where the PIN vault's key is (default: DATA_DIR/vault); nodes sharing a database"
+        " must be given the same key",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         "--attack-layer",
@@ -28,11 +40,22 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    asyncio.run(_serve(args.host, args.port, args.data_dir, args.attack_layer))
+    asyncio.run(
+        _serve(
+            args.host, args.port, args.data_dir, args.database, args.vault_dir, args.attack_layer
+        )
+    )
 
 
-async def _serve(host: str, port: int, data_dir: Path, attack_layer: bool = False) -> None:
-    relay, server = await start_relay(host, port, data_dir)
+async def _serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    database: str | None,
+    vault_dir: Path | None,
+    attack_layer: bool = False,
+) -> None:
+    relay, server = await start_relay(host, port, data_dir, database=database, vault_dir=vault_dir)
     operator = None
     if attack_layer:
         from relay.attacks import AttackLayer, serve_operator

@@ -31,6 +31,7 @@ from websockets.protocol import State
 from relay.limits import TokenBucket
 from relay.login import log_in
 from relay.session import Reject, Session
+from relay.storage import StoreUnavailable
 from relay.store import QueuedEnvelope
 from shared import wire
 from shared.auth import NONCE_LENGTH
@@ -79,7 +80,8 @@ class Connection:
         try:
             source = self._source()
             if (
-                shared.unauthenticated >= self.limits.unauthenticated_connections
+                not self.relay.ready  # a shared store is unreachable: come back later
+                or shared.unauthenticated >= self.limits.unauthenticated_connections
                 or shared.unauthenticated_from[source] >= self.limits.unauthenticated_per_source
             ):
                 await self._send(
@@ -118,6 +120,8 @@ class Connection:
                 log.info("device %s disconnected", self.device_id)
 
     async def _send(self, frame: wire.Frame) -> None:
+        if isinstance(frame, wire.Error):
+            self.relay.counters.errors += 1
         await self.ws.send(wire.encode(frame))
 
     async def close(self, code: int, reason: str) -> None:
@@ -195,6 +199,10 @@ class Connection:
             reply = await handler(session, frame)
         except Reject as rejection:
             reply = rejection.frame(rid)
+        except StoreUnavailable:
+            # The relay hangs up on every device (Relay.database_lost); the device resends
+            # what was not answered when it is back.
+            return
         except Exception:
             # A bug must cost one request, not the connection or the relay. The traceback names
             # the frame type only; payloads never reach the log.
@@ -213,6 +221,18 @@ class Connection:
             self._draining = True  # a slow reader: go back to paging from the store
         else:
             self._live.append(envelope)
+        self._wake.set()
+
+    @property
+    def cursor(self) -> int:
+        """The last seq sent to the device on this connection."""
+        return self._cursor
+
+    def reread(self) -> None:
+        """Something may have been queued for this device by another node: read the queue from
+        the store again, from the cursor on."""
+        self._draining = True
+        self._live.clear()
         self._wake.set()
 
     def push_frame(self, frame: wire.Frame) -> None:
@@ -239,6 +259,7 @@ class Connection:
             fresh = [e for e in page if e.seq > self._cursor]
             for chunk in _frames_of(fresh):
                 self._cursor = chunk[-1].seq
+                self.relay.counters.delivered += len(chunk)
                 await self._send(
                     wire.Deliver(
                         envelopes=[

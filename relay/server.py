@@ -9,6 +9,10 @@ connected device, notify an account's devices, hang up on a device.
 
 Delivery: envelopes are appended to each recipient device's durable queue and the sender gets
 ``Accepted`` only after the group commit; connected recipients get them pushed at that moment.
+
+Several nodes (a store ``shared_between_nodes``, PostgreSQL): a device connected to another node
+is reached through ``relay.nodes``; what the nodes must agree on is read from the store, not kept
+here (``relay.store_pg_shared``). The HTTP endpoints and counters are in ``relay.health``.
 """
 
 from __future__ import annotations
@@ -17,16 +21,23 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from relay.connection import Connection
 from relay.handlers import HANDLERS
+from relay.health import Counters, answer_http, log_counters
 from relay.limits import Limits, SharedLimits
+from relay.nodes import Nodes
 from relay.session import Handler
+from relay.storage import RelayStorage
 from relay.store import QueuedEnvelope, RelayStore
+from relay.store_pg import PgRelayStore
+from relay.store_pg_shared import StoredPairings, StoredSeen, stored_limits
 from relay.vault import Vault
+from relay.vault_pg import PgVault
 from shared import wire
 
 log = logging.getLogger("ariadne.relay")
@@ -42,7 +53,7 @@ class Relay:
     """The relay's state shared by all connections."""
 
     def __init__(
-        self, store: RelayStore, limits: Limits | None = None, vault: Vault | None = None
+        self, store: RelayStorage, limits: Limits | None = None, vault: Vault | None = None
     ) -> None:
         self.store = store
         self.vault = vault
@@ -59,40 +70,69 @@ class Relay:
         self.seen: dict[frozenset[str], deque[wire.SeenEnvelope]] = {}
         # Who started pairing with each pending device's current offer (its commitment): the
         # only device its reveal may go to. In memory: a restart only means asking again.
-        self.pairing_started: dict[str, tuple[bytes | None, str]] = {}
         # The dispatch table this relay serves with: the shared one, unless the demo's attack
         # layer (relay.attacks) wrapped some handlers for this relay alone.
         self.handlers: dict[type, Handler] = HANDLERS
+        self.pairing_started: MutableMapping[str, tuple[bytes | None, str]] = {}
+        self.nodes: Nodes | None = None  # with a store shared between nodes
+        self.stored_seen: StoredSeen | None = None  # the same: "seen" is read from the store
+        self.ready = True  # the store answers (a shared store can be lost for a while)
+        self.counters = Counters()
+        self.background: set[asyncio.Task[None]] = set()  # cancelled at close
+        if isinstance(store, PgRelayStore):
+            self.shared = stored_limits(self.limits, store)
+            self.pairing_started = StoredPairings(store)
+            self.stored_seen = StoredSeen(store)
+            self.nodes = Nodes(self, store)
+            store.on_unavailable = self.database_lost
 
     def record_seen(
         self, users: frozenset[str], queued: list[QueuedEnvelope], recipient_of: dict[str, str]
     ) -> None:
+        if self.stored_seen is not None:
+            self.stored_seen.record(users, _seen(queued, recipient_of))
+            return
         log_ = self.seen.pop(users, None) or deque(maxlen=SEEN_PER_CONVERSATION)
         self.seen[users] = log_  # most recently active last
         while len(self.seen) > SEEN_CONVERSATIONS:
             del self.seen[next(iter(self.seen))]
-        for envelope in queued:
-            log_.append(
-                wire.SeenEnvelope(
-                    seq=envelope.seq,
-                    server_ts=envelope.server_ts,
-                    sender_user=envelope.sender_user,
-                    sender_device=envelope.sender_device,
-                    recipient_user=recipient_of[envelope.device_id],
-                    device_id=envelope.device_id,
-                    size=len(envelope.payload),
-                    excerpt=envelope.payload[-SEEN_EXCERPT:],
-                    queued=True,
-                )
-            )
+        log_.extend(_seen(queued, recipient_of))
+
+    def seen_by(self, users: frozenset[str]) -> Iterable[wire.SeenEnvelope]:
+        """What the relay saw of a conversation (the "server view"), oldest first."""
+        if self.stored_seen is not None:
+            return self.stored_seen.get(users)
+        return self.seen.get(users, ())
+
+    def database_lost(self) -> None:
+        """The shared store cannot be reached: hang up on every device (each retries, and
+        resends what was not acknowledged) and answer new connections ``busy`` until the poll
+        finds the database again."""
+        if self.ready:
+            log.error("database unreachable: closing %d connections", len(self.connections))
+        self.ready = False
+        for connection in list(self.connections.values()):
+            self.close_soon(connection, 1013, "database unavailable, try again")
+
+    def is_connected(self, device_id: str) -> bool:
+        """Connected to this node or, with several nodes, to any."""
+        if device_id in self.connections:
+            return True
+        return self.nodes is not None and self.nodes.is_connected(device_id)
 
     def close(self) -> None:
-        self.store.close()
+        for task in self.background:
+            task.cancel()
+        if self.nodes is not None:
+            self.nodes.stop()
         if self.vault is not None:
-            self.vault.close()
+            self.vault.close()  # first: a vault on PostgreSQL uses the store's link
+        self.store.close()
 
     def members(self, username: str) -> frozenset[str]:
         """The devices on the user's current signed list (cached: read on every fan-out)."""
+        if self.store.shared_between_nodes:
+            return self.store.list_members(username)  # other nodes change it: never cached
         members = self._members.get(username)
         if members is None:
             members = self._members[username] = self.store.list_members(username)
@@ -116,20 +156,27 @@ class Relay:
         """A device logged in: it replaces the device's older connection, if any."""
         previous = self.connections.get(connection.device_id)
         self.connections[connection.device_id] = connection
+        self.counters.connections += 1
         if previous is not None:
-            self._close_soon(previous, 4000, "replaced by a newer connection")
+            self.close_soon(previous, 4000, "replaced by a newer connection")
+        if self.nodes is not None:
+            self.nodes.connected(connection.device_id)
 
     def connection_ended(self, connection: Connection) -> None:
         if self.connections.get(connection.device_id) is connection:
             del self.connections[connection.device_id]
+            if self.nodes is not None:
+                self.nodes.disconnected(connection.device_id)
 
     def disconnect(self, device_id: str, code: int, reason: str) -> None:
         """Hang up on the device's connection, if it has one (it was removed, rejected...)."""
         connection = self.connections.get(device_id)
         if connection is not None:
-            self._close_soon(connection, code, reason)
+            self.close_soon(connection, code, reason)
+        elif self.nodes is not None:
+            self.nodes.hang_up(device_id, code, reason)
 
-    def _close_soon(self, connection: Connection, code: int, reason: str) -> None:
+    def close_soon(self, connection: Connection, code: int, reason: str) -> None:
         task = asyncio.create_task(connection.close(code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -138,15 +185,24 @@ class Relay:
         """Queue a frame for a connected device; False if it is not connected."""
         connection = self.connections.get(device_id)
         if connection is None:
+            if self.nodes is not None:
+                self.nodes.push(device_id, frame)
             return False
         connection.push_frame(frame)
         return True
 
     def deliver(self, envelope: QueuedEnvelope) -> None:
         """A committed envelope, to its device's writer if the device is connected."""
+        self.counters.queued += 1
         connection = self.connections.get(envelope.device_id)
-        if connection is not None:
+        if connection is not None and self.nodes is not None:
+            # Another node may have committed an envelope with a smaller seq whose wake-up is
+            # still on its way: read the queue in order from the cursor instead of pushing.
+            connection.reread()
+        elif connection is not None:
             connection.push(envelope)
+        elif self.nodes is not None:
+            self.nodes.wake(envelope.device_id)
 
     def notify_user(self, username: str, notice: wire.Notice) -> None:
         for device_id in self.members(username) | {
@@ -156,15 +212,34 @@ class Relay:
 
 
 async def start_relay(
-    host: str, port: int, data_dir: Path, limits: Limits | None = None, *, vault: bool = True
+    host: str,
+    port: int,
+    data_dir: Path,
+    limits: Limits | None = None,
+    *,
+    vault: bool = True,
+    database: str | None = None,
+    vault_dir: Path | None = None,
+    poll_seconds: float = 2.0,
 ) -> tuple[Relay, Server]:
-    """Open the store in ``data_dir`` and start serving; returns when the socket listens.
-    The PIN vault is started beside it (in ``data_dir/vault``, with its own key and storage)
-    unless ``vault`` is False."""
+    """Open the store and start serving; returns when the socket listens. The store is SQLite
+    in ``data_dir``, or PostgreSQL at ``database`` (a ``postgresql://`` URI), shared with the
+    other nodes started on it. The PIN vault is started beside it (its key in ``vault_dir``,
+    default ``data_dir/vault``; its rows in the same database) unless ``vault`` is False."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = RelayStore(data_dir / "relay.sqlite3")
+    vault_dir = vault_dir or data_dir / "vault"
+    store: RelayStorage
+    if database is not None:
+        store = PgRelayStore(database)
+        relay_vault: Vault | None = PgVault(vault_dir, store.link) if vault else None
+    else:
+        store = RelayStore(data_dir / "relay.sqlite3")
+        relay_vault = Vault(vault_dir) if vault else None
     store.forget_old_fan_outs(time.time_ns() // 1000)
-    relay = Relay(store, limits, Vault(data_dir / "vault") if vault else None)
+    relay = Relay(store, limits, relay_vault)
+    if relay.nodes is not None:
+        relay.nodes.poll_seconds = poll_seconds
+        await relay.nodes.start()
     server = await serve(
         relay.handle,
         host,
@@ -172,5 +247,24 @@ async def start_relay(
         max_size=wire.MAX_FRAME_BYTES,
         compression=None,
         max_queue=64,
+        process_request=lambda connection, request: answer_http(relay, request),
     )
+    log_counters(relay)
     return relay, server
+
+
+def _seen(queued: list[QueuedEnvelope], recipient_of: dict[str, str]) -> list[wire.SeenEnvelope]:
+    return [
+        wire.SeenEnvelope(
+            seq=envelope.seq,
+            server_ts=envelope.server_ts,
+            sender_user=envelope.sender_user,
+            sender_device=envelope.sender_device,
+            recipient_user=recipient_of[envelope.device_id],
+            device_id=envelope.device_id,
+            size=len(envelope.payload),
+            excerpt=envelope.payload[-SEEN_EXCERPT:],
+            queued=True,
+        )
+        for envelope in queued
+    ]

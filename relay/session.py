@@ -18,7 +18,7 @@ from shared.wire import ErrorCode
 if TYPE_CHECKING:
     from relay.limits import Limits, SharedLimits
     from relay.server import Relay
-    from relay.store import RelayStore
+    from relay.storage import RelayStorage
 
 
 class Reject(Exception):
@@ -49,7 +49,7 @@ class Session:
         self.reply = reply
 
     @property
-    def store(self) -> RelayStore:
+    def store(self) -> RelayStorage:
         return self.relay.store
 
     @property

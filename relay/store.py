@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from relay.migrations import Step, pending
 from relay.store_accounts import AccountStore, BundleRow, DeviceRow
 from relay.store_blobs import BLOB_SCHEMA, BlobStore
 from relay.store_controls import ControlStore
@@ -30,7 +31,6 @@ __all__ = [
     "RelayStore",
 ]
 
-SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -141,8 +141,11 @@ CREATE TRIGGER IF NOT EXISTS mailbox_bytes_added AFTER INSERT ON mailbox BEGIN
     INSERT INTO mailbox_bytes VALUES (new.username, length(new.sealed))
         ON CONFLICT (username) DO UPDATE SET bytes = bytes + excluded.bytes;
 END;
--- Controls: a mailbox item deleted (unsent, deleted, expired) leaves its thread's count and its
--- account's bytes (relay/store_controls.py).
+"""
+
+# Version 3: controls (a mailbox item deleted — unsent, deleted, expired — leaves its thread's
+# count and its account's bytes: relay/store_controls.py) and attachment blobs (store_blobs).
+_SCHEMA_3 = """
 CREATE TRIGGER IF NOT EXISTS mailbox_deleted AFTER DELETE ON mailbox BEGIN
     UPDATE mailbox_counts SET count = count - 1
         WHERE username = old.username AND thread_id = old.thread_id;
@@ -151,27 +154,36 @@ END;
 """
 
 
+# Versioned migrations (relay.migrations): the schema above is version 2, the first shipped;
+# later changes are appended as steps with the next version.
+MIGRATIONS = [Step(2, _SCHEMA), Step(3, _SCHEMA_3 + BLOB_SCHEMA)]
+
+
 class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore, BlobStore):
+    shared_between_nodes = False  # one process owns the file
+
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: queues and indexes stay in memory
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"relay database has schema {version}, expected {SCHEMA_VERSION}")
-        self._db.executescript(_SCHEMA)
-        self._db.executescript(BLOB_SCHEMA)
+        self._migrate()
         self.blob_dir = path.with_name(path.name + ".blobs")  # attachment bytes, one file each
         self.blob_dir.mkdir(exist_ok=True)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._queue_bytes: dict[str, int] = {}  # per device, an upper bound (queue_has_room)
         self._acknowledged: set[str] = set()  # devices whose bound may be above the truth
         self._recount_quotas()
         self._db.commit()
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for step in pending(MIGRATIONS, version):
+            self._db.executescript(step.sql)
+            self._db.execute(f"PRAGMA user_version={step.version}")
+            self._db.commit()
 
     def close(self) -> None:
         self._commit_now()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,27 +38,63 @@ async def eventually(
 
 @dataclass
 class RunningRelay:
+    """The relay under test: SQLite and one node, or (``database``) PostgreSQL and ``nodes``
+    nodes on their own ports. ``relay``/``server``/``port`` are the first node's; each account
+    is served by one node (the first account's by the first, the next by the next...), and a
+    device started again moves to the next node, as behind a load balancer."""
+
     data_dir: Path
     limits: Limits | None = None
     port: int = 0
     relay: Relay | None = None
     server: object | None = None
+    database: str | None = None
+    nodes: int = 1
+    poll_seconds: float = 2.0
+    others: list[tuple[Relay, object, int]] = field(default_factory=list)  # nodes 2…
+    _homes: dict[str, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
-        self.relay, self.server = await start_relay(
-            "127.0.0.1", self.port, self.data_dir, self.limits
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, *(port for _, _, port in self.others)]
+
+    @property
+    def relays(self) -> list[Relay]:
+        assert self.relay is not None
+        return [self.relay, *(relay for relay, _, _ in self.others)]
+
+    def url_for(self, username: str, moves: int = 0) -> str:
+        """The node an account's devices use (after ``moves`` reconnections)."""
+        home = self._homes.setdefault(username, len(self._homes))
+        return f"ws://127.0.0.1:{self.ports[(home + moves) % len(self.ports)]}"
+
+    async def _start_node(self, index: int, port: int) -> tuple[Relay, object, int]:
+        relay, server = await start_relay(
+            "127.0.0.1",
+            port,
+            self.data_dir if index == 0 else self.data_dir / f"node{index}",
+            self.limits,
+            database=self.database,
+            vault_dir=self.data_dir / "vault",
+            poll_seconds=self.poll_seconds,
         )
-        self.port = self.server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return relay, server, server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        self.relay, self.server, self.port = await self._start_node(0, self.port)
+        ports = [port for _, _, port in self.others] or [0] * (self.nodes - 1)
+        self.others = [await self._start_node(i + 1, port) for i, port in enumerate(ports)]
 
     async def stop(self) -> None:
         assert self.server is not None and self.relay is not None
-        self.server.close()  # type: ignore[attr-defined]
-        await self.server.wait_closed()  # type: ignore[attr-defined]
-        self.relay.close()
+        for relay, server in [(self.relay, self.server), *((r, s) for r, s, _ in self.others)]:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+            relay.close()
         self.server = self.relay = None
 
     async def restart(self) -> None:
@@ -65,8 +103,18 @@ class RunningRelay:
 
 
 @pytest.fixture
-async def relay(tmp_path: Path) -> AsyncIterator[RunningRelay]:
+def relay_backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+async def relay(
+    tmp_path: Path, relay_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[RunningRelay]:
     running = RunningRelay(tmp_path / "relay")
+    if relay_backend == "postgres":
+        running.database = request.getfixturevalue("postgres").database()
+        running.nodes = 2
     await running.start()
     yield running
     if running.server is not None:
@@ -96,13 +144,19 @@ class Accounts:
     root: Path
     clients: list[AriadneClient] = field(default_factory=list)
     _names: itertools.count = field(default_factory=itertools.count)
+    _moves: dict[str, int] = field(default_factory=dict)
 
     def _dir(self, label: str) -> Path:
         return self.root / f"{label}-{next(self._names)}"
 
     async def create(self, username: str, device: str = "Desktop") -> AriadneClient:
         client = await AriadneClient.create_account(
-            self._dir(username), self.relay.url, username, PASSWORD, device, backoff=FAST
+            self._dir(username),
+            self.relay.url_for(username),
+            username,
+            PASSWORD,
+            device,
+            backoff=FAST,
         )
         self.clients.append(client)
         await eventually(lambda: client.is_member, message=f"{username} on its device list")
@@ -112,7 +166,7 @@ class Accounts:
         """A second device of ``first``'s account, approved by ``first``."""
         client = await AriadneClient.add_device(
             self._dir(first.username),
-            self.relay.url,
+            self.relay.url_for(first.username),
             first.username,
             PASSWORD,
             device,
@@ -126,7 +180,12 @@ class Accounts:
     async def pending(self, username: str, device: str = "New laptop") -> AriadneClient:
         """A new device logged in with the password: pending until approved or restored."""
         client = await AriadneClient.add_device(
-            self._dir(username), self.relay.url, username, PASSWORD, device, backoff=FAST
+            self._dir(username),
+            self.relay.url_for(username),
+            username,
+            PASSWORD,
+            device,
+            backoff=FAST,
         )
         self.clients.append(client)
         return client
@@ -137,8 +196,11 @@ class Accounts:
         self.clients.remove(client)
 
     async def start(self, client: AriadneClient) -> AriadneClient:
-        """Start a stopped device again from its profile."""
-        again = await AriadneClient.open(client.profile_dir, backoff=FAST)
+        """Start a stopped device again from its profile (with several relay nodes: on the next
+        node, as a load balancer may send it)."""
+        self._moves[client.device_id] = self._moves.get(client.device_id, 0) + 1
+        url = self.relay.url_for(client.username, self._moves[client.device_id])
+        again = await AriadneClient.open(client.profile_dir, relay_url=url, backoff=FAST)
         self.clients.append(again)
         return again
 
@@ -209,3 +271,60 @@ def profile_contents(store: ProfileStore) -> bytes:
         for value in row
     ]
     return b"\n".join(v if isinstance(v, bytes) else str(v).encode() for v in values)
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): run the test against each relay backend: sqlite (one node) and"
+        " postgres (two nodes sharing a PostgreSQL the tests start)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "relay" in metafunc.fixturenames:
+        metafunc.parametrize("relay_backend", marker.args or BACKENDS, indirect=True)
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL server the tests started (``pgserver``): a fresh database per test."""
+
+    server: object
+    _databases: itertools.count = field(default_factory=itertools.count)
+
+    def database(self) -> str:
+        name = f"relay_{next(self._databases)}"
+        self.server.psql(f"CREATE DATABASE {name}")  # type: ignore[attr-defined]
+        return str(self.server.get_uri(name))  # type: ignore[attr-defined]
+
+    def restart(self) -> None:
+        """Stop the server (fast: connections are cut) and start it again."""
+        from pgserver._commands import pg_ctl
+
+        server = self.server
+        pg_ctl(
+            ["-w", "-m", "fast", "restart"],
+            pgdata=server.pgdata,  # type: ignore[attr-defined]
+            user=server.system_user,  # type: ignore[attr-defined]
+            timeout=30,
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    import pgserver
+
+    # Not under pytest's temporary root: run as root, pgserver starts the server as its own
+    # user, which must reach the directory (pytest's root is private to root).
+    pgdata = tempfile.mkdtemp(prefix="ariadne-postgres-")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    yield Postgres(server)
+    server.cleanup()
+    shutil.rmtree(pgdata, ignore_errors=True)

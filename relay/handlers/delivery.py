@@ -13,6 +13,7 @@ import asyncio
 import logging
 
 from relay.session import Handler, Reject, Session
+from relay.storage import StoreUnavailable
 from relay.store import QueuedEnvelope
 from shared import wire
 from shared.wire import ErrorCode
@@ -88,6 +89,8 @@ def _accepted(
     queued: list[QueuedEnvelope],
 ) -> None:
     """Once the fan-out is committed: push it to connected recipients, answer the sender."""
+    if isinstance(done.exception(), StoreUnavailable):
+        return  # the relay hangs up on the device, which resends this with its send_id
     if done.cancelled() or done.exception() is not None:
         session.reply(wire.Error(rid=rid, code=ErrorCode.INTERNAL_ERROR, detail="not stored"))
         return

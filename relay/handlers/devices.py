@@ -174,7 +174,7 @@ async def pairing_send(session: Session, frame: wire.PairingSend) -> wire.Frame:
             raise Reject(
                 ErrorCode.NOT_STARTED, "no approval of this device was started by that one"
             )
-    if frame.to_device not in relay.connections:
+    if not relay.is_connected(frame.to_device):
         raise Reject(ErrorCode.NOT_CONNECTED, "that device is not online")
     if session.device_id in members:
         relay.pairing_started[frame.to_device] = offer

@@ -14,7 +14,7 @@ from shared import wire
 
 async def inspect(session: Session, frame: wire.Inspect) -> wire.Frame:
     session.require_member()
-    seen = session.relay.seen.get(frozenset({session.username, frame.peer}), ())
+    seen = list(session.relay.seen_by(frozenset({session.username, frame.peer})))
     still_queued = session.store.still_queued([e.seq for e in seen])
     return wire.Inspection(
         rid=frame.rid,

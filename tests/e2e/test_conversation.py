@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import random
 
+import pytest
+
 from client.core.events import MessageStatus
 from tests.conftest import conversation, eventually, settled
+
+pytestmark = pytest.mark.backends()
 
 MESSAGES = 200
 

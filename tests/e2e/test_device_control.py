@@ -22,6 +22,8 @@ from shared.mailbox import epoch_mailbox_key, open_message
 from shared.session import Session
 from tests.conftest import approve, eventually, history, profile_contents
 
+pytestmark = pytest.mark.backends()
+
 
 async def test_approval_codes_match_and_adding_a_device_keeps_the_safety_number(accounts):
     alice = await accounts.create("alice")
@@ -56,6 +58,7 @@ async def test_a_rejected_device_is_told_and_forgotten(accounts, relay):
     assert await alice.pending_devices() == []
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_a_relay_in_the_middle_cannot_make_the_codes_match(accounts, relay, monkeypatch):
     alice = await accounts.create("alice")
     laptop = await accounts.pending("alice", "Laptop")
@@ -104,6 +107,7 @@ async def test_a_relay_in_the_middle_cannot_make_the_codes_match(accounts, relay
     assert code != shown[-1]  # the user sees two different codes and does not approve
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_a_revoked_device_cannot_read_anything_written_after(accounts, relay, tmp_path):
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
@@ -207,6 +211,7 @@ async def test_a_revoked_device_cannot_read_anything_written_after(accounts, rel
     stolen.close()
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_a_hostile_relay_cannot_hide_a_revocation(accounts, relay):
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")

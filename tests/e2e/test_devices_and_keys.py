@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from client.core.client import AriadneClient
 from client.core.events import ConnectionState, ConnectionStateChanged, MessageStatus
 from shared import wire
 from tests.conftest import FAST, PASSWORD, approve, eventually
+
+pytestmark = pytest.mark.backends()
 
 
 async def test_pending_device_receives_nothing_until_approved(accounts, relay, tmp_path):
@@ -38,6 +42,7 @@ async def test_pending_device_receives_nothing_until_approved(accounts, relay, t
     )
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_device_tops_up_one_time_pre_keys_when_the_relay_runs_low(accounts, relay):
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
@@ -58,6 +63,7 @@ async def test_device_tops_up_one_time_pre_keys_when_the_relay_runs_low(accounts
     assert handed_out in bob._x3dh.bundle.pre_keys  # private half kept until a message uses it
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_user_sees_offline_then_online_when_the_relay_goes_away(accounts, relay):
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")

@@ -14,6 +14,8 @@ from shared.pin import VaultLocked, WrongPin
 from shared.recovery_code import InvalidRecoveryCode
 from tests.conftest import eventually, history, seed_history
 
+pytestmark = pytest.mark.backends()
+
 PIN = "2468"
 
 
@@ -34,6 +36,7 @@ async def _chat(alice, bob, label: str, count: int = 5) -> None:
     )
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_restore_by_code_and_by_pin_sees_every_message_across_epoch_changes(
     accounts, relay, caplog
 ):
@@ -118,6 +121,7 @@ def _vault_files(relay) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_pin_vault_allows_ten_wrong_guesses_then_deletes_the_secret(accounts, relay):
     alice = await accounts.create("alice")
     await alice.setup_recovery(pin=PIN)
@@ -170,6 +174,7 @@ async def test_opening_a_long_conversation_fetches_one_page_not_all(accounts):
     assert len(device.messages("bob")) == 200 and device.messages("bob")[0].body == "old 9800"
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_hostile_relay_moves_ciphertexts_truncates_and_rolls_back_epochs(accounts, relay):
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
@@ -274,6 +279,7 @@ async def test_a_device_without_membership_gets_no_entropy(accounts, relay):
         await pending.link.request(lambda rid: wire.ListMailboxThreads(rid=rid))
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_the_code_not_the_relay_decides_the_account_key_of_a_restored_device(accounts, relay):
     from shared.device_list import DeviceEntry, first_device_list
     from shared.identity import SigningKey, device_id_for

@@ -13,6 +13,8 @@ from shared.envelope import decode_sealed
 from shared.identity import SigningKey, device_id_for
 from tests.conftest import eventually
 
+pytestmark = pytest.mark.backends()
+
 
 class Attacker:
     """Full control of the relay's store, through the relay's own connection."""
@@ -94,6 +96,7 @@ async def pair(accounts):
     return alice, bob
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_flipped_bit_is_rejected_and_the_session_survives(pair, accounts, relay):
     alice, bob = pair
     await accounts.stop(bob)
@@ -142,6 +145,7 @@ def bits_to_flip(payload: bytes) -> list[int]:
     return bits
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_every_bit_of_an_envelope_is_authenticated(accounts, relay):
     """One flipped bit in each of many envelopes, over the whole envelope, headers included:
     each is refused ("couldn't decrypt", never a wrong text), and the session works after."""
@@ -174,6 +178,7 @@ async def test_every_bit_of_an_envelope_is_authenticated(accounts, relay):
     await eventually(lambda: bob.messages("alice")[-1].body == "and back")
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_replayed_envelope_is_dropped(pair, accounts, relay):
     alice, bob = pair
     await accounts.stop(bob)
@@ -191,6 +196,7 @@ async def test_replayed_envelope_is_dropped(pair, accounts, relay):
     assert not [m for m in bob.messages("alice") if m.undecryptable]
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_device_added_without_the_account_key_receives_nothing(pair, accounts, relay):
     alice, _bob = pair
     attacker = Attacker(relay)
@@ -256,6 +262,7 @@ async def test_device_added_without_the_account_key_receives_nothing(pair, accou
     assert alice.directory.known("bob").device_ids == body.device_ids
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_rolled_back_device_list_is_refused(accounts, relay):
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
@@ -274,6 +281,7 @@ async def test_rolled_back_device_list_is_refused(accounts, relay):
     assert "rolled back" in refused[0].reason
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_acknowledging_a_new_account_key_resumes_sending_and_clears_verified(pair, relay):
     alice, _bob = pair
     alice.mark_verified("bob")

@@ -22,6 +22,8 @@ from shared.recovery_code import virtual_device
 from tests.conftest import eventually, history
 from tests.e2e.test_list_authors import _comeback_epoch
 
+pytestmark = pytest.mark.backends()
+
 
 def _codes_on(client) -> list[str]:
     shown: list[str] = []
@@ -143,6 +145,7 @@ async def test_a_device_that_confirmed_a_code_can_still_restore_with_the_recover
     await eventually(lambda: tablet.device_id in alice.own_devices().device_ids)
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 async def test_a_rotated_recovery_code_authors_nothing(accounts, relay):
     """Someone kept an old recovery code (and, through the epochs it opened, the account key).
     After the user made a new code, the old one's virtual device may author no list: the relay
@@ -193,6 +196,7 @@ async def test_a_rotated_recovery_code_authors_nothing(accounts, relay):
         assert refused and "not on the list it replaces" in refused[0].reason
 
 
+@pytest.mark.backends("sqlite")  # reads or edits the SQLite files
 @pytest.mark.parametrize("delivered", [(0, 1), (1, 0), (2, 0, 1), (2, 3, 0, 1)])
 async def test_a_relay_that_gives_one_devices_messages_the_same_time_changes_nothing(
     accounts, relay, monkeypatch, delivered

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import pytest
+
 from client.core.events import MessageStatus
 from tests.conftest import conversation, eventually
+
+pytestmark = pytest.mark.backends()
 
 
 async def test_alice_and_bob_exchange_messages(accounts):

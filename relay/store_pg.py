@@ -1,0 +1,316 @@
+"""The relay's PostgreSQL store (asyncpg), shared by several relay nodes: the storage interface
+of ``relay.storage`` with the SQLite store's guarantees, across processes.
+
+How a node talks to PostgreSQL: asyncpg runs on its own event loop in a thread of the node
+(:class:`PgLink`), and the store's methods, which the handlers call synchronously as they call
+the SQLite store's, wait for their statement there. Writes go into the node's open transaction
+and are committed in groups, as with SQLite: :meth:`PgRelayStore.durable` completes after the
+next commit, which is sent without blocking the node once per event-loop turn.
+
+Why the nodes never race: every transaction of every node starts by taking one PostgreSQL
+advisory lock (``GROUP_LOCK``) and holds it until its commit. Transactions that write run one
+at a time across all nodes, as the SQLite store's do in one process, so what a handler checked
+(the current device list, a guess counter, a ``send_id``, a quota) still holds when its writes
+commit, a device's queue order is its commit order (a cursor over ``seq`` never skips a row
+committed later with a smaller one), and no two transactions can deadlock. The price is that
+database work does not run in parallel across nodes: see ARCHITECTURE.md, "Scale-out".
+
+A lost database connection raises :class:`~relay.storage.StoreUnavailable` and calls
+``on_unavailable`` (the relay closes its connections: clients retry); the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import asyncpg
+
+from relay.migrations import pending
+from relay.storage import StoreUnavailable
+from relay.store_pg_queries import PgQueries
+from relay.store_pg_schema import MIGRATIONS
+
+__all__ = ["GROUP_LOCK", "PgLink", "PgRelayStore"]
+
+T = TypeVar("T")
+
+GROUP_LOCK = 0x41524941  # the advisory lock every transaction holds until it commits
+MIGRATION_LOCK = 0x41524942  # held while one node migrates; the others wait
+CONNECT_TIMEOUT = 3.0
+STATEMENT_TIMEOUT = 30.0
+
+# Connection failures (as opposed to a statement the database refused).
+_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # the protocol's state after a connection cut mid-statement
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    TimeoutError,
+)
+
+
+# Stores of this process with a transaction open. Several nodes in one process (the tests run two)
+# share one event loop: a node waiting for GROUP_LOCK would block the loop that must run the
+# commit of the node holding it. Before it waits, it commits the others: their handlers finished
+# their synchronous part (only one runs at a time on the loop), so this is only an earlier commit.
+_OPEN: set[PgRelayStore] = set()
+
+
+def _lost(exc: BaseException) -> bool:
+    """A failure of the connection or the server (not of the statement): the classes the
+    server uses while it stops, starts or recovers (08: connection, 57: operator intervention)."""
+    if isinstance(exc, _LOST):
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state.startswith(("08", "57"))
+
+
+class PgLink:
+    """An event loop in its own thread that runs asyncpg for one node; ``call`` waits for a
+    coroutine's result, ``submit`` does not."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="postgres", daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class PgRelayStore(PgQueries):
+    shared_between_nodes = True
+
+    def __init__(self, dsn: str) -> None:
+        self.link = PgLink(dsn)
+        self.on_unavailable: Callable[[], None] | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()  # bound to the link's loop at first use
+        self._reader: asyncpg.Connection | None = None  # committed rows, outside GROUP_LOCK
+        self._reader_lock = asyncio.Lock()
+        self._open = False  # a transaction is open on _conn
+        self._rolled_back = False  # since the last commit: its waiters must hear it
+        self._waiters: list[asyncio.Future[None]] = []
+        self._commit_scheduled = False
+        self._closed = False
+        try:
+            self.link.call(self._migrate())
+        except BaseException:
+            self.link.stop()
+            raise
+
+    # ------------------------------------------------------------------ the link's side
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = None
+            self._open = False
+            self._conn = await self.link.connect()
+        return self._conn
+
+    async def _migrate(self) -> None:
+        conn = await self.link.connect()
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer)")
+            version = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
+            for step in pending(MIGRATIONS, version):
+                async with conn.transaction():
+                    await conn.execute(step.sql)
+                    await conn.execute("INSERT INTO schema_version VALUES ($1)", step.version)
+        finally:
+            await conn.close()
+
+    async def _in_group(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        async with self._lock:
+            try:
+                conn = await self._connection()
+                if not self._open:
+                    await conn.execute("BEGIN")
+                    self._open = True
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK)
+                return await getattr(conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
+            except Exception as exc:
+                if _lost(exc):
+                    await self._drop()
+                    raise StoreUnavailable(str(exc)) from exc
+                await self._roll_back()
+                raise
+
+    async def _read_committed(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+        async with self._reader_lock:
+            try:
+                if self._reader is None or self._reader.is_closed():
+                    self._reader = await self.link.connect()
+                rows: list[asyncpg.Record] = await self._reader.fetch(
+                    sql, *args, timeout=STATEMENT_TIMEOUT
+                )
+                return rows
+            except Exception as exc:
+                if not _lost(exc):
+                    raise
+                reader, self._reader = self._reader, None
+                if reader is not None:
+                    reader.terminate()
+                raise StoreUnavailable(str(exc)) from exc
+
+    async def _commit(self) -> None:
+        async with self._lock:
+            rolled_back, self._rolled_back = self._rolled_back, False
+            if self._open:
+                self._open = False
+                try:
+                    assert self._conn is not None
+                    await self._conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
+                except Exception as exc:
+                    await self._drop()
+                    raise StoreUnavailable(str(exc)) from exc
+            if rolled_back:
+                raise StoreUnavailable("a statement failed: the transaction was rolled back")
+
+    async def _roll_back(self) -> None:
+        self._rolled_back = True
+        self._open = False
+        if self._conn is not None:
+            try:
+                await self._conn.execute("ROLLBACK")
+            except _LOST:
+                await self._drop()
+
+    async def _drop(self) -> None:
+        self._rolled_back = True
+        self._open = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+    # ------------------------------------------------------------------ the node's side
+
+    def _run(self, method: str, sql: str, *args: Any) -> Any:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        for other in [store for store in _OPEN if store is not self]:
+            other._commit_now(wait=True)
+        _OPEN.add(self)
+        try:
+            result = self.link.call(self._in_group(method, sql, args))
+        except StoreUnavailable:
+            self._lost()
+            raise
+        self._schedule_commit()  # every transaction ends this turn: it holds GROUP_LOCK
+        return result
+
+    def _lost(self) -> None:
+        if self.on_unavailable is not None:
+            self.on_unavailable()
+
+    def ping(self) -> bool:
+        """Whether the database answers (a statement in a transaction of its own)."""
+        try:
+            self._run("fetchval", "SELECT 1")
+        except (StoreUnavailable, asyncpg.PostgresError):
+            return False
+        return True
+
+    def durable(self) -> asyncio.Future[None]:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._schedule_commit()
+        return waiter
+
+    def _schedule_commit(self) -> None:
+        if self._commit_scheduled:
+            return
+        self._commit_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self._commit_now)
+        except RuntimeError:  # no loop (opening, closing): commit now
+            self._commit_now(wait=True)
+
+    def _commit_now(self, wait: bool = False) -> None:
+        self._commit_scheduled = False
+        _OPEN.discard(self)
+        waiters, self._waiters = self._waiters, []
+        done = self.link.submit(self._commit())
+        if wait:
+            concurrent.futures.wait([done])
+            _settle(waiters, done)
+            return
+        loop = asyncio.get_running_loop()
+        done.add_done_callback(lambda d: loop.call_soon_threadsafe(self._committed, waiters, d))
+
+    def _committed(
+        self, waiters: list[asyncio.Future[None]], done: concurrent.futures.Future[None]
+    ) -> None:
+        if isinstance(done.exception(), StoreUnavailable) and not waiters:
+            return  # nobody waited: the next call finds the connection down
+        if done.exception() is not None and self.on_unavailable is not None:
+            self.on_unavailable()
+        _settle(waiters, done)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(StoreUnavailable):
+            self.link.call(self._commit())
+        self._closed = True
+        for conn in (self._conn, self._reader):
+            if conn is not None:
+                self.link.call(conn.close())
+        self.link.stop()
+
+    # ------------------------------------------------------------------ typed reads
+
+    def _rows(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = self._run("fetch", sql, *args)
+        return rows
+
+    def _committed_rows(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Rows as committed, read without taking GROUP_LOCK. Safe where only committed rows
+        matter: a queue's commits come in seq order, so what is read is a prefix of it."""
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        try:
+            return self.link.call(self._read_committed(sql, args))
+        except StoreUnavailable:
+            self._lost()
+            raise
+
+    def _row(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = self._run("fetchrow", sql, *args)
+        return row
+
+    def _value(self, sql: str, *args: Any) -> Any:
+        return self._run("fetchval", sql, *args)
+
+    def _execute(self, sql: str, *args: Any) -> None:
+        self._run("execute", sql, *args)
+
+
+def _settle(waiters: list[asyncio.Future[None]], done: concurrent.futures.Future[None]) -> None:
+    exc = done.exception()
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(None)
