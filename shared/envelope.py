@@ -79,7 +79,14 @@ class DeviceListUpdate(_Payload, tag="device_list", frozen=True):
     signed_list: Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
 
 
-Payload = Text | Receipt | DeviceListUpdate
+class Group(_Payload, tag="group", frozen=True):
+    """A group's pairwise message (membership changes, a sender key, receipts): ``body`` is a
+    ``shared.group.GroupMessage``."""
+
+    body: Annotated[bytes, msgspec.Meta(max_length=60_000)]
+
+
+Payload = Text | Receipt | DeviceListUpdate | Group
 
 _encoder = msgspec.msgpack.Encoder()
 _sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)

@@ -41,6 +41,7 @@ from client.core.routing import LinkHooks, Router
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.device_list import DeviceList
+from shared.group import is_group_thread
 from shared.session import load_x3dh_state
 
 log = logging.getLogger("ariadne.client")
@@ -88,6 +89,7 @@ class AriadneClient:
         self.mailbox, self.pairing = engine.mailbox, engine.pairing
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
+        self.groups, self.group_messages = engine.groups, engine.group_messages
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -362,10 +364,15 @@ class AriadneClient:
 
     async def mark_read(self, thread: str) -> int:
         """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
+        if is_group_thread(thread):
+            return self.group_messages.mark_read(thread)
         return self.outbox.mark_read(thread)
 
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
-        """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
+        """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`), or to a group's
+        thread (see :meth:`GroupMessages.send_text`)."""
+        if is_group_thread(peer):
+            return await self.group_messages.send_text(peer, text)
         return await self.outbox.send_text(peer, text)

@@ -12,6 +12,8 @@ from client.core.context import ClientContext
 from client.core.devices import Devices, pairing_keys
 from client.core.directory import Directory
 from client.core.epochs import EpochBook
+from client.core.group_send import GroupMessages
+from client.core.groups import Groups
 from client.core.history import History
 from client.core.inbox import Inbox
 from client.core.mailbox import Mailbox
@@ -37,6 +39,8 @@ class Engine:
     inbox: Inbox
     devices: Devices
     history: History
+    groups: Groups
+    group_messages: GroupMessages
 
 
 def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
@@ -69,6 +73,10 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
     inbox = Inbox(context, directory, sessions, timeline)
     devices = Devices(context, account, directory, epochs, sessions, outbox, pairing, x3dh)
     history = History(context, account, directory, epochs, mailbox, devices, outbox)
+    groups = Groups(context, directory)
+    group_messages = GroupMessages(context, directory, outbox, timeline, groups)
+    outbox.group_sender = group_messages.send_item
+    inbox.groups = group_messages
     return Engine(
         timeline,
         account,
@@ -81,4 +89,6 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
         inbox,
         devices,
         history,
+        groups,
+        group_messages,
     )

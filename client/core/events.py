@@ -200,6 +200,13 @@ class ConnectionStateChanged:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class GroupChanged:
+    """A group's verified membership or name changed (or it was created here)."""
+
+    thread: str
+
+
 Event = (
     MessageQueued
     | MessageReceived
@@ -218,4 +225,5 @@ Event = (
     | DeviceRemoved
     | ContactKeyChanged
     | ConnectionStateChanged
+    | GroupChanged
 )

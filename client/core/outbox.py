@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from client.core.context import ClientContext
 from client.core.directory import Directory, UnknownUser
@@ -38,6 +39,7 @@ from shared.envelope import (
     new_message_id,
 )
 from shared.errors import DecryptionError
+from shared.group import is_group_thread
 
 log = logging.getLogger("ariadne.client")
 
@@ -79,6 +81,8 @@ class Outbox:
         self._timeline = timeline
         # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
         self.send_notes: dict[bytes, str] = {}
+        # Sends a group thread's item (client.core.group_send), once groups are wired in.
+        self.group_sender: Callable[[bytes, str, bytes], Awaitable[int]] | None = None
 
     async def send_text(self, peer: str, text: str) -> StoredMessage:
         """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
@@ -138,9 +142,9 @@ class Outbox:
         """Send the new list end to end to this user's other devices and every contact: a relay
         cannot hold it back from them (and serve them the older list) without holding back
         everything this user sends."""
-        contacts = [self._ctx.username] + [
-            t for t in self._ctx.store.threads() if t != self._ctx.username
-        ]
+        others = {t for t in self._ctx.store.threads() if not is_group_thread(t)}
+        others |= self._ctx.store.group_member_users()
+        contacts = [self._ctx.username, *sorted(others - {self._ctx.username})]
         with self._ctx.store.transaction():
             for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
                 self._ctx.store.enqueue(
@@ -162,7 +166,10 @@ class Outbox:
                 self._ctx.outbox_wake.clear()
                 continue
             try:
-                server_ts = await self._fan_out(item.send_id, item.users, item.payload)
+                if self.group_sender is not None and is_group_thread(item.users[0]):
+                    server_ts = await self.group_sender(item.send_id, item.users[0], item.payload)
+                else:
+                    server_ts = await self._fan_out(item.send_id, item.users, item.payload)
             except Offline:
                 await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
                 continue
@@ -244,6 +251,11 @@ class Outbox:
             for mismatch in answer.users:
                 await self._directory.refresh(mismatch.username)
         raise SendError("the relay's device list does not match the signed one")
+
+    async def fan_out_now(self, users: tuple[str, ...], payload: bytes) -> int:
+        """Send ``payload`` to every current device of ``users`` now, outside the queue (a sender
+        key that must reach its devices before the group message the outbox is sending)."""
+        return await self._fan_out(new_message_id(), users, payload)
 
     def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
         """What the bubble says. The relay's detail names the user; it is believed only when it

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from client.core.at_rest import KeyPlace, open_database
 from client.core.store_contacts import ContactStore, SessionRow
+from client.core.store_groups import SCHEMA as GROUP_SCHEMA
+from client.core.store_groups import GroupStore
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
 from client.core.store_outbox import OutboxItem, OutboxStore
@@ -129,6 +131,7 @@ CREATE TABLE IF NOT EXISTS sender_order (
 CREATE INDEX IF NOT EXISTS sender_order_by_device
     ON sender_order(thread, sender_user, sender_device, counter);
 """
+_SCHEMA += GROUP_SCHEMA
 
 
 class Transaction:
@@ -206,7 +209,7 @@ def _current_task() -> object:
         return _NO_TASK
 
 
-class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore):
+class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, GroupStore):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
         database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database
