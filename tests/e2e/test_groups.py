@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 
 from client.core.events import MessageStatus
+from client.core.outbox import SendError
+from shared.errors import DecryptionError
+from shared.group import group_id_of
 from tests.conftest import eventually, history
 
 MESSAGES = 300
@@ -42,8 +46,10 @@ async def group_on_all(devices, name="Climbing"):
     thread = state.thread
     for device in devices:
         await eventually(
-            lambda d=device: d.groups.state(thread) is not None
-            and d.groups.state(thread).members == ("alice", "bob", "carol"),
+            lambda d=device: (
+                d.groups.state(thread) is not None
+                and d.groups.state(thread).members == ("alice", "bob", "carol")
+            ),
             message=f"{device.username}'s {device.device_name} holds the group",
         )
     return thread
@@ -89,3 +95,129 @@ async def test_three_users_with_two_devices_agree_on_300_messages(accounts):
         message="delivered by every member",
     )
     assert set(alice.group_messages.receipts(own[0].message_id)) == {"bob", "carol"}
+
+
+class Recorder:
+    """A relay operator keeping a copy of every group message it queues (its database before
+    the devices acknowledge anything)."""
+
+    def __init__(self, monkeypatch) -> None:
+        from relay.handlers import HANDLERS
+        from shared import wire
+
+        self.payloads: list[bytes] = []
+        original = HANDLERS[wire.GroupSend]
+
+        async def recording(session, frame):
+            self.payloads.append(frame.payload)
+            return await original(session, frame)
+
+        monkeypatch.setitem(HANDLERS, wire.GroupSend, recording)
+
+
+def sender_key_id(client, thread):
+    held = client._store.own_sender_key(group_id_of(thread))
+    return held[0].key_id if held else None
+
+
+def opens_any(device, payloads) -> list[bytes]:
+    """What ``device`` opens of ``payloads`` with every sender key it holds, whatever key id the
+    message names (the relay could relabel it)."""
+    from shared import sender_keys
+
+    opened = []
+    rows = device._store._db.execute("SELECT state FROM group_peer_keys").fetchall()
+    keys = [sender_keys.decode_peer(row[0]) for row in rows]
+    for payload in payloads:
+        message = sender_keys.decode_message(payload)
+        for key in keys:
+            relabelled = msgspec.structs.replace(
+                message,
+                key_id=key.key_id,
+                sender_user=key.sender_user,
+                sender_device=key.sender_device,
+            )
+            try:
+                opened.append(sender_keys.decrypt(key, relabelled)[0])
+            except DecryptionError:
+                continue
+    return opened
+
+
+async def test_a_removed_member_opens_nothing_sent_afterwards_even_with_the_relays_copy(
+    accounts, monkeypatch
+):
+    devices = await three_users(accounts)
+    alice, alice2, bob, bob2, carol, carol2 = devices
+    thread = await group_on_all(devices)
+    for device in (alice, bob, carol):
+        await device.send_text(thread, f"before, from {device.username}")
+    for device in devices:
+        await eventually(lambda d=device: len(chat(d, thread)) == 3, message="3 messages")
+    keys_before = {d.device_name: sender_key_id(d, thread) for d in (alice, bob)}
+    await accounts.stop(carol2)  # one of carol's devices is offline when she is removed
+    recorder = Recorder(monkeypatch)
+    await alice.groups.remove(thread, ["carol"])
+    for device in (alice, alice2, bob, bob2, carol):
+        await eventually(
+            lambda d=device: d.groups.state(thread).members == ("alice", "bob"),
+            message=f"{device.device_name} applied the removal",
+        )
+    await alice.send_text(thread, "after, from alice")
+    await bob.send_text(thread, "after, from bob")
+    for device in (alice, alice2, bob, bob2):
+        await eventually(lambda d=device: len(chat(d, thread)) == 5, message="5 messages")
+    carol2 = await accounts.start(carol2)
+    await eventually(
+        lambda: carol2.groups.state(thread).members == ("alice", "bob"),
+        message="carol's phone learns it was removed",
+    )
+    # Every remaining sender rotated before its next message.
+    assert sender_key_id(alice, thread) != keys_before["Alice desktop"]
+    assert sender_key_id(bob, thread) != keys_before["Bob desktop"]
+    # Carol's devices got nothing new, and cannot open the relay's copies with any key they hold.
+    assert len(recorder.payloads) == 2
+    for device in (carol, carol2):
+        assert [b for _, _, b in chat(device, thread)] == [b for _, _, b in chat(alice, thread)[:3]]
+        assert opens_any(device, recorder.payloads) == []
+    # The remaining members' devices hold the keys these messages name (so the check above is
+    # not vacuous: the keys exist, carol's devices were not given them).
+    from shared import sender_keys
+
+    for payload in recorder.payloads:
+        message = sender_keys.decode_message(payload)
+        assert bob2._store.peer_sender_key(
+            message.group_id, message.sender_user, message.sender_device, message.key_id
+        )
+    # And carol can no longer send to the group.
+    with pytest.raises(SendError):
+        await carol.send_text(thread, "still here?")
+
+
+async def test_a_member_removing_one_of_their_devices_makes_every_sender_rotate(
+    accounts, monkeypatch
+):
+    devices = await three_users(accounts)
+    alice, alice2, bob, bob2, carol, carol2 = devices
+    thread = await group_on_all(devices)
+    for device in (alice, carol):
+        await device.send_text(thread, f"before, from {device.username}")
+    for device in devices:
+        await eventually(lambda d=device: len(chat(d, thread)) == 2, message="2 messages")
+    before = {d.device_name: sender_key_id(d, thread) for d in (alice, carol)}
+    recorder = Recorder(monkeypatch)
+    await bob.remove_device(bob2.device_id)
+    for device in (alice, carol):
+        await eventually(
+            lambda d=device: bob2.device_id not in d.directory.known("bob").device_ids,
+            message=f"{device.device_name} learns bob's new list",
+        )
+    await alice.send_text(thread, "after, from alice")
+    await carol.send_text(thread, "after, from carol")
+    for device in (alice, alice2, bob, carol, carol2):
+        await eventually(lambda d=device: len(chat(d, thread)) == 4, message="4 messages")
+    for device in (alice, carol):
+        assert sender_key_id(device, thread) != before[device.device_name]
+        _, given = device._store.own_sender_key(group_id_of(thread))
+        assert ("bob", bob2.device_id) not in given
+    assert opens_any(bob2, recorder.payloads) == []
