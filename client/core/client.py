@@ -311,10 +311,14 @@ class AriadneClient:
         return await self.history.setup_recovery(pin)
 
     async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
-        return await self.history.restore(code, pin)
+        threads = await self.history.restore(code, pin)
+        self.groups.recover(threads)  # membership from the members, history from the mailbox
+        return threads
 
     async def load_conversations(self) -> list[str]:
-        return await self.history.load_conversations()
+        threads = await self.history.load_conversations()
+        self.groups.recover(threads)
+        return threads
 
     async def load_older(self, thread: str, limit: int = 100) -> int:
         return await self.history.load_older(thread, limit)

@@ -41,6 +41,7 @@ from shared.group import (
     encode_message,
     group_id_of,
     group_thread,
+    is_group_thread,
     next_change,
     open_change,
     sign_change,
@@ -217,6 +218,24 @@ class Groups:
             None,
             None,
         )
+
+    def recover(self, threads: list[str]) -> int:
+        """After history is loaded on a restored (or new) device: for each group conversation it
+        holds no membership for, ask the members whose messages its history shows (and this
+        user's other devices) for the whole chain; it arrives over the pairwise sessions and is
+        verified from ``create`` like any change. Returns how many groups were asked about."""
+        asked = 0
+        for thread in threads:
+            if not is_group_thread(thread) or self.state(thread) is not None:
+                continue
+            senders = {m.sender_user for m in self._ctx.store.thread_messages(thread, limit=500)}
+            senders = {u for u in senders if u} | {self._ctx.username}
+            with self._ctx.store.transaction():
+                self.enqueue(sorted(senders), AskChanges(group_id=group_id_of(thread), seq=0))
+            asked += 1
+        if asked:
+            self._ctx.outbox_wake.set()
+        return asked
 
     def answer_ask(self, asker: str, message: AskChanges) -> None:
         """Send the changes after ``message.seq`` to a member (or to one removed since)."""

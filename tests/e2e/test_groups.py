@@ -221,3 +221,40 @@ async def test_a_member_removing_one_of_their_devices_makes_every_sender_rotate(
         _, given = device._store.own_sender_key(group_id_of(thread))
         assert ("bob", bob2.device_id) not in given
     assert opens_any(bob2, recorder.payloads) == []
+
+
+async def test_a_restored_device_loads_its_groups_membership_and_history(accounts):
+    alice = await accounts.create("alice", "Alice desktop")
+    bob = await accounts.create("bob", "Bob desktop")
+    carol = await accounts.create("carol", "Carol desktop")
+    code = await bob.setup_recovery()
+    thread = await group_on_all([alice, bob, carol])
+    await alice.groups.rename(thread, "Renamed")
+    for i, sender in enumerate([alice, bob, carol, alice]):
+        await sender.send_text(thread, f"history {i}")
+    for device in (alice, bob, carol):
+        await eventually(lambda d=device: len(chat(d, thread)) == 4, message="4 messages")
+    await bob.wait_saved()
+    await accounts.stop(bob)  # bob's only device is lost
+
+    restored = await accounts.pending("bob", "Bob's new laptop")
+    threads = await restored.restore(code=code)
+    assert thread in threads
+    await restored.backfill()
+    assert [b for _, _, b in chat(restored, thread)] == [b for _, _, b in chat(alice, thread)]
+    await eventually(
+        lambda: restored.groups.state(thread) == alice.groups.state(thread),
+        message="the membership, verified from the members' chain",
+    )
+    assert restored.groups.state(thread).name == "Renamed"
+    # The new device gets sender keys once it is on bob's verified list: it reads what follows.
+    await carol.send_text(thread, "welcome back")
+    await eventually(
+        lambda: [b for _, _, b in chat(restored, thread)][-1:] == ["welcome back"],
+        message="the restored device reads new messages",
+    )
+    await restored.send_text(thread, "thanks")
+    await eventually(
+        lambda: [b for _, _, b in chat(alice, thread)][-1:] == ["thanks"],
+        message="and sends",
+    )

@@ -144,7 +144,7 @@ def test_garbage_is_a_verification_error_and_threads_are_not_usernames():
 def test_a_fork_with_the_right_number_but_another_history_is_refused():
     """Two changes numbered 2 by the admin, on different chains: the one that does not name
     this device's change 1 by hash is refused even though its number fits."""
-    created, chain = build(("alice", "create", ("alice", "bob"), "G"))
+    created, _ = build(("alice", "create", ("alice", "bob"), "G"))
     other_start = change(None, "alice", "create", ("alice", "bob", "dave"), "G")
     forked_base, _ = g.apply_change(None, other_start, key_of)
     fork = change(forked_base, "alice", "rename", (), "Forked")
