@@ -18,6 +18,7 @@ from pathlib import Path
 
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.context import ClientContext
+from client.core.conversation import Conversations
 from client.core.directory import UnknownUser
 from client.core.engine import build_engine
 from client.core.events import (
@@ -90,6 +91,7 @@ class AriadneClient:
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
         self.groups, self.group_messages = engine.groups, engine.group_messages
+        self.conversations = Conversations(store, self.directory, self.outbox)
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -366,11 +368,11 @@ class AriadneClient:
     def last_message(self, thread: str) -> StoredMessage | None:
         return self._store.last_message(thread)
 
-    async def mark_read(self, thread: str) -> int:
+    async def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
         """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
         if is_group_thread(thread):
-            return self.group_messages.mark_read(thread)
-        return self.outbox.mark_read(thread)
+            return self.group_messages.mark_read(thread, seen)
+        return self.outbox.mark_read(thread, seen)
 
     # ------------------------------------------------------------------ sending
 

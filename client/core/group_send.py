@@ -314,7 +314,7 @@ class GroupMessages:
                     )
                 )
             return []
-        return self._take_receipt(deliver.sender_user, message)
+        return self._take_receipt(deliver, message)
 
     # ------------------------------------------------------------------ receipts
 
@@ -326,8 +326,12 @@ class GroupMessages:
             self._groups.enqueue([sender], receipt)
         return bool(pending)
 
-    def mark_read(self, thread: str) -> int:
+    def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
+        """Mark what the user has seen (all, or the messages in ``seen``) read: each message's
+        author learns it, and so do this user's other devices."""
         unread = self._ctx.store.unread(thread)
+        if seen is not None:
+            unread = [message_id for message_id in unread if message_id in seen]
         if not unread:
             return 0
         group_id = group_id_of(thread)
@@ -348,7 +352,8 @@ class GroupMessages:
         """Each member's receipt for one of this user's group messages."""
         return self._ctx.store.group_receipts(message_id)
 
-    def _take_receipt(self, member: str, receipt: GroupReceipt) -> list[Event]:
+    def _take_receipt(self, deliver: wire.Delivered, receipt: GroupReceipt) -> list[Event]:
+        member = deliver.sender_user
         state = self._ctx.store.group(receipt.group_id)
         if state is None:
             return []
@@ -368,6 +373,10 @@ class GroupMessages:
                 continue
             if stored.sender_user != self._ctx.username or member not in state.members:
                 continue
+            # Per device, for the message's info (who received and read it, on which device).
+            self._ctx.store.record_receipt(
+                message_id, member, deliver.sender_device, receipt.status, deliver.server_ts
+            )
             if not self._ctx.store.set_group_receipt(message_id, member, receipt.status):
                 continue
             got = self._ctx.store.group_receipts(message_id)

@@ -225,8 +225,16 @@ class Inbox:
                     stored is None
                     or stored.sender_user != self._ctx.username
                     or stored.thread != deliver.sender_user
-                    or status.rank <= stored.status.rank
                 ):
+                    continue
+                self._ctx.store.record_receipt(
+                    message_id,
+                    deliver.sender_user,
+                    deliver.sender_device,
+                    payload.status,
+                    deliver.server_ts,
+                )
+                if status.rank <= stored.status.rank:
                     continue
                 self._ctx.store.set_status(message_id, status)
                 events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))

@@ -58,6 +58,26 @@ class SendBlocked(SendError):
     """The contact's account key changed: sending waits for the user's acknowledgement."""
 
 
+# Why the relay refused a message, as its bubble says it (the relay's own words are not shown:
+# a hostile relay could write anything there).
+REFUSAL_TEXT: dict[str, str] = {
+    wire.ErrorCode.UNKNOWN_USER: "The relay knows no such user",
+    wire.ErrorCode.INTERNAL_ERROR: "The relay failed to store it",
+    wire.ErrorCode.NOT_A_MEMBER: "This device is no longer on its account",
+    wire.ErrorCode.PENDING_DEVICE: "This device is not approved yet",
+}
+
+
+def refused(exc: RelayError) -> SendError:
+    return SendError(REFUSAL_TEXT.get(exc.code, f"The relay refused it ({exc.code})"))
+
+
+def failure_text(exc: SendError) -> str:
+    """Why a message was not sent, as its bubble says it."""
+    text = str(exc) or "The relay refused it"
+    return text[0].upper() + text[1:]
+
+
 class SendLater(Exception):
     """A relay limit stops this message for now; it stays in the outbox. ``reason`` is for the
     user."""
@@ -119,10 +139,44 @@ class Outbox:
         self._ctx.outbox_wake.set()
         return message
 
-    def mark_read(self, thread: str) -> int:
-        """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
-        (read receipts) and so do this user's other devices (their unread counts clear too)."""
+    def retry(self, message_id: bytes) -> bool:
+        """Queue a failed message of this device again, under the same id (its bubble goes back
+        to "sending"). False if it is not a failed message of this device."""
+        message = self._ctx.store.message(message_id)
+        if (
+            message is None
+            or message.status is not MessageStatus.FAILED
+            or message.sender_device != self._ctx.device_id
+        ):
+            return False
+        if self._directory.key_changed(message.thread):
+            raise SendBlocked(f"{message.thread}'s safety number changed: acknowledge it first")
+        with self._ctx.store.transaction():
+            origin = self._ctx.origin()
+            payload = Text(
+                origin=origin,
+                message_id=message_id,
+                peer=message.thread,
+                sent_at=message.sent_at,
+                body=message.body,
+            )
+            self._ctx.store.set_send_failure(message_id, None)
+            self._ctx.store.renumber_sender_order(message_id, origin.counter)
+            self._ctx.store.set_status(message_id, MessageStatus.SENDING, None)
+            self._ctx.store.enqueue(
+                [message.thread, self._ctx.username], encode_payload(payload), message_id
+            )
+        self._ctx.emit(DeliveryUpdated(message_id, message.thread, MessageStatus.SENDING, None))
+        self._ctx.outbox_wake.set()
+        return True
+
+    def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
+        """Mark what the user has now seen in ``thread`` as read (all of it, or the messages in
+        ``seen``): the sender's devices learn it (read receipts) and so do this user's other
+        devices (their unread counts clear too)."""
         unread = self._ctx.store.unread(thread)
+        if seen is not None:
+            unread = [message_id for message_id in unread if message_id in seen]
         if not unread:
             return 0
         with self._ctx.store.transaction():
@@ -188,6 +242,7 @@ class Outbox:
                     self._ctx.store.remove_outgoing(item.id)
                     if item.message_id is not None:
                         self.send_notes.pop(item.message_id, None)
+                        self._ctx.store.set_send_failure(item.message_id, failure_text(exc))
                         self.set_status(item.message_id, MessageStatus.FAILED, None)
                 continue
             later = LATER_FIRST
@@ -245,7 +300,7 @@ class Outbox:
                     continue
                 if exc.code == wire.ErrorCode.QUEUE_FULL:
                     raise SendLater(self._queue_full_text(exc.detail, users)) from None
-                raise SendError(str(exc)) from None
+                raise refused(exc) from None
             if isinstance(answer, wire.Accepted):
                 return answer.server_ts
             for mismatch in answer.users:
@@ -282,7 +337,7 @@ class Outbox:
                 )
             except RelayError as exc:
                 if exc.code != wire.ErrorCode.RATE_LIMITED:
-                    raise SendError(str(exc)) from None
+                    raise refused(exc) from None
                 raise SendLater("Too many new conversations at once — try later") from None
             bundles = {b.device_id: b for b in answer.bundles}
         for device in targets:

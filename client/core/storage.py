@@ -9,7 +9,8 @@ only that task commits it (see :class:`Transaction`).
 This module owns the schema, the connection and its transactions; the queries live in parts by
 concern, which :class:`ProfileStore` combines: contacts, device ownership and sessions
 (``store_contacts``), messages and threads (``store_messages``), the outbox (``store_outbox``),
-and epochs, the mailbox queue and mailbox cursors (``store_history``).
+epochs, the mailbox queue and mailbox cursors (``store_history``), and drafts, per-device
+receipts, send failures and the search index (``store_chat``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, open_database
+from client.core.store_chat import ChatStore
 from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_groups import SCHEMA as GROUP_SCHEMA
 from client.core.store_groups import GroupStore
@@ -130,6 +132,31 @@ CREATE TABLE IF NOT EXISTS sender_order (
 );
 CREATE INDEX IF NOT EXISTS sender_order_by_device
     ON sender_order(thread, sender_user, sender_device, counter);
+-- The conversation screen (store_chat): drafts, each recipient device's receipts, why a send
+-- failed, and the full-text index over the messages (kept by triggers, as the threads are).
+CREATE TABLE IF NOT EXISTS drafts (thread TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS device_receipts (
+    message_id BLOB NOT NULL,
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (message_id, username, device_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS send_failures (message_id BLOB PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS display_names (username TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS message_search
+    USING fts5(body, content='messages', content_rowid='rowid');
+CREATE TRIGGER IF NOT EXISTS search_on_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
+END;
+CREATE TRIGGER IF NOT EXISTS search_on_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO message_search(message_search, rowid, body) VALUES ('delete', old.rowid, old.body);
+END;
+CREATE TRIGGER IF NOT EXISTS search_on_edit AFTER UPDATE OF body ON messages BEGIN
+    INSERT INTO message_search(message_search, rowid, body) VALUES ('delete', old.rowid, old.body);
+    INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
+END;
 """
 _SCHEMA += GROUP_SCHEMA
 
@@ -209,7 +236,7 @@ def _current_task() -> object:
         return _NO_TASK
 
 
-class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, GroupStore):
+class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, ChatStore, GroupStore):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
         database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database
@@ -225,6 +252,7 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, GroupS
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._db.commit()
+        self.build_search_index()
         self._lock = asyncio.Lock()
         self._owner: object = None  # the task whose transaction is open
         self._depth = 0

@@ -165,3 +165,25 @@ class ConversationModel(QAbstractListModel):
         self._messages[row] = new
         index = self.index(row)
         self.dataChanged.emit(index, index, [MessageRole])
+
+    # ---------------------------------------------------------------- jumping to a message
+
+    def centre_on(self, message: StoredMessage) -> int | None:
+        """Replace the window with the page around ``message`` (a search result, maybe far back
+        in the history): half a page before it, half after; scrolling either way pages on from
+        there. Returns its row, or None if it is not in this conversation."""
+        if message.thread != self.thread:
+            return None
+        if message.message_id in self._row_of:
+            return self._row_of[message.message_id]
+        half = PAGE // 2
+        key = _order(message)
+        older = self.client.messages(self.thread, limit=half, before=key)
+        newer = self.client.messages_after(self.thread, key, half)
+        self.beginResetModel()
+        self._messages = [*older, message, *newer]
+        self._reindex()
+        self._exhausted = len(older) < half
+        self.has_newer = len(newer) == half
+        self.endResetModel()
+        return self._row_of.get(message.message_id)
