@@ -15,6 +15,7 @@ from client.core.outbox import Outbox
 from client.core.port import Offline, RelayError
 from client.core.storage import ProfileStore
 from client.core.store_chat import DeviceReceipt, SearchHit
+from shared.group import group_id_of, is_group_thread
 
 
 class UserCheckFailed(Exception):
@@ -50,7 +51,11 @@ class Conversations:
     MAX_NAME = 64
 
     def display_name(self, username: str) -> str:
-        """The name this user gave ``username`` on this device, else the username."""
+        """The name this user gave ``username`` on this device, else the username; for a
+        group's thread, the group's name."""
+        if is_group_thread(username):
+            state = self._store.group(group_id_of(username))
+            return state.name if state is not None else "Group"
         return self._store.display_name(username) or username
 
     def set_display_name(self, username: str, name: str) -> None:

@@ -311,4 +311,4 @@ class Groups:
         return [event]
 
 
-__all__ = ["GroupError", "Groups", "group_thread"]
+__all__ = ["GroupError", "Groups", "group_thread", "is_group_thread"]

@@ -13,6 +13,7 @@ from client.core.events import (
     DeviceListChanged,
     DeviceRemoved,
     Event,
+    GroupChanged,
     HistoryLoaded,
     MessageQueued,
     MessageReceived,
@@ -36,6 +37,7 @@ class CoreBridge(QObject):
     contact_key_changed = Signal(object)  # ContactKeyChanged
     send_deferred = Signal(object)  # SendDeferred
     relay_limit_reached = Signal(object)  # RelayLimitReached
+    group_changed = Signal(object)  # GroupChanged
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -69,3 +71,5 @@ class CoreBridge(QObject):
                 self.send_deferred.emit(event)
             case RelayLimitReached():
                 self.relay_limit_reached.emit(event)
+            case GroupChanged():
+                self.group_changed.emit(event)

@@ -35,6 +35,7 @@ from client.core.events import (
     SendDeferred,
     StoredMessage,
 )
+from client.core.groups import is_group_thread
 from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
@@ -42,6 +43,7 @@ from client.gui.chat_header import ChatHeader
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.conversation_model import ConversationModel
+from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
 from client.gui.keyboard import THREAD_ROLE, filter_threads, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
 from client.gui.read_state import visible_unread
@@ -116,6 +118,9 @@ class ChatWindow(QMainWindow):
         self.new_chat_note.setVisible(False)
         left_layout.addWidget(self.new_chat_note)
         left_layout.addWidget(self.threads)
+        new_group = QPushButton("New group…")
+        new_group.clicked.connect(self.show_new_group)
+        left_layout.addWidget(new_group)
         my_devices = QPushButton("My devices")
         my_devices.clicked.connect(self.show_own_devices)
         left_layout.addWidget(my_devices)
@@ -140,9 +145,10 @@ class ChatWindow(QMainWindow):
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
-        self.view.setItemDelegate(
-            BubbleDelegate(client.username, client.send_notes.get, client.conversations.failure)
+        self.delegate = BubbleDelegate(
+            client.username, client.send_notes.get, client.conversations.failure
         )
+        self.view.setItemDelegate(self.delegate)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
         self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
@@ -202,6 +208,7 @@ class ChatWindow(QMainWindow):
         self.at_rest = QLabel(text, toolTip=explanation)
         self.statusBar().addPermanentWidget(self.at_rest)
         self.bridge.connection_changed.connect(self._on_connection)
+        self.bridge.group_changed.connect(lambda event: self._on_group_changed(event.thread))
         self.bridge.message_added.connect(self._on_message)
         self.bridge.delivery_updated.connect(self._on_delivery)
         self.bridge.history_loaded.connect(self._on_history)
@@ -242,7 +249,11 @@ class ChatWindow(QMainWindow):
         self.view.setModel(self.model)
         self.view.scrollToBottom()
         self.identity.show_peer(thread)
-        self.server_button.setEnabled(True)
+        group = is_group_thread(thread)
+        self.delegate.sender_name = sender_names(self.client) if group else None
+        self.identity.rename.setVisible(not group)  # a group is renamed by an admin, for all
+        self.server_button.setEnabled(not group)
+        self.contact_button.setText("Members" if group else "Safety number")
         self.contact_button.setEnabled(True)
         self.composer.setEnabled(not self.client.removed)
         self.composer.setFocus()
@@ -380,10 +391,24 @@ class ChatWindow(QMainWindow):
     def show_contact(self) -> QWidget | None:
         if self.model is None:
             return None
+        if is_group_thread(self.model.thread):
+            return self._show_panel(MemberPanel(self.client, self.model.thread))
         panel = ContactPanel(self.client, self.model.thread)
         if hasattr(panel, "verify"):  # the badge follows the verified mark
             panel.verify.toggled.connect(lambda _on: self.identity.refresh())
         return self._show_panel(panel)
+
+    def show_new_group(self) -> NewGroupDialog:
+        dialog = NewGroupDialog(self.client, self)
+        dialog.created.connect(self.open_conversation)
+        dialog.show()
+        return dialog
+
+    def _on_group_changed(self, thread: str) -> None:
+        self._ensure_thread(thread)
+        if self.model is not None and self.model.thread == thread:
+            self.identity.refresh()
+            self.identity.rename.setVisible(False)
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
