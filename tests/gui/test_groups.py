@@ -3,11 +3,16 @@ member list, an admin adding and removing a member, and the sender's name above 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from PySide6.QtCore import Qt
 
 from client.gui.chat_window import ChatWindow
 from client.gui.group_panel import MemberPanel, NewGroupDialog
 from tests.gui.test_chat_window import open_window, shown
+from tests.gui.test_demo_launcher import REPO
 
 
 def thread_titles(window: ChatWindow) -> list[str]:
@@ -109,3 +114,35 @@ def test_member_list_and_an_admin_adding_and_removing_a_member(qtbot, harness):
     qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "did not work" in panel.note.text(), timeout=10_000)
     assert "dave" in panel.add_field.text()  # what was typed is kept
+
+
+def test_demo_group_opens_alice_bob_and_carol_in_one_group_twice(tmp_path):
+    """``ariadne demo --group`` (a real relay process and three windows), run twice: the second
+    run reuses the accounts and the group."""
+    for _ in range(2):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "client.cli",
+                "demo",
+                "--group",
+                "--data-dir",
+                str(tmp_path),
+                "--lifetime",
+                "2",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        )
+        assert result.returncode == 0, result.stderr
+        for who in ("alice (Alice's desktop)", "bob (Bob's desktop)", "carol (Carol's desktop)"):
+            assert f"window: Ariadne — {who}" in result.stdout
+        for user in ("alice", "bob", "carol"):
+            assert f"group on {user}'s desktop: Weekend climb (alice, bob, carol)" in result.stdout
+        assert "demo: closed cleanly" in result.stdout
+        assert "Traceback" not in result.stderr
