@@ -251,7 +251,6 @@ class ChatWindow(QMainWindow):
         self.identity.show_peer(thread)
         group = is_group_thread(thread)
         self.delegate.sender_name = sender_names(self.client) if group else None
-        self.identity.rename.setVisible(not group)  # a group is renamed by an admin, for all
         self.server_button.setEnabled(not group)
         self.contact_button.setText("Members" if group else "Safety number")
         self.contact_button.setEnabled(True)
@@ -408,7 +407,6 @@ class ChatWindow(QMainWindow):
         self._ensure_thread(thread)
         if self.model is not None and self.model.thread == thread:
             self.identity.refresh()
-            self.identity.rename.setVisible(False)
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
