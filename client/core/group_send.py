@@ -15,9 +15,7 @@ pairwise session, only from a device on a current member's verified list, and on
 is dropped). It carries the membership it was sent for: a device behind asks for the changes it
 misses; one whose chain differs at that point refuses the message.
 
-**Receipts.** Each member's device answers "delivered" (and later "read") to the message's
-author; the author records them per member, and a message is delivered (read) once every other
-member has received (read) it.
+Receipts per member are :mod:`client.core.group_receipts`.
 """
 
 from __future__ import annotations
@@ -25,19 +23,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections import defaultdict
 
 from client.core.context import ClientContext
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     DecryptionFailed,
-    DeliveryUpdated,
     Event,
     MessageQueued,
     MessageReceived,
     MessageStatus,
     StoredMessage,
 )
+from client.core.group_receipts import GroupReceipts
 from client.core.groups import Groups
 from client.core.outbox import Outbox, SendError
 from client.core.port import RelayError
@@ -48,7 +45,6 @@ from shared.errors import DecryptionError, DuplicateMessage, WireError
 from shared.group import (
     AskChanges,
     Changes,
-    GroupReceipt,
     GroupState,
     GroupText,
     SenderKey,
@@ -79,7 +75,7 @@ class GroupMessages:
         self._outbox = outbox
         self._timeline = timeline
         self._groups = groups
-        self._receipts: dict[tuple[bytes, str], list[bytes]] = defaultdict(list)
+        self.receipts = GroupReceipts(ctx, outbox, groups)
 
     # ------------------------------------------------------------------ sending
 
@@ -280,7 +276,7 @@ class GroupMessages:
         self._ctx.store.save_later([message.message_id])
         self._ctx.mailbox_wake.set()
         if not from_self:
-            self._receipts[(group_id, deliver.sender_user)].append(message.message_id)
+            self.receipts.owe(group_id, deliver.sender_user, message.message_id)
         placed = dataclasses.replace(message, server_ts=server_ts)
         return [*reordered, MessageReceived(placed)]
 
@@ -314,82 +310,15 @@ class GroupMessages:
                     )
                 )
             return []
-        return self._take_receipt(deliver, message)
+        return self.receipts.take(deliver, message)
 
     # ------------------------------------------------------------------ receipts
 
     def flush_receipts(self) -> bool:
-        """Queue the "delivered" receipts an inbox batch calls for (in its transaction)."""
-        pending, self._receipts = self._receipts, defaultdict(list)
-        for (group_id, sender), message_ids in pending.items():
-            receipt = GroupReceipt(group_id=group_id, status="delivered", message_ids=message_ids)
-            self._groups.enqueue([sender], receipt)
-        return bool(pending)
+        return self.receipts.flush()
 
     def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
-        """Mark what the user has seen (all, or the messages in ``seen``) read: each message's
-        author learns it, and so do this user's other devices."""
-        unread = self._ctx.store.unread(thread)
-        if seen is not None:
-            unread = [message_id for message_id in unread if message_id in seen]
-        if not unread:
-            return 0
-        group_id = group_id_of(thread)
-        by_sender: dict[str, list[bytes]] = defaultdict(list)
-        with self._ctx.store.transaction():
-            for message_id in unread:
-                stored = self._ctx.store.message(message_id)
-                self._outbox.set_status(message_id, MessageStatus.READ, None)
-                if stored is not None and stored.sender_user:
-                    by_sender[stored.sender_user].append(message_id)
-            for sender, ids in by_sender.items():
-                receipt = GroupReceipt(group_id=group_id, status="read", message_ids=ids)
-                self._groups.enqueue(sorted({sender, self._ctx.username}), receipt)
-        self._ctx.outbox_wake.set()
-        return len(unread)
-
-    def receipts(self, message_id: bytes) -> dict[str, str]:
-        """Each member's receipt for one of this user's group messages."""
-        return self._ctx.store.group_receipts(message_id)
-
-    def _take_receipt(self, deliver: wire.Delivered, receipt: GroupReceipt) -> list[Event]:
-        member = deliver.sender_user
-        state = self._ctx.store.group(receipt.group_id)
-        if state is None:
-            return []
-        events: list[Event] = []
-        for message_id in receipt.message_ids:
-            stored = self._ctx.store.message(message_id)
-            if stored is None or stored.thread != state.thread:
-                continue
-            if member == self._ctx.username:
-                if receipt.status == "read" and stored.status is MessageStatus.RECEIVED:
-                    self._ctx.store.set_status(message_id, MessageStatus.READ)
-                    events.append(
-                        DeliveryUpdated(
-                            message_id, stored.thread, MessageStatus.READ, stored.server_ts
-                        )
-                    )
-                continue
-            if stored.sender_user != self._ctx.username or member not in state.members:
-                continue
-            # Per device, for the message's info (who received and read it, on which device).
-            self._ctx.store.record_receipt(
-                message_id, member, deliver.sender_device, receipt.status, deliver.server_ts
-            )
-            if not self._ctx.store.set_group_receipt(message_id, member, receipt.status):
-                continue
-            got = self._ctx.store.group_receipts(message_id)
-            others = set(state.members) - {self._ctx.username}
-            status = MessageStatus.SENT
-            if others and all(u in got for u in others):
-                status = MessageStatus.DELIVERED
-                if all(got[u] == "read" for u in others):
-                    status = MessageStatus.READ
-            if status.rank > stored.status.rank:
-                self._ctx.store.set_status(message_id, status)
-                events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))
-        return events
+        return self.receipts.mark_read(thread, seen)
 
     def _undecryptable(self, deliver: wire.Delivered, thread: str, reason: str) -> list[Event]:
         log.info("could not open group message %d: %s", deliver.seq, reason)

@@ -94,7 +94,7 @@ async def test_three_users_with_two_devices_agree_on_300_messages(accounts):
         timeout=60,
         message="delivered by every member",
     )
-    assert set(alice.group_messages.receipts(own[0].message_id)) == {"bob", "carol"}
+    assert set(alice.group_messages.receipts.of(own[0].message_id)) == {"bob", "carol"}
 
 
 class Recorder:
