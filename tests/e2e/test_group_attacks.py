@@ -6,7 +6,15 @@ from __future__ import annotations
 from client.core.events import MessageStatus
 from shared import sender_keys, wire
 from shared.envelope import new_message_id
-from shared.group import Changes, GroupText, encode_message, group_id_of, next_change, sign_change
+from shared.group import (
+    Changes,
+    GroupReceipt,
+    GroupText,
+    encode_message,
+    group_id_of,
+    next_change,
+    sign_change,
+)
 from tests.conftest import eventually
 from tests.e2e.test_groups import chat, group_on_all, three_users
 from tests.e2e.test_hostile_relay import Attacker
@@ -218,3 +226,27 @@ async def test_a_device_removed_from_its_account_cannot_send_into_the_group(acco
         lambda: any(m.undecryptable for m in alice.messages(thread)), message="refused"
     )
     assert "the removed phone speaks" not in [m.body for m in alice.messages(thread)]
+
+
+async def test_a_receipt_from_someone_outside_the_group_is_not_counted(accounts):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    mallory = await accounts.create("mallory")
+    thread = await group_on_all([alice, bob], members=["bob"])
+    message = await alice.send_text(thread, "only for bob")
+    await eventually(
+        lambda: alice._store.message(message.message_id).status is MessageStatus.DELIVERED
+    )
+    with mallory._store.transaction():
+        mallory.groups.enqueue(
+            ["alice"],
+            GroupReceipt(
+                group_id=group_id_of(thread), status="read", message_ids=[message.message_id]
+            ),
+        )
+    mallory.context.outbox_wake.set()
+    await bob.send_text(thread, "a later message from bob")  # alice's inbox moves on
+    await eventually(lambda: len(chat(alice, thread)) == 2, message="bob's message")
+    await eventually(lambda: mallory._store.next_outgoing() is None, message="mallory's sent")
+    assert "mallory" not in alice.group_messages.receipts.of(message.message_id)
+    assert alice._store.message(message.message_id).status is MessageStatus.DELIVERED

@@ -40,15 +40,15 @@ async def three_users(accounts):
     return [alice, alice2, bob, bob2, carol, carol2]
 
 
-async def group_on_all(devices, name="Climbing"):
+async def group_on_all(devices, name="Climbing", members=("bob", "carol")):
     alice = devices[0]
-    state = await alice.groups.create(name, ["bob", "carol"])
+    state = await alice.groups.create(name, list(members))
     thread = state.thread
     for device in devices:
         await eventually(
             lambda d=device: (
                 d.groups.state(thread) is not None
-                and d.groups.state(thread).members == ("alice", "bob", "carol")
+                and d.groups.state(thread).members == tuple(sorted({"alice", *members}))
             ),
             message=f"{device.username}'s {device.device_name} holds the group",
         )
@@ -258,3 +258,30 @@ async def test_a_restored_device_loads_its_groups_membership_and_history(account
         lambda: [b for _, _, b in chat(alice, thread)][-1:] == ["thanks"],
         message="and sends",
     )
+
+
+async def test_receipts_per_member_delivered_and_read_only_when_every_member_did(accounts):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    carol = await accounts.create("carol")
+    thread = await group_on_all([alice, bob, carol])
+    await accounts.stop(carol)
+    message = await alice.send_text(thread, "receipts, please")
+
+    def status():
+        return alice._store.message(message.message_id).status
+
+    await eventually(lambda: "bob" in alice.group_messages.receipts.of(message.message_id))
+    assert status() is MessageStatus.SENT  # carol has not received it yet
+    carol = await accounts.start(carol)
+    await eventually(lambda: status() is MessageStatus.DELIVERED, message="delivered to all")
+    await eventually(lambda: len(chat(bob, thread)) == 1 and len(chat(carol, thread)) == 1)
+    await bob.mark_read(thread)
+    await eventually(
+        lambda: alice.group_messages.receipts.of(message.message_id).get("bob") == "read"
+    )
+    assert status() is MessageStatus.DELIVERED  # carol has not read it
+    await carol.mark_read(thread)
+    await eventually(lambda: status() is MessageStatus.READ, message="read by every member")
+    info = alice.conversations.info(message.message_id)
+    assert {(r.username, r.status) for r in info.receipts} == {("bob", "read"), ("carol", "read")}
