@@ -210,11 +210,6 @@ class GroupMessages:
     async def open_group_message(self, deliver: wire.Delivered) -> list[Event]:
         message = sender_keys.decode_message(deliver.payload)
         thread = "#" + message.group_id.hex()
-        if (message.sender_user, message.sender_device) != (
-            deliver.sender_user,
-            deliver.sender_device,
-        ):
-            return self._undecryptable(deliver, thread, "the relay relabelled a group message")
         state = self._ctx.store.group(message.group_id)
         if state is None or message.sender_user not in state.members:
             return self._undecryptable(deliver, thread, "the sender is not a member of the group")
@@ -293,11 +288,11 @@ class GroupMessages:
             return []
         if isinstance(message, SenderKey):
             distribution = message.distribution
-            if distribution.group_id != message.group_id:
-                return []
+            # A key id already held is not replaced: its chain here only moves forward (given
+            # again at an older iteration, spent iterations would open again).
             if (
                 self._ctx.store.peer_sender_key(
-                    message.group_id,
+                    distribution.group_id,
                     deliver.sender_user,
                     deliver.sender_device,
                     distribution.key_id,

@@ -250,3 +250,57 @@ async def test_a_receipt_from_someone_outside_the_group_is_not_counted(accounts)
     await eventually(lambda: mallory._store.next_outgoing() is None, message="mallory's sent")
     assert "mallory" not in alice.group_messages.receipts.of(message.message_id)
     assert alice._store.message(message.message_id).status is MessageStatus.DELIVERED
+
+
+async def test_a_group_message_relabelled_by_the_relay_is_refused(accounts, relay):
+    """The relay says alice's laptop sent what alice's desktop sent: the sender named under the
+    encryption decides, and the message is refused rather than shown as the laptop's."""
+    devices = await three_users(accounts)
+    alice, alice2, _, bob2, _, _ = devices
+    thread = await group_on_all(devices)
+    attacker = Attacker(relay)
+    await accounts.stop(bob2)
+    await alice.send_text(thread, "from the desktop")
+    await eventually(
+        lambda: any(r[2] == alice.device_id for r in attacker.rows_for(bob2.device_id)),
+        message="queued for bob's phone",
+    )
+    row = [r for r in attacker.rows_for(bob2.device_id) if r[2] == alice.device_id][-1]
+    attacker.db.execute(
+        "UPDATE queue SET sender_device = ? WHERE seq = ?", (alice2.device_id, row[0])
+    )
+    attacker.db.commit()
+    bob2 = await accounts.start(bob2)
+    await eventually(lambda: any(m.undecryptable for m in bob2.messages(thread)), message="refused")
+    assert [m.body for m in bob2.messages(thread) if not m.system] == [""]
+
+
+async def test_an_admin_forking_the_membership_cannot_reach_both_halves(accounts):
+    """alice (admin) signs two different change 2s: "add mallory" for bob, a rename for carol.
+    Each applies its own; bob's next message names bob's chain at 2, and carol refuses it."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    carol = await accounts.create("carol")
+    await accounts.create("mallory")
+    thread = await group_on_all([alice, bob, carol])
+    state = alice.groups.state(thread)
+    for target, change in (
+        ("bob", next_change(state, state.group_id, "alice", alice.device_id, "add", ("mallory",))),
+        ("carol", next_change(state, state.group_id, "alice", alice.device_id, "rename", (), "X")),
+    ):
+        with alice._store.transaction():
+            alice.groups.enqueue(
+                [target],
+                Changes(
+                    group_id=state.group_id, changes=[sign_change(alice.profile.sign_key, change)]
+                ),
+            )
+    alice.context.outbox_wake.set()
+    await eventually(
+        lambda: bob.groups.state(thread).seq == 2 and carol.groups.state(thread).seq == 2
+    )
+    await bob.send_text(thread, "mallory is in, right?")
+    await eventually(
+        lambda: any(m.undecryptable for m in carol.messages(thread)), message="refused"
+    )
+    assert "mallory is in, right?" not in [m.body for m in carol.messages(thread)]
