@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from client.core.client import AriadneClient
 from client.core.events import Event, GroupChanged, StoredMessage
 from client.gui.avatars import avatar_icon
+from client.gui.contact_panel import ContactPanel
 
 USER_ROLE = Qt.ItemDataRole.UserRole + 1
 AVATAR = 28
@@ -190,6 +191,11 @@ class MemberPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.members)
+        self.safety_button = QPushButton("Safety number")
+        self.safety_button.setToolTip("Compare the selected member's safety number")
+        self.safety_button.clicked.connect(self.show_safety_number)
+        self.safety: QWidget | None = None
+        layout.addWidget(self.safety_button)
         layout.addWidget(self.admin_tools)
         layout.addWidget(self.leave_button)
         layout.addWidget(self.note)
@@ -244,7 +250,19 @@ class MemberPanel(QWidget):
         chosen = self.selected()
         other = chosen is not None and chosen != self.client.username
         self.remove_button.setEnabled(other)
+        self.safety_button.setEnabled(other)
         self.promote_button.setEnabled(other and state is not None and chosen not in state.admins)
+
+    def show_safety_number(self) -> QWidget | None:
+        """The selected member's safety number (their own one-to-one one: it is per account)."""
+        chosen = self.selected()
+        if chosen is None or chosen == self.client.username:
+            return None
+        if self.safety is not None:
+            self.safety.close()
+        self.safety = ContactPanel(self.client, chosen)
+        self.safety.show()
+        return self.safety
 
     def add_member(self) -> None:
         username = self.add_field.text().strip().lower()

@@ -216,6 +216,12 @@ async def test_a_member_removing_one_of_their_devices_makes_every_sender_rotate(
     await carol.send_text(thread, "after, from carol")
     for device in (alice, alice2, bob, carol, carol2):
         await eventually(lambda d=device: len(chat(d, thread)) == 4, message="4 messages")
+    # The device change shows in the group too, on every member's device.
+    for device in (alice, carol):
+        await eventually(
+            lambda d=device: any("bob removed a device" in m.body for m in d.messages(thread)),
+            message="a device-change line in the group",
+        )
     for device in (alice, carol):
         assert sender_key_id(device, thread) != before[device.device_name]
         _, given = device._store.own_sender_key(group_id_of(thread))

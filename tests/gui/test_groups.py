@@ -83,6 +83,12 @@ def test_member_list_and_an_admin_adding_and_removing_a_member(qtbot, harness):
     assert member_rows(panel) == ["You  · admin", "bob", "carol"]
     assert panel.admin_tools.isVisible()
 
+    # Each member's safety number, from the list.
+    panel.members.setCurrentRow(member_rows(panel).index("bob"))
+    safety = panel.show_safety_number()
+    assert safety is not None and safety.peer == "bob"
+    safety.close()
+
     # Add dave: every window follows, dave's sees the group.
     qtbot.keyClicks(panel.add_field, "dave")
     qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
