@@ -49,6 +49,8 @@ from shared.group import (
 
 log = logging.getLogger("ariadne.client.groups")
 
+SHARE_BYTES = 40_000  # of signed changes per envelope (the payload limit is 60 kB)
+
 
 class GroupError(Exception):
     """A change this device cannot make (not an admin, not a member, no such user)."""
@@ -155,11 +157,18 @@ class Groups:
         if not users:
             return
         targets = sorted(users | {self._ctx.username})
-        for start in range(0, len(changes), MAX_CHANGES_PER_SHARE):
-            body = Changes(
-                group_id=group_id, changes=changes[start : start + MAX_CHANGES_PER_SHARE]
-            )
-            self.enqueue(targets, body)
+        # In parts that fit one envelope (a change naming 100 members is about 1.5 kB).
+        part: list[bytes] = []
+        for change in changes:
+            if part and (
+                len(part) == MAX_CHANGES_PER_SHARE
+                or sum(map(len, part)) + len(change) > SHARE_BYTES
+            ):
+                self.enqueue(targets, Changes(group_id=group_id, changes=part))
+                part = []
+            part.append(change)
+        if part:
+            self.enqueue(targets, Changes(group_id=group_id, changes=part))
 
     def enqueue(self, users: list[str], message: GroupMessage) -> None:
         """Queue a pairwise group message for every device of ``users`` (in the caller's

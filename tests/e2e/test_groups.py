@@ -11,7 +11,7 @@ import pytest
 from client.core.events import MessageStatus
 from client.core.outbox import SendError
 from shared.errors import DecryptionError
-from shared.group import group_id_of
+from shared.group import Changes, group_id_of
 from tests.conftest import eventually, history
 
 MESSAGES = 300
@@ -291,3 +291,35 @@ async def test_receipts_per_member_delivered_and_read_only_when_every_member_did
     await eventually(lambda: status() is MessageStatus.READ, message="read by every member")
     info = alice.conversations.info(message.message_id)
     assert {(r.username, r.status) for r in info.receipts} == {("bob", "read"), ("carol", "read")}
+
+
+async def test_a_long_chain_reaches_an_added_member_in_parts_that_fit(accounts, monkeypatch):
+    """The chain an added member gets is sent in parts of at most ``SHARE_BYTES`` (here made
+    small, so that a short chain needs several), and it arrives whole and verified."""
+    from client.core import groups as groups_module
+
+    monkeypatch.setattr(groups_module, "SHARE_BYTES", 2_000)
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    others = [await accounts.create(f"user{i:02d}") for i in range(6)]
+    state = await alice.groups.create("Big", [c.username for c in others])
+    thread = state.thread
+    for _ in range(6):
+        await alice.groups.remove(thread, [c.username for c in others[:3]])
+        await alice.groups.add(thread, [c.username for c in others[:3]])
+    parts: list[list[bytes]] = []
+    enqueue = alice.groups.enqueue
+
+    def recording(users, message):
+        if isinstance(message, Changes) and "bob" in users:
+            parts.append(message.changes)
+        enqueue(users, message)
+
+    monkeypatch.setattr(alice.groups, "enqueue", recording)
+    await alice.groups.add(thread, ["bob"])
+    assert len(parts) > 1 and all(sum(map(len, p)) <= 2_000 for p in parts)
+    await eventually(
+        lambda: bob.groups.state(thread) == alice.groups.state(thread),
+        timeout=60,
+        message="bob verified the whole chain",
+    )
