@@ -150,3 +150,28 @@ def test_a_fork_with_the_right_number_but_another_history_is_refused():
     fork = change(forked_base, "alice", "rename", (), "Forked")
     with pytest.raises(VerificationError, match="does not follow"):
         g.apply_change(created, fork, key_of)
+
+
+def test_each_change_names_the_right_users():
+    state, _ = build(("alice", "create", ("alice", "bob", "carol"), "G"))
+    refused = [
+        ("remove", ("dave",), None, "other members"),  # not a member
+        ("remove", ("alice",), None, "other members"),  # oneself: that is a leave
+        ("remove", (), None, "other members"),
+        ("promote", ("alice",), None, "not admins"),  # already an admin
+        ("promote", ("dave",), None, "not admins"),  # not a member
+        ("add", (), None, "not members yet"),
+        ("rename", (), None, "new name"),
+    ]
+    for action, users, name, why in refused:
+        with pytest.raises(VerificationError, match=why):
+            g.apply_change(state, change(state, "alice", action, users, name), key_of)
+    left, _ = g.apply_change(state, change(state, "carol", "leave", ("carol",)), key_of)
+    with pytest.raises(VerificationError, match="not a member"):
+        g.apply_change(left, change(left, "carol", "leave", ("carol",)), key_of)
+    twice = msgspec.structs.replace(
+        g.next_change(state, GID, "alice", DEVICE["alice"], "add", ("dave",)),
+        users=("dave", "dave"),
+    )
+    with pytest.raises(VerificationError, match="twice"):
+        g.apply_change(state, g.sign_change(KEYS["alice"], twice), key_of)
