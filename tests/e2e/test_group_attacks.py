@@ -304,3 +304,35 @@ async def test_an_admin_forking_the_membership_cannot_reach_both_halves(accounts
         lambda: any(m.undecryptable for m in carol.messages(thread)), message="refused"
     )
     assert "mallory is in, right?" not in [m.body for m in carol.messages(thread)]
+
+
+async def test_a_relay_replaying_an_old_add_re_adds_nobody(accounts, relay):
+    """The relay keeps the envelope that carried "alice added dave" to carol's phone and queues
+    it again after dave's removal: it is refused (the session's replay check, and the change does
+    not follow on the chain), and dave stays out."""
+    devices = await three_users(accounts)
+    alice, _, _, _, _, carol2 = devices
+    dave = await accounts.create("dave")
+    thread = await group_on_all(devices)
+    attacker = Attacker(relay)
+    await accounts.stop(carol2)
+    await alice.groups.add(thread, ["dave"])
+    await eventually(
+        lambda: any(r[2] == alice.device_id for r in attacker.rows_for(carol2.device_id)),
+        message="the add waits for carol's phone",
+    )
+    recorded = [r for r in attacker.rows_for(carol2.device_id) if r[2] == alice.device_id]
+    carol2 = await accounts.start(carol2)
+    await eventually(lambda: "dave" in carol2.groups.state(thread).members, message="dave in")
+    await alice.groups.remove(thread, ["dave"])
+    await eventually(lambda: "dave" not in carol2.groups.state(thread).members, message="out")
+    await eventually(lambda: not attacker.rows_for(carol2.device_id), message="acknowledged")
+    for row in recorded:
+        attacker.insert(carol2.device_id, row)
+    carol2 = await accounts.reopen(carol2)
+    await eventually(lambda: not attacker.rows_for(carol2.device_id), message="replay consumed")
+    assert carol2.groups.state(thread) == alice.groups.state(thread)
+    assert "dave" not in carol2.groups.state(thread).members
+    await alice.send_text(thread, "after the replay")
+    await eventually(lambda: [b for _, _, b in chat(carol2, thread)][-1:] == ["after the replay"])
+    assert not [m for m in chat(dave, thread) if m[2] == "after the replay"]

@@ -323,3 +323,33 @@ async def test_a_long_chain_reaches_an_added_member_in_parts_that_fit(accounts, 
         timeout=60,
         message="bob verified the whole chain",
     )
+
+
+async def test_a_members_new_device_gets_sender_keys_only_once_on_their_verified_list(accounts):
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    carol = await accounts.create("carol")
+    thread = await group_on_all([alice, bob, carol])
+    await carol.send_text(thread, "before the laptop")
+    await eventually(lambda: len(chat(bob, thread)) == 1)
+    laptop = await accounts.pending("bob", "Bob laptop")  # logged in with the password only
+    await carol.send_text(thread, "while the laptop waits for approval")
+    await eventually(lambda: len(chat(bob, thread)) == 2)
+    _, given = carol._store.own_sender_key(group_id_of(thread))
+    assert ("bob", laptop.device_id) not in given  # a pending device gets nothing
+    from tests.conftest import approve
+
+    await approve(bob, laptop)
+    await eventually(lambda: laptop.is_member, message="the laptop is on bob's list")
+    await laptop.load_conversations()
+    await eventually(
+        lambda: laptop.groups.state(thread) == alice.groups.state(thread),
+        message="the laptop verifies the group's chain",
+    )
+    await carol.send_text(thread, "hello laptop")
+    await eventually(
+        lambda: [b for _, _, b in chat(laptop, thread)][-1:] == ["hello laptop"],
+        message="the laptop reads what follows",
+    )
+    _, given = carol._store.own_sender_key(group_id_of(thread))
+    assert ("bob", laptop.device_id) in given
