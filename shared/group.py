@@ -30,7 +30,7 @@ import msgspec
 
 from shared.codec import decode_strict
 from shared.device_list import DeviceId, Signature, Username
-from shared.envelope import MAX_TEXT, MessageId, Origin
+from shared.envelope import MAX_TEXT, MessageId, Origin, Text
 from shared.errors import DecryptionError, VerificationError
 from shared.identity import SigningKey, verify
 from shared.sender_keys import GroupId, SenderKeyDistribution
@@ -282,6 +282,20 @@ def verify_chain(changes: list[bytes], key_of: KeyLookup) -> GroupState:
     if state is None:
         raise VerificationError("an empty chain")
     return state
+
+
+def group_text(text: Text) -> bytes:
+    """A queued group text with a text's fields; its membership is set when it leaves."""
+    return encode_message(
+        GroupText(
+            origin=text.origin,
+            message_id=text.message_id,
+            sent_at=text.sent_at,
+            body=text.body,
+            seq=0,
+            head=bytes(32),
+        )
+    )
 
 
 def encode_message(message: GroupMessage | GroupText) -> bytes:

@@ -124,7 +124,10 @@ class GroupMessages:
                 raise SendError("you are no longer a member of this group")
             devices = await self._devices(state)
             await self._give_keys(group_id, devices)
-            text = decode_text(plaintext)
+            try:
+                text = decode_text(plaintext)
+            except DecryptionError:
+                raise SendError("the queued group message is unreadable") from None
             sealed_text = encode_message(
                 GroupText(
                     origin=text.origin,

@@ -39,7 +39,7 @@ from shared.envelope import (
     new_message_id,
 )
 from shared.errors import DecryptionError
-from shared.group import is_group_thread
+from shared.group import group_text, is_group_thread
 
 log = logging.getLogger("ariadne.client")
 
@@ -160,12 +160,13 @@ class Outbox:
                 sent_at=message.sent_at,
                 body=message.body,
             )
+            users, encoded = [message.thread, self._ctx.username], encode_payload(payload)
+            if is_group_thread(message.thread):  # sent again under the group's sender key
+                users, encoded = [message.thread], group_text(payload)
             self._ctx.store.set_send_failure(message_id, None)
             self._ctx.store.renumber_sender_order(message_id, origin.counter)
             self._ctx.store.set_status(message_id, MessageStatus.SENDING, None)
-            self._ctx.store.enqueue(
-                [message.thread, self._ctx.username], encode_payload(payload), message_id
-            )
+            self._ctx.store.enqueue(users, encoded, message_id)
         self._ctx.emit(DeliveryUpdated(message_id, message.thread, MessageStatus.SENDING, None))
         self._ctx.outbox_wake.set()
         return True

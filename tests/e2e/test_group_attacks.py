@@ -51,6 +51,13 @@ async def test_a_relay_that_adds_a_device_to_a_member_gets_no_sender_key(account
     assert fake not in listed
     _, given = alice._store.own_sender_key(group_id_of(thread))
     assert all(device != fake for _, device in given)
+    # Once the relay stops lying, the user's "retry" sends it, under the group's sender key.
+    assert alice.conversations.retry(message.message_id)
+    bob = devices[2]
+    await eventually(
+        lambda: [b for _, _, b in chat(bob, thread)] == ["for the group only"],
+        message="sent again and delivered",
+    )
 
 
 async def test_a_change_by_a_non_admin_is_refused_by_every_device(accounts):
