@@ -1,5 +1,5 @@
 """Group membership as a chain of signed changes, and what group members send each other
-(PROTOCOL.md §8).
+(PROTOCOL.md §10).
 
 A group is a random 16-byte id and a chain of :class:`GroupChange` records: ``create``, then
 ``add``, ``remove``, ``leave``, ``rename``, ``promote``. Each change names the previous one by

@@ -1,4 +1,4 @@
-"""Sender Keys: how one group message is encrypted once for every member device (PROTOCOL.md §8).
+"""Sender Keys: how one group message is encrypted once for every member device (PROTOCOL.md §10).
 
 Each sending device holds, per group, a **sender key**: a chain key and an Ed25519 signing key,
 named by a random ``key_id``. It hands the chain key (at its current iteration) and the signing

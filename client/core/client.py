@@ -32,6 +32,7 @@ from client.core.login import Login, RegistrationError, new_profile
 from client.core.outbox import SendBlocked as SendBlocked
 from client.core.outbox import SendError as SendError
 from client.core.outbox import SendLater as SendLater
+from client.core.overdue import DeliveryWatch
 from client.core.profile import (
     DeviceRole,
     Profile,
@@ -93,6 +94,7 @@ class AriadneClient:
         self.groups, self.group_messages = engine.groups, engine.group_messages
         self.conversations = Conversations(store, self.directory, self.outbox)
         hooks.bind(Router(self.context, engine, self.login, self.link))
+        self.delivery_watch = DeliveryWatch(self.context)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 

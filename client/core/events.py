@@ -195,6 +195,18 @@ class ContactKeyChanged:
 
 
 @dataclass(frozen=True)
+class DeliveryOverdue:
+    """A message this device sent (the relay accepted it) has reached none of the recipient's
+    devices after ``seconds``: they may be offline, or the relay may be holding it, which no
+    cryptography prevents. The message is still on its way; ``DeliveryUpdated`` follows if it
+    arrives."""
+
+    message_id: bytes
+    thread: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class ConnectionStateChanged:
     state: ConnectionState
     detail: str = ""
@@ -225,5 +237,6 @@ Event = (
     | DeviceRemoved
     | ContactKeyChanged
     | ConnectionStateChanged
+    | DeliveryOverdue
     | GroupChanged
 )

@@ -47,6 +47,7 @@ from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
 from client.gui.keyboard import THREAD_ROLE, filter_threads, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
 from client.gui.read_state import visible_unread
+from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
 from client.gui.style import ERROR_STYLE
@@ -192,6 +193,8 @@ class ChatWindow(QMainWindow):
         self.banner.setVisible(False)
         self.banner_button.setVisible(False)
         right_layout.addLayout(banner_row)
+        self.relay_alert = RelayAlertBanner(client)  # the relay caught misbehaving
+        right_layout.addWidget(self.relay_alert)
         right_layout.addWidget(self.view)
         right_layout.addWidget(self.counter)
         right_layout.addLayout(bottom)
@@ -706,5 +709,6 @@ class ChatWindow(QMainWindow):
         for dialog in self.approvals.values():
             dialog.close()  # (cancels an exchange in progress)
         self.bridge.detach()
+        self.relay_alert.detach()
         self.closed.emit()
         super().closeEvent(event)
