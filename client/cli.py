@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also open Alice's laptop, to approve it (compare codes) and then revoke it",
     )
+    demo.add_argument(
+        "--group", action="store_true", help="open Alice, Bob and Carol in a group chat instead"
+    )
     demo.add_argument("--lifetime", type=float, help=argparse.SUPPRESS)
     chat = commands.add_parser("chat-demo", help="a scripted conversation in the terminal")
     chat.add_argument("--headless", action="store_true", help="narrate in the terminal")
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from client.gui.operator_window import hostile_demo
 
         return run_qt(lambda: hostile_demo(args.lifetime))
+    if args.command == "demo" and args.group:
+        from client.gui.group_demo import group_demo
+
+        return run_qt(lambda: group_demo(args.data_dir, args.lifetime))
     if args.command == "demo":
         return run_qt(lambda: run_demo(args.data_dir, args.lifetime, args.laptop))
     return run_qt(lambda: single(args.profile, args.relay, args.lifetime))

@@ -121,7 +121,14 @@ class ProfileName(_Payload, tag="profile_name", frozen=True):
     name: Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
 
 
-Payload = Text | Receipt | DeviceListUpdate | Control | AttachmentMessage | ProfileName
+class Group(_Payload, tag="group", frozen=True):
+    """A group's pairwise message (membership changes, a sender key, receipts): ``body`` is a
+    ``shared.group.GroupMessage``."""
+
+    body: Annotated[bytes, msgspec.Meta(max_length=60_000)]
+
+
+Payload = Text | Receipt | DeviceListUpdate | Control | AttachmentMessage | ProfileName | Group
 
 _encoder = msgspec.msgpack.Encoder()
 _sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)

@@ -25,12 +25,16 @@ from shared.errors import DecryptionError, WireError
 from shared.padding import pad, unpad
 
 THREAD_ID = 16
+# A conversation: a peer's username, or a group's thread ("#" and the group id in hex).
+ThreadName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=33, pattern=r"^([a-z0-9_.-]+|#[0-9a-f]{32})$")
+]
 
 
 class SavedMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
     """A message as the mailbox keeps it (the sealed plaintext)."""
 
-    thread: Username
+    thread: ThreadName
     sender_user: Username
     sender_device: str
     sent_at: int

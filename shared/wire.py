@@ -310,6 +310,27 @@ class Ack(Frame, tag="ack", frozen=True):
     seqs: Annotated[list[Seq], msgspec.Meta(min_length=1, max_length=MAX_ACKS)]
 
 
+MAX_GROUP_USERS = 100
+
+
+class GroupRecipient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    username: Username
+    device_ids: Annotated[list[DeviceId], msgspec.Meta(max_length=MAX_ENVELOPES_PER_USER)]
+
+
+class GroupSend(Frame, tag="group_send", frozen=True):
+    """One group message (``shared.sender_keys``), encrypted once: the relay queues the same
+    bytes for every listed device. As with ``Send``, each user's devices must be exactly the
+    user's current ones (else ``Mismatch``), and ``send_id`` makes a resend idempotent."""
+
+    rid: Rid
+    send_id: Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+    payload: SealedPayload
+    recipients: Annotated[
+        list[GroupRecipient], msgspec.Meta(min_length=1, max_length=MAX_GROUP_USERS)
+    ]
+
+
 # ---------------------------------------------------------------- relay -> device
 
 
@@ -612,6 +633,7 @@ ClientFrame = (
     | UploadChunk
     | FetchBlob
     | ReleaseBlob
+    | GroupSend
 )
 RelayFrame = (
     Challenge
@@ -670,6 +692,7 @@ REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     UploadChunk: (BlobProgress,),
     FetchBlob: (BlobChunk,),
     ReleaseBlob: (Ok,),
+    GroupSend: (Accepted, Mismatch),
 }
 
 _encoder = msgspec.msgpack.Encoder()

@@ -94,6 +94,7 @@ class Account:
         threads = ctx.store.threads()
         if new.username != ctx.username:
             threads = [new.username] if new.username in threads else []
+            threads += [g.thread for g in ctx.store.groups() if new.username in g.members]
         for line in lines:
             self._timeline.system_line(threads, line)
 

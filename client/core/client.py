@@ -45,6 +45,7 @@ from client.core.routing import LinkHooks, Router
 from client.core.storage import ProfileStore
 from shared import wire
 from shared.device_list import DeviceList
+from shared.group import is_group_thread
 from shared.session import load_x3dh_state
 
 log = logging.getLogger("ariadne.client")
@@ -95,6 +96,7 @@ class AriadneClient:
         self.controls, self.control_sync = engine.controls, engine.control_sync
         self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
         self.conversations = Conversations(store, self.directory, self.outbox, self.username)
+        self.groups, self.group_messages = engine.groups, engine.group_messages
         hooks.bind(Router(self.context, engine, self.login, self.link))
         self.attachments = Attachments(self.context, engine.directory, profile_dir / "attachments")
         self.delivery_watch = DeliveryWatch(self.context)
@@ -332,10 +334,14 @@ class AriadneClient:
             self.context.state.set_preferences(preferences)
 
     async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
-        return await self.history.restore(code, pin)
+        threads = await self.history.restore(code, pin)
+        self.groups.recover(threads)  # membership from the members, history from the mailbox
+        return threads
 
     async def load_conversations(self) -> list[str]:
-        return await self.history.load_conversations()
+        threads = await self.history.load_conversations()
+        self.groups.recover(threads)
+        return threads
 
     async def load_older(self, thread: str, limit: int = 100) -> int:
         return await self.history.load_older(thread, limit)
@@ -388,10 +394,15 @@ class AriadneClient:
 
     async def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
         """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
+        if is_group_thread(thread):
+            return self.group_messages.mark_read(thread, seen)
         return self.outbox.mark_read(thread, seen)
 
     # ------------------------------------------------------------------ sending
 
     async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
-        """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
+        """Store and queue a message to ``peer`` quoting ``reply_to`` (see
+        :meth:`Outbox.send_text`), or to a group's thread (see :meth:`GroupMessages.send_text`)."""
+        if is_group_thread(peer):
+            return await self.group_messages.send_text(peer, text)
         return await self.outbox.send_text(peer, text, reply_to)

@@ -15,6 +15,7 @@ from client.core.outbox import Outbox
 from client.core.port import Offline, RelayError
 from client.core.storage import ProfileStore
 from client.core.store_chat import DeviceReceipt, SearchHit, clean_name
+from shared.group import group_id_of, is_group_thread
 
 
 class UserCheckFailed(Exception):
@@ -52,7 +53,10 @@ class Conversations:
 
     def display_name(self, username: str) -> str:
         """How ``username`` is shown: the name this user gave them on this device, else the
-        name they chose and shared, else the username."""
+        name they chose and shared, else the username; for a group's thread, the group's name."""
+        if is_group_thread(username):
+            state = self._store.group(group_id_of(username))
+            return state.name if state is not None else "Group"
         return self._store.display_name(username) or self._store.shared_name(username) or username
 
     def set_display_name(self, username: str, name: str) -> None:

@@ -14,6 +14,8 @@ from client.core.controls import Controls
 from client.core.devices import Devices, pairing_keys
 from client.core.directory import Directory
 from client.core.epochs import EpochBook
+from client.core.group_send import GroupMessages
+from client.core.groups import Groups
 from client.core.history import History
 from client.core.inbox import Inbox
 from client.core.mailbox import Mailbox
@@ -41,6 +43,8 @@ class Engine:
     history: History
     controls: Controls
     control_sync: ControlSync
+    groups: Groups
+    group_messages: GroupMessages
 
 
 def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
@@ -76,6 +80,10 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
     inbox = Inbox(context, directory, sessions, timeline, controls)
     devices = Devices(context, account, directory, epochs, sessions, outbox, pairing, x3dh)
     history = History(context, account, directory, epochs, mailbox, devices, outbox)
+    groups = Groups(context, directory)
+    group_messages = GroupMessages(context, directory, outbox, timeline, groups)
+    outbox.group_sender = group_messages.send_item
+    inbox.groups = group_messages
     return Engine(
         timeline,
         account,
@@ -90,4 +98,6 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
         history,
         controls,
         control_sync,
+        groups,
+        group_messages,
     )

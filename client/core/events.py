@@ -255,6 +255,13 @@ class DisplayNameChanged:
     username: str
 
 
+@dataclass(frozen=True)
+class GroupChanged:
+    """A group's verified membership or name changed (or it was created here)."""
+
+    thread: str
+
+
 Event = (
     MessageQueued
     | MessageReceived
@@ -279,4 +286,5 @@ Event = (
     | MessagesChanged
     | MessagesRemoved
     | TimerChanged
+    | GroupChanged
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from typing import Protocol
 
 from client.core.attachments import received
 from client.core.context import ClientContext
@@ -37,6 +38,7 @@ from shared.envelope import (
     AttachmentMessage,
     Control,
     DeviceListUpdate,
+    Group,
     Payload,
     ProfileName,
     Receipt,
@@ -49,6 +51,16 @@ from shared.envelope import (
 from shared.errors import DecryptionError, DuplicateMessage, WireError
 
 log = logging.getLogger("ariadne.client")
+
+
+class GroupInbox(Protocol):
+    """What the inbox hands to the groups concern (client.core.group_send)."""
+
+    def claims(self, data: bytes) -> bool: ...
+    async def open_group_message(self, deliver: wire.Delivered) -> list[Event]: ...
+    async def open_pairwise(self, deliver: wire.Delivered, body: bytes) -> list[Event]: ...
+    def flush_receipts(self) -> bool: ...
+
 
 INBOX_BATCH = 200
 
@@ -68,6 +80,8 @@ class Inbox:
         self._timeline = timeline
         self._controls = controls
         self._queue: asyncio.Queue[wire.Delivered] = asyncio.Queue()
+        # Group messages and group payloads (client.core.group_send), once groups are wired in.
+        self.groups: GroupInbox | None = None
 
     def put(self, envelopes: list[wire.Delivered]) -> None:
         for envelope in envelopes:
@@ -111,6 +125,8 @@ class Inbox:
                         None,
                     )
                 self._timeline.report_reordering(events)
+                if self.groups is not None and self.groups.flush_receipts():
+                    receipts.setdefault(self._ctx.username, [])  # wakes the outbox below
             if done:
                 await self._ctx.port.send(wire.Ack(seqs=done))
             for event in events:
@@ -122,6 +138,8 @@ class Inbox:
         try:
             sealed = decode_sealed(deliver.payload)
         except WireError:
+            if self.groups is not None and self.groups.claims(deliver.payload):
+                return await self.groups.open_group_message(deliver)
             return self._undecryptable(deliver, "malformed envelope")
         peer = await self._sender_entry(deliver.sender_user, deliver.sender_device)
         if peer is None:
@@ -145,6 +163,10 @@ class Inbox:
                 f"the relay says {deliver.sender_user}'s device {deliver.sender_device} sent"
                 f" this, the message says {origin.user}'s device {origin.device}",
             )
+        if isinstance(payload, Group):
+            if self.groups is None:
+                return []
+            return await self.groups.open_pairwise(deliver, payload.body)
         return self._apply(deliver, payload, receipts)
 
     async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:

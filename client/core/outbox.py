@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from client.core.context import ClientContext
 from client.core.directory import Directory, UnknownUser
@@ -39,6 +40,7 @@ from shared.envelope import (
     new_message_id,
 )
 from shared.errors import DecryptionError
+from shared.group import group_text, is_group_thread
 
 log = logging.getLogger("ariadne.client")
 
@@ -100,6 +102,8 @@ class Outbox:
         self._timeline = timeline
         # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
         self.send_notes: dict[bytes, str] = {}
+        # Sends a group thread's item (client.core.group_send), once groups are wired in.
+        self.group_sender: Callable[[bytes, str, bytes], Awaitable[int]] | None = None
 
     async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
         """Store a message to ``peer`` (quoting ``reply_to``) and queue it; it leaves as soon as
@@ -170,12 +174,13 @@ class Outbox:
                 sent_at=message.sent_at,
                 body=message.body,
             )
+            users, encoded = [message.thread, self._ctx.username], encode_payload(payload)
+            if is_group_thread(message.thread):  # sent again under the group's sender key
+                users, encoded = [message.thread], group_text(payload)
             self._ctx.store.set_send_failure(message_id, None)
             self._ctx.store.renumber_sender_order(message_id, origin.counter)
             self._ctx.store.set_status(message_id, MessageStatus.SENDING, None)
-            self._ctx.store.enqueue(
-                [message.thread, self._ctx.username], encode_payload(payload), message_id
-            )
+            self._ctx.store.enqueue(users, encoded, message_id)
         self._ctx.emit(DeliveryUpdated(message_id, message.thread, MessageStatus.SENDING, None))
         self._ctx.outbox_wake.set()
         return True
@@ -226,9 +231,9 @@ class Outbox:
         """Send the new list end to end to this user's other devices and every contact: a relay
         cannot hold it back from them (and serve them the older list) without holding back
         everything this user sends."""
-        contacts = [self._ctx.username] + [
-            t for t in self._ctx.store.threads() if t != self._ctx.username
-        ]
+        others = {t for t in self._ctx.store.threads() if not is_group_thread(t)}
+        others |= self._ctx.store.group_member_users()
+        contacts = [self._ctx.username, *sorted(others - {self._ctx.username})]
         with self._ctx.store.transaction():
             for start in range(0, len(contacts), wire.MAX_RECIPIENT_USERS):
                 self._ctx.store.enqueue(
@@ -250,7 +255,10 @@ class Outbox:
                 self._ctx.outbox_wake.clear()
                 continue
             try:
-                server_ts = await self._fan_out(item.send_id, item.users, item.payload)
+                if self.group_sender is not None and is_group_thread(item.users[0]):
+                    server_ts = await self.group_sender(item.send_id, item.users[0], item.payload)
+                else:
+                    server_ts = await self._fan_out(item.send_id, item.users, item.payload)
             except Offline:
                 await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
                 continue
@@ -333,6 +341,11 @@ class Outbox:
             for mismatch in answer.users:
                 await self._directory.refresh(mismatch.username)
         raise SendError("the relay's device list does not match the signed one")
+
+    async def fan_out_now(self, users: tuple[str, ...], payload: bytes) -> int:
+        """Send ``payload`` to every current device of ``users`` now, outside the queue (a sender
+        key that must reach its devices before the group message the outbox is sending)."""
+        return await self._fan_out(new_message_id(), users, payload)
 
     def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
         """What the bubble says. The relay's detail names the user; it is believed only when it

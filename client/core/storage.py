@@ -24,6 +24,8 @@ from client.core.store_attachments import AttachmentStore
 from client.core.store_chat import ChatStore
 from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_controls import CONTROLS_SCHEMA, ControlStore
+from client.core.store_groups import SCHEMA as GROUP_SCHEMA
+from client.core.store_groups import GroupStore
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
 from client.core.store_outbox import OutboxItem, OutboxStore
@@ -170,6 +172,7 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 """
 _SCHEMA += CONTROLS_SCHEMA  # unsend, delete, expiry, replies, edits, reactions, timers
+_SCHEMA += GROUP_SCHEMA
 
 
 class Transaction:
@@ -248,7 +251,14 @@ def _current_task() -> object:
 
 
 class ProfileStore(
-    ContactStore, MessageStore, OutboxStore, HistoryStore, ChatStore, ControlStore, AttachmentStore
+    ContactStore,
+    MessageStore,
+    OutboxStore,
+    HistoryStore,
+    ChatStore,
+    ControlStore,
+    AttachmentStore,
+    GroupStore,
 ):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted

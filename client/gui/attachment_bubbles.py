@@ -109,9 +109,10 @@ class AttachmentDelegate(BubbleDelegate):
         self,
         own_username: str,
         note: Callable[[bytes], str | None],
+        failure: Callable[[bytes], str | None],
         attachment: Callable[[bytes], Attachment | None],
     ) -> None:
-        super().__init__(own_username, note)
+        super().__init__(own_username, note, failure)
         self.attachment = attachment
         self._thumbs: dict[bytes, QPixmap | None] = {}
 

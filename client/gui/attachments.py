@@ -42,7 +42,6 @@ from client.core.attachments import Attachment, AttachmentFailed
 from client.core.events import AttachmentChanged, Event
 from client.core.store_attachments import FileState
 from client.gui.attachment_bubbles import (
-    AttachmentDelegate,
     decode_thumbnail,
     human_size,
     make_thumbnail,
@@ -124,12 +123,7 @@ class AttachmentController(QObject):
         self.window = window
         self.client = window.client
         self.bar = AttachmentBar()
-        self.delegate = AttachmentDelegate(
-            self.client.username, self.client.send_notes.get, self._attachment
-        )
-        # The view must never outlive its delegate (it would paint through a dangling one).
-        self.delegate.setParent(window.view)
-        window.view.setItemDelegate(self.delegate)
+        self.delegate = window.bubbles  # the window's bubbles draw attachments (attachment_bubbles)
         self.opener: Callable[[Path], None] = lambda path: QDesktopServices.openUrl(
             QUrl.fromLocalFile(str(path))
         )
@@ -151,11 +145,6 @@ class AttachmentController(QObject):
         window.view.customContextMenuRequested.connect(self._menu)
         self.client.add_listener(self._on_event)
         window.closed.connect(self._closed)
-
-    def _attachment(self, message_id: bytes) -> Attachment | None:
-        # A window can be repainted after its client closed (a style change reaches every
-        # widget still alive): its profile database is gone by then.
-        return None if self.client.closed else self.client.attachments.get(message_id)
 
     # ------------------------------------------------------------------ attaching
 

@@ -14,6 +14,7 @@ from client.core.events import (
     DeviceRemoved,
     DisplayNameChanged,
     Event,
+    GroupChanged,
     HistoryLoaded,
     MessageQueued,
     MessageReceived,
@@ -44,6 +45,7 @@ class CoreBridge(QObject):
     messages_removed = Signal(object)  # MessagesRemoved (controls: deleted, expired)
     timer_changed = Signal(object)  # TimerChanged (disappearing messages)
     display_name_changed = Signal(object)  # DisplayNameChanged
+    group_changed = Signal(object)  # GroupChanged
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -85,3 +87,5 @@ class CoreBridge(QObject):
                 self.timer_changed.emit(event)
             case DisplayNameChanged():
                 self.display_name_changed.emit(event)
+            case GroupChanged():
+                self.group_changed.emit(event)

@@ -102,6 +102,8 @@ class BubbleDelegate(QStyledItemDelegate):
         # Controls: (a reply's quote line, what follows the time: "edited", reactions).
         self.decorate: Callable[[StoredMessage], tuple[str, str]] | None = None
         self.highlight: bytes | None = None  # a message just jumped to (a search result)
+        # In a group: the sender's name to show above a bubble (None: no name line).
+        self.sender_name: Callable[[StoredMessage], str | None] | None = None
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
         self._heights: dict[tuple[bytes, int, bool, MessageStatus], int] = {}
@@ -151,18 +153,30 @@ class BubbleDelegate(QStyledItemDelegate):
         )
         ticked = message.sender_user == self.own and message.status in TICKED
         meta_w = meta_rect.width() + (TICK_WIDTH if ticked else 0)
-        inner_w = max(body_rect.width(), meta_w)
+        name = self._name(message)
+        name_fm = QFontMetrics(self._name_font(option.font))
+        name_h = name_fm.height() if name else 0
+        name_w = name_fm.horizontalAdvance(name) if name else 0
+        inner_w = min(max(body_rect.width(), meta_w, name_w), width - 2 * PAD)
         bubble_w = inner_w + 2 * PAD
-        bubble_h = body_rect.height() + meta_rect.height() + 2 * PAD
+        bubble_h = name_h + body_rect.height() + meta_rect.height() + 2 * PAD
         left = (
             option.rect.right() - bubble_w - PAD
             if message.sender_user == self.own
             else option.rect.left() + PAD
         )
         bubble = QRect(left, option.rect.top() + GAP, bubble_w, bubble_h)
-        text = QRect(bubble.left() + PAD, bubble.top() + PAD, inner_w, body_rect.height())
+        text = QRect(bubble.left() + PAD, bubble.top() + PAD + name_h, inner_w, body_rect.height())
         meta_box = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_rect.height())
         return bubble, text, meta_box
+
+    def _name(self, message: StoredMessage) -> str | None:
+        return self.sender_name(message) if self.sender_name is not None else None
+
+    def _name_font(self, font: QFont) -> QFont:
+        bold = self._small(font)
+        bold.setBold(True)
+        return bold
 
     @staticmethod
     def _small(font: QFont) -> QFont:
@@ -263,6 +277,11 @@ class BubbleDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(bubble.adjusted(-3, -3, 3, 3), 16, 16)
         painter.setPen(QColor(ink))
+        name = self._name(message)
+        if name:
+            painter.setFont(self._name_font(option.font))
+            name_box = QRect(text_rect.left(), bubble.top() + PAD, text_rect.width(), 1000)
+            painter.drawText(name_box, Qt.AlignmentFlag.AlignLeft, name)
         font = QFont(option.font)
         font.setItalic(message.undecryptable)
         painter.setFont(font)

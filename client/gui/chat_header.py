@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QToolButton, QWidget
 
 from client.core.client import AriadneClient
+from client.core.groups import is_group_thread
 from client.gui.avatars import avatar
 
 AVATAR_SIZE = 36
@@ -57,10 +58,14 @@ class ChatHeader(QWidget):
         shown = self.client.conversations.display_name(peer)
         self.picture.setPixmap(avatar(shown, AVATAR_SIZE, peer))
         suffix = f"  <span style='font-weight: normal'>@{peer}</span>" if shown != peer else ""
+        group = self.client.groups.state(peer) if is_group_thread(peer) else None
+        if is_group_thread(peer):  # a group: its name and how many are in it
+            count = f"{len(group.members)} members" if group is not None else "members unknown"
+            suffix = f"  <span style='font-weight: normal'>· {count}</span>"
         self.name.setText(f"<b>{shown}</b>{suffix}")
-        self.name.setToolTip(f"Username: {peer}")
-        self.badge.setVisible(self.client.is_verified(peer))
-        self.rename.setVisible(True)
+        self.name.setToolTip("Group chat" if is_group_thread(peer) else f"Username: {peer}")
+        self.badge.setVisible(not is_group_thread(peer) and self.client.is_verified(peer))
+        self.rename.setVisible(not is_group_thread(peer))  # an admin renames a group, for all
 
     def start_rename(self) -> None:
         if self.peer is None:

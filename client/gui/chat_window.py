@@ -36,7 +36,9 @@ from client.core.events import (
     SendDeferred,
     StoredMessage,
 )
+from client.core.groups import is_group_thread
 from client.gui import control_actions, message_menu
+from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.attachments import AttachmentController
 from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
@@ -46,6 +48,7 @@ from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
+from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
 from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
 from client.gui.new_chat import ChatFinder
@@ -125,6 +128,9 @@ class ChatWindow(QMainWindow):
         left_layout.addWidget(self.threads)
         self.own_name = OwnNameField(client)
         left_layout.addWidget(self.own_name)
+        new_group = QPushButton("New group…")
+        new_group.clicked.connect(self.show_new_group)
+        left_layout.addWidget(new_group)
         my_devices = QPushButton("My devices")
         my_devices.clicked.connect(self.show_own_devices)
         left_layout.addWidget(my_devices)
@@ -152,9 +158,16 @@ class ChatWindow(QMainWindow):
         self.controls = ConversationControls(client, self.view)
         for widget in self.controls.header_widgets():
             header_row.addWidget(widget)
-        self.bubbles = BubbleDelegate(
-            client.username, client.send_notes.get, client.conversations.failure
+        self.bubbles = AttachmentDelegate(
+            client.username,
+            client.send_notes.get,
+            client.conversations.failure,
+            # A window can be repainted after its client closed (a style change reaches every
+            # widget still alive): its profile database is gone by then.
+            lambda message_id: None if client.closed else client.attachments.get(message_id),
         )
+        # The view must never outlive its delegate (it would paint through a dangling one).
+        self.bubbles.setParent(self.view)
         self.bubbles.decorate = lambda message: control_actions.decoration(client, message)
         self.view.setItemDelegate(self.bubbles)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
@@ -224,6 +237,7 @@ class ChatWindow(QMainWindow):
         self.at_rest = QLabel(text, toolTip=explanation)
         self.statusBar().addPermanentWidget(self.at_rest)
         self.bridge.connection_changed.connect(self._on_connection)
+        self.bridge.group_changed.connect(lambda event: self._on_group_changed(event.thread))
         self.bridge.message_added.connect(self._on_message)
         self.bridge.delivery_updated.connect(self._on_delivery)
         self.bridge.history_loaded.connect(self._on_history)
@@ -274,7 +288,10 @@ class ChatWindow(QMainWindow):
         self.controls.show_conversation(self.model)
         self.view.scrollToBottom()
         self.identity.show_peer(thread)
-        self.server_button.setEnabled(True)
+        group = is_group_thread(thread)
+        self.bubbles.sender_name = sender_names(self.client) if group else None
+        self.server_button.setEnabled(not group)
+        self.contact_button.setText("Members" if group else "Safety number")
         self.contact_button.setEnabled(True)
         self.composer.setEnabled(not self.client.removed)
         self.composer.setFocus()
@@ -422,10 +439,23 @@ class ChatWindow(QMainWindow):
     def show_contact(self) -> QWidget | None:
         if self.model is None:
             return None
+        if is_group_thread(self.model.thread):
+            return self._show_panel(MemberPanel(self.client, self.model.thread))
         panel = ContactPanel(self.client, self.model.thread)
         if hasattr(panel, "verify"):  # the badge follows the verified mark
             panel.verify.toggled.connect(lambda _on: self.identity.refresh())
         return self._show_panel(panel)
+
+    def show_new_group(self) -> NewGroupDialog:
+        dialog = NewGroupDialog(self.client, self)
+        dialog.created.connect(self.open_conversation)
+        dialog.show()
+        return dialog
+
+    def _on_group_changed(self, thread: str) -> None:
+        self._ensure_thread(thread)
+        if self.model is not None and self.model.thread == thread:
+            self.identity.refresh()
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))

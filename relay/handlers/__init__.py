@@ -7,7 +7,7 @@ answer). A frame type missing from :data:`HANDLERS` is answered ``unsupported``.
 
 from __future__ import annotations
 
-from relay.handlers import blobs, controls, delivery, devices, history, inspect, vault
+from relay.handlers import blobs, controls, delivery, devices, groups, history, inspect, vault
 from relay.session import Handler, Reject, Session
 from shared import wire
 from shared.wire import ErrorCode
@@ -25,6 +25,7 @@ HANDLERS: dict[type, Handler] = {
     **inspect.HANDLERS,
     **controls.HANDLERS,
     **blobs.HANDLERS,
+    **groups.HANDLERS,
     wire.CreateAccount: already_logged_in,
     wire.AddDevice: already_logged_in,
     wire.Resume: already_logged_in,
