@@ -1,10 +1,17 @@
 """The inbox: envelopes pushed by the relay, decrypted in order, in batches.
 
 Each batch is one transaction the inbox owns (:meth:`ProfileStore.transaction`): the ratchet
-steps, used one-time pre-keys, messages and the delivery receipts they call for are committed
-together, and only then acknowledged, so a crash at any point loses nothing (the relay redelivers
-what was not acknowledged; duplicates are recognised by the ratchet and by message id), and no
-other loop of the client can commit half a batch.
+steps, used one-time pre-keys, messages, the delivery receipts they call for and the digest of
+every envelope processed are committed together, and only then acknowledged, so a crash at any
+point loses nothing, and no other loop of the client can commit half a batch. The relay
+redelivers what it did not hear acknowledged; a redelivered envelope is recognised by its digest
+and dropped before the ratchet sees it (see :mod:`client.core.store_processed`), and its text
+message's receipt is sent again.
+
+An Ack goes only over the connection the envelopes came on: the relay's sequence numbers mean
+nothing to another connection (a relay restarted without its data numbers new envelopes the
+same), so the Ack of a batch whose connection dropped is not sent, and the redelivery is dropped
+by digest and acknowledged then.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from client.core.events import (
 )
 from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
+from client.core.store_processed import envelope_digest
 from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceEntry
@@ -57,11 +65,18 @@ class Inbox:
         self._directory = directory
         self._sessions = sessions
         self._timeline = timeline
-        self._queue: asyncio.Queue[wire.Delivered] = asyncio.Queue()
+        # Envelopes with the connection they came on (see connection_lost).
+        self._queue: asyncio.Queue[tuple[int, wire.Delivered]] = asyncio.Queue()
+        self._connection = 0
 
     def put(self, envelopes: list[wire.Delivered]) -> None:
         for envelope in envelopes:
-            self._queue.put_nowait(envelope)
+            self._queue.put_nowait((self._connection, envelope))
+
+    def connection_lost(self) -> None:
+        """The connection the relay pushed on is gone: what it pushed is not acknowledged on
+        another one."""
+        self._connection += 1
 
     @property
     def waiting(self) -> int:
@@ -73,16 +88,17 @@ class Inbox:
             batch = [await self._queue.get()]
             while len(batch) < INBOX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            done: list[int] = []
+            done: list[tuple[int, int]] = []  # (connection, seq)
             events: list[Event] = []
             receipts: dict[str, list[bytes]] = {}
-            # One transaction for the batch, owned by this loop: ratchets, pre-keys, messages
-            # and their receipts are committed together, and only then acknowledged.
+            # One transaction for the batch, owned by this loop: ratchets, pre-keys, messages,
+            # their receipts and the envelopes' digests are committed together, and only then
+            # acknowledged.
             async with self._ctx.store.transaction():
                 try:
-                    for deliver in batch:
-                        events.extend(await self._open(deliver, receipts))
-                        done.append(deliver.seq)
+                    for connection, deliver in batch:
+                        events.extend(await self._process(deliver, receipts))
+                        done.append((connection, deliver.seq))
                 except Offline:
                     pass  # what is not acknowledged is redelivered after reconnecting
                 for sender, message_ids in receipts.items():
@@ -98,14 +114,37 @@ class Inbox:
                         None,
                     )
                 self._timeline.report_reordering(events)
-            if done:
-                await self._ctx.port.send(wire.Ack(seqs=done))
+            # Checked here, after the batch's awaits: the connection may have changed meanwhile.
+            seqs = [seq for connection, seq in done if connection == self._connection]
+            if seqs:
+                await self._ctx.port.send(wire.Ack(seqs=seqs))
+            if len(seqs) < len(batch):
+                log.info("%d envelopes left to be redelivered", len(batch) - len(seqs))
             for event in events:
                 self._ctx.emit(event)
             if receipts:
                 self._ctx.outbox_wake.set()
 
-    async def _open(self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]) -> list[Event]:
+    async def _process(
+        self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]
+    ) -> list[Event]:
+        """Open one envelope, unless it was processed before (then it is dropped unopened)."""
+        store = self._ctx.store
+        digest = envelope_digest(deliver.sender_user, deliver.sender_device, deliver.payload)
+        seen = store.processed(digest)
+        if seen is not None:
+            log.debug("dropped a redelivered envelope %d", deliver.seq)
+            if seen.message_id is not None and seen.sender_user != self._ctx.username:
+                receipts.setdefault(seen.sender_user, []).append(seen.message_id)
+            return []
+        carried: list[bytes] = []
+        events = await self._open(deliver, receipts, carried)
+        store.record_processed(digest, deliver.sender_user, carried[0] if carried else None)
+        return events
+
+    async def _open(
+        self, deliver: wire.Delivered, receipts: dict[str, list[bytes]], carried: list[bytes]
+    ) -> list[Event]:
         try:
             sealed = decode_sealed(deliver.payload)
         except WireError:
@@ -132,7 +171,7 @@ class Inbox:
                 f"the relay says {deliver.sender_user}'s device {deliver.sender_device} sent"
                 f" this, the message says {origin.user}'s device {origin.device}",
             )
-        return self._apply(deliver, payload, receipts)
+        return self._apply(deliver, payload, receipts, carried)
 
     async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
         known = self._directory.known(username)
@@ -145,13 +184,18 @@ class Inbox:
         return fresh.entry(device_id)
 
     def _apply(
-        self, deliver: wire.Delivered, payload: Payload, receipts: dict[str, list[bytes]]
+        self,
+        deliver: wire.Delivered,
+        payload: Payload,
+        receipts: dict[str, list[bytes]],
+        carried: list[bytes],
     ) -> list[Event]:
         from_self = deliver.sender_user == self._ctx.username
         if isinstance(payload, Text):
             thread = payload.peer if from_self else deliver.sender_user
             if from_self and thread == self._ctx.username:
                 return []
+            carried.append(payload.message_id)
             message = StoredMessage(
                 message_id=payload.message_id,
                 thread=thread,
@@ -163,7 +207,10 @@ class Inbox:
                 status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
             )
             if not self._ctx.store.insert_message(message):
-                return []  # a duplicate: already shown
+                # Already shown (its sender offered it again: our receipt may have been lost).
+                if not from_self:
+                    receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
+                return []
             counter = payload.origin.counter
             self._ctx.store.record_sender_order(
                 message.message_id, thread, deliver.sender_user, deliver.sender_device, counter

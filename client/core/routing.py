@@ -49,6 +49,8 @@ class Router:
             engine.pairing.on_push(frame)
 
     def on_connection_state(self, state: ConnectionState, detail: str) -> None:
+        if state is ConnectionState.CONNECTING:
+            self._engine.inbox.connection_lost()  # a new connection: new sequence numbers
         self._context.emit(ConnectionStateChanged(state, detail))
         error = self._link.login_error
         if (

@@ -22,6 +22,7 @@ from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
 from client.core.store_outbox import OutboxItem, OutboxStore
+from client.core.store_processed import ProcessedStore
 
 __all__ = [
     "DB_NAME",
@@ -128,6 +129,14 @@ CREATE TABLE IF NOT EXISTS sender_order (
 );
 CREATE INDEX IF NOT EXISTS sender_order_by_device
     ON sender_order(thread, sender_user, sender_device, counter);
+-- Envelopes already processed (see store_processed), so a redelivered one is dropped unopened.
+CREATE TABLE IF NOT EXISTS processed_envelopes (
+    digest BLOB PRIMARY KEY,
+    sender_user TEXT NOT NULL,
+    message_id BLOB,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS processed_envelopes_by_time ON processed_envelopes(at);
 """
 
 
@@ -206,7 +215,7 @@ def _current_task() -> object:
         return _NO_TASK
 
 
-class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore):
+class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, ProcessedStore):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
         database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database
@@ -221,6 +230,7 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore):
             raise RuntimeError(f"profile database has schema {version}, expected {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.forget_processed()
         self._db.commit()
         self._lock = asyncio.Lock()
         self._owner: object = None  # the task whose transaction is open
