@@ -254,6 +254,7 @@ class Inbox:
                 ):
                     continue
                 self._ctx.store.set_status(message_id, status)
+                self._ctx.store.confirmed(message_id)  # no need to offer it again
                 events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))
             return events
         return []

@@ -81,7 +81,7 @@ class Router:
                 # else: a confirmed device whose approver has not published its list yet
         if account.is_member:
             await engine.history.refresh_epochs()
-        context.outbox_wake.set()
+        engine.outbox.connected()
         context.mailbox_wake.set()
 
 

@@ -21,7 +21,7 @@ from client.core.at_rest import KeyPlace, open_database
 from client.core.store_contacts import ContactStore, SessionRow
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
-from client.core.store_outbox import OutboxItem, OutboxStore
+from client.core.store_outbox import OutboxItem, OutboxStore, Unconfirmed
 from client.core.store_processed import ProcessedStore
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "ProfileStore",
     "SessionRow",
     "Transaction",
+    "Unconfirmed",
 ]
 
 SCHEMA_VERSION = 2
@@ -137,6 +138,16 @@ CREATE TABLE IF NOT EXISTS processed_envelopes (
     at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS processed_envelopes_by_time ON processed_envelopes(at);
+-- Messages the relay accepted and no recipient device has confirmed yet, with the fan-out the
+-- relay accepted: offered again after every reconnect (see store_outbox).
+CREATE TABLE IF NOT EXISTS unconfirmed (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id BLOB NOT NULL UNIQUE,
+    send_id BLOB NOT NULL,
+    users TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    fan_out BLOB NOT NULL
+);
 """
 
 
