@@ -29,7 +29,7 @@ from websockets.protocol import State
 
 from relay.handlers import HANDLERS
 from relay.limits import TokenBucket
-from relay.login import log_in
+from relay.login import NotRegistered, log_in
 from relay.session import Reject, Session
 from relay.store import QueuedEnvelope
 from shared import wire
@@ -147,7 +147,10 @@ class Connection:
             username, device_id = await log_in(self.relay, frame, nonce, source)
         except Reject as rejection:
             log.info("login refused: %s", rejection.code)
-            await self._send(rejection.frame(rid))
+            if isinstance(rejection, NotRegistered):
+                await self._send(rejection.answer(cast(int, rid)))  # a Resume has a rid
+            else:
+                await self._send(rejection.frame(rid))
             await self.close(1008, "login refused")
             return None
         if self.ws.state is not State.OPEN:

@@ -160,12 +160,15 @@ class RelayStore(AccountStore, QueueStore, HistoryStore):
         self._acknowledged: set[str] = set()  # devices whose bound may be above the truth
         self._recount_quotas()
         self._db.commit()
-        self._queue_opened()
+        # Reads of committed rows only (a device's backlog, see store_queue); autocommit, so
+        # each read sees the last commit.
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
 
     def close(self) -> None:
         self._commit_now()
+        self._reader.close()
         self._db.close()
 
     def _recount_quotas(self) -> None:
@@ -203,7 +206,6 @@ class RelayStore(AccountStore, QueueStore, HistoryStore):
         waiters, self._waiters = self._waiters, []
         try:
             self._db.commit()
-            self._queue_committed()
         except sqlite3.Error as exc:
             for waiter in waiters:
                 if not waiter.done():

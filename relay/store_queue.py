@@ -1,11 +1,10 @@
 """The relay store's delivery queues: one durable queue per device, fan-outs remembered for
 resends, and the bytes each queue holds (an upper bound in memory, see ``queue_has_room``).
 
-A device's backlog is read only from committed rows: the store's one connection sees its own
-open transaction, and an envelope handed to a device before its commit could be lost with that
-commit (a power loss) after the device had shown it, and then be sent again by its sender.
-Sequence numbers only grow and this connection is the only writer, so "committed" is one number:
-the highest sequence written before the last commit.
+A device's backlog is read only from committed rows, through a second connection that reads
+(``_reader``): the writing connection sees its own open transaction, and an envelope handed to a
+device before its commit could be lost with that commit (a power loss) after the device had shown
+it, and then be sent again by its sender.
 
 A part of :class:`relay.store.RelayStore`, which owns the connection and the group commit.
 """
@@ -33,17 +32,8 @@ class QueueStore:
     _queue_bytes: dict[str, int]
     _acknowledged: set[str]
 
+    _reader: sqlite3.Connection  # reads only what is committed
     _schedule_commit: Callable[[], None]  # the store's group commit
-    _written_seq: int  # the highest sequence enqueued
-    _committed_seq: int  # the highest sequence whose row is committed
-
-    def _queue_opened(self) -> None:
-        row = self._db.execute("SELECT max(seq) FROM queue").fetchone()
-        self._written_seq = self._committed_seq = int(row[0] or 0)
-
-    def _queue_committed(self) -> None:
-        """Called after every commit of the store's connection."""
-        self._committed_seq = self._written_seq
 
     def enqueue(self, rows: list[tuple[str, str, str, int, bytes]]) -> list[QueuedEnvelope]:
         self._db.executemany(
@@ -55,7 +45,6 @@ class QueueStore:
             self._queue_bytes[row[0]] = self._queue_bytes.get(row[0], 0) + len(row[4])
         # This connection is the only writer, so one statement's rows get consecutive seqs.
         last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
-        self._written_seq = max(self._written_seq, last)
         first = last - len(rows) + 1
         return [QueuedEnvelope(first + i, *row) for i, row in enumerate(rows)]
 
@@ -75,10 +64,10 @@ class QueueStore:
 
     def queued(self, device_id: str, after_seq: int, limit: int) -> list[QueuedEnvelope]:
         """The device's committed envelopes after ``after_seq``, oldest first."""
-        rows = self._db.execute(
+        rows = self._reader.execute(
             "SELECT seq, device_id, sender_user, sender_device, server_ts, payload FROM queue"
-            " WHERE device_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-            (device_id, after_seq, self._committed_seq, limit),
+            " WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (device_id, after_seq, limit),
         ).fetchall()
         return [QueuedEnvelope(*row) for row in rows]
 

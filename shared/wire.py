@@ -476,6 +476,16 @@ class VaultReply(Frame, tag="vault_reply", frozen=True):
     sealed: bytes
 
 
+class NotRegistered(Frame, tag="not_registered", frozen=True):
+    """The answer to a ``Resume`` from a device the relay does not know. It was removed, or the
+    relay lost its data, or says so: the answer itself proves nothing. ``lists`` are the
+    account's newest signed device lists, oldest first; only a list without the device, verified
+    under the device-list rules against the lists the device holds, proves a removal."""
+
+    rid: Rid
+    lists: Annotated[list[SignedList], msgspec.Meta(max_length=MAX_LISTS_BETWEEN)] = []
+
+
 class Notice(Frame, tag="notice", frozen=True):
     """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``,
     ``epoch_changed`` (this user's account opened a new epoch)."""
@@ -528,6 +538,7 @@ RelayFrame = (
     | MailboxThreads
     | VaultKey
     | VaultReply
+    | NotRegistered
 )
 
 # What the relay answers to each request when it takes it; any request may instead be answered
@@ -536,7 +547,7 @@ RelayFrame = (
 REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     CreateAccount: (Welcome,),
     AddDevice: (Welcome,),
-    Resume: (Welcome,),
+    Resume: (Welcome, NotRegistered),
     PublishKeys: (Ok,),
     PublishDeviceList: (Ok,),
     FetchDeviceList: (DeviceListReply,),

@@ -231,6 +231,21 @@ class AriadneClient:
         """This device was removed from its account (it cannot read anything new)."""
         return self._state.role is DeviceRole.REMOVED
 
+    @property
+    def unknown_to_relay(self) -> bool:
+        """The relay refused this member device's login as unknown, with no proof that it was
+        removed: the relay may have lost its data (retry, or restore the relay)."""
+        error = self.link.login_error
+        return (
+            error is not None
+            and error.code == wire.ErrorCode.UNKNOWN_DEVICE
+            and self._state.role.is_member
+        )
+
+    def retry_connection(self) -> None:
+        """Connect again after the relay refused this device's login."""
+        self.link.retry()
+
     async def delete_local_data(self) -> None:
         """Close and delete this profile: messages, keys, everything this device held."""
         await self.close()

@@ -15,8 +15,10 @@ from client.core.engine import Engine
 from client.core.events import ConnectionState, ConnectionStateChanged
 from client.core.link import RelayLink
 from client.core.login import Login
-from client.core.profile import DeviceRole
+from client.core.port import DeviceNotRegistered, RelayError
 from shared import wire
+from shared.device_list import open_device_list
+from shared.errors import ProtocolError
 
 
 class Router:
@@ -51,7 +53,6 @@ class Router:
     def on_connection_state(self, state: ConnectionState, detail: str) -> None:
         if state is ConnectionState.CONNECTING:
             self._engine.inbox.connection_lost()  # a new connection: new sequence numbers
-        self._context.emit(ConnectionStateChanged(state, detail))
         error = self._link.login_error
         if (
             state is ConnectionState.FAILED
@@ -59,7 +60,25 @@ class Router:
             and error.code == wire.ErrorCode.UNKNOWN_DEVICE
             and self._context.state.role.is_member
         ):
-            self._engine.account.take_role(DeviceRole.REMOVED)
+            self._check_removal(error)
+        self._context.emit(ConnectionStateChanged(state, detail))
+
+    def _check_removal(self, error: RelayError) -> None:
+        """The relay does not know this device: lost data, a hostile relay, or a removal. Only
+        a signed list without this device proves a removal, verified under the list rules
+        against the lists this device holds (the account key, a higher version, each change's
+        author on the list before): the directory moves the role if one does. Otherwise the
+        device stays a member and says the relay does not know it."""
+        username = self._context.username
+        lists = error.lists if isinstance(error, DeviceNotRegistered) else []
+        for signed in lists:
+            held = self._engine.directory.known(username)
+            try:
+                version = open_device_list(signed, username, None).version
+            except ProtocolError:
+                continue
+            if held is None or version > held.version:
+                self._engine.directory.accept(username, signed)
 
     async def on_login(self, welcome: wire.Welcome) -> None:
         context, engine = self._context, self._engine

@@ -41,6 +41,10 @@ from client.gui.server_view import ServerView
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
 
+UNKNOWN_TO_RELAY = (
+    "The relay does not know this device — it may have lost its data. Everything on this "
+    "device is kept; what you write waits here until the relay knows it again."
+)
 CONNECTION_TEXT = {
     ConnectionState.CONNECTING: "Connecting to the relay…",
     ConnectionState.ONLINE: "Online",
@@ -297,6 +301,14 @@ class ChatWindow(QMainWindow):
     def _update_banner(self) -> None:
         if self.client.removed:
             return
+        if self.client.unknown_to_relay:
+            # The relay's word alone: the device keeps everything and offers to try again.
+            self.banner.setText(UNKNOWN_TO_RELAY)
+            self.banner_button.setText("Retry")
+            self.banner.setVisible(True)
+            self.banner_button.setVisible(True)
+            self.composer.setEnabled(self.model is not None)  # what is typed waits in the outbox
+            return
         peer = self.model.thread if self.model is not None else None
         changed = peer is not None and self.client.key_changed(peer)
         if changed:
@@ -312,6 +324,8 @@ class ChatWindow(QMainWindow):
     def _banner_action(self) -> None:
         if self.client.removed:
             self.delete_local_data()
+        elif self.client.unknown_to_relay:
+            self.client.retry_connection()
         elif self.model is not None and self.client.key_changed(self.model.thread):
             self.client.acknowledge_key_change(self.model.thread)
             self.open_thread(self.model.thread)
@@ -495,7 +509,12 @@ class ChatWindow(QMainWindow):
         text = CONNECTION_TEXT[event.state]
         if event.state is ConnectionState.OFFLINE and event.detail:
             text = f"{text} ({event.detail})"
+        if self.client.removed:
+            text = "Device removed"
+        elif self.client.unknown_to_relay:
+            text = "The relay does not know this device"
         self.connection.setText(text)
+        self._update_banner()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         for dialog in self.approvals.values():

@@ -3,7 +3,6 @@ a device's backlog is read only from committed rows, never from the store's open
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -31,19 +30,4 @@ async def test_a_backlog_holds_only_committed_envelopes(tmp_path: Path):
     await store.durable()
     assert store.queued("dev1", 0, 100) == committed + pending
     outside.close()
-    store.close()
-
-
-async def test_the_committed_mark_is_read_back_at_open(tmp_path: Path):
-    path = tmp_path / "relay.sqlite3"
-    store = RelayStore(path)
-    rows = store.enqueue([ROW, ROW])
-    store.close()  # commits
-    store = RelayStore(path)
-    assert store.queued("dev1", 0, 100) == rows
-    more = store.enqueue([ROW])
-    assert store.queued("dev1", 0, 100) == rows
-    store._commit_now()
-    assert store.queued("dev1", 0, 100) == rows + more
-    await asyncio.sleep(0)
     store.close()
