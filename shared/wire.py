@@ -476,6 +476,29 @@ class VaultReply(Frame, tag="vault_reply", frozen=True):
     sealed: bytes
 
 
+class EpochRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An epoch as a member device holds it: the signed head and the boxes under its root (no
+    grants: those were sealed to each member, and each member keeps what it opened)."""
+
+    signed_head: Annotated[bytes, msgspec.Meta(max_length=16 * 1024)]
+    prev_root_box: Annotated[bytes, msgspec.Meta(max_length=128)]
+    account_box: Annotated[bytes, msgspec.Meta(max_length=512)]
+
+
+MAX_REBUILT_EPOCHS = 512
+
+
+class RebuildAccount(Frame, tag="rebuild_account", frozen=True):
+    """Re-create an account on a relay that lost it, from what a member device holds: its
+    current signed device list and the account's epochs, from the first. Only right after the
+    account was created again (the relay holds no list and no epoch for it); the relay registers
+    the listed devices from the signed list."""
+
+    rid: Rid
+    signed_list: SignedList
+    epochs: Annotated[list[EpochRecord], msgspec.Meta(max_length=MAX_REBUILT_EPOCHS)]
+
+
 class NotRegistered(Frame, tag="not_registered", frozen=True):
     """The answer to a ``Resume`` from a device the relay does not know. It was removed, or the
     relay lost its data, or says so: the answer itself proves nothing. ``lists`` are the
@@ -518,6 +541,7 @@ ClientFrame = (
     | ListMailboxThreads
     | FetchVaultKey
     | VaultCall
+    | RebuildAccount
 )
 RelayFrame = (
     Challenge
@@ -567,6 +591,7 @@ REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     ListMailboxThreads: (MailboxThreads,),
     FetchVaultKey: (VaultKey,),
     VaultCall: (VaultReply,),
+    RebuildAccount: (Ok,),
 }
 
 _encoder = msgspec.msgpack.Encoder()

@@ -37,6 +37,7 @@ from client.core.profile import (
     ProfileState,
     Registration,
 )
+from client.core.rebuild import Rebuild
 from client.core.routing import LinkHooks, Router
 from client.core.storage import ProfileStore
 from shared import wire
@@ -88,7 +89,8 @@ class AriadneClient:
         self.mailbox, self.pairing = engine.mailbox, engine.pairing
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
-        hooks.bind(Router(self.context, engine, self.login, self.link))
+        self.rebuild = Rebuild(self.context, engine, self.login, self.link)
+        hooks.bind(Router(self.context, engine, self.login, self.link, self.rebuild))
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -245,6 +247,10 @@ class AriadneClient:
     def retry_connection(self) -> None:
         """Connect again after the relay refused this device's login."""
         self.link.retry()
+
+    async def rebuild_account(self, password: str) -> None:
+        """Create this account again on a relay that lost it, from what this device holds."""
+        await self.rebuild.run(password)
 
     async def delete_local_data(self) -> None:
         """Close and delete this profile: messages, keys, everything this device held."""

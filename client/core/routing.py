@@ -16,6 +16,7 @@ from client.core.events import ConnectionState, ConnectionStateChanged
 from client.core.link import RelayLink
 from client.core.login import Login
 from client.core.port import DeviceNotRegistered, RelayError
+from client.core.rebuild import Rebuild
 from shared import wire
 from shared.device_list import open_device_list
 from shared.errors import ProtocolError
@@ -25,12 +26,18 @@ class Router:
     """Routes what the link reports to the concerns of one device."""
 
     def __init__(
-        self, context: ClientContext, engine: Engine, login: Login, link: RelayLink
+        self,
+        context: ClientContext,
+        engine: Engine,
+        login: Login,
+        link: RelayLink,
+        rebuild: Rebuild | None = None,
     ) -> None:
         self._context = context
         self._engine = engine
         self._login = login
         self._link = link
+        self._rebuild = rebuild
 
     def on_push(self, frame: wire.Frame) -> None:
         context, engine = self._context, self._engine
@@ -84,7 +91,9 @@ class Router:
         context, engine = self._context, self._engine
         state, account, devices = context.state, engine.account, engine.devices
         self._login.accepted()
-        if not state.keys_published:
+        if self._rebuild is not None and self._rebuild.pending:
+            await self._rebuild.upload()  # the account created again: what this device holds
+        elif not state.keys_published:
             await devices.publish_keys(top_up=False)
         elif welcome.one_time_pre_keys_left < wire.PRE_KEYS_LOW:
             await devices.publish_keys(top_up=True)

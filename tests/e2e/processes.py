@@ -5,6 +5,7 @@ leaves it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -13,11 +14,12 @@ from pathlib import Path
 
 REPO = Path(__file__).parents[2]
 DEVICE_PROCESS = Path(__file__).with_name("device_process.py")
-FAULT_ENV = "ARIADNE_FAULT"  # the test-only fault hook (relay/faults.py, client/core/faults.py)
+RELAY_PROCESS = Path(__file__).with_name("relay_process.py")
+FAULT_ENV = "ARIADNE_FAULT"  # the test-only fault hook of both scripts (off when unset)
 
 
-def _env(fault: str | None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _env(fault: str | None, seed: int = 0) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ARIADNE_FAULT_SEED": str(seed)}
     env.pop(FAULT_ENV, None)
     if fault:
         env[FAULT_ENV] = fault
@@ -41,14 +43,15 @@ class RelayProcess:
     def database(self) -> Path:
         return self.data_dir / "relay.sqlite3"
 
-    async def start(self, fault: str | None = None) -> None:
+    async def start(self, fault: str | None = None, seed: int = 0) -> None:
         for _attempt in range(50):  # the port of a killed relay may take a moment to free
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                *("-m", "relay", "--port", str(self.port), "--data-dir", str(self.data_dir)),
+                str(RELAY_PROCESS),
+                *("--port", str(self.port), "--data-dir", str(self.data_dir)),
                 *("--log-level", "WARNING"),
                 cwd=REPO,
-                env=_env(fault),
+                env=_env(fault, seed),
                 stdout=asyncio.subprocess.PIPE,
             )
             assert self.process.stdout is not None
@@ -68,16 +71,10 @@ class RelayProcess:
             await self.process.wait()
         self.process = None
 
-    async def ended(self) -> int | None:
-        """The return code if the process ended (a fault hook killed it), else None."""
-        if self.process is None:
-            return None
-        if self.process.returncode is None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.process.wait()), 0.001)
-            except TimeoutError:
-                return None
-        return self.process.returncode
+    @property
+    def died(self) -> bool:
+        """It ended by itself (its fault hook killed it)."""
+        return self.process is not None and self.process.returncode is not None
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
@@ -88,29 +85,78 @@ class RelayProcess:
 
 @dataclass
 class DeviceProcess:
-    """One device profile served by ``device_process.py`` in its own process."""
+    """One device profile served by ``device_process.py`` in its own process; what it prints is
+    read as it comes (``sent``, ``done``, ``report``)."""
 
     profile: Path
-    process: asyncio.subprocess.Process | None = None
     args: list[str] = field(default_factory=list)
+    process: asyncio.subprocess.Process | None = None
+    done: bool = False
+    starts: int = 0
+    _reports: asyncio.Queue[dict[str, list[list[str]]]] = field(default_factory=asyncio.Queue)
+    _reader: asyncio.Task[None] | None = None
 
-    async def start(self, *args: str, fault: str | None = None) -> None:
+    async def start(self, fault: str | None = None, seed: int = 0) -> None:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(DEVICE_PROCESS),
             str(self.profile),
-            *args,
+            *self.args,
+            "--seed",
+            str(seed),
             cwd=REPO,
-            env=_env(fault),
+            env=_env(fault, seed),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
+        self.starts += 1
+        self._reader = asyncio.create_task(self._read(self.process))
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            word, _, rest = line.decode().strip().partition(" ")
+            if word == "done":
+                self.done = True
+            elif word == "report":
+                self._reports.put_nowait(json.loads(rest))
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    @property
+    def died(self) -> bool:
+        """It ended by itself (its fault hook killed it)."""
+        return self.process is not None and self.process.returncode is not None
+
+    async def report(self, timeout: float = 10.0) -> dict[str, list[list[str]]]:
+        """Every conversation as the device holds it (see ``device_process.py``)."""
+        assert self.process is not None and self.process.stdin is not None
+        while not self._reports.empty():
+            self._reports.get_nowait()
+        self.process.stdin.write(b"report\n")
+        await self.process.stdin.drain()
+        return await asyncio.wait_for(self._reports.get(), timeout)
 
     async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
+        if self.alive:
+            assert self.process is not None
             self.process.send_signal(signal.SIGKILL)
+        await self._ended()
+
+    async def stop(self) -> None:
+        if self.alive:
+            assert self.process is not None
+            self.process.terminate()
+        await self._ended()
+
+    async def _ended(self) -> None:
+        if self.process is not None:
             await self.process.wait()
-        self.process = None
+        if self._reader is not None:
+            await self._reader
+        self.process = self._reader = None
 
 
 WAL_HEADER = 32
