@@ -317,6 +317,12 @@ class Outbox:
                     continue
                 if exc.code == wire.ErrorCode.QUEUE_FULL:
                     raise SendLater(self._queue_full_text(exc.detail, users)) from None
+                if exc.code == wire.ErrorCode.UNKNOWN_USER and all(
+                    self._directory.known(u) is not None for u in users
+                ):
+                    # Users this device holds signed lists of: a relay that does not know them
+                    # lost its data (they re-create their accounts), so the message waits.
+                    raise SendLater("The relay does not know this contact yet — waiting") from None
                 raise SendError(str(exc)) from None
             if isinstance(answer, wire.Accepted):
                 return answer.server_ts, recipients

@@ -5,6 +5,7 @@ anything back: contacts still take only a newer list."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 from client.core.events import ConnectionState, DeviceListRefused, MessageStatus
@@ -21,7 +22,7 @@ async def _wipe(relay) -> None:
     await relay.start()  # the same address, nothing behind it
 
 
-async def test_devices_rebuild_a_wiped_relay(accounts, relay):
+async def test_devices_rebuild_a_wiped_relay(accounts, relay, caplog):
     alice = await accounts.create("alice")
     laptop = await accounts.add_device(alice)
     bob = await accounts.create("bob")
@@ -45,6 +46,13 @@ async def test_devices_rebuild_a_wiped_relay(accounts, relay):
         assert not client.removed
 
     await alice.rebuild_account(PASSWORD)
+    # Bob is not rebuilt yet: the relay does not know him, and alice's message waits for him.
+    caplog.set_level(logging.INFO, "ariadne.client")
+    waiting = await alice.send_text("bob", "while bob is not back")
+    await eventually(
+        lambda: "does not know this contact yet" in caplog.text, message="alice's outbox waits"
+    )
+    assert alice._store.message(waiting.message_id).status is MessageStatus.SENDING
     await bob.rebuild_account(PASSWORD)  # asks for alice's list again: a newer one, verified
     laptop.retry_connection()  # registered again from alice's signed list: logs in with its keys
     await eventually(lambda: laptop.link.state is ConnectionState.ONLINE, message="laptop back")
@@ -54,6 +62,7 @@ async def test_devices_rebuild_a_wiped_relay(accounts, relay):
     expected = [
         "before the wipe, from alice",
         "before the wipe, from bob",
+        "while bob is not back",
         "after the wipe, from alice",
         "after the wipe, from bob",
     ]
