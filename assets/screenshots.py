@@ -273,6 +273,10 @@ async def main(theme: str) -> None:
     await settle(lambda: carol.unknown_to_relay and carol_window.banner.isVisible(), timeout=20)
     await asyncio.sleep(0.3)
     carol_window.grab().save(str(shot("unknown-device")))
+    rebuild = carol_window.show_rebuild()  # what Re-create the account… opens
+    await asyncio.sleep(0.3)
+    rebuild.grab().save(str(shot("rebuild")))
+    rebuild.close()
     carol_window.close()
 
     for window in windows:

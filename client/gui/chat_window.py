@@ -170,8 +170,14 @@ class ChatWindow(QMainWindow):
         banner_row = QHBoxLayout()
         banner_row.addWidget(self.banner, 1)
         banner_row.addWidget(self.banner_button)
+        # Offered when the relay does not know this device (see rebuild_dialog).
+        self.rebuild_button = QPushButton("Re-create the account…")
+        self.rebuild_button.clicked.connect(self.show_rebuild)
+        self.rebuild_dialog: QWidget | None = None
+        banner_row.addWidget(self.rebuild_button)
         self.banner.setVisible(False)
         self.banner_button.setVisible(False)
+        self.rebuild_button.setVisible(False)
         right_layout.addLayout(banner_row)
         right_layout.addWidget(self.view)
         right_layout.addLayout(bottom)
@@ -298,7 +304,17 @@ class ChatWindow(QMainWindow):
         self.recovery_button.setEnabled(False)
         self.connection.setText("Device removed")
 
+    def show_rebuild(self) -> QWidget:
+        from client.gui.rebuild_dialog import RebuildDialog
+
+        self.rebuild_dialog = RebuildDialog(self.client)
+        self.rebuild_dialog.show()
+        return self.rebuild_dialog
+
     def _update_banner(self) -> None:
+        self.rebuild_button.setVisible(
+            self.client.unknown_to_relay and self.client.holds_account_key
+        )
         if self.client.removed:
             return
         if self.client.unknown_to_relay:
