@@ -297,6 +297,7 @@ def queued(db, device_id: str) -> list[tuple[int, int]]:  # type: ignore[no-unty
 
 if __name__ == "__main__":
     app = QApplication(sys.argv)
+    app.setQuitOnLastWindowClosed(False)  # the loop ends with main(), not with a window
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:

@@ -3,7 +3,11 @@
 - ``ariadne [--profile DIR] [--relay URL]``: the desktop client for one device profile.
 - ``ariadne demo [--laptop]``: a relay and two windows, Alice and Bob, side by side; with
   ``--laptop`` also Alice's laptop, to approve and then revoke a device in front of an audience.
+- ``ariadne demo --hostile``: the same two windows and a "Relay operator" window whose buttons
+  make the relay attack them, to watch the clients catch each attack.
 - ``ariadne chat-demo --headless``: the scripted demo, narrated in the terminal.
+- ``ariadne chat-demo --hostile``: every attack in turn, and a table of what the clients did
+  (exit status 1 if they missed one).
 """
 
 from __future__ import annotations
@@ -31,8 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     chat = commands.add_parser("chat-demo", help="a scripted conversation in the terminal")
     chat.add_argument("--headless", action="store_true", help="narrate in the terminal")
     chat.add_argument("--workdir", type=Path, help="keep profiles and relay data here")
+    chat.add_argument(
+        "--hostile",
+        action="store_true",
+        help="the relay attacks, each attack in turn; exits 1 if the clients miss one",
+    )
+    demo.add_argument(
+        "--hostile", action="store_true", help="also open the 'Relay operator' window"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.command == "chat-demo" and args.hostile:
+        from client.hostile_attacks import run_headless as run_hostile
+
+        return asyncio.run(run_hostile(args.workdir))
     if args.command == "chat-demo":
         from client.demo import run_headless
 
@@ -40,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     from client.gui.app import demo as run_demo
     from client.gui.app import run_qt, single
 
+    if args.command == "demo" and args.hostile:
+        from client.gui.operator_window import hostile_demo
+
+        return run_qt(lambda: hostile_demo(args.lifetime))
     if args.command == "demo":
         return run_qt(lambda: run_demo(args.data_dir, args.lifetime, args.laptop))
     return run_qt(lambda: single(args.profile, args.relay, args.lifetime))

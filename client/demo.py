@@ -54,8 +54,20 @@ async def relay_process(data_dir: Path) -> AsyncIterator[str]:
             raise RuntimeError("the relay did not start")
         yield line.rsplit(" ", 1)[1].strip()
     finally:
-        if process.returncode is None:
+        await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process, grace: float = 10.0) -> None:
+    """SIGTERM (the relay closes its connections and its store), SIGKILL if it does not end.
+    A relay already gone (Ctrl+C in a terminal reaches the whole process group) is fine."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
             process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             await process.wait()
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from relay.server import start_relay
@@ -17,15 +18,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--data-dir", type=Path, default=Path("relay-data"))
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--attack-layer",
+        action="store_true",
+        help="DEMO ONLY: misbehave on the commands of the process that started this relay,"
+        " written to its standard input (ariadne demo --hostile)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    asyncio.run(_serve(args.host, args.port, args.data_dir))
+    asyncio.run(_serve(args.host, args.port, args.data_dir, args.attack_layer))
 
 
-async def _serve(host: str, port: int, data_dir: Path) -> None:
+async def _serve(host: str, port: int, data_dir: Path, attack_layer: bool = False) -> None:
     relay, server = await start_relay(host, port, data_dir)
+    operator = None
+    if attack_layer:
+        from relay.attacks import AttackLayer, serve_operator
+        from shared.operator import encode
+
+        layer = AttackLayer(relay, lambda report: _write_line(encode(report)))
+        operator = asyncio.create_task(serve_operator(layer, await _stdin()))
     for sock in server.sockets:
         # The demo and the tests read this line to learn the port when started with --port 0.
         print(
@@ -37,9 +51,24 @@ async def _serve(host: str, port: int, data_dir: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if operator is not None:
+        operator.cancel()
     server.close()
     await server.wait_closed()
     relay.close()
+
+
+def _write_line(line: bytes) -> None:
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+
+
+async def _stdin() -> asyncio.StreamReader:
+    """The operator's pipe: standard input, read without blocking the event loop."""
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from relay.handlers import HANDLERS
 from relay.limits import TokenBucket
 from relay.login import NotRegistered, log_in
 from relay.session import Reject, Session
@@ -191,7 +190,7 @@ class Connection:
             else:
                 await self._send(wire.Error(rid=rid, code=ErrorCode.RATE_LIMITED))
             return
-        handler = HANDLERS.get(type(frame))
+        handler = self.relay.handlers.get(type(frame))
         try:
             if handler is None:
                 raise Reject(ErrorCode.UNSUPPORTED)

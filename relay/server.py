@@ -22,7 +22,9 @@ from pathlib import Path
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from relay.connection import Connection
+from relay.handlers import HANDLERS
 from relay.limits import Limits, SharedLimits
+from relay.session import Handler
 from relay.store import QueuedEnvelope, RelayStore
 from relay.vault import Vault
 from shared import wire
@@ -58,6 +60,9 @@ class Relay:
         # Who started pairing with each pending device's current offer (its commitment): the
         # only device its reveal may go to. In memory: a restart only means asking again.
         self.pairing_started: dict[str, tuple[bytes | None, str]] = {}
+        # The dispatch table this relay serves with: the shared one, unless the demo's attack
+        # layer (relay.attacks) wrapped some handlers for this relay alone.
+        self.handlers: dict[type, Handler] = HANDLERS
 
     def record_seen(
         self, users: frozenset[str], queued: list[QueuedEnvelope], recipient_of: dict[str, str]

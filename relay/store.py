@@ -19,6 +19,7 @@ import sqlite3
 from pathlib import Path
 
 from relay.store_accounts import AccountStore, BundleRow, DeviceRow
+from relay.store_controls import ControlStore
 from relay.store_history import EpochRow, HistoryStore
 from relay.store_queue import FAN_OUT_MEMORY_US, QueuedEnvelope, QueueStore
 
@@ -142,10 +143,17 @@ CREATE TRIGGER IF NOT EXISTS mailbox_bytes_added AFTER INSERT ON mailbox BEGIN
     INSERT INTO mailbox_bytes VALUES (new.username, length(new.sealed))
         ON CONFLICT (username) DO UPDATE SET bytes = bytes + excluded.bytes;
 END;
+-- Controls: a mailbox item deleted (unsent, deleted, expired) leaves its thread's count and its
+-- account's bytes (relay/store_controls.py).
+CREATE TRIGGER IF NOT EXISTS mailbox_deleted AFTER DELETE ON mailbox BEGIN
+    UPDATE mailbox_counts SET count = count - 1
+        WHERE username = old.username AND thread_id = old.thread_id;
+    UPDATE mailbox_bytes SET bytes = bytes - length(old.sealed) WHERE username = old.username;
+END;
 """
 
 
-class RelayStore(AccountStore, QueueStore, HistoryStore):
+class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore):
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")

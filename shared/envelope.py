@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from shared.codec import decode_strict
+from shared.controls import Action
 from shared.device_list import DeviceId, Key32, Username
 from shared.errors import WireError
 from shared.padding import pad, unpad
@@ -65,6 +66,11 @@ class Text(_Payload, tag="text", frozen=True):
     peer: Username
     sent_at: int
     body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+    # Controls (PROTOCOL.md §10): the message this one quotes (its quote is taken from each
+    # recipient's own copy, never re-sent), and when it disappears (sender's relay-corrected
+    # clock, ms).
+    reply_to: MessageId | None = None
+    expires_at: int | None = None
 
 
 class Receipt(_Payload, tag="receipt", frozen=True):
@@ -79,7 +85,17 @@ class DeviceListUpdate(_Payload, tag="device_list", frozen=True):
     signed_list: Annotated[bytes, msgspec.Meta(max_length=40 * 1024)]
 
 
-Payload = Text | Receipt | DeviceListUpdate
+class Control(_Payload, tag="control", frozen=True):
+    """A control message (unsend, delete, timer, edit, reaction: ``shared.controls``). ``peer``
+    names the conversation from the sender's view, as in ``Text``."""
+
+    control_id: MessageId
+    peer: Username
+    sent_at: int
+    action: Action
+
+
+Payload = Text | Receipt | DeviceListUpdate | Control
 
 _encoder = msgspec.msgpack.Encoder()
 _sealed_decoder = msgspec.msgpack.Decoder(SealedEnvelope)

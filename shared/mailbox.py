@@ -37,6 +37,11 @@ class SavedMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, arra
     server_ts: int
     body: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
     v: int = 1
+    # Controls (PROTOCOL.md §10): a saved control (``shared.controls.ControlRecord``; ``body`` is
+    # then empty), when a disappearing message expires, and the message a reply quotes.
+    control: bytes = b""
+    expires_at: int | None = None
+    reply_to: bytes | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -518,6 +518,28 @@ class Notice(Frame, tag="notice", frozen=True):
     count: int = 0
 
 
+class DeleteMailboxItems(Frame, tag="delete_mailbox_items", frozen=True):
+    """Delete items of one thread of this user's mailbox: the listed message ids, and with
+    ``through_ts`` every item up to that time (a deleted conversation). Unsend, delete and expiry
+    (PROTOCOL.md §10): each account deletes its own sealed copy."""
+
+    rid: Rid
+    thread_id: ThreadId
+    message_ids: Annotated[list[MessageId], msgspec.Meta(max_length=MAX_MAILBOX_PAGE)]
+    through_ts: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
+
+
+class FetchTime(Frame, tag="fetch_time", frozen=True):
+    """The relay's clock, which decides when disappearing messages expire (PROTOCOL.md §10)."""
+
+    rid: Rid
+
+
+class RelayTime(Frame, tag="relay_time", frozen=True):
+    rid: Rid
+    now_us: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 ClientFrame = (
     CreateAccount
     | AddDevice
@@ -541,6 +563,8 @@ ClientFrame = (
     | ListMailboxThreads
     | FetchVaultKey
     | VaultCall
+    | DeleteMailboxItems
+    | FetchTime
     | RebuildAccount
 )
 RelayFrame = (
@@ -562,6 +586,7 @@ RelayFrame = (
     | MailboxThreads
     | VaultKey
     | VaultReply
+    | RelayTime
     | NotRegistered
 )
 
@@ -591,6 +616,8 @@ REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     ListMailboxThreads: (MailboxThreads,),
     FetchVaultKey: (VaultKey,),
     VaultCall: (VaultReply,),
+    DeleteMailboxItems: (Ok,),
+    FetchTime: (RelayTime,),
     RebuildAccount: (Ok,),
 }
 

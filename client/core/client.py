@@ -18,6 +18,7 @@ from pathlib import Path
 
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.context import ClientContext
+from client.core.conversation import Conversations
 from client.core.directory import UnknownUser
 from client.core.engine import build_engine
 from client.core.events import (
@@ -31,6 +32,8 @@ from client.core.login import Login, RegistrationError, new_profile
 from client.core.outbox import SendBlocked as SendBlocked
 from client.core.outbox import SendError as SendError
 from client.core.outbox import SendLater as SendLater
+from client.core.overdue import DeliveryWatch
+from client.core.preferences import Preferences
 from client.core.profile import (
     DeviceRole,
     Profile,
@@ -89,8 +92,12 @@ class AriadneClient:
         self.mailbox, self.pairing = engine.mailbox, engine.pairing
         self.outbox, self.inbox = engine.outbox, engine.inbox
         self.account_devices, self.history = engine.devices, engine.history
+        self.controls, self.control_sync = engine.controls, engine.control_sync
+        self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
+        self.conversations = Conversations(store, self.directory, self.outbox)
         self.rebuild = Rebuild(self.context, engine, self.login, self.link)
         hooks.bind(Router(self.context, engine, self.login, self.link, self.rebuild))
+        self.delivery_watch = DeliveryWatch(self.context)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -175,6 +182,7 @@ class AriadneClient:
             asyncio.create_task(self.inbox.run(), name="inbox"),
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self.history.run(), name="mailbox"),
+            asyncio.create_task(self.control_sync.run(), name="controls"),
         ]
         self.link.start()
         self.context.outbox_wake.set()
@@ -329,6 +337,19 @@ class AriadneClient:
     async def setup_recovery(self, pin: str | None = None) -> str:
         return await self.history.setup_recovery(pin)
 
+    @property
+    def has_recovery_code(self) -> bool:
+        """This device made a recovery code for the account (so a new one replaces it)."""
+        return self.context.state.codes_made > 0
+
+    @property
+    def preferences(self) -> Preferences:
+        return self.context.state.preferences
+
+    def set_preferences(self, preferences: Preferences) -> None:
+        with self._store.transaction():
+            self.context.state.set_preferences(preferences)
+
     async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
         return await self.history.restore(code, pin)
 
@@ -375,18 +396,21 @@ class AriadneClient:
     def threads(self) -> list[str]:
         return self._store.threads()
 
+    def message(self, message_id: bytes) -> StoredMessage | None:
+        return self._store.message(message_id)
+
     def unread_count(self, thread: str) -> int:
         return len(self._store.unread(thread))
 
     def last_message(self, thread: str) -> StoredMessage | None:
         return self._store.last_message(thread)
 
-    async def mark_read(self, thread: str) -> int:
+    async def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
         """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
-        return self.outbox.mark_read(thread)
+        return self.outbox.mark_read(thread, seen)
 
     # ------------------------------------------------------------------ sending
 
-    async def send_text(self, peer: str, text: str) -> StoredMessage:
+    async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
         """Store and queue a message to ``peer`` (see :meth:`Outbox.send_text`)."""
-        return await self.outbox.send_text(peer, text)
+        return await self.outbox.send_text(peer, text, reply_to)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from client.core.clock import RelayClock
 from client.core.directory import UnknownUser
 from client.core.events import Event
 from client.core.port import Offline, RelayError, RelayPort
@@ -36,6 +37,8 @@ class ClientContext:
     mailbox_wake: asyncio.Event = field(default_factory=asyncio.Event)
     listeners: list[Callable[[Event], None]] = field(default_factory=list)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # The relay's clock as this device reads it (disappearing messages expire by it).
+    clock: RelayClock = field(default_factory=RelayClock)
 
     @property
     def username(self) -> str:

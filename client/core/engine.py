@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from client.core.account import Account
 from client.core.context import ClientContext
+from client.core.control_sync import ControlSync
+from client.core.controls import Controls
 from client.core.devices import Devices, pairing_keys
 from client.core.directory import Directory
 from client.core.epochs import EpochBook
@@ -37,6 +39,8 @@ class Engine:
     inbox: Inbox
     devices: Devices
     history: History
+    controls: Controls
+    control_sync: ControlSync
 
 
 def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
@@ -66,7 +70,10 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
     mailbox = Mailbox(store, port, epochs, username, context.emit)
     pairing = Pairing(port, context.emit, functools.partial(pairing_keys, profile, x3dh))
     outbox = Outbox(context, directory, sessions, timeline)
-    inbox = Inbox(context, directory, sessions, timeline)
+    controls = Controls(context)
+    control_sync = ControlSync(context, controls, mailbox, epochs)
+    mailbox.page_hook = controls
+    inbox = Inbox(context, directory, sessions, timeline, controls)
     devices = Devices(context, account, directory, epochs, sessions, outbox, pairing, x3dh)
     history = History(context, account, directory, epochs, mailbox, devices, outbox)
     return Engine(
@@ -81,4 +88,6 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
         inbox,
         devices,
         history,
+        controls,
+        control_sync,
     )

@@ -23,6 +23,7 @@ class MessageStatus(enum.Enum):
     FAILED = "failed"
     UNDECRYPTABLE = "undecryptable"
     SYSTEM = "system"  # a line about the conversation itself, e.g. "bob added a device"
+    UNSENT = "unsent"  # its sender unsent it: the text is gone, "alice unsent a message" stays
 
     @property
     def rank(self) -> int:
@@ -34,6 +35,7 @@ _RANK = {
     MessageStatus.SENT: 2,
     MessageStatus.DELIVERED: 3,
     MessageStatus.READ: 4,
+    MessageStatus.UNSENT: 99,  # final: no later receipt or relay answer brings the text back
 }
 
 
@@ -195,9 +197,46 @@ class ContactKeyChanged:
 
 
 @dataclass(frozen=True)
+class DeliveryOverdue:
+    """A message this device sent (the relay accepted it) has reached none of the recipient's
+    devices after ``seconds``: they may be offline, or the relay may be holding it, which no
+    cryptography prevents. The message is still on its way; ``DeliveryUpdated`` follows if it
+    arrives."""
+
+    message_id: bytes
+    thread: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class ConnectionStateChanged:
     state: ConnectionState
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class MessagesChanged:
+    """Controls changed these messages in place: unsent, edited, reacted to."""
+
+    thread: str
+    message_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class MessagesRemoved:
+    """These messages are gone from this device: deleted, expired, or their conversation
+    deleted."""
+
+    thread: str
+    message_ids: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class TimerChanged:
+    """The conversation's disappearing-messages timer (seconds, 0 = off)."""
+
+    thread: str
+    seconds: int
 
 
 Event = (
@@ -218,4 +257,8 @@ Event = (
     | DeviceRemoved
     | ContactKeyChanged
     | ConnectionStateChanged
+    | DeliveryOverdue
+    | MessagesChanged
+    | MessagesRemoved
+    | TimerChanged
 )

@@ -21,6 +21,7 @@ import dataclasses
 import logging
 
 from client.core.context import ClientContext
+from client.core.controls import Controls
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     DecryptionFailed,
@@ -37,6 +38,7 @@ from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceEntry
 from shared.envelope import (
+    Control,
     DeviceListUpdate,
     Payload,
     Receipt,
@@ -60,11 +62,13 @@ class Inbox:
         directory: Directory,
         sessions: SessionBook,
         timeline: Timeline,
+        controls: Controls,
     ) -> None:
         self._ctx = ctx
         self._directory = directory
         self._sessions = sessions
         self._timeline = timeline
+        self._controls = controls
         # Envelopes with the connection they came on (see connection_lost).
         self._queue: asyncio.Queue[tuple[int, wire.Delivered]] = asyncio.Queue()
         self._connection = 0
@@ -97,10 +101,13 @@ class Inbox:
             async with self._ctx.store.transaction():
                 try:
                     for connection, deliver in batch:
-                        events.extend(await self._process(deliver, receipts))
+                        with self._timeline.during_delivery(deliver.server_ts):
+                            events.extend(await self._process(deliver, receipts))
                         done.append((connection, deliver.seq))
                 except Offline:
                     pass  # what is not acknowledged is redelivered after reconnecting
+                # Controls that came before their message (in this batch or an earlier one).
+                events.extend(self._controls.settle())
                 for sender, message_ids in receipts.items():
                     self._ctx.store.enqueue(
                         [sender],
@@ -206,11 +213,15 @@ class Inbox:
                 body=payload.body,
                 status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
             )
+            if not self._controls.admit(message, payload.expires_at):
+                return []  # it disappeared before it arrived
             if not self._ctx.store.insert_message(message):
-                # Already shown (its sender offered it again: our receipt may have been lost).
+                # A duplicate (or unsent, deleted, expired here): not shown. Its sender may have
+                # offered it again because our receipt was lost: the receipt goes again.
                 if not from_self:
                     receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
                 return []
+            self._controls.stored(message, payload.expires_at, payload.reply_to)
             counter = payload.origin.counter
             self._ctx.store.record_sender_order(
                 message.message_id, thread, deliver.sender_user, deliver.sender_device, counter
@@ -224,6 +235,8 @@ class Inbox:
             if not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
             return [*reordered, MessageReceived(message)]
+        if isinstance(payload, Control):
+            return self._controls.receive(payload, deliver.server_ts)
         if isinstance(payload, DeviceListUpdate):
             # Verified like any list (the sender's own, pinned key, version, chain).
             self._directory.accept(deliver.sender_user, payload.signed_list)
@@ -243,6 +256,8 @@ class Inbox:
             return synced
         if isinstance(payload, Receipt) and not from_self:
             status = MessageStatus(payload.status)
+            if status is MessageStatus.READ and not self._ctx.state.preferences.read_receipts:
+                return []  # read receipts off: others' are not shown either (as Signal)
             events: list[Event] = []
             for message_id in payload.message_ids:
                 stored = self._ctx.store.message(message_id)
@@ -250,8 +265,16 @@ class Inbox:
                     stored is None
                     or stored.sender_user != self._ctx.username
                     or stored.thread != deliver.sender_user
-                    or status.rank <= stored.status.rank
                 ):
+                    continue
+                self._ctx.store.record_receipt(
+                    message_id,
+                    deliver.sender_user,
+                    deliver.sender_device,
+                    payload.status,
+                    deliver.server_ts,
+                )
+                if status.rank <= stored.status.rank:
                     continue
                 self._ctx.store.set_status(message_id, status)
                 self._ctx.store.confirmed(message_id)  # no need to offer it again

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from client.core.epochs import EpochBook
 from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
@@ -31,6 +32,19 @@ log = logging.getLogger("ariadne.client.mailbox")
 SAVE_BATCH = 200
 PAGE = 100
 BACKFILL_PAGE = 500
+
+
+class PageHook(Protocol):
+    """What controls do with a mailbox page (``client/core/control_sync.py``): leave out saved
+    controls and expired messages before storing, apply the controls after."""
+
+    def mailbox_page(
+        self, opened: list[tuple[StoredMessage, SavedMessage | None]]
+    ) -> list[StoredMessage]: ...
+
+    def mailbox_page_stored(
+        self, opened: list[tuple[StoredMessage, SavedMessage | None]]
+    ) -> list[Event]: ...
 
 
 class Mailbox:
@@ -49,6 +63,7 @@ class Mailbox:
         self.username = username
         self._emit = emit
         self._thread_ids: dict[str, bytes] = {}
+        self.page_hook: PageHook | None = None
 
     def thread_id(self, thread: str) -> bytes:
         tid = self._thread_ids.get(thread)
@@ -87,13 +102,16 @@ class Mailbox:
     def _seal(self, key: bytes, seq: int, message: StoredMessage) -> wire.MailboxItem:
         assert message.server_ts is not None
         tid = self.thread_id(message.thread)
+        versions = self._store.edits(message.message_id)  # the original, if edited since
         record = SavedMessage(
             thread=message.thread,
             sender_user=message.sender_user,
             sender_device=message.sender_device,
             sent_at=message.sent_at,
             server_ts=message.server_ts,
-            body=message.body,
+            body=versions[0][2] if versions else message.body,
+            expires_at=self._store.expiry_of(message.message_id),
+            reply_to=self._store.reply_of(message.message_id),
         )
         return wire.MailboxItem(
             thread_id=tid,
@@ -165,7 +183,9 @@ class Mailbox:
             ),
             expect=wire.MailboxPage,
         )
-        messages = [self._open(item, thread) for item in answer.items]
+        opened = [self._open_item(item, thread) for item in answer.items]
+        hook = self.page_hook
+        messages = hook.mailbox_page(opened) if hook else [m for m, _ in opened]
         last = answer.items[-1] if answer.items else None
         cursor = cursor._replace(
             loaded=cursor.loaded + len(answer.items),
@@ -175,6 +195,9 @@ class Mailbox:
         with self._store.transaction():
             added = self._store.insert_messages(messages)
             self._store.set_mailbox_cursor(cursor)
+            events = hook.mailbox_page_stored(opened) if hook else []
+        for event in events:
+            self._emit(event)
         self._emit(HistoryLoaded(thread, added, cursor.loaded, cursor.total, cursor.done))
         return added
 
@@ -188,6 +211,11 @@ class Mailbox:
         return total
 
     def _open(self, item: wire.MailboxItem, thread: str | None) -> StoredMessage:
+        return self._open_item(item, thread)[0]
+
+    def _open_item(
+        self, item: wire.MailboxItem, thread: str | None
+    ) -> tuple[StoredMessage, SavedMessage | None]:
         """Decrypt one item; one that does not open (tampered, moved, unknown epoch) becomes a
         "couldn't decrypt" line instead of stopping the page."""
         try:
@@ -210,7 +238,7 @@ class Mailbox:
                 server_ts=item.ts,
                 body="",
                 status=MessageStatus.UNDECRYPTABLE,
-            )
+            ), None
         own = saved.sender_user == self.username
         return StoredMessage(
             message_id=item.message_id,
@@ -221,4 +249,4 @@ class Mailbox:
             server_ts=saved.server_ts,
             body=saved.body,
             status=MessageStatus.SENT if own else MessageStatus.READ,
-        )
+        ), saved

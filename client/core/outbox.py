@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import msgspec
 
@@ -36,6 +35,7 @@ from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
 from client.core.timeline import Timeline
 from shared import wire
+from shared.controls import expires_at
 from shared.device_list import DeviceEntry
 from shared.envelope import (
     MAX_TEXT,
@@ -65,6 +65,26 @@ class SendError(Exception):
 
 class SendBlocked(SendError):
     """The contact's account key changed: sending waits for the user's acknowledgement."""
+
+
+# Why the relay refused a message, as its bubble says it (the relay's own words are not shown:
+# a hostile relay could write anything there).
+REFUSAL_TEXT: dict[str, str] = {
+    wire.ErrorCode.UNKNOWN_USER: "The relay knows no such user",
+    wire.ErrorCode.INTERNAL_ERROR: "The relay failed to store it",
+    wire.ErrorCode.NOT_A_MEMBER: "This device is no longer on its account",
+    wire.ErrorCode.PENDING_DEVICE: "This device is not approved yet",
+}
+
+
+def refused(exc: RelayError) -> SendError:
+    return SendError(REFUSAL_TEXT.get(exc.code, f"The relay refused it ({exc.code})"))
+
+
+def failure_text(exc: SendError) -> str:
+    """Why a message was not sent, as its bubble says it."""
+    text = str(exc) or "The relay refused it"
+    return text[0].upper() + text[1:]
 
 
 class SendLater(Exception):
@@ -97,8 +117,9 @@ class Outbox:
         self._reoffer_due = True
         self._ctx.outbox_wake.set()
 
-    async def send_text(self, peer: str, text: str) -> StoredMessage:
-        """Store a message to ``peer`` and queue it; it leaves as soon as the relay is reachable.
+    async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
+        """Store a message to ``peer`` (quoting ``reply_to``) and queue it; it leaves as soon as
+        the relay is reachable. It disappears after the conversation's timer, if one is set.
         Raises :class:`SendBlocked` while ``peer``'s changed account key is unacknowledged."""
         if self._directory.key_changed(peer):
             raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
@@ -106,8 +127,10 @@ class Outbox:
             raise ValueError("notes to self are not supported")
         if not text.strip() or len(text) > MAX_TEXT:
             raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
+        sent_at = self._ctx.clock.now_ms()
         message_id = new_message_id()
-        sent_at = int(time.time() * 1000)
+        timer = self._ctx.store.timer(peer)
+        expires = expires_at(sent_at, timer.seconds) if timer else None
         message = StoredMessage(
             message_id=message_id,
             thread=peer,
@@ -121,9 +144,19 @@ class Outbox:
         with self._ctx.store.transaction():
             origin = self._ctx.origin()
             payload = Text(
-                origin=origin, message_id=message_id, peer=peer, sent_at=sent_at, body=text
+                origin=origin,
+                message_id=message_id,
+                peer=peer,
+                sent_at=sent_at,
+                body=text,
+                reply_to=reply_to,
+                expires_at=expires,
             )
             self._ctx.store.insert_message(message)
+            if expires is not None:
+                self._ctx.store.set_expiry(message_id, peer, expires)
+            if reply_to is not None:
+                self._ctx.store.set_reply(message_id, reply_to)
             self._ctx.store.record_sender_order(
                 message_id, peer, self._ctx.username, self._ctx.device_id, origin.counter
             )
@@ -132,17 +165,55 @@ class Outbox:
         self._ctx.outbox_wake.set()
         return message
 
-    def mark_read(self, thread: str) -> int:
-        """Mark what the user has now seen in ``thread`` as read: the sender's devices learn it
-        (read receipts) and so do this user's other devices (their unread counts clear too)."""
+    def retry(self, message_id: bytes) -> bool:
+        """Queue a failed message of this device again, under the same id (its bubble goes back
+        to "sending"). False if it is not a failed message of this device."""
+        message = self._ctx.store.message(message_id)
+        if (
+            message is None
+            or message.status is not MessageStatus.FAILED
+            or message.sender_device != self._ctx.device_id
+        ):
+            return False
+        if self._directory.key_changed(message.thread):
+            raise SendBlocked(f"{message.thread}'s safety number changed: acknowledge it first")
+        with self._ctx.store.transaction():
+            origin = self._ctx.origin()
+            payload = Text(
+                origin=origin,
+                message_id=message_id,
+                peer=message.thread,
+                sent_at=message.sent_at,
+                body=message.body,
+            )
+            self._ctx.store.set_send_failure(message_id, None)
+            self._ctx.store.renumber_sender_order(message_id, origin.counter)
+            self._ctx.store.set_status(message_id, MessageStatus.SENDING, None)
+            self._ctx.store.enqueue(
+                [message.thread, self._ctx.username], encode_payload(payload), message_id
+            )
+        self._ctx.emit(DeliveryUpdated(message_id, message.thread, MessageStatus.SENDING, None))
+        self._ctx.outbox_wake.set()
+        return True
+
+    def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
+        """Mark what the user has now seen in ``thread`` as read (all of it, or the messages in
+        ``seen``): the sender's devices learn it (read receipts) and so do this user's other
+        devices (their unread counts clear too)."""
         unread = self._ctx.store.unread(thread)
+        if seen is not None:
+            unread = [message_id for message_id in unread if message_id in seen]
         if not unread:
             return 0
+        # Read receipts off: only this user's own devices learn it (their unread counts clear).
+        users = [self._ctx.username]
+        if self._ctx.state.preferences.read_receipts:
+            users.insert(0, thread)
         with self._ctx.store.transaction():
             for message_id in unread:
                 self.set_status(message_id, MessageStatus.READ, None)
             self._ctx.store.enqueue(
-                [thread, self._ctx.username],
+                users,
                 encode_payload(
                     Receipt(origin=self._ctx.origin(), status="read", message_ids=unread)
                 ),
@@ -206,6 +277,7 @@ class Outbox:
                     self._ctx.store.remove_outgoing(item.id)
                     if item.message_id is not None:
                         self.send_notes.pop(item.message_id, None)
+                        self._ctx.store.set_send_failure(item.message_id, failure_text(exc))
                         self.set_status(item.message_id, MessageStatus.FAILED, None)
                 continue
             later = LATER_FIRST
@@ -323,7 +395,7 @@ class Outbox:
                     # Users this device holds signed lists of: a relay that does not know them
                     # lost its data (they re-create their accounts), so the message waits.
                     raise SendLater("The relay does not know this contact yet — waiting") from None
-                raise SendError(str(exc)) from None
+                raise refused(exc) from None
             if isinstance(answer, wire.Accepted):
                 return answer.server_ts, recipients
             for mismatch in answer.users:
@@ -355,7 +427,7 @@ class Outbox:
                 )
             except RelayError as exc:
                 if exc.code != wire.ErrorCode.RATE_LIMITED:
-                    raise SendError(str(exc)) from None
+                    raise refused(exc) from None
                 raise SendLater("Too many new conversations at once — try later") from None
             bundles = {b.device_id: b for b in answer.bundles}
         for device in targets:

@@ -21,6 +21,7 @@ import enum
 import os
 from dataclasses import dataclass
 
+from client.core.preferences import Preferences, decode_preferences, encode_preferences
 from client.core.storage import ProfileStore
 from shared.boxes import StorageKey
 from shared.identity import SigningKey
@@ -254,6 +255,16 @@ class ProfileState:
 
     def count_code_made(self) -> None:
         self._store.put("codes_made", self.codes_made + 1)
+
+    # ---------------------------------------------------------------- the user's choices
+
+    @property
+    def preferences(self) -> Preferences:
+        value = self._store.get("preferences")
+        return decode_preferences(value if isinstance(value, bytes) else None)
+
+    def set_preferences(self, preferences: Preferences) -> None:
+        self._store.put("preferences", encode_preferences(preferences))
 
 
 def _text(store: ProfileStore, key: str) -> str:

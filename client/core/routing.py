@@ -91,6 +91,7 @@ class Router:
         context, engine = self._context, self._engine
         state, account, devices = context.state, engine.account, engine.devices
         self._login.accepted()
+        context.in_background(engine.control_sync.sync_clock())
         if self._rebuild is not None and self._rebuild.pending:
             await self._rebuild.upload()  # the account created again: what this device holds
         elif not state.keys_published:

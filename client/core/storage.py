@@ -9,7 +9,8 @@ only that task commits it (see :class:`Transaction`).
 This module owns the schema, the connection and its transactions; the queries live in parts by
 concern, which :class:`ProfileStore` combines: contacts, device ownership and sessions
 (``store_contacts``), messages and threads (``store_messages``), the outbox (``store_outbox``),
-and epochs, the mailbox queue and mailbox cursors (``store_history``).
+epochs, the mailbox queue and mailbox cursors (``store_history``), and drafts, per-device
+receipts, send failures and the search index (``store_chat``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import asyncio
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, open_database
+from client.core.profile_lock import hold
+from client.core.store_chat import ChatStore
 from client.core.store_contacts import ContactStore, SessionRow
+from client.core.store_controls import CONTROLS_SCHEMA, ControlStore
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
 from client.core.store_outbox import OutboxItem, OutboxStore, Unconfirmed
@@ -130,6 +134,31 @@ CREATE TABLE IF NOT EXISTS sender_order (
 );
 CREATE INDEX IF NOT EXISTS sender_order_by_device
     ON sender_order(thread, sender_user, sender_device, counter);
+-- The conversation screen (store_chat): drafts, each recipient device's receipts, why a send
+-- failed, and the full-text index over the messages (kept by triggers, as the threads are).
+CREATE TABLE IF NOT EXISTS drafts (thread TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS device_receipts (
+    message_id BLOB NOT NULL,
+    username TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (message_id, username, device_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS send_failures (message_id BLOB PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS display_names (username TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS message_search
+    USING fts5(body, content='messages', content_rowid='rowid');
+CREATE TRIGGER IF NOT EXISTS search_on_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
+END;
+CREATE TRIGGER IF NOT EXISTS search_on_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO message_search(message_search, rowid, body) VALUES ('delete', old.rowid, old.body);
+END;
+CREATE TRIGGER IF NOT EXISTS search_on_edit AFTER UPDATE OF body ON messages BEGIN
+    INSERT INTO message_search(message_search, rowid, body) VALUES ('delete', old.rowid, old.body);
+    INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
+END;
 -- Envelopes already processed (see store_processed), so a redelivered one is dropped unopened.
 CREATE TABLE IF NOT EXISTS processed_envelopes (
     digest BLOB PRIMARY KEY,
@@ -149,6 +178,7 @@ CREATE TABLE IF NOT EXISTS unconfirmed (
     fan_out BLOB NOT NULL
 );
 """
+_SCHEMA += CONTROLS_SCHEMA  # unsend, delete, expiry, replies, edits, reactions, timers
 
 
 class Transaction:
@@ -226,14 +256,21 @@ def _current_task() -> object:
         return _NO_TASK
 
 
-class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, ProcessedStore):
+class ProfileStore(
+    ContactStore, MessageStore, OutboxStore, HistoryStore, ChatStore, ControlStore, ProcessedStore
+):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
         database (see :mod:`client.core.at_rest`; raises its ``ProfileLocked`` if the database
         cannot be opened). ``encrypt=False`` keeps a new profile plain, for benchmarks."""
         self.path = directory / DB_NAME
         self.key_place: KeyPlace  # where the database key is kept
-        self._db, self.key_place = open_database(directory, self.path, encrypt)
+        self._held = hold(directory)  # one process per profile (raises ProfileInUse)
+        try:
+            self._db, self.key_place = open_database(directory, self.path, encrypt)
+        except BaseException:
+            self._held.close()
+            raise
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -243,6 +280,7 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, Proces
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.forget_processed()
         self._db.commit()
+        self.build_search_index()
         self._lock = asyncio.Lock()
         self._owner: object = None  # the task whose transaction is open
         self._depth = 0
@@ -270,6 +308,7 @@ class ProfileStore(ContactStore, MessageStore, OutboxStore, HistoryStore, Proces
     def close(self) -> None:
         self._db.commit()
         self._db.close()
+        self._held.close()
 
     # ------------------------------------------------------------------ profile values
 

@@ -134,6 +134,13 @@ class MessageStore:
         messages = self.thread_messages(thread, limit=1)
         return messages[0] if messages else None
 
+    def newest_time(self, thread: str) -> int | None:
+        """The latest relay time in ``thread`` (messages still sending have none)."""
+        row = self._db.execute(
+            "SELECT max(server_ts) FROM messages WHERE thread = ?", (thread,)
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def thread_messages_after(
         self, thread: str, after: tuple[int, bytes], limit: int
     ) -> list[StoredMessage]:

@@ -7,9 +7,11 @@ Shared by the inbox (messages received) and the outbox (the relay's answer to a 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from client.core.context import ClientContext
 from client.core.events import (
@@ -24,6 +26,12 @@ from client.core.ordering import place
 from shared.envelope import new_message_id
 
 log = logging.getLogger("ariadne.client")
+
+
+# The relay time of the delivery the current task is opening (see Timeline.during_delivery).
+_delivery_time: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "delivery_time", default=None
+)
 
 
 class Timeline:
@@ -72,16 +80,41 @@ class Timeline:
                 f" they are shown in the order {who} sent them",
             )
 
+    @contextlib.contextmanager
+    def during_delivery(self, server_ts: int) -> Iterator[None]:
+        """While one delivery is opened, the system lines it brings (a device list it carries,
+        or one fetched because it came from a device not listed yet) are placed where it sits in
+        the relay's order, just before it: not at the time this device got round to it, which
+        after a while offline is after everything sent since. Per task (a context variable):
+        a line the user's own action makes meanwhile keeps its own time."""
+        token = _delivery_time.set(server_ts)
+        try:
+            yield
+        finally:
+            _delivery_time.reset(token)
+
+    def _line_time(self, thread: str, now: int) -> int:
+        """A line's place: now, or during a delivery just before it, but never above what the
+        thread already showed (a relay's time cannot bury the line in old history) nor in the
+        future."""
+        delivered = _delivery_time.get()
+        if delivered is None:
+            return now
+        newest = self._ctx.store.newest_time(thread)
+        shown = newest + 1 if newest is not None else 0
+        return min(now, max(delivered - 1, shown))
+
     def system_line(self, threads: list[str], line: str) -> None:
         now = time.time_ns() // 1000
         for thread in threads:
+            at = self._line_time(thread, now)
             message = StoredMessage(
                 message_id=new_message_id(),
                 thread=thread,
                 sender_user="",
                 sender_device="",
-                sent_at=now // 1000,
-                server_ts=now,
+                sent_at=at // 1000,
+                server_ts=at,
                 body=line,
                 status=MessageStatus.SYSTEM,
             )

@@ -12,15 +12,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import qasync
+from PySide6.QtCore import QPoint
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 
 from client.core.at_rest import ProfileLocked
 from client.core.client import AriadneClient
 from client.core.link import INTERACTIVE
+from client.core.profile_lock import ProfileInUse, hold
+from client.core.relay_address import DEFAULT_RELAY_URL
 from client.core.storage import ProfileStore
 from client.demo import DEMO_PASSWORD, relay_process
 from client.gui.chat_window import ChatWindow
+from client.gui.lifecycle import run_with_signals, until_closed
 from client.gui.style import apply_style
 
 
@@ -32,23 +36,21 @@ def run_qt(main: Callable[[], Awaitable[int]]) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:
-        return loop.run_until_complete(main())
+        return run_with_signals(loop, main)
 
 
 async def _until_closed(windows: list[ChatWindow], lifetime: float | None) -> None:
-    done = asyncio.Event()
-    open_windows = set(windows)
+    """Until every window is closed; each window's device stops as soon as its window closes
+    (no client runs on without a window)."""
+    stopping: list[asyncio.Future[None]] = []
 
-    def closed(window: ChatWindow) -> None:
-        open_windows.discard(window)
-        if not open_windows:
-            done.set()
+    def stop_device(window: QMainWindow) -> None:
+        assert isinstance(window, ChatWindow)
+        stopping.append(asyncio.ensure_future(window.client.close()))
 
-    for window in windows:
-        window.closed.connect(lambda w=window: closed(w))
-    if lifetime is not None:
-        asyncio.get_running_loop().call_later(lifetime, done.set)
-    await done.wait()
+    await until_closed(windows, lifetime, stop_device)
+    if stopping:
+        await asyncio.gather(*stopping)
 
 
 async def _open_or_create(profile: Path, url: str, username: str, device: str) -> AriadneClient:
@@ -72,6 +74,7 @@ class LaptopStep:
         self.client: AriadneClient | None = None
         self.dialog: QWidget | None = None
         self.window: ChatWindow | None = None
+        self._stopping: list[asyncio.Future[None]] = []  # closing the window stops the laptop
 
     async def start(self) -> None:
         from client.gui.recovery_dialog import RestoreDialog
@@ -99,6 +102,7 @@ class LaptopStep:
     def _open_window(self) -> None:
         assert self.client is not None
         self.window = ChatWindow(self.client, restoring=True)
+        self.window.closed.connect(self._stop_device)
         self.window.resize(640, 520)
         self.window.show()
         if self.client.has_history_to_load():
@@ -108,6 +112,10 @@ class LaptopStep:
             "laptop: to revoke it, open 'My devices' on Alice's desktop and press Remove",
             flush=True,
         )
+
+    def _stop_device(self) -> None:
+        if self.client is not None:
+            self._stopping.append(asyncio.ensure_future(self.client.close()))
 
     async def close(self) -> None:
         for widget in (self.dialog, self.window):
@@ -125,6 +133,27 @@ async def demo(
 ) -> int:
     """A relay on a free port, Alice and Bob (created once, reused after), side by side; with
     ``laptop``, Alice's laptop too, to walk through approving and then revoking a device."""
+    try:
+        held = hold(data_dir)  # one demo per folder: a second would start a second relay on it
+    except ProfileInUse as error:
+        which = f" (process {error.owner})" if error.owner else ""
+        print(
+            f"ariadne demo: {data_dir} is in use by another ariadne demo{which}: use its "
+            "windows, or close it first.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    with held:
+        return await _demo(data_dir, lifetime, laptop, on_ready)
+
+
+async def _demo(
+    data_dir: Path,
+    lifetime: float | None,
+    laptop: bool,
+    on_ready: Callable[[list[ChatWindow], LaptopStep | None], None] | None,
+) -> int:
     async with relay_process(data_dir / "relay") as url:
         print(f"relay: {url} (data in {data_dir})", flush=True)
         alice = await _open_or_create(data_dir / "alice", url, "alice", "Alice's desktop")
@@ -143,6 +172,11 @@ async def demo(
         if laptop:
             step = LaptopStep(data_dir / "alice-laptop", url)
             await step.start()
+            if step.dialog is not None:
+                # Over the right of Bob's window: Alice's shows the approval beside her
+                # conversation, and may grow to the right for it.
+                corner = windows[1].frameGeometry().topRight()
+                step.dialog.move(corner + QPoint(-step.dialog.frameGeometry().width() - 20, 60))
         if on_ready is not None:
             on_ready(windows, step)
         await _until_closed(windows, lifetime)
@@ -159,6 +193,7 @@ async def demo(
 async def _first_steps(client: AriadneClient) -> None:
     """Right after registering: a new account is offered its recovery code; a new device of an
     existing account is offered to restore its history (or waits for approval)."""
+    from client.gui.onboarding import remind_later
     from client.gui.recovery_dialog import RecoveryCodeDialog, RestoreDialog
 
     dialog = RecoveryCodeDialog(client) if client.holds_account_key else RestoreDialog(client)
@@ -166,6 +201,8 @@ async def _first_steps(client: AriadneClient) -> None:
     dialog.finished.connect(lambda code: finished.done() or finished.set_result(code))
     dialog.show()
     await finished
+    if client.holds_account_key and not client.has_recovery_code:
+        remind_later(client)  # skipped: the window asks again later, not now
 
 
 async def _cannot_open(profile: Path, error: ProfileLocked) -> int:
@@ -182,6 +219,7 @@ async def _cannot_open(profile: Path, error: ProfileLocked) -> int:
 
 async def single(profile: Path, relay_url: str | None, lifetime: float | None = None) -> int:
     from client.gui.account_dialog import AccountDialog
+    from client.gui.settings_panel import apply_preferences
 
     new_device = not ProfileStore.exists(profile)
     if not new_device:
@@ -195,14 +233,16 @@ async def single(profile: Path, relay_url: str | None, lifetime: float | None = 
             new_device = True
             await _first_steps(client)
     else:
-        dialog = AccountDialog(profile, relay_url or "ws://127.0.0.1:8765")
+        dialog = AccountDialog(profile, relay_url or DEFAULT_RELAY_URL)
         dialog.show()
         client = await dialog.result_client()
         if client is None:
             return 1
         await _first_steps(client)
+    apply_preferences(client.preferences)
     window = ChatWindow(client, restoring=new_device)
     window.show()
+    print(f"window: {window.windowTitle()}", flush=True)
     if client.has_history_to_load():
         window.start_backfill()
     await _until_closed([window], lifetime)

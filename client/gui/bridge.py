@@ -16,9 +16,12 @@ from client.core.events import (
     HistoryLoaded,
     MessageQueued,
     MessageReceived,
+    MessagesChanged,
+    MessagesRemoved,
     PairingRequested,
     RelayLimitReached,
     SendDeferred,
+    TimerChanged,
 )
 
 
@@ -36,6 +39,9 @@ class CoreBridge(QObject):
     contact_key_changed = Signal(object)  # ContactKeyChanged
     send_deferred = Signal(object)  # SendDeferred
     relay_limit_reached = Signal(object)  # RelayLimitReached
+    messages_changed = Signal(object)  # MessagesChanged (controls: unsent, edited, reacted)
+    messages_removed = Signal(object)  # MessagesRemoved (controls: deleted, expired)
+    timer_changed = Signal(object)  # TimerChanged (disappearing messages)
 
     def __init__(self, client: AriadneClient, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -69,3 +75,9 @@ class CoreBridge(QObject):
                 self.send_deferred.emit(event)
             case RelayLimitReached():
                 self.relay_limit_reached.emit(event)
+            case MessagesChanged():
+                self.messages_changed.emit(event)
+            case MessagesRemoved():
+                self.messages_removed.emit(event)
+            case TimerChanged():
+                self.timer_changed.emit(event)

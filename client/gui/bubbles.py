@@ -5,32 +5,55 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
-from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolTip,
+)
 
 from client.core.events import MessageStatus, StoredMessage
 from client.gui.conversation_model import MessageRole
+from client.gui.style import ChatColours, chat_colours
+from client.gui.ticks import TICK_WIDTH, paint_tick
 
 PAD = 10
 GAP = 4
 MAX_WIDTH = 0.72
 
+# The word beside each state's tick (client/gui/ticks.py draws the shape).
 STATUS_TEXT = {
     MessageStatus.SENDING: "sending…",
-    MessageStatus.SENT: "sent ✓",
-    MessageStatus.DELIVERED: "delivered ✓✓",
-    MessageStatus.READ: "read ✓✓",
-    MessageStatus.FAILED: "not sent",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.READ: "read",
+    MessageStatus.FAILED: "Not sent — click to retry",
     MessageStatus.RECEIVED: "",
     MessageStatus.UNDECRYPTABLE: "",
+    MessageStatus.UNSENT: "",
 }
+TICKED = frozenset(
+    {
+        MessageStatus.SENDING,
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.READ,
+        MessageStatus.FAILED,
+    }
+)
 UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
 
 
 def _local(message: StoredMessage) -> time.struct_time:
     millis = message.server_ts // 1000 if message.server_ts else message.sent_at
     return time.localtime(millis / 1000)
+
+
+def full_time(message: StoredMessage) -> str:
+    """The date and time to the second, with the zone (hovering, a message's Info)."""
+    return time.strftime("%A %d %B %Y, %H:%M:%S %Z", _local(message))
 
 
 def clock(message: StoredMessage) -> str:
@@ -66,23 +89,44 @@ def separator(
 
 class BubbleDelegate(QStyledItemDelegate):
     def __init__(
-        self, own_username: str, note: Callable[[bytes], str | None] = lambda _id: None
+        self,
+        own_username: str,
+        note: Callable[[bytes], str | None] = lambda _id: None,
+        failure: Callable[[bytes], str | None] = lambda _id: None,
     ) -> None:
         super().__init__()
         self.own = own_username
         self.note = note  # why an own message still waits (a relay limit), if it does
+        self.failure = failure  # why an own message was not sent
+        # Controls: (a reply's quote line, what follows the time: "edited", reactions).
+        self.decorate: Callable[[StoredMessage], tuple[str, str]] | None = None
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
         # height per view width (statuses change, heights do not).
-        self._heights: dict[tuple[bytes, int, bool], int] = {}
+        self._heights: dict[tuple[bytes, int, bool, MessageStatus], int] = {}
         self._dates: dict[bytes, tuple[int, int, int]] = {}
+
+    def forget(self, message_ids: tuple[bytes, ...]) -> None:
+        """These messages' texts changed (unsent, edited): their heights are measured again."""
+        changed = set(message_ids)
+        for key in [k for k in self._heights if k[0] in changed]:
+            del self._heights[key]
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
+        if message.status is MessageStatus.UNSENT:
+            body = f"{message.sender_user} unsent a message"
         meta = clock(message)
         if message.sender_user == self.own:
             waiting = message.status is MessageStatus.SENDING
             note = self.note(message.message_id) if waiting else None
             meta = f"{meta}  {note or STATUS_TEXT[message.status]}".rstrip()
+            if message.status is MessageStatus.FAILED:
+                why = self.failure(message.message_id)
+                meta = f"⚠ {why or 'Not sent'} — click to retry  {clock(message)}"
+        if self.decorate is not None:
+            quote, notes = self.decorate(message)
+            body = f"{quote}\n{body}" if quote else body
+            meta = f"{meta}  {notes}" if notes else meta
         return body, meta
 
     def _geometry(
@@ -94,10 +138,15 @@ class BubbleDelegate(QStyledItemDelegate):
         body_rect = body_fm.boundingRect(
             QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, body
         )
-        meta_w = meta_fm.horizontalAdvance(meta)
+        # The meta line wraps too: a failed message's reason can be long.
+        meta_rect = meta_fm.boundingRect(
+            QRect(0, 0, width - 2 * PAD - TICK_WIDTH, 100_000), Qt.TextFlag.TextWordWrap, meta
+        )
+        ticked = message.sender_user == self.own and message.status in TICKED
+        meta_w = meta_rect.width() + (TICK_WIDTH if ticked else 0)
         inner_w = max(body_rect.width(), meta_w)
         bubble_w = inner_w + 2 * PAD
-        bubble_h = body_rect.height() + meta_fm.height() + 2 * PAD
+        bubble_h = body_rect.height() + meta_rect.height() + 2 * PAD
         left = (
             option.rect.right() - bubble_w - PAD
             if message.sender_user == self.own
@@ -105,8 +154,8 @@ class BubbleDelegate(QStyledItemDelegate):
         )
         bubble = QRect(left, option.rect.top() + GAP, bubble_w, bubble_h)
         text = QRect(bubble.left() + PAD, bubble.top() + PAD, inner_w, body_rect.height())
-        meta_rect = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_fm.height())
-        return bubble, text, meta_rect
+        meta_box = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_rect.height())
+        return bubble, text, meta_box
 
     @staticmethod
     def _small(font: QFont) -> QFont:
@@ -119,7 +168,7 @@ class BubbleDelegate(QStyledItemDelegate):
     ) -> QSize:
         message = index.data(MessageRole)
         label = separator(index, message, self._date)
-        key = (message.message_id, option.rect.width(), label is not None)
+        key = (message.message_id, option.rect.width(), label is not None, message.status)
         height = self._heights.get(key)
         if height is None:
             if len(self._heights) > 20_000:
@@ -157,9 +206,7 @@ class BubbleDelegate(QStyledItemDelegate):
         font = self._small(option.font)
         font.setItalic(italic)
         painter.setFont(font)
-        faded = QColor(option.palette.color(QPalette.ColorRole.Text))
-        faded.setAlpha(140)
-        painter.setPen(faded)
+        painter.setPen(QColor(self._colours(option).day))
         height = self._line_height(option, text if italic else "")
         rect = QRect(option.rect.left() + PAD, top, option.rect.width() - 2 * PAD, height)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
@@ -190,29 +237,57 @@ class BubbleDelegate(QStyledItemDelegate):
         option = shifted
         bubble, text_rect, meta_rect = self._geometry(option, message)
         own = message.sender_user == self.own
-        palette = option.palette
-        dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+        colours = self._colours(option)
         if message.undecryptable:
-            fill, ink = QColor("#fde2e1"), QColor("#8a1c1c")
+            fill, ink = colours.undecryptable_fill, colours.undecryptable_ink
+            meta_ink = ink
         elif own:
-            fill, ink = QColor("#0a7cff"), QColor("white")
+            fill, ink, meta_ink = colours.own_fill, colours.own_ink, colours.own_meta
         else:
-            fill = QColor("#3a3b3c") if dark else QColor("#e9e9eb")
-            ink = palette.color(QPalette.ColorRole.Text)
+            fill, ink, meta_ink = colours.their_fill, colours.their_ink, colours.their_meta
         body, meta = self._lines(message)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(fill)
+        painter.setBrush(QColor(fill))
         painter.drawRoundedRect(bubble, 14, 14)
-        painter.setPen(ink)
+        painter.setPen(QColor(ink))
         font = QFont(option.font)
         font.setItalic(message.undecryptable)
         painter.setFont(font)
         painter.drawText(text_rect, Qt.TextFlag.TextWordWrap, body)
         painter.setFont(self._small(option.font))
-        faded = QColor(ink)
-        faded.setAlpha(170)
-        painter.setPen(faded)
-        painter.drawText(meta_rect, Qt.AlignmentFlag.AlignRight, meta)
+        painter.setPen(QColor(meta_ink))
+        ticked = own and message.status in TICKED
+        text_box = meta_rect.adjusted(0, 0, -TICK_WIDTH if ticked else 0, 0)
+        painter.drawText(text_box, Qt.AlignmentFlag.AlignRight | Qt.TextFlag.TextWordWrap, meta)
+        if ticked:
+            line = QFontMetrics(self._small(option.font)).height()
+            tick_box = QRect(
+                text_box.right() + 4, text_box.bottom() - line + 1, TICK_WIDTH - 4, line
+            )
+            paint_tick(painter, tick_box, message.status, QColor(meta_ink), QColor(fill))
         painter.restore()
+
+    def helpEvent(
+        self,
+        event: QHelpEvent,
+        view: QAbstractItemView,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> bool:
+        """Hovering a message shows its full date and time (and why it was not sent)."""
+        if event.type() != QEvent.Type.ToolTip or not index.isValid():
+            return super().helpEvent(event, view, option, index)
+        QToolTip.showText(event.globalPos(), self.tooltip(index.data(MessageRole)), view)
+        return True
+
+    def tooltip(self, message: StoredMessage) -> str:
+        text = full_time(message)
+        if message.sender_user == self.own and message.status is MessageStatus.FAILED:
+            text += f"\nNot sent: {self.failure(message.message_id) or 'the relay refused it'}"
+        return text
+
+    @staticmethod
+    def _colours(option: QStyleOptionViewItem) -> ChatColours:
+        return chat_colours(option.palette.color(QPalette.ColorRole.Window).lightness() < 128)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeyEvent
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QPlainTextEdit,
+    QMenu,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -23,23 +23,41 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.at_rest import KeyPlace
-from client.core.client import AriadneClient
+from client.core.client import AriadneClient, SendError
+from client.core.conversation import UserCheckFailed
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
     DeliveryUpdated,
     HistoryLoaded,
+    MessagesChanged,
+    MessagesRemoved,
+    MessageStatus,
     RelayLimitReached,
     SendDeferred,
     StoredMessage,
 )
+from client.gui import control_actions, message_menu
+from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate, clock
+from client.gui.chat_header import ChatHeader
+from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
+from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
+from client.gui.message_menu import MenuContext, build_menu
+from client.gui.onboarding import Onboarding
+from client.gui.panels import PanelHost
+from client.gui.read_state import visible_unread
+from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.server_view import ServerView
+from client.gui.settings_panel import SettingsPanel
+from client.gui.style import ERROR_STYLE
+from client.gui.tray import Notifier
 
 THREAD_ROLE = Qt.ItemDataRole.UserRole + 1
+THREAD_AVATAR = 32
 
 UNKNOWN_TO_RELAY = (
     "The relay does not know this device — it may have lost its data. Everything on this "
@@ -71,22 +89,6 @@ AT_REST_TEXT = {
 }
 
 
-class Composer(QPlainTextEdit):
-    """Enter sends; Shift+Enter starts a new line."""
-
-    submitted = Signal(str)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        if enter and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-            text = self.toPlainText()
-            if text.strip():
-                self.submitted.emit(text)
-                self.clear()
-            return
-        super().keyPressEvent(event)
-
-
 class ChatWindow(QMainWindow):
     closed = Signal()
 
@@ -106,6 +108,7 @@ class ChatWindow(QMainWindow):
         self.threads.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.threads.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.threads.setMinimumWidth(170)
+        self.threads.setIconSize(QSize(THREAD_AVATAR, THREAD_AVATAR))
         self.threads.currentItemChanged.connect(
             lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
         )
@@ -115,6 +118,10 @@ class ChatWindow(QMainWindow):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 6, 6)
         left_layout.addWidget(self.new_chat)
+        self.new_chat_note = QLabel("")  # why a chat did not start
+        self.new_chat_note.setWordWrap(True)
+        self.new_chat_note.setVisible(False)
+        left_layout.addWidget(self.new_chat_note)
         left_layout.addWidget(self.threads)
         my_devices = QPushButton("My devices")
         my_devices.clicked.connect(self.show_own_devices)
@@ -124,8 +131,9 @@ class ChatWindow(QMainWindow):
         self.recovery_button.setEnabled(client.holds_account_key)
         left_layout.addWidget(self.recovery_button)
 
-        self.header = QLabel("No conversation open")
-        self.header.setObjectName("header")
+        self.identity = ChatHeader(client)
+        self.header = self.identity.name
+        self.identity.renamed.connect(self._refresh_thread)
         self.server_button = QPushButton("What the relay sees")
         self.server_button.setEnabled(False)
         self.server_button.clicked.connect(self.show_server_view)
@@ -135,25 +143,42 @@ class ChatWindow(QMainWindow):
         self.contact_button.clicked.connect(self.show_contact)
         self.panel: QWidget | None = None
         header_row = QHBoxLayout()
-        header_row.addWidget(self.header, 1)
+        header_row.addWidget(self.identity, 1)
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
-        self.view.setItemDelegate(BubbleDelegate(client.username, client.send_notes.get))
+        self.controls = ConversationControls(client, self.view)
+        for widget in self.controls.header_widgets():
+            header_row.addWidget(widget)
+        self.bubbles = BubbleDelegate(
+            client.username, client.send_notes.get, client.conversations.failure
+        )
+        self.bubbles.decorate = lambda message: control_actions.decoration(client, message)
+        self.view.setItemDelegate(self.bubbles)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
         self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
         self.view.setWordWrap(True)
         self.view.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
+        self.view.verticalScrollBar().valueChanged.connect(self._mark_read_soon)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._menu_at)
+        self.view.clicked.connect(self._on_bubble_clicked)
         self.composer = Composer(placeholderText="Write a message — Enter sends")
         self.composer.setFixedHeight(64)
         self.composer.submitted.connect(self.send)
         self.composer.setEnabled(False)
-        send_button = QPushButton("Send")
+        self.send_button = send_button = QPushButton("Send")
         send_button.clicked.connect(lambda: self.send(self.composer.toPlainText()))
         bottom = QHBoxLayout()
         bottom.addWidget(self.composer)
         bottom.addWidget(send_button)
+        self.counter = LengthCounter(self.composer)
+        self.counter.split_requested.connect(self.send_parts)
+        self._draft_thread: str | None = None  # whose draft the composer holds
+        self._draft_timer = QTimer(self, singleShot=True, interval=400)
+        self._draft_timer.timeout.connect(self._save_draft)
+        self.composer.textChanged.connect(self._draft_timer.start)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
@@ -179,13 +204,20 @@ class ChatWindow(QMainWindow):
         self.banner_button.setVisible(False)
         self.rebuild_button.setVisible(False)
         right_layout.addLayout(banner_row)
+        self.relay_alert = RelayAlertBanner(client)  # the relay caught misbehaving
+        right_layout.addWidget(self.relay_alert)
         right_layout.addWidget(self.view)
+        right_layout.addWidget(self.counter)
+        right_layout.addWidget(self.controls.reply_bar)
         right_layout.addLayout(bottom)
 
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setSizes([200, 560])
+        self.panels = PanelHost(self)  # dialogs open here, beside the conversation
+        splitter.addWidget(self.panels)
+        splitter.setCollapsible(2, False)
+        splitter.setSizes([200, 560, 0])
         self.setCentralWidget(splitter)
 
         self.connection = QLabel(CONNECTION_TEXT[client.link.state])
@@ -202,6 +234,9 @@ class ChatWindow(QMainWindow):
         self.bridge.contact_key_changed.connect(lambda _event: self._update_banner())
         self.bridge.send_deferred.connect(self._on_deferred)
         self.bridge.relay_limit_reached.connect(self._on_relay_limit)
+        self.bridge.messages_changed.connect(self._on_controls)
+        self.bridge.messages_removed.connect(self._on_controls)
+        self.bridge.timer_changed.connect(self.controls.on_timer)
         self.relay_limit = QLabel("")  # a relay quota that stops something (not a message)
         self.relay_limit.setWordWrap(True)
         self.statusBar().addWidget(self.relay_limit)
@@ -210,6 +245,11 @@ class ChatWindow(QMainWindow):
         self.statusBar().addWidget(self.progress)
         self._loading_older: asyncio.Future[int] | None = None
         self._backfill: asyncio.Future[int] | None = None
+        settings = QPushButton("Settings")
+        settings.clicked.connect(self.show_settings)
+        left_layout.addWidget(settings)
+        self.onboarding = Onboarding(self, left_layout, right_layout)
+        self.notifier = Notifier(self, client, self.bridge)
         for thread in client.threads():
             self._ensure_thread(thread)
         if self.threads.count():
@@ -222,10 +262,16 @@ class ChatWindow(QMainWindow):
     def open_thread(self, thread: str) -> None:
         if not thread:
             return
+        self._save_draft()
+        self._draft_thread = thread
+        self.composer.setPlainText(self.client.conversations.draft(thread))
+        self.composer.moveCursor(QTextCursor.MoveOperation.End)
+        self._draft_timer.stop()
         self.model = ConversationModel(self.client, thread)
         self.view.setModel(self.model)
+        self.controls.show_conversation(self.model)
         self.view.scrollToBottom()
-        self.header.setText(f"<b>{thread}</b>")
+        self.identity.show_peer(thread)
         self.server_button.setEnabled(True)
         self.contact_button.setEnabled(True)
         self.composer.setEnabled(not self.client.removed)
@@ -233,19 +279,36 @@ class ChatWindow(QMainWindow):
         self._update_banner()
         self._mark_read()
 
+    def _save_draft(self) -> None:
+        if self._draft_thread is not None:
+            self.client.conversations.save_draft(self._draft_thread, self.composer.toPlainText())
+
     def _mark_read(self) -> None:
-        """What is on screen in a visible window has been read."""
-        if self.model is not None and self.isVisible() and not self.isMinimized():
-            thread = self.model.thread
-            if self.client.unread_count(thread):
-                future = asyncio.ensure_future(self.client.mark_read(thread))
-                self._pending.add(future)
-                future.add_done_callback(self._report_failure)
-            self._refresh_thread(thread)
+        """Read means: this window is the active one (not minimised, not behind another), the
+        conversation is open, and the message has been scrolled into view."""
+        if self.model is None or not self.isActiveWindow() or self.isMinimized():
+            return
+        seen = visible_unread(
+            self.view, self.model, self.client.conversations.unread(self.model.thread)
+        )
+        if seen:
+            future = asyncio.ensure_future(self.client.mark_read(self.model.thread, seen))
+            self._pending.add(future)
+            future.add_done_callback(self._report_failure)
+            future.add_done_callback(lambda _f, t=self.model.thread: self._refresh_thread(t))
+
+    def _mark_read_soon(self) -> None:
+        """After the view has laid out what just changed."""
+        QTimer.singleShot(0, self, self._mark_read)
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().showEvent(event)
-        self._mark_read()
+        self._mark_read_soon()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.ActivationChange, QEvent.Type.WindowStateChange):
+            self._mark_read_soon()
 
     def open_conversation(self, peer: str) -> None:
         self._ensure_thread(peer)
@@ -257,23 +320,68 @@ class ChatWindow(QMainWindow):
         if self.server_view is not None:
             self.server_view.close()
         self.server_view = ServerView(self.client, self.model.thread)
-        self.server_view.show()
+        self.panels.show_panel(self.server_view)
         return self.server_view
 
     def _show_panel(self, panel: QWidget) -> QWidget:
         if self.panel is not None:
             self.panel.close()
         self.panel = panel
-        panel.show()
-        return panel
+        return self.panels.show_panel(panel)
+
+    def show_panel(self, panel: QWidget) -> QWidget:
+        return self._show_panel(panel)
+
+    # ---------------------------------------------------------------- a message's menu
+
+    def message_menu(self, row: int) -> QMenu | None:
+        """The menu of the message in ``row`` of the open conversation (see message_menu)."""
+        if self.model is None or not 0 <= row < self.model.rowCount():
+            return None
+        context = MenuContext(self.model.message_at(row), self.client, self)
+        return build_menu(context, [*message_menu.ACTIONS, *control_actions.ACTIONS], self)
+
+    def _menu_at(self, point: QPoint) -> None:
+        menu = self.message_menu(self.view.indexAt(point).row())
+        if menu is not None:
+            menu.popup(self.view.viewport().mapToGlobal(point))
+
+    def _on_bubble_clicked(self, index: QModelIndex) -> None:
+        """A click on a message that was not sent sends it again (its bubble says so)."""
+        if self.model is None or not index.isValid():
+            return
+        message = self.model.message_at(index.row())
+        if message.sender_user == self.client.username and message.status is MessageStatus.FAILED:
+            self.retry(message.message_id)
+        else:
+            self.controls.jump_to_quote(index)
+
+    def start_reply(self, message: StoredMessage) -> None:
+        self.controls.start_reply(message)
+        self.composer.setFocus()
+
+    def report(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def retry(self, message_id: bytes) -> None:
+        try:
+            self.client.conversations.retry(message_id)
+        except SendError as exc:
+            self.statusBar().showMessage(f"Not sent again: {exc}", 8000)
 
     def show_contact(self) -> QWidget | None:
         if self.model is None:
             return None
-        return self._show_panel(ContactPanel(self.client, self.model.thread))
+        panel = ContactPanel(self.client, self.model.thread)
+        if hasattr(panel, "verify"):  # the badge follows the verified mark
+            panel.verify.toggled.connect(lambda _on: self.identity.refresh())
+        return self._show_panel(panel)
 
     def show_own_devices(self) -> QWidget:
         return self._show_panel(OwnDevicesPanel(self.client))
+
+    def show_settings(self) -> QWidget:
+        return self._show_panel(SettingsPanel(self.client))
 
     # ---------------------------------------------------------------- device control
 
@@ -287,10 +395,9 @@ class ChatWindow(QMainWindow):
             self.client, event.device_id, event.name, event.fingerprint, event.asked_at
         )
         self.approvals[event.device_id] = dialog
-        dialog.show()
-        # Over the window of the device that asks (not the middle of the screen, where the new
-        # device's own screen, with the code to compare, may be).
-        dialog.move(self.frameGeometry().center() - dialog.rect().center())
+        # In this window's panel (not over the middle of the screen, where the new device's
+        # own screen, with the code to compare, may be).
+        self.panels.show_panel(dialog)
 
     def _show_removed(self) -> None:
         self.banner.setText(
@@ -301,6 +408,7 @@ class ChatWindow(QMainWindow):
         self.banner.setVisible(True)
         self.banner_button.setVisible(True)
         self.composer.setEnabled(False)
+        self.composer.setPlaceholderText("This device was removed: it can no longer send")
         self.recovery_button.setEnabled(False)
         self.connection.setText("Device removed")
 
@@ -395,11 +503,45 @@ class ChatWindow(QMainWindow):
                     self._maybe_load_older(0)
 
     def _start_chat(self) -> None:
+        """Open a chat with the user typed, once the relay confirmed the user exists (their
+        signed device list, which the first message needs anyway); else say why, text kept."""
         username = self.new_chat.text().strip().lower()
         if not username or username == self.client.username:
+            self._chat_note(
+                "That is you — type someone else's username." if username else "", error=True
+            )
             return
-        self.new_chat.clear()
-        self.open_conversation(username)
+        if self._row_of_thread(username) >= 0:
+            self.new_chat.clear()
+            self.open_conversation(username)
+            return
+        self._chat_note(f"Looking for {username}…")
+        future = asyncio.ensure_future(self.client.conversations.user_exists(username))
+        self._pending.add(future)
+        future.add_done_callback(lambda f: self._chat_checked(username, f))
+
+    def _chat_checked(self, username: str, future: asyncio.Future[bool]) -> None:
+        self._pending.discard(future)
+        if future.cancelled() or self.new_chat.text().strip().lower() != username:
+            return  # the user typed on meanwhile
+        failed = future.exception()
+        if isinstance(failed, UserCheckFailed):
+            self._chat_note(f"Could not check {username} now ({failed}). Try again.", error=True)
+        elif failed is not None:
+            self._chat_note(f"Could not check {username} now. Try again.", error=True)
+        elif not future.result():
+            self._chat_note(
+                f"There is no user “{username}” on this relay. Check the spelling.", error=True
+            )
+        else:
+            self._chat_note("")
+            self.new_chat.clear()
+            self.open_conversation(username)
+
+    def _chat_note(self, text: str, error: bool = False) -> None:
+        self.new_chat_note.setText(text)
+        self.new_chat_note.setStyleSheet(ERROR_STYLE if error else "")
+        self.new_chat_note.setVisible(bool(text))
 
     def _row_of_thread(self, thread: str) -> int:
         for row in range(self.threads.count()):
@@ -421,7 +563,8 @@ class ChatWindow(QMainWindow):
             return
         unread = self.client.unread_count(thread)
         last = self.client.last_message(thread)
-        title = f"{thread}  ({unread})" if unread else thread
+        name = self.client.conversations.display_name(thread)
+        title = f"{name}  ({unread})" if unread else name
         if last is None:
             preview = "No messages yet"
         else:
@@ -429,6 +572,7 @@ class ChatWindow(QMainWindow):
             who = "You: " if last.sender_user == self.client.username else ""
             preview = f"{who}{body[:40]}  · {clock(last)}"
         item = self.threads.item(row)
+        item.setIcon(avatar_icon(name, THREAD_AVATAR, thread))
         item.setText(f"{title}\n{preview}")
         font = item.font()
         font.setBold(bool(unread))
@@ -437,11 +581,32 @@ class ChatWindow(QMainWindow):
     # ---------------------------------------------------------------- sending
 
     def send(self, text: str) -> None:
-        if self.model is None or not text.strip():
+        """Send ``text`` to the open conversation. The composer is cleared once the message is
+        stored (queued); a text over the limit, or one the core refuses, stays where it is."""
+        if self.model is None or not text.strip() or self.counter.over:
             return
-        self.composer.clear()
-        future = asyncio.ensure_future(self.client.send_text(self.model.thread, text))
+        self.send_parts([text])
+
+    def send_parts(self, parts: list[str]) -> None:
+        if self.model is None or not parts:
+            return
+        thread, typed = self.model.thread, self.composer.toPlainText()
+        reply_to = self.controls.take_reply()
+
+        async def store_all() -> None:
+            for n, part in enumerate(parts):
+                await self.client.send_text(thread, part, reply_to if n == 0 else None)
+
+        def stored(future: asyncio.Future[None]) -> None:
+            # Cleared only if the composer still holds what was sent, in the same conversation.
+            same = self._draft_thread == thread and self.composer.toPlainText() == typed
+            if not future.exception() and same:
+                self.composer.clear()
+                self._save_draft()
+
+        future = asyncio.ensure_future(store_all())
         self._pending.add(future)
+        future.add_done_callback(stored)
         future.add_done_callback(self._report_failure)
 
     def _report_failure(self, future: asyncio.Future[object]) -> None:
@@ -457,7 +622,7 @@ class ChatWindow(QMainWindow):
             self.model.add(message)
             if at_bottom or message.sender_user == self.client.username:
                 self.view.scrollToBottom()
-            self._mark_read()
+            self._mark_read_soon()
         self._ensure_thread(message.thread)
 
     def _maybe_load_older(self, value: int) -> None:
@@ -513,6 +678,16 @@ class ChatWindow(QMainWindow):
             self.model.update(event)
         self._refresh_thread(event.thread)
 
+    def _on_controls(self, event: MessagesChanged | MessagesRemoved) -> None:
+        model = self.model
+        if model is None or event.thread != model.thread:
+            return
+        if isinstance(event, MessagesRemoved):
+            model.remove(event.message_ids)
+        else:
+            self.bubbles.forget(event.message_ids)  # a new text: measure it again
+            model.reread(event.message_ids)
+
     def _on_deferred(self, event: SendDeferred) -> None:
         """The bubble shows why its message waits (the delegate reads ``client.send_notes``)."""
         if self.model is not None:
@@ -533,8 +708,10 @@ class ChatWindow(QMainWindow):
         self._update_banner()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._save_draft()
         for dialog in self.approvals.values():
             dialog.close()  # (cancels an exchange in progress)
         self.bridge.detach()
+        self.relay_alert.detach()
         self.closed.emit()
         super().closeEvent(event)

@@ -112,6 +112,20 @@ def _when(seconds: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds)) if seconds else "never"
 
 
+def link_steps(client: AriadneClient) -> str:
+    """How to add a computer to this account, step by step (approving happens here)."""
+    return (
+        "<ol style='margin-left: -20px'>"
+        "<li>On the new computer, install Ariadne and start it: <code>ariadne</code>.</li>"
+        f"<li>Choose <b>Log in on this device</b> with the username <b>{client.username}</b>, "
+        f"your account password and the relay address <code>{client.relay_url}</code>.</li>"
+        "<li>A request then opens here, in this window, with a code. Approve it only if the "
+        "new computer shows the same code.</li>"
+        "<li>On the new computer, enter your recovery code to bring your history over (or "
+        "skip it: it then receives new messages only).</li></ol>"
+    )
+
+
 class OwnDevicesPanel(QWidget):
     """Each device of the account: name, when added, when last seen (the relay's record), and
     Remove. Removing asks first, and offers a new recovery code and a new account password."""
@@ -125,6 +139,14 @@ class OwnDevicesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Devices that can read your conversations</b>"))
         layout.addLayout(self.rows)
+        self.link_button = QPushButton("Link a new device…")
+        self.link_button.clicked.connect(lambda: self.link_steps.setVisible(True))
+        layout.addWidget(self.link_button)
+        self.link_steps = QLabel(link_steps(client))
+        self.link_steps.setWordWrap(True)
+        self.link_steps.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.link_steps.setVisible(False)
+        layout.addWidget(self.link_steps)
         layout.addStretch(1)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -147,6 +169,7 @@ class OwnDevicesPanel(QWidget):
             line.setContentsMargins(0, 0, 0, 0)
             label = QLabel(f"<b>{entry.name}</b><br>added {_when(entry.added_at)}")
             label.setObjectName(entry.device_id)
+            label.setWordWrap(True)
             line.addWidget(label, 1)
             if entry.device_id == self.client.device_id:
                 line.addWidget(QLabel("this device"))
@@ -191,6 +214,9 @@ class OwnDevicesPanel(QWidget):
             box.setStandardButtons(
                 QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Ok
             )
+            # The buttons say what they do (not OK): removing cannot be undone.
+            box.button(QMessageBox.StandardButton.Ok).setText("Remove")
+            box.button(QMessageBox.StandardButton.Cancel).setText("Cancel")
             grid = box.layout()
             assert isinstance(grid, QGridLayout)
             # Above OK / Cancel (the box puts its buttons in the last row): the buttons move down.
@@ -212,16 +238,17 @@ class OwnDevicesPanel(QWidget):
             # First, so that a password the relay refuses leaves the device where it was.
             await self.client.change_password(new_password)
         await self.client.remove_device(device_id)
-        done = f"'{name}' was removed. A new epoch keeps it out of what comes next."
+        done = f"'{name}' was removed. What is written from now on uses new keys it never gets."
         if new_password is not None:
             done += " The password changed: every login made with the old one has ended."
         self.status.setText(done)
         self.refresh()
         if new_code:
+            from client.gui.panels import show_beside
             from client.gui.recovery_dialog import RecoveryCodeDialog
 
             self.code_dialog = RecoveryCodeDialog(self.client)
-            self.code_dialog.show()
+            show_beside(self, self.code_dialog)
 
     def _run(self, coroutine) -> None:  # type: ignore[no-untyped-def]
         future = asyncio.ensure_future(coroutine)

@@ -165,3 +165,29 @@ class ConversationModel(QAbstractListModel):
         self._messages[row] = new
         index = self.index(row)
         self.dataChanged.emit(index, index, [MessageRole])
+
+    # ---------------------------------------------------------------- controls
+
+    def reread(self, message_ids: tuple[bytes, ...]) -> None:
+        """Controls changed these messages in place (unsent, edited, reacted to)."""
+        for message_id in message_ids:
+            row = self._row_of.get(message_id)
+            fresh = self.client.message(message_id)
+            if row is None or fresh is None:
+                continue
+            self._messages[row] = fresh
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [MessageRole])
+
+    def remove(self, message_ids: tuple[bytes, ...]) -> None:
+        """Deleted or expired: rows go in contiguous runs, one model signal per run."""
+        rows = sorted(r for m in message_ids if (r := self._row_of.get(m)) is not None)
+        while rows:
+            last = rows.pop()
+            first = last
+            while rows and rows[-1] == first - 1:
+                first = rows.pop()
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del self._messages[first : last + 1]
+            self.endRemoveRows()
+        self._reindex()

@@ -111,7 +111,7 @@ class ApprovalDialog(QDialog):
 
     async def _approve(self) -> None:
         self.approve.setEnabled(False)
-        self.status.setText("Approving: new device list, new epoch for it…")
+        self.status.setText("Approving: adding it to your devices and sharing your history…")
         try:
             await self.client.approve_device(self.device_id)
         except Exception as exc:  # shown as a sentence

@@ -124,9 +124,7 @@ class RecoveryCodeDialog(QDialog):
             return
         self.make.setEnabled(False)
         self.note.setStyleSheet("")
-        self.note.setText(
-            "Opening a new epoch for the code" + (" and asking the vault…" if pin else "…")
-        )
+        self.note.setText("Making the code" + (" and storing it under your PIN…" if pin else "…"))
         self._task = asyncio.ensure_future(self._setup(pin or None))
 
     async def _setup(self, pin: str | None) -> None:

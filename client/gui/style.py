@@ -6,6 +6,7 @@ for a system that does not say, and for screenshots."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -32,7 +33,7 @@ _COMMON = """
 QLabel#header { font-size: 15px; padding: 4px 2px; }
 QListWidget { border: none; }
 QPlainTextEdit, QLineEdit { border-radius: 8px; padding: 6px; }
-QPushButton { border-radius: 8px; padding: 6px 14px; background: #0a7cff; color: white; }
+QPushButton { border-radius: 8px; padding: 6px 14px; background: #0b5ed7; color: white; }
 QPushButton:disabled { background: #9bbfe8; }
 """
 LIGHT = (
@@ -57,6 +58,66 @@ QPushButton:disabled { background: #27405e; color: #8b9bb0; }
 )
 
 
+# The accent: buttons and one's own bubbles. White on it is 5.8:1 (WCAG AA asks 4.5:1).
+ACCENT = "#0b5ed7"
+
+
+@dataclass(frozen=True)
+class ChatColours:
+    """What the conversation paints, per look. Every text colour here meets WCAG AA (4.5:1)
+    against the fill it is painted on (tests/gui/test_contrast.py computes each ratio)."""
+
+    window: str  # the conversation's background
+    own_fill: str
+    own_ink: str
+    own_meta: str  # time and ticks in one's own bubbles
+    their_fill: str
+    their_ink: str
+    their_meta: str
+    undecryptable_fill: str
+    undecryptable_ink: str
+    day: str  # day labels and system lines, on the window
+    error: str  # the composer's counter past the limit, on the window
+    button_fill: str
+    button_ink: str
+
+
+LIGHT_CHAT = ChatColours(
+    window="#ffffff",
+    own_fill=ACCENT,
+    own_ink="#ffffff",
+    own_meta="#e3edff",
+    their_fill="#e9e9eb",
+    their_ink="#050505",
+    their_meta="#4b4f56",
+    undecryptable_fill="#fde2e1",
+    undecryptable_ink="#8a1c1c",
+    day="#65676b",
+    error="#c62828",
+    button_fill=ACCENT,
+    button_ink="#ffffff",
+)
+DARK_CHAT = ChatColours(
+    window="#18191a",
+    own_fill=ACCENT,
+    own_ink="#ffffff",
+    own_meta="#e3edff",
+    their_fill="#3a3b3c",
+    their_ink="#e4e6eb",
+    their_meta="#c8cbd0",
+    undecryptable_fill="#fde2e1",
+    undecryptable_ink="#8a1c1c",
+    day="#b0b3b8",
+    error="#ff6b60",
+    button_fill=ACCENT,
+    button_ink="#ffffff",
+)
+
+
+def chat_colours(dark: bool) -> ChatColours:
+    return DARK_CHAT if dark else LIGHT_CHAT
+
+
 # The palette behind the style sheet: what the sheet does not name (check boxes, message boxes,
 # plain panels, the status bar, painted bubbles) takes its colours from here.
 DARK_PALETTE = {
@@ -69,7 +130,7 @@ DARK_PALETTE = {
     QPalette.ColorRole.Button: "#3a3b3c",
     QPalette.ColorRole.ButtonText: "#e4e6eb",
     QPalette.ColorRole.BrightText: "#ffffff",
-    QPalette.ColorRole.Highlight: "#0a7cff",
+    QPalette.ColorRole.Highlight: ACCENT,
     QPalette.ColorRole.HighlightedText: "#ffffff",
     QPalette.ColorRole.ToolTipBase: "#3a3b3c",
     QPalette.ColorRole.ToolTipText: "#e4e6eb",

@@ -7,7 +7,7 @@ answer). A frame type missing from :data:`HANDLERS` is answered ``unsupported``.
 
 from __future__ import annotations
 
-from relay.handlers import delivery, devices, history, inspect, rebuild, vault
+from relay.handlers import controls, delivery, devices, history, inspect, rebuild, vault
 from relay.session import Handler, Reject, Session
 from shared import wire
 from shared.wire import ErrorCode
@@ -23,6 +23,7 @@ HANDLERS: dict[type, Handler] = {
     **history.HANDLERS,
     **vault.HANDLERS,
     **inspect.HANDLERS,
+    **controls.HANDLERS,
     **rebuild.HANDLERS,
     wire.CreateAccount: already_logged_in,
     wire.AddDevice: already_logged_in,

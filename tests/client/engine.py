@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
+from client.core import storage
 from client.core.context import ClientContext
+from client.core.controls import Controls
 from client.core.directory import Directory
 from client.core.events import Event
 from client.core.inbox import Inbox
@@ -64,7 +68,14 @@ def engine(folder: Path, relay: FakeRelay, username: str = "alice") -> Engine:
         directory=directory,
         sessions=sessions,
         timeline=timeline,
-        inbox=Inbox(context, directory, sessions, timeline),
+        inbox=Inbox(context, directory, sessions, timeline, Controls(context)),
         outbox=Outbox(context, directory, sessions, timeline),
         events=events,
     )
+
+
+def committed_reader(folder: Path, *, encrypt: bool = False) -> ProfileStore:
+    """A second connection to a profile this process already holds, to see only what was
+    committed (the one-process-per-profile lock is not what these tests look at)."""
+    with mock.patch.object(storage, "hold", lambda _folder: open(os.devnull)):
+        return ProfileStore(folder, encrypt=encrypt)

@@ -34,6 +34,7 @@ from client.core.at_rest import (
     open_database,
 )
 from client.core.client import AriadneClient, RegistrationError
+from client.core.profile_lock import LOCK_NAME
 from client.core.storage import DB_NAME, ProfileStore
 from tests.conftest import eventually, profile_contents
 
@@ -341,7 +342,7 @@ def test_a_plain_profile_is_encrypted_when_opened(tmp_path):
     assert store.message(b"\x01" * 16).body == "the old plaintext"  # type: ignore[union-attr]
     store.close()
     assert b"the old plaintext" not in old_blocks.read_bytes()  # overwritten once replaced
-    assert sorted(p.name for p in folder.iterdir()) == [KEY_RECORD, DB_NAME]
+    assert sorted(p.name for p in folder.iterdir()) == [KEY_RECORD, LOCK_NAME, DB_NAME]
     assert b"the old plaintext" not in (folder / DB_NAME).read_bytes()
     assert not (folder / DB_NAME).read_bytes().startswith(b"SQLite format 3")
     assert ProfileStore(folder).get("username") == "alice"

@@ -6,9 +6,8 @@ import pytest
 
 from client.core.events import MessageQueued, MessageStatus, StoredMessage
 from client.core.outbox import SendBlocked
-from client.core.storage import ProfileStore
 from shared.envelope import Receipt, Text, decode_payload
-from tests.client.engine import engine
+from tests.client.engine import committed_reader, engine
 from tests.client.fake_relay import FakeRelay
 
 
@@ -21,7 +20,7 @@ def alice(tmp_path):
 
 async def test_a_sent_message_is_stored_and_queued_in_one_commit(alice, tmp_path):
     message = await alice.outbox.send_text("bob", "hello")
-    reader = ProfileStore(tmp_path, encrypt=False)  # only what was committed
+    reader = committed_reader(tmp_path)  # only what was committed
     try:
         assert reader.message(message.message_id).status is MessageStatus.SENDING
         item = reader.next_outgoing()

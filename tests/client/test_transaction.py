@@ -7,12 +7,13 @@ import asyncio
 import pytest
 
 from client.core.storage import ProfileStore
+from tests.client.engine import committed_reader
 
 
 @pytest.fixture
 def stores(tmp_path):
     store = ProfileStore(tmp_path, encrypt=False)
-    reader = ProfileStore(tmp_path, encrypt=False)  # sees only what was committed
+    reader = committed_reader(tmp_path)  # sees only what was committed
     yield store, reader
     store.close()
     reader.close()

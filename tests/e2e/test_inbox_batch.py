@@ -15,6 +15,7 @@ import asyncio
 
 from client.core.events import MessageStatus
 from client.core.storage import ProfileStore
+from tests.client.engine import committed_reader
 from tests.conftest import eventually
 
 
@@ -34,7 +35,7 @@ async def test_no_other_loop_commits_half_an_inbox_batch(accounts):
     await eventually(lambda: laptop._store.message(two.message_id).status is MessageStatus.SENT)
     await alice.send_text("bob", "one")
     await eventually(lambda: alice.messages("bob")[-1].status is MessageStatus.SENT)
-    reader = ProfileStore(bob.profile_dir)  # what a restarted bob would find on disk
+    reader = committed_reader(bob.profile_dir, encrypt=True)  # what a restarted bob would find
     bob = await accounts.start(bob)
     try:
         # Park the batch half-way: it decrypts the laptop's "two", then waits for the session

@@ -36,9 +36,10 @@ def test_alice_types_enter_and_bobs_window_shows_it_delivered(qtbot, harness):
 
     qtbot.keyClicks(alice_window.new_chat, "bob")
     qtbot.keyClick(alice_window.new_chat, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: alice_window.model is not None, timeout=10_000)
     qtbot.keyClicks(alice_window.composer, "Hello Bob, from a real window")
     qtbot.keyClick(alice_window.composer, Qt.Key.Key_Return)
-    assert alice_window.composer.toPlainText() == ""
+    qtbot.waitUntil(lambda: alice_window.composer.toPlainText() == "", timeout=5_000)
 
     qtbot.waitUntil(lambda: bob_window.threads.count() == 1, timeout=10_000)
     bob_window.threads.setCurrentRow(0)
@@ -54,8 +55,9 @@ def test_alice_types_enter_and_bobs_window_shows_it_delivered(qtbot, harness):
     qtbot.waitUntil(
         lambda: shown(laptop_window) == [("alice", "Hello Bob, from a real window")], timeout=10_000
     )
-    # Bob's window is open on the conversation, so he has read it: both of Alice's devices
-    # show "read".
+    # Bob brings his window to the front, open on the conversation: he has read it, and both of
+    # Alice's devices show "read".
+    bob_window.activateWindow()
     qtbot.waitUntil(
         lambda: alice_window.model.message_at(0).status is MessageStatus.READ, timeout=10_000
     )
@@ -70,6 +72,7 @@ def test_shift_enter_adds_a_line_instead_of_sending(qtbot, harness):
     window = open_window(qtbot, alice)
     qtbot.keyClicks(window.new_chat, "bob")
     qtbot.keyClick(window.new_chat, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.model is not None, timeout=10_000)
     qtbot.keyClicks(window.composer, "first line")
     qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(window.composer, "second line")
@@ -195,3 +198,37 @@ def test_offline_window_keeps_the_typed_message_and_delivers_it_later(qtbot, har
     qtbot.waitUntil(
         lambda: window.model.message_at(0).status is MessageStatus.DELIVERED, timeout=10_000
     )
+
+
+def test_a_chat_with_a_user_that_does_not_exist_is_refused_up_front(qtbot, harness):
+    alice = harness.account("alice")
+    harness.account("bob")
+    window = open_window(qtbot, alice)
+    qtbot.waitUntil(lambda: window.connection.text() == "Online", timeout=10_000)
+    qtbot.keyClicks(window.new_chat, "bobb")
+    qtbot.keyClick(window.new_chat, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "no user “bobb”" in window.new_chat_note.text(), timeout=10_000)
+    assert window.new_chat_note.isVisible()
+    assert window.new_chat.text() == "bobb"  # kept, to correct
+    assert window.model is None and window.threads.count() == 0
+    assert not window.composer.isEnabled()
+
+    qtbot.keyClick(window.new_chat, Qt.Key.Key_Backspace)
+    qtbot.keyClick(window.new_chat, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.model is not None, timeout=10_000)
+    assert window.model.thread == "bob" and not window.new_chat_note.isVisible()
+    assert window.composer.isEnabled()
+
+
+def test_a_chat_cannot_start_unchecked_while_the_relay_is_away(qtbot, harness):
+    alice = harness.account("alice")
+    window = open_window(qtbot, alice)
+    qtbot.waitUntil(lambda: window.connection.text() == "Online", timeout=10_000)
+    harness.stop_relay()
+    qtbot.waitUntil(lambda: window.connection.text() != "Online", timeout=10_000)
+    qtbot.keyClicks(window.new_chat, "bob")
+    qtbot.keyClick(window.new_chat, Qt.Key.Key_Return)
+    qtbot.waitUntil(
+        lambda: "Could not check bob now" in window.new_chat_note.text(), timeout=10_000
+    )
+    assert window.new_chat.text() == "bob" and window.model is None

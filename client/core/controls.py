@@ -1,0 +1,426 @@
+"""Controls on this device: unsend, delete for me, delete a conversation, the disappearing-messages
+timer, edits and reactions (PROTOCOL.md §10).
+
+Each is an ordinary encrypted payload (``shared.envelope.Control``) that leaves through the
+outbox like a message: to every device of both users, or to this account's other devices alone
+for a deletion. The sending device applies it at once with the same code every receiving device
+runs (:meth:`Controls.apply`), so all of them end in the same state:
+
+- the sender is the authenticated ``Origin`` inside the ciphertext, never the relay's label;
+  ``shared.controls.may_change`` says who may do what, the conversation is derived from the
+  sender, so a contact can only ever touch its own conversation with us;
+- every control is applied once (``control_log``); one for a message not stored yet waits in
+  ``pending_controls`` and is applied when the message arrives, in the same batch or a later one,
+  from the relay or from the mailbox (:meth:`Controls.settle`);
+- tombstones win (``store_controls``' triggers): a message unsent, deleted or expired is never
+  stored again; an edit or reaction for it is dropped; edits carry versions, reactions and timer
+  settings sequences, so a replayed or reordered control changes nothing.
+
+Every control this device applies is also saved to its account's mailbox (``client/core/
+expiry.py``), so a device restored later applies it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from client.core.context import ClientContext
+from client.core.events import (
+    Event,
+    MessageReceived,
+    MessagesChanged,
+    MessagesRemoved,
+    MessageStatus,
+    StoredMessage,
+    TimerChanged,
+)
+from client.core.store_controls import HELD, SAVED, TO_SAVE
+from shared.controls import (
+    EDIT_WINDOW_MS,
+    TIMER_CHOICES,
+    Action,
+    ClearConversation,
+    ControlRecord,
+    DeleteForMe,
+    Edit,
+    React,
+    SetTimer,
+    Unsend,
+    decode_record,
+    encode_record,
+    may_change,
+    newer,
+    timer_line,
+)
+from shared.envelope import MAX_TEXT, Control, encode_payload, new_message_id
+from shared.errors import ProtocolError
+from shared.mailbox import SavedMessage
+
+log = logging.getLogger("ariadne.client.controls")
+
+SNIPPET = 80  # characters of the original a quote shows
+
+
+class ControlRefused(ValueError):
+    """The user asked for something the rules do not allow (not their message, too late)."""
+
+
+class Controls:
+    def __init__(self, ctx: ClientContext) -> None:
+        self._ctx = ctx
+        # Wakes the control loop (client/core/control_sync.py): it saves controls to the mailbox
+        # and deletes sealed copies there.
+        self.wake = asyncio.Event()
+
+    # ------------------------------------------------------------------ what the user does
+
+    def unsend(self, message_id: bytes) -> None:
+        message = self._own_message(message_id)
+        self._send(message.thread, Unsend(target=message_id), [message.thread])
+
+    def delete_for_me(self, message_ids: list[bytes]) -> None:
+        if not message_ids:
+            return
+        first = self._ctx.store.message(message_ids[0])
+        if first is None:
+            raise ControlRefused("no such message")
+        self._send(first.thread, DeleteForMe(targets=message_ids), [])
+
+    def delete_conversation(self, thread: str) -> None:
+        through = self._ctx.clock.now_ms() * 1000
+        last = self._ctx.store.last_message(thread)
+        if last is not None and last.server_ts is not None:
+            through = max(through, last.server_ts)
+        self._send(thread, ClearConversation(through_ts=through), [])
+
+    def set_timer(self, thread: str, seconds: int) -> None:
+        if seconds not in TIMER_CHOICES:
+            raise ControlRefused(f"the timer is one of {TIMER_CHOICES} seconds")
+        current = self._ctx.store.timer(thread)
+        seq = current.key[0] + 1 if current else 1
+        self._send(thread, SetTimer(seconds=seconds, seq=seq), [thread])  # type: ignore[arg-type]
+
+    def edit(self, message_id: bytes, body: str) -> None:
+        message = self._own_message(message_id)
+        if not body.strip() or len(body) > MAX_TEXT:
+            raise ControlRefused(f"a message has 1 to {MAX_TEXT} characters")
+        if self._ctx.clock.now_ms() - message.sent_at > EDIT_WINDOW_MS:
+            raise ControlRefused("a message can be edited for 15 minutes after it was sent")
+        versions = self._ctx.store.edits(message_id)
+        version = versions[-1][0] + 1 if versions else 2
+        self._send(
+            message.thread, Edit(target=message_id, version=version, body=body), [message.thread]
+        )
+
+    def react(self, message_id: bytes, emoji: str) -> None:
+        """Set this user's one reaction to a message; ``""`` removes it."""
+        message = self._ctx.store.message(message_id)
+        if message is None or message.system or message.status is MessageStatus.UNSENT:
+            raise ControlRefused("this message takes no reactions")
+        mine = self._ctx.store.reaction(message_id, self._ctx.username)
+        seq = mine[1] + 1 if mine else 1
+        self._send(message.thread, React(target=message_id, emoji=emoji, seq=seq), [message.thread])
+
+    def timer(self, thread: str) -> int:
+        current = self._ctx.store.timer(thread)
+        return current.seconds if current else 0
+
+    def _own_message(self, message_id: bytes) -> StoredMessage:
+        message = self._ctx.store.message(message_id)
+        if message is None or message.sender_user != self._ctx.username or message.system:
+            raise ControlRefused("only your own messages can be unsent or edited")
+        if message.status is MessageStatus.UNSENT:
+            raise ControlRefused("this message was unsent")
+        return message
+
+    def _send(self, thread: str, action: Action, peers: list[str]) -> None:
+        """Apply ``action`` here and queue it for ``peers`` and this account's other devices, in
+        one transaction: it leaves in this device's order, after every message it refers to."""
+        ctx = self._ctx
+        changed = [p for p in peers if ctx.store.key_change(p) is not None]
+        if changed:  # as for a message: nothing leaves until the user acknowledges it
+            raise ControlRefused(f"{changed[0]}'s safety number changed: acknowledge it first")
+        sent_at = ctx.clock.now_ms()
+        with ctx.store.transaction():
+            origin = ctx.origin()
+            payload = Control(
+                origin=origin,
+                control_id=new_message_id(sent_at),
+                peer=thread,
+                sent_at=sent_at,
+                action=action,
+            )
+            ctx.store.enqueue([*peers, ctx.username], encode_payload(payload), None)
+            record = ControlRecord(
+                control_id=payload.control_id,
+                thread=thread,
+                sender_user=ctx.username,
+                sender_device=ctx.device_id,
+                sent_at=sent_at,
+                action=action,
+            )
+            events = self.apply(record, sent_at * 1000)
+        for event in events:
+            ctx.emit(event)
+        ctx.outbox_wake.set()
+        self.wake.set()
+
+    # ------------------------------------------------------------------ applying
+
+    def receive(self, payload: Control, server_ts: int) -> list[Event]:
+        """A control from the relay, its ``origin`` already checked against the envelope. Runs
+        inside the inbox's batch transaction."""
+        origin = payload.origin
+        from_self = origin.user == self._ctx.username
+        thread = payload.peer if from_self else origin.user
+        if from_self and thread == self._ctx.username:
+            return []
+        record = ControlRecord(
+            control_id=payload.control_id,
+            thread=thread,
+            sender_user=origin.user,
+            sender_device=origin.device,
+            sent_at=payload.sent_at,
+            action=payload.action,
+        )
+        return self.apply(record, server_ts)
+
+    def apply(self, record: ControlRecord, ts: int, saved: bool = False) -> list[Event]:
+        """Apply a control once (a replay changes nothing). One that took effect is saved to the
+        mailbox later, unless it came from there (``saved``); one that was dropped or waits for
+        its message is not (a restored device must not act on what no device acted on)."""
+        store = self._ctx.store
+        if not store.log_control(record.control_id, record.thread, ts, encode_record(record)):
+            return []
+        events = self._act(record, ts, from_mailbox=saved)
+        if saved:
+            store.mark_control(record.control_id, SAVED)
+        elif events is not None:
+            store.mark_control(record.control_id, TO_SAVE)
+            self.wake.set()
+        return events or []
+
+    def settle(self) -> list[Event]:
+        """Apply the waiting controls whose message has now been stored."""
+        events: list[Event] = []
+        for control_id, data in self._ctx.store.pending_ready():
+            self._ctx.store.drop_pending(control_id)
+            record = decode_record(data)
+            applied = self._act(record, 0)
+            if applied is not None:
+                if self._ctx.store.control_state(control_id) == HELD:
+                    self._ctx.store.mark_control(control_id, TO_SAVE)
+                    self.wake.set()
+                events.extend(applied)
+        return events
+
+    def _act(
+        self, record: ControlRecord, ts: int, from_mailbox: bool = False
+    ) -> list[Event] | None:
+        """What the control does here; None if it did nothing (dropped, or waiting)."""
+        action, store, thread = record.action, self._ctx.store, record.thread
+        own = self._ctx.username
+        if isinstance(action, SetTimer):
+            return self._timer(record, action, ts)
+        if isinstance(action, (DeleteForMe, ClearConversation)):
+            if not may_change(action, record.sender_user, None, own):
+                log.info("dropped a deletion that is not from this account")
+                return None
+            if isinstance(action, ClearConversation):
+                removed = store.clear_thread(thread, action.through_ts)
+                store.delete_later(thread, record.control_id, action.through_ts)
+                return [MessagesRemoved(thread, tuple(removed))]
+            return self._delete(thread, action.targets)
+        target = action.target
+        message = store.message(target)
+        if message is None:
+            store.keep_pending(record.control_id, target, encode_record(record))
+            if isinstance(action, Unsend) and from_mailbox:
+                return self._placeholder(record, target, ts)
+            return None
+        if (
+            message.thread != thread
+            or message.system
+            or message.undecryptable
+            or not may_change(action, record.sender_user, message.sender_user, own)
+        ):
+            log.info("dropped a %s its sender may not make", type(action).__name__)
+            return None
+        if message.status is MessageStatus.UNSENT:
+            return None  # unsent: nothing more happens to it
+        if isinstance(action, Unsend):
+            store.empty_message(target)
+            store.tombstone(target, thread, "unsent")
+            store.delete_later(thread, target)
+            return [MessagesChanged(thread, (target,))]
+        if isinstance(action, Edit):
+            return self._edit(record, action, message)
+        return self._react(record, action)
+
+    def _placeholder(self, record: ControlRecord, target: bytes, ts: int) -> list[Event]:
+        """An unsend from this account's mailbox (a device of the account applied it, so it was
+        its sender's) for a message this restored device will never see, its sealed copies
+        deleted: "… unsent a message" in its place, as on the other devices."""
+        placeholder = StoredMessage(
+            message_id=target,
+            thread=record.thread,
+            sender_user=record.sender_user,
+            sender_device=record.sender_device,
+            sent_at=record.sent_at,
+            server_ts=ts or None,
+            body="",
+            status=MessageStatus.UNSENT,
+        )
+        store = self._ctx.store
+        store.tombstone(target, record.thread, "unsent")
+        store.delete_later(record.thread, target)
+        if store.insert_message(placeholder):
+            return [MessageReceived(placeholder)]
+        return []
+
+    def _delete(self, thread: str, targets: list[bytes]) -> list[Event]:
+        store = self._ctx.store
+        gone = []
+        for target in targets:
+            message = store.message(target)
+            if message is not None and message.thread != thread:
+                continue
+            store.tombstone(target, thread, "deleted")
+            store.delete_later(thread, target)
+            gone.append(target)
+        store.delete_messages(gone)
+        return [MessagesRemoved(thread, tuple(gone))]
+
+    def _timer(self, record: ControlRecord, action: SetTimer, ts: int) -> list[Event]:
+        store, thread = self._ctx.store, record.thread
+        events: list[Event] = []
+        key = (action.seq, record.sender_user, record.sender_device)
+        current = store.timer(thread)
+        if newer(key, current.key if current else None):
+            store.set_timer(thread, action.seconds, key)
+            events.append(TimerChanged(thread, action.seconds))
+        line = StoredMessage(
+            message_id=record.control_id,
+            thread=thread,
+            sender_user=record.sender_user,
+            sender_device=record.sender_device,
+            sent_at=record.sent_at,
+            server_ts=ts or record.sent_at * 1000,
+            body=timer_line(record.sender_user, action.seconds),
+            status=MessageStatus.SYSTEM,
+        )
+        if store.insert_message(line):
+            events.append(MessageReceived(line))
+        return events
+
+    def _edit(
+        self, record: ControlRecord, action: Edit, message: StoredMessage
+    ) -> list[Event] | None:
+        if record.sent_at - message.sent_at > EDIT_WINDOW_MS:
+            log.info("dropped an edit made after the edit window")
+            return None
+        store = self._ctx.store
+        if not store.edits(message.message_id):
+            store.add_edit(
+                message.message_id, 1, message.sender_device, message.body, message.sent_at
+            )
+        store.add_edit(
+            message.message_id, action.version, record.sender_device, action.body, record.sent_at
+        )
+        newest = store.edits(message.message_id)[-1]
+        store.set_body(message.message_id, newest[2])
+        return [MessagesChanged(message.thread, (message.message_id,))]
+
+    def _react(self, record: ControlRecord, action: React) -> list[Event] | None:
+        store = self._ctx.store
+        current = store.reaction(action.target, record.sender_user)
+        key = (action.seq, record.sender_user, record.sender_device)
+        if current is not None and not newer(key, (current[1], record.sender_user, current[2])):
+            return None
+        store.set_reaction(
+            action.target, record.sender_user, action.emoji, action.seq, record.sender_device
+        )
+        return [MessagesChanged(record.thread, (action.target,))]
+
+    # ------------------------------------------------------------------ storing a message
+
+    def admit(self, message: StoredMessage, expires_at: int | None) -> bool:
+        """Whether a message may be stored: one that has already expired is not (and its
+        sealed copy, if any, is deleted from the mailbox)."""
+        if expires_at is None or expires_at > self._ctx.clock.now_ms():
+            return True
+        self._ctx.store.tombstone(message.message_id, message.thread, "expired")
+        self._ctx.store.delete_later(message.thread, message.message_id)
+        self.wake.set()
+        return False
+
+    def stored(
+        self, message: StoredMessage, expires_at: int | None, reply_to: bytes | None
+    ) -> None:
+        if expires_at is not None:
+            self._ctx.store.set_expiry(message.message_id, message.thread, expires_at)
+            self.wake.set()
+        if reply_to is not None:
+            self._ctx.store.set_reply(message.message_id, reply_to)
+
+    def mailbox_page(
+        self, opened: list[tuple[StoredMessage, SavedMessage | None]]
+    ) -> list[StoredMessage]:
+        """From a mailbox page, the messages to store (controls and expired messages left out)."""
+        keep = []
+        for message, saved in opened:
+            if saved is not None and saved.control:
+                continue
+            if saved is not None and not self.admit(message, saved.expires_at):
+                continue
+            keep.append(message)
+        return keep
+
+    def mailbox_page_stored(
+        self, opened: list[tuple[StoredMessage, SavedMessage | None]]
+    ) -> list[Event]:
+        """After the page's messages are stored: their expiries and quotes, then its controls,
+        then the controls that were waiting for these messages."""
+        events: list[Event] = []
+        for message, saved in opened:
+            if saved is None:
+                continue
+            if saved.control:
+                try:
+                    record = decode_record(saved.control)
+                except ProtocolError:
+                    log.info("a saved control did not decode")
+                    continue
+                events.extend(self.apply(record, saved.server_ts, saved=True))
+            elif self._ctx.store.message(message.message_id) is not None:
+                self.stored(message, saved.expires_at, saved.reply_to)
+        events.extend(self.settle())
+        return events
+
+    # ------------------------------------------------------------------ reading
+
+    def edited(self, message_id: bytes) -> bool:
+        return len(self._ctx.store.edits(message_id)) > 1
+
+    def versions(self, message_id: bytes) -> list[str]:
+        """Every version of an edited message, oldest first."""
+        return [row[2] for row in self._ctx.store.edits(message_id)]
+
+    def reactions(self, message_id: bytes) -> dict[str, str]:
+        return self._ctx.store.reactions(message_id)
+
+    def expires_at(self, message_id: bytes) -> int | None:
+        """When a disappearing message goes (the relay's clock, ms); None if it stays."""
+        return self._ctx.store.expiry_of(message_id)
+
+    def quote(self, message_id: bytes) -> tuple[bytes, str, str] | None:
+        """(original id, its sender, a snippet of this device's own copy) for a reply; the
+        snippet is empty when this device does not hold the original (or it was unsent)."""
+        original = self._ctx.store.reply_of(message_id)
+        if original is None:
+            return None
+        message = self._ctx.store.message(original)
+        if message is None:
+            return original, "", ""
+        return original, message.sender_user, message.body[:SNIPPET]

@@ -1,0 +1,153 @@
+"""What the conversation screen keeps in the profile beyond the messages themselves: a draft per
+conversation (so text typed for one contact never follows the user into another, and survives a
+restart), the names the user gave contacts, each recipient device's receipts (a message's info),
+why a send failed (its bubble says so after a restart too), and the full-text search index over
+the history (SQLite FTS5, in the same encrypted database: the index is as private as the
+messages).
+
+A part of :class:`client.core.storage.ProfileStore`, which owns the schema, the connection
+and its transactions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import sqlcipher3
+
+from client.core.events import StoredMessage
+from client.core.store_messages import _MESSAGE_COLUMNS, _message
+
+# Set once the search index holds the messages stored before it existed.
+_SEARCH_BUILT = "search_index_built"
+
+
+class DeviceReceipt(NamedTuple):
+    username: str
+    device_id: str
+    status: str  # "delivered" or "read"
+    at: int  # the relay's time of the receipt, microseconds
+
+
+class SearchHit(NamedTuple):
+    message: StoredMessage
+    snippet: str  # the matching words marked with [ and ]
+
+
+def search_query(text: str) -> str | None:
+    """The user's words as an FTS5 query: every word must occur, the last one as a prefix (so
+    results follow typing). Each word is quoted, so FTS5 operators typed by the user are words."""
+    words = [w.replace('"', '""') for w in text.split() if w.strip('"')]
+    if not words:
+        return None
+    quoted = [f'"{w}"' for w in words]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+class ChatStore:
+    _db: sqlcipher3.Connection  # the store's connection; its transaction is the store's
+
+    def build_search_index(self) -> None:
+        """Index the messages a profile held before the index existed (once)."""
+        row = self._db.execute("SELECT value FROM profile WHERE key = ?", (_SEARCH_BUILT,))
+        if row.fetchone() is None:
+            self._db.execute("INSERT INTO message_search(message_search) VALUES ('rebuild')")
+            self._db.execute("INSERT INTO profile VALUES (?, 1)", (_SEARCH_BUILT,))
+            self._db.commit()
+
+    # ------------------------------------------------------------------ drafts
+
+    def draft(self, thread: str) -> str:
+        row = self._db.execute("SELECT body FROM drafts WHERE thread = ?", (thread,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def set_draft(self, thread: str, body: str) -> None:
+        if body:
+            self._db.execute(
+                "INSERT INTO drafts VALUES (?, ?) ON CONFLICT(thread) DO UPDATE SET body = ?",
+                (thread, body, body),
+            )
+        else:
+            self._db.execute("DELETE FROM drafts WHERE thread = ?", (thread,))
+
+    # ------------------------------------------------------------------ display names
+
+    def display_name(self, username: str) -> str | None:
+        row = self._db.execute(
+            "SELECT name FROM display_names WHERE username = ?", (username,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_display_name(self, username: str, name: str) -> None:
+        if name:
+            self._db.execute(
+                "INSERT INTO display_names VALUES (?, ?)"
+                " ON CONFLICT(username) DO UPDATE SET name = ?",
+                (username, name, name),
+            )
+        else:
+            self._db.execute("DELETE FROM display_names WHERE username = ?", (username,))
+
+    # ------------------------------------------------------------------ receipts and failures
+
+    def record_receipt(
+        self, message_id: bytes, username: str, device_id: str, status: str, at: int
+    ) -> None:
+        """A recipient device's receipt; "read" replaces "delivered", never the other way."""
+        self._db.execute(
+            "INSERT INTO device_receipts VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(message_id, username, device_id) DO UPDATE SET status = excluded.status,"
+            " at = excluded.at WHERE excluded.status = 'read' AND status != 'read'",
+            (message_id, username, device_id, status, at),
+        )
+
+    def receipts(self, message_id: bytes) -> list[DeviceReceipt]:
+        rows = self._db.execute(
+            "SELECT username, device_id, status, at FROM device_receipts WHERE message_id = ?"
+            " ORDER BY username, device_id",
+            (message_id,),
+        ).fetchall()
+        return [DeviceReceipt(*row) for row in rows]
+
+    def set_send_failure(self, message_id: bytes, reason: str | None) -> None:
+        if reason is None:
+            self._db.execute("DELETE FROM send_failures WHERE message_id = ?", (message_id,))
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO send_failures VALUES (?, ?)", (message_id, reason)
+            )
+
+    def renumber_sender_order(self, message_id: bytes, counter: int) -> None:
+        """A retried message leaves with a new counter: its place in this device's order."""
+        self._db.execute(
+            "UPDATE sender_order SET counter = ? WHERE message_id = ?", (counter, message_id)
+        )
+
+    def send_failure(self, message_id: bytes) -> str | None:
+        row = self._db.execute(
+            "SELECT reason FROM send_failures WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, text: str, limit: int = 50, thread: str | None = None) -> list[SearchHit]:
+        """Messages whose words match ``text``, newest first (see :func:`search_query`)."""
+        query = search_query(text)
+        if query is None:
+            return []
+        columns = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+        where = "message_search MATCH ? AND m.status NOT IN ('system', 'undecryptable')"
+        params: list[object] = [query]
+        if thread is not None:
+            where += " AND m.thread = ?"
+            params.append(thread)
+        rows = self._db.execute(
+            f"SELECT {columns}, snippet(message_search, 0, '[', ']', '…', 12)"
+            " FROM message_search JOIN messages m ON m.rowid = message_search.rowid"
+            f" WHERE {where} ORDER BY coalesce(m.server_ts, m.sent_at * 1000) DESC"
+            f" LIMIT {int(limit)}",
+            params,
+        ).fetchall()
+        return [SearchHit(_message(row[:8]), row[8]) for row in rows]
