@@ -63,8 +63,9 @@ def test_the_empty_pane_says_what_to_do(qtbot, harness):
     hint = window.onboarding.hint
     assert hint.isVisible() and hint.text() == NO_CONVERSATION
     window.new_chat.setText("bob")
-    window.new_chat.returnPressed.emit()
-    assert hint.isVisible() and "No messages with bob yet" in hint.text()
+    window.new_chat.returnPressed.emit()  # the relay is asked whether bob exists first
+    qtbot.waitUntil(lambda: "No messages with bob yet" in hint.text(), timeout=10_000)
+    assert hint.isVisible()
     harness.run(bob.send_text("alice", "hi"))
     qtbot.waitUntil(lambda: not hint.isVisible(), timeout=10_000)
     assert window.model is not None and window.model.rowCount() >= 1
