@@ -103,6 +103,7 @@ async def test_a_relay_restored_from_an_older_copy_rolls_no_list_back(accounts, 
     shutil.copytree(relay.data_dir, tmp_path / "older copy")
     await relay.start()
     laptop = await accounts.add_device(alice)  # list version 2, after the copy
+    await eventually(lambda: bob.link.online.is_set(), message="bob back online")
     await bob.directory.refresh("alice")
     assert bob.directory.known("alice").version == 2
     refused: list[DeviceListRefused] = []
@@ -114,6 +115,7 @@ async def test_a_relay_restored_from_an_older_copy_rolls_no_list_back(accounts, 
     await relay.start()
     await eventually(lambda: laptop.unknown_to_relay, message="the laptop is not in the copy")
     assert not laptop.removed  # version 1 does not name it, but it is older than what it holds
+    await eventually(lambda: bob.link.online.is_set(), message="bob back online")
     await bob.directory.refresh("alice")
     assert bob.directory.known("alice").version == 2, "bob took the older list"
     assert refused and "rolled back" in refused[-1].reason
