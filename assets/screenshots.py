@@ -265,6 +265,18 @@ async def main(theme: str) -> None:
     carol_window.view.scrollToBottom()
     await asyncio.sleep(0.1)
     carol_window.grab().save(str(shot("out-of-order")))
+    # The relay loses carol's device (its data lost, or so it says): she keeps everything, the
+    # window says the relay does not know this device and offers Retry, never deletion.
+    relay.store.forget_device(carol.device_id)
+    await relay.store.durable()
+    relay.disconnect(carol.device_id, 4000, "forgotten")
+    await settle(lambda: carol.unknown_to_relay and carol_window.banner.isVisible(), timeout=20)
+    await asyncio.sleep(0.3)
+    carol_window.grab().save(str(shot("unknown-device")))
+    rebuild = carol_window.show_rebuild()  # what Re-create the account… opens
+    await asyncio.sleep(0.3)
+    rebuild.grab().save(str(shot("rebuild")))
+    rebuild.close()
     carol_window.close()
 
     for window in windows:

@@ -29,7 +29,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from relay.limits import TokenBucket
-from relay.login import log_in
+from relay.login import NotRegistered, log_in
 from relay.session import Reject, Session
 from relay.storage import StoreUnavailable
 from relay.store import QueuedEnvelope
@@ -151,7 +151,10 @@ class Connection:
             username, device_id = await log_in(self.relay, frame, nonce, source)
         except Reject as rejection:
             log.info("login refused: %s", rejection.code)
-            await self._send(rejection.frame(rid))
+            if isinstance(rejection, NotRegistered):
+                await self._send(rejection.answer(cast(int, rid)))  # a Resume has a rid
+            else:
+                await self._send(rejection.frame(rid))
             await self.close(1008, "login refused")
             return None
         if self.ws.state is not State.OPEN:

@@ -129,10 +129,33 @@ async def _add_device(
     return frame.username, row.device_id
 
 
+class NotRegistered(Reject):
+    """The device is not registered (any more): answered with the account's newest signed lists,
+    which the device checks for its own removal (``wire.NotRegistered``)."""
+
+    def __init__(self, lists: list[bytes]) -> None:
+        super().__init__(ErrorCode.UNKNOWN_DEVICE, "this device is not registered")
+        self.lists = lists
+
+    def answer(self, rid: int) -> wire.NotRegistered:
+        return wire.NotRegistered(rid=rid, lists=self.lists)
+
+
+def _newest_lists(relay: Relay, username: str) -> list[bytes]:
+    """The account's newest signed lists, oldest first: what any registered user may fetch."""
+    current = relay.store.device_list(username)
+    if current is None:
+        return []
+    version, signed = current
+    since = max(0, version - wire.MAX_LISTS_BETWEEN)
+    between = relay.store.device_lists_between(username, since, version, wire.MAX_LISTS_BETWEEN - 1)
+    return [*between, signed]
+
+
 def _resume(relay: Relay, frame: wire.Resume, nonce: bytes) -> tuple[str, str]:
     device = relay.store.device(frame.device_id)
     if device is None or device.username != frame.username:
-        raise Reject(ErrorCode.UNKNOWN_DEVICE, "this device is not registered (or was removed)")
+        raise NotRegistered(_newest_lists(relay, frame.username))
     if not verify_login(
         device.sign_public, frame.signature, nonce, frame.username, frame.device_id
     ):

@@ -1,6 +1,11 @@
 """The relay store's delivery queues: one durable queue per device, fan-outs remembered for
 resends, and the bytes each queue holds (an upper bound in memory, see ``queue_has_room``).
 
+A device's backlog is read only from committed rows, through a second connection that reads
+(``_reader``): the writing connection sees its own open transaction, and an envelope handed to a
+device before its commit could be lost with that commit (a power loss) after the device had shown
+it, and then be sent again by its sender.
+
 A part of :class:`relay.store.RelayStore`, which owns the connection and the group commit.
 """
 
@@ -27,6 +32,7 @@ class QueueStore:
     _queue_bytes: dict[str, int]
     _acknowledged: set[str]
 
+    _reader: sqlite3.Connection  # reads only what is committed
     _schedule_commit: Callable[[], None]  # the store's group commit
 
     def enqueue(self, rows: list[tuple[str, str, str, int, bytes]]) -> list[QueuedEnvelope]:
@@ -57,7 +63,8 @@ class QueueStore:
         self._db.execute("DELETE FROM fan_outs WHERE server_ts < ?", (now_us - FAN_OUT_MEMORY_US,))
 
     def queued(self, device_id: str, after_seq: int, limit: int) -> list[QueuedEnvelope]:
-        rows = self._db.execute(
+        """The device's committed envelopes after ``after_seq``, oldest first."""
+        rows = self._reader.execute(
             "SELECT seq, device_id, sender_user, sender_device, server_ts, payload FROM queue"
             " WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (device_id, after_seq, limit),

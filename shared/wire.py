@@ -506,6 +506,39 @@ class VaultReply(Frame, tag="vault_reply", frozen=True):
     sealed: bytes
 
 
+class EpochRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An epoch as a member device holds it: the signed head and the boxes under its root (no
+    grants: those were sealed to each member, and each member keeps what it opened)."""
+
+    signed_head: Annotated[bytes, msgspec.Meta(max_length=16 * 1024)]
+    prev_root_box: Annotated[bytes, msgspec.Meta(max_length=128)]
+    account_box: Annotated[bytes, msgspec.Meta(max_length=512)]
+
+
+MAX_REBUILT_EPOCHS = 512
+
+
+class RebuildAccount(Frame, tag="rebuild_account", frozen=True):
+    """Re-create an account on a relay that lost it, from what a member device holds: its
+    current signed device list and the account's epochs, from the first. Only right after the
+    account was created again (the relay holds no list and no epoch for it); the relay registers
+    the listed devices from the signed list."""
+
+    rid: Rid
+    signed_list: SignedList
+    epochs: Annotated[list[EpochRecord], msgspec.Meta(max_length=MAX_REBUILT_EPOCHS)]
+
+
+class NotRegistered(Frame, tag="not_registered", frozen=True):
+    """The answer to a ``Resume`` from a device the relay does not know. It was removed, or the
+    relay lost its data, or says so: the answer itself proves nothing. ``lists`` are the
+    account's newest signed device lists, oldest first; only a list without the device, verified
+    under the device-list rules against the lists the device holds, proves a removal."""
+
+    rid: Rid
+    lists: Annotated[list[SignedList], msgspec.Meta(max_length=MAX_LISTS_BETWEEN)] = []
+
+
 class Notice(Frame, tag="notice", frozen=True):
     """A push that needs no answer: ``device_list_changed`` (with a username), ``prekeys_low``,
     ``epoch_changed`` (this user's account opened a new epoch)."""
@@ -634,6 +667,7 @@ ClientFrame = (
     | FetchBlob
     | ReleaseBlob
     | GroupSend
+    | RebuildAccount
 )
 RelayFrame = (
     Challenge
@@ -658,6 +692,7 @@ RelayFrame = (
     | UploadSlot
     | BlobProgress
     | BlobChunk
+    | NotRegistered
 )
 
 # What the relay answers to each request when it takes it; any request may instead be answered
@@ -666,7 +701,7 @@ RelayFrame = (
 REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     CreateAccount: (Welcome,),
     AddDevice: (Welcome,),
-    Resume: (Welcome,),
+    Resume: (Welcome, NotRegistered),
     PublishKeys: (Ok,),
     PublishDeviceList: (Ok,),
     FetchDeviceList: (DeviceListReply,),
@@ -693,6 +728,7 @@ REPLIES: dict[type[Frame], tuple[type[Frame], ...]] = {
     FetchBlob: (BlobChunk,),
     ReleaseBlob: (Ok,),
     GroupSend: (Accepted, Mismatch),
+    RebuildAccount: (Ok,),
 }
 
 _encoder = msgspec.msgpack.Encoder()

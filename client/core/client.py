@@ -41,6 +41,7 @@ from client.core.profile import (
     ProfileState,
     Registration,
 )
+from client.core.rebuild import Rebuild
 from client.core.routing import LinkHooks, Router
 from client.core.storage import ProfileStore
 from shared import wire
@@ -97,8 +98,9 @@ class AriadneClient:
         self.control_sync.expire_all_due()  # before anything is shown: what expired while closed
         self.conversations = Conversations(store, self.directory, self.outbox, self.username)
         self.groups, self.group_messages = engine.groups, engine.group_messages
-        hooks.bind(Router(self.context, engine, self.login, self.link))
         self.attachments = Attachments(self.context, engine.directory, profile_dir / "attachments")
+        self.rebuild = Rebuild(self.context, engine, self.login, self.link)
+        hooks.bind(Router(self.context, engine, self.login, self.link, self.rebuild))
         self.delivery_watch = DeliveryWatch(self.context)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -242,6 +244,25 @@ class AriadneClient:
     def removed(self) -> bool:
         """This device was removed from its account (it cannot read anything new)."""
         return self._state.role is DeviceRole.REMOVED
+
+    @property
+    def unknown_to_relay(self) -> bool:
+        """The relay refused this member device's login as unknown, with no proof that it was
+        removed: the relay may have lost its data (retry, or restore the relay)."""
+        error = self.link.login_error
+        return (
+            error is not None
+            and error.code == wire.ErrorCode.UNKNOWN_DEVICE
+            and self._state.role.is_member
+        )
+
+    def retry_connection(self) -> None:
+        """Connect again after the relay refused this device's login."""
+        self.link.retry()
+
+    async def rebuild_account(self, password: str) -> None:
+        """Create this account again on a relay that lost it, from what this device holds."""
+        await self.rebuild.run(password)
 
     async def delete_local_data(self) -> None:
         """Close and delete this profile: messages, keys, everything this device held."""

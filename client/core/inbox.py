@@ -1,10 +1,17 @@
 """The inbox: envelopes pushed by the relay, decrypted in order, in batches.
 
 Each batch is one transaction the inbox owns (:meth:`ProfileStore.transaction`): the ratchet
-steps, used one-time pre-keys, messages and the delivery receipts they call for are committed
-together, and only then acknowledged, so a crash at any point loses nothing (the relay redelivers
-what was not acknowledged; duplicates are recognised by the ratchet and by message id), and no
-other loop of the client can commit half a batch.
+steps, used one-time pre-keys, messages, the delivery receipts they call for and the digest of
+every envelope processed are committed together, and only then acknowledged, so a crash at any
+point loses nothing, and no other loop of the client can commit half a batch. The relay
+redelivers what it did not hear acknowledged; a redelivered envelope is recognised by its digest
+and dropped before the ratchet sees it (see :mod:`client.core.store_processed`), and its text
+message's receipt is sent again.
+
+An Ack goes only over the connection the envelopes came on: the relay's sequence numbers mean
+nothing to another connection (a relay restarted without its data numbers new envelopes the
+same), so the Ack of a batch whose connection dropped is not sent, and the redelivery is dropped
+by digest and acknowledged then.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from client.core.events import (
 from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
 from client.core.store_chat import clean_name
+from client.core.store_processed import envelope_digest
 from client.core.timeline import Timeline
 from shared import wire
 from shared.attachment import encode_pointer
@@ -79,13 +87,20 @@ class Inbox:
         self._sessions = sessions
         self._timeline = timeline
         self._controls = controls
-        self._queue: asyncio.Queue[wire.Delivered] = asyncio.Queue()
         # Group messages and group payloads (client.core.group_send), once groups are wired in.
         self.groups: GroupInbox | None = None
+        # Envelopes with the connection they came on (see connection_lost).
+        self._queue: asyncio.Queue[tuple[int, wire.Delivered]] = asyncio.Queue()
+        self._connection = 0
 
     def put(self, envelopes: list[wire.Delivered]) -> None:
         for envelope in envelopes:
-            self._queue.put_nowait(envelope)
+            self._queue.put_nowait((self._connection, envelope))
+
+    def connection_lost(self) -> None:
+        """The connection the relay pushed on is gone: what it pushed is not acknowledged on
+        another one."""
+        self._connection += 1
 
     @property
     def waiting(self) -> int:
@@ -97,17 +112,18 @@ class Inbox:
             batch = [await self._queue.get()]
             while len(batch) < INBOX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            done: list[int] = []
+            done: list[tuple[int, int]] = []  # (connection, seq)
             events: list[Event] = []
             receipts: dict[str, list[bytes]] = {}
-            # One transaction for the batch, owned by this loop: ratchets, pre-keys, messages
-            # and their receipts are committed together, and only then acknowledged.
+            # One transaction for the batch, owned by this loop: ratchets, pre-keys, messages,
+            # their receipts and the envelopes' digests are committed together, and only then
+            # acknowledged.
             async with self._ctx.store.transaction():
                 try:
-                    for deliver in batch:
+                    for connection, deliver in batch:
                         with self._timeline.during_delivery(deliver.server_ts):
-                            events.extend(await self._open(deliver, receipts))
-                        done.append(deliver.seq)
+                            events.extend(await self._process(deliver, receipts))
+                        done.append((connection, deliver.seq))
                 except Offline:
                     pass  # what is not acknowledged is redelivered after reconnecting
                 # Controls that came before their message (in this batch or an earlier one).
@@ -127,14 +143,37 @@ class Inbox:
                 self._timeline.report_reordering(events)
                 if self.groups is not None and self.groups.flush_receipts():
                     receipts.setdefault(self._ctx.username, [])  # wakes the outbox below
-            if done:
-                await self._ctx.port.send(wire.Ack(seqs=done))
+            # Checked here, after the batch's awaits: the connection may have changed meanwhile.
+            seqs = [seq for connection, seq in done if connection == self._connection]
+            if seqs:
+                await self._ctx.port.send(wire.Ack(seqs=seqs))
+            if len(seqs) < len(batch):
+                log.info("%d envelopes left to be redelivered", len(batch) - len(seqs))
             for event in events:
                 self._ctx.emit(event)
             if receipts:
                 self._ctx.outbox_wake.set()
 
-    async def _open(self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]) -> list[Event]:
+    async def _process(
+        self, deliver: wire.Delivered, receipts: dict[str, list[bytes]]
+    ) -> list[Event]:
+        """Open one envelope, unless it was processed before (then it is dropped unopened)."""
+        store = self._ctx.store
+        digest = envelope_digest(deliver.sender_user, deliver.sender_device, deliver.payload)
+        seen = store.processed(digest)
+        if seen is not None:
+            log.debug("dropped a redelivered envelope %d", deliver.seq)
+            if seen.message_id is not None and seen.sender_user != self._ctx.username:
+                receipts.setdefault(seen.sender_user, []).append(seen.message_id)
+            return []
+        carried: list[bytes] = []
+        events = await self._open(deliver, receipts, carried)
+        store.record_processed(digest, deliver.sender_user, carried[0] if carried else None)
+        return events
+
+    async def _open(
+        self, deliver: wire.Delivered, receipts: dict[str, list[bytes]], carried: list[bytes]
+    ) -> list[Event]:
         try:
             sealed = decode_sealed(deliver.payload)
         except WireError:
@@ -168,6 +207,7 @@ class Inbox:
                 return []
             return await self.groups.open_pairwise(deliver, payload.body)
         return self._apply(deliver, payload, receipts)
+        return self._apply(deliver, payload, receipts, carried)
 
     async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
         known = self._directory.known(username)
@@ -180,13 +220,18 @@ class Inbox:
         return fresh.entry(device_id)
 
     def _apply(
-        self, deliver: wire.Delivered, payload: Payload, receipts: dict[str, list[bytes]]
+        self,
+        deliver: wire.Delivered,
+        payload: Payload,
+        receipts: dict[str, list[bytes]],
+        carried: list[bytes],
     ) -> list[Event]:
         from_self = deliver.sender_user == self._ctx.username
         if isinstance(payload, Text | AttachmentMessage):
             thread = payload.peer if from_self else deliver.sender_user
             if from_self and thread == self._ctx.username:
                 return []
+            carried.append(payload.message_id)
             message = StoredMessage(
                 message_id=payload.message_id,
                 thread=thread,
@@ -200,7 +245,11 @@ class Inbox:
             if not self._controls.admit(message, payload.expires_at):
                 return []  # it disappeared before it arrived
             if not self._ctx.store.insert_message(message):
-                return []  # a duplicate (or unsent, deleted, expired here): not shown
+                # A duplicate (or unsent, deleted, expired here): not shown. Its sender may have
+                # offered it again because our receipt was lost: the receipt goes again.
+                if not from_self:
+                    receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
+                return []
             self._controls.stored(message, payload.expires_at, payload.reply_to)
             if isinstance(payload, AttachmentMessage):
                 self._ctx.store.put_attachment(
@@ -265,6 +314,7 @@ class Inbox:
                 if status.rank <= stored.status.rank:
                     continue
                 self._ctx.store.set_status(message_id, status)
+                self._ctx.store.confirmed(message_id)  # no need to offer it again
                 events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))
             return events
         return []

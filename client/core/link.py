@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from client.core.events import ConnectionState
 from client.core.port import (
+    DeviceNotRegistered,
     FrameFactory,
     Offline,
     OtherT,
@@ -107,6 +108,12 @@ class RelayLink:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="relay-link")
 
+    def retry(self) -> None:
+        """Connect again after a refused login (the user asked to)."""
+        if self._task is not None and self._task.done():
+            self.login_error = None
+            self.start()
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -163,6 +170,8 @@ class RelayLink:
         rid = next(self._rids)
         await ws.send(wire.encode(self._login(challenge.nonce, rid)))
         answer = wire.decode_relay_frame(await ws.recv())
+        if isinstance(answer, wire.NotRegistered):
+            raise DeviceNotRegistered(answer.lists)
         if isinstance(answer, wire.Error):
             if answer.code in FATAL_LOGIN_ERRORS:
                 raise RelayError(answer.code, answer.detail, answer.retry_after)

@@ -68,12 +68,15 @@ class Login:
         self._store = store
         self._state = ProfileState(store)
         self._password = password  # only until the relay accepted the registration
+        self._recreating = False  # creating the account again on a relay that lost it
 
     def frame(self, nonce: bytes, rid: int) -> wire.Frame:
         """The login frame for the relay's challenge ``nonce``."""
         profile = self._profile
         signature = sign_login(profile.sign_key, nonce, profile.username, profile.device_id)
         registration = self._state.registration
+        if self._recreating:
+            registration = Registration.CREATE
         if registration is Registration.DONE:
             return wire.Resume(
                 rid=rid,
@@ -109,9 +112,18 @@ class Login:
             signature=signature,
         )
 
+    def recreate(self, password: str) -> None:
+        """Log in next by creating the account again, with this device's own keys and the
+        account's key (the relay lost it); the password is kept in memory until then."""
+        self._password, self._recreating = password, True
+
+    @property
+    def recreating(self) -> bool:
+        return self._recreating
+
     def accepted(self) -> None:
         """The relay accepted this device: it resumes from now on, and forgets the password."""
         if self._state.registration is not Registration.DONE:
             with self._store.transaction():
                 self._state.set_registered()
-        self._password = None
+        self._password, self._recreating = None, False

@@ -6,6 +6,13 @@ the envelopes leave, so a message key is never used twice. If the relay says the
 match the current devices, the signed lists are fetched again and the send retried. Receipts
 ("delivered", "read") and device lists shared end to end leave through the same queue, in the
 order they entered it (the sender's counter).
+
+A message the relay accepted is kept, with the exact fan-out the relay took, until a recipient
+device confirms it (a delivery or read receipt), and offered again after every reconnect under
+the same ``send_id``: a relay that still has it answers as before and queues nothing, one that
+lost it (a power loss, a restore from an older copy) takes it anew. The same envelopes, not new
+ones: envelopes a relay drops would otherwise leave gaps in the recipients' ratchets, and a device
+that already has one drops the repeat by its digest.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+
+import msgspec
 
 from client.core.context import ClientContext
 from client.core.directory import Directory, UnknownUser
@@ -43,6 +52,8 @@ from shared.errors import DecryptionError
 from shared.group import group_text, is_group_thread
 
 log = logging.getLogger("ariadne.client")
+
+_FAN_OUT = msgspec.msgpack.Decoder(list[wire.RecipientEnvelopes])
 
 SEND_ATTEMPTS = 4
 # A message the relay cannot take yet (a full queue, too many new sessions at once) is tried
@@ -104,6 +115,12 @@ class Outbox:
         self.send_notes: dict[bytes, str] = {}
         # Sends a group thread's item (client.core.group_send), once groups are wired in.
         self.group_sender: Callable[[bytes, str, bytes], Awaitable[int]] | None = None
+        self._reoffer_due = False
+
+    def connected(self) -> None:
+        """A new connection: offer the unconfirmed messages again before anything new."""
+        self._reoffer_due = True
+        self._ctx.outbox_wake.set()
 
     async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
         """Store a message to ``peer`` (quoting ``reply_to``) and queue it; it leaves as soon as
@@ -248,6 +265,14 @@ class Outbox:
         while True:
             await self._ctx.outbox_wake.wait()
             await self._ctx.port.online.wait()
+            if self._reoffer_due:
+                self._reoffer_due = False
+                try:
+                    await self._reoffer()
+                except Offline:
+                    self._reoffer_due = True  # the next connection offers them again
+                    await asyncio.sleep(0.05)
+                    continue
             # Waits while another loop's transaction is open: the item read is a committed one.
             async with self._ctx.store.transaction():
                 item = self._ctx.store.next_outgoing()
@@ -255,10 +280,12 @@ class Outbox:
                 self._ctx.outbox_wake.clear()
                 continue
             try:
+                # A group item has no pairwise fan-out to offer again (group_send keeps its own).
+                fan_out: list[wire.RecipientEnvelopes] | None = None
                 if self.group_sender is not None and is_group_thread(item.users[0]):
                     server_ts = await self.group_sender(item.send_id, item.users[0], item.payload)
                 else:
-                    server_ts = await self._fan_out(item.send_id, item.users, item.payload)
+                    server_ts, fan_out = await self._fan_out(item.send_id, item.users, item.payload)
             except Offline:
                 await asyncio.sleep(0.05)  # the link reconnects; online clears meanwhile
                 continue
@@ -289,6 +316,58 @@ class Outbox:
                     self.set_status(item.message_id, MessageStatus.SENT, server_ts)
                     self._ctx.store.save_later([item.message_id])
                     self._ctx.mailbox_wake.set()
+                    if fan_out is not None and self._unconfirmed(item.message_id):
+                        self._ctx.store.keep_unconfirmed(item, msgspec.msgpack.encode(fan_out))
+
+    def _unconfirmed(self, message_id: bytes) -> bool:
+        """Whether no recipient device has confirmed the message yet (a receipt can overtake the
+        relay's answer)."""
+        message = self._ctx.store.message(message_id)
+        return message is not None and message.status.rank < MessageStatus.DELIVERED.rank
+
+    async def _reoffer(self) -> None:
+        """Offer every unconfirmed message again, oldest first, as the relay accepted it."""
+        accepted: list[tuple[bytes, int]] = []
+        try:
+            await self._reoffer_each(accepted)
+        finally:
+            # Newest first: a relay that took them anew gave each a later time than the one
+            # before, and placed so, none is ever behind a later message of ours still holding
+            # its old time (which would read as a relay reordering our messages).
+            with self._ctx.store.transaction():
+                for message_id, server_ts in reversed(accepted):
+                    placed = self._sent_in_order(message_id, server_ts)
+                    self.set_status(message_id, MessageStatus.SENT, placed)
+
+    async def _reoffer_each(self, accepted: list[tuple[bytes, int]]) -> None:
+        for kept in self._ctx.store.unconfirmed():
+            if not self._unconfirmed(kept.message_id):
+                with self._ctx.store.transaction():
+                    self._ctx.store.confirmed(kept.message_id)
+                continue
+
+            def send(
+                rid: int, send_id: bytes = kept.send_id, fan_out: bytes = kept.fan_out
+            ) -> wire.Frame:
+                return wire.Send(rid=rid, send_id=send_id, recipients=_FAN_OUT.decode(fan_out))
+
+            try:
+                answer = await self._ctx.port.request(send, expect=(wire.Accepted, wire.Mismatch))
+            except RelayError as exc:
+                if exc.code in (wire.ErrorCode.QUEUE_FULL, wire.ErrorCode.RATE_LIMITED):
+                    return  # offered again after the next reconnect
+                log.warning("the relay refuses an unconfirmed message again: %s", exc.code)
+                with self._ctx.store.transaction():
+                    self._ctx.store.confirmed(kept.message_id)
+                continue
+            if isinstance(answer, wire.Accepted):
+                accepted.append((kept.message_id, answer.server_ts))
+                continue
+            # The devices changed since: encrypt it again for the current ones (a device that
+            # has it already shows it once, by its message id).
+            with self._ctx.store.transaction():
+                self._ctx.store.confirmed(kept.message_id)
+                self._ctx.store.enqueue(kept.users, kept.payload, kept.message_id)
 
     def _sent_in_order(self, message_id: bytes, server_ts: int) -> int:
         """The relay accepted one of this device's messages at ``server_ts``: place it in this
@@ -303,9 +382,11 @@ class Outbox:
         self._timeline.report_reordering(reordered)
         return placed
 
-    async def _fan_out(self, send_id: bytes, users: tuple[str, ...], payload: bytes) -> int:
+    async def _fan_out(
+        self, send_id: bytes, users: tuple[str, ...], payload: bytes
+    ) -> tuple[int, list[wire.RecipientEnvelopes]]:
         """Encrypt ``payload`` to every current device of ``users`` (but this one) and send it as
-        one fan-out. Returns the relay's timestamp."""
+        one fan-out. Returns the relay's timestamp and the envelopes it accepted."""
         for _attempt in range(SEND_ATTEMPTS):
             recipients = []
             # The ratchets' new state is committed before anything leaves, and also when a later
@@ -335,9 +416,15 @@ class Outbox:
                     continue
                 if exc.code == wire.ErrorCode.QUEUE_FULL:
                     raise SendLater(self._queue_full_text(exc.detail, users)) from None
+                if exc.code == wire.ErrorCode.UNKNOWN_USER and all(
+                    self._directory.known(u) is not None for u in users
+                ):
+                    # Users this device holds signed lists of: a relay that does not know them
+                    # lost its data (they re-create their accounts), so the message waits.
+                    raise SendLater("The relay does not know this contact yet — waiting") from None
                 raise refused(exc) from None
             if isinstance(answer, wire.Accepted):
-                return answer.server_ts
+                return answer.server_ts, recipients
             for mismatch in answer.users:
                 await self._directory.refresh(mismatch.username)
         raise SendError("the relay's device list does not match the signed one")
@@ -345,7 +432,8 @@ class Outbox:
     async def fan_out_now(self, users: tuple[str, ...], payload: bytes) -> int:
         """Send ``payload`` to every current device of ``users`` now, outside the queue (a sender
         key that must reach its devices before the group message the outbox is sending)."""
-        return await self._fan_out(new_message_id(), users, payload)
+        server_ts, _ = await self._fan_out(new_message_id(), users, payload)
+        return server_ts
 
     def _queue_full_text(self, detail: str, users: tuple[str, ...]) -> str:
         """What the bubble says. The relay's detail names the user; it is believed only when it

@@ -40,6 +40,15 @@ class RelayError(Exception):
         self.retry_after = retry_after
 
 
+class DeviceNotRegistered(RelayError):
+    """The relay does not know this device. Not a proof of removal (the relay may have lost its
+    data, or lie): ``lists`` are the signed lists it offered, which the device verifies."""
+
+    def __init__(self, lists: list[bytes]) -> None:
+        super().__init__(wire.ErrorCode.UNKNOWN_DEVICE, "the relay does not know this device")
+        self.lists = lists
+
+
 class UnexpectedReply(RelayError):
     """The relay answered with a frame of a type the request does not have as its reply."""
 

@@ -15,20 +15,29 @@ from client.core.engine import Engine
 from client.core.events import ConnectionState, ConnectionStateChanged
 from client.core.link import RelayLink
 from client.core.login import Login
-from client.core.profile import DeviceRole
+from client.core.port import DeviceNotRegistered, RelayError
+from client.core.rebuild import Rebuild
 from shared import wire
+from shared.device_list import open_device_list
+from shared.errors import ProtocolError
 
 
 class Router:
     """Routes what the link reports to the concerns of one device."""
 
     def __init__(
-        self, context: ClientContext, engine: Engine, login: Login, link: RelayLink
+        self,
+        context: ClientContext,
+        engine: Engine,
+        login: Login,
+        link: RelayLink,
+        rebuild: Rebuild | None = None,
     ) -> None:
         self._context = context
         self._engine = engine
         self._login = login
         self._link = link
+        self._rebuild = rebuild
 
     def on_push(self, frame: wire.Frame) -> None:
         context, engine = self._context, self._engine
@@ -49,7 +58,8 @@ class Router:
             engine.pairing.on_push(frame)
 
     def on_connection_state(self, state: ConnectionState, detail: str) -> None:
-        self._context.emit(ConnectionStateChanged(state, detail))
+        if state is ConnectionState.CONNECTING:
+            self._engine.inbox.connection_lost()  # a new connection: new sequence numbers
         error = self._link.login_error
         if (
             state is ConnectionState.FAILED
@@ -57,14 +67,34 @@ class Router:
             and error.code == wire.ErrorCode.UNKNOWN_DEVICE
             and self._context.state.role.is_member
         ):
-            self._engine.account.take_role(DeviceRole.REMOVED)
+            self._check_removal(error)
+        self._context.emit(ConnectionStateChanged(state, detail))
+
+    def _check_removal(self, error: RelayError) -> None:
+        """The relay does not know this device: lost data, a hostile relay, or a removal. Only
+        a signed list without this device proves a removal, verified under the list rules
+        against the lists this device holds (the account key, a higher version, each change's
+        author on the list before): the directory moves the role if one does. Otherwise the
+        device stays a member and says the relay does not know it."""
+        username = self._context.username
+        lists = error.lists if isinstance(error, DeviceNotRegistered) else []
+        for signed in lists:
+            held = self._engine.directory.known(username)
+            try:
+                version = open_device_list(signed, username, None).version
+            except ProtocolError:
+                continue
+            if held is None or version > held.version:
+                self._engine.directory.accept(username, signed)
 
     async def on_login(self, welcome: wire.Welcome) -> None:
         context, engine = self._context, self._engine
         state, account, devices = context.state, engine.account, engine.devices
         self._login.accepted()
         context.in_background(engine.control_sync.sync_clock())
-        if not state.keys_published:
+        if self._rebuild is not None and self._rebuild.pending:
+            await self._rebuild.upload()  # the account created again: what this device holds
+        elif not state.keys_published:
             await devices.publish_keys(top_up=False)
         elif welcome.one_time_pre_keys_left < wire.PRE_KEYS_LOW:
             await devices.publish_keys(top_up=True)
@@ -80,7 +110,7 @@ class Router:
                 # else: a confirmed device whose approver has not published its list yet
         if account.is_member:
             await engine.history.refresh_epochs()
-        context.outbox_wake.set()
+        engine.outbox.connected()
         context.mailbox_wake.set()
 
 

@@ -28,7 +28,8 @@ from client.core.store_groups import SCHEMA as GROUP_SCHEMA
 from client.core.store_groups import GroupStore
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
-from client.core.store_outbox import OutboxItem, OutboxStore
+from client.core.store_outbox import OutboxItem, OutboxStore, Unconfirmed
+from client.core.store_processed import ProcessedStore
 
 __all__ = [
     "DB_NAME",
@@ -38,6 +39,7 @@ __all__ = [
     "ProfileStore",
     "SessionRow",
     "Transaction",
+    "Unconfirmed",
 ]
 
 SCHEMA_VERSION = 2
@@ -170,6 +172,24 @@ CREATE TABLE IF NOT EXISTS attachments (
     path TEXT,
     detail TEXT NOT NULL
 );
+-- Envelopes already processed (see store_processed), so a redelivered one is dropped unopened.
+CREATE TABLE IF NOT EXISTS processed_envelopes (
+    digest BLOB PRIMARY KEY,
+    sender_user TEXT NOT NULL,
+    message_id BLOB,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS processed_envelopes_by_time ON processed_envelopes(at);
+-- Messages the relay accepted and no recipient device has confirmed yet, with the fan-out the
+-- relay accepted: offered again after every reconnect (see store_outbox).
+CREATE TABLE IF NOT EXISTS unconfirmed (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id BLOB NOT NULL UNIQUE,
+    send_id BLOB NOT NULL,
+    users TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    fan_out BLOB NOT NULL
+);
 """
 _SCHEMA += CONTROLS_SCHEMA  # unsend, delete, expiry, replies, edits, reactions, timers
 _SCHEMA += GROUP_SCHEMA
@@ -259,6 +279,7 @@ class ProfileStore(
     ControlStore,
     AttachmentStore,
     GroupStore,
+    ProcessedStore,
 ):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
@@ -279,6 +300,7 @@ class ProfileStore(
             raise RuntimeError(f"profile database has schema {version}, expected {SCHEMA_VERSION}")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.forget_processed()
         self._db.commit()
         self.build_search_index()
         self._lock = asyncio.Lock()

@@ -86,6 +86,15 @@ class HistoryStore:
             "DELETE FROM mailbox_pending WHERE message_id = ?", ((m,) for m in message_ids)
         )
 
+    def save_all_later(self) -> None:
+        """Queue every message this device holds for the mailbox again (a relay that lost the
+        mailbox is given the history back)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO mailbox_pending SELECT message_id FROM messages"
+            " WHERE status NOT IN ('sending', 'failed', 'undecryptable', 'system')"
+            " AND server_ts IS NOT NULL"
+        )
+
     def unsaved_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM mailbox_pending").fetchone()[0])
 

@@ -63,6 +63,10 @@ from client.gui.tray import Notifier
 
 THREAD_AVATAR = 32
 
+UNKNOWN_TO_RELAY = (
+    "The relay does not know this device — it may have lost its data. Everything on this "
+    "device is kept; what you write waits here until the relay knows it again."
+)
 CONNECTION_TEXT = {
     ConnectionState.CONNECTING: "Connecting to the relay…",
     ConnectionState.ONLINE: "Online",
@@ -210,8 +214,14 @@ class ChatWindow(QMainWindow):
         banner_row = QHBoxLayout()
         banner_row.addWidget(self.banner, 1)
         banner_row.addWidget(self.banner_button)
+        # Offered when the relay does not know this device (see rebuild_dialog).
+        self.rebuild_button = QPushButton("Re-create the account…")
+        self.rebuild_button.clicked.connect(self.show_rebuild)
+        self.rebuild_dialog: QWidget | None = None
+        banner_row.addWidget(self.rebuild_button)
         self.banner.setVisible(False)
         self.banner_button.setVisible(False)
+        self.rebuild_button.setVisible(False)
         right_layout.addLayout(banner_row)
         self.relay_alert = RelayAlertBanner(client)  # the relay caught misbehaving
         right_layout.addWidget(self.relay_alert)
@@ -492,8 +502,26 @@ class ChatWindow(QMainWindow):
         self.recovery_button.setEnabled(False)
         self.connection.setText("Device removed")
 
+    def show_rebuild(self) -> QWidget:
+        from client.gui.rebuild_dialog import RebuildDialog
+
+        self.rebuild_dialog = RebuildDialog(self.client)
+        self.rebuild_dialog.show()
+        return self.rebuild_dialog
+
     def _update_banner(self) -> None:
+        self.rebuild_button.setVisible(
+            self.client.unknown_to_relay and self.client.holds_account_key
+        )
         if self.client.removed:
+            return
+        if self.client.unknown_to_relay:
+            # The relay's word alone: the device keeps everything and offers to try again.
+            self.banner.setText(UNKNOWN_TO_RELAY)
+            self.banner_button.setText("Retry")
+            self.banner.setVisible(True)
+            self.banner_button.setVisible(True)
+            self.composer.setEnabled(self.model is not None)  # what is typed waits in the outbox
             return
         peer = self.model.thread if self.model is not None else None
         changed = peer is not None and self.client.key_changed(peer)
@@ -510,6 +538,8 @@ class ChatWindow(QMainWindow):
     def _banner_action(self) -> None:
         if self.client.removed:
             self.delete_local_data()
+        elif self.client.unknown_to_relay:
+            self.client.retry_connection()
         elif self.model is not None and self.client.key_changed(self.model.thread):
             self.client.acknowledge_key_change(self.model.thread)
             self.open_thread(self.model.thread)
@@ -743,7 +773,12 @@ class ChatWindow(QMainWindow):
         text = CONNECTION_TEXT[event.state]
         if event.state is ConnectionState.OFFLINE and event.detail:
             text = f"{text} ({event.detail})"
+        if self.client.removed:
+            text = "Device removed"
+        elif self.client.unknown_to_relay:
+            text = "The relay does not know this device"
         self.connection.setText(text)
+        self._update_banner()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._save_draft()

@@ -7,7 +7,17 @@ answer). A frame type missing from :data:`HANDLERS` is answered ``unsupported``.
 
 from __future__ import annotations
 
-from relay.handlers import blobs, controls, delivery, devices, groups, history, inspect, vault
+from relay.handlers import (
+    blobs,
+    controls,
+    delivery,
+    devices,
+    groups,
+    history,
+    inspect,
+    rebuild,
+    vault,
+)
 from relay.session import Handler, Reject, Session
 from shared import wire
 from shared.wire import ErrorCode
@@ -26,6 +36,7 @@ HANDLERS: dict[type, Handler] = {
     **controls.HANDLERS,
     **blobs.HANDLERS,
     **groups.HANDLERS,
+    **rebuild.HANDLERS,
     wire.CreateAccount: already_logged_in,
     wire.AddDevice: already_logged_in,
     wire.Resume: already_logged_in,

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 from client.core.client import AriadneClient
 from client.core.events import MessageReceived
 from client.core.link import LOCAL_RELAY
+from relay.store import RelayStore
 from shared import wire
 from shared.auth import sign_login
 from shared.boxes import StorageKey
@@ -291,6 +292,32 @@ async def relay_rate(devices: int, seconds: float) -> float:
         await process.wait()
 
 
+# ---------------------------------------------------------------- the cost of a durable commit
+
+
+def commit_rates(seconds: float, batch: int) -> dict[str, float]:
+    """Envelopes per second through the relay store's queue, committed every ``batch``
+    envelopes, with ``synchronous=NORMAL`` (survives a crash of the process) and ``FULL`` (the
+    relay's setting: survives a power loss), in alternating windows of the same run."""
+    rates: dict[str, list[float]] = {"NORMAL": [], "FULL": []}
+    with tempfile.TemporaryDirectory(prefix="bench-commit-") as root:
+        store = RelayStore(Path(root) / "relay.sqlite3")
+        rows = [("device", "alice", "sender", 1, PAYLOAD)] * batch
+        for _window in range(WINDOWS):
+            for mode, measured in rates.items():
+                store._db.execute(f"PRAGMA synchronous={mode}")
+                count, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds / (2 * WINDOWS):
+                    store.enqueue(rows)
+                    store._commit_now()
+                    count += batch
+                measured.append(count / (time.perf_counter() - start))
+                store._db.execute("DELETE FROM queue")
+                store._commit_now()
+        store.close()
+    return {mode: statistics.median(measured) for mode, measured in rates.items()}
+
+
 # ---------------------------------------------------------------- latency and client CPU
 
 
@@ -372,6 +399,17 @@ async def main(seconds: float) -> None:
         bare = await bare_rate(devices, seconds)
         relay = await relay_rate(devices, seconds)
         print(f"{devices:>8} {bare:>11,.0f} env/s {relay:>10,.0f} env/s {relay / bare:>7.2f}")
+    print(
+        f"\nDurable commits (the relay store's queue, {seconds:.0f} s, alternating windows):"
+        f" NORMAL = survives a crash, FULL = survives a power loss (the relay's setting)"
+    )
+    print(f"{'commit every':>13} {'NORMAL':>13} {'FULL':>13} {'ratio':>7}")
+    for batch in (1, 10, 100):
+        rates = commit_rates(seconds, batch)
+        print(
+            f"{batch:>9} env {rates['NORMAL']:>9,.0f}/s {rates['FULL']:>9,.0f}/s"
+            f" {rates['FULL'] / rates['NORMAL']:>7.2f}"
+        )
     latencies, cpu = await client_figures()
     latencies.sort()
     p50 = statistics.median(latencies) * 1000

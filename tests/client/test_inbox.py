@@ -66,3 +66,24 @@ async def test_nothing_is_acknowledged_while_the_relay_is_away(alice):
     alice.inbox.put([_delivered(9, b"junk")])
     await eventually(lambda: alice.inbox.waiting == 0 and not alice.store.in_transaction)
     assert alice.relay.sent == []  # redelivered after reconnecting
+
+
+async def test_a_redelivered_envelope_is_dropped_unopened_and_acknowledged(alice):
+    alice.inbox.put([_delivered(10, b"not an envelope")])
+    await eventually(lambda: alice.relay.sent == [wire.Ack(seqs=[10])])
+    # The relay did not hear the Ack and delivers it again, under another sequence number.
+    alice.inbox.put([_delivered(11, b"not an envelope")])
+    await eventually(lambda: alice.relay.sent[-1] == wire.Ack(seqs=[11]))
+    assert len(alice.store.thread_messages("bob")) == 1, "the repeat was opened again"
+
+
+async def test_an_envelope_pushed_on_a_lost_connection_is_not_acknowledged_on_the_next(alice):
+    alice.inbox.put([_delivered(12, b"pushed on the first connection")])
+    alice.inbox.connection_lost()  # before its batch is acknowledged
+    await eventually(lambda: alice.store.thread_messages("bob") and not alice.store.in_transaction)
+    # The relay behind the next connection may number its envelopes anew: 12 is another one.
+    alice.inbox.put([_delivered(12, b"pushed on the second connection")])
+    await eventually(
+        lambda: len(alice.store.thread_messages("bob")) == 2 and not alice.store.in_transaction
+    )
+    assert alice.relay.sent == [wire.Ack(seqs=[12])], "the old connection's 12 was acknowledged"

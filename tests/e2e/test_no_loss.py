@@ -71,7 +71,7 @@ async def test_client_killed_between_persisting_and_acknowledging(accounts, rela
     assert persisted > 1, "the killed process had persisted messages"
     assert _queued_for(relay, bob.device_id) == 80, "but acknowledged none of them"
 
-    bob = await accounts.start(bob)  # the relay redelivers all 80; the ratchet spots the repeats
+    bob = await accounts.start(bob)  # the relay redelivers all 80; their digests spot the repeats
     await eventually(lambda: _queued_for(relay, bob.device_id) == 0, message="all acknowledged")
     bodies = [body for _, _, body in conversation(bob, "alice")]
     assert bodies == ["before", *texts]

@@ -145,8 +145,8 @@ async def _hammer(url: str, frames: list[bytes | str], device=None) -> dict[str,
                     answers = errors = 0
                     if device is None:
                         reply = wire.decode_relay_frame(await asyncio.wait_for(ws.recv(), 10))
-                        assert isinstance(reply, wire.Error | wire.Welcome)
-                        answers, errors = 1, isinstance(reply, wire.Error)
+                        assert isinstance(reply, wire.Error | wire.Welcome | wire.NotRegistered)
+                        answers, errors = 1, isinstance(reply, wire.Error | wire.NotRegistered)
                     else:
                         # Some valid frames have no answer: a probe marks the end of the answers.
                         await ws.send(wire.encode(wire.ListDevices(rid=PROBE)))

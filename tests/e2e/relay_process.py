@@ -1,0 +1,52 @@
+"""Runs the relay (``python -m relay`` and its arguments) with the test-only fault hook.
+
+With ``ARIADNE_FAULT`` set (for example ``before_commit=0.01,after_commit=0.01``) the process
+SIGKILLs itself with that probability, seeded by ``ARIADNE_FAULT_SEED``: just before a group
+commit (what it wrote since the last one is lost: nobody was answered for it) or right after a
+fan-out's commit, before the sender hears ``Accepted`` (it sends again with the same
+``send_id``). Unset, the relay runs exactly as ``python -m relay``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+from relay import __main__ as relay_main
+from relay.handlers import delivery
+from relay.store import RelayStore
+
+
+def _hook() -> None:
+    spec = os.environ.get("ARIADNE_FAULT", "")
+    faults = {k: float(v) for k, v in (p.split("=") for p in spec.split(",") if p)}
+    if not faults:
+        return
+    chance = random.Random(int(os.environ.get("ARIADNE_FAULT_SEED", "0")))
+
+    def fault(point: str) -> None:
+        if chance.random() < faults.get(point, 0.0):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    commit, accepted = RelayStore._commit_now, delivery._accepted
+
+    def commit_or_die(store: RelayStore) -> None:
+        fault("before_commit")
+        commit(store)
+
+    def accepted_or_die(*args):  # type: ignore[no-untyped-def]
+        fault("after_commit")
+        accepted(*args)
+
+    RelayStore._commit_now = commit_or_die  # type: ignore[method-assign]
+    delivery._accepted = accepted_or_die
+
+
+if __name__ == "__main__":
+    _hook()
+    relay_main.main()
