@@ -206,7 +206,6 @@ class Inbox:
             if self.groups is None:
                 return []
             return await self.groups.open_pairwise(deliver, payload.body)
-        return self._apply(deliver, payload, receipts)
         return self._apply(deliver, payload, receipts, carried)
 
     async def _sender_entry(self, username: str, device_id: str) -> DeviceEntry | None:
