@@ -416,11 +416,15 @@ class Controls:
 
     def quote(self, message_id: bytes) -> tuple[bytes, str, str] | None:
         """(original id, its sender, a snippet of this device's own copy) for a reply; the
-        snippet is empty when this device does not hold the original (or it was unsent)."""
+        snippet is empty when this device does not hold the original (or it was unsent). A
+        reply quotes only a message of its own conversation: a contact naming one of another
+        conversation (its id learnt from the relay) must not show a third party's words in its
+        chat, so that original counts as not held."""
         original = self._ctx.store.reply_of(message_id)
-        if original is None:
+        reply = self._ctx.store.message(message_id)
+        if original is None or reply is None:
             return None
         message = self._ctx.store.message(original)
-        if message is None:
+        if message is None or message.thread != reply.thread:
             return original, "", ""
         return original, message.sender_user, message.body[:SNIPPET]

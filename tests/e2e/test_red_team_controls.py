@@ -1,0 +1,21 @@
+"""Controls under attack (PROTOCOL.md §10), with the real relay on 127.0.0.1 and real client
+cores: a contact running a modified client (``Controls._send`` and ``send_text`` without the
+user-side checks) and a relay that lies about its clock."""
+
+from __future__ import annotations
+
+from tests.conftest import eventually
+
+
+async def test_a_reply_cannot_quote_a_message_of_another_conversation(accounts):
+    """Carol replies to a message of alice and bob's conversation (its id learnt from the relay,
+    which sees mailbox ids): alice's device must not show bob's words in carol's chat."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    carol = await accounts.create("carol")
+    secret = await bob.send_text("alice", "bob's secret to alice")
+    await eventually(lambda: alice.messages("bob"), message="bob's message arrived")
+    lure = await carol.send_text("alice", "look what bob said", reply_to=secret.message_id)
+    await eventually(lambda: alice.messages("carol"), message="carol's reply arrived")
+    quoted = alice.controls.quote(lure.message_id)
+    assert quoted is None or quoted[1:] == ("", "")  # no sender, no snippet of bob's words
