@@ -36,6 +36,11 @@ TimerSeconds = Literal[0, 300, 3600, 86_400, 604_800]
 # A message may be edited by its sender this long after it was sent (sender's clock, ms).
 EDIT_WINDOW_MS = 15 * 60 * 1000
 MAX_EMOJI = 16
+# How far a timer setting's sequence may run ahead of the one a device holds. An honest device
+# counts one past the highest it has seen, so a device that missed some settings sees a small
+# gap; a contact jumping straight to the top of the range would leave the other user no larger
+# number to answer with, and hold the timer for good.
+SEQ_STEP = 2**32
 MAX_DELETE = 500
 
 
@@ -128,6 +133,11 @@ def newer(key: tuple[int, str, str], than: tuple[int, str, str] | None) -> bool:
     """Last writer wins by (sequence or version, user, device): the same everywhere, whatever
     order the controls arrive in; a replay is never newer than itself."""
     return than is None or key > than
+
+
+def within_step(seq: int, current: int | None) -> bool:
+    """Whether a timer setting's sequence is at most :data:`SEQ_STEP` past the one held."""
+    return seq <= (current or 0) + SEQ_STEP
 
 
 def expires_at(sent_at_ms: int, seconds: int) -> int | None:

@@ -52,6 +52,7 @@ from shared.controls import (
     may_change,
     newer,
     timer_line,
+    within_step,
 )
 from shared.envelope import MAX_TEXT, Control, encode_payload, new_message_id
 from shared.errors import ProtocolError
@@ -292,11 +293,14 @@ class Controls:
         store.delete_messages(gone)
         return [MessagesRemoved(thread, tuple(gone))]
 
-    def _timer(self, record: ControlRecord, action: SetTimer, ts: int) -> list[Event]:
+    def _timer(self, record: ControlRecord, action: SetTimer, ts: int) -> list[Event] | None:
         store, thread = self._ctx.store, record.thread
         events: list[Event] = []
         key = (action.seq, record.sender_user, record.sender_device)
         current = store.timer(thread)
+        if not within_step(action.seq, current.key[0] if current else None):
+            log.info("dropped a timer setting whose sequence jumps too far")
+            return None
         if newer(key, current.key if current else None):
             store.set_timer(thread, action.seconds, key)
             events.append(TimerChanged(thread, action.seconds))

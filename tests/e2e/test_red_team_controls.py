@@ -4,6 +4,7 @@ user-side checks) and a relay that lies about its clock."""
 
 from __future__ import annotations
 
+from shared.controls import SetTimer
 from tests.conftest import eventually
 
 
@@ -19,3 +20,22 @@ async def test_a_reply_cannot_quote_a_message_of_another_conversation(accounts):
     await eventually(lambda: alice.messages("carol"), message="carol's reply arrived")
     quoted = alice.controls.quote(lure.message_id)
     assert quoted is None or quoted[1:] == ("", "")  # no sender, no snippet of bob's words
+
+
+async def test_a_contact_cannot_pin_the_timer_at_the_end_of_the_sequence(accounts):
+    """Bob's modified client sets the timer with the largest sequence there is: alice must still
+    be able to change her conversation's timer afterwards, on every device of hers."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    alice2 = await accounts.add_device(alice, "Laptop")
+    bob.controls._send("alice", SetTimer(seconds=604_800, seq=2**63 - 1), ["alice"])
+    marker = await bob.send_text("alice", "after the timer")
+    await eventually(
+        lambda: any(m.message_id == marker.message_id for m in alice2.messages("bob")),
+        message="bob's control and marker arrived",
+    )
+    alice.controls.set_timer("bob", 300)
+    await eventually(
+        lambda: alice.controls.timer("bob") == alice2.controls.timer("bob") == 300,
+        message="alice's own setting holds on her devices",
+    )
