@@ -49,6 +49,7 @@ from shared.controls import (
     Unsend,
     decode_record,
     encode_record,
+    is_emoji,
     may_change,
     newer,
     timer_line,
@@ -119,6 +120,8 @@ class Controls:
         message = self._ctx.store.message(message_id)
         if message is None or message.system or message.status is MessageStatus.UNSENT:
             raise ControlRefused("this message takes no reactions")
+        if not is_emoji(emoji):
+            raise ControlRefused("a reaction is an emoji")
         mine = self._ctx.store.reaction(message_id, self._ctx.username)
         seq = mine[1] + 1 if mine else 1
         self._send(message.thread, React(target=message_id, emoji=emoji, seq=seq), [message.thread])
@@ -337,6 +340,9 @@ class Controls:
         return [MessagesChanged(message.thread, (message.message_id,))]
 
     def _react(self, record: ControlRecord, action: React) -> list[Event] | None:
+        if not is_emoji(action.emoji):
+            log.info("dropped a reaction that is not an emoji")
+            return None
         store = self._ctx.store
         current = store.reaction(action.target, record.sender_user)
         key = (action.seq, record.sender_user, record.sender_device)

@@ -4,7 +4,10 @@ user-side checks) and a relay that lies about its clock."""
 
 from __future__ import annotations
 
-from shared.controls import SetTimer
+import pytest
+
+from client.core.controls import ControlRefused
+from shared.controls import React, SetTimer
 from tests.conftest import eventually
 
 
@@ -38,4 +41,30 @@ async def test_a_contact_cannot_pin_the_timer_at_the_end_of_the_sequence(account
     await eventually(
         lambda: alice.controls.timer("bob") == alice2.controls.timer("bob") == 300,
         message="alice's own setting holds on her devices",
+    )
+
+
+async def test_a_reaction_must_be_an_emoji(accounts):
+    """A reaction is shown under the bubble: a contact's modified client must not put words
+    there (a phone number, a link, a line break)."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    message = await alice.send_text("bob", "hello")
+    await eventually(lambda: bob.messages("alice"), message="delivered")
+    with pytest.raises(ControlRefused):  # an honest client refuses them before they leave
+        bob.controls.react(message.message_id, "CALL 555-0100")
+    for seq, words in enumerate(("CALL 555-0100", "evil.example", "👍\n\nfake line"), 1):
+        bob.controls._send(
+            "alice", React(target=message.message_id, emoji=words, seq=seq), ["alice"]
+        )
+    marker = await bob.send_text("alice", "after the reactions")
+    await eventually(
+        lambda: any(m.message_id == marker.message_id for m in alice.messages("bob")),
+        message="reactions and marker arrived",
+    )
+    assert alice.controls.reactions(message.message_id) == {}
+    bob.controls._send("alice", React(target=message.message_id, emoji="❤️", seq=9), ["alice"])
+    await eventually(
+        lambda: alice.controls.reactions(message.message_id) == {"bob": "❤️"},
+        message="a real emoji still counts",
     )
