@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from client.core import clock as clock_module
 from client.core.controls import ControlRefused
+from relay.handlers import HANDLERS
+from shared import wire
 from shared.controls import React, SetTimer
 from tests.conftest import eventually
 
@@ -67,4 +70,48 @@ async def test_a_reaction_must_be_an_emoji(accounts):
     await eventually(
         lambda: alice.controls.reactions(message.message_id) == {"bob": "❤️"},
         message="a real emoji still counts",
+    )
+
+
+def _lying_clock(offset_ms: int):
+    async def fetch_time(session, frame):
+        now_us = (clock_module.system_ms() + offset_ms) * 1000
+        return wire.RelayTime(rid=frame.rid, now_us=min(max(now_us, 0), 2**63 - 1))
+
+    return fetch_time
+
+
+async def test_a_relay_lying_about_its_clock_cannot_expire_messages_early(accounts, monkeypatch):
+    """The relay says it is eight days later than it is: a message with a 24-hour timer must not
+    vanish from bob's device at once (deletion cannot be undone)."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    alice.controls.set_timer("bob", 86_400)
+    await eventually(lambda: bob.controls.timer("alice") == 86_400, message="timer set")
+    message = await alice.send_text("bob", "a day to read this")
+    await eventually(lambda: bob.controls.expires_at(message.message_id), message="delivered")
+    monkeypatch.setitem(HANDLERS, wire.FetchTime, _lying_clock(8 * 86_400_000))
+    await bob.control_sync.sync_clock()
+    bob.control_sync.wake.set()
+    await eventually(lambda: not bob.control_sync.wake.is_set(), message="expiry loop ran")
+    assert any(m.message_id == message.message_id for m in bob.messages("alice"))
+
+
+async def test_a_relay_lying_about_its_clock_cannot_keep_messages_forever(accounts, monkeypatch):
+    """The relay says it is eight days earlier than it is: bob's device must still delete a
+    24-hour message once its own clock says the day is well past."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    alice.controls.set_timer("bob", 86_400)
+    await eventually(lambda: bob.controls.timer("alice") == 86_400, message="timer set")
+    message = await alice.send_text("bob", "a day to read this")
+    await eventually(lambda: bob.controls.expires_at(message.message_id), message="delivered")
+    monkeypatch.setitem(HANDLERS, wire.FetchTime, _lying_clock(-8 * 86_400_000))
+    await bob.control_sync.sync_clock()
+    real = clock_module.system_ms
+    monkeypatch.setattr(clock_module, "system_ms", lambda: real() + 27 * 3_600_000)
+    bob.control_sync.wake.set()
+    await eventually(
+        lambda: all(m.message_id != message.message_id for m in bob.messages("alice")),
+        message="expired by bob's own clock, give or take the bound",
     )
