@@ -95,6 +95,9 @@ CREATE TRIGGER IF NOT EXISTS tombstones_stay_unsaved BEFORE INSERT ON mailbox_pe
 BEGIN
     SELECT RAISE(IGNORE);
 END;
+-- An unsent, deleted or expired message's words leave the search index at once: without this,
+-- FTS5 only marks them deleted, and they stay readable in the index's older segments.
+INSERT INTO message_search(message_search, rank) VALUES ('secure-delete', 1);
 CREATE TRIGGER IF NOT EXISTS message_gone AFTER DELETE ON messages BEGIN
     DELETE FROM edits WHERE message_id = old.message_id;
     DELETE FROM reactions WHERE message_id = old.message_id;

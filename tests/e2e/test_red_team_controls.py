@@ -73,6 +73,45 @@ async def test_a_reaction_must_be_an_emoji(accounts):
     )
 
 
+def _traces(client, needle: str) -> list[str]:
+    """Every table of the device's profile that still holds ``needle``, in any column."""
+    db = client._store._db
+    found = []
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        for row in db.execute(f'SELECT * FROM "{table}"'):
+            for value in row:
+                raw = value.encode() if isinstance(value, str) else value
+                if isinstance(raw, bytes) and needle.encode() in raw:
+                    found.append(table)
+    return found
+
+
+async def test_unsent_deleted_and_expired_words_leave_the_search_index(accounts, monkeypatch):
+    """The search index is part of the profile: once a message is unsent, deleted or expired,
+    its words must not stay in the index's own tables (a deleted row's words used to stay in
+    its older segments until they happened to be merged)."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    unsent = await alice.send_text("bob", "quixotic")
+    deleted = await alice.send_text("bob", "zephyrine")
+    bob.controls.set_timer("alice", 300)
+    await eventually(lambda: alice.controls.timer("bob") == 300, message="timer set")
+    expiring = await alice.send_text("bob", "xylograph")
+    await eventually(lambda: bob.controls.expires_at(expiring.message_id), message="delivered")
+    alice.controls.unsend(unsent.message_id)
+    bob.controls.delete_for_me([deleted.message_id])
+    real = clock_module.system_ms
+    monkeypatch.setattr(clock_module, "system_ms", lambda: real() + 6 * 60 * 1000)
+    bob.control_sync.wake.set()
+    await eventually(
+        lambda: [m.body for m in bob.messages("alice") if not m.system] == [""],
+        message="unsent, deleted and expired on bob's device",
+    )
+    for word in ("quixotic", "zephyrine", "xylograph"):
+        assert _traces(bob, word) == [], word
+
+
 def _lying_clock(offset_ms: int):
     async def fetch_time(session, frame):
         now_us = (clock_module.system_ms() + offset_ms) * 1000
