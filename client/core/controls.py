@@ -203,6 +203,10 @@ class Controls:
         elif events is not None:
             store.mark_control(record.control_id, TO_SAVE)
             self.wake.set()
+        if isinstance(record.action, (Edit, React)):
+            # Last: for a message already gone, the record is emptied and never saved.
+            store.name_target(record.action.target, record.control_id, record.thread)
+            self.wake.set()
         return events or []
 
     def settle(self) -> list[Event]:

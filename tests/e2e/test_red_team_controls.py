@@ -8,6 +8,7 @@ import pytest
 
 from client.core import clock as clock_module
 from client.core.controls import ControlRefused
+from client.core.events import MessageStatus
 from relay.handlers import HANDLERS
 from shared import wire
 from shared.controls import React, SetTimer
@@ -73,6 +74,26 @@ async def test_a_reaction_must_be_an_emoji(accounts):
     )
 
 
+def _peer(client) -> str:
+    return "bob" if client.username == "alice" else "alice"
+
+
+def _mailbox_ids(relay) -> set[bytes]:
+    db = relay.relay.store._db
+    return {row[0] for row in db.execute("SELECT message_id FROM mailbox")}
+
+
+def _reverse_queue(relay, device_id: str) -> None:
+    db = relay.relay.store._db
+    columns = "device_id, sender_user, sender_device, server_ts, payload"
+    rows = db.execute(
+        f"SELECT {columns} FROM queue WHERE device_id = ? ORDER BY seq", (device_id,)
+    ).fetchall()
+    db.execute("DELETE FROM queue WHERE device_id = ?", (device_id,))
+    db.executemany(f"INSERT INTO queue ({columns}) VALUES (?, ?, ?, ?, ?)", reversed(rows))
+    db.commit()
+
+
 def _traces(client, needle: str) -> list[str]:
     """Every table of the device's profile that still holds ``needle``, in any column."""
     db = client._store._db
@@ -110,6 +131,63 @@ async def test_unsent_deleted_and_expired_words_leave_the_search_index(accounts,
     )
     for word in ("quixotic", "zephyrine", "xylograph"):
         assert _traces(bob, word) == [], word
+
+
+async def test_an_unsent_message_leaves_no_edited_text_anywhere(accounts, relay):
+    """Alice edits a message, then unsends it: no device of either user, nor one bob restores
+    afterwards from his mailbox, keeps the edited words anywhere in its profile (the edit's own
+    record named them)."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    bob2 = await accounts.add_device(bob, "Laptop")
+    code = await bob.setup_recovery()
+    message = await alice.send_text("bob", "first words")
+    await eventually(lambda: bob2.messages("alice"), message="delivered")
+    await accounts.stop(bob2)  # offline: it gets the edit and the unsend in one batch
+    alice.controls.edit(message.message_id, "words alice regrets")
+    await eventually(
+        lambda: bob.messages("alice")[0].body == "words alice regrets", message="edited"
+    )
+    await bob.wait_saved()
+    (edit_id,) = alice._store._db.execute("SELECT control_id FROM control_targets").fetchone()
+    assert edit_id in _mailbox_ids(relay)  # the edit's record, sealed in bob's mailbox
+    alice.controls.unsend(message.message_id)
+    await eventually(
+        lambda: bob.messages("alice")[0].status is MessageStatus.UNSENT, message="bob unsent"
+    )
+    _reverse_queue(relay, bob2.device_id)  # the laptop gets the unsend before the edit
+    bob2 = await accounts.start(bob2)
+    devices = [alice, bob, bob2]
+    await eventually(
+        lambda: all(d.messages(_peer(d))[0].status is MessageStatus.UNSENT for d in devices),
+        message="unsent everywhere",
+    )
+    for d in devices:
+        await d.wait_saved()
+        assert _traces(d, "regrets") == [], d.device_id
+    await eventually(
+        lambda: edit_id not in _mailbox_ids(relay), message="the edit's records left the mailbox"
+    )
+    restored = await accounts.pending("bob", "Restored")
+    await restored.restore(code=code)
+    await restored.backfill()
+    assert restored.messages("alice")[0].status is MessageStatus.UNSENT
+    assert _traces(restored, "regrets") == []
+
+
+async def test_a_deleted_conversation_leaves_no_edited_text(accounts):
+    """Bob deletes his conversation with alice: the edits of its messages go with it."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    message = await alice.send_text("bob", "first words")
+    await eventually(lambda: bob.messages("alice"), message="delivered")
+    alice.controls.edit(message.message_id, "words alice regrets")
+    await eventually(
+        lambda: bob.messages("alice")[0].body == "words alice regrets", message="edited"
+    )
+    bob.controls.delete_conversation("alice")
+    assert bob.messages("alice") == []
+    assert _traces(bob, "regrets") == []
 
 
 def _lying_clock(offset_ms: int):
