@@ -232,3 +232,50 @@ async def test_a_relay_lying_about_its_clock_cannot_keep_messages_forever(accoun
         lambda: all(m.message_id != message.message_id for m in bob.messages("alice")),
         message="expired by bob's own clock, give or take the bound",
     )
+
+
+@pytest.mark.xfail(strict=True, reason="unfixable without a verifiable mailbox log (§10)")
+async def test_a_relay_keeping_an_unsent_copy_and_withholding_the_unsend_record(
+    accounts, monkeypatch
+):
+    """The relay learns from ``DeleteMailboxItems`` which item was unsent; it keeps that item
+    and withholds every item bob's account saves afterwards (the sealed unsend record among
+    them). A device bob restores later is shown the unsent text: nothing tells it what it was
+    not given."""
+    history, controls = HANDLERS[wire.FetchMailbox], HANDLERS[wire.SaveMessages]
+    asked: list[bytes] = []
+    hidden: set[bytes] = set()
+
+    async def keeps(session, frame):
+        asked.extend(frame.message_ids)
+        return wire.Ok(rid=frame.rid)
+
+    async def save(session, frame):
+        if asked and session.username == "bob":
+            hidden.update(item.message_id for item in frame.items)
+        return await controls(session, frame)
+
+    async def fetch(session, frame):
+        page = await history(session, frame)
+        items = [i for i in page.items if i.message_id not in hidden]
+        return wire.MailboxPage(rid=page.rid, items=items)
+
+    monkeypatch.setitem(HANDLERS, wire.DeleteMailboxItems, keeps)
+    monkeypatch.setitem(HANDLERS, wire.SaveMessages, save)
+    monkeypatch.setitem(HANDLERS, wire.FetchMailbox, fetch)
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    code = await bob.setup_recovery()
+    secret = await alice.send_text("bob", "the secret alice takes back")
+    await eventually(lambda: bob.messages("alice"), message="delivered")
+    await bob.wait_saved()
+    alice.controls.unsend(secret.message_id)
+    await eventually(
+        lambda: bob.messages("alice")[0].status is MessageStatus.UNSENT, message="unsent"
+    )
+    await bob.wait_saved()
+    await eventually(lambda: hidden, message="bob saved the unsend record")
+    restored = await accounts.pending("bob", "Restored")
+    await restored.restore(code=code)
+    await restored.backfill()
+    assert "the secret" not in " ".join(m.body for m in restored.messages("alice"))
