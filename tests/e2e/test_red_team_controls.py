@@ -4,9 +4,12 @@ user-side checks) and a relay that lies about its clock."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from client.core import clock as clock_module
+from client.core import timeline as timeline_module
 from client.core.controls import ControlRefused
 from client.core.events import MessageStatus
 from relay.handlers import HANDLERS
@@ -188,6 +191,47 @@ async def test_a_deleted_conversation_leaves_no_edited_text(accounts):
     bob.controls.delete_conversation("alice")
     assert bob.messages("alice") == []
     assert _traces(bob, "regrets") == []
+
+
+async def test_a_device_with_a_slow_clock_still_shows_device_changes_after_deleting(
+    accounts, monkeypatch
+):
+    """Bob's computer runs an hour slow; he deletes his conversation with alice, then alice adds
+    a device: bob must see "alice added a device". The deletion covers everything up to the
+    relay's now; a line stamped by the computer's own clock fell inside it and was refused."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    hello = await alice.send_text("bob", "hello")
+    await eventually(lambda: bob.messages("alice"), message="delivered")
+    slow = 3_600_000
+    bob.context.clock.set_local(lambda: clock_module.system_ms() - slow)
+    monkeypatch.setattr(timeline_module, "time", _SlowTime(slow), raising=False)
+    await bob.control_sync.sync_clock()
+    bob.controls.delete_conversation("alice")
+    assert all(m.message_id != hello.message_id for m in bob.messages("alice"))
+    again = await alice.send_text("bob", "a new start")
+    await eventually(
+        lambda: [m.message_id for m in bob.messages("alice")] == [again.message_id],
+        message="the conversation starts again",
+    )
+    await accounts.add_device(alice, "Laptop")
+    await eventually(
+        lambda: any("added a device" in m.body for m in bob.messages("alice")),
+        message="bob is told alice added a device",
+    )
+
+
+class _SlowTime:
+    """The ``time`` module as a computer whose clock runs slow sees it."""
+
+    def __init__(self, slow_ms: int) -> None:
+        self._slow_ms = slow_ms
+
+    def time_ns(self) -> int:
+        return time.time_ns() - self._slow_ms * 1_000_000
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
 
 
 def _lying_clock(offset_ms: int):
