@@ -20,6 +20,7 @@ devices of both users end in the same state whatever order the controls arrive i
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
 import msgspec
@@ -36,6 +37,11 @@ TimerSeconds = Literal[0, 300, 3600, 86_400, 604_800]
 # A message may be edited by its sender this long after it was sent (sender's clock, ms).
 EDIT_WINDOW_MS = 15 * 60 * 1000
 MAX_EMOJI = 16
+# How far a timer setting's sequence may run ahead of the one a device holds. An honest device
+# counts one past the highest it has seen, so a device that missed some settings sees a small
+# gap; a contact jumping straight to the top of the range would leave the other user no larger
+# number to answer with, and hold the timer for good.
+SEQ_STEP = 2**32
 MAX_DELETE = 500
 
 
@@ -128,6 +134,33 @@ def newer(key: tuple[int, str, str], than: tuple[int, str, str] | None) -> bool:
     """Last writer wins by (sequence or version, user, device): the same everywhere, whatever
     order the controls arrive in; a replay is never newer than itself."""
     return than is None or key > than
+
+
+# What may sit between the symbols of one emoji: the zero-width joiner, the variation selectors,
+# the keycap mark and the tag characters of subdivision flags.
+_EMOJI_GLUE = frozenset("\u200d\ufe0e\ufe0f\u20e3") | {chr(c) for c in range(0xE0020, 0xE0080)}
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+
+
+def is_emoji(text: str) -> bool:
+    """Whether a reaction is emoji and nothing else (``""`` removes one): it is shown under the
+    bubble, so a contact's client must not put words, links or line breaks there."""
+    if not text:
+        return True
+    symbols = 0
+    for char in text:
+        if unicodedata.category(char) == "So" or ord(char) in _SKIN_TONES:
+            symbols += 1
+        elif char in "0123456789#*" and "\u20e3" in text:
+            symbols += 1  # a keycap: the digit, then U+FE0F U+20E3
+        elif char not in _EMOJI_GLUE:
+            return False
+    return symbols > 0
+
+
+def within_step(seq: int, current: int | None) -> bool:
+    """Whether a timer setting's sequence is at most :data:`SEQ_STEP` past the one held."""
+    return seq <= (current or 0) + SEQ_STEP
 
 
 def expires_at(sent_at_ms: int, seconds: int) -> int | None:

@@ -49,9 +49,11 @@ from shared.controls import (
     Unsend,
     decode_record,
     encode_record,
+    is_emoji,
     may_change,
     newer,
     timer_line,
+    within_step,
 )
 from shared.envelope import MAX_TEXT, Control, encode_payload, new_message_id
 from shared.errors import ProtocolError
@@ -118,6 +120,8 @@ class Controls:
         message = self._ctx.store.message(message_id)
         if message is None or message.system or message.status is MessageStatus.UNSENT:
             raise ControlRefused("this message takes no reactions")
+        if not is_emoji(emoji):
+            raise ControlRefused("a reaction is an emoji")
         mine = self._ctx.store.reaction(message_id, self._ctx.username)
         seq = mine[1] + 1 if mine else 1
         self._send(message.thread, React(target=message_id, emoji=emoji, seq=seq), [message.thread])
@@ -198,6 +202,10 @@ class Controls:
             store.mark_control(record.control_id, SAVED)
         elif events is not None:
             store.mark_control(record.control_id, TO_SAVE)
+            self.wake.set()
+        if isinstance(record.action, (Edit, React)):
+            # Last: for a message already gone, the record is emptied and never saved.
+            store.name_target(record.action.target, record.control_id, record.thread)
             self.wake.set()
         return events or []
 
@@ -292,11 +300,14 @@ class Controls:
         store.delete_messages(gone)
         return [MessagesRemoved(thread, tuple(gone))]
 
-    def _timer(self, record: ControlRecord, action: SetTimer, ts: int) -> list[Event]:
+    def _timer(self, record: ControlRecord, action: SetTimer, ts: int) -> list[Event] | None:
         store, thread = self._ctx.store, record.thread
         events: list[Event] = []
         key = (action.seq, record.sender_user, record.sender_device)
         current = store.timer(thread)
+        if not within_step(action.seq, current.key[0] if current else None):
+            log.info("dropped a timer setting whose sequence jumps too far")
+            return None
         if newer(key, current.key if current else None):
             store.set_timer(thread, action.seconds, key)
             events.append(TimerChanged(thread, action.seconds))
@@ -333,6 +344,9 @@ class Controls:
         return [MessagesChanged(message.thread, (message.message_id,))]
 
     def _react(self, record: ControlRecord, action: React) -> list[Event] | None:
+        if not is_emoji(action.emoji):
+            log.info("dropped a reaction that is not an emoji")
+            return None
         store = self._ctx.store
         current = store.reaction(action.target, record.sender_user)
         key = (action.seq, record.sender_user, record.sender_device)
@@ -416,11 +430,15 @@ class Controls:
 
     def quote(self, message_id: bytes) -> tuple[bytes, str, str] | None:
         """(original id, its sender, a snippet of this device's own copy) for a reply; the
-        snippet is empty when this device does not hold the original (or it was unsent)."""
+        snippet is empty when this device does not hold the original (or it was unsent). A
+        reply quotes only a message of its own conversation: a contact naming one of another
+        conversation (its id learnt from the relay) must not show a third party's words in its
+        chat, so that original counts as not held."""
         original = self._ctx.store.reply_of(message_id)
-        if original is None:
+        reply = self._ctx.store.message(message_id)
+        if original is None or reply is None:
             return None
         message = self._ctx.store.message(original)
-        if message is None:
+        if message is None or message.thread != reply.thread:
             return original, "", ""
         return original, message.sender_user, message.body[:SNIPPET]

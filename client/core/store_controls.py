@@ -95,6 +95,40 @@ CREATE TRIGGER IF NOT EXISTS tombstones_stay_unsaved BEFORE INSERT ON mailbox_pe
 BEGIN
     SELECT RAISE(IGNORE);
 END;
+-- The controls that name a message (edits, reactions). When the message is unsent, deleted,
+-- expired or cleared, their records go with it, here and in the mailbox: an edit's record
+-- carries a version of the text. Its control_log row stays (emptied, never saved), so a replay
+-- is still recognised; one that arrives later for a message already gone is emptied at once.
+CREATE TABLE IF NOT EXISTS control_targets (
+    target BLOB NOT NULL,
+    control_id BLOB NOT NULL,
+    thread TEXT NOT NULL,
+    PRIMARY KEY (target, control_id)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS controls_go_with_tombstone AFTER INSERT ON tombstones BEGIN
+    UPDATE control_log SET record = x'', saved = 1
+        WHERE control_id IN (SELECT control_id FROM control_targets WHERE target = new.message_id);
+    DELETE FROM pending_controls WHERE target = new.message_id;
+    INSERT OR IGNORE INTO mailbox_deletions
+        SELECT thread, control_id, NULL FROM control_targets WHERE target = new.message_id;
+END;
+CREATE TRIGGER IF NOT EXISTS controls_go_with_message AFTER DELETE ON messages BEGIN
+    UPDATE control_log SET record = x'', saved = 1
+        WHERE control_id IN (SELECT control_id FROM control_targets WHERE target = old.message_id);
+    DELETE FROM pending_controls WHERE target = old.message_id;
+    INSERT OR IGNORE INTO mailbox_deletions
+        SELECT thread, control_id, NULL FROM control_targets WHERE target = old.message_id;
+END;
+CREATE TRIGGER IF NOT EXISTS control_for_a_message_gone AFTER INSERT ON control_targets
+    WHEN EXISTS (SELECT 1 FROM tombstones WHERE message_id = new.target)
+BEGIN
+    UPDATE control_log SET record = x'', saved = 1 WHERE control_id = new.control_id;
+    DELETE FROM pending_controls WHERE control_id = new.control_id;
+    INSERT OR IGNORE INTO mailbox_deletions VALUES (new.thread, new.control_id, NULL);
+END;
+-- An unsent, deleted or expired message's words leave the search index at once: without this,
+-- FTS5 only marks them deleted, and they stay readable in the index's older segments.
+INSERT INTO message_search(message_search, rank) VALUES ('secure-delete', 1);
 CREATE TRIGGER IF NOT EXISTS message_gone AFTER DELETE ON messages BEGIN
     DELETE FROM edits WHERE message_id = old.message_id;
     DELETE FROM reactions WHERE message_id = old.message_id;
@@ -147,6 +181,12 @@ class ControlStore:
     def mark_control(self, control_id: bytes, state: int) -> None:
         self._db.execute(
             "UPDATE control_log SET saved = ? WHERE control_id = ?", (state, control_id)
+        )
+
+    def name_target(self, target: bytes, control_id: bytes, thread: str) -> None:
+        """Remember that a control names ``target``: its record goes when the message goes."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO control_targets VALUES (?, ?, ?)", (target, control_id, thread)
         )
 
     def control_state(self, control_id: bytes) -> int | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import time
 from collections.abc import Iterable, Iterator
 
 from client.core.context import ClientContext
@@ -105,7 +104,10 @@ class Timeline:
         return min(now, max(delivered - 1, shown))
 
     def system_line(self, threads: list[str], line: str) -> None:
-        now = time.time_ns() // 1000
+        # The relay's clock, as for every time this device stamps: a deleted conversation covers
+        # everything up to the relay's now, and a line stamped by a slow computer's own clock
+        # would fall inside it and be refused.
+        now = self._ctx.clock.now_ms() * 1000
         for thread in threads:
             at = self._line_time(thread, now)
             message = StoredMessage(
