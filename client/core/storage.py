@@ -27,6 +27,7 @@ from client.core.store_controls import CONTROLS_SCHEMA, ControlStore
 from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
 from client.core.store_outbox import OutboxItem, OutboxStore
+from client.core.store_releases import RELEASES_SCHEMA, ReleaseStore
 
 __all__ = [
     "DB_NAME",
@@ -170,6 +171,7 @@ CREATE TABLE IF NOT EXISTS attachments (
 );
 """
 _SCHEMA += CONTROLS_SCHEMA  # unsend, delete, expiry, replies, edits, reactions, timers
+_SCHEMA += RELEASES_SCHEMA  # attachments whose message is gone, until their blob is released
 
 
 class Transaction:
@@ -248,7 +250,14 @@ def _current_task() -> object:
 
 
 class ProfileStore(
-    ContactStore, MessageStore, OutboxStore, HistoryStore, ChatStore, ControlStore, AttachmentStore
+    ContactStore,
+    MessageStore,
+    OutboxStore,
+    HistoryStore,
+    ChatStore,
+    ControlStore,
+    AttachmentStore,
+    ReleaseStore,
 ):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
