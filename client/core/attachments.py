@@ -292,9 +292,9 @@ class Attachments:
         self.folder.mkdir(mode=0o700, exist_ok=True)
         blob = self.folder / f"{message_id.hex()}.blob"
         self._set(message_id, FileState.DOWNLOADING)
+        final = self.folder / f"{message_id.hex()[:12]}-{safe_name(pointer.name)}"
         try:
             await retrying(lambda: blob_transfer.fetch(self._ctx.port, pointer, blob, progress))
-            final = self.folder / f"{message_id.hex()[:12]}-{safe_name(pointer.name)}"
             await asyncio.to_thread(blob_transfer.decrypt_into, pointer, blob, final)
         except TamperedBlob as exc:
             log.info("an attachment did not verify: %s", exc)
@@ -310,6 +310,10 @@ class Attachments:
                 blob.unlink(missing_ok=True)
             self._set(message_id, FileState.REMOTE)
             raise
+        except OSError:
+            if self._ctx.store.attachment(message_id) is not None:
+                raise
+            # Removed meanwhile: its release deleted the ciphertext under the download.
         blob.unlink(missing_ok=True)
         if self._ctx.store.attachment(message_id) is None:
             # Removed while it downloaded: nothing of it stays in the profile.
