@@ -213,8 +213,6 @@ class Controls(ControlReading):
                     self._ctx.store.mark_control(control_id, TO_SAVE)
                     self.wake.set()
                 events.extend(applied)
-        if events:
-            self.wake.set()  # what it removed may hold an attachment to release
         return events
 
     def _act(
