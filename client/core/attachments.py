@@ -2,11 +2,11 @@
 that carries its pointer) and fetching one (download, verify, decrypt into the profile) —
 PROTOCOL.md §11.
 
-Memory stays bounded whatever the file's size: the file is read, encrypted and uploaded one
-256 KiB frame at a time, and a download goes to a ciphertext file first (so it resumes after a
-dropped connection at the bytes it has), then through the decryptor into a temporary file that
-becomes the attachment only once the whole blob has verified. A blob that does not verify is
-deleted and its state says so; its plaintext is never where the user could open it.
+This module owns the states the user sees; the bytes move in ``client/core/blob_transfer.py``,
+with bounded memory whatever the file's size, resuming after a dropped connection. A blob that
+does not verify is deleted and its state says so; its plaintext is never where the user could
+open it. A message that is removed (unsent, deleted, expired) takes its attachment's files and
+this account's reference to the blob with it (``client/core/attachment_release.py``).
 
 The pointer arrives in a message (inbox) or a restored mailbox item (mailbox): :func:`received`
 files it as ``REMOTE``, or ``INVALID`` with the reason when the pointer itself is refused. Its
@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import hashlib
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
+from client.core import blob_transfer
+from client.core.blob_transfer import Progress, retrying
 from client.core.context import ClientContext
 from client.core.directory import Directory
 from client.core.events import AttachmentChanged, MessageQueued, MessageStatus, StoredMessage
@@ -38,8 +36,6 @@ from shared.attachment import (
     MAX_ATTACHMENT,
     AttachmentError,
     AttachmentPointer,
-    Decryptor,
-    Encryptor,
     TamperedBlob,
     blob_size,
     decode_pointer,
@@ -52,13 +48,8 @@ from shared.wire import ErrorCode
 
 log = logging.getLogger("ariadne.client.attachments")
 
-DOWNLOAD_WINDOW = 4  # FetchBlob requests in flight: round trips overlap
-RETRIES = 8  # reconnections an upload or download waits through before it gives up
-RETRY_FIRST = 0.25  # seconds before the first retry, doubling
 COULD_NOT_VERIFY = "Couldn't verify this file"
-
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
-_T = TypeVar("_T")
+REMOVED = "This message was removed"
 
 
 class AttachmentFailed(Exception):
@@ -206,8 +197,10 @@ class Attachments:
         key, capability = os.urandom(32), os.urandom(32)
         blob_id: bytes | None = None
         try:
-            blob_id = await self._retrying(lambda: self._start_upload(size, capability, peer))
-            digest = await self._upload(blob_id, path, size, key, progress)
+            blob_id = await retrying(
+                lambda: blob_transfer.start_upload(ctx.port, size, capability, peer)
+            )
+            digest = await blob_transfer.upload(ctx.port, blob_id, path, size, key, progress)
         except asyncio.CancelledError:
             self._abandon(message_id, blob_id, capability, FileState.CANCELLED, "")
             raise
@@ -221,6 +214,10 @@ class Attachments:
             )
             self._abandon(message_id, blob_id, capability, FileState.FAILED, reason)
             raise AttachmentFailed(reason, FileState.FAILED) from None
+        if store.attachment(message_id) is None:
+            # Unsent or deleted while it uploaded: it never leaves, and the relay forgets it.
+            self._abandon(message_id, blob_id, capability, FileState.CANCELLED, "")
+            raise AttachmentFailed(REMOVED, FileState.CANCELLED)
         pointer = AttachmentPointer(
             blob_id=blob_id,
             capability=capability,
@@ -278,93 +275,6 @@ class Attachments:
 
             self._ctx.in_background(release())
 
-    async def _start_upload(self, size: int, capability: bytes, peer: str) -> bytes:
-        slot = await self._ctx.port.request(
-            lambda rid: wire.StartUpload(
-                rid=rid,
-                size=blob_size(size),
-                capability_hash=hashlib.sha256(capability).digest(),
-                readers=[peer],
-            ),
-            expect=wire.UploadSlot,
-        )
-        return slot.blob_id
-
-    async def _upload(
-        self, blob_id: bytes, path: Path, size: int, key: bytes, progress: Progress | None
-    ) -> bytes:
-        """Stream the encrypted file to the relay; after a dropped connection, ask where the
-        relay's copy ends and go on from there. Returns the ciphertext's digest."""
-        total = blob_size(size)
-        attempts = 0
-        while True:
-            try:
-                return await self._upload_from_relay_offset(
-                    blob_id, path, size, key, total, progress
-                )
-            except Offline:
-                attempts += 1
-                if attempts > RETRIES:
-                    raise
-                await asyncio.sleep(RETRY_FIRST * 2 ** min(attempts, 5))
-
-    async def _upload_from_relay_offset(
-        self,
-        blob_id: bytes,
-        path: Path,
-        size: int,
-        key: bytes,
-        total: int,
-        progress: Progress | None,
-    ) -> bytes:
-        port = self._ctx.port
-        where = await port.request(
-            lambda rid: wire.UploadChunk(rid=rid, blob_id=blob_id, offset=0, data=b""),
-            expect=wire.BlobProgress,
-        )
-        relay_has = where.received
-        # Encryption is deterministic under this key: encrypt from the start, skip what the
-        # relay has (cheap next to sending it again) and send the rest.
-        encryptor = Encryptor(key, size)
-        produced = 0
-        pending = bytearray()
-        with path.open("rb") as file:
-            finished = False
-            while not finished:
-                piece = file.read(wire.BLOB_FRAME)
-                pending += encryptor.update(piece) if piece else encryptor.finish()
-                finished = not piece
-                while len(pending) >= wire.BLOB_FRAME or (finished and pending):
-                    data = bytes(pending[: wire.BLOB_FRAME])
-                    del pending[: wire.BLOB_FRAME]
-                    start, produced = produced, produced + len(data)
-                    if produced <= relay_has:
-                        continue
-                    offset = max(start, relay_has)
-                    part = data[offset - start :]
-                    answer = await port.request(
-                        functools.partial(_chunk, blob_id, offset, part), expect=wire.BlobProgress
-                    )
-                    if answer.received != produced:
-                        raise Offline()  # the relay's copy moved: ask again where it ends
-                    relay_has = produced
-                    if progress is not None:
-                        progress(relay_has, total)
-        if relay_has != total:
-            raise AttachmentError("the encrypted file is not the declared size")
-        return encryptor.digest
-
-    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        attempts = 0
-        while True:
-            try:
-                return await call()
-            except Offline:
-                attempts += 1
-                if attempts > RETRIES:
-                    raise
-                await asyncio.sleep(RETRY_FIRST * 2 ** min(attempts, 5))
-
     # ------------------------------------------------------------------ fetching
 
     async def download(self, message_id: bytes, progress: Progress | None = None) -> Path:
@@ -382,10 +292,10 @@ class Attachments:
         self.folder.mkdir(mode=0o700, exist_ok=True)
         blob = self.folder / f"{message_id.hex()}.blob"
         self._set(message_id, FileState.DOWNLOADING)
+        final = self.folder / f"{message_id.hex()[:12]}-{safe_name(pointer.name)}"
         try:
-            await self._retrying(lambda: self._fetch(pointer, blob, progress))
-            final = self.folder / f"{message_id.hex()[:12]}-{safe_name(pointer.name)}"
-            await asyncio.to_thread(_decrypt_into, pointer, blob, final)
+            await retrying(lambda: blob_transfer.fetch(self._ctx.port, pointer, blob, progress))
+            await asyncio.to_thread(blob_transfer.decrypt_into, pointer, blob, final)
         except TamperedBlob as exc:
             log.info("an attachment did not verify: %s", exc)
             blob.unlink(missing_ok=True)
@@ -395,52 +305,22 @@ class Attachments:
             self._set(message_id, FileState.GONE, detail=_refusal_text(exc))
             raise AttachmentFailed(_refusal_text(exc), FileState.GONE) from None
         except (Offline, asyncio.CancelledError):
-            # What came is kept: the next download resumes from it.
+            # What came is kept: the next download resumes from it (unless the message went).
+            if self._ctx.store.attachment(message_id) is None:
+                blob.unlink(missing_ok=True)
             self._set(message_id, FileState.REMOTE)
             raise
+        except OSError:
+            if self._ctx.store.attachment(message_id) is not None:
+                raise
+            # Removed meanwhile: its release deleted the ciphertext under the download.
         blob.unlink(missing_ok=True)
+        if self._ctx.store.attachment(message_id) is None:
+            # Removed while it downloaded: nothing of it stays in the profile.
+            final.unlink(missing_ok=True)
+            raise AttachmentFailed(REMOVED, FileState.GONE)
         self._set(message_id, FileState.READY, path=str(final))
         return final
-
-    async def _fetch(
-        self, pointer: AttachmentPointer, blob: Path, progress: Progress | None
-    ) -> None:
-        """Download the ciphertext into ``blob``, from the bytes it already holds."""
-        total = pointer.blob_size
-        have = blob.stat().st_size if blob.exists() else 0
-        if have > total:
-            blob.unlink()
-            have = 0
-        port = self._ctx.port
-
-        async def fetch(offset: int) -> wire.BlobChunk:
-            return await port.request(
-                lambda rid: wire.FetchBlob(
-                    rid=rid,
-                    blob_id=pointer.blob_id,
-                    capability=pointer.capability,
-                    offset=offset,
-                    length=min(wire.BLOB_FRAME, total - offset),
-                ),
-                expect=wire.BlobChunk,
-            )
-
-        with blob.open("ab") as file:
-            while have < total:
-                offsets = range(
-                    have, min(total, have + DOWNLOAD_WINDOW * wire.BLOB_FRAME), wire.BLOB_FRAME
-                )
-                chunks = await asyncio.gather(*(fetch(o) for o in offsets))
-                for offset, chunk in zip(offsets, chunks, strict=True):
-                    if chunk.offset != offset or len(chunk.data) != min(
-                        wire.BLOB_FRAME, total - offset
-                    ):
-                        raise TamperedBlob("the relay's blob is not the sender's length")
-                    file.write(chunk.data)
-                    have += len(chunk.data)
-                file.flush()
-                if progress is not None:
-                    progress(have, total)
 
     async def release(self, message_id: bytes) -> None:
         """Forget an attachment here and tell the relay this account no longer needs it (the
@@ -458,22 +338,3 @@ class Attachments:
         if row.path and Path(row.path).parent == self.folder:
             Path(row.path).unlink(missing_ok=True)
         self._set(message_id, FileState.GONE, detail="Deleted")
-
-
-def _chunk(blob_id: bytes, offset: int, data: bytes, rid: int) -> wire.UploadChunk:
-    return wire.UploadChunk(rid=rid, blob_id=blob_id, offset=offset, data=data)
-
-
-def _decrypt_into(pointer: AttachmentPointer, blob: Path, final: Path) -> None:
-    """Decrypt ``blob`` into a temporary file beside ``final`` and move it into place only once
-    every chunk and the digest verified (raises :class:`TamperedBlob` otherwise)."""
-    partial = final.with_name(final.name + ".partial")
-    decryptor = Decryptor(pointer)
-    try:
-        with blob.open("rb") as source, partial.open("wb") as out:
-            while piece := source.read(wire.BLOB_FRAME):
-                out.write(decryptor.update(piece))
-            out.write(decryptor.finish())
-        os.replace(partial, final)
-    finally:
-        partial.unlink(missing_ok=True)

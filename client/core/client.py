@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client.core.at_rest import KeyPlace, forget_key
+from client.core.attachment_release import BlobReleases
 from client.core.attachments import Attachments
 from client.core.context import ClientContext
 from client.core.conversation import Conversations
@@ -101,6 +102,7 @@ class AriadneClient:
         self.attachments = Attachments(self.context, engine.directory, profile_dir / "attachments")
         self.rebuild = Rebuild(self.context, engine, self.login, self.link)
         hooks.bind(Router(self.context, engine, self.login, self.link, self.rebuild))
+        self.control_sync.releases = BlobReleases(self.context, self.attachments.folder)
         self.delivery_watch = DeliveryWatch(self.context)
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False

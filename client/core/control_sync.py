@@ -11,6 +11,8 @@ disappearing messages expiring on time, and the account's mailbox.
 - **Mailbox.** Every control this device applied is sealed into its account's mailbox like a
   message, so a restored device applies it too; the sealed copies of unsent, deleted and expired
   messages are deleted from the relay (``DeleteMailboxItems``): each account deletes its own.
+- **Attachments.** Those of removed messages lose their files here and this account's reference
+  to their blob on the relay (``client/core/attachment_release.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 
+from client.core.attachment_release import BlobReleases
 from client.core.context import ClientContext
 from client.core.controls import Controls
 from client.core.epochs import EpochBook
@@ -50,6 +53,9 @@ class ControlSync:
         self._mailbox = mailbox
         self._epochs = epochs
         self.wake = controls.wake
+        # The attachments of removed messages (set by the client, which knows the profile's
+        # folder): their files go at once, their blobs are released when the relay is reached.
+        self.releases: BlobReleases | None = None
         ctx.clock.offset_ms = ctx.store.clock_offset()
 
     # ------------------------------------------------------------------ the clock
@@ -95,13 +101,33 @@ class ControlSync:
                 for event in events:
                     ctx.emit(event)
                 await asyncio.sleep(0)  # one chunk at a time: the window keeps drawing
+            if self.releases is not None:
+                self.releases.forget_files()
             if ctx.port.online.is_set():
                 with contextlib.suppress(Offline, RelayError):
                     await self._sync_mailbox()
+                if self.releases is not None:
+                    with contextlib.suppress(Offline, RelayError):
+                        await self.releases.release_due()
+            offline = not ctx.port.online.is_set()
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._sleep()):
-                    await self.wake.wait()
+                    await self._woken(back_online=offline)
+
+    async def _woken(self, back_online: bool) -> None:
+        """Until something is to do, or (if the relay was out of reach) until it is back: what
+        waited for it (mailbox deletions, blob releases) goes then, not at the next timeout."""
+        if not back_online:
+            await self.wake.wait()
+            return
+        waits = [asyncio.ensure_future(self.wake.wait())]
+        waits.append(asyncio.ensure_future(self._ctx.port.online.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def _sleep(self) -> float:
         upcoming = self._ctx.store.next_expiry()

@@ -26,6 +26,7 @@ import asyncio
 import logging
 
 from client.core.context import ClientContext
+from client.core.control_reading import ControlReading
 from client.core.events import (
     Event,
     MessageReceived,
@@ -55,20 +56,18 @@ from shared.controls import (
     timer_line,
     within_step,
 )
-from shared.envelope import MAX_TEXT, Control, encode_payload, new_message_id
+from shared.envelope import MAX_CAPTION, MAX_TEXT, Control, encode_payload, new_message_id
 from shared.errors import ProtocolError
 from shared.mailbox import SavedMessage
 
 log = logging.getLogger("ariadne.client.controls")
-
-SNIPPET = 80  # characters of the original a quote shows
 
 
 class ControlRefused(ValueError):
     """The user asked for something the rules do not allow (not their message, too late)."""
 
 
-class Controls:
+class Controls(ControlReading):
     def __init__(self, ctx: ClientContext) -> None:
         self._ctx = ctx
         # Wakes the control loop (client/core/control_sync.py): it saves controls to the mailbox
@@ -105,8 +104,9 @@ class Controls:
 
     def edit(self, message_id: bytes, body: str) -> None:
         message = self._own_message(message_id)
-        if not body.strip() or len(body) > MAX_TEXT:
-            raise ControlRefused(f"a message has 1 to {MAX_TEXT} characters")
+        limit = self._longest(message_id)
+        if not body.strip() or len(body) > limit:
+            raise ControlRefused(f"a message has 1 to {limit} characters")
         if self._ctx.clock.now_ms() - message.sent_at > EDIT_WINDOW_MS:
             raise ControlRefused("a message can be edited for 15 minutes after it was sent")
         versions = self._ctx.store.edits(message_id)
@@ -126,10 +126,6 @@ class Controls:
         seq = mine[1] + 1 if mine else 1
         self._send(message.thread, React(target=message_id, emoji=emoji, seq=seq), [message.thread])
 
-    def timer(self, thread: str) -> int:
-        current = self._ctx.store.timer(thread)
-        return current.seconds if current else 0
-
     def _own_message(self, message_id: bytes) -> StoredMessage:
         message = self._ctx.store.message(message_id)
         if message is None or message.sender_user != self._ctx.username or message.system:
@@ -137,6 +133,10 @@ class Controls:
         if message.status is MessageStatus.UNSENT:
             raise ControlRefused("this message was unsent")
         return message
+
+    def _longest(self, message_id: bytes) -> int:
+        """An edit changes the text only: for an attachment, its caption (the file stays)."""
+        return MAX_CAPTION if self._ctx.store.attachment(message_id) is not None else MAX_TEXT
 
     def _send(self, thread: str, action: Action, peers: list[str]) -> None:
         """Apply ``action`` here and queue it for ``peers`` and this account's other devices, in
@@ -331,6 +331,9 @@ class Controls:
         if record.sent_at - message.sent_at > EDIT_WINDOW_MS:
             log.info("dropped an edit made after the edit window")
             return None
+        if len(action.body) > self._longest(message.message_id):
+            log.info("dropped an edit longer than its message may be")
+            return None
         store = self._ctx.store
         if not store.edits(message.message_id):
             store.add_edit(
@@ -411,34 +414,3 @@ class Controls:
                 self.stored(message, saved.expires_at, saved.reply_to)
         events.extend(self.settle())
         return events
-
-    # ------------------------------------------------------------------ reading
-
-    def edited(self, message_id: bytes) -> bool:
-        return len(self._ctx.store.edits(message_id)) > 1
-
-    def versions(self, message_id: bytes) -> list[str]:
-        """Every version of an edited message, oldest first."""
-        return [row[2] for row in self._ctx.store.edits(message_id)]
-
-    def reactions(self, message_id: bytes) -> dict[str, str]:
-        return self._ctx.store.reactions(message_id)
-
-    def expires_at(self, message_id: bytes) -> int | None:
-        """When a disappearing message goes (the relay's clock, ms); None if it stays."""
-        return self._ctx.store.expiry_of(message_id)
-
-    def quote(self, message_id: bytes) -> tuple[bytes, str, str] | None:
-        """(original id, its sender, a snippet of this device's own copy) for a reply; the
-        snippet is empty when this device does not hold the original (or it was unsent). A
-        reply quotes only a message of its own conversation: a contact naming one of another
-        conversation (its id learnt from the relay) must not show a third party's words in its
-        chat, so that original counts as not held."""
-        original = self._ctx.store.reply_of(message_id)
-        reply = self._ctx.store.message(message_id)
-        if original is None or reply is None:
-            return None
-        message = self._ctx.store.message(original)
-        if message is None or message.thread != reply.thread:
-            return original, "", ""
-        return original, message.sender_user, message.body[:SNIPPET]

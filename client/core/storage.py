@@ -30,6 +30,7 @@ from client.core.store_history import HistoryStore, KeptEpoch, MailboxCursor
 from client.core.store_messages import MessageStore
 from client.core.store_outbox import OutboxItem, OutboxStore, Unconfirmed
 from client.core.store_processed import ProcessedStore
+from client.core.store_releases import RELEASES_SCHEMA, ReleaseStore
 
 __all__ = [
     "DB_NAME",
@@ -193,6 +194,7 @@ CREATE TABLE IF NOT EXISTS unconfirmed (
 """
 _SCHEMA += CONTROLS_SCHEMA  # unsend, delete, expiry, replies, edits, reactions, timers
 _SCHEMA += GROUP_SCHEMA
+_SCHEMA += RELEASES_SCHEMA  # attachments whose message is gone, until their blob is released
 
 
 class Transaction:
@@ -280,6 +282,7 @@ class ProfileStore(
     AttachmentStore,
     GroupStore,
     ProcessedStore,
+    ReleaseStore,
 ):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted
