@@ -50,9 +50,8 @@ class PgBlobs:
         return found is not None
 
     def write_blob(self, blob_id: bytes, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` (where the received bytes end): anything stored from there
-        on goes first, as the SQLite store truncates its file there."""
-        self._execute("DELETE FROM blob_chunks WHERE blob_id = $1 AND start >= $2", blob_id, offset)
+        """Write ``data`` at ``offset`` (where the received bytes end). The chunks cover exactly
+        the received bytes (both move in one transaction), so nothing is stored from there on."""
         self._execute("INSERT INTO blob_chunks VALUES ($1, $2, $3)", blob_id, offset, data)
         self._execute(
             "UPDATE blobs SET received = $1 WHERE blob_id = $2", offset + len(data), blob_id

@@ -192,4 +192,5 @@ async def test_blobs_expire(kit):
     assert store.expire_blobs(created + 1, created - 1) == 1  # the unfinished one only
     assert store.blob(unfinished.blob_id) is None and store.blob(done) is not None
     assert store.expire_blobs(created + 1, created + 1) == 1
-    assert store.blob(done) is None
+    assert store.blob(done) is None and held_bytes(store, done) is None
+    assert not store.blob_readable_by(done, "alice")
