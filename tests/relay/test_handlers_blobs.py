@@ -194,3 +194,39 @@ async def test_blobs_expire(kit):
     assert store.expire_blobs(created + 1, created + 1) == 1
     assert store.blob(done) is None and held_bytes(store, done) is None
     assert not store.blob_readable_by(done, "alice")
+
+
+@pytest.mark.backends("postgres")
+async def test_a_read_takes_only_the_chunks_its_range_touches(kit, monkeypatch):
+    """On PostgreSQL a blob's bytes are rows: a fetch reads the rows its range overlaps and no
+    other, so a large blob never passes through the relay whole for one frame of it."""
+    alice, bob = await kit.create("alice"), await kit.create("bob")
+    cap = os.urandom(32)
+    data = os.urandom(8000)
+    slot = await kit.call(
+        alice,
+        wire.StartUpload(
+            rid=1, size=8000, capability_hash=hashlib.sha256(cap).digest(), readers=["bob"]
+        ),
+    )
+    for start in range(0, 8000, 1000):
+        chunk = wire.UploadChunk(
+            rid=2, blob_id=slot.blob_id, offset=start, data=data[start : start + 1000]
+        )
+        await kit.call(alice, chunk)
+    store = kit.store
+    read = store._rows
+    chunks_read: list[int] = []
+
+    def counting(sql, *args):  # type: ignore[no-untyped-def]
+        rows = read(sql, *args)
+        if "FROM blob_chunks" in sql:
+            chunks_read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store, "_rows", counting)
+    for offset, length, touched in ((0, 1000, 1), (3000, 1000, 1), (3010, 1000, 2), (7999, 50, 1)):
+        chunks_read.clear()
+        got = await kit.call(bob, fetch(slot.blob_id, cap, offset, length))
+        assert got.data == data[offset : offset + length]
+        assert chunks_read == [touched], (offset, length)
