@@ -188,12 +188,10 @@ def _blob_file(relay, bob, message_id: bytes) -> Path:  # type: ignore[no-untype
     return relay.relay.store.blob_dir / _blob_id(bob, message_id).hex()
 
 
-def stored_blob_bytes(relay) -> bytes:  # type: ignore[no-untyped-def]
-    """Every byte of every blob the relay's store holds, from where it keeps them."""
-    store = relay.relay.store
-    if isinstance(store, RelayStore):
-        return b"".join(p.read_bytes() for p in store.blob_dir.iterdir())
-    return b"".join(row[0] for row in store._committed_rows("SELECT data FROM blob_chunks"))
+def stored_chunks(relay) -> bytes:  # type: ignore[no-untyped-def]
+    """Every byte of every blob a PostgreSQL relay store holds (its ``blob_chunks`` rows)."""
+    rows = relay.relay.store._committed_rows("SELECT data FROM blob_chunks ORDER BY start")
+    return b"".join(row[0] for row in rows)
 
 
 def blob_held(relay, blob_id: bytes) -> bool:  # type: ignore[no-untyped-def]
@@ -487,7 +485,7 @@ async def test_an_attachment_crosses_nodes_and_resumes_on_the_other_node(
     assert [offset for _, offset in fetched].count(0) == 1, "resumed, not started again"
     assert fetched[0][0] is node2 and fetched[-1][0] is node1
 
-    stored = stored_blob_bytes(relay)
+    stored = stored_chunks(relay)
     assert len(stored) == pointer.blob_size
     data = source.read_bytes()
     for offset in range(0, len(data) - 64, len(data) // 50):
