@@ -32,6 +32,8 @@ import asyncpg
 
 from relay.migrations import pending
 from relay.storage import StoreUnavailable
+from relay.store_pg_blobs import PgBlobs
+from relay.store_pg_controls import PgControls
 from relay.store_pg_queries import PgQueries
 from relay.store_pg_schema import MIGRATIONS
 
@@ -96,7 +98,7 @@ class PgLink:
         self._thread.join(timeout=5)
 
 
-class PgRelayStore(PgQueries):
+class PgRelayStore(PgQueries, PgControls, PgBlobs):
     shared_between_nodes = True
 
     def __init__(self, dsn: str) -> None:

@@ -5,7 +5,10 @@ tables), plus what the SQLite store keeps in one process's memory and several no
 the bytes queued per device (kept by a trigger, exact), the nodes each device is connected to,
 token buckets and login failures, who started each pairing, and the bounded log of what the
 relay saw of each conversation. Version 3 adds the vault's rows (the vault's key stays in a file
-beside each node; see ``relay.vault_pg``).
+beside each node; see ``relay.vault_pg``). Version 4 adds what the SQLite store's step 3 does:
+a mailbox item deleted leaves its thread's count and its account's bytes (controls), and the
+attachment blobs, whose bytes are rows here (``blob_chunks``) where SQLite keeps one file per
+blob: a blob uploaded through one node is fetched through another.
 """
 
 from __future__ import annotations
@@ -177,4 +180,46 @@ CREATE TABLE vault_backups (
 );
 """
 
-MIGRATIONS = [Step(2, _V2), Step(3, _V3)]
+_V4 = """
+CREATE FUNCTION mailbox_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailbox_counts SET count = mailbox_counts.count - r.items
+        FROM (SELECT username, thread_id, count(*) AS items FROM removed
+              GROUP BY username, thread_id) r
+        WHERE mailbox_counts.username = r.username AND mailbox_counts.thread_id = r.thread_id;
+    DELETE FROM mailbox_counts
+        WHERE count <= 0 AND (username, thread_id) IN (SELECT username, thread_id FROM removed);
+    UPDATE mailbox_bytes SET bytes = mailbox_bytes.bytes - r.bytes
+        FROM (SELECT username, sum(length(sealed)) AS bytes FROM removed GROUP BY username) r
+        WHERE mailbox_bytes.username = r.username;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER mailbox_removed AFTER DELETE ON mailbox
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION mailbox_removed();
+CREATE TABLE blobs (
+    blob_id bytea PRIMARY KEY,
+    owner text NOT NULL,
+    size bigint NOT NULL,
+    received bigint NOT NULL,
+    capability_hash bytea NOT NULL,
+    created_at bigint NOT NULL
+);
+CREATE INDEX blobs_by_owner ON blobs(owner);
+CREATE INDEX blobs_by_age ON blobs(created_at);
+CREATE TABLE blob_refs (
+    blob_id bytea NOT NULL,
+    username text NOT NULL,
+    PRIMARY KEY (blob_id, username)
+);
+-- A blob's bytes, one row per uploaded chunk (at most one frame, 256 KiB), keyed by where it
+-- starts; read back by offset and length. Ciphertext does not compress: stored without trying.
+CREATE TABLE blob_chunks (
+    blob_id bytea NOT NULL,
+    start bigint NOT NULL,
+    data bytea NOT NULL,
+    PRIMARY KEY (blob_id, start)
+);
+ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+"""
+
+MIGRATIONS = [Step(2, _V2), Step(3, _V3), Step(4, _V4)]

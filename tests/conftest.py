@@ -288,7 +288,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("backends")
-    if marker is not None and "relay" in metafunc.fixturenames:
+    if marker is not None and "relay_backend" in metafunc.fixturenames:
         metafunc.parametrize("relay_backend", marker.args or BACKENDS, indirect=True)
 
 

@@ -6,7 +6,11 @@ a hostile sender (wrong digest, oversized size) is caught and shown as such.
 
 The 100 MiB file goes to four devices in about 20 s on two cores; Python's allocations
 (client and relay, both in this process) stay under 8 MiB while it streams (tracemalloc).
-``tests/benchmarks/bench_attachments.py`` measures the throughput and the resident-set growth."""
+``tests/benchmarks/bench_attachments.py`` measures the throughput and the resident-set growth.
+
+On SQLite with one relay node and on PostgreSQL with two (blobs as rows: an upload through one
+node resumes and is fetched through the other), but for the tests that edit the SQLite store's
+blob files and the 100 MiB one."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from client.core.events import MessageStatus, StoredMessage
 from client.core.store_attachments import FileState
 from relay.handlers import HANDLERS
 from relay.limits import Limits
+from relay.store import RelayStore
 from shared import wire
 from shared.attachment import AttachmentPointer, decode_pointer
 from shared.envelope import AttachmentMessage, encode_payload, new_message_id
@@ -31,6 +36,8 @@ from tests.conftest import eventually
 
 BIG = 100 * 1024 * 1024
 IMAGES = 50
+
+pytestmark = pytest.mark.backends()
 
 
 def write(path: Path, size: int) -> Path:
@@ -69,6 +76,7 @@ def thumb(i: int) -> bytes:
     return b"\xff\xd8thumbnail-" + i.to_bytes(4, "big") + os.urandom(20_000)
 
 
+@pytest.mark.backends("sqlite")  # 100 MiB: the cross-node test below runs a smaller one
 async def test_a_file_and_fifty_images_reach_every_device_and_a_restored_one(
     accounts, relay, tmp_path
 ):
@@ -172,9 +180,31 @@ async def _sent_pair(accounts, tmp_path, size: int = 300_000):  # type: ignore[n
     return alice, bob, source, sent.message_id
 
 
+def _blob_id(bob, message_id: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    return decode_pointer(bob._store.attachment(message_id).pointer).blob_id
+
+
 def _blob_file(relay, bob, message_id: bytes) -> Path:  # type: ignore[no-untyped-def]
-    pointer = decode_pointer(bob._store.attachment(message_id).pointer)
-    return relay.relay.store.blob_dir / pointer.blob_id.hex()
+    return relay.relay.store.blob_dir / _blob_id(bob, message_id).hex()
+
+
+def stored_chunks(relay) -> bytes:  # type: ignore[no-untyped-def]
+    """Every byte of every blob a PostgreSQL relay store holds (its ``blob_chunks`` rows)."""
+    rows = relay.relay.store._committed_rows("SELECT data FROM blob_chunks ORDER BY start")
+    return b"".join(row[0] for row in rows)
+
+
+def blob_held(relay, blob_id: bytes) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the store still holds the blob's record or any of its bytes."""
+    store = relay.relay.store
+    if isinstance(store, RelayStore):
+        return store.blob(blob_id) is not None or (store.blob_dir / blob_id.hex()).exists()
+    rows = store._committed_rows(
+        "SELECT 1 FROM blobs WHERE blob_id = $1 UNION ALL"
+        " SELECT 1 FROM blob_chunks WHERE blob_id = $1",
+        blob_id,
+    )
+    return bool(rows)
 
 
 async def _refused_as_tampered(bob, message_id: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -186,6 +216,7 @@ async def _refused_as_tampered(bob, message_id: bytes) -> None:  # type: ignore[
     assert not any((bob.profile_dir / "attachments").iterdir()), "nothing of it is kept"
 
 
+@pytest.mark.backends("sqlite")  # it edits the blob's file
 async def test_a_flipped_bit_in_the_stored_blob_is_caught(accounts, relay, tmp_path):
     _, bob, _, message_id = await _sent_pair(accounts, tmp_path)
     path = _blob_file(relay, bob, message_id)
@@ -195,6 +226,7 @@ async def test_a_flipped_bit_in_the_stored_blob_is_caught(accounts, relay, tmp_p
     await _refused_as_tampered(bob, message_id)
 
 
+@pytest.mark.backends("sqlite")  # it edits the blob's file
 async def test_a_truncated_blob_is_caught(accounts, relay, tmp_path):
     _, bob, _, message_id = await _sent_pair(accounts, tmp_path)
     path = _blob_file(relay, bob, message_id)
@@ -208,14 +240,13 @@ async def test_a_swapped_blob_is_caught(accounts, relay, tmp_path, monkeypatch):
     alice, bob, source, message_id = await _sent_pair(accounts, tmp_path)
     other = await send(alice, "bob", write(tmp_path / "other.pdf", source.stat().st_size))
     await eventually(lambda: bob.attachments.get(other.message_id) is not None, message="other")
-    other_blob = _blob_file(relay, bob, other.message_id)
+    other_blob = _blob_id(bob, other.message_id)
     fetch = HANDLERS[wire.FetchBlob]
 
     async def swapped(session, frame):  # type: ignore[no-untyped-def]
         reply = await fetch(session, frame)
-        with other_blob.open("rb") as file:
-            file.seek(frame.offset)
-            return msgspec.structs.replace(reply, data=file.read(frame.length))
+        data = session.store.read_blob(other_blob, frame.offset, frame.length)
+        return msgspec.structs.replace(reply, data=data)
 
     monkeypatch.setitem(HANDLERS, wire.FetchBlob, swapped)
     await _refused_as_tampered(bob, message_id)
@@ -396,10 +427,66 @@ async def test_a_cancelled_download_resumes_where_it_stopped(
 
 async def test_a_blob_goes_once_every_account_released_it(accounts, relay, tmp_path):
     alice, bob, _, message_id = await _sent_pair(accounts, tmp_path)
-    blob = _blob_file(relay, bob, message_id)
+    blob_id = _blob_id(bob, message_id)
     path = await bob.attachments.download(message_id)
     await bob.attachments.release(message_id)
     assert not path.exists() and bob.attachments.get(message_id).state is FileState.GONE
-    assert blob.exists()  # alice's account still needs it
+    assert blob_held(relay, blob_id)  # alice's account still needs it
     await alice.attachments.release(message_id)
-    assert not blob.exists() and relay.relay.store.blob(bytes.fromhex(blob.name)) is None
+    assert not blob_held(relay, blob_id)
+
+
+@pytest.mark.backends("postgres")
+async def test_an_attachment_crosses_nodes_and_resumes_on_the_other_node(
+    accounts, relay, tmp_path, monkeypatch
+):
+    """Alice's devices use node 1, bob's node 2. Alice's upload is cut after four chunks and
+    her device reconnects to node 2 (as a load balancer may send it), where the upload goes on
+    from what node 1 committed; bob's download is cut and goes on through node 1. The file
+    arrives bit-identical, nothing is sent twice, and the database holds ciphertext only."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    node1, node2 = relay.relays
+    url1, url2 = (f"ws://127.0.0.1:{port}" for port in relay.ports)
+    assert alice.link.url == url1 and bob.link.url == url2
+    source = write(tmp_path / "movie.mp4", 3 * wire.BLOB_FRAME * 4 + 123)
+    uploaded: list[tuple[object, int]] = []  # (node, bytes) per chunk written
+    upload = HANDLERS[wire.UploadChunk]
+
+    async def moving_upload(session, frame):  # type: ignore[no-untyped-def]
+        reply = await upload(session, frame)
+        uploaded.append((session.relay, len(frame.data)))
+        if len(uploaded) == 4:  # committed on node 1; the answer is lost, the device moves
+            alice.link.url = url2
+            session.relay.disconnect(session.device_id, 1011, "dropped")
+        return reply
+
+    monkeypatch.setitem(HANDLERS, wire.UploadChunk, moving_upload)
+    sent = await send(alice, "bob", source)
+    pointer = decode_pointer(alice._store.attachment(sent.message_id).pointer)
+    assert sum(size for _, size in uploaded) == pointer.blob_size  # nothing uploaded twice
+    assert {node for node, _ in uploaded[:4]} == {node1}
+    assert {node for node, _ in uploaded[4:]} == {node2}
+
+    fetched: list[tuple[object, int]] = []
+    fetch = HANDLERS[wire.FetchBlob]
+
+    async def moving_fetch(session, frame):  # type: ignore[no-untyped-def]
+        fetched.append((session.relay, frame.offset))
+        if len(fetched) == 6:
+            bob.link.url = url1
+            session.relay.disconnect(session.device_id, 1011, "dropped")
+        return await fetch(session, frame)
+
+    monkeypatch.setitem(HANDLERS, wire.FetchBlob, moving_fetch)
+    await eventually(lambda: bob.attachments.get(sent.message_id) is not None, message="arrives")
+    path = await bob.attachments.download(sent.message_id)
+    assert digest(path) == digest(source)
+    assert [offset for _, offset in fetched].count(0) == 1, "resumed, not started again"
+    assert fetched[0][0] is node2 and fetched[-1][0] is node1
+
+    stored = stored_chunks(relay)
+    assert len(stored) == pointer.blob_size
+    data = source.read_bytes()
+    for offset in range(0, len(data) - 64, len(data) // 50):
+        assert data[offset : offset + 64] not in stored

@@ -1,5 +1,6 @@
 """The relay handlers' unit tier: a real relay state over a real SQLite store in a temporary
-file, sessions made by the real login code, and no websocket.
+file (or, for tests marked ``backends``, also over PostgreSQL), sessions made by the real login
+code, and no websocket.
 
 Accounts are made the way a client makes them (login frames, then a signed device list and an
 epoch published through the real handler). Another device's connection is played by a
@@ -21,7 +22,9 @@ from relay.limits import Limits
 from relay.login import log_in
 from relay.server import Relay
 from relay.session import Reject, Session
+from relay.storage import RelayStorage
 from relay.store import QueuedEnvelope, RelayStore
+from relay.store_pg import PgRelayStore
 from shared import wire
 from shared.auth import sign_login
 from shared.boxes import StorageKey
@@ -273,7 +276,15 @@ def limits() -> Limits:
 
 
 @pytest.fixture
-async def kit(tmp_path: Path, limits: Limits) -> AsyncIterator[Kit]:
-    relay = Relay(RelayStore(tmp_path / "relay.sqlite3"), limits)
+async def kit(
+    tmp_path: Path, limits: Limits, relay_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Kit]:
+    """A relay over SQLite, or (a test marked ``backends``) over a PostgreSQL the tests start."""
+    store: RelayStorage
+    if relay_backend == "postgres":
+        store = PgRelayStore(request.getfixturevalue("postgres").database())
+    else:
+        store = RelayStore(tmp_path / "relay.sqlite3")
+    relay = Relay(store, limits)
     yield Kit(relay)
     relay.close()

@@ -1,13 +1,17 @@
 """Control handlers against a real store, without websockets: deleting mailbox items (members
 only, one's own account only, the thread counts and the bytes held follow) and the relay's
-clock."""
+clock; on SQLite and PostgreSQL (where a trigger of its own keeps the counts)."""
 
 from __future__ import annotations
 
 import os
 import time
 
+import pytest
+
 from shared import wire
+
+pytestmark = pytest.mark.backends()
 
 
 def _item(ts: int, thread: bytes = b"t" * 16, size: int = 40) -> wire.MailboxItem:
