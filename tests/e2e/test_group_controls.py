@@ -119,8 +119,6 @@ async def test_every_action_agrees_on_every_member_device_and_a_restored_one(acc
         ),
         message="every member device agrees",
     )
-    import time
-
 
     for d in devices:
         assert d.controls.quote(reply.message_id)[1:] == ("bob", "react to me")
@@ -208,7 +206,7 @@ async def test_a_replaying_relay_resurrects_nothing_in_a_group(accounts, relay):
     """bob is offline while carol sends, edits, reacts and unsends; the relay delivers all of it,
     then all of it again: the unsent message stays unsent, the edit stays, no reaction doubles."""
     thread, devices = await _group(accounts)
-    alice, alice2, bob, carol = devices
+    alice, _alice2, bob, carol = devices
     await accounts.stop(bob)
     kept = await carol.send_text(thread, "kept")
     gone = await carol.send_text(thread, "gone")
