@@ -14,8 +14,8 @@ account's own devices.
   timer, the target must be in this group's conversation).
 - **For this account alone** (delete for me, delete conversation): a
   :class:`shared.group.OwnControl` in a pairwise ``Group`` payload to this user's other devices,
-  so no other member learns what this user deleted. A receiver takes it only from its own
-  account, and only for a deletion.
+  so no other member learns what this user deleted. A receiver takes only a deletion this
+  way, and the rules apply it only if it comes from its own account.
 """
 
 from __future__ import annotations
@@ -86,9 +86,10 @@ class GroupControls:
         self, sender_user: str, sender_device: str, control: OwnControl, server_ts: int
     ) -> list[Event]:
         """A deletion from this account's other device (pairwise: the session authenticated
-        the sender)."""
-        if sender_user != self._ctx.username or not isinstance(control.action, OWN_ONLY):
-            log.info("dropped a group control that is not this account's deletion")
+        the sender; the rules refuse a deletion from any other account). Anything else is
+        refused here: it would bypass the group's membership checks."""
+        if not isinstance(control.action, OWN_ONLY):
+            log.info("dropped a group control for every member sent pairwise")
             return []
         record = ControlRecord(
             control_id=control.control_id,

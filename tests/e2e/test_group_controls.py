@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from client.core import clock as clock_module
 from client.core import group_controls
-from client.core.events import MessageStatus
+from client.core.events import MessageReceived, MessageStatus
 from relay.handlers import controls as relay_controls
 from shared.controls import Edit, React, Unsend
 from shared.envelope import Group, encode_payload, new_message_id
@@ -151,8 +151,8 @@ async def test_a_non_sender_a_removed_member_and_another_conversation_change_not
     alice, alice2, bob, carol = devices
     target = await carol.send_text(thread, "carol's own words")
     await _settle(devices, thread, 1)
-    pairwise = await alice.send_text("bob", "a one-to-one message")
-    await eventually(lambda: bob.message(pairwise.message_id) is not None, message="pairwise")
+    pairwise = await bob.send_text("alice", "a one-to-one message")
+    await eventually(lambda: alice.message(pairwise.message_id) is not None, message="pairwise")
     with bob.context.store.transaction():
         now = bob.context.clock.now_ms()
         group_controls.enqueue(
@@ -198,8 +198,8 @@ async def test_a_non_sender_a_removed_member_and_another_conversation_change_not
     for d in (alice, alice2, bob):
         assert state(d, thread)[target.message_id] == ("message", "carol", "carol's own words", ())
         assert reactions(d, thread) == {}
-    assert bob.message(pairwise.message_id).body == "a one-to-one message"
-    assert alice.message(pairwise.message_id).status is not MessageStatus.UNSENT
+    for d in (alice, alice2, bob):
+        assert d.message(pairwise.message_id).body == "a one-to-one message"
 
 
 async def test_a_replaying_relay_resurrects_nothing_in_a_group(accounts, relay):
@@ -246,12 +246,15 @@ async def test_the_group_timer_expires_on_every_member_device_the_mailbox_and_a_
         m.body for m in alice2.messages(thread) if m.system
     ]
     fleeting = await carol.send_text(thread, "gone in five minutes")
+
     await _settle(devices, thread, 1)
     assert all(d.controls.expires_at(fleeting.message_id) is not None for d in devices)
     for d in devices:
         await d.wait_saved()
     assert fleeting.message_id in mailbox_ids(relay)
     await accounts.stop(alice2)
+    missed = await carol.send_text(thread, "sent while alice's laptop was closed")
+    await _settle([alice, bob, carol], thread, 2)
 
     later = 6 * 60 * 1000
     real = clock_module.system_ms
@@ -265,8 +268,14 @@ async def test_the_group_timer_expires_on_every_member_device_the_mailbox_and_a_
     )
     alice2 = await accounts.start(alice2)
     assert state(alice2, thread) == {}  # deleted on start
+    shown: list[bytes] = []
+    alice2.add_listener(
+        lambda e: shown.append(e.message.message_id) if isinstance(e, MessageReceived) else None
+    )
     marker = await bob.send_text(thread, "a fresh one")
     await eventually(lambda: list(state(alice2, thread)) == [marker.message_id], message="online")
+    assert missed.message_id not in shown  # it arrived expired: never stored nor shown
+    assert missed.message_id not in mailbox_ids(relay)
     restored = await accounts.pending("alice", "Restored")
     await restored.restore(code=code)
     await restored.backfill()
