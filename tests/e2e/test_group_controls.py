@@ -170,9 +170,24 @@ async def test_a_non_sender_a_removed_member_and_another_conversation_change_not
             bob.context, thread, new_message_id(now), now, Unsend(target=pairwise.message_id)
         )
     bob.context.outbox_wake.set()
+    member = carol.groups.state(thread)
+    as_member = carol.context.store.group_change(member.group_id, member.seq)
     await alice.groups.remove(thread, ["carol"])
     await eventually(
         lambda: "carol" not in bob.groups.state(thread).members, message="bob saw the removal"
+    )
+    await eventually(
+        lambda: "carol" not in carol.groups.state(thread).members, message="carol saw it"
+    )
+    # carol's client forgets its removal and sends a reaction and a timer under its sender key.
+    with carol.context.store.transaction():
+        carol.context.store.put_group(member, as_member)
+    carol.controls.react(target.message_id, "😈")
+    carol.controls.set_timer(thread, 300)
+    await eventually(lambda: not carol.context.store.next_outgoing(), message="carol sent them")
+    await eventually(
+        lambda: sum(v[0] == "undecryptable" for v in state(bob, thread).values()) == 2,
+        message="bob refused both",
     )
     with carol.context.store.transaction():
         now = carol.context.clock.now_ms()
@@ -198,6 +213,7 @@ async def test_a_non_sender_a_removed_member_and_another_conversation_change_not
     for d in (alice, alice2, bob):
         assert state(d, thread)[target.message_id] == ("message", "carol", "carol's own words", ())
         assert reactions(d, thread) == {}
+        assert d.controls.timer(thread) == 0
     for d in (alice, alice2, bob):
         assert d.message(pairwise.message_id).body == "a one-to-one message"
 
