@@ -30,6 +30,10 @@ from shared.device_list import Username
 
 TargetId = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 Seq = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+# A conversation: a contact's username, or a group's thread (``#`` and the group id in hex).
+Thread = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=33, pattern=r"^([a-z0-9_.-]{1,32}|#[0-9a-f]{32})$")
+]
 
 # The disappearing-messages choices, in seconds (0: off).
 TIMER_CHOICES = (0, 300, 3600, 86_400, 604_800)
@@ -99,7 +103,7 @@ class ControlRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, arr
     authenticated sender (from the payload's ``Origin``) and its conversation."""
 
     control_id: TargetId
-    thread: Username
+    thread: Thread
     sender_user: Username
     sender_device: str
     sent_at: int

@@ -29,6 +29,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from shared.codec import decode_strict
+from shared.controls import Action as ControlAction
 from shared.device_list import DeviceId, Signature, Username
 from shared.envelope import MAX_TEXT, MessageId, Origin, Text
 from shared.errors import DecryptionError, VerificationError
@@ -117,7 +118,16 @@ class AskChanges(_GroupMessage, tag="ask_changes", frozen=True):
     seq: int
 
 
-GroupMessage = Changes | SenderKey | GroupReceipt | AskChanges
+class OwnControl(_GroupMessage, tag="own_control", frozen=True):
+    """A deletion for this account alone (delete for me, delete the conversation) in a group:
+    sent pairwise to the sender's own devices only, so no other member learns of it."""
+
+    control_id: MessageId
+    sent_at: int
+    action: ControlAction
+
+
+GroupMessage = Changes | SenderKey | GroupReceipt | AskChanges | OwnControl
 
 
 class GroupText(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -132,6 +142,24 @@ class GroupText(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     seq: int
     head: Hash32
     v: Literal[1] = 1
+    # As in a one-to-one ``Text`` (PROTOCOL.md §10): the message quoted, and when this one
+    # disappears (sender's relay-corrected clock, ms), both inside the encryption.
+    reply_to: MessageId | None = None
+    expires_at: int | None = None
+
+
+class GroupControl(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A control for every member (unsend, edit, reaction, timer) under the sender key, like a
+    :class:`GroupText`: the same membership (``seq``, ``head``) named and checked, the same
+    authenticated origin, the same replay protection."""
+
+    origin: Origin
+    control_id: MessageId
+    sent_at: int
+    action: ControlAction
+    seq: int
+    head: Hash32
+    v: Literal[1] = 1
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -139,6 +167,7 @@ _change_decoder = msgspec.msgpack.Decoder(GroupChange)
 _signed_decoder = msgspec.msgpack.Decoder(SignedGroupChange)
 _message_decoder = msgspec.msgpack.Decoder(GroupMessage)
 _text_decoder = msgspec.msgpack.Decoder(GroupText)
+_control_decoder = msgspec.msgpack.Decoder(GroupControl)
 
 KeyLookup = Callable[[str, str], bytes | None]
 
@@ -294,11 +323,13 @@ def group_text(text: Text) -> bytes:
             body=text.body,
             seq=0,
             head=bytes(32),
+            reply_to=text.reply_to,
+            expires_at=text.expires_at,
         )
     )
 
 
-def encode_message(message: GroupMessage | GroupText) -> bytes:
+def encode_message(message: GroupMessage | GroupText | GroupControl) -> bytes:
     return _encoder.encode(message)
 
 
@@ -308,3 +339,18 @@ def decode_message(data: bytes) -> GroupMessage:
 
 def decode_text(data: bytes) -> GroupText:
     return decode_strict(_text_decoder, data, "group text", DecryptionError)
+
+
+def decode_sealed(data: bytes) -> GroupText | GroupControl:
+    """The plaintext under a sender key: a text, or a control (their fields differ, and unknown
+    fields are refused, so one never decodes as the other)."""
+    try:
+        return decode_text(data)
+    except DecryptionError:
+        return decode_strict(_control_decoder, data, "group control", DecryptionError)
+
+
+def for_membership(data: bytes, seq: int, head: bytes) -> bytes:
+    """A queued text or control, stamped with the membership it is encrypted for."""
+    sealed = decode_sealed(data)
+    return encode_message(msgspec.structs.replace(sealed, seq=seq, head=head))

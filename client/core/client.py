@@ -427,5 +427,5 @@ class AriadneClient:
         """Store and queue a message to ``peer`` quoting ``reply_to`` (see
         :meth:`Outbox.send_text`), or to a group's thread (see :meth:`GroupMessages.send_text`)."""
         if is_group_thread(peer):
-            return await self.group_messages.send_text(peer, text)
+            return await self.group_messages.send_text(peer, text, reply_to)
         return await self.outbox.send_text(peer, text, reply_to)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from client.core import group_controls
 from client.core.context import ClientContext
 from client.core.control_reading import ControlReading
 from client.core.events import (
@@ -58,6 +59,7 @@ from shared.controls import (
 )
 from shared.envelope import MAX_CAPTION, MAX_TEXT, Control, encode_payload, new_message_id
 from shared.errors import ProtocolError
+from shared.group import is_group_thread
 from shared.mailbox import SavedMessage
 
 log = logging.getLogger("ariadne.client.controls")
@@ -155,7 +157,10 @@ class Controls(ControlReading):
                 sent_at=sent_at,
                 action=action,
             )
-            ctx.store.enqueue([*peers, ctx.username], encode_payload(payload), None)
+            if is_group_thread(thread):
+                group_controls.enqueue(ctx, thread, payload.control_id, sent_at, action)
+            else:
+                ctx.store.enqueue([*peers, ctx.username], encode_payload(payload), None)
             record = ControlRecord(
                 control_id=payload.control_id,
                 thread=thread,

@@ -81,7 +81,7 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
     devices = Devices(context, account, directory, epochs, sessions, outbox, pairing, x3dh)
     history = History(context, account, directory, epochs, mailbox, devices, outbox)
     groups = Groups(context, directory)
-    group_messages = GroupMessages(context, directory, outbox, timeline, groups)
+    group_messages = GroupMessages(context, directory, outbox, timeline, groups, controls)
     outbox.group_sender = group_messages.send_item
     inbox.groups = group_messages
     return Engine(

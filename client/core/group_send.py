@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 
 from client.core.context import ClientContext
+from client.core.controls import Controls
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     DecryptionFailed,
@@ -34,24 +34,29 @@ from client.core.events import (
     MessageStatus,
     StoredMessage,
 )
+from client.core.group_controls import GroupControls
 from client.core.group_receipts import GroupReceipts
 from client.core.groups import Groups
 from client.core.outbox import Outbox, SendError
 from client.core.port import RelayError
 from client.core.timeline import Timeline
 from shared import sender_keys, wire
+from shared.controls import expires_at
 from shared.envelope import MAX_TEXT, Group, encode_payload, new_message_id
 from shared.errors import DecryptionError, DuplicateMessage, WireError
 from shared.group import (
     AskChanges,
     Changes,
+    GroupControl,
     GroupState,
     GroupText,
+    OwnControl,
     SenderKey,
     change_hash,
     decode_message,
-    decode_text,
+    decode_sealed,
     encode_message,
+    for_membership,
     group_id_of,
 )
 
@@ -69,8 +74,11 @@ class GroupMessages:
         outbox: Outbox,
         timeline: Timeline,
         groups: Groups,
+        controls: Controls,
     ) -> None:
         self._ctx = ctx
+        self._controls = controls
+        self.group_controls = GroupControls(ctx, controls)
         self._directory = directory
         self._outbox = outbox
         self._timeline = timeline
@@ -79,18 +87,25 @@ class GroupMessages:
 
     # ------------------------------------------------------------------ sending
 
-    async def send_text(self, thread: str, text: str) -> StoredMessage:
+    async def send_text(
+        self, thread: str, text: str, reply_to: bytes | None = None
+    ) -> StoredMessage:
+        """Store and queue a group text quoting ``reply_to``; it disappears after the group's
+        timer, if one is set."""
         state = self._groups.state(thread)
         if state is None or self._ctx.username not in state.members:
             raise SendError("you are not a member of this group")
         if not text.strip() or len(text) > MAX_TEXT:
             raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
+        sent_at = self._ctx.clock.now_ms()
+        timer = self._ctx.store.timer(thread)
+        expires = expires_at(sent_at, timer.seconds) if timer else None
         message = StoredMessage(
             message_id=new_message_id(),
             thread=thread,
             sender_user=self._ctx.username,
             sender_device=self._ctx.device_id,
-            sent_at=int(time.time() * 1000),
+            sent_at=sent_at,
             server_ts=None,
             body=text,
             status=MessageStatus.SENDING,
@@ -98,6 +113,7 @@ class GroupMessages:
         with self._ctx.store.transaction():
             origin = self._ctx.origin()
             self._ctx.store.insert_message(message)
+            self._controls.stored(message, expires, reply_to)
             self._ctx.store.record_sender_order(
                 message.message_id, thread, origin.user, origin.device, origin.counter
             )
@@ -108,6 +124,8 @@ class GroupMessages:
                 body=text,
                 seq=0,  # set when it leaves: the membership it is encrypted for
                 head=bytes(32),
+                reply_to=reply_to,
+                expires_at=expires,
             )
             self._ctx.store.enqueue([thread], encode_message(payload), message.message_id)
         self._ctx.emit(MessageQueued(message))
@@ -115,7 +133,8 @@ class GroupMessages:
         return message
 
     async def send_item(self, send_id: bytes, thread: str, plaintext: bytes) -> int:
-        """Encrypt one queued group text for the group's current devices and send it; returns
+        """Encrypt one queued group text or control for the group's current devices and send it;
+        returns
         the relay's time. Called by the outbox loop."""
         group_id = group_id_of(thread)
         for _attempt in range(SEND_ATTEMPTS):
@@ -125,19 +144,9 @@ class GroupMessages:
             devices = await self._devices(state)
             await self._give_keys(group_id, devices)
             try:
-                text = decode_text(plaintext)
+                sealed_text = for_membership(plaintext, state.seq, state.head)
             except DecryptionError:
                 raise SendError("the queued group message is unreadable") from None
-            sealed_text = encode_message(
-                GroupText(
-                    origin=text.origin,
-                    message_id=text.message_id,
-                    sent_at=text.sent_at,
-                    body=text.body,
-                    seq=state.seq,
-                    head=state.head,
-                )
-            )
             async with self._ctx.store.transaction(rollback=False):
                 held = self._ctx.store.own_sender_key(group_id)
                 assert held is not None
@@ -226,7 +235,7 @@ class GroupMessages:
             return self._undecryptable(deliver, thread, "no sender key for this message")
         try:
             plaintext, advanced = sender_keys.decrypt(key, message)
-            text = decode_text(plaintext)
+            text = decode_sealed(plaintext)
         except DuplicateMessage:
             return []
         except DecryptionError as exc:
@@ -243,6 +252,8 @@ class GroupMessages:
             return self._undecryptable(
                 deliver, thread, "sent for a membership this device does not hold"
             )
+        if isinstance(text, GroupControl):
+            return events + self.group_controls.take_sealed(thread, text, deliver.server_ts)
         return events + self._store_text(deliver, thread, message.group_id, text)
 
     def _store_text(
@@ -259,8 +270,11 @@ class GroupMessages:
             body=text.body,
             status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
         )
+        if not self._controls.admit(message, text.expires_at):
+            return []
         if not self._ctx.store.insert_message(message):
             return []
+        self._controls.stored(message, text.expires_at, text.reply_to)
         self._ctx.store.record_sender_order(
             message.message_id,
             thread,
@@ -286,6 +300,10 @@ class GroupMessages:
             return []
         if isinstance(message, Changes):
             return await self._groups.take_changes(deliver.sender_user, message, deliver.server_ts)
+        if isinstance(message, OwnControl):
+            return self.group_controls.take_own(
+                deliver.sender_user, deliver.sender_device, message, deliver.server_ts
+            )
         if isinstance(message, AskChanges):
             self._groups.answer_ask(deliver.sender_user, message)
             return []

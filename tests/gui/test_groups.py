@@ -9,9 +9,11 @@ import sys
 
 from PySide6.QtCore import Qt
 
+from client.core.events import MessageStatus
 from client.gui.chat_window import ChatWindow
 from client.gui.group_panel import MemberPanel, NewGroupDialog
 from tests.gui.test_chat_window import open_window, shown
+from tests.gui.test_controls import labels, row_of, trigger
 from tests.gui.test_demo_launcher import REPO
 
 
@@ -65,11 +67,11 @@ def test_create_a_group_by_picking_members_and_everyone_sees_it(qtbot, harness):
     )
     # The system line, and the sender's name above the bubble (not above one's own).
     assert any("alice created the group “Climbing”" in body for _, body in shown(bob_window))
-    delegate = bob_window.delegate
+    delegate = bob_window.bubbles
     message = next(m for m in bob.messages(thread) if m.body == "Who is in for Saturday?")
     assert delegate.sender_name(message) == "alice"
     own = next(m for m in alice.messages(thread) if m.body == "Who is in for Saturday?")
-    assert windows[0].delegate.sender_name(own) is None
+    assert windows[0].bubbles.sender_name(own) is None
 
 
 def test_member_list_and_an_admin_adding_and_removing_a_member(qtbot, harness):
@@ -152,3 +154,54 @@ def test_demo_group_opens_alice_bob_and_carol_in_one_group_twice(tmp_path):
             assert f"group on {user}'s desktop: Weekend climb (alice, bob, carol)" in result.stdout
         assert "demo: closed cleanly" in result.stdout
         assert "Traceback" not in result.stderr
+
+
+def test_react_reply_and_unsend_from_the_menu_in_a_group(qtbot, harness):
+    """The message menu in a group chat: alice reacts to bob's message, replies to it (the quote
+    from each member's own copy) and unsends her own; bob and carol see each."""
+    alice, bob, carol = (harness.account(n) for n in ("alice", "bob", "carol"))
+    windows = [open_window(qtbot, c) for c in (alice, bob)]
+    qtbot.waitUntil(lambda: windows[0].connection.text() == "Online", timeout=10_000)
+    thread = make_group(qtbot, harness, windows[0], "Climbing", ["bob", "carol"])
+    alice_window, bob_window = windows
+    qtbot.waitUntil(lambda: "Climbing" in thread_titles(bob_window), timeout=10_000)
+    bob_window.threads.setCurrentRow(thread_titles(bob_window).index("Climbing"))
+    qtbot.waitUntil(lambda: bob_window.model.thread == thread, timeout=10_000)
+    bob_window.send("Saturday at nine?")
+    qtbot.waitUntil(
+        lambda: any(m.body == "Saturday at nine?" for m in alice.messages(thread)),
+        timeout=10_000,
+    )
+    qtbot.waitUntil(lambda: alice_window.model.thread == thread, timeout=10_000)
+    asked = next(m for m in alice.messages(thread) if m.body == "Saturday at nine?").message_id
+
+    menu = alice_window.message_menu(row_of(alice_window, "Saturday at nine?"))
+    assert {"Reply", "React 👍", "Delete for me"} <= set(labels(menu))
+    assert "Unsend" not in labels(menu) and "Edit…" not in labels(menu)  # bob's, not hers
+    trigger(menu, "React 👍")
+    for member in (bob, carol):
+        qtbot.waitUntil(
+            lambda m=member: m.controls.reactions(asked) == {"alice": "👍"}, timeout=10_000
+        )
+    trigger(alice_window.message_menu(row_of(alice_window, "Saturday at nine?")), "Reply")
+    alice_window.send("Nine is fine")
+    qtbot.waitUntil(
+        lambda: any(m.body == "Nine is fine" for m in carol.messages(thread)), timeout=10_000
+    )
+    reply = next(m for m in carol.messages(thread) if m.body == "Nine is fine").message_id
+    assert carol.controls.quote(reply)[1:] == ("bob", "Saturday at nine?")
+    assert bob.controls.quote(reply)[1:] == ("bob", "Saturday at nine?")
+
+    trigger(alice_window.message_menu(row_of(alice_window, "Nine is fine")), "Unsend")
+    for member in (bob, carol):
+        qtbot.waitUntil(
+            lambda m=member: m.message(reply).status is MessageStatus.UNSENT, timeout=10_000
+        )
+    row = bob_window.model.row_of(reply)
+    qtbot.waitUntil(
+        lambda: (
+            bob_window.bubbles._lines(bob_window.model.message_at(row))[0]
+            == "alice unsent a message"
+        ),
+        timeout=10_000,
+    )

@@ -8,7 +8,9 @@ import msgspec
 import pytest
 
 from shared import group as g
-from shared.errors import VerificationError
+from shared.controls import ControlRecord, React, decode_record, encode_record
+from shared.envelope import Origin
+from shared.errors import DecryptionError, VerificationError
 from shared.identity import SigningKey
 
 GID = bytes(range(16))
@@ -175,3 +177,40 @@ def test_each_change_names_the_right_users():
     )
     with pytest.raises(VerificationError, match="twice"):
         g.apply_change(state, g.sign_change(KEYS["alice"], twice), key_of)
+
+
+def test_a_sealed_group_control_never_decodes_as_a_text_and_takes_its_membership():
+    """The plaintext under a sender key is a text or a control: each decodes as itself only, and
+    the membership it leaves with is stamped on it (PROTOCOL.md §10 "In groups")."""
+    origin = Origin(user="carol", device="0" * 16, counter=3)
+    control = g.GroupControl(
+        origin=origin,
+        control_id=b"c" * 16,
+        sent_at=1,
+        action=React(target=b"t" * 16, emoji="👍", seq=1),
+        seq=0,
+        head=bytes(32),
+    )
+    text = g.GroupText(
+        origin=origin, message_id=b"m" * 16, sent_at=1, body="hi", seq=0, head=bytes(32)
+    )
+    stamped = g.decode_sealed(g.for_membership(g.encode_message(control), 7, b"h" * 32))
+    assert isinstance(stamped, g.GroupControl) and (stamped.seq, stamped.head) == (7, b"h" * 32)
+    assert stamped.action == control.action
+    assert isinstance(g.decode_sealed(g.encode_message(text)), g.GroupText)
+    with pytest.raises(DecryptionError):
+        g.decode_text(g.encode_message(control))
+    with pytest.raises(DecryptionError):
+        g.decode_sealed(b"\x81\xa1x\x01")
+    # A control record names a group's thread; a made-up thread name does not decode.
+    record = ControlRecord(
+        control_id=b"c" * 16,
+        thread=g.group_thread(b"g" * 16),
+        sender_user="carol",
+        sender_device="0" * 16,
+        sent_at=1,
+        action=control.action,
+    )
+    assert decode_record(encode_record(record)) == record
+    with pytest.raises(Exception, match="control record"):
+        decode_record(encode_record(msgspec.structs.replace(record, thread="#nothex")))
