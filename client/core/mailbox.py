@@ -194,15 +194,11 @@ class Mailbox:
             try:
                 while True:
                     answer = await fetching
+                    # Re-read: the user scrolling up may have loaded pages meanwhile (what they
+                    # stored again is ignored as a duplicate).
                     current = self._store.mailbox_cursor(cursor.thread)
                     if current is None or current.done:
                         break
-                    if current.oldest != cursor.oldest:
-                        # Another load (the user scrolling up) moved the cursor meanwhile: this
-                        # page is not the one before what is loaded now.
-                        cursor = current
-                        fetching = self._prefetch(cursor.thread_id, cursor.oldest, page)
-                        continue
                     if _is_last(answer, page):
                         total += self._store_page(current, answer, page)
                         break
