@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 FAN_OUT_MEMORY_US = 7 * 24 * 3600 * 1_000_000  # how long a resend is recognised
+ENQUEUE_ROWS = 1000  # rows per INSERT: 5 parameters each, within SQLite's 32,766
 
 
 class QueuedEnvelope(NamedTuple):
@@ -36,17 +37,23 @@ class QueueStore:
     _schedule_commit: Callable[[], None]  # the store's group commit
 
     def enqueue(self, rows: list[tuple[str, str, str, int, bytes]]) -> list[QueuedEnvelope]:
-        self._db.executemany(
-            "INSERT INTO queue (device_id, sender_user, sender_device, server_ts, payload)"
-            " VALUES (?, ?, ?, ?, ?)",
-            rows,
-        )
+        queued: list[QueuedEnvelope] = []
+        for start in range(0, len(rows), ENQUEUE_ROWS):
+            chunk = rows[start : start + ENQUEUE_ROWS]
+            # One statement for the whole fan-out, whose last rowid comes with it (no second
+            # query per fan-out). This connection is the only writer, so one statement's rows
+            # get consecutive seqs, in the order of its VALUES.
+            last = self._db.execute(
+                "INSERT INTO queue (device_id, sender_user, sender_device, server_ts, payload)"
+                " VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                [value for row in chunk for value in row],
+            ).lastrowid
+            assert last is not None
+            first = last - len(chunk) + 1
+            queued.extend(QueuedEnvelope(first + i, *row) for i, row in enumerate(chunk))
         for row in rows:
             self._queue_bytes[row[0]] = self._queue_bytes.get(row[0], 0) + len(row[4])
-        # This connection is the only writer, so one statement's rows get consecutive seqs.
-        last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
-        first = last - len(rows) + 1
-        return [QueuedEnvelope(first + i, *row) for i, row in enumerate(rows)]
+        return queued
 
     def fan_out_time(self, device_id: str, send_id: bytes) -> int | None:
         """The timestamp of a fan-out this device already sent with ``send_id``, if any."""

@@ -11,6 +11,7 @@ primitive of ``cryptography`` and used everywhere the same way.
 
 from __future__ import annotations
 
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.errors import DecryptionError
@@ -34,8 +35,13 @@ def derive(key: bytes, label: bytes, context: bytes = b"", length: int = 32) -> 
 
 def expand(prk: bytes, info: bytes) -> bytes:
     """HKDF-Expand only: a per-object key from a key that is already uniformly random (one
-    extract per epoch, one cheap expand per message)."""
-    return HKDFExpand(hashes.SHA256(), 32, info).derive(prk)
+    extract per epoch, one cheap expand per message).
+
+    A 32-byte output is HKDF-SHA-256's first block, T(1) = HMAC-SHA-256(PRK, info || 0x01)
+    (RFC 5869 §2.3), computed as that one HMAC: building an ``HKDFExpand`` object per message
+    cost more than the hash (a restore expands once per stored message). The RFC's vector and
+    ``HKDFExpand`` itself check it (tests/shared/test_primitives.py)."""
+    return hmac.digest(prk, info + b"\x01", "sha256")
 
 
 def seal(key: bytes, plaintext: bytes, ad: bytes) -> bytes:

@@ -415,7 +415,11 @@ class Controls(ControlReading):
                     log.info("a saved control did not decode")
                     continue
                 events.extend(self.apply(record, saved.server_ts, saved=True))
-            elif self._ctx.store.message(message.message_id) is not None:
+            elif (
+                saved.expires_at is not None or saved.reply_to is not None
+            ) and self._ctx.store.message(message.message_id) is not None:
+                # (Only a message with something to record is looked up: a restore stores
+                # thousands of plain ones per page.)
                 self.stored(message, saved.expires_at, saved.reply_to)
         events.extend(self.settle())
         return events

@@ -14,6 +14,7 @@ background (:meth:`Mailbox.backfill`) with progress.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -177,9 +178,53 @@ class Mailbox:
         cursor = self._store.mailbox_cursor(thread)
         if cursor is None or cursor.done:
             return 0
-        before = cursor.oldest
-        tid = cursor.thread_id
-        answer = await self._link.request(
+        answer = await self._fetch(cursor.thread_id, cursor.oldest, limit)
+        return self._store_page(cursor, answer, limit)
+
+    async def backfill(self, page: int = BACKFILL_PAGE) -> int:
+        """Load every thread's history to the end, page by page (each emits progress).
+
+        The next page is requested before this one is decrypted and stored, so the relay's query
+        and the transfer overlap with this device's work instead of adding to it."""
+        total = 0
+        for cursor in self._store.mailbox_cursors():
+            if cursor.done:
+                continue
+            fetching = self._prefetch(cursor.thread_id, cursor.oldest, page)
+            try:
+                while True:
+                    answer = await fetching
+                    # Re-read: the user scrolling up may have loaded pages meanwhile (what they
+                    # stored again is ignored as a duplicate).
+                    current = self._store.mailbox_cursor(cursor.thread)
+                    if current is None or current.done:
+                        break
+                    if _is_last(answer, page):
+                        total += self._store_page(current, answer, page)
+                        break
+                    last = answer.items[-1] if answer.items else None
+                    before = (last.ts, last.message_id) if last else cursor.oldest
+                    fetching = self._prefetch(cursor.thread_id, before, page)
+                    await asyncio.sleep(0)  # let the request go out before the work starts
+                    total += self._store_page(current, answer, page)
+                    cursor = self._store.mailbox_cursor(cursor.thread)  # type: ignore[assignment]
+            finally:
+                fetching.cancel()
+        return total
+
+    def _prefetch(
+        self, tid: bytes, before: tuple[int, bytes] | None, limit: int
+    ) -> asyncio.Task[wire.MailboxPage]:
+        task = asyncio.ensure_future(self._fetch(tid, before, limit))
+        # A page fetched ahead and then not needed (the work on the one before failed) must not
+        # leave an error nobody reads.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return task
+
+    async def _fetch(
+        self, tid: bytes, before: tuple[int, bytes] | None, limit: int
+    ) -> wire.MailboxPage:
+        return await self._link.request(
             lambda rid: wire.FetchMailbox(
                 rid=rid,
                 thread_id=tid,
@@ -189,6 +234,11 @@ class Mailbox:
             ),
             expect=wire.MailboxPage,
         )
+
+    def _store_page(self, cursor: MailboxCursor, answer: wire.MailboxPage, limit: int) -> int:
+        """Decrypt and store a page fetched before ``cursor``, move the cursor past it and report
+        progress; returns how many messages were new here."""
+        thread = cursor.thread
         opened = [self._open_item(item, thread) for item in answer.items]
         hook = self.page_hook
         messages = hook.mailbox_page(opened) if hook else [m for m, _ in opened]
@@ -196,7 +246,7 @@ class Mailbox:
         cursor = cursor._replace(
             loaded=cursor.loaded + len(answer.items),
             oldest=(last.ts, last.message_id) if last else cursor.oldest,
-            done=len(answer.items) < limit and not answer.more,
+            done=_is_last(answer, limit),
         )
         with self._store.transaction():
             added = self._store.insert_messages(messages)
@@ -210,15 +260,6 @@ class Mailbox:
             self._emit(event)
         self._emit(HistoryLoaded(thread, added, cursor.loaded, cursor.total, cursor.done))
         return added
-
-    async def backfill(self, page: int = BACKFILL_PAGE) -> int:
-        """Load every thread's history to the end, page by page (each emits progress)."""
-        total = 0
-        for cursor in self._store.mailbox_cursors():
-            while not cursor.done:
-                total += await self.load_page(cursor.thread, page)
-                cursor = self._store.mailbox_cursor(cursor.thread)  # type: ignore[assignment]
-        return total
 
     def _open(self, item: wire.MailboxItem, thread: str | None) -> StoredMessage:
         return self._open_item(item, thread)[0]
@@ -261,6 +302,10 @@ class Mailbox:
             body=saved.body,
             status=MessageStatus.SENT if own else MessageStatus.READ,
         ), saved
+
+
+def _is_last(answer: wire.MailboxPage, limit: int) -> bool:
+    return len(answer.items) < limit and not answer.more
 
 
 def _by_frame(items: list[wire.MailboxItem]) -> list[list[wire.MailboxItem]]:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.auth import sign_login, verify_login
+from shared.boxes import expand
 from shared.envelope import (
     Origin,
     Receipt,
@@ -78,3 +81,16 @@ def test_passwords_hash_with_a_fresh_salt():
     assert check_password("correct horse", first)
     assert not check_password("wrong horse", first)
     assert not check_password("correct horse", "not a hash")
+
+
+def test_expand_is_hkdf_expand_rfc5869():
+    """The per-message key is HKDF-SHA-256-Expand to 32 bytes: RFC 5869 test case 1 (the first
+    32 bytes of its OKM) and the library's HKDFExpand on varied keys and infos."""
+    prk = bytes.fromhex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5")
+    okm = "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+    assert expand(prk, bytes(range(0xF0, 0xFA))).hex() == okm
+
+
+@given(st.binary(min_size=32, max_size=64), st.binary(max_size=100))
+def test_expand_matches_the_library(prk, info):
+    assert expand(prk, info) == HKDFExpand(hashes.SHA256(), 32, info).derive(prk)
