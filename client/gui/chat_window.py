@@ -153,15 +153,20 @@ class ChatWindow(QMainWindow):
         self.contact_button = QPushButton("Safety number")
         self.contact_button.setEnabled(False)
         self.contact_button.clicked.connect(self.show_contact)
-        self.panel: QWidget | None = None
+        self._opened: QWidget | None = None  # the panel last opened here (a new one replaces it)
         header_row = QHBoxLayout()
         header_row.addWidget(self.identity, 1)
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
         self.controls = ConversationControls(client, self.view)
+        # The conversation's own settings (timer, delete) on a row of their own under the
+        # header: on one row with the header's buttons they made the conversation pane wider
+        # than the demo's window and left no room for a panel beside it.
+        controls_row = QHBoxLayout()
         for widget in self.controls.header_widgets():
-            header_row.addWidget(widget)
+            controls_row.addWidget(widget)
+        controls_row.insertStretch(1, 1)
         self.bubbles = AttachmentDelegate(
             client.username,
             client.send_notes.get,
@@ -202,6 +207,7 @@ class ChatWindow(QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addLayout(header_row)
+        right_layout.addLayout(controls_row)
         self.banner = QLabel("")
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -352,10 +358,17 @@ class ChatWindow(QMainWindow):
         self.panels.show_panel(self.server_view)
         return self.server_view
 
+    @property
+    def panel(self) -> QWidget | None:
+        """The panel on top of the window's pane (the one Esc closes), if one is open."""
+        return self.panels.top
+
     def _show_panel(self, panel: QWidget) -> QWidget:
-        if self.panel is not None:
-            self.panel.close()
-        self.panel = panel
+        """Open a panel the user asked for, in place of the last one they asked for; a panel
+        that came by itself (a device asking to be approved) stays underneath."""
+        if self._opened is not None and self._opened in self.panels.panels:
+            self._opened.close()
+        self._opened = panel
         return self.panels.show_panel(panel)
 
     # ---------------------------------------------------------------- keyboard and search
@@ -367,11 +380,12 @@ class ChatWindow(QMainWindow):
         self.search.open()
 
     def close_panels(self) -> None:
-        """Esc: close the search and any panel, back to the composer."""
-        self.search.setVisible(False)
-        if self.panel is not None:
-            self.panel.close()
-            self.panel = None
+        """Esc: close the search if it is open, else the top panel (the one below shows: an
+        approval under it is not cancelled by the same key press); back to the composer."""
+        if self.search.isVisible():
+            self.search.setVisible(False)
+        else:
+            self.panels.close_top()
         if self.new_chat.hasFocus():
             self.new_chat.clear()
         if self.composer.isEnabled():

@@ -6,13 +6,14 @@ to compare) and stacks with the next one. A panel opens in a pane on the right o
 that asked for it: sized to its content (wide enough for its widest line, scrolling rather than
 cutting when the window is short), one at a time with the earlier ones kept underneath (closing
 the top one shows the one below, so an approval that arrives while "My devices" is open does not
-end either), with a title and a close button; Esc closes the top one.
+end either), with a title and a close button. Esc closes the top one: the window's one Esc shortcut (see
+``keyboard``) calls :meth:`PanelHost.close_top`, as a second shortcut on the same key would make
+Qt treat both as ambiguous and run neither.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -52,9 +53,6 @@ class PanelHost(QFrame):
         self.panels: list[QWidget] = []
         self._frames: dict[QWidget, QScrollArea] = {}
         self._set_aside: QWidget | None = None  # a pane hidden to make room (small screens)
-        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), parent)
-        escape.setContext(Qt.ShortcutContext.WindowShortcut)
-        escape.activated.connect(self.close_top)
         self.hide()
 
     @property
