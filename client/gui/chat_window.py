@@ -185,6 +185,12 @@ class ChatWindow(QMainWindow):
         self.view.setWordWrap(True)
         self.view.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
         self.view.verticalScrollBar().valueChanged.connect(self._mark_read_soon)
+        # The view follows the newest message while it is shown: bubbles are measured again as
+        # the window is laid out or resized (taller when narrower), which would otherwise leave
+        # the newest one cut off below the view. Scrolling up stops following.
+        self._following = True
+        self.view.verticalScrollBar().valueChanged.connect(self._note_following)
+        self.view.verticalScrollBar().rangeChanged.connect(self._keep_following)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu_at)
         self.view.clicked.connect(self._on_bubble_clicked)
@@ -748,6 +754,14 @@ class ChatWindow(QMainWindow):
         self._loading_older = asyncio.ensure_future(self.client.load_older(thread))
         self._pending.add(self._loading_older)
         self._loading_older.add_done_callback(self._report_failure)
+
+    def _note_following(self, _value: int) -> None:
+        newer = self.model is not None and self.model.has_newer
+        self._following = self._at_bottom() and not newer
+
+    def _keep_following(self, _low: int, _high: int) -> None:
+        if self._following and self.model is not None and not self.model.has_newer:
+            self.view.scrollToBottom()
 
     def _at_bottom(self) -> bool:
         bar = self.view.verticalScrollBar()

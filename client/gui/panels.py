@@ -53,6 +53,7 @@ class PanelHost(QFrame):
         self.panels: list[QWidget] = []
         self._frames: dict[QWidget, QScrollArea] = {}
         self._set_aside: QWidget | None = None  # a pane hidden to make room (small screens)
+        self._sizes_before: list[int] | None = None  # the panes' widths before the first panel
         self.hide()
 
     @property
@@ -120,6 +121,11 @@ class PanelHost(QFrame):
             if self._set_aside is not None:
                 self._set_aside.show()
                 self._set_aside = None
+            splitter = self.parentWidget()
+            if self._sizes_before is not None and isinstance(splitter, QSplitter):
+                # The panes get their widths back (a pane shown again would keep none).
+                splitter.setSizes(self._sizes_before)
+            self._sizes_before = None
             return
         self.stack.setCurrentWidget(self._frames[top])
         title = top.windowTitle().removeprefix("Ariadne — ")
@@ -138,6 +144,8 @@ class PanelHost(QFrame):
             return
         window = self.window()
         index = splitter.indexOf(self)
+        if self._sizes_before is None:
+            self._sizes_before = [*splitter.sizes()[:index], 0, *splitter.sizes()[index + 1 :]]
         handles = splitter.handleWidth() * (splitter.count() - 1)
         others = sum(
             splitter.widget(i).minimumSizeHint().width()

@@ -1,0 +1,50 @@
+"""The main window after the app shell, the conversation, controls, attachments and groups each
+added to it: the conversation pane stays narrow enough for a panel beside it in the demo's
+window, and the newest message stays in view as the window is laid out again."""
+
+from __future__ import annotations
+
+from client.gui.chat_window import ChatWindow
+from client.gui.panels import PANEL_MIN_WIDTH
+
+
+def test_the_conversation_pane_leaves_room_for_a_panel_in_the_demo_window(qtbot, harness):
+    alice = harness.account("alice")
+    harness.account("bob")
+    window = ChatWindow(alice)
+    qtbot.addWidget(window)
+    window.show()
+    window.open_conversation("bob")
+    conversation = window.centralWidget().widget(1)
+    # The demo opens two windows of 760 side by side; the list steps aside for a panel.
+    assert conversation.minimumSizeHint().width() + PANEL_MIN_WIDTH <= 760
+
+
+def test_the_newest_message_stays_in_view_when_the_window_narrows(qtbot, harness):
+    alice = harness.account("alice")
+    bob = harness.account("bob")
+    words = "a message long enough to wrap onto more lines when the window gets narrower"
+    for n in range(12):
+        harness.run(bob.send_text("alice", f"{n}: {words}"))
+    qtbot.waitUntil(lambda: len(alice.messages("bob")) == 12, timeout=15_000)
+    window = ChatWindow(alice)
+    qtbot.addWidget(window)
+    window.resize(1100, 480)
+    window.show()
+    window.open_conversation("bob")
+    last = window.model.index(window.model.rowCount() - 1)
+
+    def newest_in_view() -> bool:
+        shown = window.view.viewport().rect()
+        return shown.contains(window.view.visualRect(last))
+
+    qtbot.waitUntil(newest_in_view, timeout=5_000)
+    window.resize(700, 480)  # every bubble wraps again, taller
+    qtbot.waitUntil(lambda: window.width() < 1100, timeout=5_000)
+    qtbot.waitUntil(newest_in_view, timeout=5_000)
+
+    # Scrolled up, it stays where the reader is.
+    window.view.verticalScrollBar().setValue(0)
+    window.resize(1000, 480)
+    qtbot.waitUntil(lambda: window.width() > 700, timeout=5_000)
+    assert window.view.verticalScrollBar().value() == 0
