@@ -6,9 +6,9 @@ to compare) and stacks with the next one. A panel opens in a pane on the right o
 that asked for it: sized to its content (wide enough for its widest line, scrolling rather than
 cutting when the window is short), one at a time with the earlier ones kept underneath (closing
 the top one shows the one below, so an approval that arrives while "My devices" is open does not
-end either), with a title and a close button. Esc closes the top one: the window's one Esc shortcut (see
-``keyboard``) calls :meth:`PanelHost.close_top`, as a second shortcut on the same key would make
-Qt treat both as ambiguous and run neither.
+end either), with a title and a close button. Esc closes the top one: the window's one Esc
+shortcut (see ``keyboard``) calls :meth:`PanelHost.close_top`, as a second shortcut on the same
+key would make Qt treat both as ambiguous and run neither.
 """
 
 from __future__ import annotations
