@@ -65,11 +65,11 @@ def test_create_a_group_by_picking_members_and_everyone_sees_it(qtbot, harness):
     )
     # The system line, and the sender's name above the bubble (not above one's own).
     assert any("alice created the group “Climbing”" in body for _, body in shown(bob_window))
-    delegate = bob_window.delegate
+    delegate = bob_window.bubbles
     message = next(m for m in bob.messages(thread) if m.body == "Who is in for Saturday?")
     assert delegate.sender_name(message) == "alice"
     own = next(m for m in alice.messages(thread) if m.body == "Who is in for Saturday?")
-    assert windows[0].delegate.sender_name(own) is None
+    assert windows[0].bubbles.sender_name(own) is None
 
 
 def test_member_list_and_an_admin_adding_and_removing_a_member(qtbot, harness):
