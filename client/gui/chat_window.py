@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMenu,
     QPushButton,
@@ -40,14 +39,14 @@ from client.core.groups import is_group_thread
 from client.gui import control_actions, message_menu
 from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.attachments import AttachmentController
-from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
-from client.gui.bubbles import BubbleDelegate, clock
+from client.gui.bubbles import BubbleDelegate
 from client.gui.chat_header import ChatHeader, OwnNameField
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
+from client.gui.device_control import DeviceControl
 from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
 from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
@@ -59,14 +58,9 @@ from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
 from client.gui.settings_panel import SettingsPanel
+from client.gui.thread_list import THREAD_AVATAR, ThreadList
 from client.gui.tray import Notifier
 
-THREAD_AVATAR = 32
-
-UNKNOWN_TO_RELAY = (
-    "The relay does not know this device — it may have lost its data. Everything on this "
-    "device is kept; what you write waits here until the relay knows it again."
-)
 CONNECTION_TEXT = {
     ConnectionState.CONNECTING: "Connecting to the relay…",
     ConnectionState.ONLINE: "Online",
@@ -93,7 +87,7 @@ AT_REST_TEXT = {
 }
 
 
-class ChatWindow(QMainWindow):
+class ChatWindow(ThreadList, DeviceControl, QMainWindow):
     closed = Signal()
 
     def __init__(self, client: AriadneClient, restoring: bool = False) -> None:
@@ -493,97 +487,6 @@ class ChatWindow(QMainWindow):
     def show_settings(self) -> QWidget:
         return self._show_panel(SettingsPanel(self.client))
 
-    # ---------------------------------------------------------------- device control
-
-    def _on_pairing_request(self, event) -> None:  # type: ignore[no-untyped-def]
-        from client.gui.pairing_dialog import ApprovalDialog
-
-        open_dialog = self.approvals.get(event.device_id)
-        if open_dialog is not None and open_dialog.isVisible():
-            return
-        dialog = ApprovalDialog(
-            self.client, event.device_id, event.name, event.fingerprint, event.asked_at
-        )
-        self.approvals[event.device_id] = dialog
-        # In this window's panel (not over the middle of the screen, where the new device's
-        # own screen, with the code to compare, may be).
-        self.panels.show_panel(dialog)
-
-    def _show_removed(self) -> None:
-        self.banner.setText(
-            f"This device was removed from {self.client.username}'s account. It receives "
-            "nothing any more and cannot read anything written from now on."
-        )
-        self.banner_button.setText("Delete local data…")
-        self.banner.setVisible(True)
-        self.banner_button.setVisible(True)
-        self.composer.setEnabled(False)
-        self.composer.setPlaceholderText("This device was removed: it can no longer send")
-        self.recovery_button.setEnabled(False)
-        self.connection.setText("Device removed")
-
-    def show_rebuild(self) -> QWidget:
-        from client.gui.rebuild_dialog import RebuildDialog
-
-        self.rebuild_dialog = RebuildDialog(self.client)
-        self.rebuild_dialog.show()
-        return self.rebuild_dialog
-
-    def _update_banner(self) -> None:
-        self.rebuild_button.setVisible(
-            self.client.unknown_to_relay and self.client.holds_account_key
-        )
-        if self.client.removed:
-            return
-        if self.client.unknown_to_relay:
-            # The relay's word alone: the device keeps everything and offers to try again.
-            self.banner.setText(UNKNOWN_TO_RELAY)
-            self.banner_button.setText("Retry")
-            self.banner.setVisible(True)
-            self.banner_button.setVisible(True)
-            self.composer.setEnabled(self.model is not None)  # what is typed waits in the outbox
-            return
-        peer = self.model.thread if self.model is not None else None
-        changed = peer is not None and self.client.key_changed(peer)
-        if changed:
-            self.banner.setText(
-                f"{peer}'s safety number changed: their account key is new. Sending is paused "
-                "until you acknowledge it — compare the new safety number first."
-            )
-            self.banner_button.setText("Acknowledge")
-        self.banner.setVisible(changed)
-        self.banner_button.setVisible(changed)
-        self.composer.setEnabled(self.model is not None and not changed)
-
-    def _banner_action(self) -> None:
-        if self.client.removed:
-            self.delete_local_data()
-        elif self.client.unknown_to_relay:
-            self.client.retry_connection()
-        elif self.model is not None and self.client.key_changed(self.model.thread):
-            self.client.acknowledge_key_change(self.model.thread)
-            self.open_thread(self.model.thread)
-
-    def delete_local_data(self, confirm: bool = True) -> None:
-        from PySide6.QtWidgets import QMessageBox
-
-        if confirm:
-            answer = QMessageBox.question(
-                self,
-                "Delete local data",
-                "Delete every message and key this device holds? This cannot be undone.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-        future = asyncio.ensure_future(self.client.delete_local_data())
-        self._pending.add(future)
-        future.add_done_callback(lambda _f: self.close())
-
-    def show_recovery(self) -> QWidget:
-        from client.gui.recovery_dialog import RecoveryCodeDialog
-
-        return self._show_panel(RecoveryCodeDialog(self.client))
-
     # ---------------------------------------------------------------- history from the mailbox
 
     def start_backfill(self) -> None:
@@ -616,45 +519,6 @@ class ChatWindow(QMainWindow):
         self.open_conversation(username)
         if self.composer.isEnabled():
             self.composer.setFocus()
-
-    def _row_of_thread(self, thread: str) -> int:
-        for row in range(self.threads.count()):
-            if self.threads.item(row).data(THREAD_ROLE) == thread:
-                return row
-        return -1
-
-    def _ensure_thread(self, thread: str) -> None:
-        if self._row_of_thread(thread) < 0:
-            item = QListWidgetItem()
-            item.setData(THREAD_ROLE, thread)
-            self.threads.addItem(item)
-        self._refresh_thread(thread)
-
-    def _refresh_thread(self, thread: str) -> None:
-        """The list entry: name, unread count, last message and its time."""
-        row = self._row_of_thread(thread)
-        if row < 0:
-            return
-        unread = self.client.unread_count(thread)
-        last = self.client.last_message(thread)
-        name = self.client.conversations.display_name(thread)
-        title = f"{name}  ({unread})" if unread else name
-        if last is None:
-            preview = "No messages yet"
-        else:
-            body = (
-                "Couldn't decrypt"
-                if last.undecryptable
-                else (last.body.splitlines() or ["📎 Attachment"])[0]  # no caption
-            )
-            who = "You: " if last.sender_user == self.client.username else ""
-            preview = f"{who}{body[:40]}  · {clock(last)}"
-        item = self.threads.item(row)
-        item.setIcon(avatar_icon(name, THREAD_AVATAR, thread))
-        item.setText(f"{title}\n{preview}")
-        font = item.font()
-        font.setBold(bool(unread))
-        item.setFont(font)
 
     # ---------------------------------------------------------------- sending
 
