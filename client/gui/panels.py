@@ -175,8 +175,8 @@ class PanelHost(QFrame):
         sizes[index - 1] = max(1, total - width - sum(sizes[: index - 1]))
         splitter.setSizes(sizes)
         # Once more after the splitter lays out what was shown or hidden (it shares freed
-        # space out by its own rule then).
-        QTimer.singleShot(0, lambda: splitter.setSizes(sizes))
+        # space out by its own rule then), unless the last panel closed meanwhile.
+        QTimer.singleShot(0, lambda: self.top is not None and splitter.setSizes(sizes))
 
 
 def host_of(widget: QWidget) -> PanelHost | None:

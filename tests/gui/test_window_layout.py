@@ -4,6 +4,8 @@ window, and the newest message stays in view as the window is laid out again."""
 
 from __future__ import annotations
 
+from PySide6.QtWidgets import QApplication
+
 from client.gui.chat_window import ChatWindow
 from client.gui.panels import PANEL_MIN_WIDTH
 
@@ -48,3 +50,16 @@ def test_the_newest_message_stays_in_view_when_the_window_narrows(qtbot, harness
     window.resize(1000, 480)
     qtbot.waitUntil(lambda: window.width() > 700, timeout=5_000)
     assert window.view.verticalScrollBar().value() == 0
+
+
+def test_a_panel_closed_at_once_gives_the_list_its_width_back(qtbot, harness):
+    alice = harness.account("alice")
+    window = ChatWindow(alice)
+    qtbot.addWidget(window)
+    window.resize(640, 520)  # narrow: the list steps aside for a panel
+    window.show()
+    panes = window.centralWidget()
+    qtbot.waitUntil(lambda: panes.sizes()[0] > 0, timeout=5_000)
+    window.show_own_devices().close()  # before the event loop turns (a dialog accepted at once)
+    QApplication.processEvents()  # what the panel host deferred to the next turn runs now
+    assert window.threads.isVisible() and panes.sizes()[0] >= window.threads.minimumWidth()
