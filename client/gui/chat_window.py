@@ -582,6 +582,8 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         if model is None:
             return
         bar = self.view.verticalScrollBar()
+        if value == 0:
+            self._following = False  # at the top, reading older messages
         if value == 0 and not model.can_fetch_older() and self.client.has_older(model.thread):
             self._load_from_mailbox(model.thread)
             return

@@ -26,17 +26,20 @@ def test_the_newest_message_stays_in_view_when_the_window_narrows(qtbot, harness
     alice = harness.account("alice")
     bob = harness.account("bob")
     words = "a message long enough to wrap onto more lines when the window gets narrower"
+    carol = harness.account("carol")
     for n in range(12):
         harness.run(bob.send_text("alice", f"{n}: {words}"))
+        harness.run(carol.send_text("alice", f"{n}: {words}"))
     qtbot.waitUntil(lambda: len(alice.messages("bob")) == 12, timeout=15_000)
+    qtbot.waitUntil(lambda: len(alice.messages("carol")) == 12, timeout=15_000)
     window = ChatWindow(alice)
     qtbot.addWidget(window)
     window.resize(1100, 480)
     window.show()
     window.open_conversation("bob")
-    last = window.model.index(window.model.rowCount() - 1)
 
     def newest_in_view() -> bool:
+        last = window.model.index(window.model.rowCount() - 1)
         shown = window.view.viewport().rect()
         return shown.contains(window.view.visualRect(last))
 
@@ -50,6 +53,12 @@ def test_the_newest_message_stays_in_view_when_the_window_narrows(qtbot, harness
     window.resize(1000, 480)
     qtbot.waitUntil(lambda: window.width() > 700, timeout=5_000)
     assert window.view.verticalScrollBar().value() == 0
+
+    # Another conversation opens at its newest message, and follows it again.
+    window.open_conversation("carol")
+    window.resize(700, 480)
+    qtbot.waitUntil(lambda: window.width() < 1000, timeout=5_000)
+    qtbot.waitUntil(newest_in_view, timeout=5_000)
 
 
 def test_a_panel_closed_at_once_gives_the_list_its_width_back(qtbot, harness):
