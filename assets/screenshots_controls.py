@@ -134,6 +134,7 @@ async def main(theme: str) -> None:
 
 if __name__ == "__main__":
     app = QApplication(sys.argv)
+    app.setQuitOnLastWindowClosed(False)  # each theme closes its windows; the loop goes on
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with loop:

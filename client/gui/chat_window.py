@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QListWidget,
-    QListWidgetItem,
     QMainWindow,
     QMenu,
     QPushButton,
@@ -40,14 +39,14 @@ from client.core.groups import is_group_thread
 from client.gui import control_actions, message_menu
 from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.attachments import AttachmentController
-from client.gui.avatars import avatar_icon
 from client.gui.bridge import CoreBridge
-from client.gui.bubbles import BubbleDelegate, clock
+from client.gui.bubbles import BubbleDelegate
 from client.gui.chat_header import ChatHeader, OwnNameField
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
+from client.gui.device_control import DeviceControl
 from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
 from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
@@ -59,14 +58,9 @@ from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
 from client.gui.settings_panel import SettingsPanel
+from client.gui.thread_list import THREAD_AVATAR, ThreadList
 from client.gui.tray import Notifier
 
-THREAD_AVATAR = 32
-
-UNKNOWN_TO_RELAY = (
-    "The relay does not know this device — it may have lost its data. Everything on this "
-    "device is kept; what you write waits here until the relay knows it again."
-)
 CONNECTION_TEXT = {
     ConnectionState.CONNECTING: "Connecting to the relay…",
     ConnectionState.ONLINE: "Online",
@@ -93,7 +87,7 @@ AT_REST_TEXT = {
 }
 
 
-class ChatWindow(QMainWindow):
+class ChatWindow(ThreadList, DeviceControl, QMainWindow):
     closed = Signal()
 
     def __init__(self, client: AriadneClient, restoring: bool = False) -> None:
@@ -153,15 +147,20 @@ class ChatWindow(QMainWindow):
         self.contact_button = QPushButton("Safety number")
         self.contact_button.setEnabled(False)
         self.contact_button.clicked.connect(self.show_contact)
-        self.panel: QWidget | None = None
+        self._opened: QWidget | None = None  # the panel last opened here (a new one replaces it)
         header_row = QHBoxLayout()
         header_row.addWidget(self.identity, 1)
         header_row.addWidget(self.contact_button)
         header_row.addWidget(self.server_button)
         self.view = QListView()
         self.controls = ConversationControls(client, self.view)
+        # The conversation's own settings (timer, delete) on a row of their own under the
+        # header: on one row with the header's buttons they made the conversation pane wider
+        # than the demo's window and left no room for a panel beside it.
+        controls_row = QHBoxLayout()
         for widget in self.controls.header_widgets():
-            header_row.addWidget(widget)
+            controls_row.addWidget(widget)
+        controls_row.insertStretch(1, 1)
         self.bubbles = AttachmentDelegate(
             client.username,
             client.send_notes.get,
@@ -180,6 +179,12 @@ class ChatWindow(QMainWindow):
         self.view.setWordWrap(True)
         self.view.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
         self.view.verticalScrollBar().valueChanged.connect(self._mark_read_soon)
+        # The view follows the newest message while it is shown: bubbles are measured again as
+        # the window is laid out or resized (taller when narrower), which would otherwise leave
+        # the newest one cut off below the view. Scrolling up stops following.
+        self._following = True
+        self.view.verticalScrollBar().valueChanged.connect(self._note_following)
+        self.view.verticalScrollBar().rangeChanged.connect(self._keep_following)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu_at)
         self.view.clicked.connect(self._on_bubble_clicked)
@@ -202,6 +207,7 @@ class ChatWindow(QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addLayout(header_row)
+        right_layout.addLayout(controls_row)
         self.banner = QLabel("")
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -352,10 +358,17 @@ class ChatWindow(QMainWindow):
         self.panels.show_panel(self.server_view)
         return self.server_view
 
+    @property
+    def panel(self) -> QWidget | None:
+        """The panel on top of the window's pane (the one Esc closes), if one is open."""
+        return self.panels.top
+
     def _show_panel(self, panel: QWidget) -> QWidget:
-        if self.panel is not None:
-            self.panel.close()
-        self.panel = panel
+        """Open a panel the user asked for, in place of the last one they asked for; a panel
+        that came by itself (a device asking to be approved) stays underneath."""
+        if self._opened is not None and self._opened in self.panels.panels:
+            self._opened.close()
+        self._opened = panel
         return self.panels.show_panel(panel)
 
     # ---------------------------------------------------------------- keyboard and search
@@ -367,11 +380,12 @@ class ChatWindow(QMainWindow):
         self.search.open()
 
     def close_panels(self) -> None:
-        """Esc: close the search and any panel, back to the composer."""
-        self.search.setVisible(False)
-        if self.panel is not None:
-            self.panel.close()
-            self.panel = None
+        """Esc: close the search if it is open, else the top panel (the one below shows: an
+        approval under it is not cancelled by the same key press); back to the composer."""
+        if self.search.isVisible():
+            self.search.setVisible(False)
+        else:
+            self.panels.close_top()
         if self.new_chat.hasFocus():
             self.new_chat.clear()
         if self.composer.isEnabled():
@@ -473,97 +487,6 @@ class ChatWindow(QMainWindow):
     def show_settings(self) -> QWidget:
         return self._show_panel(SettingsPanel(self.client))
 
-    # ---------------------------------------------------------------- device control
-
-    def _on_pairing_request(self, event) -> None:  # type: ignore[no-untyped-def]
-        from client.gui.pairing_dialog import ApprovalDialog
-
-        open_dialog = self.approvals.get(event.device_id)
-        if open_dialog is not None and open_dialog.isVisible():
-            return
-        dialog = ApprovalDialog(
-            self.client, event.device_id, event.name, event.fingerprint, event.asked_at
-        )
-        self.approvals[event.device_id] = dialog
-        # In this window's panel (not over the middle of the screen, where the new device's
-        # own screen, with the code to compare, may be).
-        self.panels.show_panel(dialog)
-
-    def _show_removed(self) -> None:
-        self.banner.setText(
-            f"This device was removed from {self.client.username}'s account. It receives "
-            "nothing any more and cannot read anything written from now on."
-        )
-        self.banner_button.setText("Delete local data…")
-        self.banner.setVisible(True)
-        self.banner_button.setVisible(True)
-        self.composer.setEnabled(False)
-        self.composer.setPlaceholderText("This device was removed: it can no longer send")
-        self.recovery_button.setEnabled(False)
-        self.connection.setText("Device removed")
-
-    def show_rebuild(self) -> QWidget:
-        from client.gui.rebuild_dialog import RebuildDialog
-
-        self.rebuild_dialog = RebuildDialog(self.client)
-        self.rebuild_dialog.show()
-        return self.rebuild_dialog
-
-    def _update_banner(self) -> None:
-        self.rebuild_button.setVisible(
-            self.client.unknown_to_relay and self.client.holds_account_key
-        )
-        if self.client.removed:
-            return
-        if self.client.unknown_to_relay:
-            # The relay's word alone: the device keeps everything and offers to try again.
-            self.banner.setText(UNKNOWN_TO_RELAY)
-            self.banner_button.setText("Retry")
-            self.banner.setVisible(True)
-            self.banner_button.setVisible(True)
-            self.composer.setEnabled(self.model is not None)  # what is typed waits in the outbox
-            return
-        peer = self.model.thread if self.model is not None else None
-        changed = peer is not None and self.client.key_changed(peer)
-        if changed:
-            self.banner.setText(
-                f"{peer}'s safety number changed: their account key is new. Sending is paused "
-                "until you acknowledge it — compare the new safety number first."
-            )
-            self.banner_button.setText("Acknowledge")
-        self.banner.setVisible(changed)
-        self.banner_button.setVisible(changed)
-        self.composer.setEnabled(self.model is not None and not changed)
-
-    def _banner_action(self) -> None:
-        if self.client.removed:
-            self.delete_local_data()
-        elif self.client.unknown_to_relay:
-            self.client.retry_connection()
-        elif self.model is not None and self.client.key_changed(self.model.thread):
-            self.client.acknowledge_key_change(self.model.thread)
-            self.open_thread(self.model.thread)
-
-    def delete_local_data(self, confirm: bool = True) -> None:
-        from PySide6.QtWidgets import QMessageBox
-
-        if confirm:
-            answer = QMessageBox.question(
-                self,
-                "Delete local data",
-                "Delete every message and key this device holds? This cannot be undone.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-        future = asyncio.ensure_future(self.client.delete_local_data())
-        self._pending.add(future)
-        future.add_done_callback(lambda _f: self.close())
-
-    def show_recovery(self) -> QWidget:
-        from client.gui.recovery_dialog import RecoveryCodeDialog
-
-        return self._show_panel(RecoveryCodeDialog(self.client))
-
     # ---------------------------------------------------------------- history from the mailbox
 
     def start_backfill(self) -> None:
@@ -596,45 +519,6 @@ class ChatWindow(QMainWindow):
         self.open_conversation(username)
         if self.composer.isEnabled():
             self.composer.setFocus()
-
-    def _row_of_thread(self, thread: str) -> int:
-        for row in range(self.threads.count()):
-            if self.threads.item(row).data(THREAD_ROLE) == thread:
-                return row
-        return -1
-
-    def _ensure_thread(self, thread: str) -> None:
-        if self._row_of_thread(thread) < 0:
-            item = QListWidgetItem()
-            item.setData(THREAD_ROLE, thread)
-            self.threads.addItem(item)
-        self._refresh_thread(thread)
-
-    def _refresh_thread(self, thread: str) -> None:
-        """The list entry: name, unread count, last message and its time."""
-        row = self._row_of_thread(thread)
-        if row < 0:
-            return
-        unread = self.client.unread_count(thread)
-        last = self.client.last_message(thread)
-        name = self.client.conversations.display_name(thread)
-        title = f"{name}  ({unread})" if unread else name
-        if last is None:
-            preview = "No messages yet"
-        else:
-            body = (
-                "Couldn't decrypt"
-                if last.undecryptable
-                else (last.body.splitlines() or ["📎 Attachment"])[0]  # no caption
-            )
-            who = "You: " if last.sender_user == self.client.username else ""
-            preview = f"{who}{body[:40]}  · {clock(last)}"
-        item = self.threads.item(row)
-        item.setIcon(avatar_icon(name, THREAD_AVATAR, thread))
-        item.setText(f"{title}\n{preview}")
-        font = item.font()
-        font.setBold(bool(unread))
-        item.setFont(font)
 
     # ---------------------------------------------------------------- sending
 
@@ -698,6 +582,8 @@ class ChatWindow(QMainWindow):
         if model is None:
             return
         bar = self.view.verticalScrollBar()
+        if value == 0:
+            self._following = False  # at the top, reading older messages
         if value == 0 and not model.can_fetch_older() and self.client.has_older(model.thread):
             self._load_from_mailbox(model.thread)
             return
@@ -734,6 +620,14 @@ class ChatWindow(QMainWindow):
         self._loading_older = asyncio.ensure_future(self.client.load_older(thread))
         self._pending.add(self._loading_older)
         self._loading_older.add_done_callback(self._report_failure)
+
+    def _note_following(self, _value: int) -> None:
+        newer = self.model is not None and self.model.has_newer
+        self._following = self._at_bottom() and not newer
+
+    def _keep_following(self, _low: int, _high: int) -> None:
+        if self._following and self.model is not None and not self.model.has_newer:
+            self.view.scrollToBottom()
 
     def _at_bottom(self) -> bool:
         bar = self.view.verticalScrollBar()

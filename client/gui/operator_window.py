@@ -179,7 +179,7 @@ async def hostile_demo(
             )
             if on_ready is not None:
                 on_ready(windows, operator_window)
-            await _until_closed([*windows, operator_window], lifetime)  # type: ignore[list-item]
+            await _until_closed([*windows, operator_window], lifetime)
             for window in [*windows, operator_window]:
                 window.close()
             await cast.close()

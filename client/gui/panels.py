@@ -6,13 +6,14 @@ to compare) and stacks with the next one. A panel opens in a pane on the right o
 that asked for it: sized to its content (wide enough for its widest line, scrolling rather than
 cutting when the window is short), one at a time with the earlier ones kept underneath (closing
 the top one shows the one below, so an approval that arrives while "My devices" is open does not
-end either), with a title and a close button; Esc closes the top one.
+end either), with a title and a close button. Esc closes the top one: the window's one Esc
+shortcut (see ``keyboard``) calls :meth:`PanelHost.close_top`, as a second shortcut on the same
+key would make Qt treat both as ambiguous and run neither.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -52,9 +53,7 @@ class PanelHost(QFrame):
         self.panels: list[QWidget] = []
         self._frames: dict[QWidget, QScrollArea] = {}
         self._set_aside: QWidget | None = None  # a pane hidden to make room (small screens)
-        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), parent)
-        escape.setContext(Qt.ShortcutContext.WindowShortcut)
-        escape.activated.connect(self.close_top)
+        self._sizes_before: list[int] | None = None  # the panes' widths before the first panel
         self.hide()
 
     @property
@@ -122,6 +121,11 @@ class PanelHost(QFrame):
             if self._set_aside is not None:
                 self._set_aside.show()
                 self._set_aside = None
+            splitter = self.parentWidget()
+            if self._sizes_before is not None and isinstance(splitter, QSplitter):
+                # The panes get their widths back (a pane shown again would keep none).
+                splitter.setSizes(self._sizes_before)
+            self._sizes_before = None
             return
         self.stack.setCurrentWidget(self._frames[top])
         title = top.windowTitle().removeprefix("Ariadne — ")
@@ -140,6 +144,8 @@ class PanelHost(QFrame):
             return
         window = self.window()
         index = splitter.indexOf(self)
+        if self._sizes_before is None:
+            self._sizes_before = [*splitter.sizes()[:index], 0, *splitter.sizes()[index + 1 :]]
         handles = splitter.handleWidth() * (splitter.count() - 1)
         others = sum(
             splitter.widget(i).minimumSizeHint().width()
@@ -169,8 +175,8 @@ class PanelHost(QFrame):
         sizes[index - 1] = max(1, total - width - sum(sizes[: index - 1]))
         splitter.setSizes(sizes)
         # Once more after the splitter lays out what was shown or hidden (it shares freed
-        # space out by its own rule then).
-        QTimer.singleShot(0, lambda: splitter.setSizes(sizes))
+        # space out by its own rule then), unless the last panel closed meanwhile.
+        QTimer.singleShot(0, lambda: self.top is not None and splitter.setSizes(sizes))
 
 
 def host_of(widget: QWidget) -> PanelHost | None:

@@ -96,7 +96,8 @@ def test_reply_quotes_and_jumps_to_an_original_pages_back(qtbot, harness):
     assert bob.controls.quote(reply.message_id) == (original, "alice", "the original")
     for n in range(PAGE + 20):  # push the original out of the window's first page
         harness.run(bob.send_text("alice", f"filler {n}"))
-    qtbot.waitUntil(lambda: len(alice.messages("bob")) == PAGE + 22, timeout=30_000)
+    # Seventy sends and their deliveries: slow on two busy cores, so a generous deadline.
+    qtbot.waitUntil(lambda: len(alice.messages("bob")) == PAGE + 22, timeout=90_000)
     harness.run(bob.send_text("alice", "a late reply", reply_to=original))
     qtbot.waitUntil(lambda: len(alice.messages("bob")) == PAGE + 23, timeout=10_000)
     window.close()
@@ -146,7 +147,8 @@ def test_a_quote_whose_original_is_only_in_the_mailbox_loads_it_and_jumps(qtbot,
     for n in range(PAGE + 20):
         harness.run(bob.send_text("alice", f"filler {n}"))
     harness.run(bob.send_text("alice", "a late reply", reply_to=original.message_id))
-    qtbot.waitUntil(lambda: len(alice.messages("bob")) == PAGE + 22, timeout=30_000)
+    # Seventy sends and their deliveries: slow on two busy cores, so a generous deadline.
+    qtbot.waitUntil(lambda: len(alice.messages("bob")) == PAGE + 22, timeout=90_000)
     harness.run(alice.wait_saved())
     laptop = harness.run(
         AriadneClient.add_device(

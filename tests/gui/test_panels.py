@@ -56,6 +56,9 @@ def test_an_approval_opens_inside_the_window_sized_to_its_content(qtbot, harness
     qtbot.waitUntil(lambda: not desktop.panels.isVisible(), timeout=5_000)
     assert waiting.isVisible()
     assert desktop.threads.isVisible()  # the list that stepped aside for the panel is back
+    # ...with its width back (a pane shown again in a splitter would keep none).
+    panes = desktop.centralWidget()
+    qtbot.waitUntil(lambda: panes.sizes()[0] >= desktop.threads.minimumWidth(), timeout=5_000)
 
 
 def test_my_devices_explains_linking_and_asks_remove_or_cancel(qtbot, harness):
