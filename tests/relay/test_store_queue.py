@@ -24,6 +24,7 @@ async def test_enqueue_returns_each_row_with_its_own_seq(
     assert [e[1:] for e in queued] == rows
     assert [e.seq for e in queued] == sorted({e.seq for e in queued})
     assert queued[0].seq > earlier[0].seq
+    await store.durable()  # a backlog is read from committed rows only
     for device in ("dev0", "dev1", "dev2"):
         assert store.queued(device, 0, 100) == [e for e in queued if e.device_id == device]
     store.close()
