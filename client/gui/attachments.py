@@ -140,6 +140,7 @@ class AttachmentController(QObject):
         for target in (window.view, window.view.viewport(), window.composer):
             target.setAcceptDrops(True)
             target.installEventFilter(self)
+        self.bar.attach_button.setEnabled(window.composer.isEnabled())
         window.view.clicked.connect(self._clicked)
         window.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         window.view.customContextMenuRequested.connect(self._menu)
@@ -157,6 +158,9 @@ class AttachmentController(QObject):
         """Show the file (and an image's preview) above the composer, ready to send."""
         if self.window.model is None:
             self.bar.show_problem("Open a conversation first")
+            return
+        if self.client.removed:
+            self.bar.show_problem("This device was removed: it can no longer send")
             return
         try:
             size = path.stat().st_size
@@ -208,6 +212,11 @@ class AttachmentController(QObject):
                 self.stage(Path(urls[0].toLocalFile()))
             drop.acceptProposedAction()
             return True
+        if kind == QEvent.Type.EnabledChange and watched is self.window.composer:
+            # Attaching is writing: possible exactly when the composer is (a conversation is
+            # open, and this device was not removed).
+            self.bar.attach_button.setEnabled(self.window.composer.isEnabled())
+            return False
         if kind == QEvent.Type.KeyPress and watched is self.window.composer:
             key = cast(QKeyEvent, event)
             return key.matches(QKeySequence.StandardKey.Paste) and self.paste_image()

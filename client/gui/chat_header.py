@@ -63,7 +63,9 @@ class ChatHeader(QWidget):
             count = f"{len(group.members)} members" if group is not None else "members unknown"
             suffix = f"  <span style='font-weight: normal'>· {count}</span>"
         self.name.setText(f"<b>{shown}</b>{suffix}")
-        self.name.setToolTip("Group chat" if is_group_thread(peer) else f"Username: {peer}")
+        self.name.setToolTip(
+            f"{shown} (group chat)" if is_group_thread(peer) else f"{shown}, username: {peer}"
+        )
         self.badge.setVisible(not is_group_thread(peer) and self.client.is_verified(peer))
         self.rename.setVisible(not is_group_thread(peer))  # an admin renames a group, for all
 
@@ -92,15 +94,17 @@ class OwnNameField(QLineEdit):
     def __init__(self, client: AriadneClient) -> None:
         super().__init__(client.conversations.own_name)
         self.client = client
-        self.setPlaceholderText("Your name (contacts see it)")
+        self.setPlaceholderText("Your name")
         self.setToolTip(
             "The name your contacts see beside your username. It travels encrypted, like a "
             "message: the relay never sees it."
         )
         self.setAccessibleName("Your display name")
         self.editingFinished.connect(self._save)
+        self.setCursorPosition(0)  # a narrow field shows the name's start, not its end
 
     def _save(self) -> None:
         if self.text().strip() != self.client.conversations.own_name:
             self.client.conversations.set_own_name(self.text())
             self.setText(self.client.conversations.own_name)
+            self.setCursorPosition(0)

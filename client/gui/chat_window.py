@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QTextCursor
+from PySide6.QtGui import QAction, QCloseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -41,7 +41,7 @@ from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.attachments import AttachmentController
 from client.gui.bridge import CoreBridge
 from client.gui.bubbles import BubbleDelegate
-from client.gui.chat_header import ChatHeader, OwnNameField
+from client.gui.chat_header import ChatHeader
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
@@ -58,6 +58,7 @@ from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
 from client.gui.settings_panel import SettingsPanel
+from client.gui.sidebar import OwnBar, menu_button, search_icon, tool_button
 from client.gui.thread_list import THREAD_AVATAR, ThreadList
 from client.gui.tray import Notifier
 
@@ -118,49 +119,57 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self.search = SearchPanel(client)
         self.search.setVisible(False)
         self.search.jump_requested.connect(self.jump_to)
+        self.search.closed.connect(lambda: self.threads.setVisible(True))
+        self.own_bar = OwnBar(
+            client,
+            settings=self.show_settings,
+            new_group=self.show_new_group,
+            devices=self.show_own_devices,
+            recovery=self.show_recovery,
+        )
+        self.own_name = self.own_bar.name
+        self.recovery_action = self.own_bar.recovery_action
+        self.recovery_action.setEnabled(client.holds_account_key)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 6, 6)
+        left_layout.addWidget(self.own_bar)
         left_layout.addWidget(self.finder)
-        left_layout.addWidget(self.search, 2)
-        left_layout.addWidget(self.threads)
-        self.own_name = OwnNameField(client)
-        left_layout.addWidget(self.own_name)
-        new_group = QPushButton("New group…")
-        new_group.clicked.connect(self.show_new_group)
-        left_layout.addWidget(new_group)
-        my_devices = QPushButton("My devices")
-        my_devices.clicked.connect(self.show_own_devices)
-        left_layout.addWidget(my_devices)
-        self.recovery_button = QPushButton("New recovery code…")
-        self.recovery_button.clicked.connect(self.show_recovery)
-        self.recovery_button.setEnabled(client.holds_account_key)
-        left_layout.addWidget(self.recovery_button)
+        # While searching, the results take the conversations' place (as the list's filter).
+        left_layout.addWidget(self.search, 1)
+        left_layout.addWidget(self.threads, 1)
 
         self.identity = ChatHeader(client)
         self.header = self.identity.name
         self.identity.renamed.connect(self._refresh_thread)
         self.server_button = QPushButton("What the relay sees")
+        self.server_button.setFlat(True)
         self.server_button.setEnabled(False)
         self.server_button.clicked.connect(self.show_server_view)
         self.server_view: ServerView | None = None
-        self.contact_button = QPushButton("Safety number")
-        self.contact_button.setEnabled(False)
-        self.contact_button.clicked.connect(self.show_contact)
+        search_button = tool_button("", "Search your messages (Ctrl+F)", "Search")
+        search_button.setIcon(search_icon())
+        search_button.clicked.connect(self.open_search)
         self._opened: QWidget | None = None  # the panel last opened here (a new one replaces it)
-        header_row = QHBoxLayout()
-        header_row.addWidget(self.identity, 1)
-        header_row.addWidget(self.contact_button)
-        header_row.addWidget(self.server_button)
         self.view = QListView()
         self.controls = ConversationControls(client, self.view)
-        # The conversation's own settings (timer, delete) on a row of their own under the
-        # header: on one row with the header's buttons they made the conversation pane wider
-        # than the demo's window and left no room for a panel beside it.
-        controls_row = QHBoxLayout()
-        for widget in self.controls.header_widgets():
-            controls_row.addWidget(widget)
-        controls_row.insertStretch(1, 1)
+        self.contact_action = QAction("Safety number…", self)
+        self.contact_action.setEnabled(False)
+        self.contact_action.triggered.connect(self.show_contact)
+        # One row: who, the timer, then what is used often; the rest (and anything that
+        # destroys) behind ⋮, never one click away.
+        self.chat_menu = menu_button(
+            "Safety number, delete conversation",
+            "Conversation menu",
+            [self.contact_action, self.controls.delete_action],
+        )
+        header_row = QHBoxLayout()
+        header_row.setSpacing(4)  # the demo's window is narrow: room for a panel beside
+        header_row.addWidget(self.identity, 1)
+        header_row.addWidget(self.controls.timer)
+        header_row.addWidget(search_button)
+        header_row.addWidget(self.server_button)
+        header_row.addWidget(self.chat_menu)
         self.bubbles = AttachmentDelegate(
             client.username,
             client.send_notes.get,
@@ -207,7 +216,6 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addLayout(header_row)
-        right_layout.addLayout(controls_row)
         self.banner = QLabel("")
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -274,9 +282,6 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self.statusBar().addWidget(self.progress)
         self._loading_older: asyncio.Future[int] | None = None
         self._backfill: asyncio.Future[int] | None = None
-        settings = QPushButton("Settings")
-        settings.clicked.connect(self.show_settings)
-        left_layout.addWidget(settings)
         self.onboarding = Onboarding(self, left_layout, right_layout)
         self.notifier = Notifier(self, client, self.bridge)
         for thread in client.threads():
@@ -307,8 +312,8 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         group = is_group_thread(thread)
         self.bubbles.sender_name = sender_names(self.client) if group else None
         self.server_button.setEnabled(not group)
-        self.contact_button.setText("Members" if group else "Safety number")
-        self.contact_button.setEnabled(True)
+        self.contact_action.setText("Members…" if group else "Safety number…")
+        self.contact_action.setEnabled(True)
         self.composer.setEnabled(not self.client.removed)
         self.composer.setFocus()
         self._update_banner()
@@ -377,13 +382,14 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         focus_field(self.new_chat)
 
     def open_search(self) -> None:
+        self.threads.setVisible(False)
         self.search.open()
 
     def close_panels(self) -> None:
         """Esc: close the search if it is open, else the top panel (the one below shows: an
         approval under it is not cancelled by the same key press); back to the composer."""
         if self.search.isVisible():
-            self.search.setVisible(False)
+            self.search.close_search()
         else:
             self.panels.close_top()
         if self.new_chat.hasFocus():
@@ -471,9 +477,9 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         return self._show_panel(panel)
 
     def show_new_group(self) -> NewGroupDialog:
-        dialog = NewGroupDialog(self.client, self)
+        dialog = NewGroupDialog(self.client)
         dialog.created.connect(self.open_conversation)
-        dialog.show()
+        self._show_panel(dialog)
         return dialog
 
     def _on_group_changed(self, thread: str) -> None:
@@ -659,6 +665,8 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
             self.identity.refresh()
         if event.username == self.client.username and not self.own_name.hasFocus():
             self.own_name.setText(self.client.conversations.own_name)
+            self.own_name.setCursorPosition(0)
+            self.own_bar.refresh()
 
     def _on_relay_limit(self, event: RelayLimitReached) -> None:
         self.relay_limit.setText(event.text)

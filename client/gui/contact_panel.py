@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from client.core.client import AriadneClient
 from client.gui.style import code_font
@@ -256,7 +257,8 @@ class OwnDevicesPanel(QWidget):
 
         def done(f: asyncio.Future[object]) -> None:
             self._tasks.discard(f)
-            if not f.cancelled() and f.exception() is not None:
+            # The panel may have been closed (and its widgets deleted) while this ran.
+            if not f.cancelled() and f.exception() is not None and isValid(self.status):
                 self.status.setText(f"That did not work: {f.exception()}")
 
         future.add_done_callback(done)

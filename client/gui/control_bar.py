@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import QModelIndex
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -35,9 +36,9 @@ class ConversationControls:
         self.model: ConversationModel | None = None
         self.timer = TimerChoice(client)
         self.timer.setEnabled(False)
-        self.delete_button = QPushButton("Delete conversation")
-        self.delete_button.setEnabled(False)
-        self.delete_button.clicked.connect(self.ask_to_delete)
+        self.delete_action = QAction("Delete conversation…", view)
+        self.delete_action.setEnabled(False)
+        self.delete_action.triggered.connect(self.ask_to_delete)
         self.confirm: QMessageBox | None = None  # "Delete this conversation?" while asked
         self.reply_to: StoredMessage | None = None
         self.reply_bar = QWidget()
@@ -53,13 +54,10 @@ class ConversationControls:
         self.reply_bar.setVisible(False)
         self.jumping: asyncio.Future[None] | None = None  # loading pages to reach a quote
 
-    def header_widgets(self) -> list[QWidget]:
-        return [self.timer, self.delete_button]
-
     def show_conversation(self, model: ConversationModel) -> None:
         self.model = model
         self.timer.show_thread(model.thread)
-        self.delete_button.setEnabled(True)
+        self.delete_action.setEnabled(True)
         self.cancel_reply()
 
     def on_timer(self, event: TimerChanged) -> None:

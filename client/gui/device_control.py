@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton, QWidget
 
 from client.core.client import AriadneClient
@@ -31,7 +32,7 @@ class DeviceControl:
     banner_button: QPushButton
     rebuild_button: QPushButton
     rebuild_dialog: QWidget | None
-    recovery_button: QPushButton
+    recovery_action: QAction
     composer: QPlainTextEdit
     connection: QLabel
     _pending: set[asyncio.Future[object]]
@@ -60,7 +61,7 @@ class DeviceControl:
         self.banner_button.setVisible(True)
         self.composer.setEnabled(False)
         self.composer.setPlaceholderText("This device was removed: it can no longer send")
-        self.recovery_button.setEnabled(False)
+        self.recovery_action.setEnabled(False)
         self.connection.setText("Device removed")
 
     def show_rebuild(self) -> QWidget:

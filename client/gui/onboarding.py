@@ -11,6 +11,7 @@ import time
 
 import msgspec
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -25,7 +26,7 @@ from client.core.preferences import REMINDER_DELAY
 
 NO_CONVERSATION = (
     "<b>No conversation open.</b><br>To write to someone, type their username in "
-    "“Start a chat with…” on the left and press Enter. They need an Ariadne account on the "
+    "“Find or start a chat” on the left and press Enter. They need an Ariadne account on the "
     "same relay. Only you and they can read what you write."
 )
 REMINDER = (
@@ -41,7 +42,7 @@ def empty_conversation(peer: str) -> str:
     )
 
 
-def recovery_button_text(client: AriadneClient) -> str:
+def recovery_action_text(client: AriadneClient) -> str:
     return "New recovery code…" if client.has_recovery_code else "Set up a recovery code…"
 
 
@@ -99,7 +100,7 @@ class Onboarding:
             bridge.device_removed,
         ):
             changed.connect(lambda *_: self.refresh())
-        window.recovery_button.clicked.connect(self._watch_recovery)  # type: ignore[attr-defined]
+        window.recovery_action.triggered.connect(self._watch_recovery)  # type: ignore[attr-defined]
         self.refresh()
 
     def _set_up_now(self) -> None:
@@ -121,8 +122,8 @@ class Onboarding:
         empty = model is None or model.rowCount() == 0
         self.hint.setVisible(empty and not self.client.removed)  # (the banner says why)
         self.reminder.setVisible(reminder_due(self.client))
-        button: QPushButton = self.window.recovery_button  # type: ignore[attr-defined]
-        button.setText(recovery_button_text(self.client))
+        action: QAction = self.window.recovery_action  # type: ignore[attr-defined]
+        action.setText(recovery_action_text(self.client))
 
     def snooze(self) -> None:
         remind_later(self.client)

@@ -1,6 +1,7 @@
 """Searching one's history (Ctrl+F): words typed here are looked up in the profile's full-text
 index (SQLite FTS5, in the encrypted database; nothing leaves the device), newest first; choosing
-a result opens its conversation at that message, loading the page around it.
+a result opens its conversation at that message, loading the page around it. While it is open,
+its results stand in the conversation list's place; ✕ or Esc brings the list back.
 """
 
 from __future__ import annotations
@@ -9,10 +10,19 @@ import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from client.core.client import AriadneClient
 from client.core.events import StoredMessage
+from client.gui.sidebar import tool_button
 
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 2
 RESULTS = 50
@@ -20,6 +30,7 @@ RESULTS = 50
 
 class SearchPanel(QWidget):
     jump_requested = Signal(object)  # the StoredMessage chosen
+    closed = Signal()
 
     def __init__(self, client: AriadneClient) -> None:
         super().__init__()
@@ -39,9 +50,14 @@ class SearchPanel(QWidget):
         self.results.itemClicked.connect(self._choose)
         self._timer = QTimer(self, singleShot=True, interval=120)
         self._timer.timeout.connect(self.search)
+        self.close_button = tool_button("✕", "Close the search (Esc)", "Close the search")
+        self.close_button.clicked.connect(self.close_search)
+        row = QHBoxLayout()
+        row.addWidget(self.field, 1)
+        row.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.field)
+        layout.addLayout(row)
         layout.addWidget(self.summary)
         layout.addWidget(self.results, 1)
 
@@ -49,6 +65,10 @@ class SearchPanel(QWidget):
         self.setVisible(True)
         self.field.setFocus()
         self.field.selectAll()
+
+    def close_search(self) -> None:
+        self.setVisible(False)
+        self.closed.emit()
 
     def search(self) -> None:
         self._timer.stop()

@@ -35,6 +35,10 @@ QListWidget { border: none; }
 QPlainTextEdit, QLineEdit { border-radius: 8px; padding: 6px; }
 QPushButton { border-radius: 8px; padding: 6px 14px; background: #0b5ed7; color: white; }
 QPushButton:disabled { background: #9bbfe8; }
+QPushButton:flat { background: transparent; border: 1px solid LINK; color: LINK; padding: 6px 8px; }
+QPushButton:flat:disabled { background: transparent; border-color: MUTED; color: MUTED; }
+QToolButton#bar { border: none; border-radius: 6px; padding: 2px; font-size: 16px; }
+QToolButton#bar::menu-indicator { image: none; width: 0; }
 """
 # A visible ring on whatever has the keyboard focus (the colour is the look's ``focus``).
 FOCUS_RULES = """
@@ -44,26 +48,37 @@ QListWidget:focus, QListView:focus { border: 2px solid FOCUS; }
 QCheckBox:focus { outline: 2px solid FOCUS; }
 """
 LIGHT = (
-    _COMMON
-    + """
+    (
+        _COMMON
+        + """
 QMainWindow, QDialog { background: #ffffff; }
 QListWidget { background: #f5f6f7; }
 QPlainTextEdit, QLineEdit { background: #f0f2f5; border: 1px solid #dadde1; color: #050505; }
 QListView { background: #ffffff; border: none; }
+QToolButton#bar:hover { background: #e4e6eb; }
 """
-    + FOCUS_RULES.replace("FOCUS", "#c75300")
+        + FOCUS_RULES.replace("FOCUS", "#c75300")
+    )
+    .replace("LINK", "#0b5ed7")
+    .replace("MUTED", "#9aa3ad")
 )
 DARK = (
-    _COMMON
-    + """
+    (
+        _COMMON
+        + """
 QMainWindow, QDialog { background: #18191a; color: #e4e6eb; }
 QLabel { color: #e4e6eb; }
 QListWidget { background: #242526; color: #e4e6eb; }
 QPlainTextEdit, QLineEdit { background: #3a3b3c; border: 1px solid #3e4042; color: #e4e6eb; }
 QListView { background: #18191a; border: none; }
 QPushButton:disabled { background: #27405e; color: #8b9bb0; }
+QToolButton#bar { color: #e4e6eb; }
+QToolButton#bar:hover { background: #3a3b3c; }
 """
-    + FOCUS_RULES.replace("FOCUS", "#ffa657")
+        + FOCUS_RULES.replace("FOCUS", "#ffa657")
+    )
+    .replace("LINK", "#6ea8ff")
+    .replace("MUTED", "#5d6167")
 )
 
 
@@ -89,6 +104,7 @@ class ChatColours:
     error: str  # the composer's counter past the limit, on the window
     button_fill: str
     button_ink: str
+    link: str  # secondary buttons' text and outline, and links, on the window
     focus: str  # the ring around what has the keyboard (3:1 against the window, WCAG 1.4.11)
 
 
@@ -106,6 +122,7 @@ LIGHT_CHAT = ChatColours(
     error="#c62828",
     button_fill=ACCENT,
     button_ink="#ffffff",
+    link="#0b5ed7",
     focus="#c75300",
 )
 DARK_CHAT = ChatColours(
@@ -122,6 +139,7 @@ DARK_CHAT = ChatColours(
     error="#ff6b60",
     button_fill=ACCENT,
     button_ink="#ffffff",
+    link="#6ea8ff",
     focus="#ffa657",
 )
 

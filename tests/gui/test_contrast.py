@@ -35,7 +35,15 @@ def pairs(c: ChatColours) -> dict[str, tuple[str, str]]:
         "day labels": (c.day, c.window),
         "counter past the limit": (c.error, c.window),
         "buttons": (c.button_ink, c.button_fill),
+        "secondary buttons and links": (c.link, c.window),
     }
+
+
+def test_the_drawn_icons_stand_out_in_both_looks():
+    from client.gui.sidebar import SEARCH_ICON_GREY
+
+    for look in (LIGHT_CHAT, DARK_CHAT):  # graphics need 3:1 (WCAG 1.4.11)
+        assert contrast(SEARCH_ICON_GREY, look.window) >= 3.0
 
 
 def test_the_measure_itself():
@@ -54,6 +62,10 @@ def test_the_style_sheet_uses_the_checked_accent():
 
     assert "#0a7cff" not in style.LIGHT + style.DARK
     assert f"background: {style.ACCENT}; color: white" in style.LIGHT
+    for sheet, look in ((style.LIGHT, LIGHT_CHAT), (style.DARK, DARK_CHAT)):  # the checked link
+        assert (
+            f"QPushButton:flat {{ background: transparent; border: 1px solid {look.link}" in sheet
+        )
 
 
 def tick_image(status: MessageStatus) -> bytes:

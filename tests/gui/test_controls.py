@@ -126,12 +126,12 @@ def test_timer_in_the_header_and_delete_conversation(qtbot, harness):
     bob.controls.set_timer("alice", 300)
     qtbot.waitUntil(lambda: timer.currentData() == 300, timeout=10_000)
 
-    window.controls.delete_button.click()
+    window.controls.delete_action.trigger()
     box = window.controls.confirm
     assert box is not None and "bob keeps their copy" in box.text()
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert window.model.rowCount() == 3  # asked first; cancelled, nothing changed
-    window.controls.delete_button.click()
+    window.controls.delete_action.trigger()
     window.controls.confirm.button(QMessageBox.StandardButton.Yes).click()
     qtbot.waitUntil(lambda: window.model.rowCount() == 0, timeout=10_000)
     assert alice.messages("bob") == []

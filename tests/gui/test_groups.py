@@ -54,7 +54,7 @@ def test_create_a_group_by_picking_members_and_everyone_sees_it(qtbot, harness):
     dialog.close()
     thread = make_group(qtbot, harness, windows[0], "Climbing", ["bob", "carol"])
     qtbot.waitUntil(lambda: windows[0].model is not None and windows[0].model.thread == thread)
-    assert windows[0].contact_button.text() == "Members"
+    assert windows[0].contact_action.text() == "Members…"
     assert not windows[0].server_button.isEnabled()
     for window in windows[1:]:
         qtbot.waitUntil(lambda w=window: "Climbing" in thread_titles(w), timeout=10_000)

@@ -76,7 +76,7 @@ def test_a_new_account_without_a_code_is_reminded_and_can_wait(qtbot, harness):
     window = ChatWindow(alice)
     qtbot.addWidget(window)
     window.show()
-    assert window.recovery_button.text() == "Set up a recovery code…"  # not "New"
+    assert window.recovery_action.text() == "Set up a recovery code…"  # not "New"
     assert window.onboarding.reminder.isVisible()
     window.onboarding.later.click()
     assert not window.onboarding.reminder.isVisible()
@@ -98,7 +98,7 @@ def test_a_new_account_without_a_code_is_reminded_and_can_wait(qtbot, harness):
     qtbot.waitUntil(lambda: panel.code != "", timeout=15_000)
     panel.done_button.click()
     qtbot.waitUntil(lambda: not later.onboarding.reminder.isVisible(), timeout=5_000)
-    assert later.recovery_button.text() == "New recovery code…"
+    assert later.recovery_action.text() == "New recovery code…"
 
 
 def test_skipping_the_code_at_the_first_run_asks_again_a_day_later(qtbot, harness):

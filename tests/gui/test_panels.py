@@ -103,12 +103,20 @@ def test_a_removed_devices_composer_is_disabled_and_says_why(qtbot, harness):
     laptop_window = ChatWindow(laptop)
     qtbot.addWidget(laptop_window)
     laptop_window.show()
+    attach = laptop_window.attachments.bar.attach_button
+    assert not attach.isEnabled()  # no conversation open: nothing to attach to
     laptop_window.open_conversation("bob")
-    assert laptop_window.composer.isEnabled()
+    assert laptop_window.composer.isEnabled() and attach.isEnabled()
     harness.run(alice.remove_device(laptop.device_id))
     qtbot.waitUntil(lambda: laptop_window.banner.isVisible(), timeout=15_000)
     assert not laptop_window.composer.isEnabled()
     assert "removed" in laptop_window.composer.placeholderText()
+    assert not attach.isEnabled()  # attaching is writing
+    picture = harness.root / "picture.txt"
+    picture.write_text("a file dropped on the conversation")
+    laptop_window.attachments.stage(picture)  # what a drop does
+    assert not laptop_window.attachments.bar.staged.isVisible()
+    assert "removed" in laptop_window.attachments.bar.problem.text()
     assert not laptop_window.onboarding.hint.isVisible()  # no "write below" on a removed device
 
 

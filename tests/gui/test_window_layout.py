@@ -20,6 +20,10 @@ def test_the_conversation_pane_leaves_room_for_a_panel_in_the_demo_window(qtbot,
     conversation = window.centralWidget().widget(1)
     # The demo opens two windows of 760 side by side; the list steps aside for a panel.
     assert conversation.minimumSizeHint().width() + PANEL_MIN_WIDTH <= 760
+    # A long name gives way before the header's buttons do.
+    alice.conversations.set_display_name("bob", "Bartholomew Okafor-Whitfield of Lagos")
+    window.identity.refresh()
+    assert conversation.minimumSizeHint().width() + PANEL_MIN_WIDTH <= 760
 
 
 def test_the_newest_message_stays_in_view_when_the_window_narrows(qtbot, harness):
