@@ -20,9 +20,9 @@ Receipts per member are :mod:`client.core.group_receipts`.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
+from client.core.arrival import Outcome, store_arrival
 from client.core.context import ClientContext
 from client.core.controls import Controls
 from client.core.directory import Directory, UnknownUser
@@ -259,38 +259,10 @@ class GroupMessages:
     def _store_text(
         self, deliver: wire.Delivered, thread: str, group_id: bytes, text: GroupText
     ) -> list[Event]:
-        from_self = deliver.sender_user == self._ctx.username
-        message = StoredMessage(
-            message_id=text.message_id,
-            thread=thread,
-            sender_user=deliver.sender_user,
-            sender_device=deliver.sender_device,
-            sent_at=text.sent_at,
-            server_ts=deliver.server_ts,
-            body=text.body,
-            status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
-        )
-        if not self._controls.admit(message, text.expires_at):
-            return []
-        if not self._ctx.store.insert_message(message):
-            return []
-        self._controls.stored(message, text.expires_at, text.reply_to)
-        self._ctx.store.record_sender_order(
-            message.message_id,
-            thread,
-            message.sender_user,
-            message.sender_device,
-            text.origin.counter,
-        )
-        server_ts, reordered = self._timeline.in_sender_order(
-            message, text.origin.counter, deliver.server_ts
-        )
-        self._ctx.store.save_later([message.message_id])
-        self._ctx.mailbox_wake.set()
-        if not from_self:
-            self.receipts.owe(group_id, deliver.sender_user, message.message_id)
-        placed = dataclasses.replace(message, server_ts=server_ts)
-        return [*reordered, MessageReceived(placed)]
+        arrival = store_arrival(self._ctx, self._controls, self._timeline, deliver, thread, text)
+        if arrival.outcome is Outcome.STORED and deliver.sender_user != self._ctx.username:
+            self.receipts.owe(group_id, deliver.sender_user, text.message_id)
+        return arrival.events
 
     async def open_pairwise(self, deliver: wire.Delivered, body: bytes) -> list[Event]:
         """A group's pairwise message (its session authenticated the sender)."""

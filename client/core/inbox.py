@@ -17,10 +17,10 @@ by digest and acknowledged then.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import Protocol
 
+from client.core.arrival import Outcome, store_arrival
 from client.core.attachments import received
 from client.core.context import ClientContext
 from client.core.controls import Controls
@@ -231,42 +231,18 @@ class Inbox:
             if from_self and thread == self._ctx.username:
                 return []
             carried.append(payload.message_id)
-            message = StoredMessage(
-                message_id=payload.message_id,
-                thread=thread,
-                sender_user=deliver.sender_user,
-                sender_device=deliver.sender_device,
-                sent_at=payload.sent_at,
-                server_ts=deliver.server_ts,
-                body=payload.body,
-                status=MessageStatus.SENT if from_self else MessageStatus.RECEIVED,
+            arrival = store_arrival(
+                self._ctx, self._controls, self._timeline, deliver, thread, payload
             )
-            if not self._controls.admit(message, payload.expires_at):
-                return []  # it disappeared before it arrived
-            if not self._ctx.store.insert_message(message):
-                # A duplicate (or unsent, deleted, expired here): not shown. Its sender may have
-                # offered it again because our receipt was lost: the receipt goes again.
-                if not from_self:
-                    receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
-                return []
-            self._controls.stored(message, payload.expires_at, payload.reply_to)
-            if isinstance(payload, AttachmentMessage):
+            if arrival.outcome is Outcome.STORED and isinstance(payload, AttachmentMessage):
                 self._ctx.store.put_attachment(
                     received(payload.message_id, encode_pointer(payload.attachment))
                 )
-            counter = payload.origin.counter
-            self._ctx.store.record_sender_order(
-                message.message_id, thread, deliver.sender_user, deliver.sender_device, counter
-            )
-            server_ts, reordered = self._timeline.in_sender_order(
-                message, counter, deliver.server_ts
-            )
-            message = dataclasses.replace(message, server_ts=server_ts)
-            self._ctx.store.save_later([message.message_id])
-            self._ctx.mailbox_wake.set()
-            if not from_self:
+            # A duplicate's sender may have offered it again because our receipt was lost: the
+            # receipt goes again (one that expired on the way is owed none).
+            if arrival.outcome is not Outcome.EXPIRED and not from_self:
                 receipts.setdefault(deliver.sender_user, []).append(payload.message_id)
-            return [*reordered, MessageReceived(message)]
+            return arrival.events
         if isinstance(payload, Control):
             return self._controls.receive(payload, deliver.server_ts)
         if isinstance(payload, ProfileName):

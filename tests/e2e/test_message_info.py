@@ -104,3 +104,48 @@ async def test_a_contacts_chosen_name_is_cleaned_and_names_only_them(accounts):
     await eventually(lambda: alice.conversations.display_name("carol") != "carol")
     assert alice.conversations.display_name("carol") == "evil name"
     assert alice.conversations.own_name == ""  # it names carol, nobody else
+
+
+async def test_a_duplicate_is_confirmed_again_when_the_first_receipt_was_lost(
+    relay, accounts, monkeypatch
+):
+    """The relay takes Bob's receipt and drops it: Alice never hears of the delivery. When her
+    devices change, she encrypts the unconfirmed message again for the current ones; Bob shows
+    it once (a duplicate, by its id) and confirms it again, so Alice sees it delivered by him
+    and stops offering it."""
+    alice = await accounts.create("alice", "Desktop")
+    bob = await accounts.create("bob", "Desktop")
+    forward = HANDLERS[wire.Send]
+    swallowed: list[wire.Send] = []
+
+    async def swallow_bobs(session, frame):
+        if session.username != "bob":
+            return await forward(session, frame)
+        swallowed.append(frame)  # accepted, never queued: the receipt is lost
+        return wire.Accepted(rid=frame.rid, server_ts=session.relay.next_timestamp())
+
+    monkeypatch.setitem(HANDLERS, wire.Send, swallow_bobs)
+    sent = await alice.send_text("bob", "hello")
+    await eventually(lambda: len(bob.messages("alice")) == 1 and swallowed)
+    assert alice.messages("bob")[0].status is MessageStatus.SENT
+    monkeypatch.setitem(HANDLERS, wire.Send, forward)
+
+    await accounts.add_device(alice, "Laptop")  # her fan-out no longer matches her devices
+    # The relay lost its record of the fan-out (say, restored from an older copy), so the
+    # offer is not just answered again but checked against her devices, and refused.
+    store = relay.relays[0].store
+    store.forget_old_fan_outs(2**62)
+    await store.durable()
+    alice = await accounts.reopen(alice)  # a new connection: unconfirmed messages go again
+    await eventually(
+        lambda: (
+            ("bob", bob.device_id, "delivered")
+            in {
+                (r.username, r.device_id, r.status)
+                for r in alice.conversations.info(sent.message_id).receipts
+            }
+        ),
+        message="bob confirmed the duplicate",
+    )
+    assert [m.body for m in bob.messages("alice") if m.sender_user == "alice"] == ["hello"]
+    await eventually(lambda: not alice._store.unconfirmed())
