@@ -31,9 +31,14 @@ class DeviceReceipt(NamedTuple):
     at: int  # the relay's time of the receipt, microseconds
 
 
+# Around the matching words in a snippet: control characters, so a bracket a message contains is
+# never taken for a mark (the window draws the words in bold).
+MATCH_START, MATCH_END = "\x02", "\x03"
+
+
 class SearchHit(NamedTuple):
     message: StoredMessage
-    snippet: str  # the matching words marked with [ and ]
+    snippet: str  # the matching words between MATCH_START and MATCH_END
 
 
 def clean_name(name: str) -> str:
@@ -176,14 +181,14 @@ class ChatStore:
             return []
         columns = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
         where = "message_search MATCH ? AND m.status NOT IN ('system', 'undecryptable')"
-        params: list[object] = [query]
+        params: list[object] = [MATCH_START, MATCH_END, query]
         if thread is not None:
             where += " AND m.thread = ?"
             params.append(thread)
         # Newest stored first, in the index's own order: FTS5 then stops after ``limit`` matches
         # instead of sorting every match (a common word matches most of a long history).
         rows = self._db.execute(
-            f"SELECT {columns}, snippet(message_search, 0, '[', ']', '…', 12)"
+            f"SELECT {columns}, snippet(message_search, 0, ?, ?, '…', 12)"
             " FROM message_search JOIN messages m ON m.rowid = message_search.rowid"
             f" WHERE {where} ORDER BY message_search.rowid DESC LIMIT {int(limit)}",
             params,

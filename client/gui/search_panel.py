@@ -6,26 +6,70 @@ its results stand in the conversation list's place; ✕ or Esc brings the list b
 
 from __future__ import annotations
 
+import html
 import time
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAbstractTextDocumentLayout, QKeyEvent, QPainter, QPalette, QTextDocument
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
 from client.core.client import AriadneClient
 from client.core.events import StoredMessage
+from client.core.store_chat import MATCH_END, MATCH_START
 from client.gui.sidebar import tool_button
 
 MESSAGE_ROLE = Qt.ItemDataRole.UserRole + 2
+HTML_ROLE = Qt.ItemDataRole.UserRole + 3  # the result as drawn: the matching words in bold
 RESULTS = 50
+
+
+def result_html(snippet: str, where: str) -> str:
+    """The snippet (escaped: it is someone's message) with its matching words in bold, and
+    where it is, on a second line."""
+    marked = html.escape(snippet).replace(MATCH_START, "<b>").replace(MATCH_END, "</b>")
+    return f"{marked}<br><small>{html.escape(where)}</small>"
+
+
+class ResultDelegate(QStyledItemDelegate):
+    """Draws a result's rich text, wrapped to the list's width, over the usual row."""
+
+    def _document(self, option: QStyleOptionViewItem, index: QModelIndex) -> QTextDocument:
+        document = QTextDocument()
+        document.setDefaultFont(option.font)
+        document.setHtml(index.data(HTML_ROLE))
+        document.setTextWidth(max(option.rect.width(), 120))
+        return document
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        self.initStyleOption(option, index)
+        document = self._document(option, index)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        option.text = ""  # the row's background, selection and focus; the text is drawn below
+        widget = option.widget
+        widget.style().drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, widget)
+        context = QAbstractTextDocumentLayout.PaintContext()
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        context.palette.setColor(QPalette.ColorRole.Text, option.palette.color(role))
+        painter.save()
+        painter.translate(option.rect.topLeft())
+        document.documentLayout().draw(painter, context)
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        self.initStyleOption(option, index)
+        document = self._document(option, index)
+        return QSize(int(document.idealWidth()), int(document.size().height()))
 
 
 class SearchPanel(QWidget):
@@ -46,6 +90,7 @@ class SearchPanel(QWidget):
         self.results.setWordWrap(True)
         self.results.setSpacing(4)
         self.results.setAlternatingRowColors(True)
+        self.results.setItemDelegate(ResultDelegate(self.results))
         self.results.itemActivated.connect(self._choose)
         self.results.itemClicked.connect(self._choose)
         self._timer = QTimer(self, singleShot=True, interval=120)
@@ -89,7 +134,10 @@ class SearchPanel(QWidget):
             who = "You" if message.sender_user == self.client.username else message.sender_user
             peer = self.client.conversations.display_name(message.thread)
             when = time.strftime("%d %b %Y %H:%M", time.localtime(_seconds(message)))
-            item = QListWidgetItem(f"{hit.snippet}\n{peer} · {who} · {when}")
+            where = f"{peer} · {who} · {when}"
+            plain = hit.snippet.replace(MATCH_START, "").replace(MATCH_END, "")
+            item = QListWidgetItem(f"{plain}\n{where}")  # what a screen reader says
+            item.setData(HTML_ROLE, result_html(hit.snippet, where))
             item.setToolTip(f"Open the conversation with {peer} at this message")
             item.setData(MESSAGE_ROLE, message)
             self.results.addItem(item)

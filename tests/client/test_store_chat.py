@@ -29,7 +29,7 @@ def test_search_in_an_encrypted_profile_follows_inserts_and_deletes(tmp_path):
     store.commit()
     hits = store.search("harb")
     assert [h.message.body for h in hits] == ["harbour lights", "Meet at the old harbour"]
-    assert hits[1].snippet == "Meet at the old [harbour]"
+    assert hits[1].snippet == "Meet at the old \x02harbour\x03"
     assert [h.message.body for h in store.search("old harbour")] == ["Meet at the old harbour"]
     assert store.search("   ") == []
     store._db.execute("DELETE FROM messages WHERE message_id = ?", (second.message_id,))

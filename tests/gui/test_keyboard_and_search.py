@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 from client.core.events import MessageStatus, StoredMessage
 from client.gui.chat_window import ChatWindow
 from client.gui.conversation_model import WINDOW
+from client.gui.search_panel import HTML_ROLE
 from shared.envelope import new_message_id
 
 
@@ -91,8 +92,9 @@ def test_ctrl_f_finds_a_message_far_back_and_opens_its_page(qtbot, harness):
     assert window.search.isVisible() and window.search.field.hasFocus()
     qtbot.keyClicks(window.search.field, "quok")
     qtbot.waitUntil(lambda: window.search.results.count() == 2, timeout=5_000)
-    assert window.search.results.item(0).text().startswith("and a new one about a [Quokka]\nbob")
-    assert "[quokka]" in window.search.results.item(1).text()
+    assert window.search.results.item(0).text().startswith("and a new one about a Quokka\nbob")
+    assert "<b>Quokka</b><br>" in window.search.results.item(0).data(HTML_ROLE)
+    assert "<b>quokka</b>" in window.search.results.item(1).data(HTML_ROLE)
     assert window.search.summary.text() == "2 matches"
 
     qtbot.keyClick(window.search.field, Qt.Key.Key_Down)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QPushButton
 from client.gui.chat_window import ChatWindow
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.group_panel import NewGroupDialog
+from client.gui.search_panel import HTML_ROLE
 from client.gui.settings_panel import SettingsPanel
 
 
@@ -65,7 +66,7 @@ def test_the_header_is_one_row_and_delete_is_behind_the_menu(qtbot, harness):
 def test_search_results_take_the_lists_place_until_closed(qtbot, harness):
     alice = harness.account("alice")
     harness.account("bob")
-    harness.run(alice.send_text("bob", "the harbour at noon"))
+    harness.run(alice.send_text("bob", "the [harbour] at <i>noon</i>"))
     window = ChatWindow(alice)
     qtbot.addWidget(window)
     window.show()
@@ -77,6 +78,9 @@ def test_search_results_take_the_lists_place_until_closed(qtbot, harness):
     window.search.field.setText("harbour")
     window.search.search()
     assert window.search.results.count() == 1
+    # The matching word in bold; the message's own brackets and tags are text, not marks.
+    drawn = window.search.results.item(0).data(HTML_ROLE)
+    assert drawn.startswith("the [<b>harbour</b>] at &lt;i&gt;noon&lt;/i&gt;<br>"), drawn
     # The results have the column's height, not a sliver beside the list.
     assert window.search.results.height() >= window.own_bar.height() * 4
     window.search.close_button.click()
