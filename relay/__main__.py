@@ -74,6 +74,13 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Already stopping: another request (Ctrl+C reaches the whole process group, then the
+        # demo asks its relay again) changes nothing. Ignored, it cannot land in the moment the
+        # closing loop has closed its wake-up pipe but still holds the signal, which Python
+        # reports as a traceback.
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
     if operator is not None:
         operator.cancel()
     server.close()

@@ -32,6 +32,7 @@ class ChatHeader(QWidget):
         self.badge.setToolTip("You compared this contact's safety number and marked it verified.")
         self.badge.setVisible(False)
         self.rename = QToolButton(text="✎", toolTip="Rename this contact (on this device only)")
+        self.rename.setObjectName("bar")  # a glyph button, as ⋮ and ⚙
         self.rename.setAccessibleName("Rename contact")
         self.rename.setVisible(False)
         self.rename.clicked.connect(self.start_rename)

@@ -134,7 +134,14 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 6, 6)
         left_layout.addWidget(self.own_bar)
-        left_layout.addWidget(self.finder)
+        # Beside the field that finds a chat, the one button that searches every message.
+        self.search_button = tool_button("", "Search your messages (Ctrl+F)", "Search messages")
+        self.search_button.setIcon(search_icon())
+        self.search_button.clicked.connect(self.open_search)
+        find_row = QHBoxLayout()
+        find_row.addWidget(self.finder, 1)
+        find_row.addWidget(self.search_button, 0, Qt.AlignmentFlag.AlignTop)
+        left_layout.addLayout(find_row)
         # While searching, the results take the conversations' place (as the list's filter).
         left_layout.addWidget(self.search, 1)
         left_layout.addWidget(self.threads, 1)
@@ -147,9 +154,6 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self.server_button.setEnabled(False)
         self.server_button.clicked.connect(self.show_server_view)
         self.server_view: ServerView | None = None
-        search_button = tool_button("", "Search your messages (Ctrl+F)", "Search")
-        search_button.setIcon(search_icon())
-        search_button.clicked.connect(self.open_search)
         self._opened: QWidget | None = None  # the panel last opened here (a new one replaces it)
         self.view = QListView()
         self.controls = ConversationControls(client, self.view)
@@ -167,7 +171,6 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         header_row.setSpacing(4)  # the demo's window is narrow: room for a panel beside
         header_row.addWidget(self.identity, 1)
         header_row.addWidget(self.controls.timer)
-        header_row.addWidget(search_button)
         header_row.addWidget(self.server_button)
         header_row.addWidget(self.chat_menu)
         self.bubbles = AttachmentDelegate(
@@ -320,7 +323,9 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self._mark_read_soon()
 
     def _save_draft(self) -> None:
-        if self._draft_thread is not None:
+        # A client closed under a window still open (the app quitting closes windows first, and
+        # that saves) has no profile to write to any more.
+        if self._draft_thread is not None and not self.client.closed:
             self.client.conversations.save_draft(self._draft_thread, self.composer.toPlainText())
 
     def _mark_read(self) -> None:
@@ -683,6 +688,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self._update_banner()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._draft_timer.stop()
         self._save_draft()
         for dialog in self.approvals.values():
             dialog.close()  # (cancels an exchange in progress)

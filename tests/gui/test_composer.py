@@ -127,3 +127,16 @@ def test_typing_on_right_after_enter_keeps_only_the_new_text(qtbot, harness):
     qtbot.keyClicks(window.composer, "four")  # replaced before it was stored
     qtbot.waitUntil(lambda: bodies(bob, "alice") == ["one", "three"], timeout=10_000)
     assert window.composer.toPlainText() == "four"
+
+
+def test_a_draft_timer_left_running_when_the_client_closes_writes_nothing(qtbot, harness):
+    """The client can close under a window still open (a device removed and its data deleted,
+    or the app's teardown): the draft's pending save must not write to a closed profile."""
+    alice = harness.account("alice")
+    harness.account("bob")
+    window = open_window(qtbot, alice)
+    window.open_conversation("bob")
+    window.composer.setPlainText("typed just before the end")
+    assert window._draft_timer.isActive()
+    harness.run(alice.close())
+    qtbot.waitUntil(lambda: not window._draft_timer.isActive(), timeout=5_000)

@@ -1,6 +1,7 @@
 """The window's frame: the left column is this device (avatar, name, ⚙ and a ⋮ menu) above the
-conversations; the header is one row (who, the timer, Search, what the relay sees, ⋮) with
-nothing destructive one click away; while searching, the results stand in the list's place."""
+conversations, with a magnifier beside the chat finder that searches every message; the header
+is one row (who, the timer, what the relay sees, ⋮) with nothing destructive one click away;
+while searching, the results stand in the list's place."""
 
 from __future__ import annotations
 
@@ -73,8 +74,9 @@ def test_search_results_take_the_lists_place_until_closed(qtbot, harness):
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
     assert window.threads.isVisible()
-    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    window.search_button.click()
     assert window.search.isVisible() and not window.threads.isVisible()
+    assert window.search.field.hasFocus()
     window.search.field.setText("harbour")
     window.search.search()
     assert window.search.results.count() == 1
@@ -85,7 +87,7 @@ def test_search_results_take_the_lists_place_until_closed(qtbot, harness):
     assert window.search.results.height() >= window.own_bar.height() * 4
     window.search.close_button.click()
     assert not window.search.isVisible() and window.threads.isVisible()
-    window.open_search()  # again, then Esc
-    assert not window.threads.isVisible()
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)  # again, then Esc
+    assert window.search.isVisible() and not window.threads.isVisible()
     qtbot.keyClick(QApplication.focusWidget() or window, Qt.Key.Key_Escape)
     assert not window.search.isVisible() and window.threads.isVisible()

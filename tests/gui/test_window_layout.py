@@ -4,26 +4,36 @@ window, and the newest message stays in view as the window is laid out again."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtWidgets import QApplication
 
 from client.gui.chat_window import ChatWindow
 from client.gui.panels import PANEL_MIN_WIDTH
+from client.gui.style import apply_style
 
 
-def test_the_conversation_pane_leaves_room_for_a_panel_in_the_demo_window(qtbot, harness):
-    alice = harness.account("alice")
-    harness.account("bob")
-    window = ChatWindow(alice)
-    qtbot.addWidget(window)
-    window.show()
-    window.open_conversation("bob")
-    conversation = window.centralWidget().widget(1)
-    # The demo opens two windows of 760 side by side; the list steps aside for a panel.
-    assert conversation.minimumSizeHint().width() + PANEL_MIN_WIDTH <= 760
-    # A long name gives way before the header's buttons do.
-    alice.conversations.set_display_name("bob", "Bartholomew Okafor-Whitfield of Lagos")
-    window.identity.refresh()
-    assert conversation.minimumSizeHint().width() + PANEL_MIN_WIDTH <= 760
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_the_conversation_pane_leaves_room_for_a_panel_in_the_demo_window(qtbot, harness, dark):
+    app = QApplication.instance()
+    sheet, palette = app.styleSheet(), app.palette()
+    apply_style(app, dark=dark)  # measured as the app looks (its style sheet pads buttons)
+    try:
+        alice = harness.account("alice")
+        harness.account("bob")
+        window = ChatWindow(alice)
+        qtbot.addWidget(window)
+        window.show()
+        window.open_conversation("bob")
+        conversation = window.centralWidget().widget(1)
+        # The demo opens two windows of 760 side by side; the list steps aside for a panel.
+        assert conversation.minimumSizeHint().width() + PANEL_MIN_WIDTH <= 760
+        # A long name gives way before the header's buttons do.
+        alice.conversations.set_display_name("bob", "Bartholomew Okafor-Whitfield of Lagos")
+        window.identity.refresh()
+        assert conversation.minimumSizeHint().width() + PANEL_MIN_WIDTH <= 760
+    finally:
+        app.setStyleSheet(sheet)
+        app.setPalette(palette)
 
 
 def test_the_newest_message_stays_in_view_when_the_window_narrows(qtbot, harness):
