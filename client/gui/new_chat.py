@@ -24,7 +24,10 @@ class ChatFinder(QWidget):
         super().__init__()
         self.client = client
         self.threads = threads
-        self.field = QLineEdit(placeholderText="Find or start a chat (Ctrl+K)")
+        self.field = QLineEdit(placeholderText="Find or start a chat")
+        self.field.setToolTip(
+            "Type a name to filter your chats, or a username and Enter to start one (Ctrl+K)"
+        )
         self.field.returnPressed.connect(self.start)
         self.field.textChanged.connect(lambda text: filter_threads(threads, client, text))
         self.note = QLabel("")  # why a chat did not start
