@@ -2,10 +2,16 @@
 forwarder measured in the same run, end-to-end latency through real clients, and the client's CPU
 cost to send one message to a user with three devices.
 
-    python tests/benchmarks/bench_relay.py [--seconds 5]
+    python tests/benchmarks/bench_relay.py [--seconds 10] [--rounds 5] [--compare DIR]
 
 Both servers run as their own processes (one core each at most); the load generator runs here.
-Ratios, not absolute numbers, are what compare across machines.
+Ratios, not absolute numbers, are what compare across machines. Throughput on a busy machine
+swings with everything else that runs, so the servers take turns for several rounds (the median
+and the worst round are reported) and each server process's own CPU time per forwarded envelope
+is measured too (``/proc/<pid>/stat``): a process's CPU time per unit of work barely depends on
+how much of the machine others take, unlike its rate. ``--compare DIR`` adds, in every round, the
+relay of another checkout (``git archive main | tar -x -C DIR``), so old and new code are
+measured in the same session.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 from websockets.asyncio.client import connect
@@ -78,9 +85,22 @@ async def bare_forwarder() -> None:
 # ---------------------------------------------------------------- load generation
 
 
-async def start_process(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+class Measured(NamedTuple):
+    rate: float  # envelopes delivered per second, the median of the measuring windows
+    cpu_per_envelope: float  # the server process's CPU seconds per envelope delivered
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_process(
+    *args: str, source: Path = Path(__file__).parents[2]
+) -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2]
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=source
     )
     assert process.stdout is not None
     line = (await process.stdout.readline()).decode().strip()
@@ -95,9 +115,11 @@ async def drive(
     ack,
     devices: int,  # type: ignore[no-untyped-def]
     seconds: float,
-) -> float:
+    server_pid: int,
+) -> Measured:
     """Every device sends fan-outs to FAN_OUT others and reads what it is sent; returns the median
-    over WINDOWS measuring windows of the envelopes delivered per second."""
+    over WINDOWS measuring windows of the envelopes delivered per second, and the server's CPU
+    time per envelope delivered over all of them."""
     delivered = 0
     measuring = False
     stop = asyncio.Event()
@@ -137,23 +159,26 @@ async def drive(
     runners = [asyncio.create_task(run(i, ws)) for i, ws in enumerate(sockets)]
     await asyncio.sleep(1.0)  # warm up
     rates = []
+    cpu, counted = 0.0, 0
     for _ in range(WINDOWS):  # the median of a few windows: this machine's load varies
         delivered = 0
         measuring = True
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds(server_pid)
         await asyncio.sleep(seconds / WINDOWS)
         measuring = False
         rates.append(delivered / (time.perf_counter() - start))
+        cpu += cpu_seconds(server_pid) - cpu_start
+        counted += delivered
     rate = statistics.median(rates)
     stop.set()
     for ws in sockets:
         await ws.close()
     for runner in runners:
         runner.cancel()
-    return rate
+    return Measured(rate, cpu / max(counted, 1))
 
 
-async def bare_rate(devices: int, seconds: float) -> float:
+async def bare_rate(devices: int, seconds: float) -> Measured:
     process, port = await start_process(__file__, "--forwarder")
     encoder = msgspec.msgpack.Encoder()
     try:
@@ -169,6 +194,7 @@ async def bare_rate(devices: int, seconds: float) -> float:
             lambda ws, seqs: asyncio.sleep(0),
             devices,
             seconds,
+            process.pid,
         )
     finally:
         process.terminate()
@@ -236,10 +262,20 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
     return made
 
 
-async def relay_rate(devices: int, seconds: float) -> float:
+async def relay_rate(
+    devices: int, seconds: float, source: Path = Path(__file__).parents[2]
+) -> Measured:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
     process, line = await start_process(
-        "-m", "relay", "--port", "0", "--data-dir", str(data_dir), "--log-level", "WARNING"
+        "-m",
+        "relay",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "WARNING",
+        source=source,
     )
     url = line.rsplit(" ", 1)[1]
     try:
@@ -286,7 +322,9 @@ async def relay_rate(devices: int, seconds: float) -> float:
         async def ack(ws, seqs):  # type: ignore[no-untyped-def]
             await ws.send(wire.encode(wire.Ack(seqs=seqs)))
 
-        return await drive(lambda i: url, login, make_send, parse, ack, devices, seconds)
+        return await drive(
+            lambda i: url, login, make_send, parse, ack, devices, seconds, process.pid
+        )
     finally:
         process.terminate()
         await process.wait()
@@ -389,16 +427,45 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
         await process.wait()
 
 
-async def main(seconds: float) -> None:
+async def forwarding(seconds: float, rounds: int, compare: Path | None) -> None:
     print(
         f"Relay forwarding, fan-out {FAN_OUT}, median of {WINDOWS} windows over {seconds:.0f} s"
-        f" per server ({os.cpu_count()} cores)"
+        f" per server and round, {rounds} rounds, servers in turn ({os.cpu_count()} cores,"
+        f" load average {os.getloadavg()[0]:.1f} at the start)"
     )
-    print(f"{'devices':>8} {'bare forwarder':>16} {'Ariadne relay':>15} {'ratio':>7}")
+    servers = {"Ariadne relay": Path(__file__).parents[2]}
+    if compare is not None:
+        servers[f"relay of {compare}"] = compare
     for devices in (20, 200):
-        bare = await bare_rate(devices, seconds)
-        relay = await relay_rate(devices, seconds)
-        print(f"{devices:>8} {bare:>11,.0f} env/s {relay:>10,.0f} env/s {relay / bare:>7.2f}")
+        results: dict[str, list[Measured]] = {"bare": []}
+        for name in servers:
+            results[name] = []
+        for _round in range(rounds):
+            results["bare"].append(await bare_rate(devices, seconds))
+            for name, source in servers.items():
+                results[name].append(await relay_rate(devices, seconds, source))
+        bare = results["bare"]
+        print(f"\n{devices} devices, per round: env/s (server CPU µs per envelope delivered)")
+        for name, measured in results.items():
+            cells = " ".join(f"{m.rate:>8,.0f} ({m.cpu_per_envelope * 1e6:5.1f})" for m in measured)
+            print(f"{name:>24}: {cells}")
+        print(f"{'ratio to the bare forwarder':>28} {'median':>7} {'worst':>7} {'rounds':>7}")
+        for name in servers:
+            by_rate = [m.rate / b.rate for m, b in zip(results[name], bare, strict=True)]
+            by_cpu = [
+                b.cpu_per_envelope / m.cpu_per_envelope
+                for m, b in zip(results[name], bare, strict=True)
+            ]
+            for label, ratios in (("throughput", by_rate), ("CPU per envelope", by_cpu)):
+                print(
+                    f"{name + ', ' + label:>28} {statistics.median(ratios):>7.2f}"
+                    f" {min(ratios):>7.2f}   {' '.join(f'{r:.2f}' for r in ratios)}"
+                )
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
+
+
+async def main(seconds: float, rounds: int, compare: Path | None) -> None:
+    await forwarding(seconds, rounds, compare)
     print(
         f"\nDurable commits (the relay store's queue, {seconds:.0f} s, alternating windows):"
         f" NORMAL = survives a crash, FULL = survives a power loss (the relay's setting)"
@@ -430,4 +497,11 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser()
         parser.add_argument("--seconds", type=float, default=10.0)
-        asyncio.run(main(parser.parse_args().seconds))
+        parser.add_argument("--rounds", type=int, default=5)
+        parser.add_argument("--compare", type=Path, default=None)
+        parser.add_argument("--forwarding-only", action="store_true")
+        args = parser.parse_args()
+        if args.forwarding_only:
+            asyncio.run(forwarding(args.seconds, args.rounds, args.compare))
+        else:
+            asyncio.run(main(args.seconds, args.rounds, args.compare))
