@@ -62,7 +62,8 @@ class Forward(msgspec.Struct):
 
 
 async def bare_forwarder() -> None:
-    """Decode a small msgspec frame naming the targets and forward the payload to each."""
+    """Decode a small msgspec frame naming the targets and forward the payload to each (a text
+    frame is a device's acknowledgement, read and dropped)."""
     peers: dict[str, object] = {}
     decoder = msgspec.msgpack.Decoder(Forward)
 
@@ -71,6 +72,8 @@ async def bare_forwarder() -> None:
         peers[name] = ws
         with contextlib.suppress(ConnectionClosed):
             async for data in ws:
+                if isinstance(data, str):
+                    continue
                 frame = decoder.decode(data)
                 for target in frame.to:
                     with contextlib.suppress(ConnectionClosed):
@@ -178,7 +181,10 @@ async def drive(
     return Measured(rate, cpu / max(counted, 1))
 
 
-async def bare_rate(devices: int, seconds: float) -> Measured:
+async def bare_rate(devices: int, seconds: float, acks: bool = False) -> Measured:
+    """The bare forwarder; with ``acks`` every device also answers each frame it is sent with a
+    small frame, as a device acknowledges each Deliver to the relay (the second baseline: the
+    same frames in and out as the relay's protocol, without storing anything)."""
     process, port = await start_process(__file__, "--forwarder")
     encoder = msgspec.msgpack.Encoder()
     try:
@@ -191,7 +197,7 @@ async def bare_rate(devices: int, seconds: float) -> Measured:
             login,
             lambda i, targets: encoder.encode(Forward([f"d{t}" for t in targets], PAYLOAD)),
             lambda data: None if data == b"ok" else [0],
-            lambda ws, seqs: asyncio.sleep(0),
+            (lambda ws, seqs: ws.send("ack")) if acks else (lambda ws, seqs: asyncio.sleep(0)),
             devices,
             seconds,
             process.pid,
@@ -437,30 +443,30 @@ async def forwarding(seconds: float, rounds: int, compare: Path | None) -> None:
     if compare is not None:
         servers[f"relay of {compare}"] = compare
     for devices in (20, 200):
-        results: dict[str, list[Measured]] = {"bare": []}
+        results: dict[str, list[Measured]] = {"bare": [], "bare + acks": []}
         for name in servers:
             results[name] = []
         for _round in range(rounds):
             results["bare"].append(await bare_rate(devices, seconds))
+            results["bare + acks"].append(await bare_rate(devices, seconds, acks=True))
             for name, source in servers.items():
                 results[name].append(await relay_rate(devices, seconds, source))
-        bare = results["bare"]
         print(f"\n{devices} devices, per round: env/s (server CPU µs per envelope delivered)")
         for name, measured in results.items():
             cells = " ".join(f"{m.rate:>8,.0f} ({m.cpu_per_envelope * 1e6:5.1f})" for m in measured)
             print(f"{name:>24}: {cells}")
-        print(f"{'ratio to the bare forwarder':>28} {'median':>7} {'worst':>7} {'rounds':>7}")
-        for name in servers:
-            by_rate = [m.rate / b.rate for m, b in zip(results[name], bare, strict=True)]
-            by_cpu = [
-                b.cpu_per_envelope / m.cpu_per_envelope
-                for m, b in zip(results[name], bare, strict=True)
-            ]
-            for label, ratios in (("throughput", by_rate), ("CPU per envelope", by_cpu)):
-                print(
-                    f"{name + ', ' + label:>28} {statistics.median(ratios):>7.2f}"
-                    f" {min(ratios):>7.2f}   {' '.join(f'{r:.2f}' for r in ratios)}"
-                )
+        print(f"{'ratio':>44} {'median':>7} {'worst':>7}   rounds")
+        for baseline in ("bare", "bare + acks"):
+            for name in servers:
+                pairs = list(zip(results[name], results[baseline], strict=True))
+                by_rate = [m.rate / b.rate for m, b in pairs]
+                by_cpu = [b.cpu_per_envelope / m.cpu_per_envelope for m, b in pairs]
+                for label, ratios in (("throughput", by_rate), ("CPU per envelope", by_cpu)):
+                    print(
+                        f"{name + ' / ' + baseline + ', ' + label:>44}"
+                        f" {statistics.median(ratios):>7.2f} {min(ratios):>7.2f}"
+                        f"   {' '.join(f'{r:.2f}' for r in ratios)}"
+                    )
     print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
 
 
