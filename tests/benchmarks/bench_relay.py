@@ -3,13 +3,17 @@ forwarder measured in the same run, end-to-end latency through real clients, and
 cost to send one message to a user with three devices.
 
     python tests/benchmarks/bench_relay.py [--seconds 10] [--rounds 5] [--compare DIR]
+    python tests/benchmarks/bench_relay.py --forwarding-only    # the forwarding rounds alone
 
 Both servers run as their own processes (one core each at most); the load generator runs here.
 Ratios, not absolute numbers, are what compare across machines. Throughput on a busy machine
 swings with everything else that runs, so the servers take turns for several rounds (the median
 and the worst round are reported) and each server process's own CPU time per forwarded envelope
 is measured too (``/proc/<pid>/stat``): a process's CPU time per unit of work barely depends on
-how much of the machine others take, unlike its rate. ``--compare DIR`` adds, in every round, the
+how much of the machine others take, unlike its rate. Two baselines: the bare forwarder, and the
+same forwarder receiving one small acknowledgement frame per frame it delivers, as the relay's
+devices acknowledge each delivery (frames a forwarder without storage would not need, but the
+relay's protocol does). ``--compare DIR`` adds, in every round, the
 relay of another checkout (``git archive main | tar -x -C DIR``), so old and new code are
 measured in the same session.
 """
