@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import eventually, seed_history
+
+pytestmark = pytest.mark.backends()
 
 SEEDED = 1_400  # three background pages of 500, the last one short
 
