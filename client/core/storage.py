@@ -83,7 +83,12 @@ CREATE INDEX IF NOT EXISTS messages_in_order
 CREATE INDEX IF NOT EXISTS messages_by_status ON messages(thread, status);
 -- Conversations and their latest activity, kept by triggers: listing them never scans history.
 CREATE TABLE IF NOT EXISTS threads (thread TEXT PRIMARY KEY, last_ts INTEGER NOT NULL);
-CREATE TRIGGER IF NOT EXISTS thread_on_insert AFTER INSERT ON messages BEGIN
+-- A page of restored history (insert_messages) writes its threads and search entries once for
+-- the page, while a row of bulk_insert says so: row by row, they cost more than the insert.
+CREATE TABLE IF NOT EXISTS bulk_insert (pages INTEGER PRIMARY KEY CHECK (pages = 1));
+DROP TRIGGER IF EXISTS thread_on_insert;
+CREATE TRIGGER IF NOT EXISTS thread_on_one_insert AFTER INSERT ON messages
+    WHEN NOT EXISTS (SELECT 1 FROM bulk_insert) BEGIN
     INSERT INTO threads VALUES (new.thread, coalesce(new.server_ts, 0))
         ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts);
 END;
@@ -155,7 +160,9 @@ CREATE TABLE IF NOT EXISTS shared_names (username TEXT PRIMARY KEY, name TEXT NO
 CREATE TABLE IF NOT EXISTS names_sent (username TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
     USING fts5(body, content='messages', content_rowid='rowid');
-CREATE TRIGGER IF NOT EXISTS search_on_insert AFTER INSERT ON messages BEGIN
+DROP TRIGGER IF EXISTS search_on_insert;
+CREATE TRIGGER IF NOT EXISTS search_on_one_insert AFTER INSERT ON messages
+    WHEN NOT EXISTS (SELECT 1 FROM bulk_insert) BEGIN
     INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
 END;
 CREATE TRIGGER IF NOT EXISTS search_on_delete AFTER DELETE ON messages BEGIN

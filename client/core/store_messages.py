@@ -159,21 +159,48 @@ class MessageStore:
         return [row[0] for row in rows]
 
     def insert_messages(self, messages: list[StoredMessage]) -> int:
-        """Many at once (restoring history); returns how many were new."""
-        cursor = self._db.executemany(
-            f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
+        """Many at once (a page of restored history); returns how many were new.
+
+        The new rows' conversation times and search entries are written by one statement each
+        for the page, in the same transaction as the rows, instead of by the per-row triggers
+        (each would cost more than the row): the page is searchable exactly when it is stored,
+        an interrupted restore leaves nothing unindexed, and a live message, stored between two
+        pages, goes through the triggers. New rows take rowids above the largest one (the
+        connection is this profile's only writer), which is how the page's rows are found."""
+        db = self._db
+        last = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
+        db.execute("INSERT INTO bulk_insert VALUES (1)")
+        try:
+            cursor = db.executemany(
+                f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    m.message_id,
-                    m.thread,
-                    m.sender_user,
-                    m.sender_device,
-                    m.sent_at,
-                    m.server_ts,
-                    m.body,
-                    m.status.value,
-                )
-                for m in messages
-            ),
-        )
-        return cursor.rowcount  # (changes() counts rows of this statement, not of triggers)
+                    (
+                        m.message_id,
+                        m.thread,
+                        m.sender_user,
+                        m.sender_device,
+                        m.sent_at,
+                        m.server_ts,
+                        m.body,
+                        m.status.value,
+                    )
+                    for m in messages
+                ),
+            )
+            added = cursor.rowcount  # (changes() counts rows of this statement, not triggers')
+        finally:
+            # Also after a failed row: the rows before it stay in the transaction.
+            db.execute("DELETE FROM bulk_insert")
+            db.execute(
+                "INSERT INTO threads SELECT thread, max(coalesce(server_ts, 0)) FROM messages"
+                " WHERE rowid > ? GROUP BY thread"
+                " ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)",
+                (last,),
+            )
+            db.execute(
+                "INSERT INTO message_search(rowid, body) SELECT rowid, body FROM messages"
+                " WHERE rowid > ?",
+                (last,),
+            )
+        return added

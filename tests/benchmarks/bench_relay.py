@@ -2,10 +2,20 @@
 forwarder measured in the same run, end-to-end latency through real clients, and the client's CPU
 cost to send one message to a user with three devices.
 
-    python tests/benchmarks/bench_relay.py [--seconds 5]
+    python tests/benchmarks/bench_relay.py [--seconds 10] [--rounds 5] [--compare DIR]
+    python tests/benchmarks/bench_relay.py --forwarding-only    # the forwarding rounds alone
 
 Both servers run as their own processes (one core each at most); the load generator runs here.
-Ratios, not absolute numbers, are what compare across machines.
+Ratios, not absolute numbers, are what compare across machines. Throughput on a busy machine
+swings with everything else that runs, so the servers take turns for several rounds (the median
+and the worst round are reported) and each server process's own CPU time per forwarded envelope
+is measured too (``/proc/<pid>/stat``): a process's CPU time per unit of work barely depends on
+how much of the machine others take, unlike its rate. Two baselines: the bare forwarder, and the
+same forwarder receiving one small acknowledgement frame per frame it delivers, as the relay's
+devices acknowledge each delivery (frames a forwarder without storage would not need, but the
+relay's protocol does). ``--compare DIR`` adds, in every round, the
+relay of another checkout (``git archive main | tar -x -C DIR``), so old and new code are
+measured in the same session.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 from websockets.asyncio.client import connect
@@ -55,7 +66,8 @@ class Forward(msgspec.Struct):
 
 
 async def bare_forwarder() -> None:
-    """Decode a small msgspec frame naming the targets and forward the payload to each."""
+    """Decode a small msgspec frame naming the targets and forward the payload to each (a text
+    frame is a device's acknowledgement, read and dropped)."""
     peers: dict[str, object] = {}
     decoder = msgspec.msgpack.Decoder(Forward)
 
@@ -64,6 +76,8 @@ async def bare_forwarder() -> None:
         peers[name] = ws
         with contextlib.suppress(ConnectionClosed):
             async for data in ws:
+                if isinstance(data, str):
+                    continue
                 frame = decoder.decode(data)
                 for target in frame.to:
                     with contextlib.suppress(ConnectionClosed):
@@ -78,9 +92,22 @@ async def bare_forwarder() -> None:
 # ---------------------------------------------------------------- load generation
 
 
-async def start_process(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+class Measured(NamedTuple):
+    rate: float  # envelopes delivered per second, the median of the measuring windows
+    cpu_per_envelope: float  # the server process's CPU seconds per envelope delivered
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_process(
+    *args: str, source: Path = Path(__file__).parents[2]
+) -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2]
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=source
     )
     assert process.stdout is not None
     line = (await process.stdout.readline()).decode().strip()
@@ -95,9 +122,11 @@ async def drive(
     ack,
     devices: int,  # type: ignore[no-untyped-def]
     seconds: float,
-) -> float:
+    server_pid: int,
+) -> Measured:
     """Every device sends fan-outs to FAN_OUT others and reads what it is sent; returns the median
-    over WINDOWS measuring windows of the envelopes delivered per second."""
+    over WINDOWS measuring windows of the envelopes delivered per second, and the server's CPU
+    time per envelope delivered over all of them."""
     delivered = 0
     measuring = False
     stop = asyncio.Event()
@@ -137,23 +166,29 @@ async def drive(
     runners = [asyncio.create_task(run(i, ws)) for i, ws in enumerate(sockets)]
     await asyncio.sleep(1.0)  # warm up
     rates = []
+    cpu, counted = 0.0, 0
     for _ in range(WINDOWS):  # the median of a few windows: this machine's load varies
         delivered = 0
         measuring = True
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), cpu_seconds(server_pid)
         await asyncio.sleep(seconds / WINDOWS)
         measuring = False
         rates.append(delivered / (time.perf_counter() - start))
+        cpu += cpu_seconds(server_pid) - cpu_start
+        counted += delivered
     rate = statistics.median(rates)
     stop.set()
     for ws in sockets:
         await ws.close()
     for runner in runners:
         runner.cancel()
-    return rate
+    return Measured(rate, cpu / max(counted, 1))
 
 
-async def bare_rate(devices: int, seconds: float) -> float:
+async def bare_rate(devices: int, seconds: float, acks: bool = False) -> Measured:
+    """The bare forwarder; with ``acks`` every device also answers each frame it is sent with a
+    small frame, as a device acknowledges each Deliver to the relay (the second baseline: the
+    same frames in and out as the relay's protocol, without storing anything)."""
     process, port = await start_process(__file__, "--forwarder")
     encoder = msgspec.msgpack.Encoder()
     try:
@@ -166,9 +201,10 @@ async def bare_rate(devices: int, seconds: float) -> float:
             login,
             lambda i, targets: encoder.encode(Forward([f"d{t}" for t in targets], PAYLOAD)),
             lambda data: None if data == b"ok" else [0],
-            lambda ws, seqs: asyncio.sleep(0),
+            (lambda ws, seqs: ws.send("ack")) if acks else (lambda ws, seqs: asyncio.sleep(0)),
             devices,
             seconds,
+            process.pid,
         )
     finally:
         process.terminate()
@@ -236,10 +272,20 @@ async def register(url: str, count: int) -> list[tuple[str, str, SigningKey]]:
     return made
 
 
-async def relay_rate(devices: int, seconds: float) -> float:
+async def relay_rate(
+    devices: int, seconds: float, source: Path = Path(__file__).parents[2]
+) -> Measured:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-relay-"))
     process, line = await start_process(
-        "-m", "relay", "--port", "0", "--data-dir", str(data_dir), "--log-level", "WARNING"
+        "-m",
+        "relay",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "WARNING",
+        source=source,
     )
     url = line.rsplit(" ", 1)[1]
     try:
@@ -286,7 +332,9 @@ async def relay_rate(devices: int, seconds: float) -> float:
         async def ack(ws, seqs):  # type: ignore[no-untyped-def]
             await ws.send(wire.encode(wire.Ack(seqs=seqs)))
 
-        return await drive(lambda i: url, login, make_send, parse, ack, devices, seconds)
+        return await drive(
+            lambda i: url, login, make_send, parse, ack, devices, seconds, process.pid
+        )
     finally:
         process.terminate()
         await process.wait()
@@ -389,16 +437,45 @@ async def client_figures(messages: int = 200) -> tuple[list[float], float]:
         await process.wait()
 
 
-async def main(seconds: float) -> None:
+async def forwarding(seconds: float, rounds: int, compare: Path | None) -> None:
     print(
         f"Relay forwarding, fan-out {FAN_OUT}, median of {WINDOWS} windows over {seconds:.0f} s"
-        f" per server ({os.cpu_count()} cores)"
+        f" per server and round, {rounds} rounds, servers in turn ({os.cpu_count()} cores,"
+        f" load average {os.getloadavg()[0]:.1f} at the start)"
     )
-    print(f"{'devices':>8} {'bare forwarder':>16} {'Ariadne relay':>15} {'ratio':>7}")
+    servers = {"Ariadne relay": Path(__file__).parents[2]}
+    if compare is not None:
+        servers[f"relay of {compare}"] = compare
     for devices in (20, 200):
-        bare = await bare_rate(devices, seconds)
-        relay = await relay_rate(devices, seconds)
-        print(f"{devices:>8} {bare:>11,.0f} env/s {relay:>10,.0f} env/s {relay / bare:>7.2f}")
+        results: dict[str, list[Measured]] = {"bare": [], "bare + acks": []}
+        for name in servers:
+            results[name] = []
+        for _round in range(rounds):
+            results["bare"].append(await bare_rate(devices, seconds))
+            results["bare + acks"].append(await bare_rate(devices, seconds, acks=True))
+            for name, source in servers.items():
+                results[name].append(await relay_rate(devices, seconds, source))
+        print(f"\n{devices} devices, per round: env/s (server CPU µs per envelope delivered)")
+        for name, measured in results.items():
+            cells = " ".join(f"{m.rate:>8,.0f} ({m.cpu_per_envelope * 1e6:5.1f})" for m in measured)
+            print(f"{name:>24}: {cells}")
+        print(f"{'ratio':>44} {'median':>7} {'worst':>7}   rounds")
+        for baseline in ("bare", "bare + acks"):
+            for name in servers:
+                pairs = list(zip(results[name], results[baseline], strict=True))
+                by_rate = [m.rate / b.rate for m, b in pairs]
+                by_cpu = [b.cpu_per_envelope / m.cpu_per_envelope for m, b in pairs]
+                for label, ratios in (("throughput", by_rate), ("CPU per envelope", by_cpu)):
+                    print(
+                        f"{name + ' / ' + baseline + ', ' + label:>44}"
+                        f" {statistics.median(ratios):>7.2f} {min(ratios):>7.2f}"
+                        f"   {' '.join(f'{r:.2f}' for r in ratios)}"
+                    )
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
+
+
+async def main(seconds: float, rounds: int, compare: Path | None) -> None:
+    await forwarding(seconds, rounds, compare)
     print(
         f"\nDurable commits (the relay store's queue, {seconds:.0f} s, alternating windows):"
         f" NORMAL = survives a crash, FULL = survives a power loss (the relay's setting)"
@@ -430,4 +507,11 @@ if __name__ == "__main__":
     else:
         parser = argparse.ArgumentParser()
         parser.add_argument("--seconds", type=float, default=10.0)
-        asyncio.run(main(parser.parse_args().seconds))
+        parser.add_argument("--rounds", type=int, default=5)
+        parser.add_argument("--compare", type=Path, default=None)
+        parser.add_argument("--forwarding-only", action="store_true")
+        args = parser.parse_args()
+        if args.forwarding_only:
+            asyncio.run(forwarding(args.seconds, args.rounds, args.compare))
+        else:
+            asyncio.run(main(args.seconds, args.rounds, args.compare))

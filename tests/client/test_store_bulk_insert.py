@@ -1,0 +1,72 @@
+"""A page of restored history in the profile: its search entries and conversation times are
+written once per page, and a profile made before that (row triggers only) is moved over on open
+without indexing anything twice."""
+
+from __future__ import annotations
+
+from client.core.events import MessageStatus, StoredMessage
+from client.core.storage import ProfileStore
+from shared.envelope import new_message_id
+
+# The row triggers as a profile created before page inserts has them.
+OLD_TRIGGERS = """
+DROP TRIGGER thread_on_one_insert;
+DROP TRIGGER search_on_one_insert;
+CREATE TRIGGER thread_on_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO threads VALUES (new.thread, coalesce(new.server_ts, 0))
+        ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts);
+END;
+CREATE TRIGGER search_on_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
+END;
+"""
+
+
+def message(body: str, i: int, thread: str = "bob") -> StoredMessage:
+    return StoredMessage(
+        message_id=new_message_id(now_ms=1_700_000_000_000 + i),
+        thread=thread,
+        sender_user=thread,
+        sender_device="0" * 16,
+        sent_at=1_700_000_000_000 + i,
+        server_ts=1_700_000_000_000_000 + i * 1000,
+        body=body,
+        status=MessageStatus.READ,
+    )
+
+
+def indexed_once(store: ProfileStore) -> None:
+    """FTS5's own check, against the messages table: the index holds exactly the rows' words
+    (raises otherwise)."""
+    store._db.execute(
+        "INSERT INTO message_search(message_search, rank) VALUES ('integrity-check', 1)"
+    )
+
+
+def test_a_page_and_a_single_message_are_each_indexed_once_in_an_older_profile(tmp_path):
+    store = ProfileStore(tmp_path)
+    store._db.executescript(OLD_TRIGGERS)
+    store.close()
+
+    store = ProfileStore(tmp_path)
+    page = [message(f"restored word{i}", i) for i in range(300)]
+    page.append(message("from carol", 400, "carol"))
+    store.insert_messages(page)
+    assert store.insert_messages(page) == 0  # a page loaded twice adds nothing
+    live = message("live word", 500)
+    store.insert_message(live)
+    store.commit()
+    indexed_once(store)
+    assert len(store.search("restored", 1000)) == 300
+    assert [h.message.body for h in store.search("word299")] == ["restored word299"]
+    assert len(store.search("word", 1000)) == 301
+    assert store.threads() == ["bob", "carol"]
+    # A deleted message's words leave the index: none stay behind from a second entry.
+    store._db.execute("DELETE FROM messages WHERE message_id = ?", (page[7].message_id,))
+    store.commit()
+    indexed_once(store)
+    raw = "SELECT rowid FROM message_search WHERE message_search MATCH 'word7'"
+    assert store._db.execute(raw).fetchall() == []
+    last = dict(store._db.execute("SELECT thread, last_ts FROM threads").fetchall())
+    assert last == {"bob": live.server_ts, "carol": page[-1].server_ts}
+    store.close()
