@@ -5,10 +5,15 @@ SIGKILLs itself with that probability, seeded by ``ARIADNE_FAULT_SEED``: just be
 commit (what it wrote since the last one is lost: nobody was answered for it) or right after a
 fan-out's commit, before the sender hears ``Accepted`` (it sends again with the same
 ``send_id``). Unset, the relay runs exactly as ``python -m relay``.
+
+``ARIADNE_LIMITS`` (JSON, fields of ``relay.limits.Limits``) starts it with those limits, as the
+tests' in-process nodes get theirs.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import random
 import signal
@@ -18,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from relay import __main__ as relay_main
+from relay import server
 from relay.handlers import delivery
 from relay.store import RelayStore
 
@@ -47,6 +53,13 @@ def _hook() -> None:
     delivery._accepted = accepted_or_die
 
 
+def _limits() -> None:
+    changed = json.loads(os.environ.get("ARIADNE_LIMITS", "{}"))
+    if changed:
+        server.Limits = functools.partial(server.Limits, **changed)  # type: ignore[misc]
+
+
 if __name__ == "__main__":
     _hook()
+    _limits()
     relay_main.main()
