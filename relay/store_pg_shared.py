@@ -186,9 +186,12 @@ class StoredSeen:
             [e.seq for e in envelopes],
             [msgspec.msgpack.encode(e) for e in envelopes],
         )
+        # Rows another fan-out of this conversation is trimming are skipped (it deletes them):
+        # waiting for its row locks while holding locks of its own could deadlock two nodes.
         self._store._execute(
-            "DELETE FROM seen WHERE users = $1 AND seq < (SELECT seq FROM seen WHERE users = $1"
-            " ORDER BY seq DESC OFFSET $2 LIMIT 1)",
+            "DELETE FROM seen WHERE ctid IN (SELECT ctid FROM seen WHERE users = $1 AND seq <"
+            " (SELECT seq FROM seen WHERE users = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1)"
+            " FOR UPDATE SKIP LOCKED)",
             key,
             SEEN_PER_CONVERSATION - 1,
         )
@@ -197,7 +200,10 @@ class StoredSeen:
         self, users: frozenset[str], default: tuple[()] = ()
     ) -> list[wire.SeenEnvelope] | tuple[()]:
         rows = self._store._rows(
-            "SELECT envelope FROM seen WHERE users = $1 ORDER BY seq", conversation_key(users)
+            "SELECT envelope FROM (SELECT seq, envelope FROM seen WHERE users = $1"
+            " ORDER BY seq DESC LIMIT $2) AS newest ORDER BY seq",
+            conversation_key(users),
+            SEEN_PER_CONVERSATION,
         )
         decoder = msgspec.msgpack.Decoder(wire.SeenEnvelope)
         return [decoder.decode(row[0]) for row in rows] or default
