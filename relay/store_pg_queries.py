@@ -32,7 +32,7 @@ class PgQueries:
     _row: Callable[..., asyncpg.Record | None]
     _value: Callable[..., Any]
     _execute: Callable[..., None]
-    fan_out_scope: Callable[[Iterable[str]], AbstractContextManager[None]]
+    fan_out_scope: Callable[..., AbstractContextManager[None]]
 
     def forget_device(self, device_id: str) -> None:
         for table in ("queue", "one_time_pre_keys", "fan_outs", "devices"):
