@@ -113,7 +113,12 @@ class LoginThrottle:
     failures cost nothing; each further one makes the key wait ``first`` seconds, doubling up to
     ``longest``. While it waits, a login for that key is refused before its password is hashed.
     A key with no failure for ``forget_after`` seconds starts afresh; at most ``max_keys`` are
-    kept, the oldest failure forgotten first."""
+    kept, the oldest failure forgotten first.
+
+    A guess is counted (``failed``) when it is let through, before its password is checked, and
+    taken back (``uncounted``, ``succeeded``) if it was right: guesses in flight together are
+    each counted against the ones before them, so exactly ``free`` + 1 are checked before the
+    first wait, however many arrive at once (a correct login in flight counts until answered)."""
 
     def __init__(
         self,
@@ -157,6 +162,20 @@ class LoginThrottle:
         self._failures[key] = (count + 1, now)
         while len(self._failures) > self._max_keys:
             self._failures.popitem(last=False)
+
+    def answered(self, key: str) -> None:
+        """A guess counted by ``failed`` before its check was wrong: the wait runs from now,
+        when the answer is given (a check takes a while), not from when it was counted."""
+        if key in self._failures:
+            self._failures[key] = (self._failures[key][0], self._clock())
+
+    def uncounted(self, key: str) -> None:
+        """A guess counted by ``failed`` before its check was right: it was no failure."""
+        count, last = self._failures.get(key, (0, 0.0))
+        if count > 1:
+            self._failures[key] = (count - 1, last)
+        else:
+            self._failures.pop(key, None)
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)

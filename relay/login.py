@@ -97,6 +97,10 @@ async def _add_device(
             "too many wrong passwords",
             retry_after=min(wait, wire.MAX_RETRY_AFTER),
         )
+    # Counted as a failure before it is checked, in the same step as the wait above: guesses
+    # in flight together (on this node or another) each see the ones before them.
+    shared.account_logins.failed(frame.username)
+    shared.source_logins.failed(source)
     stored = store.password_hash(frame.username)
     # One Argon2id verification whether or not the user exists: timing tells nothing.
     async with shared.password_hashing:
@@ -104,10 +108,11 @@ async def _add_device(
     # (The password may have changed while this one was checked: a login made with the old
     # one must not outlive the change.)
     if stored is None or not ok or store.password_hash(frame.username) != stored:
-        shared.account_logins.failed(frame.username)
-        shared.source_logins.failed(source)
+        shared.account_logins.answered(frame.username)
+        shared.source_logins.answered(source)
         raise Reject(ErrorCode.BAD_CREDENTIALS, "wrong username or password")
     shared.account_logins.succeeded(frame.username)
+    shared.source_logins.uncounted(source)
     existing = store.device(row.device_id)
     if existing is None:
         expire_pending(relay, frame.username)

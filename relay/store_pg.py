@@ -7,13 +7,23 @@ the SQLite store's, wait for their statement there. Writes go into the node's op
 and are committed in groups, as with SQLite: :meth:`PgRelayStore.durable` completes after the
 next commit, which is sent without blocking the node once per event-loop turn.
 
-Why the nodes never race: every transaction of every node starts by taking one PostgreSQL
-advisory lock (``GROUP_LOCK``) and holds it until its commit. Transactions that write run one
-at a time across all nodes, as the SQLite store's do in one process, so what a handler checked
-(the current device list, a guess counter, a ``send_id``, a quota) still holds when its writes
-commit, a device's queue order is its commit order (a cursor over ``seq`` never skips a row
-committed later with a smaller one), and no two transactions can deadlock. The price is that
-database work does not run in parallel across nodes: see ARCHITECTURE.md, "Scale-out".
+Why the nodes never race: every transaction holds PostgreSQL advisory locks until its commit.
+By default it takes one lock (``GROUP_LOCK``) exclusively: such transactions run one at a time
+across all nodes, as the SQLite store's do in one process, so what a handler checked (the current
+device list, a guess counter, a ``send_id``, a quota) still holds when its writes commit. The hot
+path runs beside others instead: a fan-out or an acknowledgement declares the devices whose queues
+it touches (:meth:`PgRelayStore.fan_out_scope`) and takes ``GROUP_LOCK`` shared plus one lock per
+device, so fan-outs between different devices commit in parallel, on one node or several, while a
+device-list change (exclusive) still waits for every fan-out that read the old list. A device's
+queue inserts are serialized by its queue's lock up to the commit, so its queue order is its
+commit order: a reader's cursor over ``seq`` never moves past a row that commits later with a
+smaller one. An acknowledgement deletes only committed rows of its own queue and writes no
+counter (the queued bytes are an upper bound, made exact when a quota check needs it), so it
+takes no device lock: the sender's node and the recipient's node do not wait for each other.
+
+No deadlock: a transaction that already holds locks only *tries* more; if that fails it commits
+what it has (the handlers before it are complete) and, holding nothing, waits in one fixed order
+(``GROUP_LOCK`` first, then devices ascending). See ARCHITECTURE.md, "Scale-out".
 
 A lost database connection raises :class:`~relay.storage.StoreUnavailable` and calls
 ``on_unavailable`` (the relay closes its connections: clients retry); the next call reconnects.
@@ -24,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
 import asyncpg
@@ -37,12 +48,13 @@ from relay.store_pg_controls import PgControls
 from relay.store_pg_queries import PgQueries
 from relay.store_pg_schema import MIGRATIONS
 
-__all__ = ["GROUP_LOCK", "PgLink", "PgRelayStore"]
+__all__ = ["DEVICE_LOCKS", "GROUP_LOCK", "PgLink", "PgRelayStore", "device_lock"]
 
 T = TypeVar("T")
 
 GROUP_LOCK = 0x41524941  # the advisory lock every transaction holds until it commits
 MIGRATION_LOCK = 0x41524942  # held while one node migrates; the others wait
+DEVICE_LOCKS = 0x41524943  # the first half of a device's lock (two-key form); its hash the second
 CONNECT_TIMEOUT = 3.0
 STATEMENT_TIMEOUT = 30.0
 
@@ -63,6 +75,18 @@ _LOST = (
 # commit of the node holding it. Before it waits, it commits the others: their handlers finished
 # their synchronous part (only one runs at a time on the loop), so this is only an earlier commit.
 _OPEN: set[PgRelayStore] = set()
+
+
+def device_lock(role: str, device_id: str) -> int:
+    """The second key of the advisory lock on a device's queue or on its ``send_id`` records: a
+    stable 32-bit hash (two that share one only wait for each other)."""
+    digest = hashlib.blake2b(f"{role}:{device_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, signed=True)
+
+
+# What a transaction holds: None (nothing yet), EXCLUSIVE, or the device locks it holds beside a
+# shared GROUP_LOCK.
+EXCLUSIVE = "exclusive"
 
 
 def _lost(exc: BaseException) -> bool:
@@ -109,6 +133,8 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         self._reader: asyncpg.Connection | None = None  # committed rows, outside GROUP_LOCK
         self._reader_lock = asyncio.Lock()
         self._open = False  # a transaction is open on _conn
+        self._holds: str | frozenset[int] | None = None  # its locks (see EXCLUSIVE)
+        self._scope: tuple[asyncio.Task[Any] | None, frozenset[int]] | None = None
         self._rolled_back = False  # since the last commit: its waiters must hear it
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
@@ -141,14 +167,24 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         finally:
             await conn.close()
 
-    async def _in_group(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    async def _in_group(
+        self, method: str, sql: str, args: tuple[Any, ...], devices: frozenset[int] | None
+    ) -> Any:
         async with self._lock:
             try:
                 conn = await self._connection()
                 if not self._open:
                     await conn.execute("BEGIN")
-                    self._open = True
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK)
+                    self._open, self._holds = True, None
+                if not await self._take(conn, devices, wait=False):
+                    # Holding locks, it must not wait: what it has so far is complete handlers
+                    # (a handler's statements are all under the locks of its first), so commit
+                    # it; its waiters are settled by the commit that follows. Then wait, holding
+                    # nothing.
+                    await conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
+                    await conn.execute("BEGIN")
+                    self._holds = None
+                    await self._take(conn, devices, wait=True)
                 return await getattr(conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
             except Exception as exc:
                 if _lost(exc):
@@ -156,6 +192,45 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
                     raise StoreUnavailable(str(exc)) from exc
                 await self._roll_back()
                 raise
+
+    async def _take(
+        self, conn: asyncpg.Connection, devices: frozenset[int] | None, wait: bool
+    ) -> bool:
+        """Take the locks a statement needs (``devices`` None: GROUP_LOCK exclusively), unless
+        the transaction holds them; ``wait`` False only tries."""
+        held = self._holds
+        if held == EXCLUSIVE:
+            return True
+        if devices is None:
+            if wait:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK)
+            elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", GROUP_LOCK):
+                return False
+            self._holds = EXCLUSIVE
+            return True
+        has = held if isinstance(held, frozenset) else frozenset()
+        missing = sorted(devices - has)
+        if held is not None and not missing:
+            return True
+        if wait:
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", GROUP_LOCK)
+            await conn.execute(
+                "SELECT count(pg_advisory_xact_lock($1, k))"
+                " FROM (SELECT k FROM unnest($2::int[]) AS k ORDER BY k) AS ordered",
+                DEVICE_LOCKS,
+                missing,
+            )
+        elif not await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock_shared($1) AND (SELECT"
+            " coalesce(bool_and(pg_try_advisory_xact_lock($2, k)), true)"
+            " FROM unnest($3::int[]) AS k)",
+            GROUP_LOCK,
+            DEVICE_LOCKS,
+            missing,
+        ):
+            return False
+        self._holds = has | devices
+        return True
 
     async def _read_committed(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
         async with self._reader_lock:
@@ -178,7 +253,7 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         async with self._lock:
             rolled_back, self._rolled_back = self._rolled_back, False
             if self._open:
-                self._open = False
+                self._open, self._holds = False, None
                 try:
                     assert self._conn is not None
                     await self._conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
@@ -190,7 +265,7 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
 
     async def _roll_back(self) -> None:
         self._rolled_back = True
-        self._open = False
+        self._open, self._holds = False, None
         if self._conn is not None:
             try:
                 await self._conn.execute("ROLLBACK")
@@ -199,7 +274,7 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
 
     async def _drop(self) -> None:
         self._rolled_back = True
-        self._open = False
+        self._open, self._holds = False, None
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.terminate()
@@ -213,12 +288,36 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
             other._commit_now(wait=True)
         _OPEN.add(self)
         try:
-            result = self.link.call(self._in_group(method, sql, args))
+            result = self.link.call(self._in_group(method, sql, args, self._scoped_devices()))
         except StoreUnavailable:
             self._lost()
             raise
         self._schedule_commit()  # every transaction ends this turn: it holds GROUP_LOCK
         return result
+
+    @contextlib.contextmanager
+    def fan_out_scope(
+        self, queues: Iterable[str] = (), senders: Iterable[str] = ()
+    ) -> Iterator[None]:
+        """The statements the current task runs inside write only the queues of ``queues``,
+        the ``send_id`` records of ``senders``, and the "seen" log of their conversation, and
+        read device lists: they take GROUP_LOCK shared and a lock per queue and per sender,
+        beside other scopes on other devices. The scope must hold all of one handler's
+        statements (its locks are taken at the first)."""
+        outer = self._scope
+        keys = {device_lock("queue", d) for d in queues}
+        keys |= {device_lock("sender", d) for d in senders}
+        self._scope = (_current_task(), frozenset(keys))
+        try:
+            yield
+        finally:
+            self._scope = outer
+
+    def _scoped_devices(self) -> frozenset[int] | None:
+        scope = self._scope
+        if scope is None or scope[0] is not _current_task():
+            return None  # any other statement, or another task's: GROUP_LOCK exclusively
+        return scope[1]
 
     def _lost(self) -> None:
         if self.on_unavailable is not None:
@@ -305,6 +404,13 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
 
     def _execute(self, sql: str, *args: Any) -> None:
         self._run("execute", sql, *args)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (opening, closing)
+        return None
 
 
 def _settle(waiters: list[asyncio.Future[None]], done: concurrent.futures.Future[None]) -> None:

@@ -9,6 +9,7 @@ transaction); quotas are read from counters that triggers keep exact.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import asyncpg
@@ -31,6 +32,7 @@ class PgQueries:
     _row: Callable[..., asyncpg.Record | None]
     _value: Callable[..., Any]
     _execute: Callable[..., None]
+    fan_out_scope: Callable[..., AbstractContextManager[None]]
 
     def forget_device(self, device_id: str) -> None:
         for table in ("queue", "one_time_pre_keys", "fan_outs", "devices"):
@@ -245,20 +247,36 @@ class PgQueries:
         return [QueuedEnvelope(*row) for row in rows]
 
     def acknowledge(self, device_id: str, seqs: list[int]) -> None:
-        self._execute(
-            "DELETE FROM queue WHERE device_id = $1 AND seq = ANY($2::bigint[])", device_id, seqs
-        )
+        # Committed rows of its own queue, and no counter (see queue_has_room): no device lock.
+        with self.fan_out_scope():
+            self._execute(
+                "DELETE FROM queue WHERE device_id = $1 AND seq = ANY($2::bigint[])",
+                device_id,
+                seqs,
+            )
 
     def still_queued(self, seqs: list[int]) -> set[int]:
         rows = self._rows("SELECT seq FROM queue WHERE seq = ANY($1::bigint[])", seqs)
         return {row[0] for row in rows}
 
     def queue_bytes(self, device_id: str) -> int:
-        value = self._value("SELECT bytes FROM queue_bytes WHERE device_id = $1", device_id)
-        return int(value or 0)
+        """Bytes queued for the device, counted from its rows."""
+        value = self._value(
+            "SELECT coalesce(sum(length(payload)), 0) FROM queue WHERE device_id = $1", device_id
+        )
+        return int(value)
 
     def queue_has_room(self, device_id: str, adding: int, quota: int) -> bool:
-        return self.queue_bytes(device_id) + adding <= quota
+        """As the SQLite store: ``queue_bytes`` rows hold an upper bound (a trigger adds what is
+        queued, nothing subtracts what is acknowledged); only when it says no is the queue
+        counted from its rows and the bound made exact. Run under the queue's lock (a fan-out's
+        scope), so no other transaction adds to this queue until this one commits."""
+        held = self._value("SELECT bytes FROM queue_bytes WHERE device_id = $1", device_id)
+        if int(held or 0) + adding <= quota:
+            return True
+        exact = self.queue_bytes(device_id)
+        self._execute("UPDATE queue_bytes SET bytes = $2 WHERE device_id = $1", device_id, exact)
+        return exact + adding <= quota
 
     def queue_length(self, device_id: str) -> int:
         return int(self._value("SELECT count(*) FROM queue WHERE device_id = $1", device_id))

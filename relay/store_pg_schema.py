@@ -8,7 +8,8 @@ relay saw of each conversation. Version 3 adds the vault's rows (the vault's key
 beside each node; see ``relay.vault_pg``). Version 4 adds what the SQLite store's step 3 does:
 a mailbox item deleted leaves its thread's count and its account's bytes (controls), and the
 attachment blobs, whose bytes are rows here (``blob_chunks``) where SQLite keeps one file per
-blob: a blob uploaded through one node is fetched through another.
+blob: a blob uploaded through one node is fetched through another. Version 5 makes the bytes
+queued per device an upper bound (see ``_V5``).
 """
 
 from __future__ import annotations
@@ -222,4 +223,12 @@ CREATE TABLE blob_chunks (
 ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 """
 
-MIGRATIONS = [Step(2, _V2), Step(3, _V3), Step(4, _V4)]
+# Version 5: an acknowledgement writes no counter, so that it needs no lock shared with the
+# fan-outs into the same queue (``relay.store_pg``): ``queue_bytes`` becomes an upper bound, made
+# exact by ``queue_has_room`` when it is over a quota.
+_V5 = """
+DROP TRIGGER queue_bytes_removed ON queue;
+DROP FUNCTION queue_bytes_removed();
+"""
+
+MIGRATIONS = [Step(2, _V2), Step(3, _V3), Step(4, _V4), Step(5, _V5)]

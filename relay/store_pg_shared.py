@@ -71,7 +71,10 @@ class StoredThrottle:
         )
         if row is None or now - row[1] > self.forget_after:
             return 0.0
-        return max(0.0, float(row[1]) + self._delay(int(row[0])) - now)
+        delay = self._delay(int(row[0]))
+        # No wait owed: return none even if another node's clock (or a statement sent after
+        # this ``now`` was read) put the failure's time a little ahead of ours.
+        return max(0.0, float(row[1]) + delay - now) if delay else 0.0
 
     def failed(self, key: str) -> None:
         self._store._execute(
@@ -80,6 +83,19 @@ class StoredThrottle:
             f"{self._kind}:{key}",
             time.time(),
             self.forget_after,
+        )
+
+    def answered(self, key: str) -> None:
+        self._store._execute(
+            "UPDATE login_failures SET at = $2 WHERE key = $1", f"{self._kind}:{key}", time.time()
+        )
+
+    def uncounted(self, key: str) -> None:
+        self._store._execute(
+            "UPDATE login_failures SET count = count - 1 WHERE key = $1", f"{self._kind}:{key}"
+        )
+        self._store._execute(
+            "DELETE FROM login_failures WHERE key = $1 AND count <= 0", f"{self._kind}:{key}"
         )
 
     def succeeded(self, key: str) -> None:
@@ -170,9 +186,12 @@ class StoredSeen:
             [e.seq for e in envelopes],
             [msgspec.msgpack.encode(e) for e in envelopes],
         )
+        # Rows another fan-out of this conversation is trimming are skipped (it deletes them):
+        # waiting for its row locks while holding locks of its own could deadlock two nodes.
         self._store._execute(
-            "DELETE FROM seen WHERE users = $1 AND seq < (SELECT seq FROM seen WHERE users = $1"
-            " ORDER BY seq DESC OFFSET $2 LIMIT 1)",
+            "DELETE FROM seen WHERE ctid IN (SELECT ctid FROM seen WHERE users = $1 AND seq <"
+            " (SELECT seq FROM seen WHERE users = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1)"
+            " FOR UPDATE SKIP LOCKED)",
             key,
             SEEN_PER_CONVERSATION - 1,
         )
@@ -181,7 +200,10 @@ class StoredSeen:
         self, users: frozenset[str], default: tuple[()] = ()
     ) -> list[wire.SeenEnvelope] | tuple[()]:
         rows = self._store._rows(
-            "SELECT envelope FROM seen WHERE users = $1 ORDER BY seq", conversation_key(users)
+            "SELECT envelope FROM (SELECT seq, envelope FROM seen WHERE users = $1"
+            " ORDER BY seq DESC LIMIT $2) AS newest ORDER BY seq",
+            conversation_key(users),
+            SEEN_PER_CONVERSATION,
         )
         decoder = msgspec.msgpack.Decoder(wire.SeenEnvelope)
         return [decoder.decode(row[0]) for row in rows] or default

@@ -12,6 +12,7 @@ from relay.handlers import (
     controls,
     delivery,
     devices,
+    fan_out_scope,
     groups,
     history,
     inspect,
@@ -37,6 +38,7 @@ HANDLERS: dict[type, Handler] = {
     **blobs.HANDLERS,
     **groups.HANDLERS,
     **rebuild.HANDLERS,
+    wire.Send: fan_out_scope.send,  # delivery.send, in its devices' scope on a shared store
     wire.CreateAccount: already_logged_in,
     wire.AddDevice: already_logged_in,
     wire.Resume: already_logged_in,

@@ -5,10 +5,19 @@ SIGKILLs itself with that probability, seeded by ``ARIADNE_FAULT_SEED``: just be
 commit (what it wrote since the last one is lost: nobody was answered for it) or right after a
 fan-out's commit, before the sender hears ``Accepted`` (it sends again with the same
 ``send_id``). Unset, the relay runs exactly as ``python -m relay``.
+
+``ARIADNE_LIMITS`` (JSON, fields of ``relay.limits.Limits``) starts it with those limits, as the
+tests' in-process nodes get theirs. ``ARIADNE_SLOW_COMMIT`` (seconds) makes every PostgreSQL
+commit wait up to that long first (a random share of it), as on a slow, uneven disk: a
+transaction stays open (its rows numbered, not yet visible) for longer and for a varying time,
+which widens every race between commits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 import os
 import random
 import signal
@@ -18,8 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from relay import __main__ as relay_main
+from relay import server
 from relay.handlers import delivery
 from relay.store import RelayStore
+from relay.store_pg import PgRelayStore
 
 
 def _hook() -> None:
@@ -47,6 +58,27 @@ def _hook() -> None:
     delivery._accepted = accepted_or_die
 
 
+def _limits() -> None:
+    changed = json.loads(os.environ.get("ARIADNE_LIMITS", "{}"))
+    if changed:
+        server.Limits = functools.partial(server.Limits, **changed)  # type: ignore[misc]
+
+
+def _slow_commit() -> None:
+    delay = float(os.environ.get("ARIADNE_SLOW_COMMIT", "0"))
+    if not delay:
+        return
+    commit = PgRelayStore._commit
+
+    async def slow_commit(store: PgRelayStore) -> None:
+        await asyncio.sleep(random.uniform(0, delay))
+        await commit(store)
+
+    PgRelayStore._commit = slow_commit  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     _hook()
+    _limits()
+    _slow_commit()
     relay_main.main()

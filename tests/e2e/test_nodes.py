@@ -29,6 +29,8 @@ from shared import wire
 from shared.auth import sign_login
 from shared.pin import GUESS_LIMIT, recover_request, stretch
 from tests.conftest import FAST, PASSWORD, Accounts, Postgres, RunningRelay, eventually
+from tests.e2e.test_limits import logged_in
+from tests.e2e.test_node_limits import answers
 
 PIN = "2468"
 
@@ -117,6 +119,38 @@ async def test_health_and_readiness_endpoints(relay: RunningRelay) -> None:
     assert (await get("/readyz"))[0] == 503
 
 
+async def start_node_process(
+    running: RunningRelay, data_dir: Path, slow_commit: float = 0.0
+) -> tuple[asyncio.subprocess.Process, int]:
+    """Another node in its own process, on ``running``'s database and vault key: its port.
+    ``slow_commit``: each commit waits that long first (``relay_process``)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).parent / "relay_process.py"),
+        "--port",
+        "0",
+        "--database",
+        str(running.database),
+        "--data-dir",
+        str(data_dir),
+        "--vault-dir",
+        str(running.data_dir / "vault"),
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "ARIADNE_SLOW_COMMIT": str(slow_commit)},
+    )
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    return process, int(line.rsplit(":", 1)[1])
+
+
+async def stop_node_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+
+
 @pytest.fixture
 async def node_process(
     postgres: Postgres, tmp_path: Path
@@ -124,30 +158,9 @@ async def node_process(
     """One node in this process and one in its own, on the same database and vault key."""
     running = RunningRelay(tmp_path / "relay", Limits(), database=postgres.database())
     await running.start()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "--port",
-        "0",
-        "--database",
-        str(running.database),
-        "--data-dir",
-        str(tmp_path / "node2"),
-        "--vault-dir",
-        str(tmp_path / "relay" / "vault"),
-        "--log-level",
-        "WARNING",
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-    )
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-    port = int(line.rsplit(":", 1)[1])
+    process, port = await start_node_process(running, tmp_path / "node2")
     yield running, port, process
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()
+    await stop_node_process(process)
     await running.stop()
 
 
@@ -296,3 +309,95 @@ async def test_a_device_list_changed_on_one_node_is_what_the_other_node_checks_f
             lambda d=device: "after" in [m.body for m in d.messages("bob")],
             message="both of alice's devices get bob's next message",
         )
+
+
+async def test_senders_on_two_nodes_into_one_queue_the_reader_never_skips_a_message(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    """Fan-outs into one device's queue commit in parallel on two nodes (two processes), read
+    by a third. A row
+    gets its ``seq`` at insert but is visible at commit: if a larger seq could commit first, the
+    reader's cursor would move past the smaller one, which this connection would then never
+    deliver. Every accepted message arrives on the one connection, in increasing seq."""
+    running = RunningRelay(tmp_path / "relay", Limits(), database=postgres.database())
+    await running.start()
+    # The senders' nodes commit slowly (as on a slow disk): rows wait longer between getting
+    # their seq and becoming visible.
+    senders = [
+        await start_node_process(running, tmp_path / f"node{i}", slow_commit=0.2) for i in (2, 3)
+    ]
+    accounts = Accounts(running, tmp_path / "profiles")
+    try:
+        alice = await accounts.create("alice")
+        carol = await accounts.create("carol")
+        bob = await accounts.create("bob")
+        for client in (alice, carol, bob):
+            await accounts.stop(client)
+        per_sender = 250
+
+        def sends(sender: int) -> list[wire.Frame]:
+            return [
+                wire.Send(
+                    rid=i,
+                    send_id=os.urandom(16),
+                    recipients=[
+                        wire.RecipientEnvelopes(
+                            username="bob",
+                            envelopes=[
+                                wire.Envelope(
+                                    device_id=bob.device_id,
+                                    payload=bytes([sender]) + i.to_bytes(4, "big"),
+                                )
+                            ],
+                        )
+                    ],
+                )
+                for i in range(per_sender)
+            ]
+
+        received: list[tuple[int, bytes]] = []
+        async with logged_in(running.url, bob) as reader:
+
+            async def read() -> None:
+                while True:
+                    frame = wire.decode_relay_frame(await reader.recv())
+                    if isinstance(frame, wire.Deliver):
+                        received.extend((e.seq, e.payload) for e in frame.envelopes)
+
+            reading = asyncio.create_task(read())
+            # The senders on the two other nodes, both at once; the reader's node only reads.
+            urls = [f"ws://127.0.0.1:{port}" for _, port in senders]
+            batches = [sends(0), sends(1)]
+
+            async def send_all(url: str, sender: AriadneClient, batch: list[wire.Frame]) -> set:
+                async with logged_in(url, sender) as ws:
+                    replies = await answers(ws, batch)
+                return {
+                    frame.recipients[0].envelopes[0].payload  # type: ignore[attr-defined]
+                    for frame, reply in zip(batch, replies, strict=True)
+                    if isinstance(reply, wire.Accepted)
+                }
+
+            accepted = await asyncio.gather(
+                *(
+                    send_all(url, sender, batch)
+                    for url, sender, batch in zip(urls, (alice, carol), batches, strict=True)
+                )
+            )
+            expected = accepted[0] | accepted[1]
+            assert len(expected) > per_sender, "most sends accepted"
+            try:
+                await eventually(
+                    lambda: {payload for _, payload in received} >= expected,
+                    timeout=30,
+                    message="every accepted message delivered on this one connection",
+                )
+            finally:
+                reading.cancel()
+        seqs = [seq for seq, _ in received]
+        assert seqs == sorted(set(seqs)), "in queue order, each once"
+    finally:
+        await accounts.close()
+        for process, _ in senders:
+            await stop_node_process(process)
+        await running.stop()
