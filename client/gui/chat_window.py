@@ -46,6 +46,7 @@ from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
+from client.gui.decorations import Decorations
 from client.gui.device_control import DeviceControl
 from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
 from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
@@ -171,7 +172,9 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         )
         # The view must never outlive its delegate (it would paint through a dangling one).
         self.bubbles.setParent(self.view)
-        self.bubbles.decorate = lambda message: control_actions.decoration(client, message)
+        self.bubbles.decorations = Decorations(
+            lambda messages: control_actions.decorations(client, messages)
+        )
         self.view.setItemDelegate(self.bubbles)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
