@@ -134,6 +134,17 @@ class BubbleDelegate(QStyledItemDelegate):
         for key in [k for k in self._heights if k[0] in changed]:
             del self._heights[key]
 
+    def messages_arrived(self) -> set[bytes]:
+        """Messages were stored: replies quoting a message not held before are decorated and
+        measured again (returns them, for the view to lay out again)."""
+        if self.decorations is None:
+            return set()
+        waiting = self.decorations.forget_waiting()
+        if waiting:
+            for key in [k for k in self._heights if k[0] in waiting]:
+                del self._heights[key]
+        return waiting
+
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
         if message.status is MessageStatus.UNSENT:
@@ -147,7 +158,8 @@ class BubbleDelegate(QStyledItemDelegate):
                 why = self.failure(message.message_id)
                 meta = f"⚠ {why or 'Not sent'} — click to retry  {clock(message)}"
         if self.decorations is not None:
-            quote, notes, _original = self.decorations.get(message)
+            decoration = self.decorations.get(message)
+            quote, notes = decoration.quote, decoration.notes
             body = f"{quote}\n{body}" if quote else body
             meta = f"{meta}  {notes}" if notes else meta
         return body, meta

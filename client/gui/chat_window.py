@@ -511,6 +511,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         if self.threads.currentRow() < 0:
             self.threads.setCurrentRow(self._row_of_thread(event.thread))
         elif self.model is not None and event.thread == self.model.thread and event.added:
+            self._resolve_quotes()
             if self.model.rowCount() == 0:
                 self.open_thread(event.thread)
             else:
@@ -573,10 +574,17 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         if self.model is not None and message.thread == self.model.thread:
             at_bottom = self._at_bottom()
             self.model.add(message)
+            self._resolve_quotes()
             if at_bottom or message.sender_user == self.client.username:
                 self.view.scrollToBottom()
             self._mark_read_soon()
         self._ensure_thread(message.thread)
+
+    def _resolve_quotes(self) -> None:
+        """Messages arrived: a reply quoting one this device did not hold shows it now."""
+        if self.model is not None:
+            for message_id in self.bubbles.messages_arrived():
+                self.model.refresh(message_id)
 
     def _maybe_load_older(self, value: int) -> None:
         """Slide the model's window at either end, keeping the message on screen where it is.

@@ -193,7 +193,7 @@ def decorations(client: AriadneClient, messages: list[StoredMessage]) -> dict[by
     marks = client.controls.marks([m.message_id for m in shown])
     found = {m.message_id: BARE for m in messages}
     for message_id, mark in marks.items():
-        quote = ""
+        quote, sender = "", ""
         quoted = client.controls.quote(message_id) if mark.reply_to is not None else None
         if quoted is not None:
             _original, sender, snippet = quoted
@@ -210,5 +210,6 @@ def decorations(client: AriadneClient, messages: list[StoredMessage]) -> dict[by
         counts = Counter(mark.reactions.values())
         if counts:
             notes.append(" ".join(f"{emoji} {n}" for emoji, n in sorted(counts.items())))
-        found[message_id] = Decoration(quote, "  ".join(notes), mark.reply_to)
+        waiting = quoted is not None and not sender
+        found[message_id] = Decoration(quote, "  ".join(notes), mark.reply_to, waiting)
     return found

@@ -7,7 +7,8 @@ the largest part of the longest scroll step at 100,000 messages. The delegate no
 rows it is about to measure in one batch (:meth:`Decorations.prime`), and painting reads the
 kept copy instead of the database. A kept decoration is dropped when its message changes (an
 edit, an unsend, a reaction: the window's ``MessagesChanged``) or when the message it quotes
-does.
+does; a reply whose original this device does not hold yet is read again when messages
+arrive.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Decoration(NamedTuple):
     quote: str  # the quote line above the text; "" when it replies to nothing
     notes: str  # what follows the time: "⏱", "edited", reactions with their counts
     original: bytes | None  # the message it quotes: its change changes the quote line
+    waiting: bool = False  # it quotes a message this device does not hold (yet)
 
 
 BARE = Decoration("", "", None)
@@ -60,6 +62,14 @@ class Decorations:
             self._cache[message_id] = decoration
         while len(self._cache) > self._kept:
             self._cache.popitem(last=False)
+
+    def forget_waiting(self) -> set[bytes]:
+        """Messages arrived (a page from the mailbox, a new one): the replies whose original
+        was not held are read again, as it may be among them; returns those dropped."""
+        waiting = {m for m, d in self._cache.items() if d.waiting}
+        for message_id in waiting:
+            del self._cache[message_id]
+        return waiting
 
     def forget(self, message_ids: Iterable[bytes]) -> set[bytes]:
         """These messages changed: drop them and the replies that quote them; returns every
