@@ -26,9 +26,9 @@ from client.gui.ticks import TICK_WIDTH, paint_tick
 PAD = 10
 GAP = 4
 MAX_WIDTH = 0.72
-# Measured heights kept (least recently used dropped first): many times the model's window of
+# Measured heights kept (least recently used dropped first): ten times the model's window of
 # rows, so a layout pass over the window never finds its own rows dropped.
-HEIGHTS_KEPT = 20_000
+HEIGHTS_KEPT = 4_000
 
 # The word beside each state's tick (client/gui/ticks.py draws the shape).
 STATUS_TEXT = {

@@ -40,7 +40,7 @@ from client.gui import control_actions, message_menu
 from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.attachments import AttachmentController
 from client.gui.bridge import CoreBridge
-from client.gui.bubbles import BubbleDelegate
+from client.gui.bubbles import HEIGHTS_KEPT, BubbleDelegate
 from client.gui.chat_header import ChatHeader, OwnNameField
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
@@ -173,7 +173,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         # The view must never outlive its delegate (it would paint through a dangling one).
         self.bubbles.setParent(self.view)
         self.bubbles.decorations = Decorations(
-            lambda messages: control_actions.decorations(client, messages)
+            lambda messages: control_actions.decorations(client, messages), HEIGHTS_KEPT
         )
         self.view.setItemDelegate(self.bubbles)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)

@@ -175,10 +175,8 @@ def main(app: QApplication) -> None:
         print(f"profile: {'SQLCipher' if encrypt else 'plain SQLite'}")
         print(f"{'':28} {'100 messages':>14} {'100,000 messages':>18} {'ratio':>7}")
         for key, label in ROWS:
-            print(
-                f"{label:28} {small[key]:>14.1f} {large[key]:>18.1f} "
-                f"{large[key] / max(small[key], 1e-9):>7.1f}"
-            )
+            ratio = f"{large[key] / small[key]:.1f}" if small[key] >= 0.05 else "—"
+            print(f"{label:28} {small[key]:>14.1f} {large[key]:>18.1f} {ratio:>7}")
         print(
             f"scrolled to the top of 100,000 in {large['steps']} steps, "
             f"{large['loaded']:,} rows loaded page by page; process RSS {large['rss_mib']:.0f} MiB"
