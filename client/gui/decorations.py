@@ -36,7 +36,7 @@ class Decorations:
     def __init__(
         self,
         read: Callable[[list[StoredMessage]], dict[bytes, Decoration]],
-        kept: int = 20_000,
+        kept: int,
     ) -> None:
         self._read = read  # every message asked for gets an entry (BARE if it has none)
         self._kept = kept
