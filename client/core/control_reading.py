@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from client.core.attachments import safe_name
 from client.core.context import ClientContext
-from client.core.store_controls import Marks
+from client.core.store_marks import Marks
 from shared.attachment import decode_pointer
 from shared.errors import ProtocolError
 

@@ -8,7 +8,7 @@ import pytest
 
 from client.core.events import MessageStatus, StoredMessage
 from client.core.storage import ProfileStore
-from client.core.store_controls import Marks
+from client.core.store_marks import Marks
 
 
 @pytest.fixture
