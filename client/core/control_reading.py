@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from client.core.attachments import safe_name
 from client.core.context import ClientContext
+from client.core.store_marks import Marks
 from shared.attachment import decode_pointer
 from shared.errors import ProtocolError
 
@@ -35,6 +36,11 @@ class ControlReading:
     def expires_at(self, message_id: bytes) -> int | None:
         """When a disappearing message goes (the relay's clock, ms); None if it stays."""
         return self._ctx.store.expiry_of(message_id)
+
+    def marks(self, message_ids: list[bytes]) -> dict[bytes, Marks]:
+        """The controls on many messages at once (a page of bubbles); see :meth:`quote` for
+        the quote of a reply. Messages without controls are left out."""
+        return self._ctx.store.marks_of(message_ids)
 
     def quote(self, message_id: bytes) -> tuple[bytes, str, str] | None:
         """(original id, its sender, a snippet of this device's own copy) for a reply; the

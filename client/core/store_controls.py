@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import sqlcipher3
 
+from client.core.store_marks import MarksStore
+
 CONTROLS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS control_log (
     control_id BLOB PRIMARY KEY,
@@ -154,7 +156,7 @@ class Deletion(NamedTuple):
     through_ts: int | None
 
 
-class ControlStore:
+class ControlStore(MarksStore):
     _db: sqlcipher3.Connection
 
     # ------------------------------------------------------------------ the log

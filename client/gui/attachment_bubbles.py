@@ -115,6 +115,7 @@ class AttachmentDelegate(BubbleDelegate):
         super().__init__(own_username, note, failure)
         self.attachment = attachment
         self._thumbs: dict[bytes, QPixmap | None] = {}
+        self._measuring: tuple[bytes, Attachment | None] | None = None
 
     def thumbnail(self, found: Attachment) -> QPixmap | None:
         if found.message_id not in self._thumbs:
@@ -124,9 +125,14 @@ class AttachmentDelegate(BubbleDelegate):
             self._thumbs[found.message_id] = QPixmap.fromImage(image) if image else None
         return self._thumbs[found.message_id]
 
+    def _attachment_of(self, message: StoredMessage) -> Attachment | None:
+        if self._measuring is not None and self._measuring[0] == message.message_id:
+            return self._measuring[1]
+        return self.attachment(message.message_id)
+
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body, meta = super()._lines(message)
-        found = self.attachment(message.message_id)
+        found = self._attachment_of(message)
         if found is None:
             return body, meta
         state = STATE_TEXT[found.state]
@@ -141,8 +147,13 @@ class AttachmentDelegate(BubbleDelegate):
         self, option: QStyleOptionViewItem, message: StoredMessage
     ) -> tuple[QRect, QRect, QRect]:
         """The plain bubble, made room in for the thumbnail above the text."""
-        bubble, text, meta = super()._geometry(option, message)
+        # One read of the attachment for the whole measurement (the text lines need it too).
         found = self.attachment(message.message_id)
+        self._measuring = (message.message_id, found)
+        try:
+            bubble, text, meta = super()._geometry(option, message)
+        finally:
+            self._measuring = None
         pixmap = self.thumbnail(found) if found is not None else None
         if pixmap is None:
             return bubble, text, meta

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import NamedTuple
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette, QPen
@@ -16,13 +18,17 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.events import MessageStatus, StoredMessage
-from client.gui.conversation_model import MessageRole
+from client.gui.conversation_model import PAGE, MessageRole
+from client.gui.decorations import Decorations
 from client.gui.style import ChatColours, chat_colours
 from client.gui.ticks import TICK_WIDTH, paint_tick
 
 PAD = 10
 GAP = 4
 MAX_WIDTH = 0.72
+# Measured heights kept (least recently used dropped first): ten times the model's window of
+# rows, so a layout pass over the window never finds its own rows dropped.
+HEIGHTS_KEPT = 4_000
 
 # The word beside each state's tick (client/gui/ticks.py draws the shape).
 STATUS_TEXT = {
@@ -88,6 +94,12 @@ def separator(
     return day(message)
 
 
+class _Metrics(NamedTuple):
+    body: QFontMetrics  # the view's font: a message's text
+    meta: QFontMetrics  # the small font: the time, state, notes
+    name: QFontMetrics  # the small bold font: a sender's name in a group
+
+
 class BubbleDelegate(QStyledItemDelegate):
     def __init__(
         self,
@@ -99,21 +111,39 @@ class BubbleDelegate(QStyledItemDelegate):
         self.own = own_username
         self.note = note  # why an own message still waits (a relay limit), if it does
         self.failure = failure  # why an own message was not sent
-        # Controls: (a reply's quote line, what follows the time: "edited", reactions).
-        self.decorate: Callable[[StoredMessage], tuple[str, str]] | None = None
+        # Controls: a reply's quote line, what follows the time ("edited", reactions).
+        self.decorations: Decorations | None = None
         self.highlight: bytes | None = None  # a message just jumped to (a search result)
         # In a group: the sender's name to show above a bubble (None: no name line).
         self.sender_name: Callable[[StoredMessage], str | None] | None = None
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
-        # height per view width (statuses change, heights do not).
-        self._heights: dict[tuple[bytes, int, bool, MessageStatus], int] = {}
-        self._dates: dict[bytes, tuple[int, int, int]] = {}
+        # height per view width and font (statuses change, heights do not). Every layout pass
+        # asks for every row of the window, so the cache must never be emptied at once: that
+        # would make one scroll step measure the whole window again.
+        self._heights: OrderedDict[tuple[bytes, int, str, bool, MessageStatus], int] = OrderedDict()
+        self._dates: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
+        self._metrics: dict[str, _Metrics] = {}
+        self._label_heights: dict[tuple[str, int], int] = {}
 
     def forget(self, message_ids: tuple[bytes, ...]) -> None:
-        """These messages' texts changed (unsent, edited): their heights are measured again."""
+        """These messages changed (unsent, edited, reacted to): they are decorated and measured
+        again, and so are the replies quoting them."""
         changed = set(message_ids)
+        if self.decorations is not None:
+            changed = self.decorations.forget(changed)
         for key in [k for k in self._heights if k[0] in changed]:
             del self._heights[key]
+
+    def messages_arrived(self) -> set[bytes]:
+        """Messages were stored: replies quoting a message not held before are decorated and
+        measured again (returns them, for the view to lay out again)."""
+        if self.decorations is None:
+            return set()
+        waiting = self.decorations.forget_waiting()
+        if waiting:
+            for key in [k for k in self._heights if k[0] in waiting]:
+                del self._heights[key]
+        return waiting
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body = UNDECRYPTABLE_TEXT if message.undecryptable else message.body
@@ -127,8 +157,9 @@ class BubbleDelegate(QStyledItemDelegate):
             if message.status is MessageStatus.FAILED:
                 why = self.failure(message.message_id)
                 meta = f"⚠ {why or 'Not sent'} — click to retry  {clock(message)}"
-        if self.decorate is not None:
-            quote, notes = self.decorate(message)
+        if self.decorations is not None:
+            decoration = self.decorations.get(message)
+            quote, notes = decoration.quote, decoration.notes
             body = f"{quote}\n{body}" if quote else body
             meta = f"{meta}  {notes}" if notes else meta
         return body, meta
@@ -138,7 +169,8 @@ class BubbleDelegate(QStyledItemDelegate):
     ) -> tuple[QRect, QRect, QRect]:
         body, meta = self._lines(message)
         width = max(120, int(option.rect.width() * MAX_WIDTH))
-        body_fm, meta_fm = QFontMetrics(option.font), QFontMetrics(self._small(option.font))
+        fonts = self._fonts(option.font)
+        body_fm, meta_fm = fonts.body, fonts.meta
         body_rect = body_fm.boundingRect(
             QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, body
         )
@@ -154,7 +186,7 @@ class BubbleDelegate(QStyledItemDelegate):
         ticked = message.sender_user == self.own and message.status in TICKED
         meta_w = meta_rect.width() + (TICK_WIDTH if ticked else 0)
         name = self._name(message)
-        name_fm = QFontMetrics(self._name_font(option.font))
+        name_fm = fonts.name
         name_h = name_fm.height() if name else 0
         name_w = name_fm.horizontalAdvance(name) if name else 0
         inner_w = min(max(body_rect.width(), meta_w, name_w), width - 2 * PAD)
@@ -169,6 +201,20 @@ class BubbleDelegate(QStyledItemDelegate):
         text = QRect(bubble.left() + PAD, bubble.top() + PAD + name_h, inner_w, body_rect.height())
         meta_box = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_rect.height())
         return bubble, text, meta_box
+
+    def _fonts(self, font: QFont) -> _Metrics:
+        """The metrics of the view's font and the fonts derived from it, made once per font
+        (each new QFont is resolved again, and a layout pass measures a page of bubbles)."""
+        key = font.key()
+        found = self._metrics.get(key)
+        if found is None:
+            found = _Metrics(
+                QFontMetrics(font),
+                QFontMetrics(self._small(font)),
+                QFontMetrics(self._name_font(font)),
+            )
+            self._metrics = {key: found}  # the font changes rarely: keep the current one
+        return found
 
     def _name(self, message: StoredMessage) -> str | None:
         return self.sender_name(message) if self.sender_name is not None else None
@@ -188,14 +234,25 @@ class BubbleDelegate(QStyledItemDelegate):
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
         message = index.data(MessageRole)
-        label = separator(index, message, self._date)
-        key = (message.message_id, option.rect.width(), label is not None, message.status)
+        previous = index.siblingAtRow(index.row() - 1)
+        labelled = not previous.isValid() or self._date(previous.data(MessageRole)) != self._date(
+            message
+        )
+        key = (message.message_id, option.rect.width(), option.font.key(), labelled, message.status)
         height = self._heights.get(key)
-        if height is None:
-            if len(self._heights) > 20_000:
-                self._heights.clear()
-                self._dates.clear()
-            height = self._line_height(option) if label else 0
+        if height is not None:
+            self._heights.move_to_end(key)
+        else:
+            decorations = self.decorations
+            if decorations is not None and message.message_id not in decorations:
+                # A layout pass measures rows top to bottom: read this one's and the next
+                # page's decorations in one batch, not one query set per row.
+                model, row = index.model(), index.row()
+                last = min(model.rowCount(), row + PAGE)
+                decorations.prime(model.index(r, 0).data(MessageRole) for r in range(row, last))
+            if len(self._heights) >= HEIGHTS_KEPT:
+                self._heights.popitem(last=False)
+            height = self._line_height(option) if labelled else 0
             if message.system:
                 height += self._line_height(option, message.body)
             else:
@@ -207,17 +264,30 @@ class BubbleDelegate(QStyledItemDelegate):
     def _date(self, message: StoredMessage) -> tuple[int, int, int]:
         date = self._dates.get(message.message_id)
         if date is None:
+            if len(self._dates) >= HEIGHTS_KEPT:
+                self._dates.popitem(last=False)  # the first read
             date = self._dates[message.message_id] = _date_of(message)
         return date
 
     def _line_height(self, option: QStyleOptionViewItem, text: str = "") -> int:
         """A day label's height, or a system line's: wrapped (in italics) to the view's width."""
+        if not text:  # a day label: one line, the same for every day
+            key = (option.font.key(), option.rect.width())
+            height = self._label_heights.get(key)
+            if height is None:
+                if len(self._label_heights) > 64:  # widths from resizing the window
+                    self._label_heights.clear()
+                height = self._label_heights[key] = self._wrapped(option, "Today", italic=False)
+            return height
+        return self._wrapped(option, text, italic=True)
+
+    def _wrapped(self, option: QStyleOptionViewItem, text: str, italic: bool) -> int:
         font = self._small(option.font)
-        font.setItalic(bool(text))
+        font.setItalic(italic)
         wrapped = QFontMetrics(font).boundingRect(
             QRect(0, 0, max(1, option.rect.width() - 2 * PAD), 100_000),
             Qt.TextFlag.TextWordWrap,
-            text or "Today",
+            text,
         )
         return wrapped.height() + 3 * GAP
 

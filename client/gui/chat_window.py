@@ -40,12 +40,13 @@ from client.gui import control_actions, message_menu
 from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.attachments import AttachmentController
 from client.gui.bridge import CoreBridge
-from client.gui.bubbles import BubbleDelegate
+from client.gui.bubbles import HEIGHTS_KEPT, BubbleDelegate
 from client.gui.chat_header import ChatHeader
 from client.gui.composer import Composer, LengthCounter
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
 from client.gui.conversation_model import ConversationModel
+from client.gui.decorations import Decorations
 from client.gui.device_control import DeviceControl
 from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
 from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
@@ -183,7 +184,9 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         )
         # The view must never outlive its delegate (it would paint through a dangling one).
         self.bubbles.setParent(self.view)
-        self.bubbles.decorate = lambda message: control_actions.decoration(client, message)
+        self.bubbles.decorations = Decorations(
+            lambda messages: control_actions.decorations(client, messages), HEIGHTS_KEPT
+        )
         self.view.setItemDelegate(self.bubbles)
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setUniformItemSizes(False)
@@ -519,6 +522,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         if self.threads.currentRow() < 0:
             self.threads.setCurrentRow(self._row_of_thread(event.thread))
         elif self.model is not None and event.thread == self.model.thread and event.added:
+            self._resolve_quotes()
             if self.model.rowCount() == 0:
                 self.open_thread(event.thread)
             else:
@@ -581,10 +585,17 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         if self.model is not None and message.thread == self.model.thread:
             at_bottom = self._at_bottom()
             self.model.add(message)
+            self._resolve_quotes()
             if at_bottom or message.sender_user == self.client.username:
                 self.view.scrollToBottom()
             self._mark_read_soon()
         self._ensure_thread(message.thread)
+
+    def _resolve_quotes(self) -> None:
+        """Messages arrived: a reply quoting one this device did not hold shows it now."""
+        if self.model is not None:
+            for message_id in self.bubbles.messages_arrived():
+                self.model.refresh(message_id)
 
     def _maybe_load_older(self, value: int) -> None:
         """Slide the model's window at either end, keeping the message on screen where it is.

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from client.core.client import AriadneClient
 from client.core.controls import ControlRefused
 from client.core.events import MessageStatus, StoredMessage
+from client.gui.decorations import BARE, Decoration
 from client.gui.message_menu import MenuContext, MessageAction
 from shared.controls import EDIT_WINDOW_MS, TIMER_CHOICES, timer_label
 
@@ -180,29 +181,35 @@ class TimerChoice(QComboBox):
             self._client.controls.set_timer(self.thread, int(self.itemData(index)))
 
 
-def decoration(client: AriadneClient, message: StoredMessage) -> tuple[str, str]:
-    """(the quote line above the text, what follows the time: "edited", reactions and counts).
-    Nothing once the client is closed (a closed window can still be laid out again)."""
-    if (
-        client.closed
-        or message.system
-        or message.undecryptable
-        or message.status is MessageStatus.UNSENT
-    ):
-        return "", ""
-    quote = ""
-    quoted = client.controls.quote(message.message_id)
-    if quoted is not None:
-        _original, sender, snippet = quoted
-        quote = (
-            f"{QUOTE_MARK} {sender}: {snippet}" if sender else f"{QUOTE_MARK} an earlier message"
-        )
-    notes = []
-    if client.controls.expires_at(message.message_id) is not None:
-        notes.append("⏱")
-    if client.controls.edited(message.message_id):
-        notes.append("edited")
-    counts = Counter(client.controls.reactions(message.message_id).values())
-    if counts:
-        notes.append(" ".join(f"{emoji} {n}" for emoji, n in sorted(counts.items())))
-    return quote, "  ".join(notes)
+def decorations(client: AriadneClient, messages: list[StoredMessage]) -> dict[bytes, Decoration]:
+    """Each message's quote line and what follows its time ("edited", reactions and counts),
+    read for many messages at once (a page of bubbles being measured). Nothing once the client
+    is closed (a closed window can still be laid out again)."""
+    if client.closed:
+        return {m.message_id: BARE for m in messages}
+    shown = [
+        m for m in messages if not (m.system or m.undecryptable or m.status is MessageStatus.UNSENT)
+    ]
+    marks = client.controls.marks([m.message_id for m in shown])
+    found = {m.message_id: BARE for m in messages}
+    for message_id, mark in marks.items():
+        quote, sender = "", ""
+        quoted = client.controls.quote(message_id) if mark.reply_to is not None else None
+        if quoted is not None:
+            _original, sender, snippet = quoted
+            quote = (
+                f"{QUOTE_MARK} {sender}: {snippet}"
+                if sender
+                else f"{QUOTE_MARK} an earlier message"
+            )
+        notes = []
+        if mark.expires:
+            notes.append("⏱")
+        if mark.edited:
+            notes.append("edited")
+        counts = Counter(mark.reactions.values())
+        if counts:
+            notes.append(" ".join(f"{emoji} {n}" for emoji, n in sorted(counts.items())))
+        waiting = quoted is not None and not sender
+        found[message_id] = Decoration(quote, "  ".join(notes), mark.reply_to, waiting)
+    return found

@@ -31,13 +31,17 @@ def apply_preferences(preferences: Preferences) -> None:
     if not isinstance(app, QApplication):
         return
     dark = None if preferences.theme is Theme.SYSTEM else preferences.theme is Theme.DARK
-    apply_style(app, dark)
     if _system_font is None:
         _system_font = QFont(app.font())
     font = QFont(_system_font)
     if preferences.font_size:
         font.setPointSize(preferences.font_size)
+    # Under a style sheet, a new application font reaches only the top-level windows, not the
+    # widgets inside them (the conversation's bubbles): deliver the font change first, then
+    # apply the sheet, which gives every widget the font again.
     app.setFont(font)
+    QApplication.sendPostedEvents()
+    apply_style(app, dark)
 
 
 class SettingsPanel(QWidget):

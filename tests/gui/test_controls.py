@@ -164,9 +164,12 @@ def test_a_quote_whose_original_is_only_in_the_mailbox_loads_it_and_jumps(qtbot,
     harness.run(laptop.restore(code=code))  # the newest page of each conversation only
     assert laptop.message(original.message_id) is None
     window = open_window(qtbot, laptop, "bob")
-    late = window.model.row_of(laptop.messages("bob")[-1].message_id)
+    reply = laptop.messages("bob")[-1]
+    late = window.model.row_of(reply.message_id)
     quote = window.bubbles._lines(window.model.message_at(late))[0]
     assert quote.startswith("↪ an earlier message")  # not on this device yet
     window._on_bubble_clicked(window.model.index(late))
     qtbot.waitUntil(lambda: window.model.row_of(original.message_id) is not None, timeout=20_000)
     assert window.view.currentIndex().row() == window.model.row_of(original.message_id)
+    # The reply's bubble (its quote line kept with its measured height) now quotes it.
+    assert window.bubbles._lines(reply)[0].startswith("↪ alice: the original")
