@@ -122,25 +122,12 @@ class Attachments:
 
     def get(self, message_id: bytes) -> Attachment | None:
         row = self._ctx.store.attachment(message_id)
-        if row is None:
-            return None
-        pointer: AttachmentPointer | None = None
-        with contextlib.suppress(ProtocolError):
-            pointer = decode_pointer(row.pointer) if row.pointer else None
-        path = Path(row.path) if row.path else None
-        if pointer is None:
-            name = path.name if path else "attachment"
-            return Attachment(message_id, row.state, name, "", 0, None, path, row.detail)
-        return Attachment(
-            message_id,
-            row.state,
-            safe_name(pointer.name),
-            pointer.content_type,
-            pointer.size,
-            pointer.thumbnail,
-            path,
-            row.detail,
-        )
+        return None if row is None else _shown(row)
+
+    def get_many(self, message_ids: list[bytes]) -> dict[bytes, Attachment | None]:
+        """Each of ``message_ids`` with its attachment, or None (one read for a page)."""
+        rows = self._ctx.store.attachments_of(message_ids)
+        return {m: (_shown(rows[m]) if m in rows else None) for m in message_ids}
 
     def _changed(self, message_id: bytes) -> None:
         message = self._ctx.store.message(message_id)
@@ -338,3 +325,25 @@ class Attachments:
         if row.path and Path(row.path).parent == self.folder:
             Path(row.path).unlink(missing_ok=True)
         self._set(message_id, FileState.GONE, detail="Deleted")
+
+
+def _shown(row: AttachmentRow) -> Attachment:
+    """What the window shows of an attachment row (a pointer that does not decode shows as a
+    file of unknown name)."""
+    pointer: AttachmentPointer | None = None
+    with contextlib.suppress(ProtocolError):
+        pointer = decode_pointer(row.pointer) if row.pointer else None
+    path = Path(row.path) if row.path else None
+    if pointer is None:
+        name = path.name if path else "attachment"
+        return Attachment(row.message_id, row.state, name, "", 0, None, path, row.detail)
+    return Attachment(
+        row.message_id,
+        row.state,
+        safe_name(pointer.name),
+        pointer.content_type,
+        pointer.size,
+        pointer.thumbnail,
+        path,
+        row.detail,
+    )

@@ -21,6 +21,7 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QRect,
     Qt,
+    QTimer,
 )
 from PySide6.QtGui import QImage, QImageReader, QPainter, QPixmap
 from PySide6.QtWidgets import QStyleOptionViewItem
@@ -111,9 +112,15 @@ class AttachmentDelegate(BubbleDelegate):
         note: Callable[[bytes], str | None],
         failure: Callable[[bytes], str | None],
         attachment: Callable[[bytes], Attachment | None],
+        attachments: Callable[[list[bytes]], dict[bytes, Attachment | None]] | None = None,
     ) -> None:
         super().__init__(own_username, note, failure)
         self.attachment = attachment
+        self.attachments = attachments  # a page's at once
+        # Read for a page of rows being measured, kept until the event loop turns: a layout
+        # pass then asks the database once, not once per row, and nothing kept can go stale
+        # (a change to an attachment also drops its entry at once: forget_attachment).
+        self._batch: dict[bytes, Attachment | None] = {}
         self._thumbs: dict[bytes, QPixmap | None] = {}
         self._measuring: tuple[bytes, Attachment | None] | None = None
 
@@ -125,10 +132,31 @@ class AttachmentDelegate(BubbleDelegate):
             self._thumbs[found.message_id] = QPixmap.fromImage(image) if image else None
         return self._thumbs[found.message_id]
 
+    def primed(self, message: StoredMessage) -> bool:
+        return super().primed(message) and (
+            self.attachments is None or message.message_id in self._batch
+        )
+
+    def prime(self, messages: list[StoredMessage]) -> None:
+        super().prime(messages)
+        if self.attachments is None:
+            return
+        if not self._batch:
+            QTimer.singleShot(0, self._batch.clear)
+        self._batch.update(self.attachments([m.message_id for m in messages]))
+
+    def forget_attachment(self, message_id: bytes) -> None:
+        self._batch.pop(message_id, None)
+
+    def _read(self, message_id: bytes) -> Attachment | None:
+        if message_id in self._batch:
+            return self._batch[message_id]
+        return self.attachment(message_id)
+
     def _attachment_of(self, message: StoredMessage) -> Attachment | None:
         if self._measuring is not None and self._measuring[0] == message.message_id:
             return self._measuring[1]
-        return self.attachment(message.message_id)
+        return self._read(message.message_id)
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
         body, meta = super()._lines(message)
@@ -148,7 +176,7 @@ class AttachmentDelegate(BubbleDelegate):
     ) -> tuple[QRect, QRect, QRect]:
         """The plain bubble, made room in for the thumbnail above the text."""
         # One read of the attachment for the whole measurement (the text lines need it too).
-        found = self.attachment(message.message_id)
+        found = self._read(message.message_id)
         self._measuring = (message.message_id, found)
         try:
             bubble, text, meta = super()._geometry(option, message)
@@ -175,7 +203,7 @@ class AttachmentDelegate(BubbleDelegate):
     ) -> None:
         super().paint(painter, option, index)
         message: StoredMessage = index.data(MessageRole)
-        found = None if message.system else self.attachment(message.message_id)
+        found = None if message.system else self._read(message.message_id)
         pixmap = self.thumbnail(found) if found is not None else None
         if pixmap is None:
             return

@@ -327,6 +327,7 @@ class AttachmentController(QObject):
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, AttachmentChanged) and self.window.model is not None:
+            self.delegate.forget_attachment(event.message_id)
             self.window.model.refresh(event.message_id)
             self.window.view.viewport().update()
 

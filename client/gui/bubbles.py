@@ -124,6 +124,8 @@ class BubbleDelegate(QStyledItemDelegate):
         self._dates: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
         self._metrics: dict[str, _Metrics] = {}
         self._label_heights: dict[tuple[str, int], int] = {}
+        self._last_font: QFont | None = None
+        self._last_font_key = ""
 
     def forget(self, message_ids: tuple[bytes, ...]) -> None:
         """These messages changed (unsent, edited, reacted to): they are decorated and measured
@@ -133,6 +135,14 @@ class BubbleDelegate(QStyledItemDelegate):
             changed = self.decorations.forget(changed)
         for key in [k for k in self._heights if k[0] in changed]:
             del self._heights[key]
+
+    def primed(self, message: StoredMessage) -> bool:
+        """Whether what ``message``'s bubble shows besides itself has been read."""
+        return self.decorations is None or message.message_id in self.decorations
+
+    def prime(self, messages: list[StoredMessage]) -> None:
+        if self.decorations is not None:
+            self.decorations.prime(messages)
 
     def messages_arrived(self) -> set[bytes]:
         """Messages were stored: replies quoting a message not held before are decorated and
@@ -202,10 +212,17 @@ class BubbleDelegate(QStyledItemDelegate):
         meta_box = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_rect.height())
         return bubble, text, meta_box
 
+    def _font_key(self, font: QFont) -> str:
+        """``font.key()``, which builds a string each time: every row of every layout pass
+        asks, and comparing with the last font is cheaper (the view has one font)."""
+        if self._last_font is None or font != self._last_font:
+            self._last_font, self._last_font_key = QFont(font), font.key()
+        return self._last_font_key
+
     def _fonts(self, font: QFont) -> _Metrics:
         """The metrics of the view's font and the fonts derived from it, made once per font
         (each new QFont is resolved again, and a layout pass measures a page of bubbles)."""
-        key = font.key()
+        key = self._font_key(font)
         found = self._metrics.get(key)
         if found is None:
             found = _Metrics(
@@ -238,18 +255,18 @@ class BubbleDelegate(QStyledItemDelegate):
         labelled = not previous.isValid() or self._date(previous.data(MessageRole)) != self._date(
             message
         )
-        key = (message.message_id, option.rect.width(), option.font.key(), labelled, message.status)
+        font = self._font_key(option.font)
+        key = (message.message_id, option.rect.width(), font, labelled, message.status)
         height = self._heights.get(key)
         if height is not None:
             self._heights.move_to_end(key)
         else:
-            decorations = self.decorations
-            if decorations is not None and message.message_id not in decorations:
-                # A layout pass measures rows top to bottom: read this one's and the next
-                # page's decorations in one batch, not one query set per row.
+            if not self.primed(message):
+                # A layout pass measures rows top to bottom: read what this one and the next
+                # page show in one batch, not one query set per row.
                 model, row = index.model(), index.row()
                 last = min(model.rowCount(), row + PAGE)
-                decorations.prime(model.index(r, 0).data(MessageRole) for r in range(row, last))
+                self.prime([model.index(r, 0).data(MessageRole) for r in range(row, last)])
             if len(self._heights) >= HEIGHTS_KEPT:
                 self._heights.popitem(last=False)
             height = self._line_height(option) if labelled else 0
@@ -272,7 +289,7 @@ class BubbleDelegate(QStyledItemDelegate):
     def _line_height(self, option: QStyleOptionViewItem, text: str = "") -> int:
         """A day label's height, or a system line's: wrapped (in italics) to the view's width."""
         if not text:  # a day label: one line, the same for every day
-            key = (option.font.key(), option.rect.width())
+            key = (self._font_key(option.font), option.rect.width())
             height = self._label_heights.get(key)
             if height is None:
                 if len(self._label_heights) > 64:  # widths from resizing the window

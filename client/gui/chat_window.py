@@ -181,6 +181,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
             # A window can be repainted after its client closed (a style change reaches every
             # widget still alive): its profile database is gone by then.
             lambda message_id: None if client.closed else client.attachments.get(message_id),
+            lambda message_ids: {} if client.closed else client.attachments.get_many(message_ids),
         )
         # The view must never outlive its delegate (it would paint through a dangling one).
         self.bubbles.setParent(self.view)
