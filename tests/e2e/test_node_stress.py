@@ -30,7 +30,7 @@ from tests.e2e.test_limits import add_device, ask, logged_in
 from tests.e2e.test_nodes import start_node_process, stop_node_process
 
 ANSWER_SECONDS = 20.0  # far beyond a busy machine's slowest answer: only a deadlock waits so long
-ROUNDS = 12
+ROUNDS = 45
 
 
 @dataclass
@@ -152,8 +152,9 @@ async def test_crossing_fan_outs_acks_logins_and_device_changes_on_three_nodes(
             assert results[-1] == 2 * len(urls)
             for device in devices:
                 await eventually(
-                    lambda d=device: {p for _, p in d.got} >= sent_to[d.index]
-                    or any(r.done() for r in readers),
+                    lambda d=device: (
+                        {p for _, p in d.got} >= sent_to[d.index] or any(r.done() for r in readers)
+                    ),
                     timeout=30,
                     message=f"{device.client.username} gets every accepted message",
                 )
@@ -172,5 +173,81 @@ async def test_crossing_fan_outs_acks_logins_and_device_changes_on_three_nodes(
     finally:
         await accounts.close()
         for process, _ in others:
+            await stop_node_process(process)
+        await running.stop()
+
+
+async def test_a_fan_out_waiting_on_one_queue_never_lets_a_later_seq_pass_it_in_another(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    """The reader-skip race, made wide. A fan-out to two queues draws both ``seq`` values as it
+    inserts, then locks each queue's byte counter in turn: if the first is held by a transaction
+    that commits slowly, the fan-out waits there with its row in the second queue numbered but
+    not committed. A fan-out into only that second queue, from a third node, gets a larger seq
+    and commits at once: unless the queue's lock was taken before either drew its seq, the
+    readers (on the node where that one was sent) move past the smaller seq and never deliver
+    it. Slow single-queue fan-outs into both queues come from one node, the two-queue ones from
+    another, fast single-queue ones from the readers' node; every accepted message must reach
+    its reader, in increasing seq."""
+    running = RunningRelay(tmp_path / "relay", Limits(), database=postgres.database())
+    await running.start()
+    slow = await start_node_process(running, tmp_path / "slow", slow_commit=0.3)
+    fast = await start_node_process(running, tmp_path / "fast")
+    urls = {"slow": f"ws://127.0.0.1:{slow[1]}", "fast": f"ws://127.0.0.1:{fast[1]}"}
+    accounts = Accounts(running, tmp_path / "profiles")
+    try:
+        names = ("bob", "dave", "carol", "alice", "erin")
+        made = {name: await accounts.create(name) for name in names}
+        for client in made.values():
+            await accounts.stop(client)
+        readers = [Device(i, made[name], running.url) for i, name in enumerate(("bob", "dave"))]
+        senders = [  # who sends, through which node, to which of the readers' queues
+            (made["carol"], urls["slow"], [[readers[0]], [readers[1]]]),
+            (made["alice"], urls["fast"], [readers]),
+            (made["erin"], running.url, [[readers[0]], [readers[1]]]),
+        ]
+        sent_to: dict[int, set[bytes]] = defaultdict(set)
+        refused: list[wire.Frame] = []
+
+        async def send(index: int, client: AriadneClient, url: str, to: list[list[Device]]) -> None:
+            async with logged_in(url, client) as ws:
+                me = Device(index, client, url, ws)
+                reading = asyncio.create_task(me.read())
+                for round_ in range(40):
+                    frames = [
+                        fan_out(k, group, bytes([index, round_, k]) + os.urandom(8))
+                        for k, group in enumerate(to * 2)
+                    ]
+                    answers = await me.send(frames)
+                    for frame, group, answer in zip(frames, to * 2, answers, strict=True):
+                        if not isinstance(answer, wire.Accepted):
+                            refused.append(answer)  # checked last: first what was accepted
+                            continue
+                        for d in group:
+                            sent_to[d.index].add(frame.recipients[0].envelopes[0].payload)
+                reading.cancel()
+
+        async with contextlib.AsyncExitStack() as connections:
+            reading = []
+            for reader in readers:
+                reader.ws = await connections.enter_async_context(
+                    logged_in(reader.url, reader.client)
+                )
+                reading.append(asyncio.create_task(reader.read()))
+            await asyncio.gather(*(send(10 + i, *sender) for i, sender in enumerate(senders)))
+            for reader in readers:
+                await eventually(
+                    lambda r=reader: {p for _, p in r.got} >= sent_to[r.index],
+                    timeout=10,
+                    message=f"{reader.client.username} gets every accepted message",
+                )
+        for reader in readers:
+            seqs = [s for s, _ in reader.got]
+            assert seqs == sorted(set(seqs)), f"{reader.client.username}: out of queue order"
+        assert not refused, f"fan-outs refused: {refused!r}"
+        assert all(len(sent_to[reader.index]) == 40 * 2 * 3 for reader in readers)
+    finally:
+        await accounts.close()
+        for process, _ in (slow, fast):
             await stop_node_process(process)
         await running.stop()
