@@ -37,6 +37,8 @@ def sender_names(client: AriadneClient) -> Callable[[StoredMessage], str | None]
     def name(message: StoredMessage) -> str | None:
         if message.sender_user in ("", client.username) or message.system:
             return None
+        if client.closed:  # a window laid out again after its device closed (a style change)
+            return message.sender_user
         return client.conversations.display_name(message.sender_user)
 
     return name

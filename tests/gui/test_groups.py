@@ -9,9 +9,10 @@ import sys
 
 from PySide6.QtCore import Qt
 
-from client.core.events import MessageStatus
+from client.core.events import MessageStatus, StoredMessage
 from client.gui.chat_window import ChatWindow
-from client.gui.group_panel import MemberPanel, NewGroupDialog
+from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
+from shared.envelope import new_message_id
 from tests.gui.test_chat_window import open_window, shown
 from tests.gui.test_controls import labels, row_of, trigger
 from tests.gui.test_demo_launcher import REPO
@@ -205,3 +206,25 @@ def test_react_reply_and_unsend_from_the_menu_in_a_group(qtbot, harness):
         ),
         timeout=10_000,
     )
+
+
+def test_a_group_window_laid_out_after_its_device_closed_names_senders_by_username(harness):
+    """A style change reaches every window still alive, also one whose device has closed (its
+    profile database with it): the name above a bubble is then the sender's username."""
+    alice = harness.account("alice")
+    harness.account("bob")
+    alice.conversations.set_display_name("bob", "Bob Okafor")
+    name = sender_names(alice)
+    message = StoredMessage(
+        message_id=new_message_id(),
+        thread="#group",
+        sender_user="bob",
+        sender_device="0" * 16,
+        sent_at=1,
+        server_ts=None,
+        body="hi",
+        status=MessageStatus.RECEIVED,
+    )
+    assert name(message) == "Bob Okafor"
+    harness.run(alice.close())
+    assert name(message) == "bob"
