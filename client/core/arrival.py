@@ -6,7 +6,7 @@ anything shows it; and it is queued for this account's mailbox.
 
 What differs stays with the caller: the thread it belongs to, the receipt it owes (a pairwise
 receipt is sent again for a duplicate, whose first one may have been lost), and an attachment's
-pointer."""
+pointer. A message that could not be opened is stored too, as a placeholder that says so."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ from typing import Protocol
 
 from client.core.context import ClientContext
 from client.core.controls import Controls
-from client.core.events import Event, MessageReceived, MessageStatus, StoredMessage
+from client.core.events import (
+    DecryptionFailed,
+    Event,
+    MessageReceived,
+    MessageStatus,
+    StoredMessage,
+)
 from client.core.timeline import Timeline
 from shared import wire
-from shared.envelope import Origin
+from shared.envelope import Origin, new_message_id
 
 
 class Arriving(Protocol):
@@ -84,3 +90,24 @@ def store_arrival(
     ctx.mailbox_wake.set()
     placed = dataclasses.replace(message, server_ts=server_ts)
     return Arrival(Outcome.STORED, [*reordered, MessageReceived(placed)])
+
+
+def store_undecryptable(
+    ctx: ClientContext, deliver: wire.Delivered, thread: str, reason: str
+) -> list[Event]:
+    """A message that could not be opened is shown as such, in its place, never dropped."""
+    placeholder = StoredMessage(
+        message_id=new_message_id(),
+        thread=thread,
+        sender_user=deliver.sender_user,
+        sender_device=deliver.sender_device,
+        sent_at=deliver.server_ts // 1000,
+        server_ts=deliver.server_ts,
+        body="",
+        status=MessageStatus.UNDECRYPTABLE,
+    )
+    ctx.store.insert_message(placeholder)
+    return [
+        MessageReceived(placeholder),
+        DecryptionFailed(thread, deliver.sender_user, deliver.sender_device, reason),
+    ]

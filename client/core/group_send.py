@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import logging
 
-from client.core.arrival import Outcome, store_arrival
+from client.core.arrival import Outcome, store_arrival, store_undecryptable
 from client.core.context import ClientContext
 from client.core.controls import Controls
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
-    DecryptionFailed,
     Event,
     MessageQueued,
-    MessageReceived,
     MessageStatus,
     StoredMessage,
 )
@@ -310,21 +308,7 @@ class GroupMessages:
 
     def _undecryptable(self, deliver: wire.Delivered, thread: str, reason: str) -> list[Event]:
         log.info("could not open group message %d: %s", deliver.seq, reason)
-        placeholder = StoredMessage(
-            message_id=new_message_id(),
-            thread=thread,
-            sender_user=deliver.sender_user,
-            sender_device=deliver.sender_device,
-            sent_at=deliver.server_ts // 1000,
-            server_ts=deliver.server_ts,
-            body="",
-            status=MessageStatus.UNDECRYPTABLE,
-        )
-        self._ctx.store.insert_message(placeholder)
-        return [
-            MessageReceived(placeholder),
-            DecryptionFailed(thread, deliver.sender_user, deliver.sender_device, reason),
-        ]
+        return store_undecryptable(self._ctx, deliver, thread, reason)
 
 
 def _recipients(devices: set[Device], own_user: str) -> list[wire.GroupRecipient]:

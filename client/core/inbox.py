@@ -20,19 +20,16 @@ import asyncio
 import logging
 from typing import Protocol
 
-from client.core.arrival import Outcome, store_arrival
+from client.core.arrival import Outcome, store_arrival, store_undecryptable
 from client.core.attachments import received
 from client.core.context import ClientContext
 from client.core.controls import Controls
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
-    DecryptionFailed,
     DeliveryUpdated,
     DisplayNameChanged,
     Event,
-    MessageReceived,
     MessageStatus,
-    StoredMessage,
 )
 from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
@@ -54,7 +51,6 @@ from shared.envelope import (
     decode_payload,
     decode_sealed,
     encode_payload,
-    new_message_id,
 )
 from shared.errors import DecryptionError, DuplicateMessage, WireError
 
@@ -298,20 +294,4 @@ class Inbox:
         log.info(
             "could not decrypt envelope %d from %s: %s", deliver.seq, deliver.sender_device, reason
         )
-        placeholder = StoredMessage(
-            message_id=new_message_id(),
-            thread=deliver.sender_user,
-            sender_user=deliver.sender_user,
-            sender_device=deliver.sender_device,
-            sent_at=deliver.server_ts // 1000,
-            server_ts=deliver.server_ts,
-            body="",
-            status=MessageStatus.UNDECRYPTABLE,
-        )
-        self._ctx.store.insert_message(placeholder)
-        return [
-            MessageReceived(placeholder),
-            DecryptionFailed(
-                deliver.sender_user, deliver.sender_user, deliver.sender_device, reason
-            ),
-        ]
+        return store_undecryptable(self._ctx, deliver, deliver.sender_user, reason)
