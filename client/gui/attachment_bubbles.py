@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QStyleOptionViewItem
 from client.core.attachments import Attachment
 from client.core.events import StoredMessage
 from client.core.store_attachments import FileState
-from client.gui.bubbles import PAD, BubbleDelegate, separator
+from client.gui.bubbles import PAD, BubbleDelegate, BubbleSize, Metrics, separator
 from client.gui.conversation_model import MessageRole
 
 THUMB_SIDE = 320  # the longest side of a thumbnail the sender makes
@@ -171,29 +171,22 @@ class AttachmentDelegate(BubbleDelegate):
         line = f"📎 {found.name} · {human_size(found.size)}\n{state}"
         return (f"{line}\n{body}" if body else line), meta
 
-    def _geometry(
-        self, option: QStyleOptionViewItem, message: StoredMessage
-    ) -> tuple[QRect, QRect, QRect]:
+    def _size(self, view_width: int, fonts: Metrics, message: StoredMessage) -> BubbleSize:
         """The plain bubble, made room in for the thumbnail above the text."""
         # One read of the attachment for the whole measurement (the text lines need it too).
         found = self._read(message.message_id)
         self._measuring = (message.message_id, found)
         try:
-            bubble, text, meta = super()._geometry(option, message)
+            size = super()._size(view_width, fonts, message)
         finally:
             self._measuring = None
         pixmap = self.thumbnail(found) if found is not None else None
         if pixmap is None:
-            return bubble, text, meta
+            return size
         extra = pixmap.height() + PAD
-        width = max(bubble.width(), pixmap.width() + 2 * PAD)
-        left = bubble.left()
-        if message.sender_user == self.own:  # own bubbles keep their right edge
-            left -= width - bubble.width()
-        bubble = QRect(left, bubble.top(), width, bubble.height() + extra)
-        text = QRect(left + PAD, text.top() + extra, width - 2 * PAD, text.height())
-        meta = QRect(left + PAD, meta.top() + extra, width - 2 * PAD, meta.height())
-        return bubble, text, meta
+        return size._replace(
+            width=max(size.width, pixmap.width() + 2 * PAD), height=size.height + extra, above=extra
+        )
 
     def paint(
         self,

@@ -7,7 +7,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
-from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -18,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.events import MessageStatus, StoredMessage
-from client.gui.conversation_model import PAGE, MessageRole
+from client.gui.conversation_model import PAGE, ConversationModel, MessageRole
 from client.gui.decorations import Decorations
 from client.gui.style import ChatColours, chat_colours
 from client.gui.ticks import TICK_WIDTH, paint_tick
@@ -29,6 +37,7 @@ MAX_WIDTH = 0.72
 # Measured heights kept (least recently used dropped first): ten times the model's window of
 # rows, so a layout pass over the window never finds its own rows dropped.
 HEIGHTS_KEPT = 4_000
+_WRAP = Qt.TextFlag.TextWordWrap
 
 # The word beside each state's tick (client/gui/ticks.py draws the shape).
 STATUS_TEXT = {
@@ -94,10 +103,29 @@ def separator(
     return day(message)
 
 
-class _Metrics(NamedTuple):
+def _reader(model: QAbstractItemModel) -> Callable[[int], StoredMessage]:
+    """The message in a row: straight from a conversation's list, or through Qt for any other
+    model."""
+    if isinstance(model, ConversationModel):
+        return model.message_at
+    return lambda row: model.index(row, 0).data(MessageRole)  # type: ignore[no-any-return]
+
+
+class Metrics(NamedTuple):
     body: QFontMetrics  # the view's font: a message's text
     meta: QFontMetrics  # the small font: the time, state, notes
     name: QFontMetrics  # the small bold font: a sender's name in a group
+
+
+class BubbleSize(NamedTuple):
+    """A bubble's measures: its width and height, and the heights of what it stacks."""
+
+    width: int
+    height: int
+    name: int  # a sender's name (in a group), or 0
+    body: int  # the text
+    meta: int  # the time, state and notes
+    above: int = 0  # room above the text (an attachment's thumbnail)
 
 
 class BubbleDelegate(QStyledItemDelegate):
@@ -117,12 +145,13 @@ class BubbleDelegate(QStyledItemDelegate):
         # In a group: the sender's name to show above a bubble (None: no name line).
         self.sender_name: Callable[[StoredMessage], str | None] | None = None
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
-        # height per view width and font (statuses change, heights do not). Every layout pass
-        # asks for every row of the window, so the cache must never be emptied at once: that
-        # would make one scroll step measure the whole window again.
-        self._heights: OrderedDict[tuple[bytes, int, str, bool, MessageStatus], int] = OrderedDict()
+        # last measured height with what it was measured for (view width, font, a day label
+        # above it, status). Every layout pass asks for every row of the window, so the cache
+        # is trimmed least recently used, never emptied at once: that would make one scroll
+        # step measure the whole window again.
+        self._heights: OrderedDict[bytes, tuple[int, str, bool, MessageStatus, int]] = OrderedDict()
         self._dates: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
-        self._metrics: dict[str, _Metrics] = {}
+        self._metrics: dict[str, Metrics] = {}
         self._label_heights: dict[tuple[str, int], int] = {}
         self._last_font: QFont | None = None
         self._last_font_key = ""
@@ -133,8 +162,8 @@ class BubbleDelegate(QStyledItemDelegate):
         changed = set(message_ids)
         if self.decorations is not None:
             changed = self.decorations.forget(changed)
-        for key in [k for k in self._heights if k[0] in changed]:
-            del self._heights[key]
+        for message_id in changed:
+            self._heights.pop(message_id, None)
 
     def primed(self, message: StoredMessage) -> bool:
         """Whether what ``message``'s bubble shows besides itself has been read."""
@@ -151,8 +180,8 @@ class BubbleDelegate(QStyledItemDelegate):
             return set()
         waiting = self.decorations.forget_waiting()
         if waiting:
-            for key in [k for k in self._heights if k[0] in waiting]:
-                del self._heights[key]
+            for message_id in waiting:
+                self._heights.pop(message_id, None)
         return waiting
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
@@ -174,42 +203,44 @@ class BubbleDelegate(QStyledItemDelegate):
             meta = f"{meta}  {notes}" if notes else meta
         return body, meta
 
-    def _geometry(
-        self, option: QStyleOptionViewItem, message: StoredMessage
-    ) -> tuple[QRect, QRect, QRect]:
+    def _size(self, view_width: int, fonts: Metrics, message: StoredMessage) -> BubbleSize:
+        """What a bubble needs, measured without placing it: a layout pass asks this for every
+        new row, and it only needs the height."""
         body, meta = self._lines(message)
-        width = max(120, int(option.rect.width() * MAX_WIDTH))
-        fonts = self._fonts(option.font)
-        body_fm, meta_fm = fonts.body, fonts.meta
-        body_rect = body_fm.boundingRect(
-            QRect(0, 0, width - 2 * PAD, 100_000), Qt.TextFlag.TextWordWrap, body
-        )
+        width = max(120, int(view_width * MAX_WIDTH))
+        body_rect = fonts.body.boundingRect(QRect(0, 0, width - 2 * PAD, 100_000), _WRAP, body)
         # The meta line wraps when it must (a failed message's reason can be long); measuring
         # it as one line first keeps the common case as cheap as before.
         room = width - 2 * PAD - TICK_WIDTH
-        one_line = meta_fm.horizontalAdvance(meta)
-        meta_rect = (
-            QRect(0, 0, one_line, meta_fm.height())
-            if one_line <= room
-            else meta_fm.boundingRect(QRect(0, 0, room, 100_000), Qt.TextFlag.TextWordWrap, meta)
-        )
-        ticked = message.sender_user == self.own and message.status in TICKED
-        meta_w = meta_rect.width() + (TICK_WIDTH if ticked else 0)
+        meta_w = fonts.meta.horizontalAdvance(meta)
+        meta_h = fonts.meta.height()
+        if meta_w > room:
+            meta_rect = fonts.meta.boundingRect(QRect(0, 0, room, 100_000), _WRAP, meta)
+            meta_w, meta_h = meta_rect.width(), meta_rect.height()
+        if message.sender_user == self.own and message.status in TICKED:
+            meta_w += TICK_WIDTH
         name = self._name(message)
-        name_fm = fonts.name
-        name_h = name_fm.height() if name else 0
-        name_w = name_fm.horizontalAdvance(name) if name else 0
+        name_h = fonts.name.height() if name else 0
+        name_w = fonts.name.horizontalAdvance(name) if name else 0
         inner_w = min(max(body_rect.width(), meta_w, name_w), width - 2 * PAD)
-        bubble_w = inner_w + 2 * PAD
-        bubble_h = name_h + body_rect.height() + meta_rect.height() + 2 * PAD
-        left = (
-            option.rect.right() - bubble_w - PAD
-            if message.sender_user == self.own
-            else option.rect.left() + PAD
-        )
-        bubble = QRect(left, option.rect.top() + GAP, bubble_w, bubble_h)
-        text = QRect(bubble.left() + PAD, bubble.top() + PAD + name_h, inner_w, body_rect.height())
-        meta_box = QRect(bubble.left() + PAD, text.bottom() + 1, inner_w, meta_rect.height())
+        body_h = body_rect.height()
+        height = name_h + body_h + meta_h + 2 * PAD
+        return BubbleSize(inner_w + 2 * PAD, height, name_h, body_h, meta_h)
+
+    def _geometry(
+        self, option: QStyleOptionViewItem, message: StoredMessage
+    ) -> tuple[QRect, QRect, QRect]:
+        """Where the bubble, its text and its meta line go in ``option.rect``."""
+        area = option.rect
+        size = self._size(area.width(), self._fonts(option.font), message)
+        if message.sender_user == self.own:
+            left = area.right() - size.width - PAD
+        else:
+            left = area.left() + PAD
+        bubble = QRect(left, area.top() + GAP, size.width, size.height)
+        inner = size.width - 2 * PAD
+        text = QRect(left + PAD, bubble.top() + PAD + size.name + size.above, inner, size.body)
+        meta_box = QRect(left + PAD, text.bottom() + 1, inner, size.meta)
         return bubble, text, meta_box
 
     def _font_key(self, font: QFont) -> str:
@@ -219,13 +250,13 @@ class BubbleDelegate(QStyledItemDelegate):
             self._last_font, self._last_font_key = QFont(font), font.key()
         return self._last_font_key
 
-    def _fonts(self, font: QFont) -> _Metrics:
+    def _fonts(self, font: QFont) -> Metrics:
         """The metrics of the view's font and the fonts derived from it, made once per font
         (each new QFont is resolved again, and a layout pass measures a page of bubbles)."""
         key = self._font_key(font)
         found = self._metrics.get(key)
         if found is None:
-            found = _Metrics(
+            found = Metrics(
                 QFontMetrics(font),
                 QFontMetrics(self._small(font)),
                 QFontMetrics(self._name_font(font)),
@@ -250,33 +281,41 @@ class BubbleDelegate(QStyledItemDelegate):
     def sizeHint(
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> QSize:
-        message = index.data(MessageRole)
-        previous = index.siblingAtRow(index.row() - 1)
-        labelled = not previous.isValid() or self._date(previous.data(MessageRole)) != self._date(
-            message
-        )
+        # Every layout pass asks for every row of the window, so a kept height must be found
+        # with little more than a dict lookup: the rows come from the model's list, not through
+        # ``index.data`` (each a round trip through Qt), and a kept height is checked field by
+        # field (hashing a status enum costs more than comparing it).
+        model, row = index.model(), index.row()
+        message_at = _reader(model)
+        message = message_at(row)
+        labelled = row == 0 or self._date(message_at(row - 1)) != self._date(message)
+        width = option.rect.width()
         font = self._font_key(option.font)
-        key = (message.message_id, option.rect.width(), font, labelled, message.status)
-        height = self._heights.get(key)
-        if height is not None:
-            self._heights.move_to_end(key)
+        kept = self._heights.get(message.message_id)
+        if (
+            kept is not None
+            and kept[0] == width
+            and kept[2] is labelled
+            and kept[3] is message.status
+            and kept[1] == font
+        ):
+            self._heights.move_to_end(message.message_id)
+            return QSize(width, kept[4])
+        if not self.primed(message):
+            # A layout pass measures rows top to bottom: read what this one and the next
+            # page show in one batch, not one query set per row.
+            last = min(model.rowCount(), row + PAGE)
+            self.prime([message_at(r) for r in range(row, last)])
+        if kept is None and len(self._heights) >= HEIGHTS_KEPT:
+            self._heights.popitem(last=False)
+        height = self._line_height(option) if labelled else 0
+        if message.system:
+            height += self._line_height(option, message.body)
         else:
-            if not self.primed(message):
-                # A layout pass measures rows top to bottom: read what this one and the next
-                # page show in one batch, not one query set per row.
-                model, row = index.model(), index.row()
-                last = min(model.rowCount(), row + PAGE)
-                self.prime([model.index(r, 0).data(MessageRole) for r in range(row, last)])
-            if len(self._heights) >= HEIGHTS_KEPT:
-                self._heights.popitem(last=False)
-            height = self._line_height(option) if labelled else 0
-            if message.system:
-                height += self._line_height(option, message.body)
-            else:
-                bubble, _, _ = self._geometry(option, message)
-                height += bubble.height() + 2 * GAP
-            self._heights[key] = height
-        return QSize(option.rect.width(), height)
+            height += self._size(width, self._fonts(option.font), message).height + 2 * GAP
+        self._heights[message.message_id] = (width, font, labelled, message.status, height)
+        self._heights.move_to_end(message.message_id)
+        return QSize(width, height)
 
     def _date(self, message: StoredMessage) -> tuple[int, int, int]:
         date = self._dates.get(message.message_id)
