@@ -145,11 +145,13 @@ class BubbleDelegate(QStyledItemDelegate):
         # In a group: the sender's name to show above a bubble (None: no name line).
         self.sender_name: Callable[[StoredMessage], str | None] | None = None
         # Wrapped-text measurement is the costly part of a layout pass: remember each message's
-        # last measured height with what it was measured for (view width, font, a day label
+        # last measured height per view width with what it was measured for (font, a day label
         # above it, status). Every layout pass asks for every row of the window, so the cache
         # is trimmed least recently used, never emptied at once: that would make one scroll
         # step measure the whole window again.
-        self._heights: OrderedDict[bytes, tuple[int, str, bool, MessageStatus, int]] = OrderedDict()
+        self._heights: OrderedDict[tuple[bytes, int], tuple[str, bool, MessageStatus, int]] = (
+            OrderedDict()
+        )
         self._dates: OrderedDict[bytes, tuple[int, int, int]] = OrderedDict()
         self._metrics: dict[str, Metrics] = {}
         self._label_heights: dict[tuple[str, int], int] = {}
@@ -162,8 +164,8 @@ class BubbleDelegate(QStyledItemDelegate):
         changed = set(message_ids)
         if self.decorations is not None:
             changed = self.decorations.forget(changed)
-        for message_id in changed:
-            self._heights.pop(message_id, None)
+        for key in [k for k in self._heights if k[0] in changed]:
+            del self._heights[key]
 
     def primed(self, message: StoredMessage) -> bool:
         """Whether what ``message``'s bubble shows besides itself has been read."""
@@ -180,8 +182,8 @@ class BubbleDelegate(QStyledItemDelegate):
             return set()
         waiting = self.decorations.forget_waiting()
         if waiting:
-            for message_id in waiting:
-                self._heights.pop(message_id, None)
+            for key in [k for k in self._heights if k[0] in waiting]:
+                del self._heights[key]
         return waiting
 
     def _lines(self, message: StoredMessage) -> tuple[str, str]:
@@ -291,16 +293,16 @@ class BubbleDelegate(QStyledItemDelegate):
         labelled = row == 0 or self._date(message_at(row - 1)) != self._date(message)
         width = option.rect.width()
         font = self._font_key(option.font)
-        kept = self._heights.get(message.message_id)
+        key = (message.message_id, width)  # Qt asks for row 0 at width 0 too, each pass
+        kept = self._heights.get(key)
         if (
             kept is not None
-            and kept[0] == width
-            and kept[2] is labelled
-            and kept[3] is message.status
-            and kept[1] == font
+            and kept[0] == font
+            and kept[1] is labelled
+            and kept[2] is message.status
         ):
-            self._heights.move_to_end(message.message_id)
-            return QSize(width, kept[4])
+            self._heights.move_to_end(key)
+            return QSize(width, kept[3])
         if not self.primed(message):
             # A layout pass measures rows top to bottom: read what this one and the next
             # page show in one batch, not one query set per row.
@@ -313,8 +315,8 @@ class BubbleDelegate(QStyledItemDelegate):
             height += self._line_height(option, message.body)
         else:
             height += self._size(width, self._fonts(option.font), message).height + 2 * GAP
-        self._heights[message.message_id] = (width, font, labelled, message.status, height)
-        self._heights.move_to_end(message.message_id)
+        self._heights[key] = (font, labelled, message.status, height)
+        self._heights.move_to_end(key)
         return QSize(width, height)
 
     def _date(self, message: StoredMessage) -> tuple[int, int, int]:

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QStyleOptionViewItem
+from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
-from client.core.events import MessageStatus
+from client.core.client import AriadneClient
+from client.core.events import DeliveryUpdated, MessageStatus, StoredMessage
+from client.core.login import new_profile
 from client.core.preferences import Preferences
 from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.chat_window import ChatWindow
+from client.gui.conversation_model import PAGE
 from client.gui.settings_panel import apply_preferences
+from shared.envelope import new_message_id
 
 LONG = "a long line of words that wraps inside its bubble " * 6
 
@@ -24,8 +28,9 @@ def _height(window: ChatWindow, row: int) -> int:
 
 def _afresh(window: ChatWindow, row: int) -> int:
     """The row's height measured by a delegate that has kept nothing."""
+    bubbles = window.bubbles
     fresh = AttachmentDelegate(
-        window.client.username, lambda _id: None, lambda _id: None, lambda _id: None
+        window.client.username, bubbles.note, bubbles.failure, bubbles.attachment
     )
     fresh.decorations = window.bubbles.decorations  # (read again on every change: tested apart)
     option = QStyleOptionViewItem()
@@ -93,3 +98,52 @@ def test_an_edit_to_a_longer_text_makes_its_bubble_taller(qtbot, harness):
     alice.controls.edit(sent.message_id, LONG)
     qtbot.waitUntil(lambda: _height(window, 0) > before * 1.5, timeout=10_000)
     assert _measured_right(window, 0)
+
+
+def _long_conversation(root) -> AriadneClient:
+    """Three pages of one day's messages, alternating senders (history needs no relay)."""
+    store = new_profile(root, "ws://127.0.0.1:9", "alice", "Desktop", "done", with_amk=True)
+    base = 1_700_000_000_000
+    for i in range(3 * PAGE):
+        store.insert_message(
+            StoredMessage(
+                message_id=new_message_id(now_ms=base + i),
+                thread="bob",
+                sender_user="bob" if i % 2 else "alice",
+                sender_device="0" * 16,
+                sent_at=base + i,
+                server_ts=(base + i) * 1000,
+                body=f"line {i}",
+                status=MessageStatus.READ,
+            )
+        )
+    store.commit()
+    return AriadneClient(root, store)
+
+
+def test_every_row_keeps_its_right_height_while_paging_and_changing(qtbot, tmp_path):
+    """A kept height follows what it was measured for: the first row of a page loses its day
+    label when the page before it comes in, and a message that fails grows a line for why."""
+    client = _long_conversation(tmp_path)
+    window = ChatWindow(client)
+    qtbot.addWidget(window)
+    window.resize(760, 600)
+    window.show()
+    window.open_conversation("bob")
+    model = window.model
+    assert model is not None
+    qtbot.waitUntil(lambda: _height(window, PAGE - 1) > 0)
+    first = model.message_at(0)  # labelled with the day: nothing above it
+    window.view.verticalScrollBar().setValue(0)
+    qtbot.waitUntil(lambda: model.rowCount() == 2 * PAGE)
+    assert model.row_of(first.message_id) == PAGE  # now below a row of the same day
+    QApplication.processEvents()
+    assert all(_measured_right(window, row) for row in range(model.rowCount()))
+
+    own = model.message_at(PAGE + 2)
+    assert own.sender_user == "alice"
+    before = _height(window, PAGE + 2)
+    window.bubbles.failure = lambda _id: "the relay refused it: " + "a long reason " * 12
+    model.update(DeliveryUpdated(own.message_id, "bob", MessageStatus.FAILED, own.server_ts))
+    qtbot.waitUntil(lambda: _height(window, PAGE + 2) > before)
+    assert all(_measured_right(window, row) for row in range(model.rowCount()))
