@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
-    QListWidget,
     QMainWindow,
     QMenu,
     QPushButton,
@@ -21,46 +20,39 @@ from PySide6.QtWidgets import (
 )
 
 from client.core.at_rest import KeyPlace
-from client.core.client import AriadneClient, SendError
+from client.core.client import AriadneClient
 from client.core.events import (
     ConnectionState,
     ConnectionStateChanged,
-    DeliveryUpdated,
     DisplayNameChanged,
-    HistoryLoaded,
-    MessagesChanged,
-    MessagesRemoved,
     MessageStatus,
     RelayLimitReached,
-    SendDeferred,
     StoredMessage,
 )
 from client.core.groups import is_group_thread
 from client.gui import control_actions, message_menu
-from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.attachments import AttachmentController
 from client.gui.bridge import CoreBridge
-from client.gui.bubbles import HEIGHTS_KEPT, BubbleDelegate
+from client.gui.bubbles import BubbleDelegate
 from client.gui.chat_header import ChatHeader
 from client.gui.composer import Composer, LengthCounter
+from client.gui.composing import Composing
 from client.gui.contact_panel import ContactPanel, OwnDevicesPanel
 from client.gui.control_bar import ConversationControls
+from client.gui.conversation_feed import ConversationFeed
 from client.gui.conversation_model import ConversationModel
-from client.gui.decorations import Decorations
 from client.gui.device_control import DeviceControl
 from client.gui.group_panel import MemberPanel, NewGroupDialog, sender_names
-from client.gui.keyboard import THREAD_ROLE, focus_field, install_shortcuts
+from client.gui.keyboard import focus_field, install_shortcuts
 from client.gui.message_menu import MenuContext, build_menu
-from client.gui.new_chat import ChatFinder
 from client.gui.onboarding import Onboarding
 from client.gui.panels import PanelHost
 from client.gui.read_state import visible_unread
 from client.gui.relay_alerts import RelayAlertBanner
-from client.gui.search_panel import SearchPanel
 from client.gui.server_view import ServerView
 from client.gui.settings_panel import SettingsPanel
-from client.gui.sidebar import OwnBar, menu_button, search_icon, tool_button
-from client.gui.thread_list import THREAD_AVATAR, ThreadList
+from client.gui.sidebar import menu_button
+from client.gui.thread_list import ThreadList
 from client.gui.tray import Notifier
 
 CONNECTION_TEXT = {
@@ -89,7 +81,7 @@ AT_REST_TEXT = {
 }
 
 
-class ChatWindow(ThreadList, DeviceControl, QMainWindow):
+class ChatWindow(ThreadList, DeviceControl, ConversationFeed, Composing, QMainWindow):
     closed = Signal()
 
     def __init__(self, client: AriadneClient, restoring: bool = False) -> None:
@@ -106,46 +98,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self._read_timer.timeout.connect(self._mark_read)
         self._pending: set[asyncio.Future[object]] = set()
 
-        self.threads = QListWidget()
-        self.threads.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.threads.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.threads.setMinimumWidth(170)
-        self.threads.setIconSize(QSize(THREAD_AVATAR, THREAD_AVATAR))
-        self.threads.currentItemChanged.connect(
-            lambda item, _: self.open_thread(item.data(THREAD_ROLE) if item else "")
-        )
-        self.finder = ChatFinder(client, self.threads)
-        self.finder.chosen.connect(self._chat_chosen)
-        self.new_chat, self.new_chat_note = self.finder.field, self.finder.note
-        self.search = SearchPanel(client)
-        self.search.setVisible(False)
-        self.search.jump_requested.connect(self.jump_to)
-        self.search.closed.connect(lambda: self.threads.setVisible(True))
-        self.own_bar = OwnBar(
-            client,
-            settings=self.show_settings,
-            new_group=self.show_new_group,
-            devices=self.show_own_devices,
-            recovery=self.show_recovery,
-        )
-        self.own_name = self.own_bar.name
-        self.recovery_action = self.own_bar.recovery_action
-        self.recovery_action.setEnabled(client.holds_account_key)
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(6, 6, 6, 6)
-        left_layout.addWidget(self.own_bar)
-        # Beside the field that finds a chat, the one button that searches every message.
-        self.search_button = tool_button("", "Search your messages (Ctrl+F)", "Search messages")
-        self.search_button.setIcon(search_icon())
-        self.search_button.clicked.connect(self.open_search)
-        find_row = QHBoxLayout()
-        find_row.addWidget(self.finder, 1)
-        find_row.addWidget(self.search_button, 0, Qt.AlignmentFlag.AlignTop)
-        left_layout.addLayout(find_row)
-        # While searching, the results take the conversations' place (as the list's filter).
-        left_layout.addWidget(self.search, 1)
-        left_layout.addWidget(self.threads, 1)
+        left, left_layout = self._left_column()
 
         self.identity = ChatHeader(client)
         self.header = self.identity.name
@@ -174,36 +127,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         header_row.addWidget(self.controls.timer)
         header_row.addWidget(self.server_button)
         header_row.addWidget(self.chat_menu)
-        self.bubbles = AttachmentDelegate(
-            client.username,
-            client.send_notes.get,
-            client.conversations.failure,
-            # A window can be repainted after its client closed (a style change reaches every
-            # widget still alive): its profile database is gone by then.
-            lambda message_id: None if client.closed else client.attachments.get(message_id),
-            lambda message_ids: {} if client.closed else client.attachments.get_many(message_ids),
-        )
-        # The view must never outlive its delegate (it would paint through a dangling one).
-        self.bubbles.setParent(self.view)
-        self.bubbles.decorations = Decorations(
-            lambda messages: control_actions.decorations(client, messages), HEIGHTS_KEPT
-        )
-        self.view.setItemDelegate(self.bubbles)
-        self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
-        self.view.setUniformItemSizes(False)
-        self.view.setSelectionMode(QListView.SelectionMode.NoSelection)
-        self.view.setWordWrap(True)
-        self.view.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
-        self.view.verticalScrollBar().valueChanged.connect(self._mark_read_soon)
-        # The view follows the newest message while it is shown: bubbles are measured again as
-        # the window is laid out or resized (taller when narrower), which would otherwise leave
-        # the newest one cut off below the view. Scrolling up stops following.
-        self._following = True
-        self.view.verticalScrollBar().valueChanged.connect(self._note_following)
-        self.view.verticalScrollBar().rangeChanged.connect(self._keep_following)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.view.customContextMenuRequested.connect(self._menu_at)
-        self.view.clicked.connect(self._on_bubble_clicked)
+        self._set_up_view()  # the bubbles, paging and following
         self.composer = Composer(placeholderText="Write a message — Enter sends")
         self.composer.setFixedHeight(64)
         self.composer.submitted.connect(self.send)
@@ -223,26 +147,7 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(6, 6, 6, 6)
         right_layout.addLayout(header_row)
-        self.banner = QLabel("")
-        self.banner.setObjectName("banner")
-        self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(
-            "QLabel#banner { background: #fff3cd; color: #5c4400; padding: 8px;"
-            " border-radius: 6px; }"
-        )
-        self.banner_button = QPushButton("")
-        self.banner_button.clicked.connect(self._banner_action)
-        banner_row = QHBoxLayout()
-        banner_row.addWidget(self.banner, 1)
-        banner_row.addWidget(self.banner_button)
-        # Offered when the relay does not know this device (see rebuild_dialog).
-        self.rebuild_button = QPushButton("Re-create the account…")
-        self.rebuild_button.clicked.connect(self.show_rebuild)
-        self.rebuild_dialog: QWidget | None = None
-        banner_row.addWidget(self.rebuild_button)
-        self.banner.setVisible(False)
-        self.banner_button.setVisible(False)
-        self.rebuild_button.setVisible(False)
+        banner_row = self._banner_row()
         right_layout.addLayout(banner_row)
         self.relay_alert = RelayAlertBanner(client)  # the relay caught misbehaving
         right_layout.addWidget(self.relay_alert)
@@ -287,8 +192,6 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self.approvals: dict[str, QWidget] = {}
         self.progress = QLabel("")
         self.statusBar().addWidget(self.progress)
-        self._loading_older: asyncio.Future[int] | None = None
-        self._backfill: asyncio.Future[int] | None = None
         self.onboarding = Onboarding(self, left_layout, right_layout)
         self.notifier = Notifier(self, client, self.bridge)
         for thread in client.threads():
@@ -325,12 +228,6 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
         self.composer.setFocus()
         self._update_banner()
         self._mark_read_soon()
-
-    def _save_draft(self) -> None:
-        # A client closed under a window still open (the app quitting closes windows first, and
-        # that saves) has no profile to write to any more.
-        if self._draft_thread is not None and not self.client.closed:
-            self.client.conversations.save_draft(self._draft_thread, self.composer.toPlainText())
 
     def _mark_read(self) -> None:
         """Read means: this window is the active one (not minimised, not behind another), the
@@ -469,12 +366,6 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
     def report(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
-    def retry(self, message_id: bytes) -> None:
-        try:
-            self.client.conversations.retry(message_id)
-        except SendError as exc:
-            self.statusBar().showMessage(f"Not sent again: {exc}", 8000)
-
     def show_contact(self) -> QWidget | None:
         if self.model is None:
             return None
@@ -502,179 +393,12 @@ class ChatWindow(ThreadList, DeviceControl, QMainWindow):
     def show_settings(self) -> QWidget:
         return self._show_panel(SettingsPanel(self.client))
 
-    # ---------------------------------------------------------------- history from the mailbox
-
-    def start_backfill(self) -> None:
-        """Load the rest of the history in the background (after a restore), with progress."""
-        if self._backfill is None or self._backfill.done():
-            self._backfill = asyncio.ensure_future(self.client.backfill())
-            self._pending.add(self._backfill)
-            self._backfill.add_done_callback(self._report_failure)
-
-    def _on_history(self, event: HistoryLoaded) -> None:
-        loaded, total = self.client.history_progress()
-        if self._restoring and loaded < total:
-            self.start_backfill()
-        if loaded < total:
-            self.progress.setText(f"Restoring history… {loaded:,} of {total:,} messages")
-        else:
-            self.progress.setText(f"History restored: {total:,} messages")
-        self._ensure_thread(event.thread)
-        if self.threads.currentRow() < 0:
-            self.threads.setCurrentRow(self._row_of_thread(event.thread))
-        elif self.model is not None and event.thread == self.model.thread and event.added:
-            self._resolve_quotes()
-            if self.model.rowCount() == 0:
-                self.open_thread(event.thread)
-            else:
-                self.model.older_available()
-                if self.view.verticalScrollBar().value() == 0:
-                    self._maybe_load_older(0)
-
     def _chat_chosen(self, username: str) -> None:
         self.open_conversation(username)
         if self.composer.isEnabled():
             self.composer.setFocus()
 
-    # ---------------------------------------------------------------- sending
-
-    def send(self, text: str) -> None:
-        """Send ``text`` to the open conversation. The composer is cleared once the message is
-        stored (queued); a text over the limit, or one the core refuses, stays where it is."""
-        if self.model is None or not text.strip() or self.counter.over:
-            return
-        self.send_parts([text])
-
-    def send_parts(self, parts: list[str]) -> None:
-        if self.model is None or not parts:
-            return
-        thread, typed = self.model.thread, self.composer.toPlainText()
-        reply_to = self.controls.take_reply()
-        self.client.conversations.introduce(thread)
-
-        async def store_all() -> None:
-            for n, part in enumerate(parts):
-                await self.client.send_text(thread, part, reply_to if n == 0 else None)
-
-        def stored(future: asyncio.Future[None]) -> None:
-            # What was sent leaves the composer, or the draft it became if the user moved to
-            # another conversation meanwhile; anything typed since stays.
-            if future.cancelled() or future.exception():
-                return
-            if self._draft_thread == thread:
-                now = self.composer.toPlainText()
-                if now.startswith(typed):
-                    self.composer.setPlainText(now[len(typed) :])
-                    self.composer.moveCursor(QTextCursor.MoveOperation.End)
-                    self._save_draft()
-            elif self.client.conversations.draft(thread) == typed:
-                self.client.conversations.save_draft(thread, "")
-
-        future = asyncio.ensure_future(store_all())
-        self._pending.add(future)
-        future.add_done_callback(stored)
-        future.add_done_callback(self._report_failure)
-
-    def _report_failure(self, future: asyncio.Future[object]) -> None:
-        self._pending.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            self.statusBar().showMessage(f"That did not work: {future.exception()}", 5000)
-
     # ---------------------------------------------------------------- core events
-
-    def _on_message(self, message: StoredMessage) -> None:
-        if self.model is not None and message.thread == self.model.thread:
-            at_bottom = self._at_bottom()
-            self.model.add(message)
-            self._resolve_quotes()
-            if at_bottom or message.sender_user == self.client.username:
-                self.view.scrollToBottom()
-            self._mark_read_soon()
-        self._ensure_thread(message.thread)
-
-    def _resolve_quotes(self) -> None:
-        """Messages arrived: a reply quoting one this device did not hold shows it now."""
-        if self.model is not None:
-            for message_id in self.bubbles.messages_arrived():
-                self.model.refresh(message_id)
-
-    def _maybe_load_older(self, value: int) -> None:
-        """Slide the model's window at either end, keeping the message on screen where it is.
-        (Qt's own fetchMore fires only at the bottom; a chat's history grows upward.)"""
-        model = self.model
-        if model is None:
-            return
-        bar = self.view.verticalScrollBar()
-        if value == 0:
-            self._following = False  # at the top, reading older messages
-        if value == 0 and not model.can_fetch_older() and self.client.has_older(model.thread):
-            self._load_from_mailbox(model.thread)
-            return
-        if value == 0 and model.can_fetch_older():
-            corner, fetch, hint = (
-                self.view.viewport().rect().topLeft(),
-                model.fetch_older,
-                QListView.ScrollHint.PositionAtTop,
-            )
-        elif value == bar.maximum() and model.has_newer:
-            corner, fetch, hint = (
-                self.view.viewport().rect().bottomLeft(),
-                model.fetch_newer,
-                QListView.ScrollHint.PositionAtBottom,
-            )
-        else:
-            return
-        anchor = self.view.indexAt(corner)
-        anchor_id = model.message_at(anchor.row()).message_id if anchor.isValid() else None
-        fetched = fetch()
-        if not fetched and value == 0 and self.client.has_older(model.thread):
-            self._load_from_mailbox(model.thread)
-        if fetched and anchor_id is not None:
-            row = model.row_of(anchor_id)
-            if row is not None:
-                self.view.scrollTo(model.index(row), hint)
-
-    def _load_from_mailbox(self, thread: str) -> None:
-        """Past what this device holds: fetch the next page from the mailbox (once at a time);
-        its HistoryLoaded event brings it into the view."""
-        if self._loading_older is not None and not self._loading_older.done():
-            return
-        self.progress.setText("Loading older messages…")
-        self._loading_older = asyncio.ensure_future(self.client.load_older(thread))
-        self._pending.add(self._loading_older)
-        self._loading_older.add_done_callback(self._report_failure)
-
-    def _note_following(self, _value: int) -> None:
-        newer = self.model is not None and self.model.has_newer
-        self._following = self._at_bottom() and not newer
-
-    def _keep_following(self, _low: int, _high: int) -> None:
-        if self._following and self.model is not None and not self.model.has_newer:
-            self.view.scrollToBottom()
-
-    def _at_bottom(self) -> bool:
-        bar = self.view.verticalScrollBar()
-        return bar.value() >= bar.maximum() - 4
-
-    def _on_delivery(self, event: DeliveryUpdated) -> None:
-        if self.model is not None:
-            self.model.update(event)
-        self._refresh_thread(event.thread)
-
-    def _on_controls(self, event: MessagesChanged | MessagesRemoved) -> None:
-        model = self.model
-        if model is None or event.thread != model.thread:
-            return
-        if isinstance(event, MessagesRemoved):
-            model.remove(event.message_ids)
-        else:
-            self.bubbles.forget(event.message_ids)  # a new text: measure it again
-            model.reread(event.message_ids)
-
-    def _on_deferred(self, event: SendDeferred) -> None:
-        """The bubble shows why its message waits (the delegate reads ``client.send_notes``)."""
-        if self.model is not None:
-            self.model.refresh(event.message_id)
 
     def _on_name(self, event: DisplayNameChanged) -> None:
         self._refresh_thread(event.username)

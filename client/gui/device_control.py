@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QWidget
 
 from client.core.client import AriadneClient
 from client.gui.conversation_model import ConversationModel
@@ -50,6 +50,31 @@ class DeviceControl:
         # In this window's panel (not over the middle of the screen, where the new device's
         # own screen, with the code to compare, may be).
         self.panels.show_panel(dialog)
+
+    def _banner_row(self) -> QHBoxLayout:
+        """Above the conversation: what is wrong with this device or a contact, and the one
+        thing to do about it (hidden while nothing is)."""
+        self.banner = QLabel("")
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(
+            "QLabel#banner { background: #fff3cd; color: #5c4400; padding: 8px;"
+            " border-radius: 6px; }"
+        )
+        self.banner_button = QPushButton("")
+        self.banner_button.clicked.connect(self._banner_action)
+        banner_row = QHBoxLayout()
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.banner_button)
+        # Offered when the relay does not know this device (see rebuild_dialog).
+        self.rebuild_button = QPushButton("Re-create the account…")
+        self.rebuild_button.clicked.connect(self.show_rebuild)
+        self.rebuild_dialog = None
+        banner_row.addWidget(self.rebuild_button)
+        self.banner.setVisible(False)
+        self.banner_button.setVisible(False)
+        self.rebuild_button.setVisible(False)
+        return banner_row
 
     def _show_removed(self) -> None:
         self.banner.setText(
