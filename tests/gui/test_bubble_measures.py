@@ -9,15 +9,13 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
 
-from client.core.client import AriadneClient
-from client.core.events import DeliveryUpdated, MessageStatus, StoredMessage
-from client.core.login import new_profile
+from client.core.events import DeliveryUpdated, MessageStatus
 from client.core.preferences import Preferences
 from client.gui.attachment_bubbles import AttachmentDelegate
 from client.gui.chat_window import ChatWindow
 from client.gui.conversation_model import PAGE
 from client.gui.settings_panel import apply_preferences
-from shared.envelope import new_message_id
+from tests.gui.test_long_conversation import long_profile
 
 LONG = "a long line of words that wraps inside its bubble " * 6
 
@@ -100,31 +98,10 @@ def test_an_edit_to_a_longer_text_makes_its_bubble_taller(qtbot, harness):
     assert _measured_right(window, 0)
 
 
-def _long_conversation(root) -> AriadneClient:
-    """Three pages of one day's messages, alternating senders (history needs no relay)."""
-    store = new_profile(root, "ws://127.0.0.1:9", "alice", "Desktop", "done", with_amk=True)
-    base = 1_700_000_000_000
-    for i in range(3 * PAGE):
-        store.insert_message(
-            StoredMessage(
-                message_id=new_message_id(now_ms=base + i),
-                thread="bob",
-                sender_user="bob" if i % 2 else "alice",
-                sender_device="0" * 16,
-                sent_at=base + i,
-                server_ts=(base + i) * 1000,
-                body=f"line {i}",
-                status=MessageStatus.READ,
-            )
-        )
-    store.commit()
-    return AriadneClient(root, store)
-
-
 def test_every_row_keeps_its_right_height_while_paging_and_changing(qtbot, tmp_path):
     """A kept height follows what it was measured for: the first row of a page loses its day
     label when the page before it comes in, and a message that fails grows a line for why."""
-    client = _long_conversation(tmp_path)
+    client = long_profile(tmp_path, 3 * PAGE)
     window = ChatWindow(client)
     qtbot.addWidget(window)
     window.resize(760, 600)

@@ -14,10 +14,11 @@ from shared.envelope import new_message_id
 COUNT = 1_500
 
 
-def long_profile(root) -> AriadneClient:
+def long_profile(root, count: int = COUNT) -> AriadneClient:
+    """``count`` messages of one day with bob, alternating senders."""
     store = new_profile(root, "ws://127.0.0.1:9", "alice", "Desktop", "done", with_amk=True)
     base = 1_700_000_000_000
-    for i in range(COUNT):
+    for i in range(count):
         store.insert_message(
             StoredMessage(
                 message_id=new_message_id(now_ms=base + i),
