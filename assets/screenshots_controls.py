@@ -33,7 +33,16 @@ from screenshots import settle, side_by_side  # noqa: E402
 
 
 def trigger(menu, label: str) -> None:  # type: ignore[no-untyped-def]
-    next(a for a in menu.actions() if a.text() == label).trigger()
+    """The action called ``label``, or one in a submenu called by its first word ("React 👍")."""
+    for action in menu.actions():
+        if action.text() == label:
+            action.trigger()
+            return
+        title, _, rest = label.partition(" ")
+        if action.menu() is not None and action.text() == title:
+            trigger(action.menu(), rest)
+            return
+    raise LookupError(label)
 
 
 def row(window: ChatWindow, body: str) -> int:
@@ -76,7 +85,12 @@ async def main(theme: str) -> None:
     assert menu is not None
     menu.popup(a.mapToGlobal(QPoint(80, 120)))
     await asyncio.sleep(0.2)
-    side_by_side([a.grab(), menu.grab()], shot("menu"))
+    # ... and its reactions, a submenu.
+    react = next(action.menu() for action in menu.actions() if action.text() == "React")
+    react.popup(a.mapToGlobal(QPoint(200, 120)))
+    await asyncio.sleep(0.2)
+    side_by_side([a.grab(), menu.grab(), react.grab()], shot("menu"))
+    react.close()
     menu.close()
 
     # A reply, reactions, an edit, an unsend.

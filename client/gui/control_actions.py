@@ -72,9 +72,10 @@ def _react(emoji: str) -> MessageAction:
         )
 
     return MessageAction(
-        f"React {emoji}",
+        emoji,
         lambda c: _run(c, "react", c.message.message_id, emoji),
         lambda c: _live(c) and mine(c) != emoji,
+        within="React",
     )
 
 
@@ -104,9 +105,10 @@ ACTIONS: list[MessageAction] = [
     MessageAction("Reply", _reply, _live),
     *(_react(emoji) for emoji in REACTIONS),
     MessageAction(
-        "Remove my reaction",
+        "Remove mine",
         lambda c: _run(c, "react", c.message.message_id, ""),
         _remove_reaction_offered,
+        within="React",
     ),
     MessageAction("Edit…", _edit, _editable),
     MessageAction(

@@ -2,7 +2,8 @@
 actions, each saying for which messages it is offered, and the Info panel.
 
 Actions plug in by adding a :class:`MessageAction` to :data:`ACTIONS` (or passing a list to
-:func:`build_menu`): the menu shows the ones whose ``offered`` accepts the message, in list order.
+:func:`build_menu`): the menu shows the ones whose ``offered`` accepts the message, in list order,
+those that name a submenu (``within``) gathered in it.
 An action gets a :class:`MenuContext` — the message, the client and the window — and nothing
 else, so a new action needs no change here.
 """
@@ -46,6 +47,7 @@ class MessageAction:
     label: str
     run: Callable[[MenuContext], object]
     offered: Callable[[MenuContext], bool] = lambda _context: True
+    within: str = ""  # a submenu's title (actions sharing it form one, where the first is)
 
 
 def full_time(micros_or_millis: int, micros: bool = False) -> str:
@@ -89,9 +91,15 @@ def build_menu(
     context: MenuContext, actions: list[MessageAction] | None = None, parent: QWidget | None = None
 ) -> QMenu:
     menu = QMenu(parent)
+    submenus: dict[str, QMenu] = {}
     for action in ACTIONS if actions is None else actions:
-        if action.offered(context):
-            menu.addAction(action.label, lambda a=action: a.run(context))
+        if not action.offered(context):
+            continue
+        target = menu
+        if action.within:
+            target = submenus.get(action.within) or menu.addMenu(action.within)
+            submenus[action.within] = target
+        target.addAction(action.label, lambda a=action: a.run(context))
     return menu
 
 

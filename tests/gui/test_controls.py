@@ -5,7 +5,7 @@ user's device."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QMenu, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from client.core.client import AriadneClient
 from client.core.events import MessageStatus
@@ -13,6 +13,7 @@ from client.gui.chat_window import ChatWindow
 from client.gui.control_actions import EditDialog, VersionsPanel
 from client.gui.conversation_model import PAGE
 from tests.conftest import FAST, PASSWORD
+from tests.gui.test_message_menu import labels, trigger
 
 
 def open_window(qtbot, client, peer: str) -> ChatWindow:
@@ -21,14 +22,6 @@ def open_window(qtbot, client, peer: str) -> ChatWindow:
     window.show()
     window.open_conversation(peer)
     return window
-
-
-def trigger(menu: QMenu, label: str) -> None:
-    next(a for a in menu.actions() if a.text() == label).trigger()
-
-
-def labels(menu: QMenu) -> list[str]:
-    return [action.text() for action in menu.actions()]
 
 
 def row_of(window: ChatWindow, body: str) -> int:
@@ -55,7 +48,7 @@ def test_react_edit_unsend_and_delete_from_the_menu(qtbot, harness):
     ].endswith("👍 1")
     trigger(window.message_menu(row_of(window, "Lunch at one?")), "React ❤️")
     qtbot.waitUntil(lambda: bob.controls.reactions(first) == {"alice": "❤️"}, timeout=10_000)
-    trigger(window.message_menu(row_of(window, "Lunch at one?")), "Remove my reaction")
+    trigger(window.message_menu(row_of(window, "Lunch at one?")), "React Remove mine")
     qtbot.waitUntil(lambda: bob.controls.reactions(first) == {}, timeout=10_000)
 
     trigger(window.message_menu(row_of(window, "Lunch at one?")), "Edit…")

@@ -4,7 +4,7 @@ recipient device's state) and Retry for a message that was not sent."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QApplication, QLabel, QMenu
 
 from client.core.events import MessageStatus
@@ -23,12 +23,24 @@ def open_window(qtbot, client) -> ChatWindow:
     return window
 
 
+def entries(menu: QMenu) -> list[tuple[str, QAction]]:
+    """A menu's actions by label; a submenu's read as "<its title> <label>" ("React 👍")."""
+    found = []
+    for action in menu.actions():
+        submenu = action.menu()
+        if submenu is None:
+            found.append((action.text(), action))
+        else:
+            found += [(f"{action.text()} {label}", a) for label, a in entries(submenu)]
+    return found
+
+
 def labels(menu: QMenu) -> list[str]:
-    return [action.text() for action in menu.actions()]
+    return [label for label, _action in entries(menu)]
 
 
 def trigger(menu: QMenu, label: str) -> None:
-    next(a for a in menu.actions() if a.text() == label).trigger()
+    dict(entries(menu))[label].trigger()
 
 
 def test_copy_and_info_show_each_recipient_device(qtbot, harness):
