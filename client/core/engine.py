@@ -73,8 +73,8 @@ def build_engine(context: ClientContext, x3dh: X3DHState) -> Engine:
     )
     mailbox = Mailbox(store, port, epochs, username, context.emit)
     pairing = Pairing(port, context.emit, functools.partial(pairing_keys, profile, x3dh))
-    outbox = Outbox(context, directory, sessions, timeline)
     controls = Controls(context)
+    outbox = Outbox(context, directory, sessions, timeline, controls)
     control_sync = ControlSync(context, controls, mailbox, epochs)
     mailbox.page_hook = controls
     inbox = Inbox(context, directory, sessions, timeline, controls)

@@ -25,11 +25,11 @@ import logging
 from client.core.arrival import Outcome, store_arrival, store_undecryptable
 from client.core.context import ClientContext
 from client.core.controls import Controls
+from client.core.departure import compose, store_own
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     Event,
     MessageQueued,
-    MessageStatus,
     StoredMessage,
 )
 from client.core.group_controls import GroupControls
@@ -39,8 +39,7 @@ from client.core.outbox import Outbox, SendError
 from client.core.port import RelayError
 from client.core.timeline import Timeline
 from shared import sender_keys, wire
-from shared.controls import expires_at
-from shared.envelope import MAX_TEXT, Group, encode_payload, new_message_id
+from shared.envelope import Group, encode_payload
 from shared.errors import DecryptionError, DuplicateMessage, WireError
 from shared.group import (
     AskChanges,
@@ -93,33 +92,14 @@ class GroupMessages:
         state = self._groups.state(thread)
         if state is None or self._ctx.username not in state.members:
             raise SendError("you are not a member of this group")
-        if not text.strip() or len(text) > MAX_TEXT:
-            raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
-        sent_at = self._ctx.clock.now_ms()
-        timer = self._ctx.store.timer(thread)
-        expires = expires_at(sent_at, timer.seconds) if timer else None
-        message = StoredMessage(
-            message_id=new_message_id(),
-            thread=thread,
-            sender_user=self._ctx.username,
-            sender_device=self._ctx.device_id,
-            sent_at=sent_at,
-            server_ts=None,
-            body=text,
-            status=MessageStatus.SENDING,
-        )
+        message, expires = compose(self._ctx, thread, text)
         with self._ctx.store.transaction():
-            origin = self._ctx.origin()
-            self._ctx.store.insert_message(message)
-            self._controls.stored(message, expires, reply_to)
-            self._ctx.store.record_sender_order(
-                message.message_id, thread, origin.user, origin.device, origin.counter
-            )
+            origin = store_own(self._ctx, self._controls, message, expires, reply_to)
             payload = GroupText(
                 origin=origin,
                 message_id=message.message_id,
                 sent_at=message.sent_at,
-                body=text,
+                body=message.body,
                 seq=0,  # set when it leaves: the membership it is encrypted for
                 head=bytes(32),
                 reply_to=reply_to,

@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from client.core.context import ClientContext
+from client.core.departure import compose, store_own
 from client.core.directory import Directory, UnknownUser
 from client.core.events import (
     DeliveryUpdated,
@@ -36,10 +38,8 @@ from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
 from client.core.timeline import Timeline
 from shared import wire
-from shared.controls import expires_at
 from shared.device_list import DeviceEntry
 from shared.envelope import (
-    MAX_TEXT,
     DeviceListUpdate,
     ProfileName,
     Receipt,
@@ -50,6 +50,9 @@ from shared.envelope import (
 )
 from shared.errors import DecryptionError
 from shared.group import group_text, is_group_thread
+
+if TYPE_CHECKING:  # (controls imports, through attachments, this module)
+    from client.core.controls import Controls
 
 log = logging.getLogger("ariadne.client")
 
@@ -106,8 +109,10 @@ class Outbox:
         directory: Directory,
         sessions: SessionBook,
         timeline: Timeline,
+        controls: Controls,
     ) -> None:
         self._ctx = ctx
+        self._controls = controls  # an own message's expiry and quote
         self._directory = directory
         self._sessions = sessions
         self._timeline = timeline
@@ -130,42 +135,21 @@ class Outbox:
             raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
         if peer == self._ctx.username:
             raise ValueError("notes to self are not supported")
-        if not text.strip() or len(text) > MAX_TEXT:
-            raise ValueError(f"a message has 1 to {MAX_TEXT} characters")
-        sent_at = self._ctx.clock.now_ms()
-        message_id = new_message_id()
-        timer = self._ctx.store.timer(peer)
-        expires = expires_at(sent_at, timer.seconds) if timer else None
-        message = StoredMessage(
-            message_id=message_id,
-            thread=peer,
-            sender_user=self._ctx.username,
-            sender_device=self._ctx.device_id,
-            sent_at=sent_at,
-            server_ts=None,
-            body=text,
-            status=MessageStatus.SENDING,
-        )
+        message, expires = compose(self._ctx, peer, text)
         with self._ctx.store.transaction():
-            origin = self._ctx.origin()
+            origin = store_own(self._ctx, self._controls, message, expires, reply_to)
             payload = Text(
                 origin=origin,
-                message_id=message_id,
+                message_id=message.message_id,
                 peer=peer,
-                sent_at=sent_at,
+                sent_at=message.sent_at,
                 body=text,
                 reply_to=reply_to,
                 expires_at=expires,
             )
-            self._ctx.store.insert_message(message)
-            if expires is not None:
-                self._ctx.store.set_expiry(message_id, peer, expires)
-            if reply_to is not None:
-                self._ctx.store.set_reply(message_id, reply_to)
-            self._ctx.store.record_sender_order(
-                message_id, peer, self._ctx.username, self._ctx.device_id, origin.counter
+            self._ctx.store.enqueue(
+                [peer, self._ctx.username], encode_payload(payload), message.message_id
             )
-            self._ctx.store.enqueue([peer, self._ctx.username], encode_payload(payload), message_id)
         self._ctx.emit(MessageQueued(message))
         self._ctx.outbox_wake.set()
         return message

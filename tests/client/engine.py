@@ -61,6 +61,7 @@ def engine(folder: Path, relay: FakeRelay, username: str = "alice") -> Engine:
     )
     sessions = SessionBook(store, x3dh, (username, identity.device_id))
     timeline = Timeline(context)
+    controls = Controls(context)
     return Engine(
         store=store,
         relay=relay,
@@ -68,8 +69,8 @@ def engine(folder: Path, relay: FakeRelay, username: str = "alice") -> Engine:
         directory=directory,
         sessions=sessions,
         timeline=timeline,
-        inbox=Inbox(context, directory, sessions, timeline, Controls(context)),
-        outbox=Outbox(context, directory, sessions, timeline),
+        inbox=Inbox(context, directory, sessions, timeline, controls),
+        outbox=Outbox(context, directory, sessions, timeline, controls),
         events=events,
     )
 
