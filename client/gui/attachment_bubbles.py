@@ -122,6 +122,7 @@ class AttachmentDelegate(BubbleDelegate):
         # (a change to an attachment also drops its entry at once: forget_attachment).
         self._batch: dict[bytes, Attachment | None] = {}
         self._thumbs: dict[bytes, QPixmap | None] = {}
+        # The attachment of the row being measured or painted: read once for all its parts.
         self._measuring: tuple[bytes, Attachment | None] | None = None
 
     def thumbnail(self, found: Attachment) -> QPixmap | None:
@@ -174,12 +175,12 @@ class AttachmentDelegate(BubbleDelegate):
     def _size(self, view_width: int, fonts: Metrics, message: StoredMessage) -> BubbleSize:
         """The plain bubble, made room in for the thumbnail above the text."""
         # One read of the attachment for the whole measurement (the text lines need it too).
-        found = self._read(message.message_id)
-        self._measuring = (message.message_id, found)
+        found = self._attachment_of(message)
+        outer, self._measuring = self._measuring, (message.message_id, found)
         try:
             size = super()._size(view_width, fonts, message)
         finally:
-            self._measuring = None
+            self._measuring = outer
         pixmap = self.thumbnail(found) if found is not None else None
         if pixmap is None:
             return size
@@ -194,19 +195,24 @@ class AttachmentDelegate(BubbleDelegate):
         option: QStyleOptionViewItem,
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
-        super().paint(painter, option, index)
         message: StoredMessage = index.data(MessageRole)
+        # One read of the attachment for the whole row (the text, its measure, the thumbnail).
         found = None if message.system else self._read(message.message_id)
-        pixmap = self.thumbnail(found) if found is not None else None
-        if pixmap is None:
-            return
-        # Where the bubble is: below the day label, if the row has one (as BubbleDelegate).
-        shifted = QStyleOptionViewItem(option)
-        top = option.rect.top()
-        if separator(index, message, self._date) is not None:
-            top += self._line_height(option)
-        shifted.rect = QRect(
-            option.rect.left(), top, option.rect.width(), option.rect.bottom() - top
-        )
-        bubble, _, _ = self._geometry(shifted, message)
+        self._measuring = (message.message_id, found)
+        try:
+            super().paint(painter, option, index)
+            pixmap = self.thumbnail(found) if found is not None else None
+            if pixmap is None:
+                return
+            # Where the bubble is: below the day label, if the row has one (as BubbleDelegate).
+            shifted = QStyleOptionViewItem(option)
+            top = option.rect.top()
+            if separator(index, message, self._date) is not None:
+                top += self._line_height(option)
+            shifted.rect = QRect(
+                option.rect.left(), top, option.rect.width(), option.rect.bottom() - top
+            )
+            bubble, _, _ = self._geometry(shifted, message)
+        finally:
+            self._measuring = None
         painter.drawPixmap(bubble.left() + PAD, bubble.top() + PAD, pixmap)

@@ -5,10 +5,15 @@ profile.)"""
 
 from __future__ import annotations
 
+from PySide6.QtCore import QRect
+from PySide6.QtGui import QImage, QPainter, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QApplication, QStyleOptionViewItem
+
 from client.core.attachments import Attachment
 from client.core.events import MessageStatus, StoredMessage
 from client.core.store_attachments import AttachmentRow, FileState
 from client.gui.attachment_bubbles import AttachmentDelegate
+from client.gui.conversation_model import MessageRole
 from shared.envelope import new_message_id
 
 
@@ -67,3 +72,30 @@ def test_the_batch_read_gives_what_one_read_gives(harness):
     assert list(many) == ids
     assert many == {m: alice.attachments.get(m) for m in ids}
     assert sum(found is not None for found in many.values()) == 400
+
+
+def test_painting_a_row_reads_its_attachment_once(qtbot):
+    """Text, measure and thumbnail of one painted row share one read (a paint comes after the
+    layout's batch was let go)."""
+    message = _message(1)
+    reads: list[bytes] = []
+
+    def one(message_id: bytes) -> Attachment | None:
+        reads.append(message_id)
+        return _file(message_id, FileState.REMOTE)
+
+    delegate = AttachmentDelegate("alice", lambda _m: None, lambda _m: None, one)
+    model = QStandardItemModel()
+    item = QStandardItem()
+    item.setData(message, MessageRole)
+    model.appendRow(item)
+    option = QStyleOptionViewItem()
+    option.rect = QRect(0, 0, 500, 120)
+    option.font = QApplication.font()
+    image = QImage(500, 120, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        delegate.paint(painter, option, model.index(0, 0))
+    finally:
+        painter.end()
+    assert reads == [message.message_id]
