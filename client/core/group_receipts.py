@@ -99,5 +99,7 @@ class GroupReceipts:
                     status = MessageStatus.READ
             if status.rank > stored.status.rank:
                 self._ctx.store.set_status(message_id, status)
+                if status is not MessageStatus.SENT:
+                    self._ctx.store.confirmed(message_id)  # every member has it: not offered again
                 events.append(DeliveryUpdated(message_id, stored.thread, status, stored.server_ts))
         return events

@@ -35,7 +35,7 @@ from client.core.events import (
 from client.core.group_controls import GroupControls
 from client.core.group_receipts import GroupReceipts
 from client.core.groups import Groups
-from client.core.outbox import Outbox, SendError
+from client.core.outbox import GroupFanOut, Outbox, SendError
 from client.core.port import RelayError
 from client.core.timeline import Timeline
 from shared import sender_keys, wire
@@ -110,10 +110,11 @@ class GroupMessages:
         self._ctx.outbox_wake.set()
         return message
 
-    async def send_item(self, send_id: bytes, thread: str, plaintext: bytes) -> int:
+    async def send_item(
+        self, send_id: bytes, thread: str, plaintext: bytes
+    ) -> tuple[int, GroupFanOut]:
         """Encrypt one queued group text or control for the group's current devices and send it;
-        returns
-        the relay's time. Called by the outbox loop."""
+        returns the relay's time and what it accepted. Called by the outbox loop."""
         group_id = group_id_of(thread)
         for _attempt in range(SEND_ATTEMPTS):
             state = self._ctx.store.group(group_id)
@@ -144,7 +145,7 @@ class GroupMessages:
             except RelayError as exc:
                 raise SendError(str(exc)) from None
             if isinstance(answer, wire.Accepted):
-                return answer.server_ts
+                return answer.server_ts, GroupFanOut(sealed, recipients)
             for mismatch in answer.users:
                 await self._directory.refresh(mismatch.username)
         raise SendError("the relay's device lists do not match the signed ones")

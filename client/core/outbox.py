@@ -36,6 +36,7 @@ from client.core.events import (
 )
 from client.core.port import Offline, RelayError
 from client.core.sessions import SessionBook
+from client.core.store_outbox import Unconfirmed
 from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceEntry
@@ -57,6 +58,19 @@ if TYPE_CHECKING:  # (controls imports, through attachments, this module)
 log = logging.getLogger("ariadne.client")
 
 _FAN_OUT = msgspec.msgpack.Decoder(list[wire.RecipientEnvelopes])
+
+
+class GroupFanOut(msgspec.Struct, frozen=True, array_like=True):
+    """What a group item's accepted ``GroupSend`` carried: offered again as it was, like a
+    pairwise message's envelopes (the same bytes, under the same ``send_id``)."""
+
+    payload: bytes
+    recipients: list[wire.GroupRecipient]
+
+
+_GROUP_FAN_OUT = msgspec.msgpack.Decoder(GroupFanOut)
+# (send_id, thread, plaintext) -> the relay's time and what it accepted
+GroupSender = Callable[[bytes, str, bytes], Awaitable[tuple[int, GroupFanOut]]]
 
 SEND_ATTEMPTS = 4
 # A message the relay cannot take yet (a full queue, too many new sessions at once) is tried
@@ -119,7 +133,7 @@ class Outbox:
         # Why an outgoing message still waits (a relay limit), by message id, for its bubble.
         self.send_notes: dict[bytes, str] = {}
         # Sends a group thread's item (client.core.group_send), once groups are wired in.
-        self.group_sender: Callable[[bytes, str, bytes], Awaitable[int]] | None = None
+        self.group_sender: GroupSender | None = None
         self._reoffer_due = False
 
     def connected(self) -> None:
@@ -264,10 +278,12 @@ class Outbox:
                 self._ctx.outbox_wake.clear()
                 continue
             try:
-                # A group item has no pairwise fan-out to offer again (group_send keeps its own).
-                fan_out: list[wire.RecipientEnvelopes] | None = None
+                # What the relay accepted is kept, to offer again if the relay loses it.
+                fan_out: GroupFanOut | list[wire.RecipientEnvelopes]
                 if self.group_sender is not None and is_group_thread(item.users[0]):
-                    server_ts = await self.group_sender(item.send_id, item.users[0], item.payload)
+                    server_ts, fan_out = await self.group_sender(
+                        item.send_id, item.users[0], item.payload
+                    )
                 else:
                     server_ts, fan_out = await self._fan_out(item.send_id, item.users, item.payload)
             except Offline:
@@ -300,7 +316,7 @@ class Outbox:
                     self.set_status(item.message_id, MessageStatus.SENT, server_ts)
                     self._ctx.store.save_later([item.message_id])
                     self._ctx.mailbox_wake.set()
-                    if fan_out is not None and self._unconfirmed(item.message_id):
+                    if self._unconfirmed(item.message_id):
                         self._ctx.store.keep_unconfirmed(item, msgspec.msgpack.encode(fan_out))
 
     def _unconfirmed(self, message_id: bytes) -> bool:
@@ -330,10 +346,18 @@ class Outbox:
                     self._ctx.store.confirmed(kept.message_id)
                 continue
 
-            def send(
-                rid: int, send_id: bytes = kept.send_id, fan_out: bytes = kept.fan_out
-            ) -> wire.Frame:
-                return wire.Send(rid=rid, send_id=send_id, recipients=_FAN_OUT.decode(fan_out))
+            def send(rid: int, kept: Unconfirmed = kept) -> wire.Frame:
+                if is_group_thread(kept.users[0]):
+                    group = _GROUP_FAN_OUT.decode(kept.fan_out)
+                    return wire.GroupSend(
+                        rid=rid,
+                        send_id=kept.send_id,
+                        payload=group.payload,
+                        recipients=group.recipients,
+                    )
+                return wire.Send(
+                    rid=rid, send_id=kept.send_id, recipients=_FAN_OUT.decode(kept.fan_out)
+                )
 
             try:
                 answer = await self._ctx.port.request(send, expect=(wire.Accepted, wire.Mismatch))

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from client.core.client import AriadneClient
 from client.core.events import MessageStatus
-from tests.conftest import FAST, PASSWORD, conversation, eventually
+from tests.conftest import FAST, PASSWORD, eventually
 from tests.e2e.processes import RelayProcess, cut_wal, wal_frames
 
 
@@ -28,7 +30,18 @@ def _statuses(client: AriadneClient, thread: str) -> set[MessageStatus]:
     return {m.status for m in client.messages(thread) if m.sender_user == client.username}
 
 
-async def test_accepted_messages_survive_a_cut_write_ahead_log(tmp_path):
+def _said(client: AriadneClient, thread: str) -> list[tuple[bytes, str, str]]:
+    """The conversation's messages in order: id, sender, text (system lines left out: each
+    device words them for its user)."""
+    return [(m.message_id, m.sender_user, m.body) for m in client.messages(thread) if not m.system]
+
+
+def _texts(client: AriadneClient, thread: str) -> list[str]:
+    return [body for _, _, body in _said(client, thread)]
+
+
+@pytest.mark.parametrize("kind", ["one-to-one", "group"])
+async def test_accepted_messages_survive_a_cut_write_ahead_log(tmp_path, kind):
     relay = RelayProcess(tmp_path / "relay")
     await relay.start()
     clients: list[AriadneClient] = []
@@ -41,8 +54,12 @@ async def test_accepted_messages_survive_a_cut_write_ahead_log(tmp_path):
         )
         clients += [alice, bob]
         await eventually(lambda: alice.is_member and bob.is_member)
-        await alice.send_text("bob", "hello")
-        await eventually(lambda: _statuses(alice, "bob") == {MessageStatus.DELIVERED})
+        thread, theirs = "bob", "alice"  # alice's name for the conversation, and bob's
+        if kind == "group":  # sent once under a sender key (GroupSend), offered again so too
+            thread = theirs = (await alice.groups.create("Climbing", ["bob"])).thread
+            await eventually(lambda: bob.groups.state(thread) is not None)
+        await alice.send_text(thread, "hello")
+        await eventually(lambda: _statuses(alice, thread) == {MessageStatus.DELIVERED})
         await bob.close()
         clients.remove(bob)
 
@@ -50,11 +67,11 @@ async def test_accepted_messages_survive_a_cut_write_ahead_log(tmp_path):
         _, before = wal_frames(wal)
         texts = [f"before the power cut {i}" for i in range(30)]
         for text in texts:
-            await alice.send_text("bob", text)
+            await alice.send_text(thread, text)
         await eventually(
             lambda: (
-                _statuses(alice, "bob") == {MessageStatus.DELIVERED, MessageStatus.SENT}
-                and len(alice.messages("bob")) == 31
+                _statuses(alice, thread) == {MessageStatus.DELIVERED, MessageStatus.SENT}
+                and len(_texts(alice, thread)) == 31
             ),
             message="the relay accepted all 30",
         )
@@ -69,14 +86,14 @@ async def test_accepted_messages_survive_a_cut_write_ahead_log(tmp_path):
         bob = await AriadneClient.open(tmp_path / "bob", backoff=FAST)
         clients.append(bob)
         await eventually(
-            lambda: len(bob.messages("alice")) == 31, timeout=30, message="bob has them all"
+            lambda: len(_texts(bob, theirs)) == 31, timeout=30, message="bob has them all"
         )
-        assert [body for _, _, body in conversation(bob, "alice")] == ["hello", *texts]
+        assert _texts(bob, theirs) == ["hello", *texts]
         await eventually(
-            lambda: _statuses(alice, "bob") == {MessageStatus.DELIVERED},
+            lambda: _statuses(alice, thread) == {MessageStatus.DELIVERED},
             message="alice sees every one delivered",
         )
-        assert conversation(alice, "bob") == conversation(bob, "alice")
+        assert _said(alice, thread) == _said(bob, theirs)
         assert not alice._store.unconfirmed(), "confirmed messages are not offered again"
     finally:
         for client in clients:
