@@ -90,6 +90,8 @@ class Harness:
         self.server.close()
         self.run(self.server.wait_closed())
         self.relay.close()
+        # Its background tasks (the counters' log) end on this loop, not when it is closed.
+        self.run(asyncio.gather(*self.relay.background, return_exceptions=True))
         self.server = self.relay = None
 
     def restart_relay(self) -> None:
@@ -107,9 +109,7 @@ class Harness:
         for client in self.clients:
             self.run(client.close())
         if self.server is not None:
-            self.server.close()
-            self.run(self.server.wait_closed())
-            self.relay.close()
+            self.stop_relay()
 
 
 @pytest.fixture
