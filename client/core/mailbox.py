@@ -27,7 +27,7 @@ from client.core.profile import ProfileState
 from client.core.storage import MailboxCursor, ProfileStore
 from shared import wire
 from shared.errors import ProtocolError
-from shared.mailbox import SavedMessage, open_message, seal_message, thread_id
+from shared.mailbox import SavedMessage, ThreadBox, thread_id
 
 log = logging.getLogger("ariadne.client.mailbox")
 
@@ -65,6 +65,9 @@ class Mailbox:
         self.username = username
         self._emit = emit
         self._thread_ids: dict[str, bytes] = {}
+        # One key and AES-GCM object per (epoch, thread id), not per item: set up once for all
+        # the pages of a thread (an epoch's root never changes, so neither do its boxes).
+        self._boxes: dict[tuple[int, bytes], ThreadBox] = {}
         self.page_hook: PageHook | None = None
 
     def thread_id(self, thread: str) -> bytes:
@@ -74,6 +77,15 @@ class Mailbox:
             assert key is not None, "the account's thread key is not known yet"
             tid = self._thread_ids[thread] = thread_id(key, thread)
         return tid
+
+    def box(self, epoch: int, tid: bytes) -> ThreadBox:
+        """The box of one thread's items under ``epoch``; raises LookupError for an epoch whose
+        root this device does not hold."""
+        box = self._boxes.get((epoch, tid))
+        if box is None:
+            key = self._epochs.mailbox_key(epoch)
+            box = self._boxes[(epoch, tid)] = ThreadBox(key, self.username, tid, epoch)
+        return box
 
     # ------------------------------------------------------------------ saving
 
@@ -86,11 +98,10 @@ class Mailbox:
             if latest is None or self._state.thread_key is None:
                 return saved  # not a member with a root yet: keep them marked
             seq = latest[0].seq
-            key = self._epochs.mailbox_key(seq)
             batch = self._store.unsaved(SAVE_BATCH)
             if not batch:
                 return saved
-            items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
+            items = [self._seal(seq, m) for m in batch if m.server_ts is not None]
             for frame_items in _by_frame(items):
 
                 def save(rid: int, i: list[wire.MailboxItem] = frame_items) -> wire.SaveMessages:
@@ -101,7 +112,7 @@ class Mailbox:
                 self._store.saved(m.message_id for m in batch)
             saved += len(items)
 
-    def _seal(self, key: bytes, seq: int, message: StoredMessage) -> wire.MailboxItem:
+    def _seal(self, seq: int, message: StoredMessage) -> wire.MailboxItem:
         assert message.server_ts is not None
         tid = self.thread_id(message.thread)
         versions = self._store.edits(message.message_id)  # the original, if edited since
@@ -121,7 +132,7 @@ class Mailbox:
             message_id=message.message_id,
             ts=message.server_ts,
             epoch=seq,
-            sealed=seal_message(key, self.username, tid, message.message_id, seq, record),
+            sealed=self.box(seq, tid).seal(message.message_id, record),
         )
 
     def _attachment_pointer(self, message_id: bytes) -> bytes | None:
@@ -271,10 +282,7 @@ class Mailbox:
         not open (tampered, moved, unknown epoch) becomes a "couldn't decrypt" line instead of
         stopping the page."""
         try:
-            key = self._epochs.mailbox_key(item.epoch)
-            saved = open_message(
-                key, self.username, item.thread_id, item.message_id, item.epoch, item.sealed
-            )
+            saved = self.box(item.epoch, item.thread_id).open(item.message_id, item.sealed)
             if self.thread_id(saved.thread) != item.thread_id or (
                 thread and saved.thread != thread
             ):
