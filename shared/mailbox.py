@@ -18,7 +18,6 @@ people one talks to (the relay's routing knows them anyway; the stored history d
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 from typing import Annotated
@@ -132,9 +131,10 @@ class ThreadBox:
         data = None
         if sealed[:1] == ITEM_V2 and len(sealed) >= 1 + GCM_NONCE + _GCM_TAG:
             ad = self._ad_head + message_id + self._ad_tail
-            # (Failing, it may be a version 1 item whose random nonce starts with 0x02.)
-            with contextlib.suppress(InvalidTag):
+            try:
                 data = self._aead.decrypt(sealed[1 : 1 + GCM_NONCE], sealed[1 + GCM_NONCE :], ad)
+            except InvalidTag:  # perhaps a version 1 item whose random nonce starts with 0x02
+                data = None
         if data is None:
             username, thread, epoch = self._place
             key = expand(self._mailbox_key, thread + message_id)

@@ -34,6 +34,7 @@ log = logging.getLogger("ariadne.client.mailbox")
 SAVE_BATCH = 200
 PAGE = 100
 BACKFILL_PAGE = 500
+BACKFILL_WRITE = 2000  # messages stored per transaction by the background backfill
 
 
 class PageHook(Protocol):
@@ -192,16 +193,23 @@ class Mailbox:
         answer = await self._fetch(cursor.thread_id, cursor.oldest, limit)
         return self._store_page(cursor, answer, limit)
 
-    async def backfill(self, page: int = BACKFILL_PAGE) -> int:
-        """Load every thread's history to the end, page by page (each emits progress).
+    async def backfill(self, page: int = BACKFILL_PAGE, write: int = BACKFILL_WRITE) -> int:
+        """Load every thread's history to the end, page by page, stored ``write`` messages at a
+        time (each write emits progress).
 
-        The next page is requested before this one is decrypted and stored, so the relay's query
-        and the transfer overlap with this device's work instead of adding to it."""
+        The next page is requested before this one is decrypted, so the relay's query and the
+        transfer overlap with this device's work instead of adding to it. Pages are decrypted
+        as they come and stored several per transaction: a page's random message ids dirty most
+        of the id index's pages, which a commit then writes (and SQLCipher encrypts) whole, so
+        fewer commits write far fewer pages. A restore stopped between writes loses only the
+        decrypted pages not yet stored; the cursor says where to start again."""
         total = 0
         for cursor in self._store.mailbox_cursors():
             if cursor.done:
                 continue
-            fetching = self._prefetch(cursor.thread_id, cursor.oldest, page)
+            position = cursor.oldest
+            fetching = self._prefetch(cursor.thread_id, position, page)
+            opened: list[tuple[StoredMessage, SavedMessage | None]] = []
             try:
                 while True:
                     answer = await fetching
@@ -210,15 +218,18 @@ class Mailbox:
                     current = self._store.mailbox_cursor(cursor.thread)
                     if current is None or current.done:
                         break
-                    if _is_last(answer, page):
-                        total += self._store_page(current, answer, page)
+                    done = _is_last(answer, page)
+                    if answer.items:
+                        position = (answer.items[-1].ts, answer.items[-1].message_id)
+                    if not done:
+                        fetching = self._prefetch(cursor.thread_id, position, page)
+                        await asyncio.sleep(0)  # let the request go out before the work starts
+                    opened += [self._open_item(item, current.thread) for item in answer.items]
+                    if done or len(opened) >= write:
+                        total += self._store_opened(current, opened, position, done)
+                        opened = []
+                    if done:
                         break
-                    last = answer.items[-1] if answer.items else None
-                    before = (last.ts, last.message_id) if last else cursor.oldest
-                    fetching = self._prefetch(cursor.thread_id, before, page)
-                    await asyncio.sleep(0)  # let the request go out before the work starts
-                    total += self._store_page(current, answer, page)
-                    cursor = self._store.mailbox_cursor(cursor.thread)  # type: ignore[assignment]
             finally:
                 fetching.cancel()
         return total
@@ -249,16 +260,25 @@ class Mailbox:
     def _store_page(self, cursor: MailboxCursor, answer: wire.MailboxPage, limit: int) -> int:
         """Decrypt and store a page fetched before ``cursor``, move the cursor past it and report
         progress; returns how many messages were new here."""
+        opened = [self._open_item(item, cursor.thread) for item in answer.items]
+        last = answer.items[-1] if answer.items else None
+        oldest = (last.ts, last.message_id) if last else cursor.oldest
+        return self._store_opened(cursor, opened, oldest, _is_last(answer, limit))
+
+    def _store_opened(
+        self,
+        cursor: MailboxCursor,
+        opened: list[tuple[StoredMessage, SavedMessage | None]],
+        oldest: tuple[int, bytes] | None,
+        done: bool,
+    ) -> int:
+        """Store items decrypted from the pages after ``cursor`` in one transaction, with the
+        cursor moved to ``oldest`` (the relay's place of the last item), and report progress;
+        returns how many messages were new here."""
         thread = cursor.thread
-        opened = [self._open_item(item, thread) for item in answer.items]
         hook = self.page_hook
         messages = hook.mailbox_page(opened) if hook else [m for m, _ in opened]
-        last = answer.items[-1] if answer.items else None
-        cursor = cursor._replace(
-            loaded=cursor.loaded + len(answer.items),
-            oldest=(last.ts, last.message_id) if last else cursor.oldest,
-            done=_is_last(answer, limit),
-        )
+        cursor = cursor._replace(loaded=cursor.loaded + len(opened), oldest=oldest, done=done)
         with self._store.transaction():
             added = self._store.insert_messages(messages)
             kept = {message.message_id for message in messages}

@@ -80,7 +80,10 @@ CREATE TABLE IF NOT EXISTS messages (
 -- Queries must spell ORDER_KEY exactly like this to use it.
 CREATE INDEX IF NOT EXISTS messages_in_order
     ON messages(thread, coalesce(server_ts, 9223372036854775807), message_id);
-CREATE INDEX IF NOT EXISTS messages_by_status ON messages(thread, status);
+-- Unread messages per thread: only rows still 'received' are in it, so storing restored history
+-- (read or sent) never touches it.
+DROP INDEX IF EXISTS messages_by_status;
+CREATE INDEX IF NOT EXISTS messages_unread ON messages(thread) WHERE status = 'received';
 -- Conversations and their latest activity, kept by triggers: listing them never scans history.
 CREATE TABLE IF NOT EXISTS threads (thread TEXT PRIMARY KEY, last_ts INTEGER NOT NULL);
 -- A page of restored history (insert_messages) writes its threads and search entries once for

@@ -124,9 +124,9 @@ class MessageStore:
 
     def unread(self, thread: str) -> list[bytes]:
         """Ids of messages from others in ``thread`` that this user has not read yet."""
+        # The status spelled out, not bound: only then may SQLite use the partial index.
         rows = self._db.execute(
-            "SELECT message_id FROM messages WHERE thread = ? AND status = ?",
-            (thread, MessageStatus.RECEIVED.value),
+            "SELECT message_id FROM messages WHERE thread = ? AND status = 'received'", (thread,)
         ).fetchall()
         return [row[0] for row in rows]
 
