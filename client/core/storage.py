@@ -86,12 +86,13 @@ DROP INDEX IF EXISTS messages_by_status;
 CREATE INDEX IF NOT EXISTS messages_unread ON messages(thread) WHERE status = 'received';
 -- Conversations and their latest activity, kept by triggers: listing them never scans history.
 CREATE TABLE IF NOT EXISTS threads (thread TEXT PRIMARY KEY, last_ts INTEGER NOT NULL);
--- A page of restored history (insert_messages) writes its threads and search entries once for
--- the page, while a row of bulk_insert says so: row by row, they cost more than the insert.
-CREATE TABLE IF NOT EXISTS bulk_insert (pages INTEGER PRIMARY KEY CHECK (pages = 1));
+-- Restored history (insert_messages) drops the per-row insert triggers (ROW_TRIGGERS) for its
+-- batch and writes the batch's threads and search entries once: row by row, even a trigger
+-- that does nothing (the WHEN of an earlier version) costs more than the insert.
 DROP TRIGGER IF EXISTS thread_on_insert;
-CREATE TRIGGER IF NOT EXISTS thread_on_one_insert AFTER INSERT ON messages
-    WHEN NOT EXISTS (SELECT 1 FROM bulk_insert) BEGIN
+DROP TRIGGER IF EXISTS thread_on_one_insert;
+DROP TABLE IF EXISTS bulk_insert;
+CREATE TRIGGER IF NOT EXISTS thread_on_row_insert AFTER INSERT ON messages BEGIN
     INSERT INTO threads VALUES (new.thread, coalesce(new.server_ts, 0))
         ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts);
 END;
@@ -164,8 +165,8 @@ CREATE TABLE IF NOT EXISTS names_sent (username TEXT PRIMARY KEY, name TEXT NOT 
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
     USING fts5(body, content='messages', content_rowid='rowid');
 DROP TRIGGER IF EXISTS search_on_insert;
-CREATE TRIGGER IF NOT EXISTS search_on_one_insert AFTER INSERT ON messages
-    WHEN NOT EXISTS (SELECT 1 FROM bulk_insert) BEGIN
+DROP TRIGGER IF EXISTS search_on_one_insert;
+CREATE TRIGGER IF NOT EXISTS search_on_row_insert AFTER INSERT ON messages BEGIN
     INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
 END;
 CREATE TRIGGER IF NOT EXISTS search_on_delete AFTER DELETE ON messages BEGIN
