@@ -178,6 +178,8 @@ class MessageStore:
             f" AND name IN ({', '.join('?' * len(ROW_TRIGGERS))})",
             ROW_TRIGGERS,
         ).fetchall()
+        if not db.in_transaction:  # (as the insert would): a savepoint alone commits on release
+            db.execute("BEGIN")
         db.execute("SAVEPOINT insert_messages")
         try:
             for name, _ in triggers:

@@ -118,3 +118,15 @@ def test_a_batch_that_fails_leaves_the_row_triggers_and_no_rows(tmp_path):
     assert [h.message.body for h in store.search("word")] == ["live word"]
     assert store.threads() == ["bob"]
     store.close()
+
+
+def test_a_batch_is_part_of_the_transaction_it_is_stored_in(tmp_path):
+    """The cursor and the rows of a restored batch are one transaction: if what follows the
+    insert fails, the rows go too."""
+    store = ProfileStore(tmp_path)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.insert_messages([message(f"batch word{i}", i) for i in range(10)])
+        raise RuntimeError("the page's controls failed")
+    assert store._db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store.search("word") == [] and store.threads() == []
+    store.close()
