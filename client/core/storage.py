@@ -44,6 +44,11 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 2
+# SQLite's page cache for the profile (allocated only as pages are read): SQLCipher decrypts a
+# page each time it is read from the file, so a cache smaller than the message indexes (about
+# 15 MiB at 100,000 messages) decrypts the same pages again and again while history is stored
+# (restoring 100,000 messages: 2 MiB, SQLite's default, cost a third more CPU per message).
+PAGE_CACHE_KIB = 32 * 1024
 DB_NAME = "ariadne.sqlite3"
 
 _SCHEMA = """
@@ -309,6 +314,7 @@ class ProfileStore(
             raise
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise RuntimeError(f"profile database has schema {version}, expected {SCHEMA_VERSION}")
