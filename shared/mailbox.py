@@ -1,9 +1,15 @@
 """Saving and loading messages (Labyrinth §"Saving messages" and §"Loading messages").
 
 Each device that sends or receives a message saves it in its user's **mailbox** on the relay:
-the record is PADMÉ-padded and sealed with AES-256-GCM under a key derived from the epoch root,
-the thread and the message id, with mailbox, thread, message id and epoch in the associated data.
-A ciphertext moved to another thread, message id, epoch or mailbox does not open.
+the record is PADMÉ-padded and sealed with AES-256-GCM under the key of its (epoch, thread),
+with a random 96-bit nonce and mailbox, thread, message id and epoch in the associated data. A
+ciphertext moved to another thread, message id, epoch or mailbox does not open.
+
+Items are versioned (PROTOCOL.md §6, "Item format"): version 2, sealed today, starts with
+``0x02`` and uses one key per (epoch, thread), so a restore derives one key and sets up one
+AES-GCM object per thread instead of per message (:class:`ThreadBox`); version 1 items, sealed
+before, used one key per message and still open. A relay that changes or strips the version
+byte gets an item that opens under neither version.
 
 The relay indexes items by (mailbox, thread id, timestamp) and sees nothing else: a thread id is
 an HMAC of the peer's name under the account's thread key, so even the mailbox does not name the
@@ -13,11 +19,14 @@ people one talks to (the relay's routing knows them anyway; the stored history d
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Annotated
 
 import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.boxes import derive, expand, open_box, seal
+from shared.boxes import GCM_NONCE, derive, expand, open_box
 from shared.codec import decode_strict
 from shared.device_list import Username
 from shared.envelope import MAX_TEXT
@@ -65,7 +74,29 @@ def epoch_mailbox_key(root: bytes, username: str, epoch: int) -> bytes:
     return derive(root, b"ariadne/mailbox/v1", username.encode() + epoch.to_bytes(8, "big"))
 
 
-def _ad(username: str, thread: bytes, message_id: bytes, epoch: int) -> bytes:
+ITEM_V2 = b"\x02"
+_GCM_TAG = 16
+
+
+def thread_key(mailbox_key: bytes, thread: bytes) -> bytes:
+    """The key of one thread's items under one epoch (version 2): one HKDF-Expand per thread."""
+    return expand(mailbox_key, b"ariadne/mailbox-thread/v2\x00" + thread)
+
+
+def item_ad(username: str, thread: bytes, message_id: bytes, epoch: int) -> bytes:
+    """A version 2 item's associated data: its place. The thread id and message id are 16 bytes
+    and the username has no NUL, so no two places share an encoding."""
+    return (
+        b"ariadne/mailbox-item/v2\x00"
+        + username.encode()
+        + b"\x00"
+        + thread
+        + message_id
+        + epoch.to_bytes(8, "big")
+    )
+
+
+def _ad_v1(username: str, thread: bytes, message_id: bytes, epoch: int) -> bytes:
     return (
         b"ariadne/mailbox-item/v1\x00"
         + username.encode()
@@ -76,6 +107,45 @@ def _ad(username: str, thread: bytes, message_id: bytes, epoch: int) -> bytes:
     )
 
 
+class ThreadBox:
+    """One thread's items under one epoch: its key derived and its AES-GCM object set up once,
+    for every item sealed or opened (a restore opens hundreds per page of one thread)."""
+
+    __slots__ = ("_ad_head", "_ad_tail", "_aead", "_mailbox_key", "_place")
+
+    def __init__(self, mailbox_key: bytes, username: str, thread: bytes, epoch: int) -> None:
+        self._aead = AESGCM(thread_key(mailbox_key, thread))
+        head = item_ad(username, thread, b"", epoch)
+        self._ad_head, self._ad_tail = head[:-8], head[-8:]
+        self._mailbox_key = mailbox_key  # for version 1 items
+        self._place = (username, thread, epoch)
+
+    def seal(self, message_id: bytes, saved: SavedMessage) -> bytes:
+        nonce = os.urandom(GCM_NONCE)
+        ad = self._ad_head + message_id + self._ad_tail
+        return ITEM_V2 + nonce + self._aead.encrypt(nonce, pad(_encoder.encode(saved)), ad)
+
+    def open(self, message_id: bytes, sealed: bytes) -> SavedMessage:
+        """The record sealed at this place (either version); raises
+        :class:`~shared.errors.DecryptionError` if it does not authenticate here or is malformed."""
+        data = None
+        if sealed[:1] == ITEM_V2 and len(sealed) >= 1 + GCM_NONCE + _GCM_TAG:
+            ad = self._ad_head + message_id + self._ad_tail
+            try:
+                data = self._aead.decrypt(sealed[1 : 1 + GCM_NONCE], sealed[1 + GCM_NONCE :], ad)
+            except InvalidTag:  # perhaps a version 1 item whose random nonce starts with 0x02
+                data = None
+        if data is None:
+            username, thread, epoch = self._place
+            key = expand(self._mailbox_key, thread + message_id)
+            data = open_box(key, sealed, _ad_v1(username, thread, message_id, epoch))
+        try:
+            record = unpad(data)
+        except WireError:
+            raise DecryptionError("malformed mailbox record: bad padding") from None
+        return decode_strict(_decoder, record, "mailbox record", DecryptionError)
+
+
 def seal_message(
     mailbox_key: bytes,
     username: str,
@@ -84,17 +154,10 @@ def seal_message(
     epoch: int,
     saved: SavedMessage,
 ) -> bytes:
-    key = expand(mailbox_key, thread + message_id)
-    return seal(key, pad(_encoder.encode(saved)), _ad(username, thread, message_id, epoch))
+    return ThreadBox(mailbox_key, username, thread, epoch).seal(message_id, saved)
 
 
 def open_message(
     mailbox_key: bytes, username: str, thread: bytes, message_id: bytes, epoch: int, sealed: bytes
 ) -> SavedMessage:
-    key = expand(mailbox_key, thread + message_id)
-    data = open_box(key, sealed, _ad(username, thread, message_id, epoch))
-    try:
-        record = unpad(data)
-    except WireError:
-        raise DecryptionError("malformed mailbox record: bad padding") from None
-    return decode_strict(_decoder, record, "mailbox record", DecryptionError)
+    return ThreadBox(mailbox_key, username, thread, epoch).open(message_id, sealed)

@@ -27,13 +27,14 @@ from client.core.profile import ProfileState
 from client.core.storage import MailboxCursor, ProfileStore
 from shared import wire
 from shared.errors import ProtocolError
-from shared.mailbox import SavedMessage, open_message, seal_message, thread_id
+from shared.mailbox import SavedMessage, ThreadBox, thread_id
 
 log = logging.getLogger("ariadne.client.mailbox")
 
 SAVE_BATCH = 200
 PAGE = 100
 BACKFILL_PAGE = 500
+BACKFILL_WRITE = 2000  # messages stored per transaction by the background backfill
 
 
 class PageHook(Protocol):
@@ -65,6 +66,9 @@ class Mailbox:
         self.username = username
         self._emit = emit
         self._thread_ids: dict[str, bytes] = {}
+        # One key and AES-GCM object per (epoch, thread id), not per item: set up once for all
+        # the pages of a thread (an epoch's root never changes, so neither do its boxes).
+        self._boxes: dict[tuple[int, bytes], ThreadBox] = {}
         self.page_hook: PageHook | None = None
 
     def thread_id(self, thread: str) -> bytes:
@@ -74,6 +78,15 @@ class Mailbox:
             assert key is not None, "the account's thread key is not known yet"
             tid = self._thread_ids[thread] = thread_id(key, thread)
         return tid
+
+    def box(self, epoch: int, tid: bytes) -> ThreadBox:
+        """The box of one thread's items under ``epoch``; raises LookupError for an epoch whose
+        root this device does not hold."""
+        box = self._boxes.get((epoch, tid))
+        if box is None:
+            key = self._epochs.mailbox_key(epoch)
+            box = self._boxes[(epoch, tid)] = ThreadBox(key, self.username, tid, epoch)
+        return box
 
     # ------------------------------------------------------------------ saving
 
@@ -86,11 +99,10 @@ class Mailbox:
             if latest is None or self._state.thread_key is None:
                 return saved  # not a member with a root yet: keep them marked
             seq = latest[0].seq
-            key = self._epochs.mailbox_key(seq)
             batch = self._store.unsaved(SAVE_BATCH)
             if not batch:
                 return saved
-            items = [self._seal(key, seq, m) for m in batch if m.server_ts is not None]
+            items = [self._seal(seq, m) for m in batch if m.server_ts is not None]
             for frame_items in _by_frame(items):
 
                 def save(rid: int, i: list[wire.MailboxItem] = frame_items) -> wire.SaveMessages:
@@ -101,7 +113,7 @@ class Mailbox:
                 self._store.saved(m.message_id for m in batch)
             saved += len(items)
 
-    def _seal(self, key: bytes, seq: int, message: StoredMessage) -> wire.MailboxItem:
+    def _seal(self, seq: int, message: StoredMessage) -> wire.MailboxItem:
         assert message.server_ts is not None
         tid = self.thread_id(message.thread)
         versions = self._store.edits(message.message_id)  # the original, if edited since
@@ -121,7 +133,7 @@ class Mailbox:
             message_id=message.message_id,
             ts=message.server_ts,
             epoch=seq,
-            sealed=seal_message(key, self.username, tid, message.message_id, seq, record),
+            sealed=self.box(seq, tid).seal(message.message_id, record),
         )
 
     def _attachment_pointer(self, message_id: bytes) -> bytes | None:
@@ -181,16 +193,23 @@ class Mailbox:
         answer = await self._fetch(cursor.thread_id, cursor.oldest, limit)
         return self._store_page(cursor, answer, limit)
 
-    async def backfill(self, page: int = BACKFILL_PAGE) -> int:
-        """Load every thread's history to the end, page by page (each emits progress).
+    async def backfill(self, page: int = BACKFILL_PAGE, write: int = BACKFILL_WRITE) -> int:
+        """Load every thread's history to the end, page by page, stored ``write`` messages at a
+        time (each write emits progress).
 
-        The next page is requested before this one is decrypted and stored, so the relay's query
-        and the transfer overlap with this device's work instead of adding to it."""
+        The next page is requested before this one is decrypted, so the relay's query and the
+        transfer overlap with this device's work instead of adding to it. Pages are decrypted
+        as they come and stored several per transaction: a page's random message ids dirty most
+        of the id index's pages, which a commit then writes (and SQLCipher encrypts) whole, so
+        fewer commits write far fewer pages. A restore stopped between writes loses only the
+        decrypted pages not yet stored; the cursor says where to start again."""
         total = 0
         for cursor in self._store.mailbox_cursors():
             if cursor.done:
                 continue
-            fetching = self._prefetch(cursor.thread_id, cursor.oldest, page)
+            position = cursor.oldest
+            fetching = self._prefetch(cursor.thread_id, position, page)
+            opened: list[tuple[StoredMessage, SavedMessage | None]] = []
             try:
                 while True:
                     answer = await fetching
@@ -199,15 +218,18 @@ class Mailbox:
                     current = self._store.mailbox_cursor(cursor.thread)
                     if current is None or current.done:
                         break
-                    if _is_last(answer, page):
-                        total += self._store_page(current, answer, page)
+                    done = _is_last(answer, page)
+                    if answer.items:
+                        position = (answer.items[-1].ts, answer.items[-1].message_id)
+                    if not done:
+                        fetching = self._prefetch(cursor.thread_id, position, page)
+                        await asyncio.sleep(0)  # let the request go out before the work starts
+                    opened += [self._open_item(item, current.thread) for item in answer.items]
+                    if done or len(opened) >= write:
+                        total += self._store_opened(current, opened, position, done)
+                        opened = []
+                    if done:
                         break
-                    last = answer.items[-1] if answer.items else None
-                    before = (last.ts, last.message_id) if last else cursor.oldest
-                    fetching = self._prefetch(cursor.thread_id, before, page)
-                    await asyncio.sleep(0)  # let the request go out before the work starts
-                    total += self._store_page(current, answer, page)
-                    cursor = self._store.mailbox_cursor(cursor.thread)  # type: ignore[assignment]
             finally:
                 fetching.cancel()
         return total
@@ -238,16 +260,25 @@ class Mailbox:
     def _store_page(self, cursor: MailboxCursor, answer: wire.MailboxPage, limit: int) -> int:
         """Decrypt and store a page fetched before ``cursor``, move the cursor past it and report
         progress; returns how many messages were new here."""
+        opened = [self._open_item(item, cursor.thread) for item in answer.items]
+        last = answer.items[-1] if answer.items else None
+        oldest = (last.ts, last.message_id) if last else cursor.oldest
+        return self._store_opened(cursor, opened, oldest, _is_last(answer, limit))
+
+    def _store_opened(
+        self,
+        cursor: MailboxCursor,
+        opened: list[tuple[StoredMessage, SavedMessage | None]],
+        oldest: tuple[int, bytes] | None,
+        done: bool,
+    ) -> int:
+        """Store items decrypted from the pages after ``cursor`` in one transaction, with the
+        cursor moved to ``oldest`` (the relay's place of the last item), and report progress;
+        returns how many messages were new here."""
         thread = cursor.thread
-        opened = [self._open_item(item, thread) for item in answer.items]
         hook = self.page_hook
         messages = hook.mailbox_page(opened) if hook else [m for m, _ in opened]
-        last = answer.items[-1] if answer.items else None
-        cursor = cursor._replace(
-            loaded=cursor.loaded + len(answer.items),
-            oldest=(last.ts, last.message_id) if last else cursor.oldest,
-            done=_is_last(answer, limit),
-        )
+        cursor = cursor._replace(loaded=cursor.loaded + len(opened), oldest=oldest, done=done)
         with self._store.transaction():
             added = self._store.insert_messages(messages)
             kept = {message.message_id for message in messages}
@@ -271,10 +302,7 @@ class Mailbox:
         not open (tampered, moved, unknown epoch) becomes a "couldn't decrypt" line instead of
         stopping the page."""
         try:
-            key = self._epochs.mailbox_key(item.epoch)
-            saved = open_message(
-                key, self.username, item.thread_id, item.message_id, item.epoch, item.sealed
-            )
+            saved = self.box(item.epoch, item.thread_id).open(item.message_id, item.sealed)
             if self.thread_id(saved.thread) != item.thread_id or (
                 thread and saved.thread != thread
             ):

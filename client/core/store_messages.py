@@ -13,6 +13,8 @@ import sqlcipher3
 
 from client.core.events import MessageStatus, StoredMessage
 
+# The per-row insert triggers (storage.py) that insert_messages replaces by one statement each.
+ROW_TRIGGERS = ("thread_on_row_insert", "search_on_row_insert")
 _MESSAGE_COLUMNS = (
     "message_id, thread, sender_user, sender_device, sent_at, server_ts, body, status"
 )
@@ -124,9 +126,9 @@ class MessageStore:
 
     def unread(self, thread: str) -> list[bytes]:
         """Ids of messages from others in ``thread`` that this user has not read yet."""
+        # The status spelled out, not bound: only then may SQLite use the partial index.
         rows = self._db.execute(
-            "SELECT message_id FROM messages WHERE thread = ? AND status = ?",
-            (thread, MessageStatus.RECEIVED.value),
+            "SELECT message_id FROM messages WHERE thread = ? AND status = 'received'", (thread,)
         ).fetchall()
         return [row[0] for row in rows]
 
@@ -159,18 +161,29 @@ class MessageStore:
         return [row[0] for row in rows]
 
     def insert_messages(self, messages: list[StoredMessage]) -> int:
-        """Many at once (a page of restored history); returns how many were new.
+        """Many at once (restored history); returns how many were new.
 
         The new rows' conversation times and search entries are written by one statement each
-        for the page, in the same transaction as the rows, instead of by the per-row triggers
-        (each would cost more than the row): the page is searchable exactly when it is stored,
-        an interrupted restore leaves nothing unindexed, and a live message, stored between two
-        pages, goes through the triggers. New rows take rowids above the largest one (the
-        connection is this profile's only writer), which is how the page's rows are found."""
+        for the batch, in the same transaction as the rows, instead of by the per-row triggers,
+        which are dropped for the batch and created again before it ends (each would cost more
+        than the row, even doing nothing): the batch is searchable exactly when it is stored,
+        and a live message, stored between two batches, goes through the triggers. Schema
+        changes are transactional in SQLite, so a batch that fails or is cut short leaves the
+        triggers as they were, and nothing unindexed. New rows take rowids above the largest one
+        (the connection is this profile's only writer), which is how the batch's rows are found."""
         db = self._db
         last = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
-        db.execute("INSERT INTO bulk_insert VALUES (1)")
+        triggers = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"
+            f" AND name IN ({', '.join('?' * len(ROW_TRIGGERS))})",
+            ROW_TRIGGERS,
+        ).fetchall()
+        if not db.in_transaction:  # (as the insert would): a savepoint alone commits on release
+            db.execute("BEGIN")
+        db.execute("SAVEPOINT insert_messages")
         try:
+            for name, _ in triggers:
+                db.execute(f"DROP TRIGGER {name}")
             cursor = db.executemany(
                 f"INSERT OR IGNORE INTO messages ({_MESSAGE_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -189,9 +202,8 @@ class MessageStore:
                 ),
             )
             added = cursor.rowcount  # (changes() counts rows of this statement, not triggers')
-        finally:
-            # Also after a failed row: the rows before it stay in the transaction.
-            db.execute("DELETE FROM bulk_insert")
+            for _, sql in triggers:
+                db.execute(sql)
             db.execute(
                 "INSERT INTO threads SELECT thread, max(coalesce(server_ts, 0)) FROM messages"
                 " WHERE rowid > ? GROUP BY thread"
@@ -203,4 +215,9 @@ class MessageStore:
                 " WHERE rowid > ?",
                 (last,),
             )
+        except BaseException:
+            db.execute("ROLLBACK TO insert_messages")  # the rows gone, the triggers back
+            raise
+        finally:
+            db.execute("RELEASE insert_messages")
         return added

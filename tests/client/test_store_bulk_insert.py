@@ -1,17 +1,25 @@
-"""A page of restored history in the profile: its search entries and conversation times are
-written once per page, and a profile made before that (row triggers only) is moved over on open
-without indexing anything twice."""
+"""A batch of restored history in the profile: its search entries and conversation times are
+written once per batch (the row triggers dropped meanwhile, and back even when the batch fails),
+and profiles made before that are moved over on open without indexing anything twice."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+import sqlcipher3
+
 from client.core.events import MessageStatus, StoredMessage
 from client.core.storage import ProfileStore
+from client.core.store_messages import ROW_TRIGGERS
 from shared.envelope import new_message_id
 
-# The row triggers as a profile created before page inserts has them.
-OLD_TRIGGERS = """
-DROP TRIGGER thread_on_one_insert;
-DROP TRIGGER search_on_one_insert;
+# The row triggers as profiles made by earlier versions have them: before page inserts, and
+# while a row of bulk_insert made them skip a page.
+OLD_TRIGGERS = [
+    """
+DROP TRIGGER thread_on_row_insert;
+DROP TRIGGER search_on_row_insert;
 CREATE TRIGGER thread_on_insert AFTER INSERT ON messages BEGIN
     INSERT INTO threads VALUES (new.thread, coalesce(new.server_ts, 0))
         ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts);
@@ -19,7 +27,22 @@ END;
 CREATE TRIGGER search_on_insert AFTER INSERT ON messages BEGIN
     INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
 END;
-"""
+""",
+    """
+DROP TRIGGER thread_on_row_insert;
+DROP TRIGGER search_on_row_insert;
+CREATE TABLE bulk_insert (pages INTEGER PRIMARY KEY CHECK (pages = 1));
+CREATE TRIGGER thread_on_one_insert AFTER INSERT ON messages
+    WHEN NOT EXISTS (SELECT 1 FROM bulk_insert) BEGIN
+    INSERT INTO threads VALUES (new.thread, coalesce(new.server_ts, 0))
+        ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts);
+END;
+CREATE TRIGGER search_on_one_insert AFTER INSERT ON messages
+    WHEN NOT EXISTS (SELECT 1 FROM bulk_insert) BEGIN
+    INSERT INTO message_search(rowid, body) VALUES (new.rowid, new.body);
+END;
+""",
+]
 
 
 def message(body: str, i: int, thread: str = "bob") -> StoredMessage:
@@ -43,9 +66,12 @@ def indexed_once(store: ProfileStore) -> None:
     )
 
 
-def test_a_page_and_a_single_message_are_each_indexed_once_in_an_older_profile(tmp_path):
+@pytest.mark.parametrize("old_triggers", OLD_TRIGGERS)
+def test_a_page_and_a_single_message_are_each_indexed_once_in_an_older_profile(
+    tmp_path, old_triggers
+):
     store = ProfileStore(tmp_path)
-    store._db.executescript(OLD_TRIGGERS)
+    store._db.executescript(old_triggers)
     store.close()
 
     store = ProfileStore(tmp_path)
@@ -69,4 +95,38 @@ def test_a_page_and_a_single_message_are_each_indexed_once_in_an_older_profile(t
     assert store._db.execute(raw).fetchall() == []
     last = dict(store._db.execute("SELECT thread, last_ts FROM threads").fetchall())
     assert last == {"bob": live.server_ts, "carol": page[-1].server_ts}
+    store.close()
+
+
+def test_a_batch_that_fails_leaves_the_row_triggers_and_no_rows(tmp_path):
+    store = ProfileStore(tmp_path)
+    batch = [message(f"batch word{i}", i) for i in range(10)]
+    # A value SQLite cannot take, half-way: five rows are in before the batch fails.
+    batch[5] = dataclasses.replace(batch[5], body=object())  # type: ignore[arg-type]
+    with pytest.raises(sqlcipher3.Error):
+        store.insert_messages(batch)
+    store.commit()
+    names = {
+        n for (n,) in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    }
+    assert set(ROW_TRIGGERS) <= names
+    assert store._db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    live = message("live word", 500)
+    store.insert_message(live)  # through the row triggers
+    store.commit()
+    indexed_once(store)
+    assert [h.message.body for h in store.search("word")] == ["live word"]
+    assert store.threads() == ["bob"]
+    store.close()
+
+
+def test_a_batch_is_part_of_the_transaction_it_is_stored_in(tmp_path):
+    """The cursor and the rows of a restored batch are one transaction: if what follows the
+    insert fails, the rows go too."""
+    store = ProfileStore(tmp_path)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.insert_messages([message(f"batch word{i}", i) for i in range(10)])
+        raise RuntimeError("the page's controls failed")
+    assert store._db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store.search("word") == [] and store.threads() == []
     store.close()

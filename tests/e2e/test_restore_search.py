@@ -34,8 +34,9 @@ async def test_search_finds_every_restored_message_after_an_interrupted_restore(
     assert device.threads() == ["bob"]  # listed from the first page on
     assert found(device, "old") == {m.message_id for m in device.messages("bob")}
 
-    # The app is closed while the history loads: some pages are stored, the rest are not.
-    loading = asyncio.ensure_future(device.backfill())
+    # The app is closed while the history loads: some pages are stored, the rest are not (a
+    # write per page here; by default a write holds several).
+    loading = asyncio.ensure_future(device.mailbox.backfill(write=500))
     await eventually(lambda: device.history.progress()[0] >= 600, message="half restored")
     loading.cancel()
     await asyncio.gather(loading, return_exceptions=True)
