@@ -3,8 +3,8 @@ and the key directory a sender needs first (publishing keys, fetching pre-key bu
 
 A fan-out is all or nothing: every recipient user's current device list exactly (else
 ``Mismatch``, so the sender refreshes and retries), room in every queue (else ``queue_full``).
-The sender gets ``Accepted`` only after the group commit; connected recipients get the envelopes
-pushed by their own writers at the same moment.
+The sender gets ``Accepted`` only after the group commit (``RelayStorage.when_durable``);
+connected recipients get the envelopes pushed to their connections at the same moment.
 """
 
 from __future__ import annotations
