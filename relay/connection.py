@@ -7,9 +7,11 @@ sending bad frames, or floods, is closed. A decoded frame goes to its handler th
 dispatch table with this connection's :class:`~relay.session.Session`; no handler lets one
 connection's bad input reach the store or another connection.
 
-Delivery: a connected device gets envelopes pushed in queue order by its own writer task (paged
-from the store until caught up, then live); it acknowledges after persisting, and the relay
-deletes on ack.
+Delivery: a connected device gets envelopes pushed in queue order (paged from the store until
+caught up, then live); it acknowledges after persisting, and the relay deletes on ack. What is
+ready for a device is written once per turn of the event loop, straight to its socket in one
+write, while the socket takes it; only a device that reads slowly (its socket's buffer full) or
+that is catching up from the store is served by its own writer task, which waits for it.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Connection:
         self._live: deque[QueuedEnvelope] = deque()
         self._outgoing: deque[wire.Frame] = deque()  # answers and notices, sent by the writer
         self._wake = asyncio.Event()
+        self._flush_scheduled = False
 
     @property
     def device_id(self) -> str:
@@ -224,7 +227,7 @@ class Connection:
             self._draining = True  # a slow reader: go back to paging from the store
         else:
             self._live.append(envelope)
-        self._wake.set()
+        self._kick()
 
     @property
     def cursor(self) -> int:
@@ -236,34 +239,70 @@ class Connection:
         the store again, from the cursor on."""
         self._draining = True
         self._live.clear()
-        self._wake.set()
+        self._kick()
 
     def push_frame(self, frame: wire.Frame) -> None:
         self._outgoing.append(frame)
-        self._wake.set()
+        self._kick()
 
-    async def _deliver(self) -> None:
-        """The connection's writer: answers and notices first, then queued envelopes in order,
-        paged from the store until caught up, then live, as many per frame as are ready."""
-        device_id = self.device_id
-        while True:
-            while self._outgoing:
-                await self._send(self._outgoing.popleft())
-            if self._draining:
-                page = self.store.queued(device_id, self._cursor, self.limits.delivery_page)
-                if len(page) < self.limits.delivery_page:
-                    # Caught up. Nothing can be committed between this read and this line (one
-                    # thread), so from here on every new envelope arrives through push().
-                    self._draining = False
-                    self._live.clear()
-            else:
-                page = list(self._live)
+    def _kick(self) -> None:
+        """Something is ready to send: write it at the end of this turn of the event loop, so
+        that everything one commit made ready for this device goes out in one write."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what is ready straight to the socket while the socket takes it. The rest is the
+        writer task's: reading the store while the device catches up, and waiting for a socket
+        whose buffer is full, so that a device that does not read holds the relay's memory
+        to one buffer and its queue stays in the store."""
+        self._flush_scheduled = False
+        transport = self.ws.transport
+        if (
+            self._draining
+            or self.ws.protocol.state is not State.OPEN
+            or transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        ):
+            self._wake.set()
+            return
+        frames, _ = self._ready_frames()
+        self._write(frames)
+
+    def _write(self, frames: list[bytes]) -> None:
+        """Write frames in one write: a write each would cost a system call each."""
+        protocol = self.ws.protocol
+        for data in frames:
+            protocol.send_binary(data)
+        if frames:
+            self.ws.transport.write(b"".join(protocol.data_to_send()))
+
+    def _ready_frames(self) -> tuple[list[bytes], bool]:
+        """One round of the writer's work, encoded: answers and notices first, then the next
+        envelopes in queue order (paged from the store until caught up, then live, as many per
+        frame as are ready). Also says whether more may be waiting in the store."""
+        frames = []
+        while self._outgoing:
+            frame = self._outgoing.popleft()
+            if isinstance(frame, wire.Error):
+                self.relay.counters.errors += 1
+            frames.append(wire.encode(frame))
+        if self._draining:
+            page = self.store.queued(self.device_id, self._cursor, self.limits.delivery_page)
+            if len(page) < self.limits.delivery_page:
+                # Caught up. Nothing can be committed between this read and this line (one
+                # thread), so from here on every new envelope arrives through push().
+                self._draining = False
                 self._live.clear()
-            fresh = [e for e in page if e.seq > self._cursor]
-            for chunk in _frames_of(fresh):
-                self._cursor = chunk[-1].seq
-                self.relay.counters.delivered += len(chunk)
-                await self._send(
+        else:
+            page = list(self._live)
+            self._live.clear()
+        fresh = [e for e in page if e.seq > self._cursor]
+        for chunk in _frames_of(fresh):
+            self._cursor = chunk[-1].seq
+            self.relay.counters.delivered += len(chunk)
+            frames.append(
+                wire.encode(
                     wire.Deliver(
                         envelopes=[
                             wire.Delivered(
@@ -277,7 +316,21 @@ class Connection:
                         ]
                     )
                 )
-            if not page and not self._outgoing:
+            )
+        return frames, bool(page)
+
+    async def _deliver(self) -> None:
+        """The connection's writer task: serves the device while it catches up from the store,
+        and whenever the socket cannot take more (it waits for the socket to drain). It writes
+        each round at once and waits only after: no older frame is ever held back while a
+        newer one is written."""
+        while True:
+            frames, more = self._ready_frames()
+            if frames:
+                if self.ws.protocol.state is State.OPEN:
+                    self._write(frames[:-1])
+                await self.ws.send(frames[-1])  # waits while the socket's buffer is full
+            if not (more or self._outgoing or self._live or self._draining):
                 self._wake.clear()
                 await self._wake.wait()
 

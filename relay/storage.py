@@ -16,7 +16,7 @@ memory, for what must hold across nodes (rate limits, who started a pairing, wha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from relay.store_accounts import BundleRow, DeviceRow
@@ -34,6 +34,7 @@ class RelayStorage(Protocol):
     shared_between_nodes: bool
 
     def durable(self) -> asyncio.Future[None]: ...
+    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None: ...
     def close(self) -> None: ...
     def forget_device(self, device_id: str) -> None: ...
 

@@ -15,7 +15,9 @@ with FULL against 6.5k/s with NORMAL; commits grouped per 100 ≈ 30k/s against 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from relay.migrations import Step, pending
@@ -24,6 +26,8 @@ from relay.store_blobs import BLOB_SCHEMA, BlobStore
 from relay.store_controls import ControlStore
 from relay.store_history import EpochRow, HistoryStore
 from relay.store_queue import FAN_OUT_MEMORY_US, QueuedEnvelope, QueueStore
+
+log = logging.getLogger("ariadne.relay")
 
 __all__ = [
     "FAN_OUT_MEMORY_US",
@@ -182,6 +186,7 @@ class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore, BlobStore
         # each read sees the last commit.
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._waiters: list[asyncio.Future[None]] = []
+        self._after_commit: list[Callable[[BaseException | None], None]] = []
         self._commit_scheduled = False
 
     def _migrate(self) -> None:
@@ -221,6 +226,13 @@ class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore, BlobStore
         self._schedule_commit()
         return waiter
 
+    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call ``callback`` right after the commit that makes everything written so far
+        durable, with the commit's error if it failed: ``durable`` without a future and a turn
+        of the event loop per caller (every fan-out is answered this way)."""
+        self._after_commit.append(callback)
+        self._schedule_commit()
+
     def _schedule_commit(self) -> None:
         if not self._commit_scheduled:
             self._commit_scheduled = True
@@ -229,16 +241,24 @@ class RelayStore(AccountStore, QueueStore, HistoryStore, ControlStore, BlobStore
     def _commit_now(self) -> None:
         self._commit_scheduled = False
         waiters, self._waiters = self._waiters, []
+        callbacks, self._after_commit = self._after_commit, []
+        error: sqlite3.Error | None = None
         try:
             self._db.commit()
         except sqlite3.Error as exc:
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-            return
+            error = exc
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+        for callback in callbacks:
+            try:
+                callback(error)
+            except Exception:
+                # One answer's bug must not keep the others of this commit from being sent.
+                log.exception("internal error after a commit")
 
     # ------------------------------------------------------------------ revocation
 

@@ -337,6 +337,15 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         self._schedule_commit()
         return waiter
 
+    def when_durable(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call ``callback`` once everything written so far is committed, with the commit's
+        error if it failed (``durable``, for a caller that wants no future)."""
+        self.durable().add_done_callback(
+            lambda done: callback(
+                asyncio.CancelledError() if done.cancelled() else done.exception()
+            )
+        )
+
     def _schedule_commit(self) -> None:
         if self._commit_scheduled:
             return

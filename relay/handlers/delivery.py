@@ -3,13 +3,12 @@ and the key directory a sender needs first (publishing keys, fetching pre-key bu
 
 A fan-out is all or nothing: every recipient user's current device list exactly (else
 ``Mismatch``, so the sender refreshes and retries), room in every queue (else ``queue_full``).
-The sender gets ``Accepted`` only after the group commit; connected recipients get the envelopes
-pushed by their own writers at the same moment.
+The sender gets ``Accepted`` only after the group commit (``RelayStorage.when_durable``);
+connected recipients get the envelopes pushed to their connections at the same moment.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from relay.session import Handler, Reject, Session
@@ -27,9 +26,7 @@ async def send(session: Session, frame: wire.Send) -> wire.Frame | None:
     earlier = store.fan_out_time(session.device_id, frame.send_id)
     if earlier is not None:
         # Stored before, but the answer was lost: answer again, queue nothing twice.
-        store.durable().add_done_callback(
-            lambda done: _accepted(session, done, frame.rid, earlier, [])
-        )
+        store.when_durable(lambda error: _accepted(session, error, frame.rid, earlier, []))
         return None
     mismatches = []
     rows: list[tuple[str, str, bytes]] = []  # device, its user, payload
@@ -75,23 +72,21 @@ async def send(session: Session, frame: wire.Send) -> wire.Frame | None:
         queued,
         {device_id: username for device_id, username, _ in rows},
     )
-    store.durable().add_done_callback(
-        lambda done: _accepted(session, done, frame.rid, server_ts, queued)
-    )
+    store.when_durable(lambda error: _accepted(session, error, frame.rid, server_ts, queued))
     return None
 
 
 def _accepted(
     session: Session,
-    done: asyncio.Future[None],
+    error: BaseException | None,
     rid: int,
     server_ts: int,
     queued: list[QueuedEnvelope],
 ) -> None:
     """Once the fan-out is committed: push it to connected recipients, answer the sender."""
-    if isinstance(done.exception(), StoreUnavailable):
+    if isinstance(error, StoreUnavailable):
         return  # the relay hangs up on the device, which resends this with its send_id
-    if done.cancelled() or done.exception() is not None:
+    if error is not None:
         session.reply(wire.Error(rid=rid, code=ErrorCode.INTERNAL_ERROR, detail="not stored"))
         return
     for envelope in queued:

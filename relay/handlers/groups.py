@@ -26,9 +26,7 @@ async def group_send(session: Session, frame: wire.GroupSend) -> wire.Frame | No
     relay, store = session.relay, session.store
     earlier = store.fan_out_time(session.device_id, frame.send_id)
     if earlier is not None:
-        store.durable().add_done_callback(
-            lambda done: _accepted(session, done, frame.rid, earlier, [])
-        )
+        store.when_durable(lambda error: _accepted(session, error, frame.rid, earlier, []))
         return None
     mismatches = []
     devices: dict[str, str] = {}  # device -> its user
@@ -68,9 +66,7 @@ async def group_send(session: Session, frame: wire.GroupSend) -> wire.Frame | No
     )
     log.debug("group fan-out from %s: %d devices", session.device_id, len(queued))
     relay.record_seen(frozenset({*users, session.username}), queued, devices)
-    store.durable().add_done_callback(
-        lambda done: _accepted(session, done, frame.rid, server_ts, queued)
-    )
+    store.when_durable(lambda error: _accepted(session, error, frame.rid, server_ts, queued))
     return None
 
 
