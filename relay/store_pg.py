@@ -143,7 +143,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         # still committing take their connections from (primitives bound at first use).
         self._lock = asyncio.Lock()  # statements and the start of a commit, in submission order
         self._current: _Transaction | None = None
-        self._flushing: dict[_Transaction, asyncio.Future[None]] = {}  # committing, till done
         self._idle: list[asyncpg.Connection] = []
         self._pooled: set[asyncpg.Connection] = set()
         self._connections = connections
@@ -221,14 +220,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             try:
                 if txn is None:
                     txn = self._current = await self._begin()
-                taken = await self._take(txn, devices, wait=False)
-                while not taken and (flushes := self._flushing_holders(devices)):
-                    # Taken by this node's own transactions that are committing: waiting for
-                    # their flush, which takes no lock, cannot deadlock, so wait holding what
-                    # it has (no extra commit), then try again.
-                    await asyncio.wait(flushes)
-                    taken = await self._take(txn, devices, wait=False)
-                if not taken:
+                if not await self._take(txn, devices, wait=False):
                     # Holding locks, it must not wait: what it has so far is complete handlers
                     # (a handler's statements are all under the locks of its first), so commit
                     # it; its waiters are settled by the commit that follows. Then wait, holding
@@ -310,25 +302,8 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         one waits for its flush (see ``_finish``)."""
         async with self._lock:
             txn, self._current = self._current, None
-        if txn is None:
-            return
-        flushed = self._flushing[txn] = asyncio.get_running_loop().create_future()
-        try:
+        if txn is not None:
             await self._finish(txn)
-        finally:
-            del self._flushing[txn]
-            flushed.set_result(None)
-
-    def _flushing_holders(self, devices: frozenset[int] | None) -> list[asyncio.Future[None]]:
-        """The flushes of this node's committing transactions that hold a lock a statement
-        with ``devices`` needs (None: GROUP_LOCK exclusively, which every lock stands in the
-        way of)."""
-        return [
-            flushed
-            for txn, flushed in self._flushing.items()
-            if isinstance(txn.holds, str)  # EXCLUSIVE
-            or (txn.holds is not None and (devices is None or txn.holds & devices))
-        ]
 
     async def _finish(self, txn: _Transaction) -> None:
         broken = True
