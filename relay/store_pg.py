@@ -34,11 +34,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import hashlib
-import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import asyncpg
 
@@ -47,30 +45,15 @@ from relay.storage import StoreUnavailable
 from relay.store_pg_blobs import PgBlobs
 from relay.store_pg_controls import PgControls
 from relay.store_pg_fan_out import FanOutReads, PgFanOut, current_task
+from relay.store_pg_link import CONNECTIONS, LOST, PgLink, Pool, Transaction, lost
 from relay.store_pg_schema import MIGRATIONS
 
 __all__ = ["DEVICE_LOCKS", "GROUP_LOCK", "PgLink", "PgRelayStore", "device_lock"]
 
-T = TypeVar("T")
-
 GROUP_LOCK = 0x41524941  # the advisory lock every transaction holds until it commits
 MIGRATION_LOCK = 0x41524942  # held while one node migrates; the others wait
 DEVICE_LOCKS = 0x41524943  # the first half of a device's lock (two-key form); its hash the second
-CONNECTIONS = 4  # per node: its open transaction and the ones still committing
-CONNECT_TIMEOUT = 3.0
 STATEMENT_TIMEOUT = 30.0
-
-# Connection failures (as opposed to a statement the database refused).
-_LOST = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # the protocol's state after a connection cut mid-statement
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-    TimeoutError,
-)
-
 
 # Stores of this process with a transaction open. Several nodes in one process (the tests run two)
 # share one event loop: a node waiting for GROUP_LOCK would block the loop that must run the
@@ -91,48 +74,6 @@ def device_lock(role: str, device_id: str) -> int:
 EXCLUSIVE = "exclusive"
 
 
-@dataclasses.dataclass(eq=False)
-class _Transaction:
-    """A transaction of the node on one connection of its pool."""
-
-    conn: asyncpg.Connection
-    holds: str | frozenset[int] | None = None  # its locks (see EXCLUSIVE)
-    failed: bool = False  # a statement failed and it was rolled back: it takes no more
-
-
-def _lost(exc: BaseException) -> bool:
-    """A failure of the connection or the server (not of the statement): the classes the
-    server uses while it stops, starts or recovers (08: connection, 57: operator intervention)."""
-    if isinstance(exc, _LOST):
-        return True
-    state = getattr(exc, "sqlstate", None) or ""
-    return isinstance(exc, asyncpg.PostgresError) and state.startswith(("08", "57"))
-
-
-class PgLink:
-    """An event loop in its own thread that runs asyncpg for one node; ``call`` waits for a
-    coroutine's result, ``submit`` does not."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="postgres", daemon=True)
-        self._thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    async def connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-
-
 class PgRelayStore(PgFanOut, PgControls, PgBlobs):
     shared_between_nodes = True
 
@@ -142,11 +83,8 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         # On the link's loop: the node's open transaction, and the pool it and the transactions
         # still committing take their connections from (primitives bound at first use).
         self._lock = asyncio.Lock()  # statements and the start of a commit, in submission order
-        self._current: _Transaction | None = None
-        self._idle: list[asyncpg.Connection] = []
-        self._pooled: set[asyncpg.Connection] = set()
-        self._connections = connections
-        self._slots = asyncio.Semaphore(connections)
+        self._current: Transaction | None = None
+        self._pool = Pool(self.link, connections)
         self._reader: asyncpg.Connection | None = None  # committed rows, outside GROUP_LOCK
         self._reader_lock = asyncio.Lock()
         # On the node's loop.
@@ -165,34 +103,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             raise
 
     # ------------------------------------------------------------------ the link's side
-
-    async def _begin(self) -> _Transaction:
-        """A new transaction on a pooled connection; waits while every connection of the pool
-        is still committing."""
-        await self._slots.acquire()
-        conn = None
-        try:
-            while self._idle and conn is None:
-                conn = self._idle.pop()
-                if conn.is_closed():
-                    self._pooled.discard(conn)
-                    conn = None
-            if conn is None:
-                conn = await self.link.connect()
-                self._pooled.add(conn)
-            await conn.execute("BEGIN")
-        except BaseException:
-            self._give_back(conn, broken=True)
-            raise
-        return _Transaction(conn)
-
-    def _give_back(self, conn: asyncpg.Connection | None, broken: bool = False) -> None:
-        if conn is not None and broken:
-            self._pooled.discard(conn)
-            conn.terminate()
-        elif conn is not None:
-            self._idle.append(conn)
-        self._slots.release()
 
     async def _migrate(self) -> None:
         conn = await self.link.connect()
@@ -219,7 +129,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
                 raise StoreUnavailable("an earlier statement of this transaction failed")
             try:
                 if txn is None:
-                    txn = self._current = await self._begin()
+                    txn = self._current = await self._pool.begin()
                 if not await self._take(txn, devices, wait=False):
                     # Holding locks, it must not wait: what it has so far is complete handlers
                     # (a handler's statements are all under the locks of its first), so commit
@@ -233,16 +143,16 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             except Exception as exc:
                 if txn is not None:
                     txn.failed = True
-                    if _lost(exc):
+                    if lost(exc):
                         txn.conn.terminate()
                     else:
-                        with contextlib.suppress(*_LOST):
+                        with contextlib.suppress(*LOST):
                             await txn.conn.execute("ROLLBACK")
-                if _lost(exc):
+                if lost(exc):
                     raise StoreUnavailable(str(exc)) from exc
                 raise
 
-    async def _take(self, txn: _Transaction, devices: frozenset[int] | None, wait: bool) -> bool:
+    async def _take(self, txn: Transaction, devices: frozenset[int] | None, wait: bool) -> bool:
         """Take the locks a statement needs (``devices`` None: GROUP_LOCK exclusively), unless
         the transaction holds them; ``wait`` False only tries."""
         conn, held = txn.conn, txn.holds
@@ -289,7 +199,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
                 )
                 return rows
             except Exception as exc:
-                if not _lost(exc):
+                if not lost(exc):
                     raise
                 reader, self._reader = self._reader, None
                 if reader is not None:
@@ -305,7 +215,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         if txn is not None:
             await self._finish(txn)
 
-    async def _finish(self, txn: _Transaction) -> None:
+    async def _finish(self, txn: Transaction) -> None:
         broken = True
         try:
             if txn.failed:
@@ -317,7 +227,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
                 raise StoreUnavailable(str(exc)) from exc
             broken = False
         finally:
-            self._give_back(txn.conn, broken)
+            self._pool.give_back(txn.conn, broken)
 
     # ------------------------------------------------------------------ the node's side
 
@@ -448,11 +358,9 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         self.link.stop()
 
     async def _close_connections(self) -> None:
-        for _ in range(self._connections):  # every commit still in flight has finished
-            await self._slots.acquire()
-        for conn in [*self._pooled, self._reader]:
-            if conn is not None and not conn.is_closed():
-                await conn.close()
+        await self._pool.close()  # after every commit still in flight
+        if self._reader is not None and not self._reader.is_closed():
+            await self._reader.close()
 
     # ------------------------------------------------------------------ typed reads
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from relay.storage import StoreUnavailable
-from relay.store_pg import PgRelayStore
+from relay.store_pg import GROUP_LOCK, PgLink, PgRelayStore
 from relay.store_pg_shared import SEEN_PER_CONVERSATION, conversation_key
 from shared import wire
 from tests.conftest import eventually
@@ -161,3 +161,32 @@ async def test_the_server_view_keeps_the_newest_per_conversation_and_no_more(kit
     stored = kit.store._value("SELECT count(*) FROM seen WHERE users = $1", conversation_key(users))
     assert stored == SEEN_PER_CONVERSATION
     assert [e.seq for e in seen.get(users)] == [e.seq for e in envelopes[-SEEN_PER_CONVERSATION:]]
+
+
+async def test_a_fan_out_checks_the_device_list_a_change_in_flight_on_another_node_commits(kit):
+    """Another node changes bob's device list (its transaction holds GROUP_LOCK exclusively and
+    has not committed) while alice's fan-out to bob's old device arrives: the fan-out's checks
+    wait for that commit and see the new list, so nothing goes to the removed device."""
+    alice, bob = await kit.create("alice"), await kit.create("bob")
+    await kit.store.durable()
+    other = PgLink(kit.store.link.dsn)  # another node's connection, on a thread of its own
+    conn = other.call(other.connect())
+    try:
+        other.call(conn.execute("BEGIN"))
+        other.call(conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK))
+        other.call(conn.execute("DELETE FROM list_members WHERE username = 'bob'"))
+        other.call(conn.execute("INSERT INTO list_members VALUES ('bob', $1)", "n" * 16))
+
+        async def commit_soon() -> None:
+            await asyncio.sleep(0.5)
+            await conn.execute("COMMIT")
+
+        committed = other.submit(commit_soon())
+        reply = await kit.call(alice, _send(bob))
+        assert committed.done()
+        assert isinstance(reply, wire.Mismatch)
+        assert reply.users[0].missing == ["n" * 16] and reply.users[0].extra == [bob.device_id]
+        assert kit.store.queue_length(bob.device_id) == 0
+    finally:
+        other.call(conn.close())
+        other.stop()
