@@ -2,16 +2,10 @@
 of ``relay.storage`` with the SQLite store's guarantees, across processes.
 
 How a node talks to PostgreSQL: asyncpg runs on its own event loop in a thread of the node
-(``relay.store_pg_link``), and the store's methods, which the handlers call synchronously as they
-call the SQLite store's, wait for their statement there; a fan-out's and an acknowledgement's
-writes are sent without waiting (they run in order on the transaction's connection, a read waits
-for the writes before it, and one that fails fails the rest of its transaction and its commit).
-Writes go into the node's open transaction and are committed in groups, as with SQLite:
-:meth:`PgRelayStore.durable` completes after the flush of the transaction it was asked in, which
-is committed without blocking the node once per event-loop turn. The commit hands the
-transaction over first: the next statements open the next one on another connection of the
-node's pool while the last one flushes. That adds no interleaving the locks below do not already
-allow between nodes: two transactions of a node are open at once only if their locks allow it.
+(:class:`PgLink`), and the store's methods, which the handlers call synchronously as they call
+the SQLite store's, wait for their statement there. Writes go into the node's open transaction
+and are committed in groups, as with SQLite: :meth:`PgRelayStore.durable` completes after the
+next commit, which is sent without blocking the node once per event-loop turn.
 
 Why the nodes never race: every transaction holds PostgreSQL advisory locks until its commit.
 By default it takes one lock (``GROUP_LOCK``) exclusively: such transactions run one at a time
@@ -41,7 +35,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import asyncpg
@@ -100,7 +94,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         self._taking: str | frozenset[int] | None = None
         self._flushes: list[tuple[str | frozenset[int], concurrent.futures.Future[None]]] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._writes: list[Coroutine[Any, Any, Any]] = []  # not waited for, not handed over yet
         self._commit_scheduled = False
         self._closed = False
         try:
@@ -253,12 +246,10 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         else:
             self._taking = (self._taking or frozenset()) | devices
         statement = self._in_group(method, sql, args, devices)
-        if not wait:
-            self._writes.append(statement)
-            self._schedule_commit()
-            return None
-        self._send_writes()
         try:
+            if not wait:
+                self.link.submit(statement)
+                return None
             return self.link.call(statement)
         except StoreUnavailable:
             self._lost()
@@ -333,15 +324,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         except RuntimeError:  # no loop (opening, closing): commit now
             self._commit_now(wait=True)
 
-    def _send_writes(self) -> None:
-        """Start the writes not waited for, in the order they were made, in one hand-over to
-        the link (before any later statement or commit is handed over)."""
-        writes, self._writes = self._writes, []
-        if writes:
-            self.link.loop.call_soon_threadsafe(_start_in_order, writes)
-
     def _commit_now(self, wait: bool = False) -> None:
-        self._send_writes()
         self._commit_scheduled = False
         _OPEN.discard(self)
         waiters, self._waiters = self._waiters, []
@@ -368,7 +351,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
     def close(self) -> None:
         if self._closed:
             return
-        self._send_writes()
         with contextlib.suppress(StoreUnavailable):
             self.link.call(self._commit())
         self._closed = True
@@ -410,19 +392,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         # the commit, which fails if one of them did. Elsewhere a write is waited for, so that
         # a statement the database refuses answers the request that sent it.
         self._run("execute", sql, *args, wait=self._scoped_devices() is None)
-
-
-def _start_in_order(writes: list[Coroutine[Any, Any, Any]]) -> None:
-    """On the link's loop: each write takes the store's statement lock in this order (its
-    failure reaches the transaction's commit, not this task)."""
-    loop = asyncio.get_running_loop()
-    for write in writes:
-        loop.create_task(write).add_done_callback(_retrieved)
-
-
-def _retrieved(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 def _scope_keys(queues: Iterable[str], senders: Iterable[str]) -> frozenset[int]:
