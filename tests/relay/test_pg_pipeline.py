@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
+from relay.login import NotRegistered, log_in
 from relay.storage import StoreUnavailable
 from relay.store_pg import GROUP_LOCK, PgLink, PgRelayStore
 from relay.store_pg_shared import SEEN_PER_CONVERSATION, conversation_key
 from shared import wire
+from shared.auth import sign_login
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.backends("postgres")
@@ -187,6 +189,39 @@ async def test_a_fan_out_checks_the_device_list_a_change_in_flight_on_another_no
         assert isinstance(reply, wire.Mismatch)
         assert reply.users[0].missing == ["n" * 16] and reply.users[0].extra == [bob.device_id]
         assert kit.store.queue_length(bob.device_id) == 0
+    finally:
+        other.call(conn.close())
+        other.stop()
+
+
+async def test_a_resume_waits_for_a_device_removal_in_flight_on_another_node(kit):
+    """Logins take GROUP_LOCK shared only (``relay.login_scope``): a removal of the device that
+    another node has made but not committed still holds the resume until it commits, and the
+    device is then not let in."""
+    alice = await kit.create("alice")
+    await kit.store.durable()
+    other = PgLink(kit.store.link.dsn)
+    conn = other.call(other.connect())
+    try:
+        other.call(conn.execute("BEGIN"))
+        other.call(conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK))
+        other.call(conn.execute("DELETE FROM devices WHERE device_id = $1", alice.device_id))
+
+        async def commit_soon() -> None:
+            await asyncio.sleep(0.5)
+            await conn.execute("COMMIT")
+
+        committed = other.submit(commit_soon())
+        nonce = os.urandom(32)
+        resume = wire.Resume(
+            rid=1,
+            username="alice",
+            device_id=alice.device_id,
+            signature=sign_login(alice.key, nonce, "alice", alice.device_id),
+        )
+        with pytest.raises(NotRegistered):
+            await log_in(kit.relay, resume, nonce, "127.0.0.1")
+        assert committed.done()
     finally:
         other.call(conn.close())
         other.stop()
