@@ -2,10 +2,16 @@
 of ``relay.storage`` with the SQLite store's guarantees, across processes.
 
 How a node talks to PostgreSQL: asyncpg runs on its own event loop in a thread of the node
-(:class:`PgLink`), and the store's methods, which the handlers call synchronously as they call
-the SQLite store's, wait for their statement there. Writes go into the node's open transaction
-and are committed in groups, as with SQLite: :meth:`PgRelayStore.durable` completes after the
-next commit, which is sent without blocking the node once per event-loop turn.
+(``relay.store_pg_link``), and the store's methods, which the handlers call synchronously as they
+call the SQLite store's, wait for their statement there; a fan-out's and an acknowledgement's
+writes are sent without waiting (they run in order on the transaction's connection, a read waits
+for the writes before it, and one that fails fails the rest of its transaction and its commit).
+Writes go into the node's open transaction and are committed in groups, as with SQLite:
+:meth:`PgRelayStore.durable` completes after the flush of the transaction it was asked in, which
+is committed without blocking the node once per event-loop turn. The commit hands the
+transaction over first: the next statements open the next one on another connection of the
+node's pool while the last one flushes. That adds no interleaving the locks below do not already
+allow between nodes: two transactions of a node are open at once only if their locks allow it.
 
 Why the nodes never race: every transaction holds PostgreSQL advisory locks until its commit.
 By default it takes one lock (``GROUP_LOCK``) exclusively: such transactions run one at a time
