@@ -32,6 +32,7 @@ from websockets.protocol import State
 
 from relay.limits import TokenBucket
 from relay.login import NotRegistered, log_in
+from relay.login_scope import login_scope
 from relay.session import Reject, Session
 from relay.storage import StoreUnavailable
 from relay.store import QueuedEnvelope
@@ -166,14 +167,16 @@ class Connection:
             log.info("login of %s from a closed connection ignored", device_id)
             return None
         self.session = Session(self.relay, username, device_id, self.push_frame)
-        self.relay.connection_started(self)
-        self.state = ConnectionState.AUTHENTICATED
-        self.store.touch(device_id, int(time.time()))
+        with login_scope(self.store):
+            self.relay.connection_started(self)
+            self.state = ConnectionState.AUTHENTICATED
+            self.store.touch(device_id, int(time.time()))
+            pre_keys_left = self.store.pre_key_count(device_id)
         await self._send(
             wire.Welcome(
                 rid=cast(int, rid),  # log_in accepts only login frames, and each carries a rid
                 device_id=device_id,
-                one_time_pre_keys_left=self.store.pre_key_count(device_id),
+                one_time_pre_keys_left=pre_keys_left,
             )
         )
         return self.session

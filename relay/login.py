@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from relay.handlers.devices import expire_pending
+from relay.login_scope import login_scope
 from relay.session import Reject
 from relay.store import DeviceRow
 from shared import wire
@@ -158,9 +159,10 @@ def _newest_lists(relay: Relay, username: str) -> list[bytes]:
 
 
 def _resume(relay: Relay, frame: wire.Resume, nonce: bytes) -> tuple[str, str]:
-    device = relay.store.device(frame.device_id)
-    if device is None or device.username != frame.username:
-        raise NotRegistered(_newest_lists(relay, frame.username))
+    with login_scope(relay.store):
+        device = relay.store.device(frame.device_id)
+        if device is None or device.username != frame.username:
+            raise NotRegistered(_newest_lists(relay, frame.username))
     if not verify_login(
         device.sign_public, frame.signature, nonce, frame.username, frame.device_id
     ):

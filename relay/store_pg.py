@@ -2,10 +2,16 @@
 of ``relay.storage`` with the SQLite store's guarantees, across processes.
 
 How a node talks to PostgreSQL: asyncpg runs on its own event loop in a thread of the node
-(:class:`PgLink`), and the store's methods, which the handlers call synchronously as they call
-the SQLite store's, wait for their statement there. Writes go into the node's open transaction
-and are committed in groups, as with SQLite: :meth:`PgRelayStore.durable` completes after the
-next commit, which is sent without blocking the node once per event-loop turn.
+(``relay.store_pg_link``), and the store's methods, which the handlers call synchronously as they
+call the SQLite store's, wait for their statement there; a fan-out's and an acknowledgement's
+writes are sent without waiting (they run in order on the transaction's connection, a read waits
+for the writes before it, and one that fails fails the rest of its transaction and its commit).
+Writes go into the node's open transaction and are committed in groups, as with SQLite:
+:meth:`PgRelayStore.durable` completes after the flush of the transaction it was asked in, which
+is committed without blocking the node once per event-loop turn. The commit hands the
+transaction over first: the next statements open the next one on another connection of the
+node's pool while the last one flushes. That adds no interleaving the locks below do not already
+allow between nodes: two transactions of a node are open at once only if their locks allow it.
 
 Why the nodes never race: every transaction holds PostgreSQL advisory locks until its commit.
 By default it takes one lock (``GROUP_LOCK``) exclusively: such transactions run one at a time
@@ -35,9 +41,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
-import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import asyncpg
 
@@ -45,30 +50,16 @@ from relay.migrations import pending
 from relay.storage import StoreUnavailable
 from relay.store_pg_blobs import PgBlobs
 from relay.store_pg_controls import PgControls
-from relay.store_pg_queries import PgQueries
+from relay.store_pg_fan_out import FanOutReads, PgFanOut, current_task
+from relay.store_pg_link import CONNECTIONS, LOST, PgLink, Pool, Transaction, lost
 from relay.store_pg_schema import MIGRATIONS
 
 __all__ = ["DEVICE_LOCKS", "GROUP_LOCK", "PgLink", "PgRelayStore", "device_lock"]
 
-T = TypeVar("T")
-
 GROUP_LOCK = 0x41524941  # the advisory lock every transaction holds until it commits
 MIGRATION_LOCK = 0x41524942  # held while one node migrates; the others wait
 DEVICE_LOCKS = 0x41524943  # the first half of a device's lock (two-key form); its hash the second
-CONNECT_TIMEOUT = 3.0
 STATEMENT_TIMEOUT = 30.0
-
-# Connection failures (as opposed to a statement the database refused).
-_LOST = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # the protocol's state after a connection cut mid-statement
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-    TimeoutError,
-)
-
 
 # Stores of this process with a transaction open. Several nodes in one process (the tests run two)
 # share one event loop: a node waiting for GROUP_LOCK would block the loop that must run the
@@ -89,53 +80,25 @@ def device_lock(role: str, device_id: str) -> int:
 EXCLUSIVE = "exclusive"
 
 
-def _lost(exc: BaseException) -> bool:
-    """A failure of the connection or the server (not of the statement): the classes the
-    server uses while it stops, starts or recovers (08: connection, 57: operator intervention)."""
-    if isinstance(exc, _LOST):
-        return True
-    state = getattr(exc, "sqlstate", None) or ""
-    return isinstance(exc, asyncpg.PostgresError) and state.startswith(("08", "57"))
-
-
-class PgLink:
-    """An event loop in its own thread that runs asyncpg for one node; ``call`` waits for a
-    coroutine's result, ``submit`` does not."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="postgres", daemon=True)
-        self._thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    async def connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-
-
-class PgRelayStore(PgQueries, PgControls, PgBlobs):
+class PgRelayStore(PgFanOut, PgControls, PgBlobs):
     shared_between_nodes = True
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, connections: int = CONNECTIONS) -> None:
         self.link = PgLink(dsn)
         self.on_unavailable: Callable[[], None] | None = None
-        self._conn: asyncpg.Connection | None = None
-        self._lock = asyncio.Lock()  # bound to the link's loop at first use
+        # On the link's loop: the node's open transaction, and the pool it and the transactions
+        # still committing take their connections from (primitives bound at first use).
+        self._lock = asyncio.Lock()  # statements and the start of a commit, in submission order
+        self._current: Transaction | None = None
+        self._pool = Pool(self.link, connections)
         self._reader: asyncpg.Connection | None = None  # committed rows, outside GROUP_LOCK
         self._reader_lock = asyncio.Lock()
-        self._open = False  # a transaction is open on _conn
-        self._holds: str | frozenset[int] | None = None  # its locks (see EXCLUSIVE)
+        # On the node's loop.
         self._scope: tuple[asyncio.Task[Any] | None, frozenset[int]] | None = None
-        self._rolled_back = False  # since the last commit: its waiters must hear it
+        self._reads: FanOutReads | None = None  # what the scope's fan-out read first
+        # The locks the open transaction takes, and those of the ones committing (``flushed``).
+        self._taking: str | frozenset[int] | None = None
+        self._flushes: list[tuple[str | frozenset[int], concurrent.futures.Future[None]]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._commit_scheduled = False
         self._closed = False
@@ -146,13 +109,6 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
             raise
 
     # ------------------------------------------------------------------ the link's side
-
-    async def _connection(self) -> asyncpg.Connection:
-        if self._conn is None or self._conn.is_closed():
-            self._conn = None
-            self._open = False
-            self._conn = await self.link.connect()
-        return self._conn
 
     async def _migrate(self) -> None:
         conn = await self.link.connect()
@@ -171,34 +127,41 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         self, method: str, sql: str, args: tuple[Any, ...], devices: frozenset[int] | None
     ) -> Any:
         async with self._lock:
+            txn = self._current
+            if txn is not None and txn.failed:
+                # A statement before this one failed and the transaction was rolled back: the
+                # rest of its handlers' statements must not commit without it (a write the
+                # node did not wait for fails only here).
+                raise StoreUnavailable("an earlier statement of this transaction failed")
             try:
-                conn = await self._connection()
-                if not self._open:
-                    await conn.execute("BEGIN")
-                    self._open, self._holds = True, None
-                if not await self._take(conn, devices, wait=False):
+                if txn is None:
+                    txn = self._current = await self._pool.begin()
+                if not await self._take(txn, devices, wait=False):
                     # Holding locks, it must not wait: what it has so far is complete handlers
                     # (a handler's statements are all under the locks of its first), so commit
                     # it; its waiters are settled by the commit that follows. Then wait, holding
                     # nothing.
-                    await conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
-                    await conn.execute("BEGIN")
-                    self._holds = None
-                    await self._take(conn, devices, wait=True)
-                return await getattr(conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
+                    await txn.conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
+                    await txn.conn.execute("BEGIN")
+                    txn.holds = None
+                    await self._take(txn, devices, wait=True)
+                return await getattr(txn.conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
             except Exception as exc:
-                if _lost(exc):
-                    await self._drop()
+                if txn is not None:
+                    txn.failed = True
+                    if lost(exc):
+                        txn.conn.terminate()
+                    else:
+                        with contextlib.suppress(*LOST):
+                            await txn.conn.execute("ROLLBACK")
+                if lost(exc):
                     raise StoreUnavailable(str(exc)) from exc
-                await self._roll_back()
                 raise
 
-    async def _take(
-        self, conn: asyncpg.Connection, devices: frozenset[int] | None, wait: bool
-    ) -> bool:
+    async def _take(self, txn: Transaction, devices: frozenset[int] | None, wait: bool) -> bool:
         """Take the locks a statement needs (``devices`` None: GROUP_LOCK exclusively), unless
         the transaction holds them; ``wait`` False only tries."""
-        held = self._holds
+        conn, held = txn.conn, txn.holds
         if held == EXCLUSIVE:
             return True
         if devices is None:
@@ -206,7 +169,7 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK)
             elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", GROUP_LOCK):
                 return False
-            self._holds = EXCLUSIVE
+            txn.holds = EXCLUSIVE
             return True
         has = held if isinstance(held, frozenset) else frozenset()
         missing = sorted(devices - has)
@@ -229,7 +192,7 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
             missing,
         ):
             return False
-        self._holds = has | devices
+        txn.holds = has | devices
         return True
 
     async def _read_committed(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
@@ -242,7 +205,7 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
                 )
                 return rows
             except Exception as exc:
-                if not _lost(exc):
+                if not lost(exc):
                     raise
                 reader, self._reader = self._reader, None
                 if reader is not None:
@@ -250,50 +213,55 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
                 raise StoreUnavailable(str(exc)) from exc
 
     async def _commit(self) -> None:
+        """Commit the open transaction. It leaves the node's hands first: the statements sent
+        after this call open the next transaction on another connection of the pool while this
+        one waits for its flush (see ``_finish``)."""
         async with self._lock:
-            rolled_back, self._rolled_back = self._rolled_back, False
-            if self._open:
-                self._open, self._holds = False, None
-                try:
-                    assert self._conn is not None
-                    await self._conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
-                except Exception as exc:
-                    await self._drop()
-                    raise StoreUnavailable(str(exc)) from exc
-            if rolled_back:
+            txn, self._current = self._current, None
+        if txn is not None:
+            await self._finish(txn)
+
+    async def _finish(self, txn: Transaction) -> None:
+        broken = True
+        try:
+            if txn.failed:
+                broken = txn.conn.is_closed()
                 raise StoreUnavailable("a statement failed: the transaction was rolled back")
-
-    async def _roll_back(self) -> None:
-        self._rolled_back = True
-        self._open, self._holds = False, None
-        if self._conn is not None:
             try:
-                await self._conn.execute("ROLLBACK")
-            except _LOST:
-                await self._drop()
-
-    async def _drop(self) -> None:
-        self._rolled_back = True
-        self._open, self._holds = False, None
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.terminate()
+                await txn.conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
+            except Exception as exc:
+                raise StoreUnavailable(str(exc)) from exc
+            broken = False
+        finally:
+            self._pool.give_back(txn.conn, broken)
 
     # ------------------------------------------------------------------ the node's side
 
-    def _run(self, method: str, sql: str, *args: Any) -> Any:
+    def _run(self, method: str, sql: str, *args: Any, wait: bool = True) -> Any:
+        """Run a statement in the node's transaction and return its result; with ``wait``
+        False, send it and go on (it runs after the statements sent before it, before those
+        sent after; if it fails, they and the commit fail)."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
         for other in [store for store in _OPEN if store is not self]:
             other._commit_now(wait=True)
         _OPEN.add(self)
+        devices = self._scoped_devices()
+        if devices is None or isinstance(self._taking, str):
+            self._taking = EXCLUSIVE
+        else:
+            self._taking = (self._taking or frozenset()) | devices
+        statement = self._in_group(method, sql, args, devices)
         try:
-            result = self.link.call(self._in_group(method, sql, args, self._scoped_devices()))
+            if not wait:
+                self.link.submit(statement)
+                return None
+            return self.link.call(statement)
         except StoreUnavailable:
             self._lost()
             raise
-        self._schedule_commit()  # every transaction ends this turn: it holds GROUP_LOCK
-        return result
+        finally:
+            self._schedule_commit()  # every transaction ends this turn: it holds GROUP_LOCK
 
     @contextlib.contextmanager
     def fan_out_scope(
@@ -304,18 +272,34 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         read device lists: they take GROUP_LOCK shared and a lock per queue and per sender,
         beside other scopes on other devices. The scope must hold all of one handler's
         statements (its locks are taken at the first)."""
-        outer = self._scope
-        keys = {device_lock("queue", d) for d in queues}
-        keys |= {device_lock("sender", d) for d in senders}
-        self._scope = (_current_task(), frozenset(keys))
+        outer, outer_reads = self._scope, self._reads
+        self._scope, self._reads = (current_task(), _scope_keys(queues, senders)), None
         try:
             yield
+            self.write_fan_out_record()
         finally:
-            self._scope = outer
+            self._scope, self._reads = outer, outer_reads
+
+    async def flushed(self, queues: Iterable[str] = (), senders: Iterable[str] = ()) -> None:
+        """Wait, without holding up the node, until none of this node's transactions that are
+        committing holds a lock of the scope of ``queues`` and ``senders``. Its statements
+        would wait for that flush anyway (a device's next fan-out, into the same queue, while
+        its last one commits), and a statement's wait stops the node's loop."""
+        keys = _scope_keys(queues, senders)
+        while True:
+            self._flushes = [(held, done) for held, done in self._flushes if not done.done()]
+            holding = [
+                asyncio.wrap_future(done)
+                for held, done in self._flushes
+                if isinstance(held, str) or held & keys
+            ]
+            if not holding:
+                return
+            await asyncio.wait(holding)
 
     def _scoped_devices(self) -> frozenset[int] | None:
         scope = self._scope
-        if scope is None or scope[0] is not _current_task():
+        if scope is None or scope[0] is not current_task():
             return None  # any other statement, or another task's: GROUP_LOCK exclusively
         return scope[1]
 
@@ -360,6 +344,9 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         _OPEN.discard(self)
         waiters, self._waiters = self._waiters, []
         done = self.link.submit(self._commit())
+        if self._taking is not None:
+            self._flushes.append((self._taking, done))
+            self._taking = None
         if wait:
             concurrent.futures.wait([done])
             _settle(waiters, done)
@@ -382,10 +369,13 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         with contextlib.suppress(StoreUnavailable):
             self.link.call(self._commit())
         self._closed = True
-        for conn in (self._conn, self._reader):
-            if conn is not None:
-                self.link.call(conn.close())
+        self.link.call(self._close_connections())
         self.link.stop()
+
+    async def _close_connections(self) -> None:
+        await self._pool.close()  # after every commit still in flight
+        if self._reader is not None and not self._reader.is_closed():
+            await self._reader.close()
 
     # ------------------------------------------------------------------ typed reads
 
@@ -412,14 +402,16 @@ class PgRelayStore(PgQueries, PgControls, PgBlobs):
         return self._run("fetchval", sql, *args)
 
     def _execute(self, sql: str, *args: Any) -> None:
-        self._run("execute", sql, *args)
+        # A fan-out's or an acknowledgement's writes are not waited for: the node goes on
+        # while they run in order on its connection, and their handler is answered only after
+        # the commit, which fails if one of them did. Elsewhere a write is waited for, so that
+        # a statement the database refuses answers the request that sent it.
+        self._run("execute", sql, *args, wait=self._scoped_devices() is None)
 
 
-def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running loop (opening, closing)
-        return None
+def _scope_keys(queues: Iterable[str], senders: Iterable[str]) -> frozenset[int]:
+    keys = {device_lock("queue", d) for d in queues}
+    return frozenset(keys | {device_lock("sender", d) for d in senders})
 
 
 def _settle(waiters: list[asyncio.Future[None]], done: concurrent.futures.Future[None]) -> None:

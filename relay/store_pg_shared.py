@@ -180,20 +180,21 @@ class StoredSeen:
 
     def record(self, users: frozenset[str], envelopes: list[wire.SeenEnvelope]) -> None:
         key = conversation_key(users)
+        # One statement: the new rows, and the oldest rows beyond the bound dropped (the
+        # delete does not see the rows added beside it, so it keeps room for them). Rows
+        # another fan-out of this conversation is trimming are skipped (it deletes them):
+        # waiting for its row locks while holding locks of its own could deadlock two nodes.
+        keep = SEEN_PER_CONVERSATION - len(envelopes)
         self._store._execute(
-            "INSERT INTO seen SELECT $1, s, e FROM unnest($2::bigint[], $3::bytea[]) AS x(s, e)",
+            "WITH added AS (INSERT INTO seen"
+            " SELECT $1, s, e FROM unnest($2::bigint[], $3::bytea[]) AS x(s, e))"
+            " DELETE FROM seen WHERE ctid IN (SELECT ctid FROM seen WHERE users = $1 AND"
+            " ($4 <= 0 OR seq < (SELECT seq FROM seen WHERE users = $1 ORDER BY seq DESC"
+            " OFFSET greatest($4 - 1, 0) LIMIT 1)) FOR UPDATE SKIP LOCKED)",
             key,
             [e.seq for e in envelopes],
             [msgspec.msgpack.encode(e) for e in envelopes],
-        )
-        # Rows another fan-out of this conversation is trimming are skipped (it deletes them):
-        # waiting for its row locks while holding locks of its own could deadlock two nodes.
-        self._store._execute(
-            "DELETE FROM seen WHERE ctid IN (SELECT ctid FROM seen WHERE users = $1 AND seq <"
-            " (SELECT seq FROM seen WHERE users = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1)"
-            " FOR UPDATE SKIP LOCKED)",
-            key,
-            SEEN_PER_CONVERSATION - 1,
+            keep,
         )
 
     def get(

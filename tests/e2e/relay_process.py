@@ -9,8 +9,9 @@ fan-out's commit, before the sender hears ``Accepted`` (it sends again with the 
 ``ARIADNE_LIMITS`` (JSON, fields of ``relay.limits.Limits``) starts it with those limits, as the
 tests' in-process nodes get theirs. ``ARIADNE_SLOW_COMMIT`` (seconds) makes every PostgreSQL
 commit wait up to that long first (a random share of it), as on a slow, uneven disk: a
-transaction stays open (its rows numbered, not yet visible) for longer and for a varying time,
-which widens every race between commits.
+transaction stays uncommitted (its rows numbered, not yet visible, its locks held) for longer and
+for a varying time, while the node goes on in its next ones, which widens every race between
+commits.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import random
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
@@ -68,13 +70,13 @@ def _slow_commit() -> None:
     delay = float(os.environ.get("ARIADNE_SLOW_COMMIT", "0"))
     if not delay:
         return
-    commit = PgRelayStore._commit
+    finish = PgRelayStore._finish
 
-    async def slow_commit(store: PgRelayStore) -> None:
+    async def slow_commit(store: PgRelayStore, transaction: Any) -> None:
         await asyncio.sleep(random.uniform(0, delay))
-        await commit(store)
+        await finish(store, transaction)
 
-    PgRelayStore._commit = slow_commit  # type: ignore[method-assign]
+    PgRelayStore._finish = slow_commit  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import pytest
 from relay.limits import Limits
 from shared import wire
 
+pytestmark = pytest.mark.backends()  # the PostgreSQL store reads a fan-out's checks at once
+
 
 def _send(send_id: bytes, *recipients: tuple[str, list[str]], size: int = 10) -> wire.Send:
     return wire.Send(
@@ -43,6 +45,7 @@ async def _committed(kit, device) -> wire.Frame:  # type: ignore[no-untyped-def]
     return reply
 
 
+@pytest.mark.backends("sqlite")  # a Line takes pushes; on several nodes a connection rereads
 async def test_a_fan_out_is_queued_then_accepted_after_commit_and_pushed_to_the_connected(kit):
     alice, bob = await kit.create("alice"), await kit.create("bob")
     line = kit.connect(bob)

@@ -1,0 +1,151 @@
+"""A fan-out on the PostgreSQL store in one round trip: what the fan-out handler reads (the
+sender's ``send_id`` record, the device lists it checks, the bytes queued for each recipient) and
+the sequence numbers its envelopes will take, read in one statement at the start of the handler;
+its writes are then sent without waiting (``relay.store_pg``).
+
+Why the reads may be kept for the rest of the handler: the statement is the first of the
+handler's scope (``PgRelayStore.fan_out_scope``), so it runs under the scope's locks, held to the
+commit: ``GROUP_LOCK`` shared (a device list changes only under it exclusively), the sender's
+lock (its ``send_id`` records) and each recipient queue's lock (its rows and its ``queue_bytes``).
+Nothing it read can change before the handler's rows commit. The sequence numbers are drawn
+under the queues' locks too, so a queue's order is still its commit order.
+
+The handler calls the storage interface unchanged; outside such a scope (and on SQLite) every
+method reads as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import asyncpg
+
+from relay.store_pg_queries import PgQueries
+from relay.store_queue import QueuedEnvelope
+
+
+@dataclasses.dataclass(frozen=True)
+class FanOutReads:
+    """What one fan-out handler read at its start, under its scope's locks."""
+
+    task: asyncio.Task[Any] | None  # the handler's
+    sender: str
+    send_id: bytes
+    earlier: int | None  # the server time of a fan-out already stored with this send_id
+    members: dict[str, frozenset[str]]  # each user's current device list
+    queued_bytes: dict[str, int]  # the bound on each recipient queue's bytes
+    seqs: list[int]  # drawn for its envelopes, ascending
+    record: tuple[str, bytes, int] | None = None  # its send_id record, sent with its envelopes
+
+
+class PgFanOut(PgQueries):
+    _row: Callable[..., asyncpg.Record | None]
+    _execute: Callable[..., None]
+    _reads: FanOutReads | None  # set by the scope (relay.store_pg.PgRelayStore)
+
+    def read_fan_out(
+        self, sender: str, send_id: bytes, users: Iterable[str], queues: list[str]
+    ) -> None:
+        """Read what a fan-out from ``sender`` to ``queues`` checks, as its first statement."""
+        users = sorted(set(users))
+        row = self._row(
+            "SELECT (SELECT server_ts FROM fan_outs WHERE device_id = $1 AND send_id = $2),"
+            " (SELECT array_agg(username ORDER BY username, device_id) FROM list_members"
+            "  WHERE username = ANY($3::text[])),"
+            " (SELECT array_agg(device_id ORDER BY username, device_id) FROM list_members"
+            "  WHERE username = ANY($3::text[])),"
+            " (SELECT array_agg(device_id ORDER BY device_id) FROM queue_bytes"
+            "  WHERE device_id = ANY($4::text[])),"
+            " (SELECT array_agg(bytes ORDER BY device_id) FROM queue_bytes"
+            "  WHERE device_id = ANY($4::text[])),"
+            " ARRAY(SELECT nextval(pg_get_serial_sequence('queue', 'seq'))"
+            "  FROM generate_series(1, $5))",
+            sender,
+            send_id,
+            users,
+            queues,
+            len(queues),
+        )
+        assert row is not None
+        members: dict[str, set[str]] = {user: set() for user in users}
+        for user, device_id in zip(row[1] or [], row[2] or [], strict=True):
+            members[user].add(device_id)
+        queued_bytes = dict.fromkeys(queues, 0)  # no row: nothing was ever queued
+        queued_bytes.update(zip(row[3] or [], row[4] or [], strict=True))
+        self._reads = FanOutReads(
+            task=current_task(),
+            sender=sender,
+            send_id=send_id,
+            earlier=row[0],
+            members={user: frozenset(devices) for user, devices in members.items()},
+            queued_bytes=queued_bytes,
+            seqs=sorted(row[5]),
+        )
+
+    def _fan_out_reads(self) -> FanOutReads | None:
+        reads = self._reads
+        if reads is None or reads.task is not current_task():
+            return None
+        return reads
+
+    def fan_out_time(self, device_id: str, send_id: bytes) -> int | None:
+        reads = self._fan_out_reads()
+        if reads is not None and (reads.sender, reads.send_id) == (device_id, send_id):
+            return reads.earlier
+        return super().fan_out_time(device_id, send_id)
+
+    def list_members(self, username: str) -> frozenset[str]:
+        reads = self._fan_out_reads()
+        if reads is not None and username in reads.members:
+            return reads.members[username]
+        return super().list_members(username)
+
+    def queue_has_room(self, device_id: str, adding: int, quota: int) -> bool:
+        reads = self._fan_out_reads()
+        held = reads.queued_bytes.get(device_id) if reads is not None else None
+        if held is not None and held + adding <= quota:
+            return True
+        return super().queue_has_room(device_id, adding, quota)  # counted exactly
+
+    def record_fan_out(self, device_id: str, send_id: bytes, server_ts: int) -> None:
+        reads = self._fan_out_reads()
+        if reads is None or reads.record is not None:
+            super().record_fan_out(device_id, send_id, server_ts)
+            return
+        # Written with the envelopes (``enqueue``), or when the scope ends without them.
+        self._reads = dataclasses.replace(reads, record=(device_id, send_id, server_ts))
+
+    def write_fan_out_record(self) -> None:
+        """The send_id record kept back for the envelopes, if none came (the scope's end)."""
+        reads = self._reads
+        if reads is not None and reads.record is not None:
+            self._reads = dataclasses.replace(reads, record=None)
+            super().record_fan_out(*reads.record)
+
+    def enqueue(self, rows: list[tuple[str, str, str, int, bytes]]) -> list[QueuedEnvelope]:
+        reads = self._fan_out_reads()
+        if reads is None or not rows or len(rows) > len(reads.seqs) or reads.record is None:
+            return super().enqueue(rows)
+        seqs = reads.seqs[: len(rows)]
+        self._reads = dataclasses.replace(reads, seqs=reads.seqs[len(rows) :], record=None)
+        columns = list(zip(*rows, strict=True))
+        self._execute(
+            "WITH recorded AS (INSERT INTO fan_outs VALUES ($7, $8, $9))"
+            " INSERT INTO queue (seq, device_id, sender_user, sender_device, server_ts, payload)"
+            " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
+            " $5::bigint[], $6::bytea[])",
+            seqs,
+            *(list(column) for column in columns),
+            *reads.record,
+        )
+        return [QueuedEnvelope(seq, *row) for seq, row in zip(seqs, rows, strict=True)]
+
+
+def current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
