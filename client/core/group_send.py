@@ -35,8 +35,9 @@ from client.core.events import (
 from client.core.group_controls import GroupControls
 from client.core.group_receipts import GroupReceipts
 from client.core.groups import Groups
-from client.core.outbox import GroupFanOut, Outbox, SendError
+from client.core.outbox import Outbox, SendError
 from client.core.port import RelayError
+from client.core.reoffer import GroupFanOut
 from client.core.timeline import Timeline
 from shared import sender_keys, wire
 from shared.envelope import Group, encode_payload

@@ -35,8 +35,8 @@ from client.core.events import (
     StoredMessage,
 )
 from client.core.port import Offline, RelayError
+from client.core.reoffer import GroupFanOut, offer_each, unconfirmed
 from client.core.sessions import SessionBook
-from client.core.store_outbox import Unconfirmed
 from client.core.timeline import Timeline
 from shared import wire
 from shared.device_list import DeviceEntry
@@ -57,18 +57,6 @@ if TYPE_CHECKING:  # (controls imports, through attachments, this module)
 
 log = logging.getLogger("ariadne.client")
 
-_FAN_OUT = msgspec.msgpack.Decoder(list[wire.RecipientEnvelopes])
-
-
-class GroupFanOut(msgspec.Struct, frozen=True, array_like=True):
-    """What a group item's accepted ``GroupSend`` carried: offered again as it was, like a
-    pairwise message's envelopes (the same bytes, under the same ``send_id``)."""
-
-    payload: bytes
-    recipients: list[wire.GroupRecipient]
-
-
-_GROUP_FAN_OUT = msgspec.msgpack.Decoder(GroupFanOut)
 # (send_id, thread, plaintext) -> the relay's time and what it accepted
 GroupSender = Callable[[bytes, str, bytes], Awaitable[tuple[int, GroupFanOut]]]
 
@@ -316,20 +304,14 @@ class Outbox:
                     self.set_status(item.message_id, MessageStatus.SENT, server_ts)
                     self._ctx.store.save_later([item.message_id])
                     self._ctx.mailbox_wake.set()
-                    if self._unconfirmed(item.message_id):
+                    if unconfirmed(self._ctx, item.message_id):
                         self._ctx.store.keep_unconfirmed(item, msgspec.msgpack.encode(fan_out))
-
-    def _unconfirmed(self, message_id: bytes) -> bool:
-        """Whether no recipient device has confirmed the message yet (a receipt can overtake the
-        relay's answer)."""
-        message = self._ctx.store.message(message_id)
-        return message is not None and message.status.rank < MessageStatus.DELIVERED.rank
 
     async def _reoffer(self) -> None:
         """Offer every unconfirmed message again, oldest first, as the relay accepted it."""
         accepted: list[tuple[bytes, int]] = []
         try:
-            await self._reoffer_each(accepted)
+            await offer_each(self._ctx, accepted)
         finally:
             # Newest first: a relay that took them anew gave each a later time than the one
             # before, and placed so, none is ever behind a later message of ours still holding
@@ -338,44 +320,6 @@ class Outbox:
                 for message_id, server_ts in reversed(accepted):
                     placed = self._sent_in_order(message_id, server_ts)
                     self.set_status(message_id, MessageStatus.SENT, placed)
-
-    async def _reoffer_each(self, accepted: list[tuple[bytes, int]]) -> None:
-        for kept in self._ctx.store.unconfirmed():
-            if not self._unconfirmed(kept.message_id):
-                with self._ctx.store.transaction():
-                    self._ctx.store.confirmed(kept.message_id)
-                continue
-
-            def send(rid: int, kept: Unconfirmed = kept) -> wire.Frame:
-                if is_group_thread(kept.users[0]):
-                    group = _GROUP_FAN_OUT.decode(kept.fan_out)
-                    return wire.GroupSend(
-                        rid=rid,
-                        send_id=kept.send_id,
-                        payload=group.payload,
-                        recipients=group.recipients,
-                    )
-                return wire.Send(
-                    rid=rid, send_id=kept.send_id, recipients=_FAN_OUT.decode(kept.fan_out)
-                )
-
-            try:
-                answer = await self._ctx.port.request(send, expect=(wire.Accepted, wire.Mismatch))
-            except RelayError as exc:
-                if exc.code in (wire.ErrorCode.QUEUE_FULL, wire.ErrorCode.RATE_LIMITED):
-                    return  # offered again after the next reconnect
-                log.warning("the relay refuses an unconfirmed message again: %s", exc.code)
-                with self._ctx.store.transaction():
-                    self._ctx.store.confirmed(kept.message_id)
-                continue
-            if isinstance(answer, wire.Accepted):
-                accepted.append((kept.message_id, answer.server_ts))
-                continue
-            # The devices changed since: encrypt it again for the current ones (a device that
-            # has it already shows it once, by its message id).
-            with self._ctx.store.transaction():
-                self._ctx.store.confirmed(kept.message_id)
-                self._ctx.store.enqueue(kept.users, kept.payload, kept.message_id)
 
     def _sent_in_order(self, message_id: bytes, server_ts: int) -> int:
         """The relay accepted one of this device's messages at ``server_ts``: place it in this
