@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
@@ -30,6 +29,7 @@ from client.gui.conversation_model import PAGE, ConversationModel, MessageRole
 from client.gui.decorations import Decorations
 from client.gui.style import ChatColours, chat_colours
 from client.gui.ticks import TICK_WIDTH, paint_tick
+from client.gui.times import clock, date_of, day, message_time
 
 PAD = 10
 GAP = 4
@@ -62,36 +62,10 @@ TICKED = frozenset(
 UNDECRYPTABLE_TEXT = "🔒 Couldn't decrypt this message"
 
 
-def _local(message: StoredMessage) -> time.struct_time:
-    millis = message.server_ts // 1000 if message.server_ts else message.sent_at
-    return time.localtime(millis / 1000)
-
-
-def full_time(message: StoredMessage) -> str:
-    """The date and time to the second, with the zone (hovering, a message's Info)."""
-    return time.strftime("%A %d %B %Y, %H:%M:%S %Z", _local(message))
-
-
-def clock(message: StoredMessage) -> str:
-    return time.strftime("%H:%M", _local(message))
-
-
-def day(message: StoredMessage) -> str:
-    stamp = _local(message)
-    today = time.localtime()
-    if stamp[:3] == today[:3]:
-        return "Today"
-    return time.strftime("%A %d %B %Y", stamp)
-
-
-def _date_of(message: StoredMessage) -> tuple[int, int, int]:
-    return tuple(_local(message)[:3])  # type: ignore[return-value]
-
-
 def separator(
     index: QModelIndex | QPersistentModelIndex,
     message: StoredMessage | None = None,
-    date_of: Callable[[StoredMessage], tuple[int, int, int]] = _date_of,
+    date_of: Callable[[StoredMessage], tuple[int, int, int]] = date_of,
 ) -> str | None:
     """The day label drawn above a message: above the first row, and where the day changes.
     (The delegate passes the message it already read and a cached ``date_of``: this runs for
@@ -324,7 +298,7 @@ class BubbleDelegate(QStyledItemDelegate):
         if date is None:
             if len(self._dates) >= HEIGHTS_KEPT:
                 self._dates.popitem(last=False)  # the first read
-            date = self._dates[message.message_id] = _date_of(message)
+            date = self._dates[message.message_id] = date_of(message)
         return date
 
     def _line_height(self, option: QStyleOptionViewItem, text: str = "") -> int:
@@ -441,7 +415,7 @@ class BubbleDelegate(QStyledItemDelegate):
         return True
 
     def tooltip(self, message: StoredMessage) -> str:
-        text = full_time(message)
+        text = message_time(message)
         if message.sender_user == self.own and message.status is MessageStatus.FAILED:
             text += f"\nNot sent: {self.failure(message.message_id) or 'the relay refused it'}"
         return text

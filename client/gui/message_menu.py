@@ -10,7 +10,6 @@ else, so a new action needs no change here.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QMenu, QPushButton, QVBoxLayo
 from client.core.client import AriadneClient
 from client.core.conversation import MessageInfo
 from client.core.events import MessageStatus, StoredMessage
+from client.gui.times import full_time
 
 
 class ChatHost(Protocol):
@@ -48,12 +48,6 @@ class MessageAction:
     run: Callable[[MenuContext], object]
     offered: Callable[[MenuContext], bool] = lambda _context: True
     within: str = ""  # a submenu's title (actions sharing it form one, where the first is)
-
-
-def full_time(micros_or_millis: int, micros: bool = False) -> str:
-    """A date and time to the second, with the zone: what Info and hovering show."""
-    seconds = micros_or_millis / (1_000_000 if micros else 1000)
-    return time.strftime("%A %d %B %Y, %H:%M:%S %Z", time.localtime(seconds))
 
 
 def _copy(context: MenuContext) -> None:

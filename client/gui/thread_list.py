@@ -9,11 +9,11 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QVBoxLa
 
 from client.core.client import AriadneClient
 from client.gui.avatars import avatar_icon
-from client.gui.bubbles import clock
 from client.gui.keyboard import THREAD_ROLE
 from client.gui.new_chat import ChatFinder
 from client.gui.search_panel import SearchPanel
 from client.gui.sidebar import OwnBar, search_icon, tool_button
+from client.gui.times import clock
 
 THREAD_AVATAR = 32
 
