@@ -5,6 +5,10 @@
 tasks) and delegates to them; :mod:`client.core.routing` routes the relay link's pushes, login and
 state changes to them. Each concern's module documents its behaviour. Everything the user should
 see is an :mod:`client.core.events` event.
+
+This module builds, starts and closes the client and answers for its connection; the calls that
+only hand on to a concern are grouped by what they are about: :mod:`client.core.client_devices`,
+:mod:`client.core.client_history`, :mod:`client.core.client_messages`.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from pathlib import Path
 from client.core.at_rest import KeyPlace, forget_key
 from client.core.attachment_release import BlobReleases
 from client.core.attachments import Attachments
+from client.core.client_devices import DeviceCalls
+from client.core.client_history import HistoryCalls
+from client.core.client_messages import MessageCalls
 from client.core.context import ClientContext
 from client.core.conversation import Conversations
-from client.core.directory import UnknownUser
 from client.core.engine import build_engine
 from client.core.events import (
     ConnectionState,
     Event,
-    StoredMessage,
 )
 from client.core.history import MAILBOX_FULL_TEXT as MAILBOX_FULL_TEXT
 from client.core.link import Backoff, RelayLink
@@ -35,7 +40,6 @@ from client.core.outbox import SendBlocked as SendBlocked
 from client.core.outbox import SendError as SendError
 from client.core.outbox import SendLater as SendLater
 from client.core.overdue import DeliveryWatch
-from client.core.preferences import Preferences
 from client.core.profile import (
     DeviceRole,
     Profile,
@@ -46,14 +50,12 @@ from client.core.rebuild import Rebuild
 from client.core.routing import LinkHooks, Router
 from client.core.storage import ProfileStore
 from shared import wire
-from shared.device_list import DeviceList
-from shared.group import is_group_thread
 from shared.session import load_x3dh_state
 
 log = logging.getLogger("ariadne.client")
 
 
-class AriadneClient:
+class AriadneClient(DeviceCalls, HistoryCalls, MessageCalls):
     """One device profile, connected to its relay. Build with :meth:`create_account`,
     :meth:`add_device` or :meth:`open`; call :meth:`close` when done."""
 
@@ -271,161 +273,3 @@ class AriadneClient:
         await self.close()
         forget_key(self.profile_dir)
         shutil.rmtree(self.profile_dir, ignore_errors=True)
-
-    # ------------------------------------------------------------------ devices
-
-    @property
-    def is_member(self) -> bool:
-        """Whether this device is on its account's verified device list (else it is pending)."""
-        return self.account.is_member
-
-    @property
-    def role(self) -> DeviceRole:
-        return self.account.role
-
-    @property
-    def holds_account_key(self) -> bool:
-        return self.account.key is not None
-
-    def own_devices(self) -> DeviceList | None:
-        return self.account_devices.own_devices()
-
-    async def devices(self) -> list[wire.RegisteredDevice]:
-        return await self.account_devices.registered()
-
-    async def pending_devices(self) -> list[wire.RegisteredDevice]:
-        return await self.account_devices.pending()
-
-    async def confirm_pairing(self) -> None:
-        self.account_devices.confirm_pairing()
-        with contextlib.suppress(UnknownUser):
-            await self.history.refresh_own()  # the approval may already be there
-
-    @property
-    def own_fingerprint(self) -> str:
-        return self.account_devices.own_fingerprint
-
-    async def offer_pairing(self) -> None:
-        await self.account_devices.offer_pairing()
-
-    async def pairing_code(self, device_id: str, timeout: float = 30.0) -> str:
-        return await self.account_devices.pairing_code(device_id, timeout)
-
-    async def approve_device(self, device_id: str) -> DeviceList:
-        return await self.account_devices.approve(device_id)
-
-    async def reject_device(self, device_id: str) -> None:
-        await self.account_devices.reject(device_id)
-
-    async def remove_device(self, device_id: str) -> DeviceList:
-        return await self.account_devices.remove(device_id)
-
-    async def change_password(self, password: str) -> None:
-        await self.account_devices.change_password(password)
-
-    def is_verified(self, peer: str) -> bool:
-        return self.account_devices.is_verified(peer)
-
-    def mark_verified(self, peer: str, verified: bool = True) -> None:
-        self.account_devices.mark_verified(peer, verified)
-
-    def key_changed(self, peer: str) -> bool:
-        return self.account_devices.key_changed(peer)
-
-    def acknowledge_key_change(self, peer: str) -> None:
-        self.account_devices.acknowledge_key_change(peer)
-
-    def safety_number(self, peer: str) -> str | None:
-        return self.account_devices.safety_number(peer)
-
-    # ------------------------------------------------------------------ history
-
-    async def setup_recovery(self, pin: str | None = None) -> str:
-        return await self.history.setup_recovery(pin)
-
-    @property
-    def has_recovery_code(self) -> bool:
-        """This device made a recovery code for the account (so a new one replaces it)."""
-        return self.context.state.codes_made > 0
-
-    @property
-    def preferences(self) -> Preferences:
-        return self.context.state.preferences
-
-    def set_preferences(self, preferences: Preferences) -> None:
-        with self._store.transaction():
-            self.context.state.set_preferences(preferences)
-
-    async def restore(self, code: str | None = None, pin: str | None = None) -> list[str]:
-        threads = await self.history.restore(code, pin)
-        self.groups.recover(threads)  # membership from the members, history from the mailbox
-        return threads
-
-    async def load_conversations(self) -> list[str]:
-        threads = await self.history.load_conversations()
-        self.groups.recover(threads)
-        return threads
-
-    async def load_older(self, thread: str, limit: int = 100) -> int:
-        return await self.history.load_older(thread, limit)
-
-    def has_older(self, thread: str) -> bool:
-        return self.history.has_older(thread)
-
-    def has_history_to_load(self) -> bool:
-        return self.history.has_history_to_load()
-
-    def history_progress(self) -> tuple[int, int]:
-        return self.history.progress()
-
-    async def backfill(self) -> int:
-        return await self.history.backfill()
-
-    async def wait_saved(self, timeout: float = 30.0) -> None:
-        await self.history.wait_saved(timeout)
-
-    async def inspect(self, peer: str) -> list[wire.SeenEnvelope]:
-        """What the relay holds and has seen of the conversation with ``peer`` (server view)."""
-        answer = await self.link.request(
-            lambda rid: wire.Inspect(rid=rid, peer=peer), expect=wire.Inspection
-        )
-        return answer.envelopes
-
-    # ------------------------------------------------------------------ reading
-
-    def messages(
-        self, thread: str, limit: int | None = None, before: tuple[int, bytes] | None = None
-    ) -> list[StoredMessage]:
-        return self._store.thread_messages(thread, limit, before)
-
-    def messages_after(
-        self, thread: str, after: tuple[int, bytes], limit: int
-    ) -> list[StoredMessage]:
-        return self._store.thread_messages_after(thread, after, limit)
-
-    def threads(self) -> list[str]:
-        return self._store.threads()
-
-    def message(self, message_id: bytes) -> StoredMessage | None:
-        return self._store.message(message_id)
-
-    def unread_count(self, thread: str) -> int:
-        return len(self._store.unread(thread))
-
-    def last_message(self, thread: str) -> StoredMessage | None:
-        return self._store.last_message(thread)
-
-    async def mark_read(self, thread: str, seen: set[bytes] | None = None) -> int:
-        """Mark what the user has seen in ``thread`` as read (see :meth:`Outbox.mark_read`)."""
-        if is_group_thread(thread):
-            return self.group_messages.mark_read(thread, seen)
-        return self.outbox.mark_read(thread, seen)
-
-    # ------------------------------------------------------------------ sending
-
-    async def send_text(self, peer: str, text: str, reply_to: bytes | None = None) -> StoredMessage:
-        """Store and queue a message to ``peer`` quoting ``reply_to`` (see
-        :meth:`Outbox.send_text`), or to a group's thread (see :meth:`GroupMessages.send_text`)."""
-        if is_group_thread(peer):
-            return await self.group_messages.send_text(peer, text, reply_to)
-        return await self.outbox.send_text(peer, text, reply_to)
