@@ -12,24 +12,8 @@ is committed without blocking the node once per event-loop turn. The commit hand
 transaction over first: the next statements open the next one on another connection of the
 node's pool while the last one flushes. That adds no interleaving the locks below do not already
 allow between nodes: two transactions of a node are open at once only if their locks allow it.
-
-Why the nodes never race: every transaction holds PostgreSQL advisory locks until its commit.
-By default it takes one lock (``GROUP_LOCK``) exclusively: such transactions run one at a time
-across all nodes, as the SQLite store's do in one process, so what a handler checked (the current
-device list, a guess counter, a ``send_id``, a quota) still holds when its writes commit. The hot
-path runs beside others instead: a fan-out or an acknowledgement declares the devices whose queues
-it touches (:meth:`PgRelayStore.fan_out_scope`) and takes ``GROUP_LOCK`` shared plus one lock per
-device, so fan-outs between different devices commit in parallel, on one node or several, while a
-device-list change (exclusive) still waits for every fan-out that read the old list. A device's
-queue inserts are serialized by its queue's lock up to the commit, so its queue order is its
-commit order: a reader's cursor over ``seq`` never moves past a row that commits later with a
-smaller one. An acknowledgement deletes only committed rows of its own queue and writes no
-counter (the queued bytes are an upper bound, made exact when a quota check needs it), so it
-takes no device lock: the sender's node and the recipient's node do not wait for each other.
-
-No deadlock: a transaction that already holds locks only *tries* more; if that fails it commits
-what it has (the handlers before it are complete) and, holding nothing, waits in one fixed order
-(``GROUP_LOCK`` first, then devices ascending). See ARCHITECTURE.md, "Scale-out".
+Which locks a transaction takes, and why the nodes never race nor deadlock:
+``relay.store_pg_locks``.
 
 A lost database connection raises :class:`~relay.storage.StoreUnavailable` and calls
 ``on_unavailable`` (the relay closes its connections: clients retry); the next call reconnects.
@@ -40,25 +24,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import asyncpg
 
-from relay.migrations import pending
 from relay.storage import StoreUnavailable
 from relay.store_pg_blobs import PgBlobs
 from relay.store_pg_controls import PgControls
 from relay.store_pg_fan_out import FanOutReads, PgFanOut, current_task
 from relay.store_pg_link import CONNECTIONS, LOST, PgLink, Pool, Transaction, lost
-from relay.store_pg_schema import MIGRATIONS
+from relay.store_pg_locks import (
+    DEVICE_LOCKS,
+    EXCLUSIVE,
+    GROUP_LOCK,
+    device_lock,
+    scope_keys,
+    take,
+)
+from relay.store_pg_schema import MIGRATIONS, migrate
 
 __all__ = ["DEVICE_LOCKS", "GROUP_LOCK", "PgLink", "PgRelayStore", "device_lock"]
 
-GROUP_LOCK = 0x41524941  # the advisory lock every transaction holds until it commits
-MIGRATION_LOCK = 0x41524942  # held while one node migrates; the others wait
-DEVICE_LOCKS = 0x41524943  # the first half of a device's lock (two-key form); its hash the second
 STATEMENT_TIMEOUT = 30.0
 
 # Stores of this process with a transaction open. Several nodes in one process (the tests run two)
@@ -66,18 +53,6 @@ STATEMENT_TIMEOUT = 30.0
 # commit of the node holding it. Before it waits, it commits the others: their handlers finished
 # their synchronous part (only one runs at a time on the loop), so this is only an earlier commit.
 _OPEN: set[PgRelayStore] = set()
-
-
-def device_lock(role: str, device_id: str) -> int:
-    """The second key of the advisory lock on a device's queue or on its ``send_id`` records: a
-    stable 32-bit hash (two that share one only wait for each other)."""
-    digest = hashlib.blake2b(f"{role}:{device_id}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, signed=True)
-
-
-# What a transaction holds: None (nothing yet), EXCLUSIVE, or the device locks it holds beside a
-# shared GROUP_LOCK.
-EXCLUSIVE = "exclusive"
 
 
 class PgRelayStore(PgFanOut, PgControls, PgBlobs):
@@ -103,25 +78,12 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         self._commit_scheduled = False
         self._closed = False
         try:
-            self.link.call(self._migrate())
+            self.link.call(migrate(self.link, MIGRATIONS))
         except BaseException:
             self.link.stop()
             raise
 
     # ------------------------------------------------------------------ the link's side
-
-    async def _migrate(self) -> None:
-        conn = await self.link.connect()
-        try:
-            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer)")
-            version = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
-            for step in pending(MIGRATIONS, version):
-                async with conn.transaction():
-                    await conn.execute(step.sql)
-                    await conn.execute("INSERT INTO schema_version VALUES ($1)", step.version)
-        finally:
-            await conn.close()
 
     async def _in_group(
         self, method: str, sql: str, args: tuple[Any, ...], devices: frozenset[int] | None
@@ -136,7 +98,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             try:
                 if txn is None:
                     txn = self._current = await self._pool.begin()
-                if not await self._take(txn, devices, wait=False):
+                if not await take(txn, devices, wait=False):
                     # Holding locks, it must not wait: what it has so far is complete handlers
                     # (a handler's statements are all under the locks of its first), so commit
                     # it; its waiters are settled by the commit that follows. Then wait, holding
@@ -144,7 +106,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
                     await txn.conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
                     await txn.conn.execute("BEGIN")
                     txn.holds = None
-                    await self._take(txn, devices, wait=True)
+                    await take(txn, devices, wait=True)
                 return await getattr(txn.conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
             except Exception as exc:
                 if txn is not None:
@@ -157,43 +119,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
                 if lost(exc):
                     raise StoreUnavailable(str(exc)) from exc
                 raise
-
-    async def _take(self, txn: Transaction, devices: frozenset[int] | None, wait: bool) -> bool:
-        """Take the locks a statement needs (``devices`` None: GROUP_LOCK exclusively), unless
-        the transaction holds them; ``wait`` False only tries."""
-        conn, held = txn.conn, txn.holds
-        if held == EXCLUSIVE:
-            return True
-        if devices is None:
-            if wait:
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", GROUP_LOCK)
-            elif not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", GROUP_LOCK):
-                return False
-            txn.holds = EXCLUSIVE
-            return True
-        has = held if isinstance(held, frozenset) else frozenset()
-        missing = sorted(devices - has)
-        if held is not None and not missing:
-            return True
-        if wait:
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", GROUP_LOCK)
-            await conn.execute(
-                "SELECT count(pg_advisory_xact_lock($1, k))"
-                " FROM (SELECT k FROM unnest($2::int[]) AS k ORDER BY k) AS ordered",
-                DEVICE_LOCKS,
-                missing,
-            )
-        elif not await conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock_shared($1) AND (SELECT"
-            " coalesce(bool_and(pg_try_advisory_xact_lock($2, k)), true)"
-            " FROM unnest($3::int[]) AS k)",
-            GROUP_LOCK,
-            DEVICE_LOCKS,
-            missing,
-        ):
-            return False
-        txn.holds = has | devices
-        return True
 
     async def _read_committed(self, sql: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
         async with self._reader_lock:
@@ -273,7 +198,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         beside other scopes on other devices. The scope must hold all of one handler's
         statements (its locks are taken at the first)."""
         outer, outer_reads = self._scope, self._reads
-        self._scope, self._reads = (current_task(), _scope_keys(queues, senders)), None
+        self._scope, self._reads = (current_task(), scope_keys(queues, senders)), None
         try:
             yield
             self.write_fan_out_record()
@@ -285,7 +210,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         committing holds a lock of the scope of ``queues`` and ``senders``. Its statements
         would wait for that flush anyway (a device's next fan-out, into the same queue, while
         its last one commits), and a statement's wait stops the node's loop."""
-        keys = _scope_keys(queues, senders)
+        keys = scope_keys(queues, senders)
         while True:
             self._flushes = [(held, done) for held, done in self._flushes if not done.done()]
             holding = [
@@ -407,11 +332,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         # the commit, which fails if one of them did. Elsewhere a write is waited for, so that
         # a statement the database refuses answers the request that sent it.
         self._run("execute", sql, *args, wait=self._scoped_devices() is None)
-
-
-def _scope_keys(queues: Iterable[str], senders: Iterable[str]) -> frozenset[int]:
-    keys = {device_lock("queue", d) for d in queues}
-    return frozenset(keys | {device_lock("sender", d) for d in senders})
 
 
 def _settle(waiters: list[asyncio.Future[None]], done: concurrent.futures.Future[None]) -> None:

@@ -10,11 +10,16 @@ a mailbox item deleted leaves its thread's count and its account's bytes (contro
 attachment blobs, whose bytes are rows here (``blob_chunks``) where SQLite keeps one file per
 blob: a blob uploaded through one node is fetched through another. Version 5 makes the bytes
 queued per device an upper bound (see ``_V5``).
+
+A node applies the steps its database lacks when it opens the store (:func:`migrate`), one node
+at a time.
 """
 
 from __future__ import annotations
 
-from relay.migrations import Step
+from relay.migrations import Step, pending
+from relay.store_pg_link import PgLink
+from relay.store_pg_locks import MIGRATION_LOCK
 
 _V2 = """
 CREATE TABLE accounts (
@@ -232,3 +237,19 @@ DROP FUNCTION queue_bytes_removed();
 """
 
 MIGRATIONS = [Step(2, _V2), Step(3, _V3), Step(4, _V4), Step(5, _V5)]
+
+
+async def migrate(link: PgLink, steps: list[Step]) -> None:
+    """Apply the ``steps`` (``MIGRATIONS``) the database lacks, or raise
+    :class:`~relay.migrations.SchemaTooNew`; the other nodes starting meanwhile wait for it."""
+    conn = await link.connect()
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer)")
+        version = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
+        for step in pending(steps, version):
+            async with conn.transaction():
+                await conn.execute(step.sql)
+                await conn.execute("INSERT INTO schema_version VALUES ($1)", step.version)
+    finally:
+        await conn.close()
