@@ -16,6 +16,8 @@ runs (:meth:`Controls.apply`), so all of them end in the same state:
   stored again; an edit or reaction for it is dropped; edits carry versions, reactions and timer
   settings sequences, so a replayed or reordered control changes nothing.
 
+What each kind of control does, once it is known to apply, is :mod:`client.core.control_appliers`.
+
 Every control this device applies is also saved to its account's mailbox (``client/core/
 expiry.py``), so a device restored later applies it too.
 """
@@ -27,15 +29,12 @@ import logging
 
 from client.core import group_controls
 from client.core.context import ClientContext
+from client.core.control_appliers import ControlAppliers
 from client.core.control_reading import ControlReading
 from client.core.events import (
     Event,
-    MessageReceived,
-    MessagesChanged,
-    MessagesRemoved,
     MessageStatus,
     StoredMessage,
-    TimerChanged,
 )
 from client.core.store_controls import HELD, SAVED, TO_SAVE
 from shared.controls import (
@@ -52,12 +51,8 @@ from shared.controls import (
     decode_record,
     encode_record,
     is_emoji,
-    may_change,
-    newer,
-    timer_line,
-    within_step,
 )
-from shared.envelope import MAX_CAPTION, MAX_TEXT, Control, encode_payload, new_message_id
+from shared.envelope import Control, encode_payload, new_message_id
 from shared.errors import ProtocolError
 from shared.group import is_group_thread
 from shared.mailbox import SavedMessage
@@ -69,7 +64,7 @@ class ControlRefused(ValueError):
     """The user asked for something the rules do not allow (not their message, too late)."""
 
 
-class Controls(ControlReading):
+class Controls(ControlReading, ControlAppliers):
     def __init__(self, ctx: ClientContext) -> None:
         self._ctx = ctx
         # Wakes the control loop (client/core/control_sync.py): it saves controls to the mailbox
@@ -135,10 +130,6 @@ class Controls(ControlReading):
         if message.status is MessageStatus.UNSENT:
             raise ControlRefused("this message was unsent")
         return message
-
-    def _longest(self, message_id: bytes) -> int:
-        """An edit changes the text only: for an attachment, its caption (the file stays)."""
-        return MAX_CAPTION if self._ctx.store.attachment(message_id) is not None else MAX_TEXT
 
     def _send(self, thread: str, action: Action, peers: list[str]) -> None:
         """Apply ``action`` here and queue it for ``peers`` and this account's other devices, in
@@ -227,143 +218,6 @@ class Controls(ControlReading):
                     self.wake.set()
                 events.extend(applied)
         return events
-
-    def _act(
-        self, record: ControlRecord, ts: int, from_mailbox: bool = False
-    ) -> list[Event] | None:
-        """What the control does here; None if it did nothing (dropped, or waiting)."""
-        action, store, thread = record.action, self._ctx.store, record.thread
-        own = self._ctx.username
-        if isinstance(action, SetTimer):
-            return self._timer(record, action, ts)
-        if isinstance(action, (DeleteForMe, ClearConversation)):
-            if not may_change(action, record.sender_user, None, own):
-                log.info("dropped a deletion that is not from this account")
-                return None
-            if isinstance(action, ClearConversation):
-                removed = store.clear_thread(thread, action.through_ts)
-                store.delete_later(thread, record.control_id, action.through_ts)
-                return [MessagesRemoved(thread, tuple(removed))]
-            return self._delete(thread, action.targets)
-        target = action.target
-        message = store.message(target)
-        if message is None:
-            store.keep_pending(record.control_id, target, encode_record(record))
-            if isinstance(action, Unsend) and from_mailbox:
-                return self._placeholder(record, target, ts)
-            return None
-        if (
-            message.thread != thread
-            or message.system
-            or message.undecryptable
-            or not may_change(action, record.sender_user, message.sender_user, own)
-        ):
-            log.info("dropped a %s its sender may not make", type(action).__name__)
-            return None
-        if message.status is MessageStatus.UNSENT:
-            return None  # unsent: nothing more happens to it
-        if isinstance(action, Unsend):
-            store.empty_message(target)
-            store.tombstone(target, thread, "unsent")
-            store.delete_later(thread, target)
-            return [MessagesChanged(thread, (target,))]
-        if isinstance(action, Edit):
-            return self._edit(record, action, message)
-        return self._react(record, action)
-
-    def _placeholder(self, record: ControlRecord, target: bytes, ts: int) -> list[Event]:
-        """An unsend from this account's mailbox (a device of the account applied it, so it was
-        its sender's) for a message this restored device will never see, its sealed copies
-        deleted: "… unsent a message" in its place, as on the other devices."""
-        placeholder = StoredMessage(
-            message_id=target,
-            thread=record.thread,
-            sender_user=record.sender_user,
-            sender_device=record.sender_device,
-            sent_at=record.sent_at,
-            server_ts=ts or None,
-            body="",
-            status=MessageStatus.UNSENT,
-        )
-        store = self._ctx.store
-        store.tombstone(target, record.thread, "unsent")
-        store.delete_later(record.thread, target)
-        if store.insert_message(placeholder):
-            return [MessageReceived(placeholder)]
-        return []
-
-    def _delete(self, thread: str, targets: list[bytes]) -> list[Event]:
-        store = self._ctx.store
-        gone = []
-        for target in targets:
-            message = store.message(target)
-            if message is not None and message.thread != thread:
-                continue
-            store.tombstone(target, thread, "deleted")
-            store.delete_later(thread, target)
-            gone.append(target)
-        store.delete_messages(gone)
-        return [MessagesRemoved(thread, tuple(gone))]
-
-    def _timer(self, record: ControlRecord, action: SetTimer, ts: int) -> list[Event] | None:
-        store, thread = self._ctx.store, record.thread
-        events: list[Event] = []
-        key = (action.seq, record.sender_user, record.sender_device)
-        current = store.timer(thread)
-        if not within_step(action.seq, current.key[0] if current else None):
-            log.info("dropped a timer setting whose sequence jumps too far")
-            return None
-        if newer(key, current.key if current else None):
-            store.set_timer(thread, action.seconds, key)
-            events.append(TimerChanged(thread, action.seconds))
-        line = StoredMessage(
-            message_id=record.control_id,
-            thread=thread,
-            sender_user=record.sender_user,
-            sender_device=record.sender_device,
-            sent_at=record.sent_at,
-            server_ts=ts or record.sent_at * 1000,
-            body=timer_line(record.sender_user, action.seconds),
-            status=MessageStatus.SYSTEM,
-        )
-        if store.insert_message(line):
-            events.append(MessageReceived(line))
-        return events
-
-    def _edit(
-        self, record: ControlRecord, action: Edit, message: StoredMessage
-    ) -> list[Event] | None:
-        if record.sent_at - message.sent_at > EDIT_WINDOW_MS:
-            log.info("dropped an edit made after the edit window")
-            return None
-        if len(action.body) > self._longest(message.message_id):
-            log.info("dropped an edit longer than its message may be")
-            return None
-        store = self._ctx.store
-        if not store.edits(message.message_id):
-            store.add_edit(
-                message.message_id, 1, message.sender_device, message.body, message.sent_at
-            )
-        store.add_edit(
-            message.message_id, action.version, record.sender_device, action.body, record.sent_at
-        )
-        newest = store.edits(message.message_id)[-1]
-        store.set_body(message.message_id, newest[2])
-        return [MessagesChanged(message.thread, (message.message_id,))]
-
-    def _react(self, record: ControlRecord, action: React) -> list[Event] | None:
-        if not is_emoji(action.emoji):
-            log.info("dropped a reaction that is not an emoji")
-            return None
-        store = self._ctx.store
-        current = store.reaction(action.target, record.sender_user)
-        key = (action.seq, record.sender_user, record.sender_device)
-        if current is not None and not newer(key, (current[1], record.sender_user, current[2])):
-            return None
-        store.set_reaction(
-            action.target, record.sender_user, action.emoji, action.seq, record.sender_device
-        )
-        return [MessagesChanged(record.thread, (action.target,))]
 
     # ------------------------------------------------------------------ storing a message
 
