@@ -29,7 +29,8 @@ from PySide6.QtWidgets import QStyleOptionViewItem
 from client.core.attachments import Attachment
 from client.core.events import StoredMessage
 from client.core.store_attachments import FileState
-from client.gui.bubbles import PAD, BubbleDelegate, BubbleSize, Metrics, separator
+from client.gui.bubble_measures import PAD, BubbleSize, Metrics
+from client.gui.bubbles import BubbleDelegate, separator
 from client.gui.conversation_model import MessageRole
 
 THUMB_SIDE = 320  # the longest side of a thumbnail the sender makes

@@ -23,7 +23,7 @@ from client.core.events import (
 )
 from client.gui import control_actions
 from client.gui.attachment_bubbles import AttachmentDelegate
-from client.gui.bubbles import HEIGHTS_KEPT
+from client.gui.bubble_measures import HEIGHTS_KEPT
 from client.gui.conversation_model import ConversationModel
 from client.gui.decorations import Decorations
 
