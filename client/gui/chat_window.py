@@ -19,10 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from client.core.at_rest import KeyPlace
 from client.core.client import AriadneClient
 from client.core.events import (
-    ConnectionState,
     ConnectionStateChanged,
     DisplayNameChanged,
     MessageStatus,
@@ -52,33 +50,9 @@ from client.gui.relay_alerts import RelayAlertBanner
 from client.gui.server_view import ServerView
 from client.gui.settings_panel import SettingsPanel
 from client.gui.sidebar import menu_button
+from client.gui.status_texts import AT_REST_TEXT, CONNECTION_TEXT, connection_text
 from client.gui.thread_list import ThreadList
 from client.gui.tray import Notifier
-
-CONNECTION_TEXT = {
-    ConnectionState.CONNECTING: "Connecting to the relay…",
-    ConnectionState.ONLINE: "Online",
-    ConnectionState.OFFLINE: "Relay unreachable — retrying",
-    ConnectionState.FAILED: "The relay refused this device",
-    ConnectionState.CLOSED: "Closed",
-}
-
-# What the status bar says about this device's data at rest (the tooltip says why).
-AT_REST_TEXT = {
-    KeyPlace.KEYRING: (
-        "Encrypted on this device",
-        "Messages and keys on this device are encrypted; the key is in the system keyring.",
-    ),
-    KeyPlace.FILE: (
-        "⚠ Encryption key stored beside the data",
-        "No system keyring was found, so the key that encrypts this device's messages and keys "
-        "is stored in the same folder: they are protected only by that folder's permissions.",
-    ),
-    KeyPlace.NONE: (
-        "⚠ Not encrypted on this device",
-        "Messages and keys on this device are stored unencrypted.",
-    ),
-}
 
 
 class ChatWindow(ThreadList, DeviceControl, ConversationFeed, Composing, QMainWindow):
@@ -413,14 +387,7 @@ class ChatWindow(ThreadList, DeviceControl, ConversationFeed, Composing, QMainWi
         self.relay_limit.setText(event.text)
 
     def _on_connection(self, event: ConnectionStateChanged) -> None:
-        text = CONNECTION_TEXT[event.state]
-        if event.state is ConnectionState.OFFLINE and event.detail:
-            text = f"{text} ({event.detail})"
-        if self.client.removed:
-            text = "Device removed"
-        elif self.client.unknown_to_relay:
-            text = "The relay does not know this device"
-        self.connection.setText(text)
+        self.connection.setText(connection_text(self.client, event))
         self._update_banner()
 
     def closeEvent(self, event: QCloseEvent) -> None:
