@@ -19,6 +19,8 @@ from shared.device_list import DeviceList
 
 
 class DeviceCalls:
+    """Mixed into the façade, which builds the concerns below."""
+
     account: Account
     account_devices: Devices
     history: History

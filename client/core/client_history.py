@@ -17,6 +17,8 @@ from shared import wire
 
 
 class HistoryCalls:
+    """Mixed into the façade, which builds the concerns below."""
+
     context: ClientContext
     history: History
     groups: Groups

@@ -14,6 +14,8 @@ from shared.group import is_group_thread
 
 
 class MessageCalls:
+    """Mixed into the façade, which builds the concerns below."""
+
     outbox: Outbox
     group_messages: GroupMessages
     _store: ProfileStore

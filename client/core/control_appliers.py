@@ -45,6 +45,8 @@ log = logging.getLogger("ariadne.client.controls")
 
 
 class ControlAppliers:
+    """Mixed into :class:`~client.core.controls.Controls`, which sets the context."""
+
     _ctx: ClientContext
 
     def _act(
