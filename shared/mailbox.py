@@ -40,7 +40,9 @@ ThreadName = Annotated[
 ]
 
 
-class SavedMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
+class SavedMessage(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True, gc=False
+):
     """A message as the mailbox keeps it (the sealed plaintext)."""
 
     thread: ThreadName

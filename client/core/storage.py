@@ -241,7 +241,11 @@ class Transaction:
         if store._owner is task:
             store._depth += 1
             return
-        await store._lock.acquire()
+        store._waiting += 1
+        try:
+            await store._lock.acquire()
+        finally:
+            store._waiting -= 1
         self._locked = True
         store._owner, store._depth, self._owns = task, 1, True
 
@@ -327,6 +331,7 @@ class ProfileStore(
         self._owner: object = None  # the task whose transaction is open
         self._depth = 0
         self._joined = False  # another task's writes joined the open transaction
+        self._waiting = 0  # tasks waiting to open a transaction
 
     @staticmethod
     def exists(directory: Path) -> bool:
@@ -339,6 +344,12 @@ class ProfileStore(
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
+
+    @property
+    def wanted(self) -> bool:
+        """Whether another task waits to open a transaction or has joined its writes to the open
+        one: a transaction held across awaits should be committed soon."""
+        return self._waiting > 0 or self._joined
 
     def commit(self) -> None:
         """Commit what was written outside any transaction (tests and scripts). Refused while a

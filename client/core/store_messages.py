@@ -20,6 +20,12 @@ _MESSAGE_COLUMNS = (
 )
 
 
+# Statuses by stored value and back: a dict lookup, not the enum's own (a restore writes and a
+# scrolled window reads thousands of rows).
+_STATUS = {status.value: status for status in MessageStatus}
+_STATUS_VALUE = {status: status.value for status in MessageStatus}
+
+
 def _message(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(
         message_id=row[0],
@@ -29,7 +35,7 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
         sent_at=row[4],
         server_ts=row[5],
         body=row[6],
-        status=MessageStatus(row[7]),
+        status=_STATUS[row[7]],
     )
 
 
@@ -171,7 +177,7 @@ class MessageStore:
         changes are transactional in SQLite, so a batch that fails or is cut short leaves the
         triggers as they were, and nothing unindexed. New rows take rowids above the largest one
         (the connection is this profile's only writer), which is how the batch's rows are found."""
-        db = self._db
+        db, status_value = self._db, _STATUS_VALUE
         last = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
         triggers = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"
@@ -196,7 +202,7 @@ class MessageStore:
                         m.sent_at,
                         m.server_ts,
                         m.body,
-                        m.status.value,
+                        status_value[m.status],
                     )
                     for m in messages
                 ),
@@ -204,9 +210,12 @@ class MessageStore:
             added = cursor.rowcount  # (changes() counts rows of this statement, not triggers')
             for _, sql in triggers:
                 db.execute(sql)
+            # NOT INDEXED: for GROUP BY thread the planner would otherwise walk the whole
+            # conversation-order index (every message stored, each batch) instead of the rowid
+            # range of this batch.
             db.execute(
-                "INSERT INTO threads SELECT thread, max(coalesce(server_ts, 0)) FROM messages"
-                " WHERE rowid > ? GROUP BY thread"
+                "INSERT INTO threads SELECT thread, max(coalesce(server_ts, 0))"
+                " FROM messages NOT INDEXED WHERE rowid > ? GROUP BY thread"
                 " ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)",
                 (last,),
             )
