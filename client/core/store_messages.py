@@ -20,10 +20,9 @@ _MESSAGE_COLUMNS = (
 )
 
 
-# Statuses by stored value and back: a dict lookup, not the enum's own (a restore writes and a
-# scrolled window reads thousands of rows).
+# Statuses by stored value: a dict lookup, not the enum's own (a scrolled window reads thousands
+# of rows).
 _STATUS = {status.value: status for status in MessageStatus}
-_STATUS_VALUE = {status: status.value for status in MessageStatus}
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
@@ -177,7 +176,7 @@ class MessageStore:
         changes are transactional in SQLite, so a batch that fails or is cut short leaves the
         triggers as they were, and nothing unindexed. New rows take rowids above the largest one
         (the connection is this profile's only writer), which is how the batch's rows are found."""
-        db, status_value = self._db, _STATUS_VALUE
+        db = self._db
         last = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
         triggers = db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'"
@@ -202,7 +201,7 @@ class MessageStore:
                         m.sent_at,
                         m.server_ts,
                         m.body,
-                        status_value[m.status],
+                        m.status._value_,  # (the enum's value property is a descriptor call)
                     )
                     for m in messages
                 ),

@@ -4,8 +4,7 @@ and profiles made before that are moved over on open without indexing anything t
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 import sqlcipher3
 
@@ -102,7 +101,7 @@ def test_a_batch_that_fails_leaves_the_row_triggers_and_no_rows(tmp_path):
     store = ProfileStore(tmp_path)
     batch = [message(f"batch word{i}", i) for i in range(10)]
     # A value SQLite cannot take, half-way: five rows are in before the batch fails.
-    batch[5] = dataclasses.replace(batch[5], body=object())  # type: ignore[arg-type]
+    batch[5] = msgspec.structs.replace(batch[5], body=object())  # type: ignore[arg-type]
     with pytest.raises(sqlcipher3.Error):
         store.insert_messages(batch)
     store.commit()
