@@ -238,7 +238,7 @@ class Mailbox:
                 if not done:
                     fetching = self._prefetch(cursor.thread_id, position, page)
                     await asyncio.sleep(0)  # let the request go out before the work starts
-                opened += [self._open_item(item, current.thread) for item in answer.items]
+                opened += self._open_items(answer.items, current.thread)
                 if done or len(opened) >= write:
                     total += self._store_opened(current, opened, position, done)
                     await held.wrote(len(opened))
@@ -275,7 +275,7 @@ class Mailbox:
     def _store_page(self, cursor: MailboxCursor, answer: wire.MailboxPage, limit: int) -> int:
         """Decrypt and store a page fetched before ``cursor``, move the cursor past it and report
         progress; returns how many messages were new here."""
-        opened = [self._open_item(item, cursor.thread) for item in answer.items]
+        opened = self._open_items(answer.items, cursor.thread)
         last = answer.items[-1] if answer.items else None
         oldest = (last.ts, last.message_id) if last else cursor.oldest
         return self._store_opened(cursor, opened, oldest, _is_last(answer, limit))
@@ -312,43 +312,55 @@ class Mailbox:
         return added
 
     def _open(self, item: wire.MailboxItem, thread: str | None) -> StoredMessage:
-        return self._open_item(item, thread)[0]
+        return self._open_items([item], thread)[0][0]
 
-    def _open_item(
-        self, item: wire.MailboxItem, thread: str | None
-    ) -> tuple[StoredMessage, SavedMessage | None]:
-        """Decrypt one item, with its saved record (attachment pointer included); one that does
-        not open (tampered, moved, unknown epoch) becomes a "couldn't decrypt" line instead of
-        stopping the page."""
-        try:
-            saved = self.box(item.epoch, item.thread_id).open(item.message_id, item.sealed)
-            if self.thread_id(saved.thread) != item.thread_id or (
-                thread and saved.thread != thread
-            ):
-                raise ProtocolError("record names another thread")
-        except (ProtocolError, LookupError) as exc:
-            log.info("a mailbox item did not open: %s", exc)
-            return StoredMessage(
+    def _open_items(
+        self, items: list[wire.MailboxItem], thread: str | None
+    ) -> list[tuple[StoredMessage, SavedMessage | None]]:
+        """Decrypt items, each with its saved record (attachment pointer included); one that
+        does not open (tampered, moved, unknown epoch) becomes a "couldn't decrypt" line instead
+        of stopping the page. (One loop for a page, its lookups hoisted: a restore runs it for
+        every message.)"""
+        boxes, thread_ids, me = self._boxes, self._thread_ids, self.username
+        opened: list[tuple[StoredMessage, SavedMessage | None]] = []
+        for item in items:
+            try:
+                box = boxes.get((item.epoch, item.thread_id)) or self.box(
+                    item.epoch, item.thread_id
+                )
+                saved = box.open(item.message_id, item.sealed)
+                tid = thread_ids.get(saved.thread) or self.thread_id(saved.thread)
+                if tid != item.thread_id or (thread and saved.thread != thread):
+                    raise ProtocolError("record names another thread")
+            except (ProtocolError, LookupError) as exc:
+                log.info("a mailbox item did not open: %s", exc)
+                opened.append((_undecryptable(item, thread), None))
+                continue
+            message = StoredMessage(
                 message_id=item.message_id,
-                thread=thread or "",
-                sender_user="",
-                sender_device="",
-                sent_at=item.ts // 1000,
-                server_ts=item.ts,
-                body="",
-                status=MessageStatus.UNDECRYPTABLE,
-            ), None
-        own = saved.sender_user == self.username
-        return StoredMessage(
-            message_id=item.message_id,
-            thread=saved.thread,
-            sender_user=saved.sender_user,
-            sender_device=saved.sender_device,
-            sent_at=saved.sent_at,
-            server_ts=saved.server_ts,
-            body=saved.body,
-            status=MessageStatus.SENT if own else MessageStatus.READ,
-        ), saved
+                thread=saved.thread,
+                sender_user=saved.sender_user,
+                sender_device=saved.sender_device,
+                sent_at=saved.sent_at,
+                server_ts=saved.server_ts,
+                body=saved.body,
+                status=MessageStatus.SENT if saved.sender_user == me else MessageStatus.READ,
+            )
+            opened.append((message, saved))
+        return opened
+
+
+def _undecryptable(item: wire.MailboxItem, thread: str | None) -> StoredMessage:
+    return StoredMessage(
+        message_id=item.message_id,
+        thread=thread or "",
+        sender_user="",
+        sender_device="",
+        sent_at=item.ts // 1000,
+        server_ts=item.ts,
+        body="",
+        status=MessageStatus.UNDECRYPTABLE,
+    )
 
 
 def _is_last(answer: wire.MailboxPage, limit: int) -> bool:

@@ -168,7 +168,7 @@ CREATE TABLE IF NOT EXISTS display_names (username TEXT PRIMARY KEY, name TEXT N
 CREATE TABLE IF NOT EXISTS shared_names (username TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS names_sent (username TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
-    USING fts5(body, content='messages', content_rowid='rowid');
+    USING fts5(body, content='messages', content_rowid='rowid', columnsize=0);
 DROP TRIGGER IF EXISTS search_on_insert;
 DROP TRIGGER IF EXISTS search_on_one_insert;
 CREATE TRIGGER IF NOT EXISTS search_on_row_insert AFTER INSERT ON messages BEGIN
@@ -322,6 +322,7 @@ class ProfileStore(
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise RuntimeError(f"profile database has schema {version}, expected {SCHEMA_VERSION}")
+        self.forget_older_search_index()
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.forget_processed()
