@@ -129,3 +129,32 @@ def test_a_batch_is_part_of_the_transaction_it_is_stored_in(tmp_path):
     assert store._db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
     assert store.search("word") == [] and store.threads() == []
     store.close()
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one by one", "in a batch"])
+def test_what_is_gone_stays_gone_one_by_one_or_in_a_batch(tmp_path, batch):
+    """A batch is stored without the tombstone trigger; what it leaves out must be exactly what
+    the trigger refuses row by row: deleted and expired messages (not unsent ones, which stay
+    as placeholders) and what is older than a deleted conversation."""
+    store = ProfileStore(tmp_path)
+    bob = [message(f"bob {i}", i) for i in range(6)]
+    carol = [message(f"carol {i}", 100 + i, "carol") for i in range(3)]
+    unsent_later = msgspec.structs.replace(message("carol sending", 200, "carol"), server_ts=None)
+    store.tombstone(bob[1].message_id, "bob", "deleted")
+    store.tombstone(bob[2].message_id, "bob", "expired")
+    store.tombstone(bob[3].message_id, "bob", "unsent")
+    store.tombstone(message("not offered", 300).message_id, "bob", "deleted")
+    store.clear_thread("carol", carol[1].server_ts)  # carol 0 and 1 are gone
+    # (Two batches: carol's ids are a range with no tombstone, only a deleted conversation.)
+    for offered in ([*bob], [*carol, unsent_later]):
+        if batch:
+            store.insert_messages(offered)
+        else:
+            for m in offered:
+                store.insert_message(m)
+    store.commit()
+    stored = {m.body for t in ("bob", "carol") for m in store.thread_messages(t, limit=100)}
+    assert stored == {"bob 0", "bob 3", "bob 4", "bob 5", "carol 2", "carol sending"}
+    names = {n for (n,) in store._db.execute("SELECT name FROM sqlite_master")}
+    assert "tombstones_stay" in names  # back for single messages
+    store.close()
