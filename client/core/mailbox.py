@@ -22,7 +22,6 @@ from typing import Protocol
 from client.core.attachments import received
 from client.core.epochs import EpochBook
 from client.core.events import Event, HistoryLoaded, MessageStatus, StoredMessage
-from client.core.held_transaction import HeldTransaction
 from client.core.port import RelayPort
 from client.core.profile import ProfileState
 from client.core.storage import MailboxCursor, ProfileStore
@@ -35,9 +34,10 @@ log = logging.getLogger("ariadne.client.mailbox")
 SAVE_BATCH = 200
 PAGE = 100
 BACKFILL_PAGE = 500
-BACKFILL_WRITE = 2000  # messages stored per write by the background backfill (one loop turn)
-BACKFILL_COMMIT = 20_000  # messages per transaction of the backfill, at most
-RELAY_PATIENCE = 0.05  # seconds the backfill's transaction stays open waiting for a page
+# Messages stored per transaction by the background backfill: each write holds the event loop
+# (25 ms for 4,000 restored messages, 18 ms for 2,000, 42 ms for 8,000), and fewer commits cost
+# less (0.5 µs per message less than 2,000).
+BACKFILL_WRITE = 4000
 
 
 class PageHook(Protocol):
@@ -196,57 +196,45 @@ class Mailbox:
         answer = await self._fetch(cursor.thread_id, cursor.oldest, limit)
         return self._store_page(cursor, answer, limit)
 
-    async def backfill(
-        self, page: int = BACKFILL_PAGE, write: int = BACKFILL_WRITE, commit: int = BACKFILL_COMMIT
-    ) -> int:
+    async def backfill(self, page: int = BACKFILL_PAGE, write: int = BACKFILL_WRITE) -> int:
         """Load every thread's history to the end, page by page, stored ``write`` messages at a
-        time (each write emits progress) in transactions of about ``commit`` messages.
+        time (each write emits progress).
 
         The next page is requested before this one is decrypted, so the relay's query and the
         transfer overlap with this device's work instead of adding to it. Pages are decrypted
-        as they come and stored in short writes, so the event loop is never held long; the
-        writes share one transaction (:class:`HeldTransaction`) because a page's random message
-        ids change most pages of the id index, which every commit then writes (and SQLCipher
-        encrypts) whole. A restore stopped before a commit loses only decrypted pages: the
-        cursor, committed with the messages, says where to start again."""
+        as they come and stored several per transaction: each commit writes every page the
+        transaction changed, and consecutive pages change the same index pages. A restore
+        stopped between writes loses only the decrypted pages not yet stored; the cursor says
+        where to start again."""
         total = 0
-        async with HeldTransaction(self._store, commit) as held:
-            for cursor in self._store.mailbox_cursors():
-                if not cursor.done:
-                    total += await self._backfill_thread(cursor, page, write, held)
-        return total
-
-    async def _backfill_thread(
-        self, cursor: MailboxCursor, page: int, write: int, held: HeldTransaction
-    ) -> int:
-        total = 0
-        position = cursor.oldest
-        fetching = self._prefetch(cursor.thread_id, position, page)
-        opened: list[tuple[StoredMessage, SavedMessage | None]] = []
-        try:
-            while True:
-                answer = await held.wait(fetching, RELAY_PATIENCE)
-                await held.begin()
-                # Re-read: the user scrolling up may have loaded pages meanwhile (what they
-                # stored again is ignored as a duplicate).
-                current = self._store.mailbox_cursor(cursor.thread)
-                if current is None or current.done:
-                    break
-                done = _is_last(answer, page)
-                if answer.items:
-                    position = (answer.items[-1].ts, answer.items[-1].message_id)
-                if not done:
-                    fetching = self._prefetch(cursor.thread_id, position, page)
-                    await asyncio.sleep(0)  # let the request go out before the work starts
-                opened += self._open_items(answer.items, current.thread)
-                if done or len(opened) >= write:
-                    total += self._store_opened(current, opened, position, done)
-                    await held.wrote(len(opened))
-                    opened = []
-                if done:
-                    break
-        finally:
-            fetching.cancel()
+        for cursor in self._store.mailbox_cursors():
+            if cursor.done:
+                continue
+            position = cursor.oldest
+            fetching = self._prefetch(cursor.thread_id, position, page)
+            opened: list[tuple[StoredMessage, SavedMessage | None]] = []
+            try:
+                while True:
+                    answer = await fetching
+                    # Re-read: the user scrolling up may have loaded pages meanwhile (what they
+                    # stored again is ignored as a duplicate).
+                    current = self._store.mailbox_cursor(cursor.thread)
+                    if current is None or current.done:
+                        break
+                    done = _is_last(answer, page)
+                    if answer.items:
+                        position = (answer.items[-1].ts, answer.items[-1].message_id)
+                    if not done:
+                        fetching = self._prefetch(cursor.thread_id, position, page)
+                        await asyncio.sleep(0)  # let the request go out before the work starts
+                    opened += self._open_items(answer.items, current.thread)
+                    if done or len(opened) >= write:
+                        total += self._store_opened(current, opened, position, done)
+                        opened = []
+                    if done:
+                        break
+            finally:
+                fetching.cancel()
         return total
 
     def _prefetch(

@@ -50,8 +50,9 @@ SCHEMA_VERSION = 2
 # (restoring 100,000 messages: 2 MiB, SQLite's default, cost a third more CPU per message).
 PAGE_CACHE_KIB = 32 * 1024
 # The write-ahead log is copied into the database (with two fsyncs) once it holds this many
-# pages, 32 MiB, instead of SQLite's 1,000: a restore's transactions of 20,000 messages each
-# wrote more than 1,000, so every one of their commits checkpointed too.
+# pages, 32 MiB, instead of SQLite's 1,000 (4 MiB), which a restore of 100,000 messages passed
+# every few writes: with the larger log the restore took 0.5 µs less CPU and 1 µs less time per
+# message, and its longest write held the event loop 25–30 ms instead of 30–38.
 WAL_CHECKPOINT_PAGES = 8192
 DB_NAME = "ariadne.sqlite3"
 
@@ -245,11 +246,7 @@ class Transaction:
         if store._owner is task:
             store._depth += 1
             return
-        store._waiting += 1
-        try:
-            await store._lock.acquire()
-        finally:
-            store._waiting -= 1
+        await store._lock.acquire()
         self._locked = True
         store._owner, store._depth, self._owns = task, 1, True
 
@@ -337,7 +334,6 @@ class ProfileStore(
         self._owner: object = None  # the task whose transaction is open
         self._depth = 0
         self._joined = False  # another task's writes joined the open transaction
-        self._waiting = 0  # tasks waiting to open a transaction
 
     @staticmethod
     def exists(directory: Path) -> bool:
@@ -350,12 +346,6 @@ class ProfileStore(
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
-
-    @property
-    def wanted(self) -> bool:
-        """Whether another task waits to open a transaction or has joined its writes to the open
-        one: a transaction held across awaits should be committed soon."""
-        return self._waiting > 0 or self._joined
 
     def commit(self) -> None:
         """Commit what was written outside any transaction (tests and scripts). Refused while a
