@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Annotated
+import re
+from collections.abc import Callable
+from typing import Annotated, get_args
 
 import msgspec
 from cryptography.exceptions import InvalidTag
@@ -40,11 +42,39 @@ ThreadName = Annotated[
 ]
 
 
-class SavedMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True):
-    """A message as the mailbox keeps it (the sealed plaintext)."""
+def _name_check(kind: object) -> Callable[[str], bool]:
+    """Whether a string matches the pattern of ``kind`` (an ``Annotated`` name type), each
+    distinct string matched once: a restore decodes a record per message, and the regular
+    expressions cost half the decoding, yet a history names only a few threads and people."""
+    pattern = re.compile(get_args(kind)[1].pattern)
+    matched: set[str] = set()
 
-    thread: ThreadName
-    sender_user: Username
+    def check(name: str) -> bool:
+        if name in matched:
+            return True
+        if pattern.search(name) is None:
+            return False
+        if len(matched) < _NAMES_REMEMBERED:
+            matched.add(name)
+        return True
+
+    return check
+
+
+_NAMES_REMEMBERED = 10_000
+_thread_name = _name_check(ThreadName)
+_username = _name_check(Username)
+
+
+class SavedMessage(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, array_like=True, gc=False
+):
+    """A message as the mailbox keeps it (the sealed plaintext). ``thread`` is a ThreadName and
+    ``sender_user`` a Username: their lengths are checked by the decoder, their patterns by
+    :meth:`__post_init__` (see :func:`_name_check`)."""
+
+    thread: Annotated[str, msgspec.Meta(min_length=1, max_length=33)]
+    sender_user: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     sender_device: str
     sent_at: int
     server_ts: int
@@ -57,6 +87,12 @@ class SavedMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=True, arra
     reply_to: bytes | None = None
     # The message's attachment pointer (shared.attachment.encode_pointer), thumbnail included.
     attachment: Annotated[bytes, msgspec.Meta(max_length=48 * 1024)] | None = None
+
+    def __post_init__(self) -> None:
+        if not _thread_name(self.thread):
+            raise ValueError("not a thread name")
+        if not _username(self.sender_user):
+            raise ValueError("not a username")
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -14,6 +14,8 @@ import dataclasses
 import enum
 from typing import Protocol
 
+import msgspec
+
 from client.core.context import ClientContext
 from client.core.controls import Controls
 from client.core.events import (
@@ -88,7 +90,7 @@ def store_arrival(
     server_ts, reordered = timeline.in_sender_order(message, counter, deliver.server_ts)
     ctx.store.save_later([message.message_id])
     ctx.mailbox_wake.set()
-    placed = dataclasses.replace(message, server_ts=server_ts)
+    placed = msgspec.structs.replace(message, server_ts=server_ts)
     return Arrival(Outcome.STORED, [*reordered, MessageReceived(placed)])
 
 

@@ -49,6 +49,11 @@ SCHEMA_VERSION = 2
 # 15 MiB at 100,000 messages) decrypts the same pages again and again while history is stored
 # (restoring 100,000 messages: 2 MiB, SQLite's default, cost a third more CPU per message).
 PAGE_CACHE_KIB = 32 * 1024
+# The write-ahead log is copied into the database (with two fsyncs) once it holds this many
+# pages, 32 MiB, instead of SQLite's 1,000 (4 MiB), which a restore of 100,000 messages passed
+# every few writes: with the larger log the restore took 0.5 µs less CPU and 1 µs less time per
+# message, and its longest write held the event loop 25–30 ms instead of 30–38.
+WAL_CHECKPOINT_PAGES = 8192
 DB_NAME = "ariadne.sqlite3"
 
 _SCHEMA = """
@@ -168,7 +173,7 @@ CREATE TABLE IF NOT EXISTS display_names (username TEXT PRIMARY KEY, name TEXT N
 CREATE TABLE IF NOT EXISTS shared_names (username TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS names_sent (username TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
-    USING fts5(body, content='messages', content_rowid='rowid');
+    USING fts5(body, content='messages', content_rowid='rowid', columnsize=0);
 DROP TRIGGER IF EXISTS search_on_insert;
 DROP TRIGGER IF EXISTS search_on_one_insert;
 CREATE TRIGGER IF NOT EXISTS search_on_row_insert AFTER INSERT ON messages BEGIN
@@ -315,9 +320,11 @@ class ProfileStore(
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise RuntimeError(f"profile database has schema {version}, expected {SCHEMA_VERSION}")
+        self.forget_older_search_index()
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.forget_processed()

@@ -63,6 +63,18 @@ def search_query(text: str) -> str | None:
 class ChatStore:
     _db: sqlcipher3.Connection  # the store's connection; its transaction is the store's
 
+    def forget_older_search_index(self) -> None:
+        """Drop a search index made by an earlier version, which kept every row's token count
+        (FTS5's default ``columnsize=1``: a B-tree row per message, read only by ranking
+        functions, which search does not use). The schema then creates it anew and
+        :meth:`build_search_index` fills it."""
+        row = self._db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'message_search'"
+        ).fetchone()
+        if row is not None and "columnsize=0" not in row[0]:
+            self._db.execute("DROP TABLE message_search")
+            self._db.execute("DELETE FROM profile WHERE key = ?", (_SEARCH_BUILT,))
+
     def build_search_index(self) -> None:
         """Index the messages a profile held before the index existed (once)."""
         row = self._db.execute("SELECT value FROM profile WHERE key = ?", (_SEARCH_BUILT,))

@@ -12,12 +12,20 @@ from typing import Any
 import sqlcipher3
 
 from client.core.events import MessageStatus, StoredMessage
+from client.core.store_controls import not_gone
 
-# The per-row insert triggers (storage.py) that insert_messages replaces by one statement each.
-ROW_TRIGGERS = ("thread_on_row_insert", "search_on_row_insert")
+# The per-row insert triggers that insert_messages replaces by one statement each for a batch:
+# the conversation time and search entry (storage.py), and the refusal of a message that is
+# gone (store_controls.py; ControlStore.not_gone).
+ROW_TRIGGERS = ("thread_on_row_insert", "search_on_row_insert", "tombstones_stay")
 _MESSAGE_COLUMNS = (
     "message_id, thread, sender_user, sender_device, sent_at, server_ts, body, status"
 )
+
+
+# Statuses by stored value: a dict lookup, not the enum's own (a scrolled window reads thousands
+# of rows).
+_STATUS = {status.value: status for status in MessageStatus}
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
@@ -29,7 +37,7 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
         sent_at=row[4],
         server_ts=row[5],
         body=row[6],
-        status=MessageStatus(row[7]),
+        status=_STATUS[row[7]],
     )
 
 
@@ -170,7 +178,8 @@ class MessageStore:
         and a live message, stored between two batches, goes through the triggers. Schema
         changes are transactional in SQLite, so a batch that fails or is cut short leaves the
         triggers as they were, and nothing unindexed. New rows take rowids above the largest one
-        (the connection is this profile's only writer), which is how the batch's rows are found."""
+        (the connection is this profile's only writer), which is how the batch's rows are found.
+        What the tombstone trigger would refuse is left out of the batch before (``not_gone``)."""
         db = self._db
         last = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
         triggers = db.execute(
@@ -182,6 +191,7 @@ class MessageStore:
             db.execute("BEGIN")
         db.execute("SAVEPOINT insert_messages")
         try:
+            messages = not_gone(db, messages)
             for name, _ in triggers:
                 db.execute(f"DROP TRIGGER {name}")
             cursor = db.executemany(
@@ -196,7 +206,7 @@ class MessageStore:
                         m.sent_at,
                         m.server_ts,
                         m.body,
-                        m.status.value,
+                        m.status._value_,  # (the enum's value property is a descriptor call)
                     )
                     for m in messages
                 ),
@@ -204,9 +214,12 @@ class MessageStore:
             added = cursor.rowcount  # (changes() counts rows of this statement, not triggers')
             for _, sql in triggers:
                 db.execute(sql)
+            # NOT INDEXED: for GROUP BY thread the planner would otherwise walk the whole
+            # conversation-order index (every message stored, each batch) instead of the rowid
+            # range of this batch.
             db.execute(
-                "INSERT INTO threads SELECT thread, max(coalesce(server_ts, 0)) FROM messages"
-                " WHERE rowid > ? GROUP BY thread"
+                "INSERT INTO threads SELECT thread, max(coalesce(server_ts, 0))"
+                " FROM messages NOT INDEXED WHERE rowid > ? GROUP BY thread"
                 " ON CONFLICT (thread) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)",
                 (last,),
             )

@@ -4,8 +4,7 @@ and profiles made before that are moved over on open without indexing anything t
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 import sqlcipher3
 
@@ -102,7 +101,7 @@ def test_a_batch_that_fails_leaves_the_row_triggers_and_no_rows(tmp_path):
     store = ProfileStore(tmp_path)
     batch = [message(f"batch word{i}", i) for i in range(10)]
     # A value SQLite cannot take, half-way: five rows are in before the batch fails.
-    batch[5] = dataclasses.replace(batch[5], body=object())  # type: ignore[arg-type]
+    batch[5] = msgspec.structs.replace(batch[5], body=object())  # type: ignore[arg-type]
     with pytest.raises(sqlcipher3.Error):
         store.insert_messages(batch)
     store.commit()
@@ -129,4 +128,33 @@ def test_a_batch_is_part_of_the_transaction_it_is_stored_in(tmp_path):
         raise RuntimeError("the page's controls failed")
     assert store._db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
     assert store.search("word") == [] and store.threads() == []
+    store.close()
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one by one", "in a batch"])
+def test_what_is_gone_stays_gone_one_by_one_or_in_a_batch(tmp_path, batch):
+    """A batch is stored without the tombstone trigger; what it leaves out must be exactly what
+    the trigger refuses row by row: deleted and expired messages (not unsent ones, which stay
+    as placeholders) and what is older than a deleted conversation."""
+    store = ProfileStore(tmp_path)
+    bob = [message(f"bob {i}", i) for i in range(6)]
+    carol = [message(f"carol {i}", 100 + i, "carol") for i in range(3)]
+    unsent_later = msgspec.structs.replace(message("carol sending", 200, "carol"), server_ts=None)
+    store.tombstone(bob[1].message_id, "bob", "deleted")
+    store.tombstone(bob[2].message_id, "bob", "expired")
+    store.tombstone(bob[3].message_id, "bob", "unsent")
+    store.tombstone(message("not offered", 300).message_id, "bob", "deleted")
+    store.clear_thread("carol", carol[1].server_ts)  # carol 0 and 1 are gone
+    # (Two batches: carol's ids are a range with no tombstone, only a deleted conversation.)
+    for offered in ([*bob], [*carol, unsent_later]):
+        if batch:
+            store.insert_messages(offered)
+        else:
+            for m in offered:
+                store.insert_message(m)
+    store.commit()
+    stored = {m.body for t in ("bob", "carol") for m in store.thread_messages(t, limit=100)}
+    assert stored == {"bob 0", "bob 3", "bob 4", "bob 5", "carol 2", "carol sending"}
+    names = {n for (n,) in store._db.execute("SELECT name FROM sqlite_master")}
+    assert "tombstones_stay" in names  # back for single messages
     store.close()

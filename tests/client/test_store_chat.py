@@ -55,6 +55,35 @@ def test_an_older_profile_gets_its_history_indexed_once(tmp_path):
     again.close()
 
 
+def test_an_index_that_kept_row_sizes_is_made_again_without_them(tmp_path):
+    """Earlier versions' index wrote a row of token counts per message; a profile that has one
+    gets the lighter index, holding the same words, and searches and unsends as before."""
+    store = ProfileStore(tmp_path)
+    store._db.executescript(
+        "DROP TABLE message_search;"
+        "CREATE VIRTUAL TABLE message_search"
+        " USING fts5(body, content='messages', content_rowid='rowid');"
+        "INSERT INTO message_search(message_search, rank) VALUES ('secure-delete', 1);"
+    )
+    kept = [message(f"kept word{i}", i) for i in range(3)]
+    store.insert_messages(kept)
+    store.commit()
+    assert store._db.execute("SELECT count(*) FROM message_search_docsize").fetchone()[0] == 3
+    store.close()
+
+    store = ProfileStore(tmp_path)
+    tables = {n for (n,) in store._db.execute("SELECT name FROM sqlite_master")}
+    assert "message_search_docsize" not in tables
+    store._db.execute(
+        "INSERT INTO message_search(message_search, rank) VALUES ('integrity-check', 1)"
+    )
+    assert sorted(h.message.body for h in store.search("word")) == [m.body for m in kept]
+    store.delete_messages([kept[1].message_id])
+    store.commit()
+    assert sorted(h.message.body for h in store.search("kept")) == ["kept word0", "kept word2"]
+    store.close()
+
+
 def test_the_users_words_are_words_not_query_syntax():
     assert search_query('a "b" NOT c*') == '"a" """b""" "NOT" "c*"*'
     assert search_query('"') is None

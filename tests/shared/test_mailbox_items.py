@@ -12,13 +12,16 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.boxes import expand
+from shared.device_list import Username
 from shared.errors import DecryptionError
 from shared.mailbox import (
     ITEM_V2,
     SavedMessage,
     ThreadBox,
+    ThreadName,
     _ad_v1,
     epoch_mailbox_key,
+    item_ad,
     open_message,
     seal_message,
     thread_key,
@@ -107,3 +110,35 @@ def test_a_malformed_item_is_refused_not_raised():
     for sealed in (b"", ITEM_V2, ITEM_V2 + bytes(27), bytes(28)):
         with pytest.raises(DecryptionError):
             open_message(KEY, "alice", THREAD, ONE, 2, sealed)
+
+
+def _seal_record(fields: list[object]) -> bytes:
+    """A version 2 item in its right place whose record holds whatever ``fields`` say: what a
+    device holding the epoch's root (one removed since, say) could seal."""
+    nonce = os.urandom(12)
+    record = pad(msgspec.msgpack.encode(fields))
+    ad = item_ad("alice", THREAD, ONE, 2)
+    return ITEM_V2 + nonce + AESGCM(thread_key(KEY, THREAD)).encrypt(nonce, record, ad)
+
+
+NAMES = ["bob", "a.b_c-9", "Bob", "bob smith", "", "x" * 32, "x" * 33, "#" + "0a" * 16]
+NAMES += ["#" + "0A" * 16, "#" + "0a" * 15, "bob\n", "élise"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_record_names_a_valid_thread_and_sender_or_does_not_open(name):
+    """The record's names are checked exactly as ThreadName and Username say, however often
+    a name comes back (checked names are remembered)."""
+    box = ThreadBox(KEY, "alice", THREAD, 2)
+    for _ in range(2):
+        for fields, kind in (
+            ([name, "alice", "0" * 16, 1, 2, "hi"], ThreadName),
+            (["bob", name, "0" * 16, 1, 2, "hi"], Username),
+        ):
+            try:
+                msgspec.convert(name, kind)
+            except msgspec.ValidationError:
+                with pytest.raises(DecryptionError):
+                    box.open(ONE, _seal_record(fields))
+            else:
+                assert box.open(ONE, _seal_record(fields)).body == "hi"
