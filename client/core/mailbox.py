@@ -213,11 +213,11 @@ class Mailbox:
             position = cursor.oldest
             fetching = self._prefetch(cursor.thread_id, position, page)
             opened: list[tuple[StoredMessage, SavedMessage | None]] = []
+            places: list[tuple[int, bytes]] = []
             try:
                 while True:
                     answer = await fetching
-                    # Re-read: the user scrolling up may have loaded pages meanwhile (what they
-                    # stored again is ignored as a duplicate).
+                    # Re-read: the user scrolling up may have loaded pages meanwhile.
                     current = self._store.mailbox_cursor(cursor.thread)
                     if current is None or current.done:
                         break
@@ -228,9 +228,10 @@ class Mailbox:
                         fetching = self._prefetch(cursor.thread_id, position, page)
                         await asyncio.sleep(0)  # let the request go out before the work starts
                     opened += self._open_items(answer.items, current.thread)
+                    places += [(item.ts, item.message_id) for item in answer.items]
                     if done or len(opened) >= write:
-                        total += self._store_opened(current, opened, position, done)
-                        opened = []
+                        total += self._store_opened(current.thread, opened, places, position, done)
+                        opened, places = [], []
                     if done:
                         break
             finally:
@@ -264,24 +265,38 @@ class Mailbox:
         """Decrypt and store a page fetched before ``cursor``, move the cursor past it and report
         progress; returns how many messages were new here."""
         opened = self._open_items(answer.items, cursor.thread)
+        places = [(item.ts, item.message_id) for item in answer.items]
         last = answer.items[-1] if answer.items else None
         oldest = (last.ts, last.message_id) if last else cursor.oldest
-        return self._store_opened(cursor, opened, oldest, _is_last(answer, limit))
+        return self._store_opened(cursor.thread, opened, places, oldest, _is_last(answer, limit))
 
     def _store_opened(
         self,
-        cursor: MailboxCursor,
+        thread: str,
         opened: list[tuple[StoredMessage, SavedMessage | None]],
+        places: list[tuple[int, bytes]],
         oldest: tuple[int, bytes] | None,
         done: bool,
     ) -> int:
-        """Store items decrypted from the pages after ``cursor`` in one transaction, with the
-        cursor moved to ``oldest`` (the relay's place of the last item), and report progress;
-        returns how many messages were new here."""
-        thread = cursor.thread
+        """Store items decrypted from pages of ``thread`` (``places``: each one's place in the
+        relay's order) in one transaction, with the cursor moved to ``oldest`` (the relay's
+        place of the last item), and report progress; returns how many messages were new here.
+
+        The backfill and the user scrolling up both load pages after the cursor, so the other
+        may have moved it since these pages were asked for: what it already passed is left out
+        and the cursor never moves back, so each message is stored and counted once."""
+        cursor = self._store.mailbox_cursor(thread)
+        assert cursor is not None, "pages are loaded only for a thread with a cursor"
+        if cursor.oldest is not None:
+            passed = cursor.oldest
+            if any(place >= passed for place in places):
+                opened = [o for o, place in zip(opened, places, strict=True) if place < passed]
+            oldest = passed if oldest is None else min(oldest, passed)
         hook = self.page_hook
         messages = hook.mailbox_page(opened) if hook else [m for m, _ in opened]
-        cursor = cursor._replace(loaded=cursor.loaded + len(opened), oldest=oldest, done=done)
+        cursor = cursor._replace(
+            loaded=cursor.loaded + len(opened), oldest=oldest, done=done or cursor.done
+        )
         with self._store.transaction():
             # Oldest first: pages come newest first, and rows that go in in ascending order
             # fill the B-tree pages they are appended to (a fifth fewer pages to write).

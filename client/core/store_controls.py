@@ -18,7 +18,6 @@ from typing import NamedTuple
 
 import sqlcipher3
 
-from client.core.events import StoredMessage
 from client.core.store_marks import MarksStore
 
 CONTROLS_SCHEMA = """
@@ -155,41 +154,6 @@ class Deletion(NamedTuple):
     thread: str
     message_id: bytes
     through_ts: int | None
-
-
-def not_gone(db: sqlcipher3.Connection, messages: list[StoredMessage]) -> list[StoredMessage]:
-    """``messages`` without those the ``tombstones_stay`` trigger refuses (deleted or
-    expired here, or older than their deleted conversation), for a batch stored without
-    it: one range query over the batch's ids (time-ordered, so a page of history is a
-    narrow range) instead of two lookups per row."""
-    if not messages:
-        return messages
-    ids = [m.message_id for m in messages]
-    gone = {
-        row[0]
-        for row in db.execute(
-            "SELECT message_id FROM tombstones"
-            " WHERE message_id BETWEEN ? AND ? AND kind != 'unsent'",
-            (min(ids), max(ids)),
-        )
-    }
-    cleared = {}
-    for thread in {m.thread for m in messages}:
-        row = db.execute(
-            "SELECT through_ts FROM cleared_threads WHERE thread = ?", (thread,)
-        ).fetchone()
-        if row is not None:
-            cleared[thread] = row[0]
-    if not gone and not cleared:
-        return messages
-    return [
-        m
-        for m in messages
-        if m.message_id not in gone
-        and not (
-            m.server_ts is not None and m.thread in cleared and m.server_ts <= cleared[m.thread]
-        )
-    ]
 
 
 class ControlStore(MarksStore):

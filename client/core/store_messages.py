@@ -12,7 +12,6 @@ from typing import Any
 import sqlcipher3
 
 from client.core.events import MessageStatus, StoredMessage
-from client.core.store_controls import not_gone
 
 # The per-row insert triggers that insert_messages replaces by one statement each for a batch:
 # the conversation time and search entry (storage.py), and the refusal of a message that is
@@ -39,6 +38,41 @@ def _message(row: tuple[Any, ...]) -> StoredMessage:
         body=row[6],
         status=_STATUS[row[7]],
     )
+
+
+def not_gone(db: sqlcipher3.Connection, messages: list[StoredMessage]) -> list[StoredMessage]:
+    """``messages`` without those the ``tombstones_stay`` trigger (store_controls.py) refuses:
+    deleted or expired here, or older than their deleted conversation. For a batch stored
+    without the trigger: one range query over the batch's ids (time-ordered, so a page of
+    history is a narrow range) instead of two lookups per row."""
+    if not messages:
+        return messages
+    ids = [m.message_id for m in messages]
+    gone = {
+        row[0]
+        for row in db.execute(
+            "SELECT message_id FROM tombstones"
+            " WHERE message_id BETWEEN ? AND ? AND kind != 'unsent'",
+            (min(ids), max(ids)),
+        )
+    }
+    cleared = {}
+    for thread in {m.thread for m in messages}:
+        row = db.execute(
+            "SELECT through_ts FROM cleared_threads WHERE thread = ?", (thread,)
+        ).fetchone()
+        if row is not None:
+            cleared[thread] = row[0]
+    if not gone and not cleared:
+        return messages
+    return [
+        m
+        for m in messages
+        if m.message_id not in gone
+        and not (
+            m.server_ts is not None and m.thread in cleared and m.server_ts <= cleared[m.thread]
+        )
+    ]
 
 
 class MessageStore:

@@ -12,6 +12,7 @@ from client.core.history import MAILBOX_FULL_TEXT
 from client.core.storage import MailboxCursor
 from shared import wire
 from shared.envelope import new_message_id
+from shared.mailbox import SavedMessage
 from tests.client.account_engine import account_engine
 from tests.client.fake_relay import FakeRelay
 from tests.conftest import eventually
@@ -99,3 +100,38 @@ async def test_progress_sums_every_conversation(alice):
     assert alice.history.progress() == (150, 350)
     assert alice.history.has_history_to_load() and alice.history.has_older("bob")
     assert not alice.history.has_older("carol")
+
+
+async def test_a_page_stored_after_another_load_reached_the_end_leaves_the_history_ended(alice):
+    """The user's scroll asks for a page; before it comes, the backfill reaches the end of the
+    conversation. The page, when stored, must neither count again what the backfill stored nor
+    make the history look unfinished."""
+    mailbox = alice.history._mailbox
+    tid = mailbox.thread_id("bob")
+    seq = alice.epochs.latest_seq()
+    box = mailbox.box(seq, tid)
+    items = []
+    for i in range(50):
+        message_id = new_message_id(now_ms=1_000 + i)
+        saved = SavedMessage("bob", "bob", "0" * 16, 1_000 + i, 1_000_000 + i, f"old {i}")
+        items.append(
+            wire.MailboxItem(tid, message_id, 1_000_000 + i, seq, box.seal(message_id, saved))
+        )
+    items.reverse()  # newest first, as the relay pages
+    newest_loaded = (2_000_000, new_message_id(now_ms=2_000))
+    with alice.store.transaction():
+        alice.store.set_mailbox_cursor(MailboxCursor("bob", tid, 300, 100, newest_loaded, False))
+
+    def page_while_the_backfill_ends(frame: wire.Frame) -> wire.Frame:
+        with alice.store.transaction():  # the backfill's last write, meanwhile
+            alice.store.set_mailbox_cursor(
+                MailboxCursor("bob", tid, 300, 300, (1, bytes(16)), True)
+            )
+        return wire.MailboxPage(rid=0, items=items)
+
+    alice.relay.answer(wire.FetchMailbox, page_while_the_backfill_ends)
+    await alice.history.load_older("bob", limit=50)
+    cursor = alice.store.mailbox_cursor("bob")
+    assert cursor.done and cursor.loaded == 300 and cursor.oldest == (1, bytes(16))
+    assert alice.history.progress() == (300, 300)
+    assert not alice.history.has_history_to_load()

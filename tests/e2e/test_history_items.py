@@ -105,3 +105,70 @@ async def test_a_backfill_that_stores_several_pages_at_once_resumes_where_it_sto
     assert writes[-1].done and writes[-1].loaded == 1_000
     assert sum(w.added for w in writes) == 1_000 - stored  # nothing fetched twice, none skipped
     assert history(device, "bob") == history(alice, "bob")
+
+
+async def test_scrolling_during_a_backfill_stores_and_counts_each_message_once(accounts):
+    """The user scrolls up while the backfill runs: both load pages after the same cursor. Each
+    message is stored once, the progress never passes the mailbox's count, and ends at it.
+
+    The order is fixed by the relay answering one connection's requests in turn: after the
+    backfill's first write the scroll asks for four pages of 100 while the backfill, asking for
+    pages of 50, needs four answers before it writes again: it then holds pages the scroll
+    stored, and its place is behind the scroll's."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    code = await alice.setup_recovery()
+    seed_history(alice, "bob", bob.device_id, 1_000, 1_700_000_000_000_000)
+    await alice.wait_saved(timeout=120)
+    device = await accounts.pending("alice")
+    await device.restore(code=code)  # the newest page of 100
+    writes: list[HistoryLoaded] = []
+    scrolls: list[asyncio.Task[object]] = []
+
+    async def scroll() -> None:
+        for _ in range(4):
+            await device.load_older("bob")
+
+    def on_event(event: object) -> None:
+        if isinstance(event, HistoryLoaded):
+            writes.append(event)
+            if not scrolls:
+                scrolls.append(asyncio.ensure_future(scroll()))
+
+    device.add_listener(on_event)
+    await device.mailbox.backfill(page=50, write=200)
+    await asyncio.gather(*scrolls)
+    assert len(writes) >= 6  # the backfill's writes and the scroll's four pages
+    assert all(w.loaded <= w.total == 1_000 for w in writes)
+    assert writes[-1].done and device.history.progress() == (1_000, 1_000)
+    assert history(device, "bob") == history(alice, "bob")
+
+
+async def test_a_scroll_that_runs_ahead_of_the_backfill_leaves_it_nothing_to_count(accounts):
+    """Scrolling by pages of 50 from the backfill's first write on, while the backfill collects
+    pages of 100 three at a time: the scroll stores the rest of the conversation first, and the
+    backfill, reaching the end, finds all it holds stored. Nothing is counted twice, and the
+    history ends finished."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    code = await alice.setup_recovery()
+    seed_history(alice, "bob", bob.device_id, 600, 1_700_000_000_000_000)
+    await alice.wait_saved(timeout=120)
+    device = await accounts.pending("alice")
+    await device.restore(code=code)
+    scrolls: list[asyncio.Task[object]] = []
+
+    async def scroll() -> None:
+        while device.history.has_older("bob"):
+            await device.load_older("bob", limit=50)
+
+    def on_event(event: object) -> None:
+        if isinstance(event, HistoryLoaded) and not scrolls:
+            scrolls.append(asyncio.ensure_future(scroll()))
+
+    device.add_listener(on_event)
+    await device.mailbox.backfill(page=100, write=300)
+    await asyncio.gather(*scrolls)
+    assert device.history.progress() == (600, 600)
+    assert not device.history.has_history_to_load()
+    assert history(device, "bob") == history(alice, "bob")
