@@ -101,7 +101,9 @@ async def test_a_relay_restored_from_an_older_copy_rolls_no_list_back(accounts, 
     await eventually(lambda: len(bob.messages("alice")) == 1)
     await relay.stop()
     shutil.copytree(relay.data_dir, tmp_path / "older copy")
+    await eventually(lambda: not alice.link.online.is_set(), message="alice sees the relay go")
     await relay.start()
+    await alice.wait_online()  # (approving before the reconnect found no connection)
     laptop = await accounts.add_device(alice)  # list version 2, after the copy
     await eventually(lambda: bob.link.online.is_set(), message="bob back online")
     await bob.directory.refresh("alice")
