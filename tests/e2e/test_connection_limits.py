@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from relay.server import Limits
@@ -105,3 +105,12 @@ async def test_a_device_that_reads_nothing_holds_at_most_its_live_backlog_in_mem
         while len(got) < MESSAGES:
             await _read_some(reader, alice.device_id, got, 1)
     assert [number for _, number in got] == list(range(1, MESSAGES + 1))
+
+
+@pytest.mark.parametrize("strict", [Limits(login_timeout=0.5)], indirect=True, ids=["login"])
+async def test_a_connection_that_never_logs_in_is_hung_up_on(strict: Accounts):
+    """It holds one of the few login slots: the relay closes it when its time to log in is up."""
+    async with connect(strict.relay.url) as ws:
+        assert isinstance(wire.decode_relay_frame(await ws.recv()), wire.Challenge)
+        assert await _answers_until_closed(ws) == []
+        assert ws.close_code == 1008
