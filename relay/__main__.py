@@ -11,6 +11,8 @@ from pathlib import Path
 
 from relay.server import start_relay
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ariadne-relay", description=__doc__)
@@ -71,16 +73,20 @@ async def _serve(
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Held back while the handlers change: between remove_signal_handler and signal.signal the
+    # signal's default action (death, or KeyboardInterrupt) is in place.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    for sig in STOP_SIGNALS:
         # Already stopping: another request (Ctrl+C reaches the whole process group, then the
         # demo asks its relay again) changes nothing. Ignored, it cannot land in the moment the
         # closing loop has closed its wake-up pipe but still holds the signal, which Python
         # reports as a traceback.
         loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     if operator is not None:
         operator.cancel()
     server.close()

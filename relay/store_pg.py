@@ -32,7 +32,7 @@ import asyncpg
 from relay.storage import StoreUnavailable
 from relay.store_pg_blobs import PgBlobs
 from relay.store_pg_controls import PgControls
-from relay.store_pg_fan_out import FanOutReads, PgFanOut, current_task
+from relay.store_pg_fan_out import FanOutReads, PgFanOut
 from relay.store_pg_link import CONNECTIONS, LOST, PgLink, Pool, Transaction, lost
 from relay.store_pg_locks import (
     DEVICE_LOCKS,
@@ -69,7 +69,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         self._reader: asyncpg.Connection | None = None  # committed rows, outside GROUP_LOCK
         self._reader_lock = asyncio.Lock()
         # On the node's loop.
-        self._scope: tuple[asyncio.Task[Any] | None, frozenset[int]] | None = None
+        self._scope: frozenset[int] | None = None  # the open scope's locks
         self._reads: FanOutReads | None = None  # what the scope's fan-out read first
         # The locks the open transaction takes, and those of the ones committing (``flushed``).
         self._taking: str | frozenset[int] | None = None
@@ -192,13 +192,14 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
     def fan_out_scope(
         self, queues: Iterable[str] = (), senders: Iterable[str] = ()
     ) -> Iterator[None]:
-        """The statements the current task runs inside write only the queues of ``queues``,
-        the ``send_id`` records of ``senders``, and the "seen" log of their conversation, and
-        read device lists: they take GROUP_LOCK shared and a lock per queue and per sender,
-        beside other scopes on other devices. The scope must hold all of one handler's
-        statements (its locks are taken at the first)."""
+        """The statements run inside write only the queues of ``queues``, the ``send_id``
+        records of ``senders``, and the "seen" log of their conversation, and read device
+        lists: they take GROUP_LOCK shared and a lock per queue and per sender, beside other
+        scopes on other devices. The scope must hold all of one handler's statements (its locks
+        are taken at the first), and its body must not yield to the event loop: no other task
+        runs while it is open, so every statement made meanwhile is the handler's."""
         outer, outer_reads = self._scope, self._reads
-        self._scope, self._reads = (current_task(), scope_keys(queues, senders)), None
+        self._scope, self._reads = scope_keys(queues, senders), None
         try:
             yield
             self.write_fan_out_record()
@@ -223,10 +224,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             await asyncio.wait(holding)
 
     def _scoped_devices(self) -> frozenset[int] | None:
-        scope = self._scope
-        if scope is None or scope[0] is not current_task():
-            return None  # any other statement, or another task's: GROUP_LOCK exclusively
-        return scope[1]
+        return self._scope  # None: any other statement, GROUP_LOCK exclusively
 
     def _lost(self) -> None:
         if self.on_unavailable is not None:

@@ -11,15 +11,16 @@ Nothing it read can change before the handler's rows commit. The sequence number
 under the queues' locks too, so a queue's order is still its commit order.
 
 The handler calls the storage interface unchanged; outside such a scope (and on SQLite) every
-method reads as before.
+method reads as before. Only the handler that read them can see the reads: a scope's body never
+yields to the event loop (the handler runs from its first statement to its last without an
+``await`` that suspends, see ``tests/relay/test_scopes_do_not_yield.py``), and the scope puts
+back what was there before when it ends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import asyncpg
 
@@ -31,7 +32,6 @@ from relay.store_queue import QueuedEnvelope
 class FanOutReads:
     """What one fan-out handler read at its start, under its scope's locks."""
 
-    task: asyncio.Task[Any] | None  # the handler's
     sender: str
     send_id: bytes
     earlier: int | None  # the server time of a fan-out already stored with this send_id
@@ -76,7 +76,6 @@ class PgFanOut(PgQueries):
         queued_bytes = dict.fromkeys(queues, 0)  # no row: nothing was ever queued
         queued_bytes.update(zip(row[3] or [], row[4] or [], strict=True))
         self._reads = FanOutReads(
-            task=current_task(),
             sender=sender,
             send_id=send_id,
             earlier=row[0],
@@ -86,10 +85,7 @@ class PgFanOut(PgQueries):
         )
 
     def _fan_out_reads(self) -> FanOutReads | None:
-        reads = self._reads
-        if reads is None or reads.task is not current_task():
-            return None
-        return reads
+        return self._reads
 
     def fan_out_time(self, device_id: str, send_id: bytes) -> int | None:
         reads = self._fan_out_reads()
@@ -142,10 +138,3 @@ class PgFanOut(PgQueries):
             *reads.record,
         )
         return [QueuedEnvelope(seq, *row) for seq, row in zip(seqs, rows, strict=True)]
-
-
-def current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running loop
-        return None
