@@ -20,15 +20,20 @@ Reports, per size:
 Each size is measured twice in the same run: the restoring device's profile encrypted at rest
 (SQLCipher, as every profile is) and plain SQLite, to show what the encryption costs.
 
+Each size and profile is restored ``--rounds`` times (3) by new devices, each restore followed
+by both baselines; the table gives medians, and each ratio's lowest and highest value.
+
     python tests/benchmarks/bench_restore.py            # 10,000 and 100,000
-    python tests/benchmarks/bench_restore.py 10000
+    python tests/benchmarks/bench_restore.py 10000 --rounds 5
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -149,8 +154,11 @@ def same_work_baseline(rows, username: str, root_of, encrypt: bool) -> tuple[flo
 
 
 async def measure(
-    url: str, relay_dir: Path, count: int, root: Path, encrypt: bool
+    url: str, relay_dir: Path, count: int, root: Path, encrypt: bool, rounds: int
 ) -> dict[str, float]:
+    """``rounds`` new devices restore the same history, each measured with both baselines
+    right after it; returns the median of each figure and of each ratio, and the ratios'
+    lowest and highest values."""
     user = f"user{count}{'c' if encrypt else 'p'}"
     alice = await AriadneClient.create_account(
         root / f"{user}-a", url, user, PASSWORD, "Desktop", backoff=FAST
@@ -162,12 +170,41 @@ async def measure(
     code = await alice.setup_recovery()
     seed_history(alice, peer.username, peer.device_id, count, 1_700_000_000_000_000)
     await alice.wait_saved(timeout=600)
+    rows = sealed_items(relay_dir / "relay.sqlite3", user)
+    runs = []
+    for r in range(rounds):
+        folder = root / f"{user}-new{r}"
+        run = await restore_once(url, folder, user, code, peer.username, count, encrypt)
+        bare, bare_cpu = baseline(rows, user, alice.epochs.root, count)
+        same, same_cpu = same_work_baseline(rows, user, alice.epochs.root, encrypt)
+        runs.append(
+            run
+            | {"bare": bare, "same": same}
+            | {
+                "ratio": run["rate"] / bare,
+                "cpu ratio": run["cpu_rate"] / bare_cpu,
+                "same ratio": run["rate"] / same,
+                "same cpu ratio": run["cpu_rate"] / same_cpu,
+            }
+        )
+    for client in (alice, peer):
+        await client.close()
+    result = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    for key in RATIOS:
+        result[f"{key} low"] = min(run[key] for run in runs)
+        result[f"{key} high"] = max(run[key] for run in runs)
+    return result
 
+
+RATIOS = ("ratio", "cpu ratio", "same ratio", "same cpu ratio")
+
+
+async def restore_once(
+    url: str, folder: Path, user: str, code: str, thread: str, count: int, encrypt: bool
+) -> dict[str, float]:
     # AriadneClient.add_device, with the choice of an encrypted or a plain profile:
-    store = login.new_profile(
-        root / f"{user}-new", url, user, "New laptop", "add", False, encrypt=encrypt
-    )
-    device = await AriadneClient._register(root / f"{user}-new", store, PASSWORD, FAST, 30)
+    store = login.new_profile(folder, url, user, "New laptop", "add", False, encrypt=encrypt)
+    device = await AriadneClient._register(folder, store, PASSWORD, FAST, 30)
     assert device.database_key_place is (KeyPlace.FILE if encrypt else KeyPlace.NONE)
     first_page: list[float] = []
     device.add_listener(
@@ -181,58 +218,47 @@ async def measure(
     await device.restore(code=code)
     to_first_page = first_page[0] - start
     # The page fetch alone, on a second fresh cursor of the same thread:
-    cursor = device.mailbox.cursor(peer.username)
+    cursor = device.mailbox.cursor(thread)
     device._store.set_mailbox_cursor(cursor._replace(loaded=0, oldest=None, done=False))
     t = time.perf_counter()
-    await device.load_older(peer.username)
+    await device.load_older(thread)
     page_alone = time.perf_counter() - t
     device._store.set_mailbox_cursor(cursor)
 
     start, cpu = time.perf_counter(), time.process_time()
     loaded = await device.backfill()
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rate = (loaded + 100) / elapsed if loaded else float("nan")
-    cpu_rate = (loaded + 100) / cpu if loaded else float("nan")
-    assert len(device.messages(peer.username)) == count
-    rows = sealed_items(relay_dir / "relay.sqlite3", user)
-    bare, bare_cpu = baseline(rows, user, alice.epochs.root, count)
-    same, same_cpu = same_work_baseline(rows, user, alice.epochs.root, encrypt)
-    for client in (alice, peer, device):
-        await client.close()
+    assert loaded and len(device.messages(thread)) == count
+    await device.close()
     return {
         "first": to_first_page,
         "page": page_alone,
-        "rate": rate,
-        "cpu_rate": cpu_rate,
-        "bare": bare,
-        "bare_cpu": bare_cpu,
-        "same": same,
-        "same_cpu": same_cpu,
+        "rate": (loaded + 100) / elapsed,
+        "cpu_rate": (loaded + 100) / cpu,
     }
 
 
-async def main(sizes: list[int]) -> None:
-    print(f"load average {os.getloadavg()[0]:.1f} at the start")
+async def main(sizes: list[int], rounds: int) -> None:
+    print(f"load average {os.getloadavg()[0]:.1f} at the start; medians of {rounds} rounds")
     root = Path(tempfile.mkdtemp(prefix="bench-restore-"))
     async with relay_process(root / "relay") as url:
         results = {
-            (n, encrypt): await measure(url, root / "relay", n, root, encrypt)
+            (n, encrypt): await measure(url, root / "relay", n, root, encrypt, rounds)
             for n in sizes
             for encrypt in (True, False)
         }
     print(
         f"{'messages':>9} | {'profile':>9} | {'restore() to first page':>24} | "
         f"{'page fetch':>10} | {'restore msg/s':>13} | {'bare AES-GCM+SQLite msg/s':>25} | "
-        f"{'ratio':>5} | {'CPU ratio':>9} | {'same-work msg/s':>15} | {'ratio':>5} | "
-        f"{'CPU ratio':>9}"
+        f"{'ratio (low-high)':>16} | {'CPU ratio (low-high)':>20} | {'same-work msg/s':>15} | "
+        f"{'ratio':>5} | {'CPU ratio':>9}"
     )
     for (n, encrypt), r in results.items():
         print(
             f"{n:>9,} | {'SQLCipher' if encrypt else 'plain':>9} | {r['first'] * 1000:>21.1f} ms"
             f" | {r['page'] * 1000:>7.1f} ms | {r['rate']:>13,.0f} | {r['bare']:>25,.0f} | "
-            f"{r['rate'] / r['bare']:>5.2f} | {r['cpu_rate'] / r['bare_cpu']:>9.2f} | "
-            f"{r['same']:>15,.0f} | {r['rate'] / r['same']:>5.2f} | "
-            f"{r['cpu_rate'] / r['same_cpu']:>9.2f}"
+            f"{_spread(r, 'ratio'):>16} | {_spread(r, 'cpu ratio'):>20} | "
+            f"{r['same']:>15,.0f} | {r['same ratio']:>5.2f} | {r['same cpu ratio']:>9.2f}"
         )
     print("SQLCipher / plain:")
     for n in sizes:
@@ -243,5 +269,13 @@ async def main(sizes: list[int]) -> None:
         )
 
 
+def _spread(result: dict[str, float], key: str) -> str:
+    return f"{result[key]:.2f} ({result[key + ' low']:.2f}-{result[key + ' high']:.2f})"
+
+
 if __name__ == "__main__":
-    asyncio.run(main([int(a) for a in sys.argv[1:]] or [10_000, 100_000]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument("--rounds", type=int, default=3, help="restores per size and profile")
+    args = parser.parse_args()
+    asyncio.run(main(args.sizes, args.rounds))
