@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from client.core import blob_transfer
 from client.core.blob_transfer import Progress, retrying
@@ -64,6 +65,14 @@ def refusal_text(exc: RelayError) -> str:
     return f"The relay refused the file ({exc.code})"
 
 
+class UploadProgress(NamedTuple):
+    """A running upload, for its bubble: the file's size, and once the relay said how much of
+    the blob it holds, that and the blob's size."""
+
+    size: int
+    sent: tuple[int, int] | None
+
+
 class Uploads:
     def __init__(
         self, ctx: ClientContext, changed: Callable[[bytes], None], name: Callable[[str], str]
@@ -71,8 +80,7 @@ class Uploads:
         self._ctx = ctx
         self._changed = changed  # the attachment's bubble has something new to show
         self._name = name  # the file name the pointer carries
-        # How far each running upload got (bytes the relay holds, bytes in all), for its bubble.
-        self.progress: dict[bytes, tuple[int, int]] = {}
+        self.progress: dict[bytes, UploadProgress] = {}  # of each running upload
         self._jobs: dict[bytes, asyncio.Task[StoredMessage]] = {}
         self._cancelled: set[bytes] = set()
 
@@ -122,17 +130,16 @@ class Uploads:
         self, message_id: bytes, progress: Progress | None, resumed: bool
     ) -> StoredMessage:
         ctx, store = self._ctx, self._ctx.store
-        if resumed:
-            await ctx.port.online.wait()
         upload = store.pending_upload(message_id)
         if upload is None:
             raise AttachmentFailed(REMOVED, FileState.CANCELLED)
+        self.progress[message_id] = UploadProgress(upload.size, None)
         blob_id = upload.blob_id
         shown = -1
 
         def report(done: int, total: int) -> None:
             nonlocal shown
-            self.progress[message_id] = (done, total)
+            self.progress[message_id] = UploadProgress(upload.size, (done, total))
             if progress is not None:
                 progress(done, total)
             if (percent := 100 * done // max(total, 1)) != shown:
@@ -140,7 +147,9 @@ class Uploads:
                 self._changed(message_id)
 
         try:
-            source = await self._source(upload)
+            source = await self._source(upload)  # a file gone is shown at once, even offline
+            if resumed:
+                await ctx.port.online.wait()
             if blob_id is None:
                 blob_id = await self._new_blob(upload)
             try:
@@ -180,7 +189,9 @@ class Uploads:
         """The file as it was attached: read once now if it never was (nothing was sent yet)."""
         path = Path(upload.source)
         if upload.chunk_digests is not None:
-            return SourceFile(path, upload.size, upload.chunk_digests)
+            source = SourceFile(path, upload.size, upload.chunk_digests)
+            source.check_size()
+            return source
         source = await asyncio.to_thread(SourceFile.fingerprint, path, upload.size)
         with self._ctx.store.transaction():
             self._ctx.store.set_upload_digests(upload.message_id, source.chunk_digests)
@@ -246,14 +257,19 @@ class Uploads:
     ) -> None:
         """The message never leaves: mark it, forget the upload, and let the relay forget the
         partial blob."""
-        with self._ctx.store.transaction():
-            self._ctx.store.set_attachment(message_id, state, detail=reason)
-            self._ctx.store.set_status(message_id, MessageStatus.FAILED)
-            self._ctx.store.drop_upload(message_id)
+        store = self._ctx.store
+        with store.transaction():
+            row = store.attachment(message_id)
+            path = row.path if row is not None else None  # its bubble still names the file
+            store.set_attachment(message_id, state, path=path, detail=reason)
+            store.set_status(message_id, MessageStatus.FAILED)
+            store.drop_upload(message_id)
         self._changed(message_id)
         if blob_id is not None:
 
             async def release() -> None:
+                # (Not told before the app closes: an unfinished blob expires on the relay.)
+                await self._ctx.port.online.wait()
                 with contextlib.suppress(RelayError, Offline):
                     await self._ctx.port.request(
                         lambda rid: wire.ReleaseBlob(

@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.core import blob_transfer
-from client.core.attachment_upload import REMOVED, AttachmentFailed, Uploads, refusal_text
+from client.core.attachment_upload import (
+    REMOVED,
+    AttachmentFailed,
+    UploadProgress,
+    Uploads,
+    refusal_text,
+)
 from client.core.blob_transfer import Progress, retrying
 from client.core.context import ClientContext
 from client.core.directory import Directory
@@ -64,7 +70,7 @@ class Attachment:
     thumbnail: bytes | None
     path: Path | None
     detail: str
-    # While it uploads: the bytes the relay holds and the blob's size (None when unknown yet).
+    # While it uploads: the bytes the relay holds and the blob's size, once the relay said.
     progress: tuple[int, int] | None = None
 
     @property
@@ -252,16 +258,19 @@ class Attachments:
         self._set(message_id, FileState.GONE, detail="Deleted")
 
 
-def _shown(row: AttachmentRow, progress: tuple[int, int] | None = None) -> Attachment:
+def _shown(row: AttachmentRow, upload: UploadProgress | None = None) -> Attachment:
     """What the window shows of an attachment row (a pointer that does not decode shows as a
-    file of unknown name)."""
+    file of unknown name; one still uploading, with its size and progress)."""
     pointer: AttachmentPointer | None = None
     with contextlib.suppress(ProtocolError):
         pointer = decode_pointer(row.pointer) if row.pointer else None
     path = Path(row.path) if row.path else None
     if pointer is None:
         name = path.name if path else "attachment"
-        return Attachment(row.message_id, row.state, name, "", 0, None, path, row.detail, progress)
+        size, progress = upload if upload is not None else (0, None)
+        return Attachment(
+            row.message_id, row.state, name, "", size, None, path, row.detail, progress
+        )
     return Attachment(
         row.message_id,
         row.state,
@@ -271,5 +280,4 @@ def _shown(row: AttachmentRow, progress: tuple[int, int] | None = None) -> Attac
         pointer.thumbnail,
         path,
         row.detail,
-        progress,
     )

@@ -16,7 +16,6 @@ read raises :class:`SourceChanged` with the words the user sees; nothing of it i
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +59,23 @@ class SourceFile:
                 raise SourceChanged(CHANGED)
         return cls(path, size, bytes(digests))
 
+    def check_size(self) -> None:
+        """Raise :class:`SourceChanged` at once if the file is gone or not its size any more
+        (before the relay is asked anything: a slow relay does not delay what the user sees).
+        A change that keeps the size is found as the file is read (:meth:`pieces`)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            raise SourceChanged(GONE) from None
+        except OSError:
+            raise SourceChanged(UNREADABLE) from None
+        if size != self.size:
+            raise SourceChanged(CHANGED)
+
     def pieces(self) -> Generator[bytes, None, None]:
         """The file, a chunk at a time, each checked against its digest before it is given
         out; raises :class:`SourceChanged` at the first that differs (or a missing file)."""
         with _opened(self.path) as file:
-            if os.fstat(file.fileno()).st_size != self.size:
-                raise SourceChanged(CHANGED)  # known at once, before the relay is sent anything
             for index, length in enumerate(_chunk_lengths(self.size)):
                 piece = file.read(length)
                 expected = self.chunk_digests[index * _DIGEST : (index + 1) * _DIGEST]

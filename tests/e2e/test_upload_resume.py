@@ -44,7 +44,11 @@ class Uploads:
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
+    stalled: asyncio.Event | None = None  # set: the relay answers no upload until it is set
+
     async def __call__(self, session, frame):  # type: ignore[no-untyped-def]
+        if self.stalled is not None:
+            await self.stalled.wait()
         reply = await self.real(session, frame)  # type: ignore[operator]
         if frame.data and reply.received == frame.offset + len(frame.data):
             self.written.append((frame.blob_id, frame.offset, frame.data))
@@ -147,18 +151,26 @@ async def test_a_file_that_changed_or_vanished_while_closed_fails_and_nothing_le
         source.unlink()
     else:
         source.write_bytes(bytes(edited))
+    if change in ("grown", "deleted"):  # shown at once, without waiting for a slow relay
+        uploads.stalled = asyncio.Event()
     alice = await accounts.start(alice)
-
-    await eventually(
-        lambda: alice.attachments.get(message_id).state is FileState.FAILED,
-        message="the message failed",
-    )
+    try:
+        await eventually(
+            lambda: alice.attachments.get(message_id).state is FileState.FAILED,
+            message="the message failed",
+        )
+    finally:
+        if uploads.stalled is not None:
+            uploads.stalled.set()
     found = alice.attachments.get(message_id)
     assert found.detail == (GONE if change == "deleted" else CHANGED)
     (message,) = alice.messages("bob")
     assert message.status is MessageStatus.FAILED and message.server_ts is None
     assert alice._store.next_outgoing() is None, "no message pointing at the blob is queued"
     assert alice._store.pending_upload(message_id) is None
+    # Its file goes again by attaching it again: a retry does not send the caption alone.
+    assert alice.conversations.retry(message_id) is False
+    assert alice._store.next_outgoing() is None
     # Whatever the relay was sent after the restart is the original file's ciphertext: no
     # chunk of the changed file was sealed under the attachment's key.
     expected = _ciphertext(key, original)
