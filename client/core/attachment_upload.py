@@ -91,9 +91,10 @@ class Uploads:
         try:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
-            if not job.done():  # the caller gave up, not the client closing
-                self._cancelled.add(message_id)
-                job.cancel()
+            # The caller gave up (when the client closes, the upload itself was cancelled first
+            # and is done: it stays for the next start).
+            self._cancelled.add(message_id)
+            job.cancel()
             raise
 
     def resume(self) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from client.core.attachment_upload import INTERRUPTED
+from client.core.attachment_upload import INTERRUPTED, AttachmentFailed
 from client.core.events import AttachmentChanged, MessageStatus
 from client.core.store_attachments import FileState
 from client.core.upload_source import CHANGED, GONE
@@ -248,3 +248,46 @@ async def test_an_upload_left_without_a_record_shows_as_failed_not_sending(
     found = alice.attachments.get(sent.message_id)
     assert found.state is FileState.FAILED and found.detail == INTERRUPTED
     assert alice.messages("bob")[0].status is MessageStatus.FAILED
+
+
+async def test_a_message_deleted_while_its_file_uploads_never_leaves(
+    accounts, relay, tmp_path, monkeypatch
+):
+    """Deleted while the relay holds part of its blob: the upload that goes on leaves no message
+    and the account releases the blob; deleted and the app closed: nothing resumes after it."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    uploads = Uploads(HANDLERS[wire.UploadChunk])
+    monkeypatch.setitem(HANDLERS, wire.UploadChunk, uploads)
+    source = write(tmp_path / "draft.mov", SIZE)
+    sending = asyncio.ensure_future(alice.attachments.send_file("bob", source))
+    await eventually(uploads.committed.is_set, message="the relay committed four frames")
+    (message,) = alice.messages("bob")
+    alice.controls.delete_for_me([message.message_id])
+    uploads.release.set()
+    with pytest.raises(AttachmentFailed):
+        await sending
+    (blob_id,) = {blob for blob, _, _ in uploads.written}
+    await eventually(
+        lambda: not relay.relay.store.blob_readable_by(blob_id, "alice"),
+        message="alice's account released the blob",
+    )
+    assert alice._store.next_outgoing() is None
+
+    uploads.written.clear()
+    uploads.committed.clear()
+    uploads.release.clear()
+    sending = asyncio.ensure_future(alice.attachments.send_file("bob", source))
+    await eventually(uploads.committed.is_set, message="the relay committed four frames")
+    (message,) = alice.messages("bob")
+    alice.controls.delete_for_me([message.message_id])
+    await accounts.stop(alice)
+    uploads.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    alice = await accounts.start(alice)
+    await alice.wait_online()
+    assert alice.attachments.uploads.progress == {}, "nothing resumed"
+    assert alice._store.pending_uploads() == []
+    assert len(uploads.written) == FRAMES_BEFORE_CLOSE
+    assert bob.messages("alice") == []
