@@ -70,11 +70,13 @@ async def _closed_mid_upload(accounts, tmp_path, monkeypatch):  # type: ignore[n
     uploads = Uploads(HANDLERS[wire.UploadChunk])
     monkeypatch.setitem(HANDLERS, wire.UploadChunk, uploads)
     sending = asyncio.ensure_future(alice.attachments.send_file("bob", source, caption="look"))
-    await eventually(uploads.committed.is_set, message="the relay committed four frames")
-    (message,) = alice.messages("bob")
-    key = alice._store.pending_upload(message.message_id).key  # to check what is sent later
-    await accounts.stop(alice)  # the app closes (the relay's answer is still on its way)
-    uploads.release.set()
+    try:
+        await eventually(uploads.committed.is_set, message="the relay committed four frames")
+        (message,) = alice.messages("bob")
+        key = alice._store.pending_upload(message.message_id).key  # to check what is sent later
+        await accounts.stop(alice)  # the app closes (the relay's answer is still on its way)
+    finally:
+        uploads.release.set()
     with pytest.raises(asyncio.CancelledError):
         await sending
     uploads.hold = False
@@ -250,10 +252,10 @@ async def test_an_upload_left_without_a_record_shows_as_failed_not_sending(
     assert alice.messages("bob")[0].status is MessageStatus.FAILED
 
 
-async def test_a_message_deleted_while_its_file_uploads_never_leaves(
+async def test_a_message_unsent_or_deleted_while_its_file_uploads_never_leaves(
     accounts, relay, tmp_path, monkeypatch
 ):
-    """Deleted while the relay holds part of its blob: the upload that goes on leaves no message
+    """Unsent while the relay holds part of its blob: the upload that goes on leaves no message
     and the account releases the blob; deleted and the app closed: nothing resumes after it."""
     alice = await accounts.create("alice")
     bob = await accounts.create("bob")
@@ -263,8 +265,10 @@ async def test_a_message_deleted_while_its_file_uploads_never_leaves(
     sending = asyncio.ensure_future(alice.attachments.send_file("bob", source))
     await eventually(uploads.committed.is_set, message="the relay committed four frames")
     (message,) = alice.messages("bob")
-    alice.controls.delete_for_me([message.message_id])
-    uploads.release.set()
+    try:
+        alice.controls.unsend(message.message_id)
+    finally:
+        uploads.release.set()
     with pytest.raises(AttachmentFailed):
         await sending
     (blob_id,) = {blob for blob, _, _ in uploads.written}
@@ -279,10 +283,12 @@ async def test_a_message_deleted_while_its_file_uploads_never_leaves(
     uploads.release.clear()
     sending = asyncio.ensure_future(alice.attachments.send_file("bob", source))
     await eventually(uploads.committed.is_set, message="the relay committed four frames")
-    (message,) = alice.messages("bob")
-    alice.controls.delete_for_me([message.message_id])
-    await accounts.stop(alice)
-    uploads.release.set()
+    message = alice.messages("bob")[-1]  # (after the unsent one)
+    try:
+        alice.controls.delete_for_me([message.message_id])
+        await accounts.stop(alice)
+    finally:
+        uploads.release.set()
     with pytest.raises(asyncio.CancelledError):
         await sending
     alice = await accounts.start(alice)
