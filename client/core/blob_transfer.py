@@ -2,9 +2,11 @@
 upload that resumes where the relay's copy ends, the download that resumes from the ciphertext
 already on disk, and the decryption that puts the file in place only once it verified.
 
-Memory stays bounded whatever the file's size: the file is read, encrypted and uploaded one
-256 KiB frame at a time; a download goes to a ciphertext file first, then through the decryptor
-into a temporary file that becomes the attachment only once the whole blob has verified.
+Memory stays bounded whatever the file's size: the file is read (64 KiB at a time, each piece
+checked against what it was when attached: ``client/core/upload_source.py``), encrypted and
+uploaded one 256 KiB frame at a time; a download goes to a ciphertext file first, then through
+the decryptor into a temporary file that becomes the attachment only once the whole blob has
+verified.
 :class:`client.core.attachments.Attachments` decides what the states and the user see.
 """
 
