@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -38,8 +37,6 @@ from shared import wire
 from shared.attachment import AttachmentError, AttachmentPointer, blob_size, encode_pointer
 from shared.envelope import AttachmentMessage, encode_payload
 from shared.wire import ErrorCode
-
-log = logging.getLogger("ariadne.client.attachments")
 
 REMOVED = "This message was removed"
 UNREACHABLE = "The relay could not be reached"
