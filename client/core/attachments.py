@@ -3,10 +3,12 @@ that carries its pointer) and fetching one (download, verify, decrypt into the p
 PROTOCOL.md §11.
 
 This module owns the states the user sees; the bytes move in ``client/core/blob_transfer.py``,
-with bounded memory whatever the file's size, resuming after a dropped connection. A blob that
-does not verify is deleted and its state says so; its plaintext is never where the user could
-open it. A message that is removed (unsent, deleted, expired) takes its attachment's files and
-this account's reference to the blob with it (``client/core/attachment_release.py``).
+with bounded memory whatever the file's size, resuming after a dropped connection; an upload
+goes on after the app was closed and opened again (``client/core/attachment_upload.py``). A
+blob that does not verify is deleted and its state says so; its plaintext is never where the
+user could open it. A message that is removed (unsent, deleted, expired) takes its
+attachment's files and this account's reference to the blob with it
+(``client/core/attachment_release.py``).
 
 The pointer arrives in a message (inbox) or a restored mailbox item (mailbox): :func:`received`
 files it as ``REMOTE``, or ``INVALID`` with the reason when the pointer itself is refused. Its
@@ -24,6 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.core import blob_transfer
+from client.core.attachment_upload import (
+    REMOVED,
+    AttachmentFailed,
+    UploadProgress,
+    Uploads,
+    refusal_text,
+)
 from client.core.blob_transfer import Progress, retrying
 from client.core.context import ClientContext
 from client.core.directory import Directory
@@ -31,34 +40,22 @@ from client.core.events import AttachmentChanged, MessageQueued, MessageStatus, 
 from client.core.outbox import SendBlocked
 from client.core.port import Offline, RelayError
 from client.core.store_attachments import AttachmentRow, FileState
+from client.core.store_uploads import PendingUpload
 from shared import wire
 from shared.attachment import (
     MAX_ATTACHMENT,
     AttachmentError,
     AttachmentPointer,
     TamperedBlob,
-    blob_size,
     decode_pointer,
-    encode_pointer,
 )
 from shared.controls import expires_at
-from shared.envelope import MAX_CAPTION, AttachmentMessage, encode_payload, new_message_id
+from shared.envelope import MAX_CAPTION, new_message_id
 from shared.errors import ProtocolError
-from shared.wire import ErrorCode
 
 log = logging.getLogger("ariadne.client.attachments")
 
 COULD_NOT_VERIFY = "Couldn't verify this file"
-REMOVED = "This message was removed"
-
-
-class AttachmentFailed(Exception):
-    """An upload or download stopped; ``reason`` is for the user."""
-
-    def __init__(self, reason: str, state: FileState) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.state = state
 
 
 @dataclass(frozen=True)
@@ -73,6 +70,8 @@ class Attachment:
     thumbnail: bytes | None
     path: Path | None
     detail: str
+    # While it uploads: the bytes the relay holds and the blob's size, once the relay said.
+    progress: tuple[int, int] | None = None
 
     @property
     def is_image(self) -> bool:
@@ -102,32 +101,24 @@ def safe_name(name: str) -> str:
     return base[:120] or "attachment"
 
 
-def _refusal_text(exc: RelayError) -> str:
-    if exc.code is ErrorCode.BLOB_QUOTA:
-        return "Your attachments use all the space the relay allows — delete some and try again"
-    if exc.code is ErrorCode.BLOB_TOO_LARGE:
-        return "The relay does not take a file this large"
-    if exc.code is ErrorCode.NO_BLOB:
-        return "The relay no longer has this file"
-    return f"The relay refused the file ({exc.code})"
-
-
 class Attachments:
     def __init__(self, ctx: ClientContext, directory: Directory, folder: Path) -> None:
         self._ctx = ctx
         self._directory = directory
         self.folder = folder
+        self.uploads = Uploads(ctx, self._changed, safe_name)
 
     # ------------------------------------------------------------------ reading
 
     def get(self, message_id: bytes) -> Attachment | None:
         row = self._ctx.store.attachment(message_id)
-        return None if row is None else _shown(row)
+        return None if row is None else _shown(row, self.uploads.progress.get(message_id))
 
     def get_many(self, message_ids: list[bytes]) -> dict[bytes, Attachment | None]:
         """Each of ``message_ids`` with its attachment, or None (one read for a page)."""
         rows = self._ctx.store.attachments_of(message_ids)
-        return {m: (_shown(rows[m]) if m in rows else None) for m in message_ids}
+        progress = self.uploads.progress
+        return {m: (_shown(rows[m], progress.get(m)) if m in rows else None) for m in message_ids}
 
     def _changed(self, message_id: bytes) -> None:
         message = self._ctx.store.message(message_id)
@@ -152,8 +143,9 @@ class Attachments:
     ) -> StoredMessage:
         """Encrypt and upload ``path``, then send the message that carries it. The message is
         shown (``MessageQueued``) as soon as the upload starts; cancelling the task stops the
-        upload, the relay forgets the blob and the message never leaves. Raises
-        :class:`AttachmentFailed` if the upload cannot finish."""
+        upload, the relay forgets the blob and the message never leaves. If the app closes
+        first, the upload goes on when the profile is opened again (:meth:`resume_uploads`).
+        Raises :class:`AttachmentFailed` if the upload cannot finish."""
         if self._directory.key_changed(peer):
             raise SendBlocked(f"{peer}'s safety number changed: acknowledge it to send again")
         size = path.stat().st_size
@@ -175,92 +167,31 @@ class Attachments:
         message_id = message.message_id
         timer = store.timer(peer)
         expires = expires_at(message.sent_at, timer.seconds) if timer else None
+        upload = PendingUpload(
+            message_id=message_id,
+            peer=peer,
+            source=str(path),
+            size=size,
+            chunk_digests=None,
+            key=os.urandom(32),
+            capability=os.urandom(32),
+            blob_id=None,
+            content_type=content_type,
+            thumbnail=thumbnail,
+            expires_at=expires,
+        )
         with store.transaction():
             store.insert_message(message)
             if expires is not None:
                 store.set_expiry(message_id, peer, expires)
             store.put_attachment(AttachmentRow(message_id, b"", FileState.UPLOADING, str(path), ""))
+            store.put_upload(upload)  # what the upload needs to go on after a restart
         ctx.emit(MessageQueued(message))
-        key, capability = os.urandom(32), os.urandom(32)
-        blob_id: bytes | None = None
-        try:
-            blob_id = await retrying(
-                lambda: blob_transfer.start_upload(ctx.port, size, capability, peer)
-            )
-            digest = await blob_transfer.upload(ctx.port, blob_id, path, size, key, progress)
-        except asyncio.CancelledError:
-            self._abandon(message_id, blob_id, capability, FileState.CANCELLED, "")
-            raise
-        except (RelayError, Offline, AttachmentError, OSError) as exc:
-            reason = (
-                _refusal_text(exc)
-                if isinstance(exc, RelayError)
-                else "The relay could not be reached"
-                if isinstance(exc, Offline)
-                else "The file changed or could not be read while it was sent"
-            )
-            self._abandon(message_id, blob_id, capability, FileState.FAILED, reason)
-            raise AttachmentFailed(reason, FileState.FAILED) from None
-        if store.attachment(message_id) is None:
-            # Unsent or deleted while it uploaded: it never leaves, and the relay forgets it.
-            self._abandon(message_id, blob_id, capability, FileState.CANCELLED, "")
-            raise AttachmentFailed(REMOVED, FileState.CANCELLED)
-        pointer = AttachmentPointer(
-            blob_id=blob_id,
-            capability=capability,
-            key=key,
-            digest=digest,
-            blob_size=blob_size(size),
-            size=size,
-            content_type=content_type,
-            name=safe_name(path.name),
-            thumbnail=thumbnail,
-        )
-        with store.transaction():
-            origin = ctx.origin()
-            payload = AttachmentMessage(
-                origin=origin,
-                message_id=message_id,
-                peer=peer,
-                sent_at=message.sent_at,
-                body=caption,
-                attachment=pointer,
-                expires_at=expires,
-            )
-            store.set_attachment(
-                message_id, FileState.READY, path=str(path), pointer=encode_pointer(pointer)
-            )
-            store.record_sender_order(message_id, peer, ctx.username, ctx.device_id, origin.counter)
-            store.enqueue([peer, ctx.username], encode_payload(payload), message_id)
-        self._changed(message_id)
-        ctx.outbox_wake.set()
-        return message
+        return await self.uploads.send(message_id, progress)
 
-    def _abandon(
-        self,
-        message_id: bytes,
-        blob_id: bytes | None,
-        capability: bytes,
-        state: FileState,
-        reason: str,
-    ) -> None:
-        """The message never leaves: mark it, and let the relay forget the partial blob."""
-        with self._ctx.store.transaction():
-            self._ctx.store.set_attachment(message_id, state, detail=reason)
-            self._ctx.store.set_status(message_id, MessageStatus.FAILED)
-        self._changed(message_id)
-        if blob_id is not None:
-
-            async def release() -> None:
-                with contextlib.suppress(RelayError, Offline):
-                    await self._ctx.port.request(
-                        lambda rid: wire.ReleaseBlob(
-                            rid=rid, blob_id=blob_id, capability=capability
-                        ),
-                        expect=wire.Ok,
-                    )
-
-            self._ctx.in_background(release())
+    def resume_uploads(self) -> None:
+        """Go on with the uploads this device had not finished when it was closed."""
+        self.uploads.resume()
 
     # ------------------------------------------------------------------ fetching
 
@@ -289,8 +220,8 @@ class Attachments:
             self._set(message_id, FileState.TAMPERED, detail=COULD_NOT_VERIFY)
             raise AttachmentFailed(COULD_NOT_VERIFY, FileState.TAMPERED) from None
         except RelayError as exc:
-            self._set(message_id, FileState.GONE, detail=_refusal_text(exc))
-            raise AttachmentFailed(_refusal_text(exc), FileState.GONE) from None
+            self._set(message_id, FileState.GONE, detail=refusal_text(exc))
+            raise AttachmentFailed(refusal_text(exc), FileState.GONE) from None
         except (Offline, asyncio.CancelledError):
             # What came is kept: the next download resumes from it (unless the message went).
             if self._ctx.store.attachment(message_id) is None:
@@ -327,16 +258,19 @@ class Attachments:
         self._set(message_id, FileState.GONE, detail="Deleted")
 
 
-def _shown(row: AttachmentRow) -> Attachment:
+def _shown(row: AttachmentRow, upload: UploadProgress | None = None) -> Attachment:
     """What the window shows of an attachment row (a pointer that does not decode shows as a
-    file of unknown name)."""
+    file of unknown name; one still uploading, with its size and progress)."""
     pointer: AttachmentPointer | None = None
     with contextlib.suppress(ProtocolError):
         pointer = decode_pointer(row.pointer) if row.pointer else None
     path = Path(row.path) if row.path else None
     if pointer is None:
         name = path.name if path else "attachment"
-        return Attachment(row.message_id, row.state, name, "", 0, None, path, row.detail)
+        size, progress = upload if upload is not None else (0, None)
+        return Attachment(
+            row.message_id, row.state, name, "", size, None, path, row.detail, progress
+        )
     return Attachment(
         row.message_id,
         row.state,

@@ -2,15 +2,18 @@
 upload that resumes where the relay's copy ends, the download that resumes from the ciphertext
 already on disk, and the decryption that puts the file in place only once it verified.
 
-Memory stays bounded whatever the file's size: the file is read, encrypted and uploaded one
-256 KiB frame at a time; a download goes to a ciphertext file first, then through the decryptor
-into a temporary file that becomes the attachment only once the whole blob has verified.
+Memory stays bounded whatever the file's size: the file is read (64 KiB at a time, each piece
+checked against what it was when attached: ``client/core/upload_source.py``), encrypted and
+uploaded one 256 KiB frame at a time; a download goes to a ciphertext file first, then through
+the decryptor into a temporary file that becomes the attachment only once the whole blob has
+verified.
 :class:`client.core.attachments.Attachments` decides what the states and the user see.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import os
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from client.core.port import Offline, RelayPort
+from client.core.upload_source import SourceFile
 from shared import wire
 from shared.attachment import (
     AttachmentError,
@@ -67,43 +71,44 @@ async def start_upload(port: RelayPort, size: int, capability: bytes, peer: str)
 async def upload(
     port: RelayPort,
     blob_id: bytes,
-    path: Path,
-    size: int,
+    source: SourceFile,
     key: bytes,
     progress: Progress | None,
 ) -> bytes:
-    """Stream the encrypted file to the relay; after a dropped connection, ask where the
-    relay's copy ends and go on from there. Returns the ciphertext's digest."""
-    return await retrying(
-        lambda: _upload_from_relay_offset(port, blob_id, path, size, key, progress)
-    )
+    """Stream the encrypted file to the relay; after a dropped connection (or a restart of the
+    app), ask where the relay's copy ends and go on from there. Returns the ciphertext's digest.
+    Raises :class:`~client.core.upload_source.SourceChanged` before sealing any chunk of the
+    file that is not what it was when it was attached."""
+    return await retrying(lambda: _upload_from_relay_offset(port, blob_id, source, key, progress))
 
 
 async def _upload_from_relay_offset(
     port: RelayPort,
     blob_id: bytes,
-    path: Path,
-    size: int,
+    source: SourceFile,
     key: bytes,
     progress: Progress | None,
 ) -> bytes:
-    total = blob_size(size)
+    total = blob_size(source.size)
     where = await port.request(
         lambda rid: wire.UploadChunk(rid=rid, blob_id=blob_id, offset=0, data=b""),
         expect=wire.BlobProgress,
     )
     relay_has = where.received
+    if progress is not None:
+        progress(min(relay_has, total), total)
     # Encryption is deterministic under this key: encrypt from the start, skip what the
-    # relay has (cheap next to sending it again) and send the rest.
-    encryptor = Encryptor(key, size)
+    # relay has (cheap next to sending it again) and send the rest. Every chunk of the file is
+    # checked against what it was when attached before it is sealed (SourceFile.pieces).
+    encryptor = Encryptor(key, source.size)
     produced = 0
     pending = bytearray()
-    with path.open("rb") as file:
+    with contextlib.closing(source.pieces()) as pieces:
         finished = False
         while not finished:
-            piece = file.read(wire.BLOB_FRAME)
-            pending += encryptor.update(piece) if piece else encryptor.finish()
-            finished = not piece
+            piece = next(pieces, None)
+            pending += encryptor.update(piece) if piece is not None else encryptor.finish()
+            finished = piece is None
             while len(pending) >= wire.BLOB_FRAME or (finished and pending):
                 data = bytes(pending[: wire.BLOB_FRAME])
                 del pending[: wire.BLOB_FRAME]

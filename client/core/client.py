@@ -195,6 +195,7 @@ class AriadneClient(DeviceCalls, HistoryCalls, MessageCalls):
         self.link.start()
         self.context.outbox_wake.set()
         self.context.mailbox_wake.set()
+        self.attachments.resume_uploads()  # what was uploading when the app was closed
 
     @property
     def send_notes(self) -> dict[bytes, str]:

@@ -106,7 +106,10 @@ class Conversations:
         return self._store.send_failure(message_id)
 
     def retry(self, message_id: bytes) -> bool:
-        """Send a failed message again (see :meth:`Outbox.retry`)."""
+        """Send a failed message again (see :meth:`Outbox.retry`). Not one with an attachment
+        (False): its file is sent again by attaching it again."""
+        if self._store.attachment(message_id) is not None:
+            return False
         return self._outbox.retry(message_id)
 
     def search(self, text: str, limit: int = 50) -> list[SearchHit]:

@@ -31,6 +31,7 @@ from client.core.store_messages import MessageStore
 from client.core.store_outbox import OutboxItem, OutboxStore, Unconfirmed
 from client.core.store_processed import ProcessedStore
 from client.core.store_releases import RELEASES_SCHEMA, ReleaseStore
+from client.core.store_uploads import UPLOADS_SCHEMA, UploadStore
 
 __all__ = [
     "DB_NAME",
@@ -216,6 +217,7 @@ CREATE TABLE IF NOT EXISTS unconfirmed (
 _SCHEMA += CONTROLS_SCHEMA  # unsend, delete, expiry, replies, edits, reactions, timers
 _SCHEMA += GROUP_SCHEMA
 _SCHEMA += RELEASES_SCHEMA  # attachments whose message is gone, until their blob is released
+_SCHEMA += UPLOADS_SCHEMA  # unfinished attachment uploads, to go on after a restart
 
 
 class Transaction:
@@ -304,6 +306,7 @@ class ProfileStore(
     GroupStore,
     ProcessedStore,
     ReleaseStore,
+    UploadStore,
 ):
     def __init__(self, directory: Path, *, encrypt: bool = True) -> None:
         """Open or create the profile in ``directory``: a private folder and an encrypted

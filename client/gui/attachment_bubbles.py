@@ -39,6 +39,7 @@ SHOWN_SIDE = 200  # the longest side a bubble shows
 MAX_PIXELS = 80_000_000  # beyond this an image is not decoded at all (a bomb, or absurd)
 ALLOCATION_MB = 256  # Qt's own decoding limit, a second guard
 THUMB_MAX_PIXELS = 1024 * 1024  # a received thumbnail larger than this is refused
+RETRY_HINT = " — click to retry"  # what a failed text's bubble says (client.gui.bubbles)
 
 STATE_TEXT = {
     FileState.UPLOADING: "Uploading…",
@@ -168,9 +169,16 @@ class AttachmentDelegate(BubbleDelegate):
         state = STATE_TEXT[found.state]
         if found.detail and found.state in (FileState.INVALID, FileState.FAILED):
             state = f"{state}: {found.detail}"
+        if found.state is FileState.UPLOADING and found.progress is not None:
+            sent, total = found.progress
+            state = f"{state} {100 * sent // max(total, 1)}%"
+        if found.state in (FileState.FAILED, FileState.CANCELLED):
+            # Sent again by attaching the file again: a click does not retry it.
+            meta = meta.replace(RETRY_HINT, "")
         if found.thumbnail and self.thumbnail(found) is None:
             state = f"{state} (the preview could not be shown)"
-        line = f"📎 {found.name} · {human_size(found.size)}\n{state}"
+        size = f" · {human_size(found.size)}" if found.size else ""  # unknown: never uploaded
+        line = f"📎 {found.name}{size}\n{state}"
         return (f"{line}\n{body}" if body else line), meta
 
     def _size(self, view_width: int, fonts: Metrics, message: StoredMessage) -> BubbleSize:

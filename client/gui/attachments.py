@@ -333,6 +333,7 @@ class AttachmentController(QObject):
 
     def _closed(self) -> None:
         self.client.remove_listener(self._on_event)
-        for future, _ in list(self.transfers.values()):
-            future.cancel()
+        for key, (future, _) in list(self.transfers.items()):
+            if isinstance(key, bytes):  # a download; an upload goes on (after a restart too)
+                future.cancel()
         shutil.rmtree(self._pasted, ignore_errors=True)

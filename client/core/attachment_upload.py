@@ -1,0 +1,279 @@
+"""Sending an attachment's file, from the first chunk to the message that carries its pointer,
+across dropped connections and restarts of the app (PROTOCOL.md §11 "Uploading").
+
+Everything an upload needs to go on is in the profile from the moment its message is shown
+(``client/core/store_uploads.py``): the attachment's key and capability, the relay's blob once
+it has one, and the file's chunk digests once it was read. Each upload runs as a task of this
+device, not of whoever asked for it:
+
+- the user cancelling the send (cancelling :meth:`Uploads.send`) stops it for good: the message
+  is marked cancelled and the relay forgets the partial blob;
+- the app closing (the client cancelling its tasks) leaves it as it is, shown as sending, and
+  :meth:`Uploads.resume` goes on from what the relay holds when the profile is opened again:
+  same key, same chunks, so the same ciphertext; nothing the relay holds is sent twice;
+- a file that changed, vanished or cannot be read since it was attached fails the message with
+  the reason in words (``client/core/upload_source.py``); no chunk of it is sealed, and no
+  message pointing at an unfinished blob ever leaves: the message is queued only once the relay
+  holds the whole blob, in the transaction that forgets the upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from client.core import blob_transfer
+from client.core.blob_transfer import Progress, retrying
+from client.core.context import ClientContext
+from client.core.events import MessageStatus, StoredMessage
+from client.core.port import Offline, RelayError
+from client.core.store_attachments import FileState
+from client.core.store_uploads import PendingUpload
+from client.core.upload_source import UNREADABLE, SourceChanged, SourceFile
+from shared import wire
+from shared.attachment import AttachmentError, AttachmentPointer, blob_size, encode_pointer
+from shared.envelope import AttachmentMessage, encode_payload
+from shared.wire import ErrorCode
+
+REMOVED = "This message was removed"
+UNREACHABLE = "The relay could not be reached"
+INTERRUPTED = "The app was closed before it was sent — attach the file again"
+
+
+class AttachmentFailed(Exception):
+    """An upload or download stopped; ``reason`` is for the user."""
+
+    def __init__(self, reason: str, state: FileState) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.state = state
+
+
+def refusal_text(exc: RelayError) -> str:
+    if exc.code is ErrorCode.BLOB_QUOTA:
+        return "Your attachments use all the space the relay allows — delete some and try again"
+    if exc.code is ErrorCode.BLOB_TOO_LARGE:
+        return "The relay does not take a file this large"
+    if exc.code is ErrorCode.NO_BLOB:
+        return "The relay no longer has this file"
+    return f"The relay refused the file ({exc.code})"
+
+
+class UploadProgress(NamedTuple):
+    """A running upload, for its bubble: the file's size, and once the relay said how much of
+    the blob it holds, that and the blob's size."""
+
+    size: int
+    sent: tuple[int, int] | None
+
+
+class Uploads:
+    def __init__(
+        self, ctx: ClientContext, changed: Callable[[bytes], None], name: Callable[[str], str]
+    ) -> None:
+        self._ctx = ctx
+        self._changed = changed  # the attachment's bubble has something new to show
+        self._name = name  # the file name the pointer carries
+        self.progress: dict[bytes, UploadProgress] = {}  # of each running upload
+        self._jobs: dict[bytes, asyncio.Task[StoredMessage]] = {}
+        self._cancelled: set[bytes] = set()
+
+    async def send(self, message_id: bytes, progress: Progress | None) -> StoredMessage:
+        """Run the upload recorded for ``message_id`` and queue its message; cancelling this
+        cancels the upload for good. Raises :class:`AttachmentFailed`."""
+        job = self._start(message_id, progress, resumed=False)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The caller gave up (when the client closes, the upload itself was cancelled first
+            # and is done: it stays for the next start).
+            self._cancelled.add(message_id)
+            job.cancel()
+            raise
+
+    def resume(self) -> None:
+        """Go on with every upload this device had not finished when it was closed (each once
+        the relay is reachable)."""
+        store = self._ctx.store
+        with store.transaction():
+            for message_id in store.uploads_without_record():
+                store.set_attachment(message_id, FileState.FAILED, detail=INTERRUPTED)
+                store.set_status(message_id, MessageStatus.FAILED)
+        for upload in store.pending_uploads():
+            if upload.message_id not in self._jobs:
+                self._start(upload.message_id, None, resumed=True)
+
+    def _start(
+        self, message_id: bytes, progress: Progress | None, *, resumed: bool
+    ) -> asyncio.Task[StoredMessage]:
+        job = asyncio.create_task(self._run(message_id, progress, resumed))
+        self._jobs[message_id] = job
+        self._ctx.background.add(job)  # cancelled when the client closes
+
+        def ended(task: asyncio.Task[StoredMessage]) -> None:
+            self._ctx.background.discard(task)
+            self._jobs.pop(message_id, None)
+            self._cancelled.discard(message_id)
+            self.progress.pop(message_id, None)
+            if not task.cancelled():
+                task.exception()  # a resumed upload's failure is in its state, not a log
+
+        job.add_done_callback(ended)
+        return job
+
+    async def _run(
+        self, message_id: bytes, progress: Progress | None, resumed: bool
+    ) -> StoredMessage:
+        ctx, store = self._ctx, self._ctx.store
+        upload = store.pending_upload(message_id)
+        if upload is None:
+            raise AttachmentFailed(REMOVED, FileState.CANCELLED)
+        self.progress[message_id] = UploadProgress(upload.size, None)
+        blob_id = upload.blob_id
+        shown = -1
+
+        def report(done: int, total: int) -> None:
+            nonlocal shown
+            self.progress[message_id] = UploadProgress(upload.size, (done, total))
+            if progress is not None:
+                progress(done, total)
+            if (percent := 100 * done // max(total, 1)) != shown:
+                shown = percent
+                self._changed(message_id)
+
+        try:
+            source = await self._source(upload)  # a file gone is shown at once, even offline
+            if resumed:
+                await ctx.port.online.wait()
+            if blob_id is None:
+                blob_id = await self._new_blob(upload)
+            try:
+                digest = await blob_transfer.upload(ctx.port, blob_id, source, upload.key, report)
+            except RelayError as exc:
+                if exc.code is not ErrorCode.NO_BLOB:
+                    raise
+                # The relay no longer holds the unfinished blob (it expired while the app was
+                # closed): the same ciphertext again, into a new one.
+                blob_id = await self._new_blob(upload)
+                digest = await blob_transfer.upload(ctx.port, blob_id, source, upload.key, report)
+        except asyncio.CancelledError:
+            if message_id in self._cancelled:
+                self._abandon(message_id, blob_id, upload.capability, FileState.CANCELLED, "")
+            raise
+        except (SourceChanged, RelayError, Offline, AttachmentError, OSError) as exc:
+            reason = (
+                exc.reason
+                if isinstance(exc, SourceChanged)
+                else refusal_text(exc)
+                if isinstance(exc, RelayError)
+                else UNREACHABLE
+                if isinstance(exc, Offline)
+                else UNREADABLE
+            )
+            self._abandon(message_id, blob_id, upload.capability, FileState.FAILED, reason)
+            raise AttachmentFailed(reason, FileState.FAILED) from None
+        message = store.message(message_id)
+        if message is None or store.attachment(message_id) is None:
+            # Unsent or deleted while it uploaded: it never leaves, and the relay forgets it.
+            self._abandon(message_id, blob_id, upload.capability, FileState.CANCELLED, "")
+            raise AttachmentFailed(REMOVED, FileState.CANCELLED)
+        self._queue(message, upload, blob_id, digest)
+        return message
+
+    async def _source(self, upload: PendingUpload) -> SourceFile:
+        """The file as it was attached: read once now if it never was (nothing was sent yet)."""
+        path = Path(upload.source)
+        if upload.chunk_digests is not None:
+            source = SourceFile(path, upload.size, upload.chunk_digests)
+            source.check_size()
+            return source
+        source = await asyncio.to_thread(SourceFile.fingerprint, path, upload.size)
+        with self._ctx.store.transaction():
+            self._ctx.store.set_upload_digests(upload.message_id, source.chunk_digests)
+        return source
+
+    async def _new_blob(self, upload: PendingUpload) -> bytes:
+        """A blob on the relay for this upload, recorded before any chunk goes into it."""
+        blob_id = await retrying(
+            lambda: blob_transfer.start_upload(
+                self._ctx.port, upload.size, upload.capability, upload.peer
+            )
+        )
+        with self._ctx.store.transaction():
+            self._ctx.store.set_upload_blob(upload.message_id, blob_id)
+        return blob_id
+
+    def _queue(
+        self, message: StoredMessage, upload: PendingUpload, blob_id: bytes, digest: bytes
+    ) -> None:
+        """The relay holds the whole blob: queue the message that carries its pointer, and
+        forget the upload, in one transaction."""
+        ctx, store, message_id = self._ctx, self._ctx.store, message.message_id
+        pointer = AttachmentPointer(
+            blob_id=blob_id,
+            capability=upload.capability,
+            key=upload.key,
+            digest=digest,
+            blob_size=blob_size(upload.size),
+            size=upload.size,
+            content_type=upload.content_type,
+            name=self._name(Path(upload.source).name),
+            thumbnail=upload.thumbnail,
+        )
+        with store.transaction():
+            origin = ctx.origin()
+            payload = AttachmentMessage(
+                origin=origin,
+                message_id=message_id,
+                peer=upload.peer,
+                sent_at=message.sent_at,
+                body=message.body,
+                attachment=pointer,
+                expires_at=upload.expires_at,
+            )
+            store.set_attachment(
+                message_id, FileState.READY, path=upload.source, pointer=encode_pointer(pointer)
+            )
+            store.record_sender_order(
+                message_id, upload.peer, ctx.username, ctx.device_id, origin.counter
+            )
+            store.enqueue([upload.peer, ctx.username], encode_payload(payload), message_id)
+            store.drop_upload(message_id)
+        self._changed(message_id)
+        ctx.outbox_wake.set()
+
+    def _abandon(
+        self,
+        message_id: bytes,
+        blob_id: bytes | None,
+        capability: bytes,
+        state: FileState,
+        reason: str,
+    ) -> None:
+        """The message never leaves: mark it, forget the upload, and let the relay forget the
+        partial blob."""
+        store = self._ctx.store
+        with store.transaction():
+            row = store.attachment(message_id)
+            path = row.path if row is not None else None  # its bubble still names the file
+            store.set_attachment(message_id, state, path=path, detail=reason)
+            store.set_status(message_id, MessageStatus.FAILED)
+            store.drop_upload(message_id)
+        self._changed(message_id)
+        if blob_id is not None:
+
+            async def release() -> None:
+                # (Not told before the app closes: an unfinished blob expires on the relay.)
+                await self._ctx.port.online.wait()
+                with contextlib.suppress(RelayError, Offline):
+                    await self._ctx.port.request(
+                        lambda rid: wire.ReleaseBlob(
+                            rid=rid, blob_id=blob_id, capability=capability
+                        ),
+                        expect=wire.Ok,
+                    )
+
+            self._ctx.in_background(release())

@@ -1,0 +1,98 @@
+"""The profile's unfinished attachment uploads: what a sent file's upload needs to go on after
+the app was closed — the attachment's key and capability, the relay's blob, the file and what
+it held when it was attached (a SHA-256 per 64 KiB chunk) — until its message is queued.
+
+A row is written in the transaction that stores the message, so a message shown as sending
+always has what it needs to finish. It goes in the transaction that queues the message (or marks
+it failed or cancelled), and with the attachment's row when the message is removed (a trigger).
+The key is here, so it lives only in the encrypted profile database, like the pointer later.
+
+A part of :class:`client.core.storage.ProfileStore`, which owns the connection and its
+transactions.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import sqlcipher3
+
+UPLOADS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_uploads (
+    message_id BLOB PRIMARY KEY,
+    peer TEXT NOT NULL,
+    source TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    chunk_digests BLOB,  -- NULL until the file was read once (nothing was sent before)
+    key BLOB NOT NULL,
+    capability BLOB NOT NULL,
+    blob_id BLOB,  -- NULL until the relay gave a blob (no chunk is sent before)
+    content_type TEXT NOT NULL,
+    thumbnail BLOB,
+    expires_at INTEGER
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS upload_of_removed_attachment AFTER DELETE ON attachments BEGIN
+    DELETE FROM pending_uploads WHERE message_id = old.message_id;
+END;
+"""
+
+
+class PendingUpload(NamedTuple):
+    message_id: bytes
+    peer: str
+    source: str  # the user's own file, read again on every attempt
+    size: int
+    chunk_digests: bytes | None  # SHA-256 of each 64 KiB chunk of the file, in order
+    key: bytes
+    capability: bytes
+    blob_id: bytes | None
+    content_type: str
+    thumbnail: bytes | None
+    expires_at: int | None
+
+
+_COLUMNS = (
+    "message_id, peer, source, size, chunk_digests, key, capability, blob_id, content_type,"
+    " thumbnail, expires_at"
+)
+
+
+class UploadStore:
+    _db: sqlcipher3.Connection  # the store's connection; its transaction is the store's
+
+    def put_upload(self, upload: PendingUpload) -> None:
+        marks = ", ".join("?" * len(upload))
+        self._db.execute(f"INSERT INTO pending_uploads ({_COLUMNS}) VALUES ({marks})", upload)
+
+    def pending_upload(self, message_id: bytes) -> PendingUpload | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM pending_uploads WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return PendingUpload(*row) if row else None
+
+    def pending_uploads(self) -> list[PendingUpload]:
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM pending_uploads").fetchall()
+        return [PendingUpload(*row) for row in rows]
+
+    def uploads_without_record(self) -> list[bytes]:
+        """Attachments still uploading with nothing to go on from (a profile that was closed
+        mid-upload before uploads were recorded)."""
+        rows = self._db.execute(
+            "SELECT message_id FROM attachments WHERE state = 'uploading' AND message_id"
+            " NOT IN (SELECT message_id FROM pending_uploads)"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def set_upload_digests(self, message_id: bytes, chunk_digests: bytes) -> None:
+        self._db.execute(
+            "UPDATE pending_uploads SET chunk_digests = ? WHERE message_id = ?",
+            (chunk_digests, message_id),
+        )
+
+    def set_upload_blob(self, message_id: bytes, blob_id: bytes) -> None:
+        self._db.execute(
+            "UPDATE pending_uploads SET blob_id = ? WHERE message_id = ?", (blob_id, message_id)
+        )
+
+    def drop_upload(self, message_id: bytes) -> None:
+        self._db.execute("DELETE FROM pending_uploads WHERE message_id = ?", (message_id,))
