@@ -20,6 +20,19 @@ from tests.conftest import eventually, history, seed_history
 pytestmark = pytest.mark.backends()
 
 
+async def restored(accounts, count: int):  # type: ignore[no-untyped-def]
+    """Alice with ``count`` messages from Bob in her mailbox, and a new device of hers that has
+    restored with her recovery code (the newest page of 100)."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    code = await alice.setup_recovery()
+    seed_history(alice, "bob", bob.device_id, count, 1_700_000_000_000_000)
+    await alice.wait_saved(timeout=120)
+    device = await accounts.pending("alice")
+    await device.restore(code=code)
+    return alice, device
+
+
 @pytest.mark.backends("sqlite")  # edits the relay's SQLite file
 async def test_restore_opens_old_items_and_refuses_swapped_or_downgraded_ones(accounts, relay):
     alice = await accounts.create("alice")
@@ -74,13 +87,7 @@ async def test_restore_opens_old_items_and_refuses_swapped_or_downgraded_ones(ac
 
 
 async def test_a_backfill_that_stores_several_pages_at_once_resumes_where_it_stopped(accounts):
-    alice = await accounts.create("alice")
-    bob = await accounts.create("bob")
-    code = await alice.setup_recovery()
-    seed_history(alice, "bob", bob.device_id, 1_000, 1_700_000_000_000_000)
-    await alice.wait_saved(timeout=120)
-    device = await accounts.pending("alice")
-    await device.restore(code=code)  # the newest page of 100
+    alice, device = await restored(accounts, 1_000)  # the newest page of 100 stored
     writes: list[HistoryLoaded] = []
 
     def closed_after_first_write(event: object) -> None:
@@ -115,13 +122,7 @@ async def test_scrolling_during_a_backfill_stores_and_counts_each_message_once(a
     backfill's first write the scroll asks for four pages of 100 while the backfill, asking for
     pages of 50, needs four answers before it writes again: it then holds pages the scroll
     stored, and its place is behind the scroll's."""
-    alice = await accounts.create("alice")
-    bob = await accounts.create("bob")
-    code = await alice.setup_recovery()
-    seed_history(alice, "bob", bob.device_id, 1_000, 1_700_000_000_000_000)
-    await alice.wait_saved(timeout=120)
-    device = await accounts.pending("alice")
-    await device.restore(code=code)  # the newest page of 100
+    alice, device = await restored(accounts, 1_000)  # the newest page of 100 stored
     writes: list[HistoryLoaded] = []
     scrolls: list[asyncio.Task[object]] = []
 
@@ -149,13 +150,7 @@ async def test_a_scroll_that_runs_ahead_of_the_backfill_leaves_it_nothing_to_cou
     pages of 100 three at a time: the scroll stores the rest of the conversation first, and the
     backfill, reaching the end, finds all it holds stored. Nothing is counted twice, and the
     history ends finished."""
-    alice = await accounts.create("alice")
-    bob = await accounts.create("bob")
-    code = await alice.setup_recovery()
-    seed_history(alice, "bob", bob.device_id, 600, 1_700_000_000_000_000)
-    await alice.wait_saved(timeout=120)
-    device = await accounts.pending("alice")
-    await device.restore(code=code)
+    alice, device = await restored(accounts, 600)  # the newest page of 100 stored
     scrolls: list[asyncio.Task[object]] = []
 
     async def scroll() -> None:
