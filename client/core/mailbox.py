@@ -213,7 +213,7 @@ class Mailbox:
             position = cursor.oldest
             fetching = self._prefetch(cursor.thread_id, position, page)
             opened: list[tuple[StoredMessage, SavedMessage | None]] = []
-            places: list[tuple[int, bytes]] = []
+            held: list[wire.MailboxItem] = []  # the items opened, for their places
             try:
                 while True:
                     answer = await fetching
@@ -228,10 +228,10 @@ class Mailbox:
                         fetching = self._prefetch(cursor.thread_id, position, page)
                         await asyncio.sleep(0)  # let the request go out before the work starts
                     opened += self._open_items(answer.items, current.thread)
-                    places += [(item.ts, item.message_id) for item in answer.items]
+                    held += answer.items
                     if done or len(opened) >= write:
-                        total += self._store_opened(current.thread, opened, places, position, done)
-                        opened, places = [], []
+                        total += self._store_opened(current.thread, opened, held, position, done)
+                        opened, held = [], []
                     if done:
                         break
             finally:
@@ -265,22 +265,22 @@ class Mailbox:
         """Decrypt and store a page fetched before ``cursor``, move the cursor past it and report
         progress; returns how many messages were new here."""
         opened = self._open_items(answer.items, cursor.thread)
-        places = [(item.ts, item.message_id) for item in answer.items]
         last = answer.items[-1] if answer.items else None
         oldest = (last.ts, last.message_id) if last else cursor.oldest
-        return self._store_opened(cursor.thread, opened, places, oldest, _is_last(answer, limit))
+        done = _is_last(answer, limit)
+        return self._store_opened(cursor.thread, opened, answer.items, oldest, done)
 
     def _store_opened(
         self,
         thread: str,
         opened: list[tuple[StoredMessage, SavedMessage | None]],
-        places: list[tuple[int, bytes]],
+        items: list[wire.MailboxItem],
         oldest: tuple[int, bytes] | None,
         done: bool,
     ) -> int:
-        """Store items decrypted from pages of ``thread`` (``places``: each one's place in the
-        relay's order) in one transaction, with the cursor moved to ``oldest`` (the relay's
-        place of the last item), and report progress; returns how many messages were new here.
+        """Store items decrypted from pages of ``thread`` (``opened``, from ``items``) in one
+        transaction, with the cursor moved to ``oldest`` (the relay's place of the last item),
+        and report progress; returns how many messages were new here.
 
         The backfill and the user scrolling up both load pages after the cursor, so the other
         may have moved it since these pages were asked for: what it already passed is left out
@@ -289,8 +289,14 @@ class Mailbox:
         assert cursor is not None, "pages are loaded only for a thread with a cursor"
         if cursor.oldest is not None:
             passed = cursor.oldest
-            if any(place >= passed for place in places):
-                opened = [o for o, place in zip(opened, places, strict=True) if place < passed]
+            # (The places are made here, not kept: a restore keeps thousands of items open, and
+            # every tuple it keeps is one more object for the garbage collector to walk.)
+            if any((item.ts, item.message_id) >= passed for item in items):
+                opened = [
+                    o
+                    for o, item in zip(opened, items, strict=True)
+                    if (item.ts, item.message_id) < passed
+                ]
             oldest = passed if oldest is None else min(oldest, passed)
         hook = self.page_hook
         messages = hook.mailbox_page(opened) if hook else [m for m, _ in opened]

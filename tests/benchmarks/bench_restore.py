@@ -170,13 +170,16 @@ async def measure(
     code = await alice.setup_recovery()
     seed_history(alice, peer.username, peer.device_id, count, 1_700_000_000_000_000)
     await alice.wait_saved(timeout=600)
-    rows = sealed_items(relay_dir / "relay.sqlite3", user)
     runs = []
     for r in range(rounds):
         folder = root / f"{user}-new{r}"
         run = await restore_once(url, folder, user, code, peer.username, count, encrypt)
+        # Read only now: held during the restore, the rows would be objects the garbage
+        # collector walks, which the app does not have.
+        rows = sealed_items(relay_dir / "relay.sqlite3", user)
         bare, bare_cpu = baseline(rows, user, alice.epochs.root, count)
         same, same_cpu = same_work_baseline(rows, user, alice.epochs.root, encrypt)
+        del rows
         runs.append(
             run
             | {"bare": bare, "same": same}
