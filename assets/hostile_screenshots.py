@@ -16,13 +16,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-import qasync  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 from screenshots import side_by_side  # noqa: E402
 
+from assets.screenshots import each_theme  # noqa: E402
 from client.gui.chat_window import ChatWindow  # noqa: E402
 from client.gui.operator_window import OperatorWindow, hostile_demo  # noqa: E402
-from client.gui.style import apply_style  # noqa: E402
 
 
 async def main(theme: str) -> None:
@@ -50,11 +48,4 @@ async def main(theme: str) -> None:
 
 
 if __name__ == "__main__":
-    app = QApplication(sys.argv)
-    app.setQuitOnLastWindowClosed(False)  # the demo's own windows close before it ends
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    with loop:
-        for theme in sys.argv[1:] or ["light", "dark"]:
-            apply_style(app, dark=theme == "dark")
-            loop.run_until_complete(main(theme))
+    each_theme(main)

@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -41,6 +42,19 @@ CONVERSATION = [
     ("bob", "Even the relay's operator can't read it. Open 'What the relay sees' to check."),
     ("alice", "Shown in both our windows, in the same order, with delivery ticks."),
 ]
+
+
+def each_theme(main: Callable[[str], Awaitable[None]]) -> None:
+    """Run ``main(theme)`` for each theme named on the command line (light and dark if none),
+    in one application whose event loop outlives each run's windows."""
+    app = QApplication(sys.argv)
+    app.setQuitOnLastWindowClosed(False)  # each run closes its windows; the loop goes on
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        for theme in sys.argv[1:] or ["light", "dark"]:
+            apply_style(app, dark=theme == "dark")
+            loop.run_until_complete(main(theme))
 
 
 async def settle(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -296,11 +310,4 @@ def queued(db, device_id: str) -> list[tuple[int, int]]:  # type: ignore[no-unty
 
 
 if __name__ == "__main__":
-    app = QApplication(sys.argv)
-    app.setQuitOnLastWindowClosed(False)  # the loop ends with main(), not with a window
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    with loop:
-        for theme in sys.argv[1:] or ["light", "dark"]:
-            apply_style(app, dark=theme == "dark")
-            loop.run_until_complete(main(theme))
+    each_theme(main)

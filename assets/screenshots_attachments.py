@@ -18,18 +18,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-import qasync  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from assets.screenshots import settle, side_by_side  # noqa: E402
+from assets.screenshots import each_theme, settle, side_by_side  # noqa: E402
 from client.core.attachments import AttachmentFailed  # noqa: E402
 from client.core.client import AriadneClient  # noqa: E402
 from client.core.link import LOCAL_RELAY  # noqa: E402
 from client.core.store_attachments import FileState  # noqa: E402
 from client.gui.attachment_bubbles import make_thumbnail  # noqa: E402
 from client.gui.chat_window import ChatWindow  # noqa: E402
-from client.gui.style import apply_style  # noqa: E402
 from relay.server import start_relay  # noqa: E402
 from shared.attachment import decode_pointer  # noqa: E402
 
@@ -111,11 +108,4 @@ async def main(theme: str) -> None:
 
 
 if __name__ == "__main__":
-    app = QApplication(sys.argv)
-    app.setQuitOnLastWindowClosed(False)  # one run per theme, each closing its windows
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    with loop:
-        for theme in sys.argv[1:] or ["light", "dark"]:
-            apply_style(app, dark=theme == "dark")
-            loop.run_until_complete(main(theme))
+    each_theme(main)

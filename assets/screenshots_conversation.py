@@ -18,16 +18,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-import qasync  # noqa: E402
 from PySide6.QtCore import QPoint  # noqa: E402
 from PySide6.QtGui import QPainter, QPixmap  # noqa: E402
-from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+from PySide6.QtWidgets import QWidget  # noqa: E402
 
+from assets.screenshots import each_theme, settle  # noqa: E402
 from client.core.client import AriadneClient  # noqa: E402
 from client.core.link import LOCAL_RELAY  # noqa: E402
 from client.gui.chat_window import ChatWindow  # noqa: E402
 from client.gui.search_panel import MESSAGE_ROLE  # noqa: E402
-from client.gui.style import apply_style  # noqa: E402
 from relay.handlers import HANDLERS  # noqa: E402
 from relay.server import start_relay  # noqa: E402
 from relay.session import Reject  # noqa: E402
@@ -41,12 +40,6 @@ CONVERSATION = [
     ("bob", "Right-click a message for Copy and Info: exact times, and which devices read it."),
     ("alice", "And Ctrl+F searches everything, right here on the device."),
 ]
-
-
-async def settle(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 def overlay(window: QWidget, popup: QWidget, at: QPoint, path: Path) -> None:
@@ -174,11 +167,4 @@ async def main(theme: str) -> None:
 
 
 if __name__ == "__main__":
-    app = QApplication(sys.argv)
-    app.setQuitOnLastWindowClosed(False)  # the script closes its windows between themes
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    with loop:
-        for theme in sys.argv[1:] or ["light", "dark"]:
-            apply_style(app, dark=theme == "dark")
-            loop.run_until_complete(main(theme))
+    each_theme(main)

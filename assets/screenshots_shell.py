@@ -19,17 +19,16 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import qasync  # noqa: E402
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 from screenshots import settle, side_by_side  # noqa: E402
 
+from assets.screenshots import each_theme  # noqa: E402
 from client.core.client import AriadneClient  # noqa: E402
 from client.core.link import LOCAL_RELAY  # noqa: E402
 from client.gui.account_dialog import AccountDialog  # noqa: E402
 from client.gui.chat_window import ChatWindow  # noqa: E402
 from client.gui.recovery_dialog import RestoreDialog  # noqa: E402
-from client.gui.style import apply_style  # noqa: E402
 from relay.server import start_relay  # noqa: E402
 
 
@@ -125,11 +124,4 @@ async def main(theme: str) -> None:
 
 
 if __name__ == "__main__":
-    app = QApplication(sys.argv)
-    app.setQuitOnLastWindowClosed(False)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    with loop:
-        for theme in sys.argv[1:] or ["light", "dark"]:
-            apply_style(app, dark=theme == "dark")
-            loop.run_until_complete(main(theme))
+    each_theme(main)
