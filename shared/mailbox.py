@@ -21,7 +21,6 @@ from __future__ import annotations
 import hmac
 import os
 import re
-from collections.abc import Callable
 from typing import Annotated, get_args
 
 import msgspec
@@ -42,28 +41,30 @@ ThreadName = Annotated[
 ]
 
 
-def _name_check(kind: object) -> Callable[[str], bool]:
+class _NameCheck:
     """Whether a string matches the pattern of ``kind`` (an ``Annotated`` name type), each
     distinct string matched once: a restore decodes a record per message, and the regular
-    expressions cost half the decoding, yet a history names only a few threads and people."""
-    pattern = re.compile(get_args(kind)[1].pattern)
-    matched: set[str] = set()
+    expressions cost half the decoding, yet a history names only a few threads and people. At
+    most ``remember`` names are remembered, so records naming ever new ones cost memory no more
+    than time."""
 
-    def check(name: str) -> bool:
-        if name in matched:
+    def __init__(self, kind: object, remember: int = 10_000) -> None:
+        self._pattern = re.compile(get_args(kind)[1].pattern)
+        self._remember = remember
+        self.matched: set[str] = set()
+
+    def __call__(self, name: str) -> bool:
+        if name in self.matched:
             return True
-        if pattern.search(name) is None:
+        if self._pattern.search(name) is None:
             return False
-        if len(matched) < _NAMES_REMEMBERED:
-            matched.add(name)
+        if len(self.matched) < self._remember:
+            self.matched.add(name)
         return True
 
-    return check
 
-
-_NAMES_REMEMBERED = 10_000
-_thread_name = _name_check(ThreadName)
-_username = _name_check(Username)
+_thread_name = _NameCheck(ThreadName)
+_username = _NameCheck(Username)
 
 
 class SavedMessage(
@@ -71,7 +72,7 @@ class SavedMessage(
 ):
     """A message as the mailbox keeps it (the sealed plaintext). ``thread`` is a ThreadName and
     ``sender_user`` a Username: their lengths are checked by the decoder, their patterns by
-    :meth:`__post_init__` (see :func:`_name_check`)."""
+    :meth:`__post_init__` (see :class:`_NameCheck`)."""
 
     thread: Annotated[str, msgspec.Meta(min_length=1, max_length=33)]
     sender_user: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]

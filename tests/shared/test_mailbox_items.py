@@ -20,6 +20,7 @@ from shared.mailbox import (
     ThreadBox,
     ThreadName,
     _ad_v1,
+    _NameCheck,
     epoch_mailbox_key,
     item_ad,
     open_message,
@@ -142,3 +143,12 @@ def test_a_record_names_a_valid_thread_and_sender_or_does_not_open(name):
                     box.open(ONE, _seal_record(fields))
             else:
                 assert box.open(ONE, _seal_record(fields)).body == "hi"
+
+
+def test_checked_names_are_remembered_up_to_a_bound():
+    """Names are matched once each, and no more of them are kept than the bound."""
+    check = _NameCheck(Username, remember=3)
+    names = [f"user{i}" for i in range(5)]
+    assert all(check(name) for name in names) and all(check(name) for name in names)
+    assert check.matched == set(names[:3])
+    assert not check("Not A Name") and "Not A Name" not in check.matched
