@@ -10,7 +10,7 @@ import sqlcipher3
 
 from client.core.events import MessageStatus, StoredMessage
 from client.core.storage import ProfileStore
-from client.core.store_messages import ROW_TRIGGERS
+from client.core.store_messages import ROW_TRIGGERS, ROWS_PER_INSERT
 from shared.envelope import new_message_id
 
 # The row triggers as profiles made by earlier versions have them: before page inserts, and
@@ -175,4 +175,19 @@ def test_after_batches_a_single_message_goes_through_the_triggers_again(tmp_path
     assert [h.message.body for h in store.search("live")] == ["live word"]
     assert store.threads() == ["carol", "bob"]
     assert [m.body for m in store.thread_messages("bob", limit=20)][-1] == "restored 1 4"
+    store.close()
+
+
+def test_a_batch_longer_than_one_insert_statement_stores_and_counts_every_new_row(tmp_path):
+    """A batch is bound ROWS_PER_INSERT rows per statement: every chunk is stored, the last
+    one short, and rows already known count for nothing in whichever chunk they fall."""
+    store = ProfileStore(tmp_path)
+    rows = [message(f"row {i}", i) for i in range(2 * ROWS_PER_INSERT + 7)]
+    known = rows[ROWS_PER_INSERT - 3 : ROWS_PER_INSERT + 4]  # across the first boundary
+    assert store.insert_messages(known) == len(known)
+    assert store.insert_messages(rows) == len(rows) - len(known)
+    store.commit()
+    assert store.thread_messages("bob") == sorted(rows, key=lambda m: m.server_ts or 0)
+    indexed_once(store)
+    assert len(store.search("row", 10_000)) == len(rows)
     store.close()
