@@ -22,6 +22,11 @@ from shared.envelope import MAX_NAME
 
 # Set once the search index holds the messages stored before it existed.
 _SEARCH_BUILT = "search_index_built"
+# FTS5 writes each transaction's entries as a new segment and merges segments once this many
+# share a level (its default is 4). Merging is most of what indexing costs: restoring 100,000
+# messages with 8 took about 1 µs less CPU per message (a fifth of a restore's), and a search
+# over them took as long (0.8 ms), the index then holding at most a few more segments.
+SEARCH_AUTOMERGE = 8
 
 
 class DeviceReceipt(NamedTuple):
@@ -76,7 +81,17 @@ class ChatStore:
             self._db.execute("DELETE FROM profile WHERE key = ?", (_SEARCH_BUILT,))
 
     def build_search_index(self) -> None:
-        """Index the messages a profile held before the index existed (once)."""
+        """Index the messages a profile held before the index existed (once), and set how eagerly
+        the index merges its segments (on every open: a profile made earlier has the default)."""
+        automerge = self._db.execute(
+            "SELECT v FROM message_search_config WHERE k = 'automerge'"
+        ).fetchone()
+        if automerge is None or automerge[0] != SEARCH_AUTOMERGE:
+            self._db.execute(
+                "INSERT INTO message_search(message_search, rank) VALUES ('automerge', ?)",
+                (SEARCH_AUTOMERGE,),
+            )
+            self._db.commit()
         row = self._db.execute("SELECT value FROM profile WHERE key = ?", (_SEARCH_BUILT,))
         if row.fetchone() is None:
             self._db.execute("INSERT INTO message_search(message_search) VALUES ('rebuild')")

@@ -10,6 +10,7 @@ import sqlcipher3
 
 from client.core.events import MessageStatus, StoredMessage
 from client.core.storage import ProfileStore
+from client.core.store_chat import SEARCH_AUTOMERGE
 from client.core.store_messages import ROW_TRIGGERS, ROWS_PER_INSERT
 from shared.envelope import new_message_id
 
@@ -190,4 +191,21 @@ def test_a_batch_longer_than_one_insert_statement_stores_and_counts_every_new_ro
     assert store.thread_messages("bob") == sorted(rows, key=lambda m: m.server_ts or 0)
     indexed_once(store)
     assert len(store.search("row", 10_000)) == len(rows)
+    store.close()
+
+
+def test_the_search_index_merges_less_eagerly_in_new_and_older_profiles(tmp_path):
+    """Merging segments is most of what indexing a restored page costs: every profile, also one
+    made before, has the search index merge only when SEARCH_AUTOMERGE segments share a level."""
+
+    def automerge(store: ProfileStore) -> int:
+        row = store._db.execute("SELECT v FROM message_search_config WHERE k = 'automerge'")
+        return int(row.fetchone()[0])
+
+    store = ProfileStore(tmp_path)
+    assert automerge(store) == SEARCH_AUTOMERGE
+    store._db.execute("INSERT INTO message_search(message_search, rank) VALUES ('automerge', 4)")
+    store.close()
+    store = ProfileStore(tmp_path)
+    assert automerge(store) == SEARCH_AUTOMERGE
     store.close()
