@@ -37,7 +37,7 @@ from client.core.blob_transfer import Progress, retrying
 from client.core.context import ClientContext
 from client.core.directory import Directory
 from client.core.events import AttachmentChanged, MessageQueued, MessageStatus, StoredMessage
-from client.core.outbox import SendBlocked
+from client.core.fan_out import SendBlocked
 from client.core.port import Offline, RelayError
 from client.core.store_attachments import AttachmentRow, FileState
 from client.core.store_uploads import PendingUpload

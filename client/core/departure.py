@@ -11,15 +11,11 @@ queued for."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from client.core.context import ClientContext
+from client.core.controls import Controls
 from client.core.events import MessageStatus, StoredMessage
 from shared.controls import expires_at
 from shared.envelope import MAX_TEXT, Origin, new_message_id
-
-if TYPE_CHECKING:  # (controls imports, through attachments, this module)
-    from client.core.controls import Controls
 
 
 def compose(ctx: ClientContext, thread: str, text: str) -> tuple[StoredMessage, int | None]:
