@@ -34,8 +34,8 @@ from tests.e2e.test_limits import logged_in
 
 
 class Held:
-    """One call held back until ``release``: ``hold`` wraps the function whose first call after
-    ``arm`` is to wait (later calls while it waits are held too, and run after it, in order)."""
+    """Calls of the functions wrapped by ``hold`` are held back while ``armed``, and made, in
+    the order they came, by ``release``."""
 
     def __init__(self) -> None:
         self.armed = False
@@ -78,7 +78,7 @@ async def _deliveries_to_bob(
 
     def read_backlog(device_id: str, after_seq: int, limit: int) -> Any:
         if device_id == bob.device_id and release_on_first_read and not reads:
-            held.release()  # the held commit runs right before this read
+            held.release()  # the held commit runs right before this read, in its step
         page = queued(device_id, after_seq, limit)
         if device_id == bob.device_id:
             reads.append(len(page))
