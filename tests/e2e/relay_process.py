@@ -11,7 +11,9 @@ tests' in-process nodes get theirs. ``ARIADNE_SLOW_COMMIT`` (seconds) makes ever
 commit wait up to that long first (a random share of it), as on a slow, uneven disk: a
 transaction stays uncommitted (its rows numbered, not yet visible, its locks held) for longer and
 for a varying time, while the node goes on in its next ones, which widens every race between
-commits.
+commits. ``ARIADNE_SIGNAL_IN_SWAP=1`` sends the relay each stop signal again at the moment it has
+just removed its event loop's handler for it, before it ignores the signal (a second Ctrl+C
+landing there), and says so on standard error.
 """
 
 from __future__ import annotations
@@ -79,8 +81,23 @@ def _slow_commit() -> None:
     PgRelayStore._finish = slow_commit  # type: ignore[method-assign]
 
 
+def _signal_in_swap() -> None:
+    if os.environ.get("ARIADNE_SIGNAL_IN_SWAP") != "1":
+        return
+    remove = asyncio.SelectorEventLoop.remove_signal_handler
+
+    def remove_then_signal(loop: asyncio.SelectorEventLoop, sig: int) -> bool:
+        removed = remove(loop, sig)
+        print(f"signalled in the swap: {signal.Signals(sig).name}", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), sig)  # delivered before kill returns, unless the relay blocks it
+        return removed
+
+    asyncio.SelectorEventLoop.remove_signal_handler = remove_then_signal  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     _hook()
+    _signal_in_swap()
     _limits()
     _slow_commit()
     relay_main.main()

@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed
 from relay.server import Limits
 from shared import wire
 from tests.conftest import Accounts, RunningRelay
+from tests.e2e.flood import MESSAGES, flood_a_device_that_reads_nothing
 from tests.e2e.test_limits import logged_in
-from tests.e2e.test_slow_reader import MESSAGES, _accepted, _read_some, _send
 
 LIMITS = Limits(
     frames_per_second=0.001,  # no refill within a test
@@ -87,23 +87,9 @@ async def test_a_device_that_reads_nothing_holds_at_most_its_live_backlog_in_mem
     relay's buffer for it fill, and what is committed for it after that waits in the store, not
     in the connection (at most ``live_backlog`` envelopes there); it gets all of it in order
     once it reads again."""
-    relay = strict.relay
-    alice, bob = await strict.create("alice"), await strict.create("bob")
-    await strict.stop(alice)
-    await strict.stop(bob)
-    async with (
-        logged_in(relay.url, bob) as reader,
-        logged_in(relay.url, alice) as sender,
-    ):
-        answers = asyncio.create_task(_accepted(sender))
-        for rid in range(1, MESSAGES + 1):
-            await sender.send(_send(rid, bob.device_id))
-        await answers
-        assert relay.relay is not None
-        assert len(relay.relay.connections[bob.device_id]._live) <= BACKLOG.live_backlog
-        got: list[tuple[int, int]] = []
-        while len(got) < MESSAGES:
-            await _read_some(reader, alice.device_id, got, 1)
+    live: list[int] = []
+    got = await flood_a_device_that_reads_nothing(strict, lambda bob: live.append(len(bob._live)))
+    assert live[0] <= BACKLOG.live_backlog, live
     assert [number for _, number in got] == list(range(1, MESSAGES + 1))
 
 

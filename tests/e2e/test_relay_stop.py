@@ -17,6 +17,7 @@ from websockets.sync.client import connect
 from shared import wire
 
 REPO = Path(__file__).parents[2]
+RELAY_PROCESS = Path(__file__).with_name("relay_process.py")
 
 
 def test_stop_requests_after_the_first_are_ignored_while_the_relay_closes(tmp_path: Path) -> None:
@@ -53,3 +54,35 @@ def test_stop_requests_after_the_first_are_ignored_while_the_relay_closes(tmp_pa
             process.wait()
     assert "Traceback" not in err, err
     assert code == 0, (code, err)
+
+
+def test_a_stop_request_inside_the_handler_swap_is_held_back_until_it_is_ignored(
+    tmp_path: Path,
+) -> None:
+    """The relay stops on its first request, then swaps its handlers for 'ignore'. Between
+    removing the loop's handler and ignoring the signal, the signal's default action is in
+    place (death for SIGTERM, KeyboardInterrupt for SIGINT): the relay blocks both signals
+    for the swap. The test process sends each signal exactly there (``relay_process.py``)."""
+    process = subprocess.Popen(
+        [sys.executable, str(RELAY_PROCESS), "--port", "0", "--data-dir", str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, "ARIADNE_SIGNAL_IN_SWAP": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
+        with connect(url, max_size=wire.MAX_FRAME_BYTES) as ws:
+            assert isinstance(wire.decode_relay_frame(ws.recv(timeout=30)), wire.Challenge)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    for sig in ("SIGINT", "SIGTERM"):
+        assert f"signalled in the swap: {sig}" in err, err  # the window was reached
+    assert "Traceback" not in err, err
+    assert process.returncode == 0, (process.returncode, err)

@@ -10,30 +10,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import ClientConnection
 
 from relay.server import Limits
-from shared import wire
 from tests.conftest import Accounts, RunningRelay
+from tests.e2e.flood import (
+    MESSAGES,
+    all_accepted,
+    fan_out_to_bob,
+    flood_a_device_that_reads_nothing,
+    read_some,
+)
 from tests.e2e.test_limits import logged_in
-
-MESSAGES = 200
-PAYLOAD = 60_000  # 12 MB in all: more than the sockets between relay and device hold
-
-
-def _send(rid: int, device_id: str, size: int = PAYLOAD) -> bytes:
-    payload = rid.to_bytes(4, "big") + bytes(size)
-    return wire.encode(
-        wire.Send(
-            rid=rid,
-            send_id=rid.to_bytes(16, "big"),
-            recipients=[
-                wire.RecipientEnvelopes(
-                    username="bob", envelopes=[wire.Envelope(device_id=device_id, payload=payload)]
-                )
-            ],
-        )
-    )
 
 
 @pytest.fixture
@@ -53,30 +40,6 @@ def backlog(live: int, page: int) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("small", [limits], indirect=True, ids=["small"])
 
 
-async def _read_some(
-    reader: ClientConnection, sender_device: str, got: list[tuple[int, int]], frames: int
-) -> None:
-    """Read ``frames`` frames, keeping (seq, message number) of every envelope from
-    ``sender_device``, and acknowledge what was read."""
-    for _ in range(frames):
-        frame = wire.decode_relay_frame(await asyncio.wait_for(reader.recv(), 30))
-        if not isinstance(frame, wire.Deliver):
-            continue
-        got += [
-            (e.seq, int.from_bytes(e.payload[:4], "big"))
-            for e in frame.envelopes
-            if e.sender_device == sender_device
-        ]
-        await reader.send(wire.encode(wire.Ack(seqs=[e.seq for e in frame.envelopes])))
-
-
-async def _accepted(sender: ClientConnection) -> None:
-    answers = 0
-    while answers < MESSAGES:
-        answer = wire.decode_relay_frame(await asyncio.wait_for(sender.recv(), 30))
-        answers += isinstance(answer, wire.Accepted)
-
-
 @pytest.mark.backends()
 async def test_a_slow_reader_gets_every_envelope_once_in_queue_order(
     accounts: Accounts, relay: RunningRelay
@@ -91,15 +54,15 @@ async def test_a_slow_reader_gets_every_envelope_once_in_queue_order(
         # Bob's device first reads nothing while fan-outs come: its socket fills, and the
         # relay's buffer for it. Then it reads one frame per fan-out sent, staying behind:
         # envelopes are committed for it while the relay waits for its socket to drain.
-        answers = asyncio.create_task(_accepted(sender))
+        answers = asyncio.create_task(all_accepted(sender))
         got: list[tuple[int, int]] = []
         for rid in range(1, MESSAGES + 1):
-            await sender.send(_send(rid, bob.device_id))
+            await sender.send(fan_out_to_bob(rid, bob.device_id))
             if rid > MESSAGES // 3:
-                await _read_some(reader, alice.device_id, got, 1)
+                await read_some(reader, alice.device_id, got, 1)
         await answers
         while len(got) < MESSAGES:
-            await _read_some(reader, alice.device_id, got, 1)
+            await read_some(reader, alice.device_id, got, 1)
     seqs = [seq for seq, _ in got]
     assert seqs == sorted(set(seqs)), "envelopes out of queue order, or twice"
     assert [number for _, number in got] == list(range(1, MESSAGES + 1))
@@ -111,25 +74,12 @@ async def test_a_device_that_reads_nothing_costs_the_relay_one_buffer_not_its_qu
 ):
     """Its envelopes stay in the store; the relay's buffer for it stays near the socket's
     limit; when it reads again it gets the whole backlog, paged from the store, in order."""
-    relay = small.relay
-    alice, bob = await small.create("alice"), await small.create("bob")
-    await small.stop(alice)
-    await small.stop(bob)
-    async with (
-        logged_in(relay.url, bob) as reader,
-        logged_in(relay.url, alice) as sender,
-    ):
-        answers = asyncio.create_task(_accepted(sender))
-        for rid in range(1, MESSAGES + 1):
-            await sender.send(_send(rid, bob.device_id))
-        await answers
-        assert relay.relay is not None
-        buffered = relay.relay.connections[bob.device_id].ws.transport.get_write_buffer_size()
-        # The socket's limit, plus at most one round of the writer (a page, or the live backlog).
-        assert buffered < 1_000_000, buffered
-        got: list[tuple[int, int]] = []
-        while len(got) < MESSAGES:
-            await _read_some(reader, alice.device_id, got, 1)
+    buffered: list[int] = []
+    got = await flood_a_device_that_reads_nothing(
+        small, lambda bob: buffered.append(bob.ws.transport.get_write_buffer_size())
+    )
+    # The socket's limit, plus at most one round of the writer (a page, or the live backlog).
+    assert buffered[0] < 1_000_000, buffered
     seqs = [seq for seq, _ in got]
     assert seqs == sorted(set(seqs)), "envelopes out of queue order, or twice"
     assert [number for _, number in got] == list(range(1, MESSAGES + 1))
@@ -146,13 +96,13 @@ async def test_a_burst_beyond_the_live_backlog_is_paged_from_the_store(small: Ac
         logged_in(small.relay.url, bob) as reader,
         logged_in(small.relay.url, alice) as sender,
     ):
-        answers = asyncio.create_task(_accepted(sender))
+        answers = asyncio.create_task(all_accepted(sender))
         # One write of all the fan-outs: the relay reads them in one go and commits them together.
         for rid in range(1, MESSAGES + 1):
-            sender.protocol.send_binary(_send(rid, bob.device_id, size=16))
+            sender.protocol.send_binary(fan_out_to_bob(rid, bob.device_id, size=16))
         sender.transport.write(b"".join(sender.protocol.data_to_send()))
         await answers
         got: list[tuple[int, int]] = []
         while len(got) < MESSAGES:
-            await _read_some(reader, alice.device_id, got, 1)
+            await read_some(reader, alice.device_id, got, 1)
     assert [number for _, number in got] == list(range(1, MESSAGES + 1))
