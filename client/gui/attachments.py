@@ -146,6 +146,8 @@ class AttachmentController(QObject):
         window.view.customContextMenuRequested.connect(self._menu)
         self.client.add_listener(self._on_event)
         window.closed.connect(self._closed)
+        for message_id in self.client.attachments.uploading():
+            self.follow_upload(message_id)  # went on after a restart, or sent from another window
 
     # ------------------------------------------------------------------ attaching
 
@@ -244,6 +246,19 @@ class AttachmentController(QObject):
                 thumbnail=thumbnail,
                 progress=transfer.progress,
             )
+        )
+        self._track(key, future, transfer)
+
+    def follow_upload(self, message_id: bytes) -> None:
+        """An upload this window did not start (one that went on after the app was opened
+        again) shown as one it sent: its progress from where the relay's copy is, and Cancel."""
+        found = self.client.attachments.get(message_id)
+        if found is None:
+            return  # its message was removed: nothing of it will leave
+        key = f"upload:{message_id.hex()}"
+        transfer = Transfer(f"Sending {found.name}", lambda: self.cancel(key))
+        future = asyncio.ensure_future(
+            self.client.attachments.follow_upload(message_id, progress=transfer.progress)
         )
         self._track(key, future, transfer)
 
