@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from client.core import blob_transfer
 from client.core.blob_transfer import RETRY_FIRST, Progress, retrying
 from client.core.context import ClientContext
-from client.core.events import MessageStatus, StoredMessage
+from client.core.events import DeliveryUpdated, MessageStatus, StoredMessage
 from client.core.port import Offline, RelayError, RelayPort
 from client.core.store_attachments import FileState
 from client.core.store_uploads import PendingUpload
@@ -295,6 +295,9 @@ class Uploads:
                 store.abandon_blob(blob_id, capability)
         self.progress.pop(message_id, None)
         self._changed(message_id)
+        message = store.message(message_id)
+        if message is not None:  # its bubble says "not sent", as a text's that failed
+            self._ctx.emit(DeliveryUpdated(message_id, message.thread, MessageStatus.FAILED, None))
         if blob_id is not None:
             self._release_abandoned()
 
