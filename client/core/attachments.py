@@ -195,9 +195,11 @@ class Attachments:
         """Go on with the uploads this device had not finished when it was closed."""
         self.uploads.resume()
 
-    def uploading(self) -> list[bytes]:
-        """The messages whose file is uploading now (sent now, or going on after a restart)."""
-        return self.uploads.running()
+    def uploading(self) -> list[Attachment]:
+        """The attachments uploading now (sent now, or going on after a restart); not one whose
+        message was removed meanwhile (its upload goes on only to let the relay forget it)."""
+        found = self.get_many(self.uploads.running())
+        return [attachment for attachment in found.values() if attachment is not None]
 
     def follow_upload(
         self, message_id: bytes, progress: Progress | None = None

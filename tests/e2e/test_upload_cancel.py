@@ -76,14 +76,15 @@ async def test_a_resumed_upload_cancelled_mid_chunk_sends_nothing_more_and_stays
     monkeypatch.setitem(HANDLERS, wire.UploadChunk, relay_chunks)
     alice = await accounts.start(alice)
     try:
-        assert alice.attachments.uploading() == [message_id]
+        assert [a.message_id for a in alice.attachments.uploading()] == [message_id]
+        await eventually(relay_chunks.holding.is_set, message="a chunk is in flight")
         shown: list[tuple[int, int]] = []
         following = asyncio.ensure_future(
             alice.attachments.follow_upload(message_id, lambda *p: shown.append(p))
         )
-        await eventually(relay_chunks.holding.is_set, message="a chunk is in flight")
-        # Followed as a fresh upload is: the progress from the relay's copy on.
-        assert shown[-1] == (committed + wire.BLOB_FRAME, blob_size(SIZE))
+        # Followed as a fresh upload is: the progress from the relay's copy, at once.
+        acknowledged = (committed + wire.BLOB_FRAME, blob_size(SIZE))
+        await eventually(lambda: shown == [acknowledged], message="its progress is shown")
         if file == "deleted":
             source.unlink()  # the upload has not read past it yet
         sent = len(relay_chunks.arrived)
@@ -141,13 +142,14 @@ async def test_a_cancelled_resumed_upload_ends_as_a_cancelled_fresh_one(
     await eventually(lambda: not alice._store.abandoned_blobs(), message="both blobs released")
 
 
-@pytest.mark.parametrize("unanswered", ["chunk", "release"])
+@pytest.mark.parametrize("unanswered", ["chunk", "release", "release done"])
 async def test_a_cancel_the_app_closed_on_before_the_relay_answered_is_finished_at_the_next_start(
     accounts, relay, tmp_path, monkeypatch, unanswered
 ):
     """The app closes right after the cancel, while the chunk in flight is still unanswered, or
-    once the relay was asked to forget the blob but before it did: at the next start the upload
-    does not go on, and the relay is asked again."""
+    once the relay was asked to forget the blob but before it did (or before its answer came):
+    at the next start the upload does not go on, and the relay is asked again (``no_blob``
+    counts as done)."""
     alice, bob, _, _, uploads, message_id, _, _ = await _closed_mid_upload(
         accounts, tmp_path, monkeypatch
     )
@@ -158,9 +160,10 @@ async def test_a_cancel_the_app_closed_on_before_the_relay_answered_is_finished_
     asked, answer = asyncio.Event(), asyncio.Event()
 
     async def lost(session, frame):  # type: ignore[no-untyped-def]
+        reply = await release(session, frame) if unanswered == "release done" else None
         asked.set()
-        await answer.wait()  # the app closes meanwhile: this request never takes effect
-        return wire.Ok(rid=frame.rid)
+        await answer.wait()  # the app closes meanwhile: this answer never reaches it
+        return reply or wire.Ok(rid=frame.rid)
 
     monkeypatch.setitem(HANDLERS, wire.ReleaseBlob, lost)
     alice = await accounts.start(alice)
@@ -170,7 +173,7 @@ async def test_a_cancel_the_app_closed_on_before_the_relay_answered_is_finished_
         following.cancel()
         with pytest.raises(asyncio.CancelledError):
             await following
-        if unanswered == "release":  # (the relay answers a connection's requests in turn)
+        if unanswered != "chunk":  # (the relay answers a connection's requests in turn)
             relay_chunks.release.set()
             await eventually(asked.is_set, message="the relay is asked to forget the blob")
         await accounts.stop(alice)
@@ -178,10 +181,11 @@ async def test_a_cancel_the_app_closed_on_before_the_relay_answered_is_finished_
         relay_chunks.release.set()
         answer.set()
     sent = len(relay_chunks.arrived)
-    assert blob_held(relay, blob_id), "the relay did not forget it yet"
+    assert blob_held(relay, blob_id) is (unanswered != "release done")
 
     monkeypatch.setitem(HANDLERS, wire.ReleaseBlob, release)
     alice = await accounts.start(alice)
+    assert alice._store.abandoned_blobs(), "the release is still to be done"
     assert alice.attachments.uploading() == [], "it does not go on"
     assert _ended_cancelled(alice, message_id) == CANCELLED
     await eventually(lambda: not blob_held(relay, blob_id), message="released at the next start")
@@ -202,6 +206,7 @@ async def test_cancelling_an_upload_whose_message_was_deleted_meanwhile_stops_it
         following = asyncio.ensure_future(alice.attachments.follow_upload(message_id))
         await eventually(relay_chunks.holding.is_set, message="a chunk is in flight")
         alice.controls.delete_for_me([message_id])
+        assert alice.attachments.uploading() == [], "not shown: its message is gone"
         following.cancel()
         with pytest.raises(asyncio.CancelledError):
             await following
