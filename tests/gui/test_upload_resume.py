@@ -116,7 +116,8 @@ def test_an_upload_that_went_on_after_a_restart_shows_cancel_and_cancel_stops_it
     held[HELD_AT[0]].set()
 
     closed = open_window(qtbot, alice)
-    assert closed.attachments.transfers, "shown in this window too"
+    ((_, followed),) = closed.attachments.transfers.values()
+    qtbot.waitUntil(lambda: followed.bar.value() > 0, timeout=10_000)
     closed.close()  # as a fresh one, it is not cancelled by the window closing
     window = open_window(qtbot, alice)
     # Shown from the moment the window is, as a fresh upload: its name, progress and Cancel.
