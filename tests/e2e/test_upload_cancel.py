@@ -215,3 +215,41 @@ async def test_cancelling_an_upload_whose_message_was_deleted_meanwhile_stops_it
     await eventually(lambda: not alice.attachments.uploading(), message="the upload stopped")
     assert len(relay_chunks.arrived) == 1
     assert alice.messages("bob") == [] and alice._store.pending_uploads() == []
+
+
+async def test_a_release_cut_by_a_dropped_connection_is_sent_again_once_it_is_back(
+    accounts, relay, tmp_path, monkeypatch
+):
+    alice, _, _, _, uploads, message_id, _, _ = await _closed_mid_upload(
+        accounts, tmp_path, monkeypatch
+    )
+    (blob_id,) = {blob for blob, _, _ in uploads.written}
+    release = HANDLERS[wire.ReleaseBlob]
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def cut(session, frame):  # type: ignore[no-untyped-def]
+        asked.set()
+        await answer.wait()  # the relay goes down meanwhile: this request never takes effect
+        return wire.Ok(rid=frame.rid)
+
+    monkeypatch.setitem(HANDLERS, wire.ReleaseBlob, cut)
+    relay_chunks = InFlight(HANDLERS[wire.UploadChunk], hold_at=1)
+    monkeypatch.setitem(HANDLERS, wire.UploadChunk, relay_chunks)
+    alice = await accounts.start(alice)
+    try:
+        following = asyncio.ensure_future(alice.attachments.follow_upload(message_id))
+        await eventually(relay_chunks.holding.is_set, message="a chunk is in flight")
+        following.cancel()
+        relay_chunks.release.set()
+        await eventually(asked.is_set, message="the relay is asked to forget the blob")
+        stopping = asyncio.ensure_future(relay.stop())
+        await eventually(lambda: not alice.link.online.is_set(), message="the connection drops")
+    finally:
+        relay_chunks.release.set()
+        answer.set()
+    await stopping
+    monkeypatch.setitem(HANDLERS, wire.ReleaseBlob, release)
+    await relay.start()
+    await eventually(lambda: not blob_held(relay, blob_id), message="released once it is back")
+    await eventually(lambda: not alice._store.abandoned_blobs(), message="and forgotten here")
+    assert _ended_cancelled(alice, message_id) == CANCELLED
