@@ -226,11 +226,21 @@ class Uploads:
 
     async def _new_blob(self, upload: PendingUpload) -> bytes:
         """A blob on the relay for this upload, recorded before any chunk goes into it."""
-        blob_id = await retrying(
-            lambda: blob_transfer.start_upload(
-                self._ctx.port, upload.size, upload.capability, upload.peer
+        asking = asyncio.ensure_future(
+            retrying(
+                lambda: blob_transfer.start_upload(
+                    self._ctx.port, upload.size, upload.capability, upload.peer
+                )
             )
         )
+        self._ctx.background.add(asking)  # cancelled when the client closes
+        asking.add_done_callback(self._ctx.background.discard)
+        try:
+            blob_id = await asyncio.shield(asking)
+        except asyncio.CancelledError:
+            # Cancelled while the relay was asked: a blob it gives anyway is released.
+            asking.add_done_callback(lambda given: self._unused_blob(given, upload.capability))
+            raise
         with self._ctx.store.transaction():
             self._ctx.store.set_upload_blob(upload.message_id, blob_id)
         return blob_id
@@ -300,6 +310,13 @@ class Uploads:
             self._ctx.emit(DeliveryUpdated(message_id, message.thread, MessageStatus.FAILED, None))
         if blob_id is not None:
             self._release_abandoned()
+
+    def _unused_blob(self, given: asyncio.Future[bytes], capability: bytes) -> None:
+        if given.cancelled() or given.exception() is not None:
+            return  # no blob (or the client closed: the relay's answer did not reach it)
+        with self._ctx.store.transaction():
+            self._ctx.store.abandon_blob(given.result(), capability)
+        self._release_abandoned()
 
     def _release_abandoned(self) -> None:
         """Tell the relay to forget each blob noted for release, once it can be reached (one

@@ -253,3 +253,56 @@ async def test_a_release_cut_by_a_dropped_connection_is_sent_again_once_it_is_ba
     await eventually(lambda: not blob_held(relay, blob_id), message="released once it is back")
     await eventually(lambda: not alice._store.abandoned_blobs(), message="and forgotten here")
     assert _ended_cancelled(alice, message_id) == CANCELLED
+
+
+async def test_an_upload_cancelled_while_the_relay_was_asked_for_its_blob_releases_that_blob(
+    accounts, relay, tmp_path, monkeypatch
+):
+    """Closed before the relay gave a blob, the upload asks again after the restart; the user
+    cancels before that answer: the blob the relay then gives is released, and nothing goes
+    into it."""
+    alice = await accounts.create("alice")
+    await accounts.create("bob")
+    start = HANDLERS[wire.StartUpload]
+    asked, answer = asyncio.Event(), asyncio.Event()
+    given: list[bytes] = []
+
+    async def slow(session, frame):  # type: ignore[no-untyped-def]
+        asked.set()
+        await answer.wait()
+        reply = await start(session, frame)
+        given.append(reply.blob_id)
+        return reply
+
+    monkeypatch.setitem(HANDLERS, wire.StartUpload, slow)
+    relay_chunks = InFlight(HANDLERS[wire.UploadChunk], hold_at=0)
+    monkeypatch.setitem(HANDLERS, wire.UploadChunk, relay_chunks)
+    sending = asyncio.ensure_future(
+        alice.attachments.send_file("bob", write(tmp_path / "notes.txt", SIZE), caption="hi")
+    )
+    try:
+        await eventually(asked.is_set, message="the relay is asked for a blob")
+        await accounts.stop(alice)
+    finally:
+        answer.set()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    asking = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "retrying"]
+    assert asking == [], "the closed client asks the relay nothing more"
+    asked.clear()
+    answer.clear()
+    alice = await accounts.start(alice)
+    (message,) = alice.messages("bob")
+    try:
+        following = asyncio.ensure_future(alice.attachments.follow_upload(message.message_id))
+        await eventually(asked.is_set, message="the relay is asked for a blob again")
+        following.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await following
+    finally:
+        answer.set()
+    await eventually(lambda: len(given) == 2, message="the relay gave a blob")
+    await eventually(lambda: not blob_held(relay, given[1]), message="the relay forgot it")
+    await eventually(lambda: not alice._store.abandoned_blobs(), message="and forgotten here")
+    assert relay_chunks.arrived == [], "nothing went into it"
+    assert _ended_cancelled(alice, message.message_id) == CANCELLED
