@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from client.core.events import MessageStatus
 from client.core.store_attachments import FileState
@@ -24,6 +25,7 @@ from tests.gui.test_attachments import (
     pair,
     row_of,
 )
+from tests.gui.test_message_menu import labels, trigger
 
 HELD_AT = (4, 6)  # the relay stops answering after these many chunks (the app closes at 4)
 
@@ -139,6 +141,10 @@ def test_an_upload_that_went_on_after_a_restart_shows_cancel_and_cancel_stops_it
     assert STATE_TEXT[FileState.CANCELLED] in text and "Dawn" in text  # the caption is kept
     assert "⚠ Not sent" in meta and RETRY_HINT not in meta  # as a cancelled fresh upload
     assert window.composer.toPlainText() == "half-typed"
+    menu = labels(window.message_menu(row_of(window, message_id)))
+    assert "Copy" in menu and "Retry sending" not in menu  # (a file goes again when attached)
+    trigger(window.message_menu(row_of(window, message_id)), "Copy")
+    assert QApplication.clipboard().text() == "Dawn"
     assert window.attachments.bar.problem.isHidden()  # a cancel is not a problem
     held[HELD_AT[1]].set()
     qtbot.waitUntil(lambda: not alice.attachments.uploading(), timeout=10_000)
