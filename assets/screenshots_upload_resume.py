@@ -1,7 +1,9 @@
 """Regenerates ``screenshot-upload-resume-<theme>.png`` from the real app through a real relay:
 Alice's window after the app was closed while two files were being sent and opened again. One
-upload goes on from what the relay holds (its bubble: sending, with the progress); the other's
-file was edited meanwhile, so its message failed and says why.
+upload goes on from what the relay holds (its bubble: sending, with the progress; above the
+composer, its progress bar and Cancel, as a fresh upload's); the other's file was edited
+meanwhile, so its message failed and says why. Then ``screenshot-upload-cancelled-<theme>.png``:
+the same window once Cancel was clicked (not sent, cancelled, the caption kept).
 
 QT_QPA_PLATFORM=offscreen python assets/screenshots_upload_resume.py [light|dark]
 """
@@ -100,6 +102,11 @@ async def main(theme: str) -> None:
     window.view.scrollToBottom()
     await asyncio.sleep(0.2)
     window.grab().save(str(HERE / f"screenshot-upload-resume-{theme}.png"))
+    ((_, transfer),) = window.attachments.transfers.values()
+    transfer.cancel_button.click()
+    await settle(lambda: not window.attachments.transfers)
+    await asyncio.sleep(0.2)
+    window.grab().save(str(HERE / f"screenshot-upload-cancelled-{theme}.png"))
     window.close()
     held.set()
     HANDLERS[wire.UploadChunk] = upload

@@ -6,8 +6,11 @@ Everything an upload needs to go on is in the profile from the moment its messag
 it has one, and the file's chunk digests once it was read. Each upload runs as a task of this
 device, not of whoever asked for it:
 
-- the user cancelling the send (cancelling :meth:`Uploads.send`) stops it for good: the message
-  is marked cancelled and the relay forgets the partial blob;
+- the user cancelling it (cancelling :meth:`Uploads.send`, or :meth:`Uploads.follow` for one
+  that went on after a restart) stops it for good, at once: in one transaction the message is
+  marked cancelled, the upload forgotten (it does not go on at the next start) and its partial
+  blob noted for release; no chunk is sent after it, and the relay is told to forget the blob
+  when it can be reached (at the next start, if the app closed first);
 - the app closing (the client cancelling its tasks) leaves it as it is, shown as sending, and
   :meth:`Uploads.resume` goes on from what the relay holds when the profile is opened again:
   same key, same chunks, so the same ciphertext; nothing the relay holds is sent twice;
@@ -20,16 +23,15 @@ device, not of whoever asked for it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from client.core import blob_transfer
-from client.core.blob_transfer import Progress, retrying
+from client.core.blob_transfer import RETRY_FIRST, Progress, retrying
 from client.core.context import ClientContext
-from client.core.events import MessageStatus, StoredMessage
-from client.core.port import Offline, RelayError
+from client.core.events import DeliveryUpdated, MessageStatus, StoredMessage
+from client.core.port import Offline, RelayError, RelayPort
 from client.core.store_attachments import FileState
 from client.core.store_uploads import PendingUpload
 from client.core.upload_source import UNREADABLE, SourceChanged, SourceFile
@@ -79,24 +81,58 @@ class Uploads:
         self._name = name  # the file name the pointer carries
         self.progress: dict[bytes, UploadProgress] = {}  # of each running upload
         self._jobs: dict[bytes, asyncio.Task[StoredMessage]] = {}
-        self._cancelled: set[bytes] = set()
+        self._followers: dict[bytes, list[Progress]] = {}  # who is shown each one's progress
+        self._releasing: asyncio.Task[None] | None = None
 
     async def send(self, message_id: bytes, progress: Progress | None) -> StoredMessage:
         """Run the upload recorded for ``message_id`` and queue its message; cancelling this
         cancels the upload for good. Raises :class:`AttachmentFailed`."""
-        job = self._start(message_id, progress, resumed=False)
+        job = self._start(message_id, resumed=False)
+        return await self._followed(message_id, job, progress)
+
+    def running(self) -> list[bytes]:
+        """The uploads under way, fresh or gone on with after a restart, oldest first."""
+        return list(self._jobs)
+
+    def follow(
+        self, message_id: bytes, progress: Progress | None
+    ) -> Coroutine[Any, Any, StoredMessage]:
+        """Follow an upload under way (one of :meth:`running`) as its sender does: its progress
+        goes to ``progress`` from where it is now, awaiting this returns its queued message or
+        raises :class:`AttachmentFailed`, and cancelling it cancels the upload for good."""
+        return self._followed(message_id, self._jobs[message_id], progress)
+
+    async def _followed(
+        self, message_id: bytes, job: asyncio.Task[StoredMessage], progress: Progress | None
+    ) -> StoredMessage:
+        if progress is not None:
+            self._followers.setdefault(message_id, []).append(progress)
+            shown = self.progress.get(message_id)
+            if shown is not None and shown.sent is not None:
+                progress(*shown.sent)  # the relay's copy, if it said already
         try:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
-            # The caller gave up (when the client closes, the upload itself was cancelled first
-            # and is done: it stays for the next start).
-            self._cancelled.add(message_id)
-            job.cancel()
+            # The caller gave up. (When the client closes, the upload itself was cancelled
+            # first and is done: it stays for the next start.)
+            if not job.done():
+                self.cancel(message_id)
             raise
+
+    def cancel(self, message_id: bytes) -> None:
+        """Give the upload up for good, at once: the message is marked cancelled, the upload
+        forgotten and its partial blob noted for release, in one transaction (whatever happens
+        next, it does not go on at the next start); then its task stops before another chunk."""
+        upload = self._ctx.store.pending_upload(message_id)
+        if upload is not None:
+            self._abandon(message_id, upload.blob_id, upload.capability, FileState.CANCELLED, "")
+        job = self._jobs.get(message_id)
+        if job is not None:
+            job.cancel()
 
     def resume(self) -> None:
         """Go on with every upload this device had not finished when it was closed (each once
-        the relay is reachable)."""
+        the relay is reachable), and release the blobs of those it gave up."""
         store = self._ctx.store
         with store.transaction():
             for message_id in store.uploads_without_record():
@@ -104,19 +140,18 @@ class Uploads:
                 store.set_status(message_id, MessageStatus.FAILED)
         for upload in store.pending_uploads():
             if upload.message_id not in self._jobs:
-                self._start(upload.message_id, None, resumed=True)
+                self._start(upload.message_id, resumed=True)
+        self._release_abandoned()
 
-    def _start(
-        self, message_id: bytes, progress: Progress | None, *, resumed: bool
-    ) -> asyncio.Task[StoredMessage]:
-        job = asyncio.create_task(self._run(message_id, progress, resumed))
+    def _start(self, message_id: bytes, *, resumed: bool) -> asyncio.Task[StoredMessage]:
+        job = asyncio.create_task(self._run(message_id, resumed))
         self._jobs[message_id] = job
         self._ctx.background.add(job)  # cancelled when the client closes
 
         def ended(task: asyncio.Task[StoredMessage]) -> None:
             self._ctx.background.discard(task)
             self._jobs.pop(message_id, None)
-            self._cancelled.discard(message_id)
+            self._followers.pop(message_id, None)
             self.progress.pop(message_id, None)
             if not task.cancelled():
                 task.exception()  # a resumed upload's failure is in its state, not a log
@@ -124,9 +159,7 @@ class Uploads:
         job.add_done_callback(ended)
         return job
 
-    async def _run(
-        self, message_id: bytes, progress: Progress | None, resumed: bool
-    ) -> StoredMessage:
+    async def _run(self, message_id: bytes, resumed: bool) -> StoredMessage:
         ctx, store = self._ctx, self._ctx.store
         upload = store.pending_upload(message_id)
         if upload is None:
@@ -138,8 +171,8 @@ class Uploads:
         def report(done: int, total: int) -> None:
             nonlocal shown
             self.progress[message_id] = UploadProgress(upload.size, (done, total))
-            if progress is not None:
-                progress(done, total)
+            for follower in self._followers.get(message_id, ()):
+                follower(done, total)
             if (percent := 100 * done // max(total, 1)) != shown:
                 shown = percent
                 self._changed(message_id)
@@ -159,10 +192,6 @@ class Uploads:
                 # closed): the same ciphertext again, into a new one.
                 blob_id = await self._new_blob(upload)
                 digest = await blob_transfer.upload(ctx.port, blob_id, source, upload.key, report)
-        except asyncio.CancelledError:
-            if message_id in self._cancelled:
-                self._abandon(message_id, blob_id, upload.capability, FileState.CANCELLED, "")
-            raise
         except (SourceChanged, RelayError, Offline, AttachmentError, OSError) as exc:
             reason = (
                 exc.reason
@@ -197,11 +226,21 @@ class Uploads:
 
     async def _new_blob(self, upload: PendingUpload) -> bytes:
         """A blob on the relay for this upload, recorded before any chunk goes into it."""
-        blob_id = await retrying(
-            lambda: blob_transfer.start_upload(
-                self._ctx.port, upload.size, upload.capability, upload.peer
+        asking = asyncio.ensure_future(
+            retrying(
+                lambda: blob_transfer.start_upload(
+                    self._ctx.port, upload.size, upload.capability, upload.peer
+                )
             )
         )
+        self._ctx.background.add(asking)  # cancelled when the client closes
+        asking.add_done_callback(self._ctx.background.discard)
+        try:
+            blob_id = await asyncio.shield(asking)
+        except asyncio.CancelledError:
+            # Cancelled while the relay was asked: a blob it gives anyway is released.
+            asking.add_done_callback(lambda given: self._unused_blob(given, upload.capability))
+            raise
         with self._ctx.store.transaction():
             self._ctx.store.set_upload_blob(upload.message_id, blob_id)
         return blob_id
@@ -253,8 +292,8 @@ class Uploads:
         state: FileState,
         reason: str,
     ) -> None:
-        """The message never leaves: mark it, forget the upload, and let the relay forget the
-        partial blob."""
+        """The message never leaves: mark it, forget the upload and note its partial blob for
+        release, in one transaction; then let the relay forget the blob."""
         store = self._ctx.store
         with store.transaction():
             row = store.attachment(message_id)
@@ -262,18 +301,57 @@ class Uploads:
             store.set_attachment(message_id, state, path=path, detail=reason)
             store.set_status(message_id, MessageStatus.FAILED)
             store.drop_upload(message_id)
+            if blob_id is not None:
+                store.abandon_blob(blob_id, capability)
+        self.progress.pop(message_id, None)
         self._changed(message_id)
+        message = store.message(message_id)
+        if message is not None:  # its bubble says "not sent", as a text's that failed
+            self._ctx.emit(DeliveryUpdated(message_id, message.thread, MessageStatus.FAILED, None))
         if blob_id is not None:
+            self._release_abandoned()
 
-            async def release() -> None:
-                # (Not told before the app closes: an unfinished blob expires on the relay.)
-                await self._ctx.port.online.wait()
-                with contextlib.suppress(RelayError, Offline):
-                    await self._ctx.port.request(
-                        lambda rid: wire.ReleaseBlob(
-                            rid=rid, blob_id=blob_id, capability=capability
-                        ),
-                        expect=wire.Ok,
-                    )
+    def _unused_blob(self, given: asyncio.Future[bytes], capability: bytes) -> None:
+        if given.cancelled() or given.exception() is not None:
+            return  # no blob (or the client closed: the relay's answer did not reach it)
+        with self._ctx.store.transaction():
+            self._ctx.store.abandon_blob(given.result(), capability)
+        self._release_abandoned()
 
-            self._ctx.in_background(release())
+    def _release_abandoned(self) -> None:
+        """Tell the relay to forget each blob noted for release, once it can be reached (one
+        task at a time: a blob noted meanwhile is found by the running one)."""
+        if self._releasing is None or self._releasing.done():
+            self._releasing = asyncio.create_task(self._releases())
+            self._ctx.background.add(self._releasing)  # cancelled when the client closes
+            self._releasing.add_done_callback(self._ended_releasing)
+
+    def _ended_releasing(self, task: asyncio.Task[None]) -> None:
+        self._ctx.background.discard(task)
+        if not task.cancelled():
+            task.exception()  # refused or unreachable: the blob waits for the next start
+
+    async def _releases(self) -> None:
+        store, port = self._ctx.store, self._ctx.port
+        while abandoned := store.abandoned_blobs():
+            await port.online.wait()
+            try:
+                for blob_id, capability in abandoned:
+                    await _release_blob(port, blob_id, capability)
+                    with store.transaction():
+                        store.forget_abandoned_blob(blob_id)
+            except Offline:
+                await asyncio.sleep(RETRY_FIRST)  # the connection dropped: again once it is back
+
+
+async def _release_blob(port: RelayPort, blob_id: bytes, capability: bytes) -> None:
+    """``ReleaseBlob``; ``no_blob`` counts as done (released by an answer the app did not see
+    before it closed, or expired)."""
+    try:
+        await port.request(
+            lambda rid: wire.ReleaseBlob(rid=rid, blob_id=blob_id, capability=capability),
+            expect=wire.Ok,
+        )
+    except RelayError as exc:
+        if exc.code is not ErrorCode.NO_BLOB:
+            raise

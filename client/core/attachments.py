@@ -22,8 +22,10 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from client.core import blob_transfer
 from client.core.attachment_upload import (
@@ -192,6 +194,21 @@ class Attachments:
     def resume_uploads(self) -> None:
         """Go on with the uploads this device had not finished when it was closed."""
         self.uploads.resume()
+
+    def uploading(self) -> list[Attachment]:
+        """The attachments uploading now (sent now, or going on after a restart); not one whose
+        message was removed meanwhile (its upload goes on only to let the relay forget it)."""
+        found = self.get_many(self.uploads.running())
+        return [attachment for attachment in found.values() if attachment is not None]
+
+    def follow_upload(
+        self, message_id: bytes, progress: Progress | None = None
+    ) -> Coroutine[Any, Any, StoredMessage]:
+        """Follow an upload of :meth:`uploading` as :meth:`send_file` does: its progress from
+        where it is now; cancelling this cancels it for good (the message is marked cancelled
+        and never leaves, the relay forgets the blob, it does not go on at the next start).
+        Awaited, returns the message once queued or raises :class:`AttachmentFailed`."""
+        return self.uploads.follow(message_id, progress)
 
     # ------------------------------------------------------------------ fetching
 

@@ -7,6 +7,11 @@ always has what it needs to finish. It goes in the transaction that queues the m
 it failed or cancelled), and with the attachment's row when the message is removed (a trigger).
 The key is here, so it lives only in the encrypted profile database, like the pointer later.
 
+An upload given up (cancelled, or failed) leaves its partial blob to be released: the blob's id
+and capability wait in ``abandoned_blobs``, written in the transaction that gives the upload up,
+until the relay confirmed it forgot the blob — so a release the app closed on goes at the next
+start rather than leaving the blob to count against the account's quota until it expires.
+
 A part of :class:`client.core.storage.ProfileStore`, which owns the connection and its
 transactions.
 """
@@ -34,6 +39,10 @@ CREATE TABLE IF NOT EXISTS pending_uploads (
 CREATE TRIGGER IF NOT EXISTS upload_of_removed_attachment AFTER DELETE ON attachments BEGIN
     DELETE FROM pending_uploads WHERE message_id = old.message_id;
 END;
+CREATE TABLE IF NOT EXISTS abandoned_blobs (
+    blob_id BLOB PRIMARY KEY,
+    capability BLOB NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -96,3 +105,17 @@ class UploadStore:
 
     def drop_upload(self, message_id: bytes) -> None:
         self._db.execute("DELETE FROM pending_uploads WHERE message_id = ?", (message_id,))
+
+    def abandon_blob(self, blob_id: bytes, capability: bytes) -> None:
+        """The relay is to forget this partial blob (its upload was given up)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO abandoned_blobs (blob_id, capability) VALUES (?, ?)",
+            (blob_id, capability),
+        )
+
+    def abandoned_blobs(self) -> list[tuple[bytes, bytes]]:
+        """Each blob the relay is still to be told to forget, as (blob id, capability)."""
+        return self._db.execute("SELECT blob_id, capability FROM abandoned_blobs").fetchall()
+
+    def forget_abandoned_blob(self, blob_id: bytes) -> None:
+        self._db.execute("DELETE FROM abandoned_blobs WHERE blob_id = ?", (blob_id,))

@@ -146,6 +146,8 @@ class AttachmentController(QObject):
         window.view.customContextMenuRequested.connect(self._menu)
         self.client.add_listener(self._on_event)
         window.closed.connect(self._closed)
+        for uploading in self.client.attachments.uploading():
+            self.follow_upload(uploading)  # went on after a restart, or sent from another window
 
     # ------------------------------------------------------------------ attaching
 
@@ -244,6 +246,16 @@ class AttachmentController(QObject):
                 thumbnail=thumbnail,
                 progress=transfer.progress,
             )
+        )
+        self._track(key, future, transfer)
+
+    def follow_upload(self, uploading: Attachment) -> None:
+        """An upload this window did not start (one that went on after the app was opened
+        again) shown as one it sent: its progress from where the relay's copy is, and Cancel."""
+        key = f"upload:{uploading.message_id.hex()}"  # not bytes: the window closing leaves it
+        transfer = Transfer(f"Sending {uploading.name}", lambda: self.cancel(key))
+        future = asyncio.ensure_future(
+            self.client.attachments.follow_upload(uploading.message_id, transfer.progress)
         )
         self._track(key, future, transfer)
 

@@ -75,7 +75,12 @@ ACTIONS: list[MessageAction] = [
     MessageAction(
         "Retry sending",
         _retry,
-        lambda c: c.own and c.message.status is MessageStatus.FAILED,
+        # (Not a file's: it is sent again by attaching it again.)
+        lambda c: (
+            c.own
+            and c.message.status is MessageStatus.FAILED
+            and c.client.attachments.get(c.message.message_id) is None
+        ),
     ),
     MessageAction("Info", _info, lambda c: not c.message.system),
 ]
