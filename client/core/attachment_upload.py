@@ -11,6 +11,12 @@ device, not of whoever asked for it:
   marked cancelled, the upload forgotten (it does not go on at the next start) and its partial
   blob noted for release; no chunk is sent after it, and the relay is told to forget the blob
   when it can be reached (at the next start, if the app closed first);
+- the message going (unsent, deleted for me or with its conversation, expired; by this device
+  or by a control from another of the account's devices) stops it at once: the transaction
+  that removed the message also forgot the upload and noted its partial blob for release (the
+  profile's trigger, ``client/core/store_uploads.py``), so nothing of it goes on at the next start
+  and the blob is released even if the app closes now; told of the removal, its task stops
+  before another chunk and the relay is told to forget the blob;
 - the app closing (the client cancelling its tasks) leaves it as it is, shown as sending, and
   :meth:`Uploads.resume` goes on from what the relay holds when the profile is opened again:
   same key, same chunks, so the same ciphertext; nothing the relay holds is sent twice;
@@ -30,7 +36,14 @@ from typing import Any, NamedTuple
 from client.core import blob_transfer
 from client.core.blob_transfer import RETRY_FIRST, Progress, retrying
 from client.core.context import ClientContext
-from client.core.events import DeliveryUpdated, MessageStatus, StoredMessage
+from client.core.events import (
+    DeliveryUpdated,
+    Event,
+    MessagesChanged,
+    MessagesRemoved,
+    MessageStatus,
+    StoredMessage,
+)
 from client.core.port import Offline, RelayError, RelayPort
 from client.core.store_attachments import FileState
 from client.core.store_uploads import PendingUpload
@@ -83,6 +96,8 @@ class Uploads:
         self._jobs: dict[bytes, asyncio.Task[StoredMessage]] = {}
         self._followers: dict[bytes, list[Progress]] = {}  # who is shown each one's progress
         self._releasing: asyncio.Task[None] | None = None
+        self._removed: set[bytes] = set()  # uploads stopped because their message went
+        ctx.listeners.append(self._noticed)
 
     async def send(self, message_id: bytes, progress: Progress | None) -> StoredMessage:
         """Run the upload recorded for ``message_id`` and queue its message; cancelling this
@@ -143,6 +158,25 @@ class Uploads:
                 self._start(upload.message_id, resumed=True)
         self._release_abandoned()
 
+    def _noticed(self, event: Event) -> None:
+        """A message removed or unsent (by the user, another device or expiry) took its upload
+        with it (the profile forgot the upload and noted its blob in that transaction): stop the
+        upload's task before another chunk, and let the relay forget the blob."""
+        if not isinstance(event, (MessagesRemoved, MessagesChanged)):
+            return
+        store = self._ctx.store
+        gone = [
+            message_id
+            for message_id in event.message_ids
+            if message_id in self._jobs and store.pending_upload(message_id) is None
+        ]
+        for message_id in gone:
+            self._removed.add(message_id)
+            self.progress.pop(message_id, None)
+            self._jobs[message_id].cancel()
+        if gone:
+            self._release_abandoned()
+
     def _start(self, message_id: bytes, *, resumed: bool) -> asyncio.Task[StoredMessage]:
         job = asyncio.create_task(self._run(message_id, resumed))
         self._jobs[message_id] = job
@@ -160,6 +194,19 @@ class Uploads:
         return job
 
     async def _run(self, message_id: bytes, resumed: bool) -> StoredMessage:
+        try:
+            return await self._upload(message_id, resumed)
+        except asyncio.CancelledError:
+            if message_id not in self._removed:
+                raise  # the user cancelled it, or the client closes
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # stopped by its message going: those who follow it are told
+            raise AttachmentFailed(REMOVED, FileState.CANCELLED) from None
+        finally:
+            self._removed.discard(message_id)
+
+    async def _upload(self, message_id: bytes, resumed: bool) -> StoredMessage:
         ctx, store = self._ctx, self._ctx.store
         upload = store.pending_upload(message_id)
         if upload is None:

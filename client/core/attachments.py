@@ -197,7 +197,7 @@ class Attachments:
 
     def uploading(self) -> list[Attachment]:
         """The attachments uploading now (sent now, or going on after a restart); not one whose
-        message was removed meanwhile (its upload goes on only to let the relay forget it)."""
+        message was removed meanwhile (its upload is stopping)."""
         found = self.get_many(self.uploads.running())
         return [attachment for attachment in found.values() if attachment is not None]
 

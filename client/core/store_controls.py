@@ -235,7 +235,9 @@ class ControlStore(MarksStore):
         )
 
     def clear_thread(self, thread: str, through_ts: int) -> list[bytes]:
-        """Delete ``thread``'s messages up to ``through_ts``; later ones to come are refused."""
+        """Delete ``thread``'s messages up to ``through_ts``; later ones to come are refused.
+        A message of this device whose file was still uploading when the conversation was
+        deleted (it has no relay time yet) goes too: it would otherwise leave afterwards."""
         self._db.execute(
             "INSERT INTO cleared_threads VALUES (?, ?) ON CONFLICT (thread) DO UPDATE"
             " SET through_ts = max(through_ts, excluded.through_ts)",
@@ -244,8 +246,10 @@ class ControlStore(MarksStore):
         ids = [
             row[0]
             for row in self._db.execute(
-                "SELECT message_id FROM messages WHERE thread = ? AND server_ts <= ?",
-                (thread, through_ts),
+                "SELECT message_id FROM messages WHERE thread = ? AND (server_ts <= ?"
+                " OR server_ts IS NULL AND sent_at <= ? / 1000"
+                " AND message_id IN (SELECT message_id FROM pending_uploads))",
+                (thread, through_ts, through_ts),
             )
         ]
         self.delete_messages(ids)

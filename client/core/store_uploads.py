@@ -4,7 +4,10 @@ it held when it was attached (a SHA-256 per 64 KiB chunk) — until its message 
 
 A row is written in the transaction that stores the message, so a message shown as sending
 always has what it needs to finish. It goes in the transaction that queues the message (or marks
-it failed or cancelled), and with the attachment's row when the message is removed (a trigger).
+it failed or cancelled), and with the attachment's row when the message is removed: a trigger
+then notes its partial blob for release, so whatever removed the message (the user, a control
+from another device, expiry on time or while the app was closed) and whenever the app closes,
+the relay is told to forget that blob.
 The key is here, so it lives only in the encrypted profile database, like the pointer later.
 
 An upload given up (cancelled, or failed) leaves its partial blob to be released: the blob's id
@@ -36,13 +39,20 @@ CREATE TABLE IF NOT EXISTS pending_uploads (
     thumbnail BLOB,
     expires_at INTEGER
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS upload_of_removed_attachment AFTER DELETE ON attachments BEGIN
-    DELETE FROM pending_uploads WHERE message_id = old.message_id;
-END;
 CREATE TABLE IF NOT EXISTS abandoned_blobs (
     blob_id BLOB PRIMARY KEY,
     capability BLOB NOT NULL
 ) WITHOUT ROWID;
+-- An attachment goes with its message (unsent, deleted, in a deleted conversation, expired:
+-- store_releases' triggers), whichever path removes it: an upload still under way goes with it,
+-- and its partial blob is noted for release in that same transaction.
+DROP TRIGGER IF EXISTS upload_of_removed_attachment;
+CREATE TRIGGER IF NOT EXISTS upload_goes_with_its_attachment AFTER DELETE ON attachments BEGIN
+    INSERT OR IGNORE INTO abandoned_blobs
+        SELECT blob_id, capability FROM pending_uploads
+        WHERE message_id = old.message_id AND blob_id IS NOT NULL;
+    DELETE FROM pending_uploads WHERE message_id = old.message_id;
+END;
 """
 
 
