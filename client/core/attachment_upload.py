@@ -172,7 +172,6 @@ class Uploads:
         ]
         for message_id in gone:
             self._removed.add(message_id)
-            self.progress.pop(message_id, None)
             self._jobs[message_id].cancel()
         if gone:
             self._release_abandoned()
@@ -185,6 +184,7 @@ class Uploads:
         def ended(task: asyncio.Task[StoredMessage]) -> None:
             self._ctx.background.discard(task)
             self._jobs.pop(message_id, None)
+            self._removed.discard(message_id)
             self._followers.pop(message_id, None)
             self.progress.pop(message_id, None)
             if not task.cancelled():
@@ -199,12 +199,8 @@ class Uploads:
         except asyncio.CancelledError:
             if message_id not in self._removed:
                 raise  # the user cancelled it, or the client closes
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()  # stopped by its message going: those who follow it are told
+            # Stopped because its message went: whoever follows it is told so, as a failure.
             raise AttachmentFailed(REMOVED, FileState.CANCELLED) from None
-        finally:
-            self._removed.discard(message_id)
 
     async def _upload(self, message_id: bytes, resumed: bool) -> StoredMessage:
         ctx, store = self._ctx, self._ctx.store

@@ -270,3 +270,75 @@ async def test_a_finished_attachment_and_an_unfinished_one_deleted_together_go_t
     assert (await bob.attachments.download(finished.message_id)).read_bytes() == (
         source.read_bytes()
     )
+
+
+async def test_a_message_changed_in_place_while_its_file_uploads_goes_on(
+    accounts, relay, tmp_path, monkeypatch
+):
+    """A reaction names the uploading message without removing it: the upload is not stopped."""
+    alice, bob, sending, message_id, relay_chunks, _ = await _mid_upload(
+        accounts, tmp_path, monkeypatch
+    )
+    try:
+        alice.controls.react(message_id, "👍")
+        assert alice.attachments.uploads.running() == [message_id]
+    finally:
+        relay_chunks.release.set()
+    message = await sending
+    assert message.message_id == message_id
+    await eventually(
+        lambda: bob.attachments.get(message_id) is not None, message="the file reached bob"
+    )
+    assert alice._store.abandoned_blobs() == []
+
+
+@pytest.mark.parametrize("cleared", ["before the upload began", "while it ran"])
+async def test_a_conversation_deleted_on_another_device_stops_the_uploads_begun_before_it(
+    accounts, relay, tmp_path, monkeypatch, cleared
+):
+    """Alice's laptop deletes the conversation; her phone applies it from the relay while its
+    upload runs. Made after the upload began, the deletion stops it and the blob is released; made
+    before it (its time is the laptop's: say the laptop's clock ran a minute behind), the upload is
+    newer than the deletion and goes on."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    laptop = await accounts.add_device(alice, "Laptop")
+    older = await alice.send_text("bob", "before the deletion")
+    await eventually(
+        lambda: any(m.message_id == older.message_id for m in laptop.messages("bob")),
+        message="the laptop has the conversation",
+    )
+    if cleared == "before the upload began":
+        laptop.context.clock.offset_ms -= 60_000
+    relay_chunks = InFlight(HANDLERS[wire.UploadChunk], hold_at=2)
+    monkeypatch.setitem(HANDLERS, wire.UploadChunk, relay_chunks)
+    sending = asyncio.ensure_future(
+        alice.attachments.send_file("bob", write(tmp_path / "holiday.mov", SIZE), caption="look")
+    )
+    try:
+        await eventually(relay_chunks.holding.is_set, message="a chunk is in flight")
+        (message_id,) = alice.attachments.uploads.running()
+        upload = alice._store.pending_upload(message_id)
+        laptop.controls.delete_conversation("bob")
+        await eventually(
+            lambda: all(m.message_id != older.message_id for m in alice.messages("bob")),
+            message="the phone applied the deletion",
+        )
+        if cleared == "while it ran":
+            with pytest.raises(AttachmentFailed):
+                await sending
+            assert alice.messages("bob") == []
+            assert alice._store.abandoned_blobs() == [(upload.blob_id, upload.capability)]
+        else:
+            assert alice.attachments.uploads.running() == [message_id]
+    finally:
+        relay_chunks.release.set()
+    if cleared == "while it ran":
+        await eventually(lambda: not blob_held(relay, upload.blob_id), message="blob forgotten")
+        await eventually(lambda: not alice._store.abandoned_blobs(), message="and noted done")
+    else:
+        assert (await sending).message_id == message_id
+        await eventually(
+            lambda: bob.attachments.get(message_id) is not None, message="the file reached bob"
+        )
+        assert [m.message_id for m in alice.messages("bob")] == [message_id]
