@@ -45,12 +45,13 @@ CREATE TABLE IF NOT EXISTS abandoned_blobs (
 ) WITHOUT ROWID;
 -- An attachment goes with its message (unsent, deleted, in a deleted conversation, expired:
 -- store_releases' triggers), whichever path removes it: an upload still under way goes with it,
--- and its partial blob is noted for release in that same transaction.
+-- and its partial blob is noted for release in that same transaction (one the relay has not
+-- given yet has a NULL blob_id, which OR IGNORE leaves out: the blob given later is released
+-- by attachment_upload when the answer comes).
 DROP TRIGGER IF EXISTS upload_of_removed_attachment;
 CREATE TRIGGER IF NOT EXISTS upload_goes_with_its_attachment AFTER DELETE ON attachments BEGIN
     INSERT OR IGNORE INTO abandoned_blobs
-        SELECT blob_id, capability FROM pending_uploads
-        WHERE message_id = old.message_id AND blob_id IS NOT NULL;
+        SELECT blob_id, capability FROM pending_uploads WHERE message_id = old.message_id;
     DELETE FROM pending_uploads WHERE message_id = old.message_id;
 END;
 """

@@ -342,3 +342,69 @@ async def test_a_conversation_deleted_on_another_device_stops_the_uploads_begun_
             lambda: bob.attachments.get(message_id) is not None, message="the file reached bob"
         )
         assert [m.message_id for m in alice.messages("bob")] == [message_id]
+
+
+async def test_a_message_deleted_while_the_relay_was_asked_for_its_blob_releases_that_blob(
+    accounts, relay, tmp_path, monkeypatch
+):
+    """Deleted before the relay gave its upload a blob: the upload stops, the blob the relay then
+    gives is released, and nothing goes into it."""
+    alice = await accounts.create("alice")
+    await accounts.create("bob")
+    start = HANDLERS[wire.StartUpload]
+    asked, answer = asyncio.Event(), asyncio.Event()
+    given: list[bytes] = []
+
+    async def slow(session, frame):  # type: ignore[no-untyped-def]
+        asked.set()
+        await answer.wait()
+        reply = await start(session, frame)
+        given.append(reply.blob_id)
+        return reply
+
+    monkeypatch.setitem(HANDLERS, wire.StartUpload, slow)
+    relay_chunks = InFlight(HANDLERS[wire.UploadChunk], hold_at=0)
+    monkeypatch.setitem(HANDLERS, wire.UploadChunk, relay_chunks)
+    sending = asyncio.ensure_future(
+        alice.attachments.send_file("bob", write(tmp_path / "notes.txt", SIZE))
+    )
+    try:
+        await eventually(asked.is_set, message="the relay is asked for a blob")
+        (message_id,) = alice.attachments.uploads.running()
+        alice.controls.delete_for_me([message_id])
+        assert alice._store.pending_uploads() == [] and alice._store.abandoned_blobs() == []
+        with pytest.raises(AttachmentFailed):
+            await sending
+    finally:
+        answer.set()
+    await eventually(lambda: len(given) == 1, message="the relay gave a blob")
+    await eventually(lambda: not blob_held(relay, given[0]), message="the relay forgot it")
+    await eventually(lambda: not alice._store.abandoned_blobs(), message="and forgotten here")
+    assert relay_chunks.arrived == [], "nothing went into it"
+
+
+async def test_a_text_on_its_way_when_the_conversation_is_deleted_stays_as_it_arrives(
+    accounts, relay, monkeypatch
+):
+    """Only an upload is taken by a deletion of its conversation before it has a relay time: a
+    text already queued leaves anyway, so it stays here as it arrives at Bob's."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    send = HANDLERS[wire.Send]
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow(session, frame):  # type: ignore[no-untyped-def]
+        asked.set()
+        await answer.wait()
+        return await send(session, frame)
+
+    monkeypatch.setitem(HANDLERS, wire.Send, slow)
+    try:
+        text = await alice.send_text("bob", "on its way")
+        await eventually(asked.is_set, message="the relay is asked to take it")
+        alice.controls.delete_conversation("bob")
+        assert [m.message_id for m in alice.messages("bob")] == [text.message_id]
+    finally:
+        answer.set()
+    await eventually(lambda: [m.body for m in bob.messages("alice")] == ["on its way"])
+    assert [m.message_id for m in alice.messages("bob")] == [text.message_id]
