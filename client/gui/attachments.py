@@ -332,6 +332,8 @@ class AttachmentController(QObject):
         if future.cancelled():
             return
         error = future.exception()
+        if isinstance(error, AttachmentFailed) and error.state is FileState.CANCELLED:
+            return  # its message went (deleted, unsent, expired): the bubble went with it
         if isinstance(error, AttachmentFailed):
             self.bar.show_problem(error.reason)
         elif error is not None:
