@@ -48,6 +48,7 @@ from relay.store_pg_schema import MIGRATIONS, migrate
 __all__ = ["DEVICE_LOCKS", "GROUP_LOCK", "PgLink", "PgRelayStore", "device_lock"]
 
 STATEMENT_TIMEOUT = 30.0
+PRECEDING_KEPT = 100_000  # envelopes committing or to deliver, far more than a turn queues
 
 # Stores of this process with a transaction open. Several nodes in one process (the tests run two)
 # share one event loop: a node waiting for GROUP_LOCK would block the loop that must run the
@@ -75,6 +76,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         self._reads: FanOutReads | None = None  # what the scope's fan-out read first
         self._batch = WriteBatch()  # fan-out writes made since the last statement was sent
         self._acks: list[tuple[str, int]] = []  # acknowledged envelopes, deleted once per turn
+        self._preceding: dict[int, int] = {}  # envelope seq → its queue's seq before it
         # The locks the open transaction takes, and those of the ones committing (``flushed``).
         self._taking: str | frozenset[int] | None = None
         self._flushes: list[tuple[str | frozenset[int], concurrent.futures.Future[None]]] = []
@@ -313,6 +315,23 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             asyncio.get_running_loop().call_soon(self._commit_now)
         except RuntimeError:  # no loop (opening, closing): commit now
             self._commit_now(wait=True)
+
+    def follows(self, seq: int, previous: int | None) -> None:
+        """Remember that envelope ``seq`` was queued when its queue's greatest seq was
+        ``previous`` (committed, or of the same transaction): see ``preceding``."""
+        if previous is None:
+            return
+        if len(self._preceding) >= PRECEDING_KEPT:
+            # Envelopes whose transaction failed are never delivered nor asked about: forget
+            # all (the envelopes still to deliver are read from the queue instead).
+            self._preceding.clear()
+        self._preceding[seq] = previous
+
+    def preceding(self, seq: int) -> int | None:
+        """Asked once, when envelope ``seq`` is delivered after its commit: the greatest seq its
+        queue held before it. A connection that was handed that one has everything before it
+        (a queue commits in seq order) and can be handed this one without reading the queue."""
+        return self._preceding.pop(seq, None)
 
     def acknowledge(self, device_id: str, seqs: list[int]) -> None:
         """Deleted with the other acknowledgements of this turn, in one statement before the

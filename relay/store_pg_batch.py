@@ -49,10 +49,12 @@ _WRITE = (
 @dataclasses.dataclass(frozen=True)
 class Unsent:
     """The writes of the transaction not sent before a fan-out's first read: its ``send_id``
-    records (device and send_id → server time) and the payload bytes it adds to each queue."""
+    records (device and send_id → server time), the payload bytes it adds to each queue, and
+    the greatest seq it adds to each."""
 
     records: dict[tuple[str, bytes], int]
     queued: dict[str, int]
+    last_seqs: dict[str, int]  # the greatest seq held for each queue
 
 
 @dataclasses.dataclass(eq=False)
@@ -76,9 +78,11 @@ class WriteBatch:
     def unsent(self) -> Unsent:
         """What a fan-out's first read cannot see of this batch, to add to what it read."""
         queued: dict[str, int] = {}
-        for _, device_id, _, _, _, payload in self.envelopes:
+        last_seqs: dict[str, int] = {}
+        for seq, device_id, _, _, _, payload in self.envelopes:
             queued[device_id] = queued.get(device_id, 0) + len(payload)
-        return Unsent({(d, s): ts for d, s, ts in self.records}, queued)
+            last_seqs[device_id] = max(last_seqs.get(device_id, 0), seq)
+        return Unsent({(d, s): ts for d, s, ts in self.records}, queued, last_seqs)
 
     def take(self) -> WriteBatch:
         """Everything held, leaving this batch empty."""
@@ -96,16 +100,27 @@ class WriteBatch:
             # A bug, not a database failure: the rows would commit after other nodes could
             # change what their fan-outs checked.
             raise RuntimeError("fan-out writes outside their locks")
-        added = Counter(users for users, _, _ in batch.seen)
+        # Of several fan-outs of one conversation, only the newest rows within the bound.
+        newest = sorted(batch.seen, key=lambda row: row[1], reverse=True)
+        added: Counter[str] = Counter()
+        seen = [row for row in newest if _counted(added, row[0])]
         await txn.conn.execute(
             _WRITE,
             *_columns(batch.records, 3),
             *_columns(batch.envelopes, 6),
-            *_columns(batch.seen, 3),
+            *_columns(seen, 3),
             list(added),
             [SEEN_PER_CONVERSATION - count for count in added.values()],
             timeout=timeout,
         )
+
+
+def _counted(added: Counter[str], users: str) -> bool:
+    """Count one more row of the conversation, if it stays within the bound."""
+    if added[users] >= SEEN_PER_CONVERSATION:
+        return False
+    added[users] += 1
+    return True
 
 
 def _columns(rows: list[tuple], width: int) -> list[list]:  # type: ignore[type-arg]

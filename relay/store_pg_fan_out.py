@@ -40,6 +40,7 @@ class FanOutReads:
     members: dict[str, frozenset[str]]  # each user's current device list
     queued_bytes: dict[str, int]  # the bound on each recipient queue's bytes
     seqs: list[int]  # drawn for its envelopes, ascending
+    last_seqs: dict[str, int]  # each recipient queue's greatest seq before its envelopes (or 0)
     record: tuple[str, bytes, int] | None = None  # its send_id record, sent with its envelopes
 
 
@@ -49,6 +50,7 @@ class PgFanOut(PgQueries):
     _reads: FanOutReads | None  # set by the scope (relay.store_pg.PgRelayStore)
     _run: Callable[..., Any]
     hold: Callable[..., None]  # writes sent with the next statement (relay.store_pg_batch)
+    follows: Callable[[int, int | None], None]  # what precedes an envelope in its queue
 
     def read_fan_out(
         self, sender: str, send_id: bytes, users: Iterable[str], queues: list[str]
@@ -67,7 +69,9 @@ class PgFanOut(PgQueries):
             " (SELECT array_agg(bytes ORDER BY device_id) FROM queue_bytes"
             "  WHERE device_id = ANY($4::text[])),"
             " ARRAY(SELECT nextval(pg_get_serial_sequence('queue', 'seq'))"
-            "  FROM generate_series(1, $5))",
+            "  FROM generate_series(1, $5)),"
+            " ARRAY(SELECT coalesce((SELECT max(seq) FROM queue WHERE queue.device_id = q), 0)"
+            "  FROM unnest($4::text[]) WITH ORDINALITY AS u(q, i) ORDER BY i)",
             sender,
             send_id,
             users,
@@ -85,6 +89,10 @@ class PgFanOut(PgQueries):
         for device_id in queued_bytes:
             queued_bytes[device_id] += unsent.queued.get(device_id, 0)
         earlier = row[0] if row[0] is not None else unsent.records.get((sender, send_id))
+        last_seqs = dict(zip(queues, row[6], strict=True))
+        for device_id, seq in unsent.last_seqs.items():
+            if device_id in last_seqs:
+                last_seqs[device_id] = max(last_seqs[device_id], seq)
         self._reads = FanOutReads(
             sender=sender,
             send_id=send_id,
@@ -92,6 +100,7 @@ class PgFanOut(PgQueries):
             members={user: frozenset(devices) for user, devices in members.items()},
             queued_bytes=queued_bytes,
             seqs=sorted(row[5]),
+            last_seqs=last_seqs,
         )
 
     def _fan_out_reads(self) -> FanOutReads | None:
@@ -136,7 +145,13 @@ class PgFanOut(PgQueries):
         if reads is None or not rows or len(rows) > len(reads.seqs) or reads.record is None:
             return super().enqueue(rows)
         seqs = reads.seqs[: len(rows)]
-        self._reads = dataclasses.replace(reads, seqs=reads.seqs[len(rows) :], record=None)
+        last_seqs = dict(reads.last_seqs)
+        for seq, row in zip(seqs, rows, strict=True):
+            self.follows(seq, last_seqs.get(row[0]))
+            last_seqs[row[0]] = seq
+        self._reads = dataclasses.replace(
+            reads, seqs=reads.seqs[len(rows) :], record=None, last_seqs=last_seqs
+        )
         self.hold(
             records=[reads.record],
             envelopes=[(seq, *row) for seq, row in zip(seqs, rows, strict=True)],
