@@ -98,7 +98,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         args: tuple[Any, ...],
         devices: frozenset[int] | None,
         batch: WriteBatch,
-        apart: bool,
+        apart: Callable[[WriteBatch], Any] | None,
     ) -> Any:
         async with self._lock:
             txn = self._current
@@ -124,7 +124,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
                     txn.holds = None
                     await take(txn, devices, wait=True)
                 result = await getattr(txn.conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
-                return (result, self._held.unsent()) if apart else result
+                return (result, apart(self._held)) if apart else result
             except Exception as exc:
                 self._held.take()  # rolled back with the rest
                 if txn is not None:
@@ -184,13 +184,19 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
     # ------------------------------------------------------------------ the node's side
 
     def _run(
-        self, method: str, sql: str, *args: Any, wait: bool = True, apart: bool = False
+        self,
+        method: str,
+        sql: str,
+        *args: Any,
+        wait: bool = True,
+        apart: Callable[[WriteBatch], Any] | None = None,
     ) -> Any:
         """Run a statement in the node's transaction and return its result; with ``wait``
         False, send it and go on (it runs after the statements sent before it, before those
         sent after; if it fails, they and the commit fail). The fan-out writes held so far are
         sent before it; with ``apart`` (a fan-out's first read) they are not, and it returns
-        its result with what it could not see of them (``relay.store_pg_batch``)."""
+        its result with what ``apart`` says of them, which it could not see
+        (``relay.store_pg_batch``)."""
         if self._acks and not apart:
             self._delete_acknowledged()  # this statement may read the queue
         self._opened()
@@ -236,10 +242,7 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         its commit, whichever comes first (``relay.store_pg_batch``)."""
         assert self._scope is not None and self.holding(), "only after a fan-out's first read"
         self._opened()
-        self._batch.keys |= self._scope
-        self._batch.records += records
-        self._batch.envelopes += envelopes
-        self._batch.seen += seen
+        self._batch.add(self._scope, records, envelopes, seen)
         self._schedule_commit()
 
     @contextlib.contextmanager

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterable, Sequence
 
 from relay.store_pg_link import Transaction
 from relay.store_pg_locks import EXCLUSIVE
@@ -48,13 +49,13 @@ _WRITE = (
 
 @dataclasses.dataclass(frozen=True)
 class Unsent:
-    """The writes of the transaction not sent before a fan-out's first read: its ``send_id``
-    records (device and send_id → server time), the payload bytes it adds to each queue, and
-    the greatest seq it adds to each."""
+    """What a fan-out's first read could not see of its transaction's held writes: the server
+    time of its ``send_id`` record if held, and for each of its queues the payload bytes and
+    the greatest seq held for it."""
 
-    records: dict[tuple[str, bytes], int]
+    earlier: int | None
     queued: dict[str, int]
-    last_seqs: dict[str, int]  # the greatest seq held for each queue
+    last_seqs: dict[str, int]
 
 
 @dataclasses.dataclass(eq=False)
@@ -65,29 +66,48 @@ class WriteBatch:
     records: list[tuple[str, bytes, int]] = dataclasses.field(default_factory=list)
     envelopes: list[tuple[int, str, str, str, int, bytes]] = dataclasses.field(default_factory=list)
     seen: list[tuple[str, int, bytes]] = dataclasses.field(default_factory=list)
+    # What ``unsent`` answers, kept as rows come in (a read must not cost the whole batch).
+    _recorded: dict[tuple[str, bytes], int] = dataclasses.field(default_factory=dict)
+    _queued: dict[str, int] = dataclasses.field(default_factory=dict)
+    _last_seqs: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.records or self.envelopes or self.seen)
 
-    def extend(self, other: WriteBatch) -> None:
-        self.keys |= other.keys
-        self.records += other.records
-        self.envelopes += other.envelopes
-        self.seen += other.seen
+    def add(
+        self,
+        keys: Iterable[int],
+        records: Sequence[tuple[str, bytes, int]] = (),
+        envelopes: Sequence[tuple[int, str, str, str, int, bytes]] = (),
+        seen: Sequence[tuple[str, int, bytes]] = (),
+    ) -> None:
+        self.keys.update(keys)
+        self.records += records
+        self.envelopes += envelopes
+        self.seen += seen
+        for device_id, send_id, server_ts in records:
+            self._recorded[(device_id, send_id)] = server_ts
+        for seq, device_id, _, _, _, payload in envelopes:
+            self._queued[device_id] = self._queued.get(device_id, 0) + len(payload)
+            self._last_seqs[device_id] = max(self._last_seqs.get(device_id, 0), seq)
 
-    def unsent(self) -> Unsent:
-        """What a fan-out's first read cannot see of this batch, to add to what it read."""
-        queued: dict[str, int] = {}
-        last_seqs: dict[str, int] = {}
-        for seq, device_id, _, _, _, payload in self.envelopes:
-            queued[device_id] = queued.get(device_id, 0) + len(payload)
-            last_seqs[device_id] = max(last_seqs.get(device_id, 0), seq)
-        return Unsent({(d, s): ts for d, s, ts in self.records}, queued, last_seqs)
+    def extend(self, other: WriteBatch) -> None:
+        self.add(other.keys, other.records, other.envelopes, other.seen)
+
+    def unsent(self, sender: str, send_id: bytes, queues: Iterable[str]) -> Unsent:
+        """What a fan-out's first read (of ``sender``'s ``send_id`` and of ``queues``) cannot
+        see of this batch, to add to what it read."""
+        return Unsent(
+            self._recorded.get((sender, send_id)),
+            {q: self._queued[q] for q in queues if q in self._queued},
+            {q: self._last_seqs[q] for q in queues if q in self._last_seqs},
+        )
 
     def take(self) -> WriteBatch:
         """Everything held, leaving this batch empty."""
         taken = WriteBatch(self.keys, self.records, self.envelopes, self.seen)
         self.keys, self.records, self.envelopes, self.seen = set(), [], [], []
+        self._recorded, self._queued, self._last_seqs = {}, {}, {}
         return taken
 
     async def send(self, txn: Transaction, timeout: float) -> None:

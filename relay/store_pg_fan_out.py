@@ -77,7 +77,8 @@ class PgFanOut(PgQueries):
             users,
             queues,
             len(queues),
-            apart=True,  # the transaction's held writes are not sent first: see unsent
+            # The transaction's held writes are not sent first: what it holds of these.
+            apart=lambda held: held.unsent(sender, send_id, queues),
         )
         assert row is not None
         members: dict[str, set[str]] = {user: set() for user in users}
@@ -88,7 +89,7 @@ class PgFanOut(PgQueries):
         # What this transaction wrote but has not sent yet, so the read could not see it.
         for device_id in queued_bytes:
             queued_bytes[device_id] += unsent.queued.get(device_id, 0)
-        earlier = row[0] if row[0] is not None else unsent.records.get((sender, send_id))
+        earlier = row[0] if row[0] is not None else unsent.earlier
         last_seqs = dict(zip(queues, row[6], strict=True))
         for device_id, seq in unsent.last_seqs.items():
             if device_id in last_seqs:
