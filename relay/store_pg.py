@@ -3,9 +3,12 @@ of ``relay.storage`` with the SQLite store's guarantees, across processes.
 
 How a node talks to PostgreSQL: asyncpg runs on its own event loop in a thread of the node
 (``relay.store_pg_link``), and the store's methods, which the handlers call synchronously as they
-call the SQLite store's, wait for their statement there; a fan-out's and an acknowledgement's
-writes are sent without waiting (they run in order on the transaction's connection, a read waits
-for the writes before it, and one that fails fails the rest of its transaction and its commit).
+call the SQLite store's, wait for their statement there; a fan-out's writes are held and sent
+with the transaction's next statement or its commit, all fan-outs' in one statement
+(``relay.store_pg_batch``), a turn's acknowledgements in one statement, and other writes in a
+fan-out's scope are sent without waiting (they run in order on the transaction's connection, a
+read waits for the writes before it, and one that fails fails the rest of its transaction and its
+commit).
 Writes go into the node's open transaction and are committed in groups, as with SQLite:
 :meth:`PgRelayStore.durable` completes after the flush of the transaction it was asked in, which
 is committed without blocking the node once per event-loop turn. The commit hands the
@@ -33,6 +36,7 @@ from relay.storage import StoreUnavailable
 from relay.store_pg_batch import WriteBatch
 from relay.store_pg_blobs import PgBlobs
 from relay.store_pg_controls import PgControls
+from relay.store_pg_delivery import PgDelivery
 from relay.store_pg_fan_out import FanOutReads, PgFanOut
 from relay.store_pg_link import CONNECTIONS, LOST, PgLink, Pool, Transaction, lost
 from relay.store_pg_locks import (
@@ -48,7 +52,6 @@ from relay.store_pg_schema import MIGRATIONS, migrate
 __all__ = ["DEVICE_LOCKS", "GROUP_LOCK", "PgLink", "PgRelayStore", "device_lock"]
 
 STATEMENT_TIMEOUT = 30.0
-PRECEDING_KEPT = 100_000  # envelopes committing or to deliver, far more than a turn queues
 
 # Stores of this process with a transaction open. Several nodes in one process (the tests run two)
 # share one event loop: a node waiting for GROUP_LOCK would block the loop that must run the
@@ -57,7 +60,7 @@ PRECEDING_KEPT = 100_000  # envelopes committing or to deliver, far more than a 
 _OPEN: set[PgRelayStore] = set()
 
 
-class PgRelayStore(PgFanOut, PgControls, PgBlobs):
+class PgRelayStore(PgDelivery, PgFanOut, PgControls, PgBlobs):
     shared_between_nodes = True
 
     def __init__(self, dsn: str, connections: int = CONNECTIONS) -> None:
@@ -318,40 +321,6 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             asyncio.get_running_loop().call_soon(self._commit_now)
         except RuntimeError:  # no loop (opening, closing): commit now
             self._commit_now(wait=True)
-
-    def follows(self, seq: int, previous: int | None) -> None:
-        """Remember that envelope ``seq`` was queued when its queue's greatest seq was
-        ``previous`` (committed, or of the same transaction): see ``preceding``."""
-        if previous is None:
-            return
-        if len(self._preceding) >= PRECEDING_KEPT:
-            # Envelopes whose transaction failed are never delivered nor asked about: forget
-            # all (the envelopes still to deliver are read from the queue instead).
-            self._preceding.clear()
-        self._preceding[seq] = previous
-
-    def preceding(self, seq: int) -> int | None:
-        """Asked once, when envelope ``seq`` is delivered after its commit: the greatest seq its
-        queue held before it. A connection that was handed that one has everything before it
-        (a queue commits in seq order) and can be handed this one without reading the queue."""
-        return self._preceding.pop(seq, None)
-
-    def acknowledge(self, device_id: str, seqs: list[int]) -> None:
-        """Deleted with the other acknowledgements of this turn, in one statement before the
-        commit or the next statement that may read the queue (no answer waits for it)."""
-        self._acks += [(device_id, seq) for seq in seqs]
-        self._schedule_commit()
-
-    def _delete_acknowledged(self) -> None:
-        acks, self._acks = self._acks, []
-        # Committed rows of its own queue, and no counter (see queue_has_room): no device lock.
-        with self.fan_out_scope():
-            self._execute(
-                "DELETE FROM queue AS q USING unnest($1::text[], $2::bigint[]) AS a(device, seq)"
-                " WHERE q.seq = a.seq AND q.device_id = a.device",
-                [device_id for device_id, _ in acks],
-                [seq for _, seq in acks],
-            )
 
     def _commit_now(self, wait: bool = False) -> None:
         if self._acks and not wait:
