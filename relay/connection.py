@@ -232,6 +232,15 @@ class Connection:
             self._live.append(envelope)
         self._kick()
 
+    def push_after(self, envelope: QueuedEnvelope, previous: int) -> None:
+        """Push ``envelope`` if this connection was handed every envelope of its queue up to
+        ``previous`` (the greatest seq the queue held before it), else read the queue again."""
+        handed = self._live[-1].seq if self._live else self._cursor
+        if previous > handed:
+            self.reread()
+        else:
+            self.push(envelope)
+
     @property
     def cursor(self) -> int:
         """The last seq sent to the device on this connection."""

@@ -35,7 +35,9 @@ from shared import wire
 from shared.errors import WireError
 
 if TYPE_CHECKING:
+    from relay.connection import Connection
     from relay.server import Relay
+    from relay.store_queue import QueuedEnvelope
 
 log = logging.getLogger("ariadne.relay")
 
@@ -120,6 +122,17 @@ class Nodes:
                 line = f"wake {self.node_id}"
             line += f" {device_id}"
         self._notify(line)
+
+    def deliver_here(self, connection: Connection, envelope: QueuedEnvelope) -> None:
+        """A committed envelope for a device connected to this node. Another node may have
+        committed one with a smaller seq whose wake-up is still on its way: the envelope is
+        pushed only if the connection was handed everything its queue held before it, else
+        the queue is read in order from the connection's cursor."""
+        previous = self.store.preceding(envelope.seq)
+        if previous is None:
+            connection.reread()
+        else:
+            connection.push_after(envelope, previous)
 
     def push(self, device_id: str, frame: wire.Frame) -> None:
         encoded = base64.b64encode(wire.encode(frame)).decode()

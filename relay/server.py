@@ -196,9 +196,7 @@ class Relay:
         self.counters.queued += 1
         connection = self.connections.get(envelope.device_id)
         if connection is not None and self.nodes is not None:
-            # Another node may have committed an envelope with a smaller seq whose wake-up is
-            # still on its way: read the queue in order from the cursor instead of pushing.
-            connection.reread()
+            self.nodes.deliver_here(connection, envelope)
         elif connection is not None:
             connection.push(envelope)
         elif self.nodes is not None:

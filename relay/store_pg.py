@@ -3,9 +3,12 @@ of ``relay.storage`` with the SQLite store's guarantees, across processes.
 
 How a node talks to PostgreSQL: asyncpg runs on its own event loop in a thread of the node
 (``relay.store_pg_link``), and the store's methods, which the handlers call synchronously as they
-call the SQLite store's, wait for their statement there; a fan-out's and an acknowledgement's
-writes are sent without waiting (they run in order on the transaction's connection, a read waits
-for the writes before it, and one that fails fails the rest of its transaction and its commit).
+call the SQLite store's, wait for their statement there; a fan-out's writes are held and sent
+with the transaction's next statement or its commit, all fan-outs' in one statement
+(``relay.store_pg_batch``), a turn's acknowledgements in one statement, and other writes in a
+fan-out's scope are sent without waiting (they run in order on the transaction's connection, a
+read waits for the writes before it, and one that fails fails the rest of its transaction and its
+commit).
 Writes go into the node's open transaction and are committed in groups, as with SQLite:
 :meth:`PgRelayStore.durable` completes after the flush of the transaction it was asked in, which
 is committed without blocking the node once per event-loop turn. The commit hands the
@@ -24,14 +27,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import asyncpg
 
 from relay.storage import StoreUnavailable
+from relay.store_pg_batch import WriteBatch
 from relay.store_pg_blobs import PgBlobs
 from relay.store_pg_controls import PgControls
+from relay.store_pg_delivery import PgDelivery
 from relay.store_pg_fan_out import FanOutReads, PgFanOut
 from relay.store_pg_link import CONNECTIONS, LOST, PgLink, Pool, Transaction, lost
 from relay.store_pg_locks import (
@@ -55,7 +60,7 @@ STATEMENT_TIMEOUT = 30.0
 _OPEN: set[PgRelayStore] = set()
 
 
-class PgRelayStore(PgFanOut, PgControls, PgBlobs):
+class PgRelayStore(PgDelivery, PgFanOut, PgControls, PgBlobs):
     shared_between_nodes = True
 
     def __init__(self, dsn: str, connections: int = CONNECTIONS) -> None:
@@ -65,12 +70,16 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         # still committing take their connections from (primitives bound at first use).
         self._lock = asyncio.Lock()  # statements and the start of a commit, in submission order
         self._current: Transaction | None = None
+        self._held = WriteBatch()  # the open transaction's fan-out writes not yet sent
         self._pool = Pool(self.link, connections)
         self._reader: asyncpg.Connection | None = None  # committed rows, outside GROUP_LOCK
         self._reader_lock = asyncio.Lock()
         # On the node's loop.
         self._scope: frozenset[int] | None = None  # the open scope's locks
         self._reads: FanOutReads | None = None  # what the scope's fan-out read first
+        self._batch = WriteBatch()  # fan-out writes made since the last statement was sent
+        self._acks: list[tuple[str, int]] = []  # acknowledged envelopes, deleted once per turn
+        self._preceding: dict[int, int] = {}  # envelope seq → its queue's seq before it
         # The locks the open transaction takes, and those of the ones committing (``flushed``).
         self._taking: str | frozenset[int] | None = None
         self._flushes: list[tuple[str | frozenset[int], concurrent.futures.Future[None]]] = []
@@ -86,7 +95,13 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
     # ------------------------------------------------------------------ the link's side
 
     async def _in_group(
-        self, method: str, sql: str, args: tuple[Any, ...], devices: frozenset[int] | None
+        self,
+        method: str,
+        sql: str,
+        args: tuple[Any, ...],
+        devices: frozenset[int] | None,
+        batch: WriteBatch,
+        apart: Callable[[WriteBatch], Any] | None,
     ) -> Any:
         async with self._lock:
             txn = self._current
@@ -98,24 +113,25 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             try:
                 if txn is None:
                     txn = self._current = await self._pool.begin()
+                self._held.extend(batch)
+                if not apart:
+                    await self._held.send(txn, STATEMENT_TIMEOUT)  # this statement may read it
                 if not await take(txn, devices, wait=False):
                     # Holding locks, it must not wait: what it has so far is complete handlers
                     # (a handler's statements are all under the locks of its first), so commit
-                    # it; its waiters are settled by the commit that follows. Then wait, holding
-                    # nothing.
+                    # it, with their held writes; its waiters are settled by the commit that
+                    # follows. Then wait, holding nothing.
+                    await self._held.send(txn, STATEMENT_TIMEOUT)
                     await txn.conn.execute("COMMIT", timeout=STATEMENT_TIMEOUT)
                     await txn.conn.execute("BEGIN")
                     txn.holds = None
                     await take(txn, devices, wait=True)
-                return await getattr(txn.conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
+                result = await getattr(txn.conn, method)(sql, *args, timeout=STATEMENT_TIMEOUT)
+                return (result, apart(self._held)) if apart else result
             except Exception as exc:
+                self._held.take()  # rolled back with the rest
                 if txn is not None:
-                    txn.failed = True
-                    if lost(exc):
-                        txn.conn.terminate()
-                    else:
-                        with contextlib.suppress(*LOST):
-                            await txn.conn.execute("ROLLBACK")
+                    await _abandon(txn, exc)
                 if lost(exc):
                     raise StoreUnavailable(str(exc)) from exc
                 raise
@@ -137,12 +153,20 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
                     reader.terminate()
                 raise StoreUnavailable(str(exc)) from exc
 
-    async def _commit(self) -> None:
-        """Commit the open transaction. It leaves the node's hands first: the statements sent
-        after this call open the next transaction on another connection of the pool while this
-        one waits for its flush (see ``_finish``)."""
+    async def _commit(self, batch: WriteBatch) -> None:
+        """Commit the open transaction, with the fan-out writes held for it (``batch``: the
+        node's last ones). It leaves the node's hands first: the statements sent after this
+        call open the next transaction on another connection of the pool while this one waits
+        for its flush (see ``_finish``)."""
         async with self._lock:
             txn, self._current = self._current, None
+            self._held.extend(batch)
+            held = self._held.take()
+            if txn is not None and not txn.failed:
+                try:
+                    await held.send(txn, STATEMENT_TIMEOUT)
+                except Exception as exc:
+                    await _abandon(txn, exc)  # and _finish says so
         if txn is not None:
             await self._finish(txn)
 
@@ -162,21 +186,26 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
 
     # ------------------------------------------------------------------ the node's side
 
-    def _run(self, method: str, sql: str, *args: Any, wait: bool = True) -> Any:
+    def _run(
+        self,
+        method: str,
+        sql: str,
+        *args: Any,
+        wait: bool = True,
+        apart: Callable[[WriteBatch], Any] | None = None,
+    ) -> Any:
         """Run a statement in the node's transaction and return its result; with ``wait``
         False, send it and go on (it runs after the statements sent before it, before those
-        sent after; if it fails, they and the commit fail)."""
-        if self._closed:
-            raise StoreUnavailable("the store is closed")
-        for other in [store for store in _OPEN if store is not self]:
-            other._commit_now(wait=True)
-        _OPEN.add(self)
+        sent after; if it fails, they and the commit fail). The fan-out writes held so far are
+        sent before it; with ``apart`` (a fan-out's first read) they are not, and it returns
+        its result with what ``apart`` says of them, which it could not see
+        (``relay.store_pg_batch``)."""
+        if self._acks and not apart:
+            self._delete_acknowledged()  # this statement may read the queue
+        self._opened()
         devices = self._scoped_devices()
-        if devices is None or isinstance(self._taking, str):
-            self._taking = EXCLUSIVE
-        else:
-            self._taking = (self._taking or frozenset()) | devices
-        statement = self._in_group(method, sql, args, devices)
+        batch = self._batch.take()
+        statement = self._in_group(method, sql, args, devices, batch, apart)
         try:
             if not wait:
                 self.link.submit(statement)
@@ -187,6 +216,37 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             raise
         finally:
             self._schedule_commit()  # every transaction ends this turn: it holds GROUP_LOCK
+
+    def _opened(self) -> None:
+        """Before a statement or a held write of the node's transaction: commit the other
+        stores' (see ``_OPEN``), and count the scope's locks as the transaction's."""
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        for other in [store for store in _OPEN if store is not self]:
+            other._commit_now(wait=True)
+        _OPEN.add(self)
+        devices = self._scoped_devices()
+        if devices is None or isinstance(self._taking, str):
+            self._taking = EXCLUSIVE
+        else:
+            self._taking = (self._taking or frozenset()) | devices
+
+    def holding(self) -> bool:
+        """Whether writes may be held (``hold``): in a fan-out scope, after its first read."""
+        return self._scope is not None and self._reads is not None
+
+    def hold(
+        self,
+        records: Sequence[tuple[str, bytes, int]] = (),
+        envelopes: Sequence[tuple[int, str, str, str, int, bytes]] = (),
+        seen: Sequence[tuple[str, int, bytes]] = (),
+    ) -> None:
+        """Write these rows of the open fan-out scope with the transaction's next statement or
+        its commit, whichever comes first (``relay.store_pg_batch``)."""
+        assert self._scope is not None and self.holding(), "only after a fan-out's first read"
+        self._opened()
+        self._batch.add(self._scope, records, envelopes, seen)
+        self._schedule_commit()
 
     @contextlib.contextmanager
     def fan_out_scope(
@@ -263,10 +323,16 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
             self._commit_now(wait=True)
 
     def _commit_now(self, wait: bool = False) -> None:
+        if self._acks and not wait:
+            # Not when another store's statement commits this one (wait): that statement may be
+            # one of a handler's, which this one's locks must not wait for. The turn's
+            # scheduled commit, still to come, deletes them.
+            with contextlib.suppress(StoreUnavailable):
+                self._delete_acknowledged()
         self._commit_scheduled = False
         _OPEN.discard(self)
         waiters, self._waiters = self._waiters, []
-        done = self.link.submit(self._commit())
+        done = self.link.submit(self._commit(self._batch.take()))
         if self._taking is not None:
             self._flushes.append((self._taking, done))
             self._taking = None
@@ -290,7 +356,9 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         if self._closed:
             return
         with contextlib.suppress(StoreUnavailable):
-            self.link.call(self._commit())
+            if self._acks:
+                self._delete_acknowledged()
+            self.link.call(self._commit(self._batch.take()))
         self._closed = True
         self.link.call(self._close_connections())
         self.link.stop()
@@ -330,6 +398,17 @@ class PgRelayStore(PgFanOut, PgControls, PgBlobs):
         # the commit, which fails if one of them did. Elsewhere a write is waited for, so that
         # a statement the database refuses answers the request that sent it.
         self._run("execute", sql, *args, wait=self._scoped_devices() is None)
+
+
+async def _abandon(txn: Transaction, exc: BaseException) -> None:
+    """A statement of ``txn`` failed: roll it back (or drop its lost connection); it takes no
+    more statements and its commit fails."""
+    txn.failed = True
+    if lost(exc):
+        txn.conn.terminate()
+    else:
+        with contextlib.suppress(*LOST):
+            await txn.conn.execute("ROLLBACK")
 
 
 def _settle(waiters: list[asyncio.Future[None]], done: concurrent.futures.Future[None]) -> None:

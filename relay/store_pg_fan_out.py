@@ -1,7 +1,8 @@
 """A fan-out on the PostgreSQL store in one round trip: what the fan-out handler reads (the
 sender's ``send_id`` record, the device lists it checks, the bytes queued for each recipient) and
 the sequence numbers its envelopes will take, read in one statement at the start of the handler;
-its writes are then sent without waiting (``relay.store_pg``).
+its writes are then held, and sent with the transaction's next statement or its commit in one
+statement with the other fan-outs' (``relay.store_pg_batch``).
 
 Why the reads may be kept for the rest of the handler: the statement is the first of the
 handler's scope (``PgRelayStore.fan_out_scope``), so it runs under the scope's locks, held to the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import asyncpg
 
@@ -38,6 +40,7 @@ class FanOutReads:
     members: dict[str, frozenset[str]]  # each user's current device list
     queued_bytes: dict[str, int]  # the bound on each recipient queue's bytes
     seqs: list[int]  # drawn for its envelopes, ascending
+    last_seqs: dict[str, int]  # each recipient queue's greatest seq before its envelopes (or 0)
     record: tuple[str, bytes, int] | None = None  # its send_id record, sent with its envelopes
 
 
@@ -45,13 +48,17 @@ class PgFanOut(PgQueries):
     _row: Callable[..., asyncpg.Record | None]
     _execute: Callable[..., None]
     _reads: FanOutReads | None  # set by the scope (relay.store_pg.PgRelayStore)
+    _run: Callable[..., Any]
+    hold: Callable[..., None]  # writes sent with the next statement (relay.store_pg_batch)
+    follows: Callable[[int, int | None], None]  # what precedes an envelope in its queue
 
     def read_fan_out(
         self, sender: str, send_id: bytes, users: Iterable[str], queues: list[str]
     ) -> None:
         """Read what a fan-out from ``sender`` to ``queues`` checks, as its first statement."""
         users = sorted(set(users))
-        row = self._row(
+        row, unsent = self._run(
+            "fetchrow",
             "SELECT (SELECT server_ts FROM fan_outs WHERE device_id = $1 AND send_id = $2),"
             " (SELECT array_agg(username ORDER BY username, device_id) FROM list_members"
             "  WHERE username = ANY($3::text[])),"
@@ -62,12 +69,16 @@ class PgFanOut(PgQueries):
             " (SELECT array_agg(bytes ORDER BY device_id) FROM queue_bytes"
             "  WHERE device_id = ANY($4::text[])),"
             " ARRAY(SELECT nextval(pg_get_serial_sequence('queue', 'seq'))"
-            "  FROM generate_series(1, $5))",
+            "  FROM generate_series(1, $5)),"
+            " ARRAY(SELECT coalesce((SELECT max(seq) FROM queue WHERE queue.device_id = q), 0)"
+            "  FROM unnest($4::text[]) WITH ORDINALITY AS u(q, i) ORDER BY i)",
             sender,
             send_id,
             users,
             queues,
             len(queues),
+            # The transaction's held writes are not sent first: what it holds of these.
+            apart=lambda held: held.unsent(sender, send_id, queues),
         )
         assert row is not None
         members: dict[str, set[str]] = {user: set() for user in users}
@@ -75,13 +86,22 @@ class PgFanOut(PgQueries):
             members[user].add(device_id)
         queued_bytes = dict.fromkeys(queues, 0)  # no row: nothing was ever queued
         queued_bytes.update(zip(row[3] or [], row[4] or [], strict=True))
+        # What this transaction wrote but has not sent yet, so the read could not see it.
+        for device_id in queued_bytes:
+            queued_bytes[device_id] += unsent.queued.get(device_id, 0)
+        earlier = row[0] if row[0] is not None else unsent.earlier
+        last_seqs = dict(zip(queues, row[6], strict=True))
+        for device_id, seq in unsent.last_seqs.items():
+            if device_id in last_seqs:
+                last_seqs[device_id] = max(last_seqs[device_id], seq)
         self._reads = FanOutReads(
             sender=sender,
             send_id=send_id,
-            earlier=row[0],
+            earlier=earlier,
             members={user: frozenset(devices) for user, devices in members.items()},
             queued_bytes=queued_bytes,
             seqs=sorted(row[5]),
+            last_seqs=last_seqs,
         )
 
     def _fan_out_reads(self) -> FanOutReads | None:
@@ -119,22 +139,22 @@ class PgFanOut(PgQueries):
         reads = self._reads
         if reads is not None and reads.record is not None:
             self._reads = dataclasses.replace(reads, record=None)
-            super().record_fan_out(*reads.record)
+            self.hold(records=[reads.record])
 
     def enqueue(self, rows: list[tuple[str, str, str, int, bytes]]) -> list[QueuedEnvelope]:
         reads = self._fan_out_reads()
         if reads is None or not rows or len(rows) > len(reads.seqs) or reads.record is None:
             return super().enqueue(rows)
         seqs = reads.seqs[: len(rows)]
-        self._reads = dataclasses.replace(reads, seqs=reads.seqs[len(rows) :], record=None)
-        columns = list(zip(*rows, strict=True))
-        self._execute(
-            "WITH recorded AS (INSERT INTO fan_outs VALUES ($7, $8, $9))"
-            " INSERT INTO queue (seq, device_id, sender_user, sender_device, server_ts, payload)"
-            " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],"
-            " $5::bigint[], $6::bytea[])",
-            seqs,
-            *(list(column) for column in columns),
-            *reads.record,
+        last_seqs = dict(reads.last_seqs)
+        for seq, row in zip(seqs, rows, strict=True):
+            self.follows(seq, last_seqs.get(row[0]))
+            last_seqs[row[0]] = seq
+        self._reads = dataclasses.replace(
+            reads, seqs=reads.seqs[len(rows) :], record=None, last_seqs=last_seqs
+        )
+        self.hold(
+            records=[reads.record],
+            envelopes=[(seq, *row) for seq, row in zip(seqs, rows, strict=True)],
         )
         return [QueuedEnvelope(seq, *row) for seq, row in zip(seqs, rows, strict=True)]

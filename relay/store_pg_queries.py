@@ -246,15 +246,6 @@ class PgQueries:
         )
         return [QueuedEnvelope(*row) for row in rows]
 
-    def acknowledge(self, device_id: str, seqs: list[int]) -> None:
-        # Committed rows of its own queue, and no counter (see queue_has_room): no device lock.
-        with self.fan_out_scope():
-            self._execute(
-                "DELETE FROM queue WHERE device_id = $1 AND seq = ANY($2::bigint[])",
-                device_id,
-                seqs,
-            )
-
     def still_queued(self, seqs: list[int]) -> set[int]:
         rows = self._rows("SELECT seq FROM queue WHERE seq = ANY($1::bigint[])", seqs)
         return {row[0] for row in rows}

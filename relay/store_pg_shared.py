@@ -16,9 +16,8 @@ import msgspec
 
 from relay.limits import Limits, SharedLimits
 from relay.store_pg import PgRelayStore
+from relay.store_pg_batch import SEEN_PER_CONVERSATION
 from shared import wire
-
-SEEN_PER_CONVERSATION = 500
 
 
 def conversation_key(users: frozenset[str]) -> str:
@@ -180,6 +179,9 @@ class StoredSeen:
 
     def record(self, users: frozenset[str], envelopes: list[wire.SeenEnvelope]) -> None:
         key = conversation_key(users)
+        if self._store.holding():  # a fan-out's: written with the others of its transaction
+            self._store.hold(seen=[(key, e.seq, msgspec.msgpack.encode(e)) for e in envelopes])
+            return
         # One statement: the new rows, and the oldest rows beyond the bound dropped (the
         # delete does not see the rows added beside it, so it keeps room for them). Rows
         # another fan-out of this conversation is trimming are skipped (it deletes them):

@@ -89,7 +89,7 @@ def test_no_scope_yields_to_the_event_loop_while_it_is_open() -> None:
     # The fan-out, acknowledgements and both halves of a login: the check cannot pass empty.
     assert {
         "relay.handlers.fan_out_scope",
-        "relay.store_pg_queries",
+        "relay.store_pg_delivery",
         "relay.login",
         "relay.connection",
     } <= opened, opened
