@@ -234,8 +234,12 @@ class Connection:
 
     def push_after(self, envelope: QueuedEnvelope, previous: int) -> None:
         """Push ``envelope`` if this connection was handed every envelope of its queue up to
-        ``previous`` (the greatest seq the queue held before it), else read the queue again."""
+        ``previous`` (the greatest seq the queue held before it), else read the queue again.
+        The call-back comes a turn or more after the commit, so the connection may have read
+        ``envelope`` from the store meanwhile: then it is not handed again."""
         handed = self._live[-1].seq if self._live else self._cursor
+        if envelope.seq <= handed:
+            return
         if previous > handed:
             self.reread()
         else:
@@ -312,7 +316,8 @@ class Connection:
         # No envelope comes both from a read and from a push: the read sees committed rows only;
         # a SQLite commit pushes in the same step (a read after it comes after the push, which
         # is ignored while reading the store), and a shared store's commit, called back later,
-        # makes the connection read again instead of pushing (tests/e2e/test_catch_up_race.py).
+        # pushes only what the connection was not handed yet (push_after;
+        # tests/e2e/test_catch_up_race.py).
         for chunk in _frames_of(page):
             self._cursor = chunk[-1].seq
             self.relay.counters.delivered += len(chunk)

@@ -11,8 +11,10 @@ the device twice, for these reasons, which these tests hold to:
   loop as the commit: a read after the commit comes after the push, which a connection still
   catching up ignores (the read finds the envelope; SQLite, catching up right after the commit);
 - on PostgreSQL the commit completes on another thread and its fan-outs are called back a turn
-  or more later, so a read can come between: there a commit never pushes, it makes the
-  connection read again from its cursor (PostgreSQL, caught up before the call-back).
+  or more later, so a read can come between: there the call-back pushes an envelope only to a
+  connection that was handed everything its queue held before it and not the envelope itself,
+  else the connection reads again from its cursor (PostgreSQL, caught up before the
+  call-back).
 
 Each test holds back one fan-out's commit, or its call-back (a controlled scheduler: the same
 code, run later), lets Bob's device catch up at the chosen moment, releases it, and checks that
