@@ -1,0 +1,179 @@
+"""Checks in the shared protocol code that the other tests did not notice when each was removed
+(a mutation audit of the client's side): each test here fails when its check is taken out."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from shared.boxes import StorageKey, derive, seal
+from shared.device_list import DeviceEntry, DeviceList, open_device_list, sign_device_list
+from shared.envelope import decode_sealed, encode_sealed
+from shared.epoch import (
+    AccountSecrets,
+    EpochHead,
+    EpochMember,
+    SignedHead,
+    open_epoch,
+    open_grant,
+    open_head,
+    previous_root,
+    verify_chain,
+)
+from shared.errors import DecryptionError, VerificationError, WireError
+from shared.identity import SigningKey, device_id_for
+from shared.session import accept_session, initiate_session, new_x3dh_state, session_binding
+
+ALICE, BOB = ("alice", "a" * 16), ("bob", "b" * 16)
+CURVE25519_P = 2**255 - 19
+HEAD_DOMAIN = b"ariadne/epoch-head/v1"  # what shared.epoch signs heads under
+
+
+async def _first_message():
+    alice, bob = new_x3dh_state(), new_x3dh_state()
+    bob.generate_pre_keys(1)
+    bundle = bob.bundle
+    session, sealed = await initiate_session(
+        alice,
+        bundle.identity_key,
+        bundle.signed_pre_key,
+        bundle.signed_pre_key_sig,
+        sorted(bundle.pre_keys)[0],
+        session_binding(ALICE, BOB),
+        b"first",
+    )
+    return bob, session, sealed
+
+
+async def test_a_public_key_spelt_as_p_itself_is_not_canonical():
+    """p reduces to 0: the first non-canonical spelling is p, not p + 1 (the bound is ``>=``)."""
+    _, _, sealed = await _first_message()
+    respelt = msgspec.structs.replace(sealed, ratchet_pub=CURVE25519_P.to_bytes(32, "little"))
+    with pytest.raises(WireError, match="canonical"):
+        decode_sealed(encode_sealed(respelt))
+    below = msgspec.structs.replace(sealed, ratchet_pub=(CURVE25519_P - 1).to_bytes(32, "little"))
+    decode_sealed(encode_sealed(below))  # the largest canonical spelling decodes
+
+
+async def test_only_a_session_start_is_accepted_as_one():
+    """An envelope without an X3DH header given to accept_session is refused as such, a clear
+    DecryptionError rather than whatever the libraries make of a missing header."""
+    bob, session, _ = await _first_message()
+    later = msgspec.structs.replace(await session.encrypt(b"second"), x3dh=None)
+    with pytest.raises(DecryptionError, match="not a session start"):
+        await accept_session(bob, later, session_binding(ALICE, BOB))
+
+
+def _entry(key: SigningKey) -> DeviceEntry:
+    return DeviceEntry(
+        device_id=device_id_for(key.public),
+        name="Desktop",
+        sign_public=key.public,
+        identity_key=bytes(32),
+        storage_key=bytes(32),
+        added_at=1,
+    )
+
+
+def test_a_device_list_naming_a_device_twice_is_refused():
+    amk, desktop, laptop = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    twice = DeviceList(
+        username="alice",
+        version=2,
+        prev_hash=bytes(32),
+        amk_public=amk.public,
+        devices=(_entry(desktop), _entry(laptop), _entry(laptop)),
+        author=device_id_for(desktop.public),
+    )
+    with pytest.raises(VerificationError, match="repeats a device"):
+        open_device_list(sign_device_list(amk, desktop, twice), "alice", amk.public)
+
+
+@pytest.mark.parametrize(
+    ("version", "prev_hash"), [(1, bytes(32)), (2, b"")], ids=["v1-after-a-list", "v2-after-none"]
+)
+def test_a_device_list_must_start_its_chain_at_version_one_and_only_there(version, prev_hash):
+    """Version 1 names no predecessor, and every later version names one: a later list without
+    one would escape the chain check and the first-list rules both."""
+    amk, desktop = SigningKey.generate(), SigningKey.generate()
+    listed = DeviceList(
+        username="alice",
+        version=version,
+        prev_hash=prev_hash,
+        amk_public=amk.public,
+        devices=(_entry(desktop),),
+        author=device_id_for(desktop.public),
+    )
+    with pytest.raises(VerificationError, match="chain start"):
+        open_device_list(sign_device_list(amk, desktop, listed), "alice", amk.public)
+
+
+def _epochs(amk: SigningKey, desk: tuple[str, StorageKey], count: int):
+    secrets = AccountSecrets(amk_seed=amk.seed, thread_key=bytes(32))
+    members = [EpochMember(member_id=desk[0], storage_key=desk[1].public)]
+    opened, previous = [], None
+    for _ in range(count):
+        epoch = open_epoch(
+            amk,
+            "alice",
+            previous=previous,
+            members=members,
+            device_list_hash=bytes(32),
+            secrets=secrets,
+        )
+        opened.append(epoch)
+        previous = (epoch.head, epoch.signed_head, epoch.root)
+    return opened
+
+
+def _resigned(amk: SigningKey, head: EpochHead) -> bytes:
+    body = msgspec.msgpack.encode(head)
+    return msgspec.msgpack.encode(SignedHead(body=body, signature=amk.sign(HEAD_DOMAIN, body)))
+
+
+def test_epoch_heads_of_another_format_a_bad_chain_start_or_a_repeated_member_are_refused():
+    amk, desk = SigningKey.generate(), ("d" * 16, StorageKey.generate())
+    first, second = _epochs(amk, desk, 2)
+    with pytest.raises(WireError, match="version"):
+        open_head(_resigned(amk, msgspec.structs.replace(first.head, v=2)), "alice", amk.public)
+    for head in (
+        msgspec.structs.replace(first.head, prev_head_hash=bytes(32)),
+        msgspec.structs.replace(second.head, prev_head_hash=b""),
+    ):
+        with pytest.raises(VerificationError, match="chain start"):
+            open_head(_resigned(amk, head), "alice", amk.public)
+    repeated = msgspec.structs.replace(first.head, members=first.head.members * 2)
+    with pytest.raises(VerificationError, match="repeats a member"):
+        open_head(_resigned(amk, repeated), "alice", amk.public)
+
+
+def test_an_account_with_no_epochs_is_refused_when_nothing_is_known():
+    """A relay that serves no epoch at all to a device that knows none (a restore) is refused;
+    one that knows an epoch may be told there is nothing newer."""
+    amk = SigningKey.generate()
+    with pytest.raises(VerificationError, match="no epochs"):
+        verify_chain([], "alice", amk.public, known=None, device_list_hash=None)
+    assert verify_chain([], "alice", amk.public, known=(1, bytes(32)), device_list_hash=None) == []
+
+
+def test_a_grant_opens_only_with_the_storage_key_the_head_names_for_the_member():
+    amk, desk = SigningKey.generate(), ("d" * 16, StorageKey.generate())
+    epoch = _epochs(amk, desk, 1)[0]
+    with pytest.raises(VerificationError, match="not a member"):
+        open_grant(epoch.grants[desk[0]], StorageKey.generate(), epoch.head, desk[0], None)
+
+
+def test_a_previous_root_box_must_hold_the_previous_epochs_root_exactly():
+    """The box must open to the root the previous head commits to, and to those 32 bytes only:
+    the commitment is an HMAC keyed with the root, and HMAC pads a short key with zeros, so the
+    root followed by a zero byte has the same commitment and would be another spelling of it
+    (every key derived from it would differ)."""
+    amk, desk = SigningKey.generate(), ("d" * 16, StorageKey.generate())
+    first, second, third = _epochs(amk, desk, 3)
+    assert previous_root(second.root, second.head, first.head, second.prev_root_box) == first.root
+    with pytest.raises(VerificationError, match="previous epoch"):
+        previous_root(third.root, third.head, first.head, third.prev_root_box)
+    ctx = b"alice\x00" + (2).to_bytes(8, "big")
+    respelt = seal(derive(second.root, b"ariadne/previous-root/v1", ctx), first.root + b"\x00", ctx)
+    with pytest.raises(VerificationError, match="previous epoch"):
+        previous_root(second.root, second.head, first.head, respelt)
