@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from shared import group as g
 from shared.boxes import StorageKey, derive, seal
 from shared.device_list import DeviceEntry, DeviceList, open_device_list, sign_device_list
 from shared.envelope import decode_sealed, encode_sealed
@@ -14,6 +15,7 @@ from shared.epoch import (
     EpochHead,
     EpochMember,
     SignedHead,
+    open_account_secrets,
     open_epoch,
     open_grant,
     open_head,
@@ -177,3 +179,56 @@ def test_a_previous_root_box_must_hold_the_previous_epochs_root_exactly():
     respelt = seal(derive(second.root, b"ariadne/previous-root/v1", ctx), first.root + b"\x00", ctx)
     with pytest.raises(VerificationError, match="previous epoch"):
         previous_root(second.root, second.head, first.head, respelt)
+
+
+def test_account_secrets_must_hold_the_account_key_the_head_names():
+    amk, desk = SigningKey.generate(), ("d" * 16, StorageKey.generate())
+    other = AccountSecrets(amk_seed=SigningKey.generate().seed, thread_key=bytes(32))
+    epoch = open_epoch(
+        amk,
+        "alice",
+        previous=None,
+        members=[EpochMember(member_id=desk[0], storage_key=desk[1].public)],
+        device_list_hash=bytes(32),
+        secrets=other,
+    )
+    with pytest.raises(VerificationError, match="different account key"):
+        open_account_secrets(epoch.root, epoch.head, epoch.account_box)
+
+
+GROUP = bytes(range(16))
+MEMBER_KEYS = {user: SigningKey(bytes([i + 1]) * 32) for i, user in enumerate(["alice", "bob"])}
+
+
+def _member_key(user: str, device: str) -> bytes | None:
+    return MEMBER_KEYS[user].public if user in MEMBER_KEYS and device == "d" * 16 else None
+
+
+def _change(state, action, users=(), name=None, **changed):
+    body = g.next_change(state, GROUP, "alice", "d" * 16, action, users, name)
+    return g.sign_change(MEMBER_KEYS["alice"], msgspec.structs.replace(body, **changed))
+
+
+def test_a_group_change_must_carry_the_next_number_as_well_as_the_previous_hash():
+    state, _ = g.apply_change(None, _change(None, "create", ("alice", "bob"), "G"), _member_key)
+    jumped = _change(state, "rename", name="H", seq=state.seq + 2)  # the right prev, seq skips
+    with pytest.raises(VerificationError, match="does not follow"):
+        g.apply_change(state, jumped, _member_key)
+
+
+def test_a_group_holds_exactly_its_member_limit():
+    state, _ = g.apply_change(None, _change(None, "create", ("alice", "bob"), "G"), _member_key)
+    to_the_limit = tuple(f"user{i:03}" for i in range(g.MAX_MEMBERS - 2))
+    full, _ = g.apply_change(state, _change(state, "add", to_the_limit), _member_key)
+    assert len(full.members) == g.MAX_MEMBERS
+    one_more = (*to_the_limit, "user999")
+    with pytest.raises(VerificationError, match="at most"):
+        g.apply_change(state, _change(state, "add", one_more), _member_key)
+    too_many = tuple(f"user{i:03}" for i in range(g.MAX_MEMBERS + 1))
+    with pytest.raises(VerificationError):  # a create naming more than the limit
+        g.apply_change(None, _change(None, "create", ("alice", *too_many[1:]), "G"), _member_key)
+
+
+def test_an_empty_chain_of_group_changes_is_refused():
+    with pytest.raises(VerificationError, match="empty chain"):
+        g.verify_chain([], _member_key)
