@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared import group as g
-from shared.boxes import StorageKey, derive, seal
+from shared import pairing, sender_keys
+from shared.boxes import StorageKey, derive, seal, seal_to
 from shared.device_list import DeviceEntry, DeviceList, open_device_list, sign_device_list
 from shared.envelope import decode_sealed, encode_sealed
 from shared.epoch import (
@@ -22,8 +24,11 @@ from shared.epoch import (
     previous_root,
     verify_chain,
 )
-from shared.errors import DecryptionError, VerificationError, WireError
+from shared.errors import DecryptionError, DuplicateMessage, VerificationError, WireError
 from shared.identity import SigningKey, device_id_for
+from shared.mailbox import ITEM_V2, epoch_mailbox_key, item_ad, open_message, thread_key
+from shared.padding import pad, unpad
+from shared.pin import VaultRequest, check_pin, open_request, request_info
 from shared.session import accept_session, initiate_session, new_x3dh_state, session_binding
 
 ALICE, BOB = ("alice", "a" * 16), ("bob", "b" * 16)
@@ -232,3 +237,77 @@ def test_a_group_holds_exactly_its_member_limit():
 def test_an_empty_chain_of_group_changes_is_refused():
     with pytest.raises(VerificationError, match="empty chain"):
         g.verify_chain([], _member_key)
+
+
+def test_a_mailbox_record_that_authenticates_but_is_not_padded_is_a_decryption_error():
+    """Only a holder of the epoch's root can seal it; it is still refused as undecryptable (the
+    caller shows "couldn't decrypt"), not raised as a malformed frame."""
+    key = epoch_mailbox_key(bytes(range(32)), "alice", 2)
+    thread, message_id, nonce = b"t" * 16, b"m" * 16, bytes(12)
+    unpadded = msgspec.msgpack.encode(["bob", "alice", "0" * 16, 1, 2, "hi"])
+    ad = item_ad("alice", thread, message_id, 2)
+    sealed = ITEM_V2 + nonce + AESGCM(thread_key(key, thread)).encrypt(nonce, unpadded, ad)
+    with pytest.raises(DecryptionError, match="padding"):
+        open_message(key, "alice", thread, message_id, 2, sealed)
+
+
+def test_a_receiver_keeps_no_more_than_max_skip_skipped_sender_keys():
+    """Past the window the oldest skipped key is deleted: its message no longer opens."""
+    own = sender_keys.OwnSenderKey(
+        group_id=GROUP, key_id=7, iteration=0, chain_key=bytes(32), signing_seed=bytes([9]) * 32
+    )
+    peer = sender_keys.accept_distribution(own.distribution(), "alice", "a" * 16)
+    sent, state = [], own
+    for _ in range(sender_keys.MAX_SKIP + 2):
+        sealed, state = sender_keys.encrypt(state, "alice", "a" * 16, b"m")
+        sent.append(sender_keys.decode_message(sealed))
+    _, peer = sender_keys.decrypt(peer, sent[sender_keys.MAX_SKIP])  # skips 0 .. MAX_SKIP - 1
+    _, peer = sender_keys.decrypt(peer, sent[sender_keys.MAX_SKIP + 1])  # nothing more skipped
+    assert len(peer.skipped) == sender_keys.MAX_SKIP
+    last, state = sender_keys.encrypt(state, "alice", "a" * 16, b"m")
+    sealed, _ = sender_keys.encrypt(state, "alice", "a" * 16, b"m")  # skips ``last``
+    _, peer = sender_keys.decrypt(peer, sender_keys.decode_message(sealed))
+    assert len(peer.skipped) == sender_keys.MAX_SKIP
+    with pytest.raises(DuplicateMessage):
+        sender_keys.decrypt(peer, sent[0])  # the oldest skipped key was deleted
+    plaintext, _ = sender_keys.decrypt(peer, sender_keys.decode_message(last))
+    assert plaintext == b"m"  # the newest skipped key was kept
+
+
+def test_the_vault_opens_a_request_only_for_the_user_it_names_inside():
+    """The vault acts on the username inside the request (whose backup to read or replace); one
+    sealed under a logged-in user's name but naming another user inside is refused, so a login
+    as mallory cannot guess alice's PIN or overwrite her backup."""
+    vault = StorageKey.generate()
+    request = VaultRequest(op="recover", username="alice", reply_key=bytes(32), verifier=bytes(32))
+    sealed = seal_to(vault.public, msgspec.msgpack.encode(request), request_info("mallory"))
+    with pytest.raises(DecryptionError, match="another user"):
+        open_request(vault, "mallory", sealed)
+
+
+@pytest.mark.parametrize("pin", ["123", "x" * 65, "    ", "\t\n  "])
+def test_a_pin_has_four_to_sixty_four_characters_not_all_blank(pin):
+    with pytest.raises(ValueError, match="characters"):
+        check_pin(pin)
+
+
+def test_padding_must_end_in_its_marker():
+    assert unpad(pad(b"abc")) == b"abc"
+    for data in (b"abc\x81\x00\x00", b"abc", b"\x00\x00"):
+        with pytest.raises(WireError, match="bad padding"):
+            unpad(data)
+
+
+def test_a_pairing_commitment_binds_the_nonce_and_every_key():
+    keys = pairing.NewDeviceKeys(
+        device_id="d" * 16, sign_public=bytes(32), storage_key=bytes(32), identity_key=bytes(32)
+    )
+    nonce = bytes(pairing.NONCE)
+    committed = pairing.commitment(nonce, keys)
+    pairing.check_commitment(committed, nonce, keys)
+    for other_nonce, other_keys in (
+        (b"\x01" + nonce[1:], keys),
+        (nonce, msgspec.structs.replace(keys, identity_key=b"\x01" * 32)),
+    ):
+        with pytest.raises(VerificationError, match="commitment"):
+            pairing.check_commitment(committed, other_nonce, other_keys)
