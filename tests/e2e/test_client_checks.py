@@ -1,0 +1,76 @@
+"""Checks in the client core that no other test noticed when each was removed (a mutation audit of
+the client's side): each test here fails when its check is taken out. Real relay and clients;
+the misbehaving device is played by rewriting what a real client encodes."""
+
+from __future__ import annotations
+
+import msgspec
+
+from client.core import controls as controls_module  # where a control is encoded
+from client.core import outbox as outbox_module  # where a sent message is encoded
+from client.core.events import MessageStatus
+from shared.envelope import Receipt
+from tests.conftest import eventually
+
+
+def _addressed_to_self(encode, user: str):
+    """``encode_payload`` with every payload of ``user`` naming ``user``'s own conversation."""
+
+    def encode_for_self(payload):
+        if getattr(payload, "peer", None) is not None and payload.origin.user == user:
+            payload = msgspec.structs.replace(payload, peer=user)
+        return encode(payload)
+
+    return encode_for_self
+
+
+async def test_a_message_or_control_from_an_own_device_addressed_to_this_account_is_dropped(
+    accounts, monkeypatch
+):
+    """An own device's message or control names its conversation (``peer``); one naming this
+    account itself opens no conversation with oneself on the other devices, and what follows
+    still arrives."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.add_device(alice)
+    await accounts.create("bob")
+    monkeypatch.setattr(
+        outbox_module, "encode_payload", _addressed_to_self(outbox_module.encode_payload, "alice")
+    )
+    monkeypatch.setattr(
+        controls_module,
+        "encode_payload",
+        _addressed_to_self(controls_module.encode_payload, "alice"),
+    )
+    await alice.send_text("bob", "to myself, says the payload")
+    alice.controls.set_timer("bob", 300)
+    monkeypatch.undo()
+    await alice.send_text("bob", "and the next one")
+    await eventually(lambda: "and the next one" in [m.body for m in laptop.messages("bob")])
+    assert "alice" not in laptop.threads()
+    assert laptop.messages("alice") == []
+
+
+async def test_a_contact_cannot_mark_its_own_messages_read_here(accounts, monkeypatch):
+    """A receipt counts only for this user's own messages: a contact naming its own message in
+    a read receipt does not mark it read on the receiver (its unread count stays)."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    hello = await bob.send_text("alice", "hello")
+    await eventually(lambda: alice.unread_count("bob") == 1)
+    await alice.send_text("bob", "hi bob")
+    await eventually(lambda: [m.body for m in bob.messages("alice")] == ["hello", "hi bob"])
+    encode = outbox_module.encode_payload
+
+    def naming_own(payload):
+        if isinstance(payload, Receipt) and payload.origin.user == "bob":
+            payload = msgspec.structs.replace(payload, message_ids=[hello.message_id])
+        return encode(payload)
+
+    monkeypatch.setattr(outbox_module, "encode_payload", naming_own)
+    assert await bob.mark_read("alice") == 1
+    monkeypatch.undo()
+    await bob.send_text("alice", "after the receipt")  # the receipt left before it
+    await eventually(lambda: "after the receipt" in [m.body for m in alice.messages("bob")])
+    assert alice.message(hello.message_id).status is MessageStatus.RECEIVED
+    assert alice.unread_count("bob") == 2
+    assert alice._store.receipts(hello.message_id) == []
