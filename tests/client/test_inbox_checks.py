@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
+from client.core.events import MessageStatus
 from client.core.store_processed import envelope_digest
 from shared import wire
-from shared.envelope import Receipt, decode_payload
+from shared.envelope import Receipt, SealedEnvelope, decode_payload, encode_sealed
 from tests.client.engine import engine
 from tests.client.fake_relay import FakeRelay
 from tests.conftest import eventually
@@ -56,3 +57,34 @@ async def test_a_redelivered_envelope_owes_a_receipt_to_a_contact_never_to_this_
         (("bob",), [bytes([2]) * 16])
     ]
     assert all(isinstance(receipt, Receipt) for _, receipt in queued)
+
+
+async def test_a_batch_cut_short_by_the_relay_going_away_is_left_for_redelivery(alice):
+    """Opening an envelope from a device not on a list held here asks the relay for the list;
+    with the relay away the batch stops there, unacknowledged, and the inbox goes on with the
+    redelivery once it is back."""
+    unknown = encode_sealed(
+        SealedEnvelope(
+            x3dh=None,
+            ratchet_pub=b"r" * 32,
+            previous_chain_length=0,
+            chain_length=0,
+            ciphertext=b"c" * 32,
+        )
+    )
+
+    def delivered(seq: int) -> wire.Delivered:
+        return wire.Delivered(
+            seq=seq, sender_user="bob", sender_device="b" * 16, server_ts=1_000_000, payload=unknown
+        )
+
+    alice.relay.online.clear()
+    alice.inbox.put([delivered(1)])
+    await eventually(lambda: alice.inbox.waiting == 0 and not alice.store.in_transaction)
+    assert alice.relay.sent == [] and alice.store.thread_messages("bob") == []
+    alice.relay.online.set()
+    alice.relay.answer(wire.FetchDeviceList, wire.Devices(rid=0, devices=[]))
+    alice.inbox.put([delivered(2)])
+    await eventually(lambda: alice.relay.sent == [wire.Ack(seqs=[2])])
+    (placeholder,) = alice.store.thread_messages("bob")
+    assert placeholder.status is MessageStatus.UNDECRYPTABLE
