@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from shared import group as g
 from shared import pairing, sender_keys
 from shared.boxes import StorageKey, derive, seal, seal_to
+from shared.controls import is_emoji
 from shared.device_list import DeviceEntry, DeviceList, open_device_list, sign_device_list
 from shared.envelope import decode_sealed, encode_sealed
 from shared.epoch import (
@@ -311,3 +312,17 @@ def test_a_pairing_commitment_binds_the_nonce_and_every_key():
     ):
         with pytest.raises(VerificationError, match="commitment"):
             pairing.check_commitment(committed, other_nonce, other_keys)
+
+
+@pytest.mark.parametrize(
+    "emoji", ["", "👍", "👍🏽", "1\ufe0f\u20e3", "🏴\U000e0067\U000e0062\U000e007f"]
+)
+def test_a_reaction_may_be_an_emoji(emoji):
+    assert is_emoji(emoji)
+
+
+@pytest.mark.parametrize("text", ["ok", "👍 ok", "👍\n", "\u200d", "\ufe0f\u20e3", "1"])
+def test_a_reaction_may_not_be_words_breaks_or_glue_alone(text):
+    """A reaction is shown under the bubble: words, line breaks, or only the characters that
+    join emoji (which draw nothing) are refused."""
+    assert not is_emoji(text)
