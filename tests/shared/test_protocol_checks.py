@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from shared import group as g
 from shared import pairing, sender_keys
 from shared.boxes import StorageKey, derive, seal, seal_to
-from shared.controls import is_emoji
+from shared.controls import SEQ_STEP, is_emoji, within_step
 from shared.device_list import DeviceEntry, DeviceList, open_device_list, sign_device_list
 from shared.envelope import decode_sealed, encode_sealed
 from shared.epoch import (
@@ -326,3 +326,10 @@ def test_a_reaction_may_not_be_words_breaks_or_glue_alone(text):
     """A reaction is shown under the bubble: words, line breaks, or only the characters that
     join emoji (which draw nothing) are refused."""
     assert not is_emoji(text)
+
+
+def test_a_timer_setting_may_move_its_sequence_at_most_one_step_ahead():
+    """A contact jumping to the top of the range would hold the timer for good: the exact step
+    is allowed, one more is not."""
+    assert within_step(SEQ_STEP, None) and not within_step(SEQ_STEP + 1, None)
+    assert within_step(7 + SEQ_STEP, 7) and not within_step(7 + SEQ_STEP + 1, 7)
