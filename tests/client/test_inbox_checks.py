@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
+from client.core.arrival import Outcome, store_arrival
+from client.core.controls import Controls
 from client.core.events import MessageStatus
 from client.core.store_processed import envelope_digest
 from shared import wire
-from shared.envelope import Receipt, SealedEnvelope, decode_payload, encode_sealed
+from shared.envelope import (
+    Origin,
+    Receipt,
+    SealedEnvelope,
+    Text,
+    decode_payload,
+    encode_sealed,
+    new_message_id,
+)
 from tests.client.engine import engine
 from tests.client.fake_relay import FakeRelay
 from tests.conftest import eventually
@@ -88,3 +99,31 @@ async def test_a_batch_cut_short_by_the_relay_going_away_is_left_for_redelivery(
     await eventually(lambda: alice.relay.sent == [wire.Ack(seqs=[2])])
     (placeholder,) = alice.store.thread_messages("bob")
     assert placeholder.status is MessageStatus.UNDECRYPTABLE
+
+
+async def test_a_message_stored_or_tombstoned_here_is_never_shown_again(tmp_path):
+    """A second copy of a message (offered again by its sender) is refused by the store, and
+    with it nothing is shown: no second MessageReceived, and none at all for a message deleted
+    here, whose text would otherwise reach the screen again."""
+    made = engine(tmp_path / "alice", FakeRelay())
+    controls = Controls(made.context)
+    deliver = wire.Delivered(
+        seq=1, sender_user="bob", sender_device="b" * 16, server_ts=1_000_000, payload=b""
+    )
+
+    def arrive(text: Text):
+        with made.store.transaction():
+            return store_arrival(made.context, controls, made.timeline, deliver, "bob", text)
+
+    origin = Origin(user="bob", device="b" * 16, counter=1)
+    first = Text(origin=origin, message_id=new_message_id(), peer="alice", sent_at=1, body="first")
+    assert arrive(first).outcome is Outcome.STORED
+    again = arrive(first)
+    assert again.outcome is Outcome.REFUSED and again.events == []
+    deleted = msgspec.structs.replace(first, message_id=new_message_id(), body="deleted here")
+    with made.store.transaction():
+        made.store.tombstone(deleted.message_id, "bob", "deleted")
+    refused = arrive(deleted)
+    assert refused.outcome is Outcome.REFUSED and refused.events == []
+    assert [m.body for m in made.store.thread_messages("bob")] == ["first"]
+    made.store.close()
