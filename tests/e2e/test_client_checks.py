@@ -9,7 +9,10 @@ import msgspec
 from client.core import controls as controls_module  # where a control is encoded
 from client.core import outbox as outbox_module  # where a sent message is encoded
 from client.core.events import MessageStatus
+from relay.handlers import HANDLERS
+from shared import wire
 from shared.envelope import Receipt
+from shared.session import new_x3dh_state
 from tests.conftest import eventually
 
 
@@ -74,3 +77,44 @@ async def test_a_contact_cannot_mark_its_own_messages_read_here(accounts, monkey
     assert alice.message(hello.message_id).status is MessageStatus.RECEIVED
     assert alice.unread_count("bob") == 2
     assert alice._store.receipts(hello.message_id) == []
+
+
+async def test_a_pre_key_bundle_the_relay_swapped_for_its_own_starts_no_session(
+    accounts, monkeypatch
+):
+    """The relay answers Alice's first bundle fetch for Bob with keys of its own making (a
+    well-formed bundle, its signed pre-key signed by its identity key): Alice encrypts nothing
+    to them, as their identity key is not the one on Bob's signed list; the message reaches Bob
+    once the relay hands out his real bundle."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    forward = HANDLERS[wire.FetchBundles]
+    swapped: list[wire.FetchBundles] = []
+
+    async def swap_first(session, frame):
+        answer = await forward(session, frame)
+        if frame.username != "bob" or swapped or not isinstance(answer, wire.Bundles):
+            return answer
+        swapped.append(frame)
+        own = new_x3dh_state()
+        own.generate_pre_keys(1)
+        keys = own.bundle
+        return msgspec.structs.replace(
+            answer,
+            bundles=[
+                wire.PreKeyBundle(
+                    device_id=b.device_id,
+                    identity_key=keys.identity_key,
+                    signed_pre_key=keys.signed_pre_key,
+                    signed_pre_key_sig=keys.signed_pre_key_sig,
+                    one_time_pre_key=sorted(keys.pre_keys)[0],
+                )
+                for b in answer.bundles
+            ],
+        )
+
+    monkeypatch.setitem(HANDLERS, wire.FetchBundles, swap_first)
+    await alice.send_text("bob", "hello")
+    await eventually(lambda: [m.body for m in bob.messages("alice")] == ["hello"])
+    assert swapped
+    assert all(m.status is not MessageStatus.UNDECRYPTABLE for m in bob.messages("alice"))
