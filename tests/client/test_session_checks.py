@@ -1,0 +1,112 @@
+"""Session-book and saved-control checks a mutation audit found no test for: each test here
+fails when its check is taken out."""
+
+from __future__ import annotations
+
+import pytest
+
+from client.core.controls import Controls
+from client.core.events import MessageStatus, StoredMessage
+from client.core.sessions import KEEP_SESSIONS_PER_DEVICE, SessionBook
+from client.core.storage import ProfileStore
+from shared.device_list import DeviceEntry
+from shared.errors import DuplicateMessage
+from shared.mailbox import SavedMessage
+from shared.session import dump_x3dh_state, new_x3dh_state
+from shared.wire import PreKeyBundle
+from tests.client.engine import engine
+from tests.client.fake_relay import FakeRelay
+
+ALICE, BOB = "a" * 16, "b" * 16
+
+
+def _device(device_id: str, identity_key: bytes) -> DeviceEntry:
+    return DeviceEntry(
+        device_id=device_id,
+        name="Desktop",
+        sign_public=bytes(32),
+        identity_key=identity_key,
+        storage_key=bytes(32),
+        added_at=0,
+    )
+
+
+def _book(store: ProfileStore, username: str, device_id: str, pre_keys: int = 2):  # type: ignore[no-untyped-def]
+    x3dh = new_x3dh_state()
+    x3dh.generate_pre_keys(pre_keys)
+    store.put("x3dh_state", dump_x3dh_state(x3dh))
+    return SessionBook(store, x3dh, (username, device_id)), x3dh
+
+
+def _bundle(x3dh, device_id: str) -> PreKeyBundle:  # type: ignore[no-untyped-def]
+    keys = x3dh.bundle
+    return PreKeyBundle(
+        device_id=device_id,
+        identity_key=keys.identity_key,
+        signed_pre_key=keys.signed_pre_key,
+        signed_pre_key_sig=keys.signed_pre_key_sig,
+        one_time_pre_key=sorted(keys.pre_keys)[0],
+    )
+
+
+async def test_an_envelope_decrypted_before_is_a_duplicate_not_undecryptable(tmp_path):
+    """The inbox drops a duplicate silently (a relay replaying it, re-encoded so its digest is
+    new, gets no "couldn't decrypt" line shown): the book says duplicate, whichever session."""
+    alice, alice_x3dh = _book(ProfileStore(tmp_path / "alice"), "alice", ALICE)
+    bob, bob_x3dh = _book(ProfileStore(tmp_path / "bob"), "bob", BOB)
+    bob_device = _device(BOB, bob_x3dh.bundle.identity_key)
+    first = await bob.start(
+        "alice", _device(ALICE, alice_x3dh.bundle.identity_key), _bundle(alice_x3dh, ALICE), b"one"
+    )
+    assert await alice.decrypt("bob", bob_device, first) == b"one"
+    await bob.decrypt(
+        "alice",
+        _device(ALICE, alice_x3dh.bundle.identity_key),
+        await alice.encrypt(("bob", BOB), b"ok"),
+    )
+    second = await bob.encrypt(("alice", ALICE), b"two")
+    assert second.x3dh is None
+    assert await alice.decrypt("bob", bob_device, second) == b"two"
+    with pytest.raises(DuplicateMessage):
+        await alice.decrypt("bob", bob_device, second)
+
+
+async def test_no_more_than_a_few_sessions_are_kept_per_peer_device(tmp_path):
+    """Each session start from a peer device adds a session; only the newest few are kept, in
+    memory and in the profile (a peer, or a relay replaying its starts, cannot grow it)."""
+    alice_store = ProfileStore(tmp_path / "alice")
+    alice, alice_x3dh = _book(alice_store, "alice", ALICE, pre_keys=KEEP_SESSIONS_PER_DEVICE + 2)
+    bob, bob_x3dh = _book(ProfileStore(tmp_path / "bob"), "bob", BOB)
+    alice_device = _device(ALICE, alice_x3dh.bundle.identity_key)
+    bob_device = _device(BOB, bob_x3dh.bundle.identity_key)
+    for n in range(KEEP_SESSIONS_PER_DEVICE + 2):
+        bob.forget(("alice", ALICE))  # bob starts afresh each time
+        start = await bob.start("alice", alice_device, _bundle(alice_x3dh, ALICE), b"%d" % n)
+        assert await alice.decrypt("bob", bob_device, start) == b"%d" % n
+    assert len(alice_store.sessions_with("bob", BOB)) == KEEP_SESSIONS_PER_DEVICE
+    newest = await bob.encrypt(("alice", ALICE), b"newest")
+    assert await alice.decrypt("bob", bob_device, newest) == b"newest"
+
+
+def test_a_saved_control_that_does_not_decode_does_not_stop_the_page(tmp_path):
+    """A mailbox page holding a control record that does not decode (sealed by any holder of
+    the epoch's root) skips that record; the messages beside it are kept."""
+    made = engine(tmp_path, FakeRelay())
+    controls = Controls(made.context)
+    message = StoredMessage(
+        message_id=b"m" * 16,
+        thread="bob",
+        sender_user="bob",
+        sender_device=BOB,
+        sent_at=1,
+        server_ts=1000,
+        body="kept",
+        status=MessageStatus.READ,
+    )
+    junk = SavedMessage("bob", "bob", BOB, 1, 1000, "", control=b"not a control")
+    plain = SavedMessage("bob", "bob", BOB, 1, 1000, "kept")
+    opened = [(message, junk), (message, plain)]
+    with made.store.transaction():
+        assert controls.mailbox_page(opened) == [message]
+        assert controls.mailbox_page_stored(opened) == []
+    made.store.close()
