@@ -9,6 +9,7 @@ import msgspec
 from client.core import controls as controls_module  # where a control is encoded
 from client.core import outbox as outbox_module  # where a sent message is encoded
 from client.core.events import MessageStatus
+from relay import login
 from relay.handlers import HANDLERS
 from shared import wire
 from shared.envelope import Receipt
@@ -118,3 +119,23 @@ async def test_a_pre_key_bundle_the_relay_swapped_for_its_own_starts_no_session(
     await eventually(lambda: [m.body for m in bob.messages("alice")] == ["hello"])
     assert swapped
     assert all(m.status is not MessageStatus.UNDECRYPTABLE for m in bob.messages("alice"))
+
+
+async def test_a_list_that_does_not_decode_beside_the_removal_does_not_hide_it(
+    accounts, monkeypatch
+):
+    """A relay answering "not registered" with a malformed list among the signed ones: that one
+    is skipped, and the genuine list without the device still proves its removal."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.add_device(alice)
+    await laptop.close()  # offline while it is removed: it learns it only from the relay
+    accounts.clients.remove(laptop)
+    await alice.remove_device(laptop.device_id)
+    newest = login._newest_lists
+
+    def with_junk_first(relay, username):
+        return [b"not a device list", *newest(relay, username)]
+
+    monkeypatch.setattr(login, "_newest_lists", with_junk_first)
+    laptop = await accounts.start(laptop)
+    await eventually(lambda: laptop.removed, message="the signed list proves the removal")
