@@ -1,4 +1,4 @@
-"""Session-book and saved-control checks a mutation audit found no test for: each test here
+"""Session-book and control checks a mutation audit found no test for: each test here
 fails when its check is taken out."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from client.core.controls import Controls
 from client.core.events import MessageStatus, StoredMessage
 from client.core.sessions import KEEP_SESSIONS_PER_DEVICE, SessionBook
 from client.core.storage import ProfileStore
+from client.core.store_controls import SAVED
+from shared.controls import ControlRecord, Edit
 from shared.device_list import DeviceEntry
 from shared.errors import DuplicateMessage
 from shared.mailbox import SavedMessage
@@ -109,4 +111,38 @@ def test_a_saved_control_that_does_not_decode_does_not_stop_the_page(tmp_path):
     with made.store.transaction():
         assert controls.mailbox_page(opened) == [message]
         assert controls.mailbox_page_stored(opened) == []
+    made.store.close()
+
+
+def test_a_control_is_applied_once_and_a_replay_is_not_saved_again(tmp_path):
+    """A control that comes again (replayed by the relay, or once from the relay and once from
+    the mailbox) does nothing the second time: no change shown again, and one already saved to
+    the mailbox is not marked to be saved again."""
+    made = engine(tmp_path, FakeRelay())
+    controls = Controls(made.context)
+    message = StoredMessage(
+        message_id=b"m" * 16,
+        thread="bob",
+        sender_user="bob",
+        sender_device=BOB,
+        sent_at=1_000,
+        server_ts=1_000_000,
+        body="first words",
+        status=MessageStatus.RECEIVED,
+    )
+    edit = ControlRecord(
+        control_id=b"c" * 16,
+        thread="bob",
+        sender_user="bob",
+        sender_device=BOB,
+        sent_at=2_000,
+        action=Edit(target=message.message_id, version=2, body="second words"),
+    )
+    with made.store.transaction():
+        made.store.insert_message(message)
+        assert controls.apply(edit, 2_000_000) != []
+        made.store.mark_control(edit.control_id, SAVED)
+        assert controls.apply(edit, 2_000_000) == []
+        assert made.store.control_state(edit.control_id) == SAVED
+    assert made.store.message(message.message_id).body == "second words"
     made.store.close()
