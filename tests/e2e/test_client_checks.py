@@ -8,7 +8,7 @@ import msgspec
 
 from client.core import controls as controls_module  # where a control is encoded
 from client.core import outbox as outbox_module  # where a sent message is encoded
-from client.core.events import MessageStatus
+from client.core.events import DeviceListRefused, MessageStatus
 from relay import login
 from relay.handlers import HANDLERS
 from shared import wire
@@ -125,7 +125,9 @@ async def test_a_list_that_does_not_decode_beside_the_removal_does_not_hide_it(
     accounts, monkeypatch
 ):
     """A relay answering "not registered" with a malformed list among the signed ones: that one
-    is skipped, and the genuine list without the device still proves its removal."""
+    is skipped, and the genuine list without the device still proves its removal. The lists
+    older than the one the device holds (the relay sends the newest few) are passed over, not
+    refused as rollbacks."""
     alice = await accounts.create("alice")
     laptop = await accounts.add_device(alice)
     await laptop.close()  # offline while it is removed: it learns it only from the relay
@@ -138,4 +140,7 @@ async def test_a_list_that_does_not_decode_beside_the_removal_does_not_hide_it(
 
     monkeypatch.setattr(login, "_newest_lists", with_junk_first)
     laptop = await accounts.start(laptop)
+    refused: list[DeviceListRefused] = []  # (listening before its connection does anything)
+    laptop.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
     await eventually(lambda: laptop.removed, message="the signed list proves the removal")
+    assert refused == []
