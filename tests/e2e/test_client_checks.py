@@ -12,7 +12,9 @@ from client.core.events import DeviceListRefused, MessageStatus
 from relay import login
 from relay.handlers import HANDLERS
 from shared import wire
+from shared.device_list import first_device_list
 from shared.envelope import Receipt
+from shared.identity import SigningKey, device_id_for
 from shared.session import new_x3dh_state
 from tests.conftest import eventually
 
@@ -144,3 +146,34 @@ async def test_a_list_that_does_not_decode_beside_the_removal_does_not_hide_it(
     laptop.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
     await eventually(lambda: laptop.removed, message="the signed list proves the removal")
     assert refused == []
+
+
+async def test_a_list_of_ones_own_account_under_another_account_key_is_refused_not_held(
+    accounts, monkeypatch
+):
+    """A contact's new account key is held for the user to acknowledge; one's own account key
+    never changes, so a list of one's own account signed by another key is refused outright:
+    there is nothing to acknowledge that would let the relay's key in."""
+    alice = await accounts.create("alice")
+    own = alice.directory.known("alice")
+    relays_amk, relays_device = SigningKey.generate(), SigningKey.generate()
+    entry = msgspec.structs.replace(
+        own.devices[0],
+        device_id=device_id_for(relays_device.public),
+        sign_public=relays_device.public,
+    )
+    relays_list = first_device_list(relays_amk, "alice", entry, relays_device)
+    forward = HANDLERS[wire.FetchDeviceList]
+
+    async def relays_own(session, frame):
+        answer = await forward(session, frame)
+        if frame.username != "alice" or not isinstance(answer, wire.DeviceListReply):
+            return answer
+        return msgspec.structs.replace(answer, signed_list=relays_list, between=[])
+
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, relays_own)
+    refused: list[DeviceListRefused] = []
+    alice.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
+    assert await alice.directory.refresh("alice") == own
+    assert refused and "different account key" in refused[-1].reason
+    assert not alice.key_changed("alice")
