@@ -10,7 +10,7 @@ from client.core.events import MessageStatus, StoredMessage
 from client.core.sessions import KEEP_SESSIONS_PER_DEVICE, SessionBook
 from client.core.storage import ProfileStore
 from client.core.store_controls import SAVED
-from shared.controls import ControlRecord, Edit
+from shared.controls import ControlRecord, Edit, SetTimer
 from shared.device_list import DeviceEntry
 from shared.errors import DuplicateMessage
 from shared.mailbox import SavedMessage
@@ -145,4 +145,27 @@ def test_a_control_is_applied_once_and_a_replay_is_not_saved_again(tmp_path):
         assert controls.apply(edit, 2_000_000) == []
         assert made.store.control_state(edit.control_id) == SAVED
     assert made.store.message(message.message_id).body == "second words"
+    made.store.close()
+
+
+def test_a_timer_setting_that_arrives_after_a_newer_one_does_not_win(tmp_path):
+    """Last writer wins by sequence, whatever order the settings arrive in: the older one only
+    adds its line to the conversation."""
+    made = engine(tmp_path, FakeRelay())
+    controls = Controls(made.context)
+
+    def setting(control_id: bytes, seconds: int, seq: int) -> ControlRecord:
+        return ControlRecord(
+            control_id=control_id,
+            thread="bob",
+            sender_user="bob",
+            sender_device=BOB,
+            sent_at=seq,
+            action=SetTimer(seconds=seconds, seq=seq),
+        )
+
+    with made.store.transaction():
+        controls.apply(setting(b"n" * 16, 3600, 2), 2_000)
+        controls.apply(setting(b"o" * 16, 300, 1), 3_000)  # older, arriving later
+    assert made.store.timer("bob").seconds == 3600
     made.store.close()
