@@ -10,7 +10,7 @@ import pytest
 
 from client.core.arrival import Outcome, store_arrival
 from client.core.controls import Controls
-from client.core.events import MessageStatus
+from client.core.events import MessageStatus, StoredMessage
 from client.core.store_processed import envelope_digest
 from shared import wire
 from shared.envelope import (
@@ -126,4 +126,31 @@ async def test_a_message_stored_or_tombstoned_here_is_never_shown_again(tmp_path
     refused = arrive(deleted)
     assert refused.outcome is Outcome.REFUSED and refused.events == []
     assert [m.body for m in made.store.thread_messages("bob")] == ["first"]
+    made.store.close()
+
+
+def test_a_receipt_never_takes_a_message_back_to_a_lower_state(tmp_path):
+    """Receipts from a contact's devices arrive in any order: once read, a late "delivered"
+    (from the contact's other device) leaves the message read."""
+    made = engine(tmp_path / "alice", FakeRelay())
+    sent = StoredMessage(
+        message_id=b"s" * 16,
+        thread="bob",
+        sender_user="alice",
+        sender_device=made.context.device_id,
+        sent_at=1,
+        server_ts=1_000,
+        body="to bob",
+        status=MessageStatus.SENT,
+    )
+    origin = Origin(user="bob", device="b" * 16, counter=1)
+    deliver = wire.Delivered(
+        seq=1, sender_user="bob", sender_device="b" * 16, server_ts=2_000, payload=b""
+    )
+    with made.store.transaction():
+        made.store.insert_message(sent)
+        for status in ("read", "delivered"):
+            receipt = Receipt(origin=origin, status=status, message_ids=[sent.message_id])
+            made.inbox._apply(deliver, receipt, {}, [])  # what the inbox does with an opened one
+    assert made.store.message(sent.message_id).status is MessageStatus.READ
     made.store.close()
