@@ -10,7 +10,7 @@ from client.core.events import MessageStatus, StoredMessage
 from client.core.sessions import KEEP_SESSIONS_PER_DEVICE, SessionBook
 from client.core.storage import ProfileStore
 from client.core.store_controls import SAVED
-from shared.controls import ControlRecord, Edit, SetTimer
+from shared.controls import ControlRecord, DeleteForMe, Edit, SetTimer
 from shared.device_list import DeviceEntry
 from shared.errors import DuplicateMessage
 from shared.mailbox import SavedMessage
@@ -168,4 +168,41 @@ def test_a_timer_setting_that_arrives_after_a_newer_one_does_not_win(tmp_path):
         controls.apply(setting(b"n" * 16, 3600, 2), 2_000)
         controls.apply(setting(b"o" * 16, 300, 1), 3_000)  # older, arriving later
     assert made.store.timer("bob").seconds == 3600
+    made.store.close()
+
+
+def test_a_deletion_removes_only_messages_of_its_own_conversation(tmp_path):
+    """A "delete for me" from another device of this account names its conversation; a target
+    it names from another conversation is left alone."""
+    made = engine(tmp_path, FakeRelay())
+    controls = Controls(made.context)
+
+    def message(key: bytes, thread: str) -> StoredMessage:
+        return StoredMessage(
+            message_id=key * 16,
+            thread=thread,
+            sender_user=thread,
+            sender_device=BOB,
+            sent_at=1,
+            server_ts=1_000,
+            body=f"to {thread}",
+            status=MessageStatus.RECEIVED,
+        )
+
+    with made.store.transaction():
+        made.store.insert_message(message(b"b", "bob"))
+        made.store.insert_message(message(b"c", "carol"))
+        controls.apply(
+            ControlRecord(
+                control_id=b"d" * 16,
+                thread="bob",
+                sender_user="alice",
+                sender_device="a" * 16,
+                sent_at=2,
+                action=DeleteForMe(targets=[b"b" * 16, b"c" * 16]),
+            ),
+            2_000,
+        )
+    assert made.store.thread_messages("bob") == []
+    assert [m.body for m in made.store.thread_messages("carol")] == ["to carol"]
     made.store.close()

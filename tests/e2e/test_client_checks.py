@@ -177,3 +177,26 @@ async def test_a_list_of_ones_own_account_under_another_account_key_is_refused_n
     assert await alice.directory.refresh("alice") == own
     assert refused and "different account key" in refused[-1].reason
     assert not alice.key_changed("alice")
+
+
+async def test_a_relay_that_stops_serving_a_contacts_list_is_told_not_believed(
+    accounts, monkeypatch
+):
+    """The relay answers that Bob has no device list any more: Alice keeps the list she holds
+    (his devices stay the ones she sends to) and says the relay no longer serves it."""
+    alice = await accounts.create("alice")
+    await accounts.create("bob")
+    held = await alice.directory.refresh("bob")
+    forward = HANDLERS[wire.FetchDeviceList]
+
+    async def none_for_bob(session, frame):
+        answer = await forward(session, frame)
+        if frame.username != "bob" or not isinstance(answer, wire.DeviceListReply):
+            return answer
+        return msgspec.structs.replace(answer, signed_list=None, between=[])
+
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, none_for_bob)
+    refused: list[DeviceListRefused] = []
+    alice.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
+    assert await alice.directory.refresh("bob") == held
+    assert [e.reason for e in refused] == ["the relay no longer serves a device list"]
