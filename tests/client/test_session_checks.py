@@ -10,7 +10,7 @@ from client.core.events import MessageStatus, StoredMessage
 from client.core.sessions import KEEP_SESSIONS_PER_DEVICE, SessionBook
 from client.core.storage import ProfileStore
 from client.core.store_controls import SAVED
-from shared.controls import ControlRecord, DeleteForMe, Edit, SetTimer
+from shared.controls import ControlRecord, DeleteForMe, Edit, React, SetTimer
 from shared.device_list import DeviceEntry
 from shared.errors import DuplicateMessage
 from shared.mailbox import SavedMessage
@@ -205,4 +205,36 @@ def test_a_deletion_removes_only_messages_of_its_own_conversation(tmp_path):
         )
     assert made.store.thread_messages("bob") == []
     assert [m.body for m in made.store.thread_messages("carol")] == ["to carol"]
+    made.store.close()
+
+
+def test_a_reaction_to_a_message_that_could_not_be_opened_is_dropped(tmp_path):
+    """A mailbox item that did not open keeps its id as a "couldn't decrypt" line: a control
+    naming it (a reaction, which either party may make) changes nothing on it."""
+    made = engine(tmp_path, FakeRelay())
+    controls = Controls(made.context)
+    placeholder = StoredMessage(
+        message_id=b"u" * 16,
+        thread="bob",
+        sender_user="",
+        sender_device="",
+        sent_at=1,
+        server_ts=1_000,
+        body="",
+        status=MessageStatus.UNDECRYPTABLE,
+    )
+    with made.store.transaction():
+        made.store.insert_message(placeholder)
+        events = controls.apply(
+            ControlRecord(
+                control_id=b"r" * 16,
+                thread="bob",
+                sender_user="bob",
+                sender_device=BOB,
+                sent_at=2,
+                action=React(target=placeholder.message_id, emoji="👍", seq=1),
+            ),
+            2_000,
+        )
+    assert events == [] and made.store.reaction(placeholder.message_id, "bob") is None
     made.store.close()
