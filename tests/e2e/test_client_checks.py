@@ -5,6 +5,7 @@ the misbehaving device is played by rewriting what a real client encodes."""
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from client.core import controls as controls_module  # where a control is encoded
 from client.core import outbox as outbox_module  # where a sent message is encoded
@@ -200,3 +201,14 @@ async def test_a_relay_that_stops_serving_a_contacts_list_is_told_not_believed(
     alice.add_listener(lambda e: refused.append(e) if isinstance(e, DeviceListRefused) else None)
     assert await alice.directory.refresh("bob") == held
     assert [e.reason for e in refused] == ["the relay no longer serves a device list"]
+
+
+async def test_a_device_cannot_remove_itself(accounts):
+    """Removing this very device is refused with a clear error (another device removes it), and
+    the account's list stays as it was."""
+    alice = await accounts.create("alice")
+    await accounts.add_device(alice)
+    before = alice.directory.signed("alice")
+    with pytest.raises(ValueError, match="another one"):
+        await alice.remove_device(alice.device_id)
+    assert alice.directory.signed("alice") == before and alice.is_member
