@@ -238,3 +238,35 @@ def test_a_reaction_to_a_message_that_could_not_be_opened_is_dropped(tmp_path):
         )
     assert events == [] and made.store.reaction(placeholder.message_id, "bob") is None
     made.store.close()
+
+
+def test_a_line_about_the_conversation_cannot_be_edited_by_the_contact_it_names(tmp_path):
+    """A system line (here Bob's timer setting, stored under his name) is this device's own
+    words: an edit from Bob naming it does not put his words there."""
+    made = engine(tmp_path, FakeRelay())
+    controls = Controls(made.context)
+    line = StoredMessage(
+        message_id=b"t" * 16,
+        thread="bob",
+        sender_user="bob",
+        sender_device=BOB,
+        sent_at=1_000,
+        server_ts=1_000_000,
+        body="bob set disappearing messages to 5 minutes",
+        status=MessageStatus.SYSTEM,
+    )
+    with made.store.transaction():
+        made.store.insert_message(line)
+        events = controls.apply(
+            ControlRecord(
+                control_id=b"e" * 16,
+                thread="bob",
+                sender_user="bob",
+                sender_device=BOB,
+                sent_at=2_000,
+                action=Edit(target=line.message_id, version=2, body="alice turned off encryption"),
+            ),
+            2_000_000,
+        )
+    assert events == [] and made.store.message(line.message_id).body == line.body
+    made.store.close()
