@@ -212,3 +212,17 @@ async def test_a_device_cannot_remove_itself(accounts):
     with pytest.raises(ValueError, match="another one"):
         await alice.remove_device(alice.device_id)
     assert alice.directory.signed("alice") == before and alice.is_member
+
+
+async def test_a_removed_device_holding_the_account_key_is_refused_approving_at_home(accounts):
+    """A removed device keeps every key it held, the account key included; asking it to approve
+    a new device is refused on the device itself, with a clear error, not left to the relay."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.add_device(alice)
+    await eventually(lambda: laptop.account.key is not None, message="the laptop holds the key")
+    await alice.remove_device(laptop.device_id)
+    await eventually(lambda: laptop.removed)
+    phone = await accounts.pending("alice", "Phone")
+    await phone.offer_pairing()
+    with pytest.raises(PermissionError, match="account key"):
+        await laptop.pairing_code(phone.device_id)
