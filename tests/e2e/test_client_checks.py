@@ -10,14 +10,15 @@ import pytest
 from client.core import controls as controls_module  # where a control is encoded
 from client.core import outbox as outbox_module  # where a sent message is encoded
 from client.core.events import DeviceListRefused, MessageStatus
+from client.core.link import RelayError
 from relay import login
 from relay.handlers import HANDLERS
 from shared import wire
-from shared.device_list import first_device_list
+from shared.device_list import first_device_list, next_device_list
 from shared.envelope import Receipt
 from shared.identity import SigningKey, device_id_for
 from shared.session import new_x3dh_state
-from tests.conftest import eventually
+from tests.conftest import approve, eventually
 
 
 def _addressed_to_self(encode, user: str):
@@ -226,3 +227,35 @@ async def test_a_removed_device_holding_the_account_key_is_refused_approving_at_
     await phone.offer_pairing()
     with pytest.raises(PermissionError, match="account key"):
         await laptop.pairing_code(phone.device_id)
+
+
+async def test_a_device_that_another_account_s_list_holds_is_not_taken_into_ones_own(
+    accounts, monkeypatch
+):
+    """The relay shows Alice a list of Mallory's (signed by Mallory's own keys) that names the
+    laptop Alice is about to approve: when Alice then publishes her own list with it, her own
+    device refuses that list, and says so, rather than take a device another account claims."""
+    alice = await accounts.create("alice")
+    mallory = await accounts.create("mallory")
+    laptop = await accounts.pending("alice", "Laptop")
+    held = alice.directory.known("mallory") or await alice.directory.refresh("mallory")
+    claimed = next_device_list(
+        mallory.account.key,
+        mallory.context.profile.sign_key,
+        held,
+        alice.directory.signed("mallory"),
+        add=laptop.account_devices.own_entry(),
+    )
+    forward = HANDLERS[wire.FetchDeviceList]
+
+    async def mallorys_claim(session, frame):
+        answer = await forward(session, frame)
+        if frame.username != "mallory" or not isinstance(answer, wire.DeviceListReply):
+            return answer
+        return msgspec.structs.replace(answer, signed_list=claimed, between=[])
+
+    monkeypatch.setitem(HANDLERS, wire.FetchDeviceList, mallorys_claim)
+    assert laptop.device_id in (await alice.directory.refresh("mallory")).device_ids
+    with pytest.raises(RelayError, match="did not verify"):
+        await approve(alice, laptop)
+    assert laptop.device_id not in alice.directory.known("alice").device_ids
