@@ -16,6 +16,7 @@ from relay.handlers import HANDLERS
 from shared import wire
 from shared.device_list import first_device_list, next_device_list
 from shared.envelope import Receipt
+from shared.group import AskChanges
 from shared.identity import SigningKey, device_id_for
 from shared.session import new_x3dh_state
 from tests.conftest import approve, eventually
@@ -259,3 +260,23 @@ async def test_a_device_that_another_account_s_list_holds_is_not_taken_into_ones
     with pytest.raises(RelayError, match="did not verify"):
         await approve(alice, laptop)
     assert laptop.device_id not in alice.directory.known("alice").device_ids
+
+
+async def test_a_group_s_membership_goes_only_to_members_who_ask(accounts):
+    """Anyone Alice has a session with can ask her for a group's changes: only a member (or
+    one the changes name) is answered, so a stranger learns neither its name nor its members."""
+    alice = await accounts.create("alice")
+    await accounts.create("bob")
+    mallory = await accounts.create("mallory")
+    state = await alice.groups.create("Climbing", ["bob"])
+    await alice.send_text("mallory", "hi")  # a session between them
+    await eventually(lambda: [m.body for m in mallory.messages("alice")] == ["hi"])
+    with mallory._store.transaction():
+        mallory.groups.enqueue(["alice"], AskChanges(group_id=state.group_id, seq=0))
+    mallory.context.outbox_wake.set()
+    await mallory.send_text("alice", "after my question")
+    await eventually(lambda: "after my question" in [m.body for m in alice.messages("mallory")])
+    await alice.send_text("mallory", "after her question")  # leaves after any answer
+    await eventually(lambda: "after her question" in [m.body for m in mallory.messages("alice")])
+    assert mallory.groups.state(state.thread) is None
+    assert mallory._store.group(state.group_id) is None
