@@ -280,3 +280,27 @@ async def test_a_group_s_membership_goes_only_to_members_who_ask(accounts):
     await eventually(lambda: "after her question" in [m.body for m in mallory.messages("alice")])
     assert mallory.groups.state(state.thread) is None
     assert mallory._store.group(state.group_id) is None
+
+
+async def test_a_grant_that_does_not_open_does_not_stop_the_epochs_around_it(accounts, monkeypatch):
+    """The relay hands the laptop a grant that does not open for the newest epoch: the laptop
+    still takes the verified chain (that epoch without its root; the log says why), rather than
+    refuse every epoch for one grant."""
+    alice = await accounts.create("alice")
+    laptop = await accounts.add_device(alice)
+    forward = HANDLERS[wire.FetchEpochs]
+
+    async def junk_grant(session, frame):
+        answer = await forward(session, frame)
+        if session.device_id != laptop.device_id or not isinstance(answer, wire.Epochs):
+            return answer
+        epochs = [
+            msgspec.structs.replace(e, grant=b"not a grant" * 8) if e.grant else e
+            for e in answer.epochs
+        ]
+        return msgspec.structs.replace(answer, epochs=epochs)
+
+    monkeypatch.setitem(HANDLERS, wire.FetchEpochs, junk_grant)
+    await accounts.add_device(alice, "Phone")  # a new epoch for the new list
+    newest = alice.epochs.latest_seq()
+    await eventually(lambda: laptop.epochs.latest_seq() == newest, message="the laptop takes it")
