@@ -304,3 +304,16 @@ async def test_a_grant_that_does_not_open_does_not_stop_the_epochs_around_it(acc
     await accounts.add_device(alice, "Phone")  # a new epoch for the new list
     newest = alice.epochs.latest_seq()
     await eventually(lambda: laptop.epochs.latest_seq() == newest, message="the laptop takes it")
+
+
+async def test_a_missing_membership_change_is_asked_for_once_per_gap(accounts):
+    """Every group message sent for a membership this device does not hold yet would ask again;
+    one question (and one line saying so) per gap is enough."""
+    alice = await accounts.create("alice")
+    await accounts.create("bob")
+    state = await alice.groups.create("Climbing", ["bob"])
+    for _ in range(2):  # two messages from bob ahead of the membership held here
+        with alice._store.transaction():
+            alice.groups.ask_missing(state.group_id, state, "bob")
+    asked = "a membership change has not arrived; asked bob for it"
+    assert [m.body for m in alice.messages(state.thread)].count(asked) == 1
