@@ -16,7 +16,7 @@ from relay.handlers import HANDLERS
 from shared import wire
 from shared.device_list import first_device_list, next_device_list
 from shared.envelope import Receipt
-from shared.group import AskChanges
+from shared.group import AskChanges, Changes, next_change, sign_change
 from shared.identity import SigningKey, device_id_for
 from shared.session import new_x3dh_state
 from tests.conftest import approve, eventually
@@ -317,3 +317,24 @@ async def test_a_missing_membership_change_is_asked_for_once_per_gap(accounts):
             alice.groups.ask_missing(state.group_id, state, "bob")
     asked = "a membership change has not arrived; asked bob for it"
     assert [m.body for m in alice.messages(state.thread)].count(asked) == 1
+
+
+async def test_a_member_sending_another_history_of_the_group_is_called_out(accounts):
+    """Bob sends Alice a change numbered like one she holds but different (another history of
+    the group): nothing changes, and the conversation says Bob contradicted it."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    state = await alice.groups.create("Climbing", ["bob"])
+    await eventually(lambda: bob.groups.state(state.thread) is not None)
+    other = sign_change(
+        bob.profile.sign_key,
+        next_change(None, state.group_id, "bob", bob.device_id, "create", ("alice", "bob"), "Mine"),
+    )
+    with bob._store.transaction():
+        bob.groups.enqueue(["alice"], Changes(group_id=state.group_id, changes=[other]))
+    bob.context.outbox_wake.set()
+    await eventually(
+        lambda: any("contradicts" in m.body for m in alice.messages(state.thread)),
+        message="alice says bob contradicted the group's history",
+    )
+    assert alice.groups.state(state.thread) == state
