@@ -16,7 +16,7 @@ from relay.handlers import HANDLERS
 from shared import wire
 from shared.device_list import first_device_list, next_device_list
 from shared.envelope import Receipt
-from shared.group import AskChanges, Changes, next_change, sign_change
+from shared.group import AskChanges, Changes, SenderKey, next_change, sign_change
 from shared.identity import SigningKey, device_id_for
 from shared.session import new_x3dh_state
 from tests.conftest import approve, eventually
@@ -338,3 +338,35 @@ async def test_a_member_sending_another_history_of_the_group_is_called_out(accou
         message="alice says bob contradicted the group's history",
     )
     assert alice.groups.state(state.thread) == state
+
+
+async def test_a_member_device_is_refused_a_restore(accounts):
+    """Restoring joins a device to its account with the code; a device already a member is
+    refused (it would open a new epoch for nothing), with a clear error and nothing changed."""
+    alice = await accounts.create("alice")
+    code = await alice.setup_recovery()
+    before = alice.epochs.latest_seq()
+    with pytest.raises(PermissionError, match="already a member"):
+        await alice.restore(code=code)
+    assert alice.epochs.latest_seq() == before
+
+
+async def test_a_sender_key_held_here_is_not_replaced_by_its_distribution_again(accounts):
+    """A member gives its sender key again (at another iteration, with another chain): the key
+    held here under that id only moves forward, so spent iterations never open again."""
+    alice = await accounts.create("alice")
+    bob = await accounts.create("bob")
+    state = await alice.groups.create("Climbing", ["bob"])
+    await eventually(lambda: bob.groups.state(state.thread) is not None)
+    await bob.send_text(state.thread, "first")
+    await eventually(lambda: "first" in [m.body for m in alice.messages(state.thread)])
+    own, _ = bob._store.own_sender_key(state.group_id)
+    held = alice._store.peer_sender_key(state.group_id, "bob", bob.device_id, own.key_id)
+    assert held is not None and held.iteration == 1
+    again = msgspec.structs.replace(own, iteration=0, chain_key=bytes(32)).distribution()
+    with bob._store.transaction():
+        bob.groups.enqueue(["alice"], SenderKey(group_id=state.group_id, distribution=again))
+    await bob.send_text("alice", "after the key")  # leaves after it
+    await eventually(lambda: "after the key" in [m.body for m in alice.messages("bob")])
+    kept = alice._store.peer_sender_key(state.group_id, "bob", bob.device_id, own.key_id)
+    assert kept == held
