@@ -101,7 +101,7 @@ async def test_a_batch_cut_short_by_the_relay_going_away_is_left_for_redelivery(
     assert placeholder.status is MessageStatus.UNDECRYPTABLE
 
 
-async def test_a_message_stored_or_tombstoned_here_is_never_shown_again(tmp_path):
+async def test_a_message_stored_or_deleted_here_is_never_shown_again(tmp_path):
     """A second copy of a message (offered again by its sender) is refused by the store, and
     with it nothing is shown: no second MessageReceived, and none at all for a message deleted
     here, whose text would otherwise reach the screen again."""

@@ -216,9 +216,10 @@ async def test_a_device_cannot_remove_itself(accounts):
     assert alice.directory.signed("alice") == before and alice.is_member
 
 
-async def test_a_removed_device_holding_the_account_key_is_refused_approving_at_home(accounts):
+async def test_a_removed_device_holding_the_account_key_is_refused_on_the_device(accounts):
     """A removed device keeps every key it held, the account key included; asking it to approve
-    a new device is refused on the device itself, with a clear error, not left to the relay."""
+    a new device or to set up a recovery code is refused on the device itself, with a clear
+    error, not left to the relay."""
     alice = await accounts.create("alice")
     laptop = await accounts.add_device(alice)
     await eventually(lambda: laptop.account.key is not None, message="the laptop holds the key")
@@ -228,6 +229,8 @@ async def test_a_removed_device_holding_the_account_key_is_refused_approving_at_
     await phone.offer_pairing()
     with pytest.raises(PermissionError, match="account key"):
         await laptop.pairing_code(phone.device_id)
+    with pytest.raises(PermissionError, match="full member"):
+        await laptop.setup_recovery()
 
 
 async def test_a_device_that_another_account_s_list_holds_is_not_taken_into_ones_own(
