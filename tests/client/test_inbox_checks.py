@@ -11,6 +11,7 @@ import pytest
 from client.core.arrival import Outcome, store_arrival
 from client.core.controls import Controls
 from client.core.events import MessageStatus, StoredMessage
+from client.core.mailbox import _by_frame
 from client.core.store_processed import envelope_digest
 from shared import wire
 from shared.envelope import (
@@ -154,3 +155,20 @@ def test_a_receipt_never_takes_a_message_back_to_a_lower_state(tmp_path):
             made.inbox._apply(deliver, receipt, {}, [])  # what the inbox does with an opened one
     assert made.store.message(sent.message_id).status is MessageStatus.READ
     made.store.close()
+
+
+def test_mailbox_items_leave_in_frames_the_relay_accepts():
+    """Items to save go in frames of at most MAILBOX_PAGE_BYTES sealed bytes (a frame above
+    the relay's limit would be refused whole): all of them, in order."""
+    sizes = [100_000, 150_000, 134_000, 1, 200_000, 384 * 1024, 28]
+    items = [
+        wire.MailboxItem(
+            thread_id=b"t" * 16, message_id=bytes([n]) * 16, ts=n, epoch=1, sealed=b"s" * size
+        )
+        for n, size in enumerate(sizes)
+    ]
+    frames = _by_frame(items)
+    assert [item for frame in frames for item in frame] == items
+    assert all(frame for frame in frames)
+    assert all(sum(len(i.sealed) for i in frame) <= wire.MAILBOX_PAGE_BYTES for frame in frames)
+    assert [len(frame) for frame in frames] == [4, 1, 1, 1]
