@@ -14,8 +14,10 @@ from client.core.link import RelayError
 from relay import login
 from relay.handlers import HANDLERS
 from shared import wire
+from shared.boxes import StorageKey
 from shared.device_list import first_device_list, next_device_list
 from shared.envelope import Receipt
+from shared.errors import VerificationError
 from shared.group import AskChanges, Changes, SenderKey, next_change, sign_change
 from shared.identity import SigningKey, device_id_for
 from shared.session import new_x3dh_state
@@ -373,3 +375,28 @@ async def test_a_sender_key_held_here_is_not_replaced_by_its_distribution_again(
     await eventually(lambda: "after the key" in [m.body for m in alice.messages("bob")])
     kept = alice._store.peer_sender_key(state.group_id, "bob", bob.device_id, own.key_id)
     assert kept == held
+
+
+async def test_a_relay_presenting_another_vault_key_gets_no_pin_request(accounts, monkeypatch):
+    """The vault's key is pinned on first use: a relay that later presents a key of its own
+    (to open what the device seals to the vault: the PIN's verifier and wrapped code) is
+    refused before anything is sealed to it."""
+    alice = await accounts.create("alice")
+    await alice.setup_recovery(pin="2468")
+    sealed_to: list[wire.VaultCall] = []
+    relays_key = StorageKey.generate().public
+
+    async def relays_vault_key(session, frame):
+        return wire.VaultKey(rid=frame.rid, public=relays_key)
+
+    forward = HANDLERS[wire.VaultCall]
+
+    async def watch(session, frame):
+        sealed_to.append(frame)
+        return await forward(session, frame)
+
+    monkeypatch.setitem(HANDLERS, wire.FetchVaultKey, relays_vault_key)
+    monkeypatch.setitem(HANDLERS, wire.VaultCall, watch)
+    with pytest.raises(VerificationError, match="different vault key"):
+        await alice.setup_recovery(pin="1357")
+    assert sealed_to == []
