@@ -4,16 +4,20 @@ when its check is taken out."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 
 import msgspec
 import pytest
 
 from client.core.arrival import Outcome, store_arrival
+from client.core.blob_transfer import fetch
 from client.core.controls import Controls
 from client.core.events import MessageStatus, StoredMessage
 from client.core.mailbox import _by_frame
 from client.core.store_processed import envelope_digest
 from shared import wire
+from shared.attachment import AttachmentPointer, blob_size
 from shared.envelope import (
     Origin,
     Receipt,
@@ -172,3 +176,34 @@ def test_mailbox_items_leave_in_frames_the_relay_accepts():
     assert all(frame for frame in frames)
     assert all(sum(len(i.sealed) for i in frame) <= wire.MAILBOX_PAGE_BYTES for frame in frames)
     assert [len(frame) for frame in frames] == [4, 1, 1, 1]
+
+
+async def test_a_partial_download_longer_than_the_blob_is_started_again(tmp_path):
+    """A partial download on disk longer than the sender's blob (not one this device wrote)
+    is not resumed from: it is dropped and the whole blob fetched again."""
+    size = 3 * wire.BLOB_FRAME + 10
+    ciphertext = os.urandom(blob_size(size))
+    pointer = AttachmentPointer(
+        blob_id=b"b" * 16,
+        capability=bytes(32),
+        key=bytes(32),
+        digest=hashlib.sha256(ciphertext).digest(),
+        blob_size=len(ciphertext),
+        size=size,
+        content_type="application/octet-stream",
+        name="file",
+    )
+    relay = FakeRelay()
+    relay.answer(
+        wire.FetchBlob,
+        lambda f: wire.BlobChunk(
+            rid=0,
+            blob_id=f.blob_id,
+            offset=f.offset,
+            data=ciphertext[f.offset : f.offset + f.length],
+        ),
+    )
+    blob = tmp_path / "partial"
+    blob.write_bytes(os.urandom(len(ciphertext) + 5))
+    await fetch(relay, pointer, blob, None)
+    assert blob.read_bytes() == ciphertext
