@@ -4,12 +4,14 @@ the misbehaving device is played by rewriting what a real client encodes."""
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
 import pytest
 
 from client.core import controls as controls_module  # where a control is encoded
 from client.core import outbox as outbox_module  # where a sent message is encoded
-from client.core.events import DeviceListRefused, MessageStatus
+from client.core.events import DeviceListRefused, MessageStatus, PairingRejected
 from client.core.link import RelayError
 from relay import login
 from relay.handlers import HANDLERS
@@ -20,8 +22,10 @@ from shared.envelope import Receipt
 from shared.errors import VerificationError
 from shared.group import AskChanges, Changes, SenderKey, next_change, sign_change
 from shared.identity import SigningKey, device_id_for
+from shared.pairing import Outcome
 from shared.session import new_x3dh_state
 from tests.conftest import approve, eventually
+from tests.e2e.test_pairing import inject
 
 
 def _addressed_to_self(encode, user: str):
@@ -400,3 +404,16 @@ async def test_a_relay_presenting_another_vault_key_gets_no_pin_request(accounts
     with pytest.raises(VerificationError, match="different vault key"):
         await alice.setup_recovery(pin="1357")
     assert sealed_to == []
+
+
+async def test_a_rejection_for_no_open_request_is_ignored(accounts, relay, caplog):
+    """The relay pushes "rejected" to a new device that has no request open: it is ignored (and
+    logged), not shown as a rejection of a request the user never made."""
+    caplog.set_level(logging.INFO, logger="ariadne.client.pairing")
+    alice = await accounts.create("alice")
+    laptop = await accounts.pending("alice", "Laptop")
+    rejected: list[PairingRejected] = []
+    laptop.add_listener(lambda e: rejected.append(e) if isinstance(e, PairingRejected) else None)
+    inject(relay, laptop.device_id, alice.device_id, Outcome(session=bytes(16), approved=False))
+    await eventually(lambda: "ignored an unexpected pairing message" in caplog.text)
+    assert rejected == []
