@@ -270,8 +270,7 @@ def _rules(state: GroupState | None, change: GroupChange) -> tuple[set[str], set
             raise VerificationError("a group is created once")
         if change.author_user not in users or change.name is None:
             raise VerificationError("a new group names its creator and a name")
-        if len(users) > MAX_MEMBERS:
-            raise VerificationError(f"a group has at most {MAX_MEMBERS} members")
+        # (No more than MAX_MEMBERS users: a change naming more does not decode.)
         return users, {change.author_user}, change.name
     if state is None:
         raise VerificationError("the group's first change must create it")
