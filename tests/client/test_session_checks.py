@@ -10,7 +10,7 @@ from client.core.events import MessageStatus, StoredMessage
 from client.core.sessions import KEEP_SESSIONS_PER_DEVICE, SessionBook
 from client.core.storage import ProfileStore
 from client.core.store_controls import SAVED
-from shared.controls import ControlRecord, DeleteForMe, Edit, React, SetTimer
+from shared.controls import Action, ControlRecord, DeleteForMe, Edit, React, SetTimer
 from shared.device_list import DeviceEntry
 from shared.errors import DuplicateMessage
 from shared.mailbox import SavedMessage
@@ -38,6 +38,43 @@ def _book(store: ProfileStore, username: str, device_id: str, pre_keys: int = 2)
     x3dh.generate_pre_keys(pre_keys)
     store.put("x3dh_state", dump_x3dh_state(x3dh))
     return SessionBook(store, x3dh, (username, device_id)), x3dh
+
+
+def _message(
+    key: bytes,
+    body: str,
+    status: MessageStatus,
+    *,
+    thread: str = "bob",
+    sender: str = "bob",
+    sent_at: int = 1,
+) -> StoredMessage:
+    """A stored message of ``thread``, its relay time ``sent_at`` seconds on (no sender: a line
+    that did not open)."""
+    return StoredMessage(
+        message_id=key * 16,
+        thread=thread,
+        sender_user=sender,
+        sender_device=BOB if sender else "",
+        sent_at=sent_at,
+        server_ts=sent_at * 1000,
+        body=body,
+        status=status,
+    )
+
+
+def _control(
+    key: bytes, action: Action, sent_at: int, *, sender: str = "bob", device: str = BOB
+) -> ControlRecord:
+    """A control of the conversation with Bob, made by ``sender``'s ``device``."""
+    return ControlRecord(
+        control_id=key * 16,
+        thread="bob",
+        sender_user=sender,
+        sender_device=device,
+        sent_at=sent_at,
+        action=action,
+    )
 
 
 def _bundle(x3dh, device_id: str) -> PreKeyBundle:  # type: ignore[no-untyped-def]
@@ -95,16 +132,7 @@ def test_a_saved_control_that_does_not_decode_does_not_stop_the_page(tmp_path):
     the epoch's root) skips that record; the messages beside it are kept."""
     made = engine(tmp_path, FakeRelay())
     controls = Controls(made.context)
-    message = StoredMessage(
-        message_id=b"m" * 16,
-        thread="bob",
-        sender_user="bob",
-        sender_device=BOB,
-        sent_at=1,
-        server_ts=1000,
-        body="kept",
-        status=MessageStatus.READ,
-    )
+    message = _message(b"m", "kept", MessageStatus.READ)
     junk = SavedMessage("bob", "bob", BOB, 1, 1000, "", control=b"not a control")
     plain = SavedMessage("bob", "bob", BOB, 1, 1000, "kept")
     opened = [(message, junk), (message, plain)]
@@ -120,24 +148,8 @@ def test_a_control_is_applied_once_and_a_replay_is_not_saved_again(tmp_path):
     the mailbox is not marked to be saved again."""
     made = engine(tmp_path, FakeRelay())
     controls = Controls(made.context)
-    message = StoredMessage(
-        message_id=b"m" * 16,
-        thread="bob",
-        sender_user="bob",
-        sender_device=BOB,
-        sent_at=1_000,
-        server_ts=1_000_000,
-        body="first words",
-        status=MessageStatus.RECEIVED,
-    )
-    edit = ControlRecord(
-        control_id=b"c" * 16,
-        thread="bob",
-        sender_user="bob",
-        sender_device=BOB,
-        sent_at=2_000,
-        action=Edit(target=message.message_id, version=2, body="second words"),
-    )
+    message = _message(b"m", "first words", MessageStatus.RECEIVED, sent_at=1_000)
+    edit = _control(b"c", Edit(target=message.message_id, version=2, body="second words"), 2_000)
     with made.store.transaction():
         made.store.insert_message(message)
         assert controls.apply(edit, 2_000_000) != []
@@ -154,19 +166,12 @@ def test_a_timer_setting_that_arrives_after_a_newer_one_does_not_win(tmp_path):
     made = engine(tmp_path, FakeRelay())
     controls = Controls(made.context)
 
-    def setting(control_id: bytes, seconds: int, seq: int) -> ControlRecord:
-        return ControlRecord(
-            control_id=control_id,
-            thread="bob",
-            sender_user="bob",
-            sender_device=BOB,
-            sent_at=seq,
-            action=SetTimer(seconds=seconds, seq=seq),
-        )
+    def setting(key: bytes, seconds: int, seq: int) -> ControlRecord:
+        return _control(key, SetTimer(seconds=seconds, seq=seq), seq)
 
     with made.store.transaction():
-        controls.apply(setting(b"n" * 16, 3600, 2), 2_000)
-        controls.apply(setting(b"o" * 16, 300, 1), 3_000)  # older, arriving later
+        controls.apply(setting(b"n", 3600, 2), 2_000)
+        controls.apply(setting(b"o", 300, 1), 3_000)  # older, arriving later
     assert made.store.timer("bob").seconds == 3600
     made.store.close()
 
@@ -178,31 +183,13 @@ def test_a_deletion_removes_only_messages_of_its_own_conversation(tmp_path):
     controls = Controls(made.context)
 
     def message(key: bytes, thread: str) -> StoredMessage:
-        return StoredMessage(
-            message_id=key * 16,
-            thread=thread,
-            sender_user=thread,
-            sender_device=BOB,
-            sent_at=1,
-            server_ts=1_000,
-            body=f"to {thread}",
-            status=MessageStatus.RECEIVED,
-        )
+        return _message(key, f"to {thread}", MessageStatus.RECEIVED, thread=thread, sender=thread)
 
     with made.store.transaction():
         made.store.insert_message(message(b"b", "bob"))
         made.store.insert_message(message(b"c", "carol"))
-        controls.apply(
-            ControlRecord(
-                control_id=b"d" * 16,
-                thread="bob",
-                sender_user="alice",
-                sender_device="a" * 16,
-                sent_at=2,
-                action=DeleteForMe(targets=[b"b" * 16, b"c" * 16]),
-            ),
-            2_000,
-        )
+        deletion = DeleteForMe(targets=[b"b" * 16, b"c" * 16])
+        controls.apply(_control(b"d", deletion, 2, sender="alice", device=ALICE), 2_000)
     assert made.store.thread_messages("bob") == []
     assert [m.body for m in made.store.thread_messages("carol")] == ["to carol"]
     made.store.close()
@@ -213,29 +200,11 @@ def test_a_reaction_to_a_message_that_could_not_be_opened_is_dropped(tmp_path):
     naming it (a reaction, which either party may make) changes nothing on it."""
     made = engine(tmp_path, FakeRelay())
     controls = Controls(made.context)
-    placeholder = StoredMessage(
-        message_id=b"u" * 16,
-        thread="bob",
-        sender_user="",
-        sender_device="",
-        sent_at=1,
-        server_ts=1_000,
-        body="",
-        status=MessageStatus.UNDECRYPTABLE,
-    )
+    placeholder = _message(b"u", "", MessageStatus.UNDECRYPTABLE, sender="")
     with made.store.transaction():
         made.store.insert_message(placeholder)
-        events = controls.apply(
-            ControlRecord(
-                control_id=b"r" * 16,
-                thread="bob",
-                sender_user="bob",
-                sender_device=BOB,
-                sent_at=2,
-                action=React(target=placeholder.message_id, emoji="👍", seq=1),
-            ),
-            2_000,
-        )
+        reaction = React(target=placeholder.message_id, emoji="👍", seq=1)
+        events = controls.apply(_control(b"r", reaction, 2), 2_000)
     assert events == [] and made.store.reaction(placeholder.message_id, "bob") is None
     made.store.close()
 
@@ -245,28 +214,11 @@ def test_a_line_about_the_conversation_cannot_be_edited_by_the_contact_it_names(
     words: an edit from Bob naming it does not put his words there."""
     made = engine(tmp_path, FakeRelay())
     controls = Controls(made.context)
-    line = StoredMessage(
-        message_id=b"t" * 16,
-        thread="bob",
-        sender_user="bob",
-        sender_device=BOB,
-        sent_at=1_000,
-        server_ts=1_000_000,
-        body="bob set disappearing messages to 5 minutes",
-        status=MessageStatus.SYSTEM,
-    )
+    body = "bob set disappearing messages to 5 minutes"
+    line = _message(b"t", body, MessageStatus.SYSTEM, sent_at=1_000)
     with made.store.transaction():
         made.store.insert_message(line)
-        events = controls.apply(
-            ControlRecord(
-                control_id=b"e" * 16,
-                thread="bob",
-                sender_user="bob",
-                sender_device=BOB,
-                sent_at=2_000,
-                action=Edit(target=line.message_id, version=2, body="alice turned off encryption"),
-            ),
-            2_000_000,
-        )
+        edit = Edit(target=line.message_id, version=2, body="alice turned off encryption")
+        events = controls.apply(_control(b"e", edit, 2_000), 2_000_000)
     assert events == [] and made.store.message(line.message_id).body == line.body
     made.store.close()
