@@ -26,9 +26,9 @@ def device(device_id: str, identity_key: bytes) -> DeviceEntry:
     )
 
 
-def book(store: ProfileStore, username: str, device_id: str):  # type: ignore[no-untyped-def]
+def book(store: ProfileStore, username: str, device_id: str, pre_keys: int = 2):  # type: ignore[no-untyped-def]
     x3dh = new_x3dh_state()
-    x3dh.generate_pre_keys(2)
+    x3dh.generate_pre_keys(pre_keys)
     store.put("x3dh_state", dump_x3dh_state(x3dh))
     return SessionBook(store, x3dh, (username, device_id)), x3dh
 

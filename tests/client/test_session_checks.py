@@ -7,37 +7,16 @@ import pytest
 
 from client.core.controls import Controls
 from client.core.events import MessageStatus, StoredMessage
-from client.core.sessions import KEEP_SESSIONS_PER_DEVICE, SessionBook
+from client.core.sessions import KEEP_SESSIONS_PER_DEVICE
 from client.core.storage import ProfileStore
 from client.core.store_controls import SAVED
 from shared.controls import Action, ControlRecord, DeleteForMe, Edit, React, SetTimer
-from shared.device_list import DeviceEntry
 from shared.errors import DuplicateMessage
 from shared.mailbox import SavedMessage
-from shared.session import dump_x3dh_state, new_x3dh_state
 from shared.wire import PreKeyBundle
 from tests.client.engine import engine
 from tests.client.fake_relay import FakeRelay
-
-ALICE, BOB = "a" * 16, "b" * 16
-
-
-def _device(device_id: str, identity_key: bytes) -> DeviceEntry:
-    return DeviceEntry(
-        device_id=device_id,
-        name="Desktop",
-        sign_public=bytes(32),
-        identity_key=identity_key,
-        storage_key=bytes(32),
-        added_at=0,
-    )
-
-
-def _book(store: ProfileStore, username: str, device_id: str, pre_keys: int = 2):  # type: ignore[no-untyped-def]
-    x3dh = new_x3dh_state()
-    x3dh.generate_pre_keys(pre_keys)
-    store.put("x3dh_state", dump_x3dh_state(x3dh))
-    return SessionBook(store, x3dh, (username, device_id)), x3dh
+from tests.client.test_session_book import ALICE, BOB, book, device
 
 
 def _message(
@@ -91,16 +70,16 @@ def _bundle(x3dh, device_id: str) -> PreKeyBundle:  # type: ignore[no-untyped-de
 async def test_an_envelope_decrypted_before_is_a_duplicate_not_undecryptable(tmp_path):
     """The inbox drops a duplicate silently (a relay replaying it, re-encoded so its digest is
     new, gets no "couldn't decrypt" line shown): the book says duplicate, whichever session."""
-    alice, alice_x3dh = _book(ProfileStore(tmp_path / "alice"), "alice", ALICE)
-    bob, bob_x3dh = _book(ProfileStore(tmp_path / "bob"), "bob", BOB)
-    bob_device = _device(BOB, bob_x3dh.bundle.identity_key)
+    alice, alice_x3dh = book(ProfileStore(tmp_path / "alice"), "alice", ALICE)
+    bob, bob_x3dh = book(ProfileStore(tmp_path / "bob"), "bob", BOB)
+    bob_device = device(BOB, bob_x3dh.bundle.identity_key)
     first = await bob.start(
-        "alice", _device(ALICE, alice_x3dh.bundle.identity_key), _bundle(alice_x3dh, ALICE), b"one"
+        "alice", device(ALICE, alice_x3dh.bundle.identity_key), _bundle(alice_x3dh, ALICE), b"one"
     )
     assert await alice.decrypt("bob", bob_device, first) == b"one"
     await bob.decrypt(
         "alice",
-        _device(ALICE, alice_x3dh.bundle.identity_key),
+        device(ALICE, alice_x3dh.bundle.identity_key),
         await alice.encrypt(("bob", BOB), b"ok"),
     )
     second = await bob.encrypt(("alice", ALICE), b"two")
@@ -110,14 +89,14 @@ async def test_an_envelope_decrypted_before_is_a_duplicate_not_undecryptable(tmp
         await alice.decrypt("bob", bob_device, second)
 
 
-async def test_no_more_than_a_few_sessions_are_kept_per_peer_device(tmp_path):
+async def test_no_more_than_a_few_sessions_are_kept_per_peerdevice(tmp_path):
     """Each session start from a peer device adds a session; only the newest few are kept, in
     memory and in the profile (a peer, or a relay replaying its starts, cannot grow it)."""
     alice_store = ProfileStore(tmp_path / "alice")
-    alice, alice_x3dh = _book(alice_store, "alice", ALICE, pre_keys=KEEP_SESSIONS_PER_DEVICE + 2)
-    bob, bob_x3dh = _book(ProfileStore(tmp_path / "bob"), "bob", BOB)
-    alice_device = _device(ALICE, alice_x3dh.bundle.identity_key)
-    bob_device = _device(BOB, bob_x3dh.bundle.identity_key)
+    alice, alice_x3dh = book(alice_store, "alice", ALICE, pre_keys=KEEP_SESSIONS_PER_DEVICE + 2)
+    bob, bob_x3dh = book(ProfileStore(tmp_path / "bob"), "bob", BOB)
+    alice_device = device(ALICE, alice_x3dh.bundle.identity_key)
+    bob_device = device(BOB, bob_x3dh.bundle.identity_key)
     for n in range(KEEP_SESSIONS_PER_DEVICE + 2):
         bob.forget(("alice", ALICE))  # bob starts afresh each time
         start = await bob.start("alice", alice_device, _bundle(alice_x3dh, ALICE), b"%d" % n)
